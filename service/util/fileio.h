@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <sys/types.h>
+
+#include "macros.h"
+
+/* Write data to path durably and atomically: a temporary file "<path>~XXXXXX" in the same
+ * directory, fchmod(mode), fsync, rename over path, fsync of the directory. A crash at any
+ * instant leaves either the old or the new file. Returns 0 or -errno. */
+int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode);
+/* Reads a whole file (NUL-terminated, length in *ret_len if non-NULL). */
+int read_file(const char *path, char **ret, size_t *ret_len);
+/* mkdir -p with the given mode. */
+int mkdir_p(const char *path, mode_t mode);
