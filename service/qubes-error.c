@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "qubes-error.h"
 
+#include <execinfo.h>
 #include <stdarg.h>
 
 #include "util/strbuf.h"
@@ -70,11 +71,34 @@ bool qubes_error_is_permission(QubesErrorCode code) {
                 code == QERR_NOT_AUTHORIZED_CAN_OBTAIN || code == QERR_NOT_AUTHORIZED_DISMISSED;
 }
 
+static bool debug_tracebacks = false;
+
+void qerror_set_debug(bool b) {
+        debug_tracebacks = b;
+}
+
+static char *capture_traceback(void) {
+        void *frames[32];
+        int n = backtrace(frames, ELEMENTSOF(frames));
+        _cleanup_free_ char **symbols = backtrace_symbols(frames, n);
+        _cleanup_strbuf_ StrBuf b = {};
+
+        if (!symbols)
+                return NULL;
+        strbuf_append(&b, "Traceback (most recent call first):\n");
+        /* frame 0 and 1 are this function and qerror_setv */
+        for (int i = 2; i < n; i++)
+                strbuf_printf(&b, "  %s\n", symbols[i]);
+        return strbuf_steal(&b);
+}
+
 int qerror_setv(QError *e, QubesErrorCode code, const char *format, const char *const *fields, size_t n) {
         if (!e)
                 return -EINVAL;
         qerror_done(e);
         e->code = code;
+        if (debug_tracebacks)
+                e->traceback = capture_traceback();
         e->format = strdup(format);
         e->fields = calloc(n + 1, sizeof(char *));
         if (!e->format || !e->fields) {
@@ -112,6 +136,7 @@ void qerror_done(QError *e) {
                 return;
         free(e->format);
         strv_free(e->fields);
+        free(e->traceback);
         *e = (QError) {};
 }
 

@@ -74,7 +74,11 @@ typedef struct QError {
         QubesErrorCode code;
         char *format;
         char **fields;
+        char *traceback; /* with qerror_set_debug(true): where the error was raised (C backtrace) */
 } QError;
+
+/* --debug: record a C backtrace in every error set from now on. */
+void qerror_set_debug(bool b);
 
 /* Sets *e (if e is non-NULL) from a format whose every "%s" consumes one const char* argument
  * (NULL is rendered as "None"). Returns -EINVAL so callers can "return qerror_set(...)". */

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "manager.h"
+
+/* Kinds of operation; each becomes one polkit action (org.qubes_os.admin.<kind>) with the
+ * authorization issue. */
+typedef enum AuthAction {
+        AUTH_READ,
+        AUTH_LIFECYCLE,
+        AUTH_CHANGE,
+        AUTH_CREATE_REMOVE,
+        AUTH_STORAGE,
+        AUTH_DEVICES,
+        AUTH_FIREWALL,
+        AUTH_BACKUP,
+        AUTH_POLICY,
+        _AUTH_ACTION_MAX,
+} AuthAction;
+
+/* The one authorization gate every method goes through: may the sender of msg do action on d
+ * (NULL = the system as a whole)? Returns 1 when allowed, 0 when the answer will come later
+ * (the handler is then re-run; reserved for polkit), or a negative error with e filled (one of
+ * the three NotAuthorized errors). */
+int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QError *e);
+
+/* The qube on whose behalf the sender acts: the identity it declared, else "dom0" (local
+ * callers are dom0 users). Never NULL. */
+const char *auth_caller_qube(Manager *m, sd_bus_message *msg);
+/* SetCallerIdentity. */
+int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, QError *e);
+/* Forget a bus peer that went away. */
+void auth_forget_caller(Manager *m, const char *unique_name);
+Caller *caller_free(Caller *c);

@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "bus-util.h"
+
+#include <inttypes.h>
+
+#include "auth.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+int bus_reply_qerror(Manager *m, sd_bus_message *call, const QError *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *msg = qerror_message(e);
+        _cleanup_free_ char *full = NULL;
+        int r;
+
+        if (!msg)
+                return -ENOMEM;
+        if (m && m->config.debug && e->traceback) {
+                if (asprintf(&full, "%s\n\n%s", msg, e->traceback) < 0)
+                        return -ENOMEM;
+        }
+        sd_bus_error error = SD_BUS_ERROR_MAKE_CONST(qubes_error_dbus_name(e->code), full ?: msg);
+        r = sd_bus_message_new_method_error(call, &reply, &error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "s", strempty(e->format));
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_strv(reply, e->fields);
+        if (r < 0)
+                return r;
+        r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
+int bus_set_qerror(sd_bus_error *error, const QError *e) {
+        _cleanup_free_ char *msg = qerror_message(e);
+        return sd_bus_error_set(error, qubes_error_dbus_name(e->code), msg ?: "Out of memory");
+}
+
+const char *prop_dbus_signature(const PropDef *p) {
+        switch (p->type) {
+        case PROP_INT:
+                return "x";
+        case PROP_BOOL:
+                return "b";
+        case PROP_VM:
+        case PROP_LABEL:
+                return "o";
+        case PROP_FLOAT:
+                return "d";
+        default:
+                return "s";
+        }
+}
+
+int bus_append_prop_value(sd_bus_message *reply, const PropDef *p, const PropValue *v, App *app) {
+        const char *s = v->value;
+
+        switch (p->type) {
+        case PROP_INT: {
+                int64_t x = 0;
+                if (s)
+                        x = strtoll(s, NULL, 10);
+                return sd_bus_message_append(reply, "x", x);
+        }
+        case PROP_BOOL:
+                return sd_bus_message_append(reply, "b", (int) (s && streq(s, "True")));
+        case PROP_FLOAT:
+                return sd_bus_message_append(reply, "d", s ? strtod(s, NULL) : 0.0);
+        case PROP_VM: {
+                Domain *d = s ? app_get_domain(app, s) : NULL;
+                _cleanup_free_ char *path = d ? domain_bus_path(d) : NULL;
+                return sd_bus_message_append(reply, "o", path ?: "/");
+        }
+        case PROP_LABEL: {
+                Label *l = s ? app_find_label(app, s) : NULL;
+                _cleanup_free_ char *path = l ? label_bus_path(l) : NULL;
+                return sd_bus_message_append(reply, "o", path ?: "/");
+        }
+        default:
+                return sd_bus_message_append(reply, "s", strempty(s));
+        }
+}
+
+int bus_read_prop_value(sd_bus_message *value, const PropDef *p, App *app, char **ret, sd_bus_error *error) {
+        int r;
+
+        switch (p->type) {
+        case PROP_INT: {
+                int64_t x;
+                r = sd_bus_message_read(value, "x", &x);
+                if (r < 0)
+                        return r;
+                return asprintf(ret, "%" PRIi64, x) < 0 ? -ENOMEM : 0;
+        }
+        case PROP_BOOL: {
+                int b;
+                r = sd_bus_message_read(value, "b", &b);
+                if (r < 0)
+                        return r;
+                *ret = strdup(b ? "True" : "False");
+                return *ret ? 0 : -ENOMEM;
+        }
+        case PROP_FLOAT: {
+                double x;
+                r = sd_bus_message_read(value, "d", &x);
+                if (r < 0)
+                        return r;
+                return asprintf(ret, "%.17g", x) < 0 ? -ENOMEM : 0;
+        }
+        case PROP_VM:
+        case PROP_LABEL: {
+                const char *path;
+                r = sd_bus_message_read(value, "o", &path);
+                if (r < 0)
+                        return r;
+                if (streq(path, "/")) {
+                        *ret = strdup("");
+                        return *ret ? 0 : -ENOMEM;
+                }
+                r = sd_bus_path_decode(path, p->type == PROP_VM ? QUBESD_DOMAIN_PREFIX : QUBESD_LABEL_PREFIX, ret);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Not a %s object path: %s",
+                                                 p->type == PROP_VM ? "qube" : "label", path);
+                return 0;
+        }
+        default: {
+                const char *s;
+                r = sd_bus_message_read(value, "s", &s);
+                if (r < 0)
+                        return r;
+                *ret = strdup(s);
+                return *ret ? 0 : -ENOMEM;
+        }
+        }
+}
+
+/* ---- the property methods shared by the Manager (global properties) and qubes ---------- */
+
+static const PropDef *holder_find(Domain *d, const char *name) {
+        return d ? domain_prop_find(d->klass, name) : global_prop_find(name);
+}
+
+static const PropDef *const *holder_props(Domain *d) {
+        return d ? domain_props_of_class(d->klass) : global_props_ordered();
+}
+
+static int holder_get(Manager *m, Domain *d, const PropDef *p, PropValue *v, QError *e) {
+        return d ? domain_property_get(d, p, v, e) : app_property_get(m->app, p, v, e);
+}
+
+static int no_such_property(Manager *m, Domain *d, sd_bus_message *msg, const char *name) {
+        _cleanup_qerror_ QError e = {};
+        /* upstream prints str(holder): the qube's name, or the app object (see model) */
+        qerror_set(&e, QERR_NO_SUCH_PROPERTY, "Invalid property '%s' of %s", name, d ? d->name : "Qubes");
+        return bus_reply_qerror(m, msg, &e);
+}
+
+static int check_read(Manager *m, Domain *d, sd_bus_message *msg) {
+        _cleanup_qerror_ QError e = {};
+        int r = auth_check(m, msg, AUTH_READ, d, &e);
+        if (r < 0)
+                return bus_reply_qerror(m, msg, &e);
+        return r == 0 ? 1 : 0; /* 1: handled (pending), 0: go on */
+}
+
+int bus_method_list_properties(Manager *m, Domain *d, sd_bus_message *msg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = check_read(m, d, msg);
+        if (r != 0)
+                return r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        for (const PropDef *const *p = holder_props(d); *p; p++) {
+                r = sd_bus_message_append_basic(reply, 's', (*p)->name);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+int bus_method_get_property(Manager *m, Domain *d, sd_bus_message *msg) {
+        _cleanup_qerror_ QError e = {};
+        _cleanup_(prop_value_done) PropValue v = {};
+        const char *name;
+        int r = check_read(m, d, msg);
+        if (r != 0)
+                return r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        const PropDef *p = holder_find(d, name);
+        if (!p)
+                return no_such_property(m, d, msg, name);
+        r = holder_get(m, d, p, &v, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
+        return sd_bus_reply_method_return(msg, "sbs", prop_type_word(p), (int) v.is_default, strempty(v.value));
+}
+
+int bus_method_get_all_properties(Manager *m, Domain *d, sd_bus_message *msg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = check_read(m, d, msg);
+        if (r != 0)
+                return r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ssbs)");
+        if (r < 0)
+                return r;
+        for (const PropDef *const *p = holder_props(d); *p; p++) {
+                _cleanup_qerror_ QError e = {};
+                _cleanup_(prop_value_done) PropValue v = {};
+
+                /* A default that cannot be computed reads as "no value", as upstream's GetAll
+                 * does for an AttributeError; anything else is a real failure. */
+                r = holder_get(m, d, *p, &v, &e);
+                if (r < 0 && !qerror_is_set(&e))
+                        return r;
+                r = sd_bus_message_append(reply, "(ssbs)", (*p)->name, prop_type_word(*p),
+                                          (int) (r < 0 ? true : v.is_default), strempty(r < 0 ? NULL : v.value));
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+int bus_method_get_property_default(Manager *m, Domain *d, sd_bus_message *msg) {
+        _cleanup_qerror_ QError e = {};
+        _cleanup_(prop_value_done) PropValue v = {};
+        const char *name;
+        int r = check_read(m, d, msg);
+        if (r != 0)
+                return r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        const PropDef *p = holder_find(d, name);
+        if (!p)
+                return no_such_property(m, d, msg, name);
+        r = d ? domain_property_get_default(d, p, &v, &e) : app_property_get_default(m->app, p, &v, &e);
+        if (r < 0) {
+                if (qerror_is_set(&e))
+                        return bus_reply_qerror(m, msg, &e);
+                return r;
+        }
+        return sd_bus_reply_method_return(msg, "bss", (int) v.has_value, prop_type_word(p), strempty(v.value));
+}
+
+int bus_method_get_property_help(Manager *m, Domain *d, sd_bus_message *msg) {
+        const char *name;
+        int r = check_read(m, d, msg);
+        if (r != 0)
+                return r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        const PropDef *p = holder_find(d, name);
+        if (!p)
+                return no_such_property(m, d, msg, name);
+        return sd_bus_reply_method_return(msg, "s", strempty(p->help));
+}
+
+static int write_method(Manager *m, Domain *d, sd_bus_message *msg, bool reset) {
+        _cleanup_qerror_ QError e = {};
+        const char *name, *value = NULL;
+        int r;
+
+        r = auth_check(m, msg, AUTH_CHANGE, d, &e);
+        if (r < 0)
+                return bus_reply_qerror(m, msg, &e);
+        if (r == 0)
+                return 1;
+
+        r = reset ? sd_bus_message_read(msg, "s", &name) : sd_bus_message_read(msg, "ss", &name, &value);
+        if (r < 0)
+                return r;
+        if (!holder_find(d, name))
+                return no_such_property(m, d, msg, name);
+        if (reset)
+                r = d ? domain_property_reset(d, name, &e) : app_property_reset(m->app, name, &e);
+        else
+                r = d ? domain_property_set(d, name, value, strlen(value), &e)
+                      : app_property_set(m->app, name, value, strlen(value), &e);
+        if (r < 0) {
+                if (qerror_is_set(&e))
+                        return bus_reply_qerror(m, msg, &e);
+                return r;
+        }
+        r = manager_save(m, &e);
+        if (r < 0)
+                return bus_reply_qerror(m, msg, &e);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+int bus_method_set_property(Manager *m, Domain *d, sd_bus_message *msg) {
+        return write_method(m, d, msg, false);
+}
+
+int bus_method_reset_property(Manager *m, Domain *d, sd_bus_message *msg) {
+        return write_method(m, d, msg, true);
+}
+
+sd_bus_vtable *bus_build_property_vtable(const PropDef *const *props, size_t n_props,
+                                         sd_bus_property_get_t get, sd_bus_property_set_t set,
+                                         const sd_bus_vtable *extra, size_t n_extra) {
+        sd_bus_vtable *v = calloc(n_props + n_extra + 2, sizeof(sd_bus_vtable));
+        size_t k = 0;
+
+        if (!v)
+                return NULL;
+        v[k++] = (sd_bus_vtable) SD_BUS_VTABLE_START(0);
+        for (size_t i = 0; i < n_props; i++) {
+                const PropDef *p = props[i];
+                const char *sig = prop_dbus_signature(p);
+                if (p->flags & PROP_WRITE_ONCE || streq(p->name, "klass"))
+                        v[k++] = (sd_bus_vtable) SD_BUS_PROPERTY(p->dbus_name, sig, get, 0,
+                                                                 SD_BUS_VTABLE_PROPERTY_CONST);
+                else if (p->flags & (PROP_STATELESS | PROP_READONLY))
+                        v[k++] = (sd_bus_vtable) SD_BUS_PROPERTY(p->dbus_name, sig, get, 0,
+                                                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE);
+                else
+                        v[k++] = (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(
+                                p->dbus_name, sig, get, set, 0,
+                                SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED);
+        }
+        for (size_t i = 0; i < n_extra; i++)
+                v[k++] = extra[i];
+        v[k++] = (sd_bus_vtable) SD_BUS_VTABLE_END;
+        return v;
+}

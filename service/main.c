@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "manager.h"
+#include "util/fileio.h"
+#include "util/log.h"
+
+static void help(void) {
+        printf("qubesd [OPTIONS...]\n\n"
+               "The Qubes OS Admin API daemon: holds every qube and serves it on D-Bus as org.qubes_os.Admin1.\n\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show the version\n"
+               "     --system            Use the system bus (default)\n"
+               "     --user              Use the session bus, a state dir under $XDG_DATA_HOME and test:///default\n"
+               "     --bus-address=ADDR  Use the bus at ADDR\n"
+               "     --state-dir=DIR     Where qubes.xml lives (default " QUBESD_DEFAULT_STATE_DIR ")\n"
+               "     --libvirt-uri=URI   Hypervisor connection (default xen:///, or test:///default with --user)\n"
+               "     --debug             Debug logging; errors carry a traceback\n");
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100, ARG_SYSTEM, ARG_USER, ARG_BUS_ADDRESS, ARG_STATE_DIR, ARG_LIBVIRT_URI, ARG_DEBUG };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "system", no_argument, NULL, ARG_SYSTEM },
+                { "user", no_argument, NULL, ARG_USER },
+                { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "libvirt-uri", required_argument, NULL, ARG_LIBVIRT_URI },
+                { "debug", no_argument, NULL, ARG_DEBUG },
+                {},
+        };
+        ManagerConfig config = { .bus_kind = BUS_SYSTEM };
+        _cleanup_free_ char *user_state = NULL;
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("qubesd %s\n", PACKAGE_VERSION);
+                        return 0;
+                case ARG_SYSTEM:
+                        config.bus_kind = BUS_SYSTEM;
+                        break;
+                case ARG_USER:
+                        config.bus_kind = BUS_USER;
+                        break;
+                case ARG_BUS_ADDRESS:
+                        config.bus_kind = BUS_ADDRESS;
+                        config.bus_address = optarg;
+                        break;
+                case ARG_STATE_DIR:
+                        config.state_dir = optarg;
+                        break;
+                case ARG_LIBVIRT_URI:
+                        config.libvirt_uri = optarg;
+                        break;
+                case ARG_DEBUG:
+                        config.debug = true;
+                        break;
+                default:
+                        return 2;
+                }
+        if (optind < argc) {
+                log_error("Unexpected argument: %s", argv[optind]);
+                return 2;
+        }
+
+        if (config.debug) {
+                log_set_max_level(LOG_DEBUG);
+                qerror_set_debug(true);
+        }
+        if (!config.state_dir) {
+                if (config.bus_kind == BUS_USER) {
+                        const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+                        if (!isempty(xdg))
+                                r = asprintf(&user_state, "%s/qubesd", xdg);
+                        else
+                                r = asprintf(&user_state, "%s/.local/share/qubesd", home ?: "/");
+                        if (r < 0)
+                                return log_oom(), 1;
+                        config.state_dir = user_state;
+                } else
+                        config.state_dir = QUBESD_DEFAULT_STATE_DIR;
+        }
+        if (!config.libvirt_uri)
+                config.libvirt_uri = config.bus_kind == BUS_SYSTEM ? "xen:///" : "test:///default";
+
+        r = mkdir_p(config.state_dir, 0750);
+        if (r < 0) {
+                log_error_errno(r, "Cannot create the state directory %s: %m", config.state_dir);
+                return 1;
+        }
+
+        r = manager_new(&config, &m);
+        if (r < 0)
+                return 1;
+        r = manager_run(m);
+        return r < 0 ? 1 : 0;
+}

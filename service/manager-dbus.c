@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "auth.h"
+#include "bus-util.h"
+#include "config.h"
+#include "manager.h"
+#include "util/log.h"
+#include "util/strv.h"
+
+static int global_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        _cleanup_(prop_value_done) PropValue v = {};
+        const PropDef *p = global_prop_find_dbus(property);
+
+        if (!p)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+        (void) app_property_get(m->app, p, &v, &e);
+        return bus_append_prop_value(reply, p, &v, m->app);
+}
+
+static int global_set(sd_bus *bus, const char *path, const char *interface, const char *property,
+                      sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        _cleanup_free_ char *s = NULL;
+        const PropDef *p = global_prop_find_dbus(property);
+        int r;
+
+        if (!p)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+        r = auth_check(m, sd_bus_get_current_message(bus), AUTH_CHANGE, NULL, &e);
+        if (r <= 0)
+                return r < 0 ? bus_set_qerror(error, &e)
+                             : sd_bus_error_set(error, qubes_error_dbus_name(QERR_NOT_AUTHORIZED_CAN_OBTAIN),
+                                                "Interactive authorization needed: use SetProperty");
+        r = bus_read_prop_value(value, p, m->app, &s, error);
+        if (r < 0)
+                return r;
+        r = app_property_set(m->app, p->name, s, strlen(s), &e);
+        if (r >= 0)
+                r = manager_save(m, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_set_qerror(error, &e) : r;
+        return 1;
+}
+
+static int property_get_event_sequence(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "t", m->event_seq);
+}
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int gate(Manager *m, sd_bus_message *msg, AuthAction action) {
+        _cleanup_qerror_ QError e = {};
+        int r = auth_check(m, msg, action, NULL, &e);
+        if (r < 0) {
+                r = bus_reply_qerror(m, msg, &e);
+                return r < 0 ? r : 0;
+        }
+        return r;
+}
+
+#define PROPERTY_METHOD(fn)                                                                       \
+        static int manager_##fn(sd_bus_message *msg, void *userdata, sd_bus_error *error) {       \
+                return bus_method_##fn(userdata, NULL, msg);                                      \
+        }
+PROPERTY_METHOD(list_properties)
+PROPERTY_METHOD(get_property)
+PROPERTY_METHOD(get_all_properties)
+PROPERTY_METHOD(get_property_default)
+PROPERTY_METHOD(get_property_help)
+PROPERTY_METHOD(set_property)
+PROPERTY_METHOD(reset_property)
+
+static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ Domain **list = NULL;
+        int r = gate(m, msg, AUTH_READ);
+        if (r <= 0)
+                return r;
+
+        list = app_domains_sorted(m->app, NULL);
+        if (!list)
+                return -ENOMEM;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(sssso)");
+        if (r < 0)
+                return r;
+        for (Domain **d = list; *d; d++) {
+                _cleanup_free_ char *path = domain_bus_path(*d);
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "(sssso)", (*d)->name, qubes_class_to_string((*d)->klass),
+                                          strempty((*d)->power_state), (*d)->uuid, path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        const char *ref;
+        Domain *d;
+        int r = gate(m, msg, AUTH_READ);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &ref);
+        if (r < 0)
+                return r;
+        if (app_resolve_domain(m->app, ref, &d, &e) < 0)
+                return bus_reply_qerror(m, msg, &e);
+        _cleanup_free_ char *path = domain_bus_path(d);
+        if (!path)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int method_list_classes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *names[_QUBES_CLASS_MAX + 1] = {};
+        for (int c = 0; c < _QUBES_CLASS_MAX; c++)
+                names[c] = qubes_class_to_string((QubesClass) c);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_strv(reply, (char **) names);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_create_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        _cleanup_strv_free_ char **volume_pools = NULL;
+        const char *klass, *name, *label, *template, *key, *value;
+        CreateParams params = {};
+        Domain *d;
+        int r = gate(m, msg, AUTH_CREATE_REMOVE);
+        if (r <= 0)
+                return r;
+
+        r = sd_bus_message_read(msg, "ssss", &klass, &name, &label, &template);
+        if (r < 0)
+                return r;
+        params.klass = qubes_class_from_string(klass);
+        if (params.klass < 0) {
+                qerror_set(&e, QERR_PROTOCOL, "No such VM class: '%s'", klass);
+                return bus_reply_qerror(m, msg, &e);
+        }
+        params.name = name;
+        params.label = label;
+        params.template_name = isempty(template) ? NULL : template;
+        params.creator = auth_caller_qube(m, msg);
+
+        r = sd_bus_message_enter_container(msg, 'a', "{ss}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(msg, "{ss}", &key, &value)) > 0) {
+                const char *vol = startswith(key, "pool:");
+                if (streq(key, "pool")) {
+                        if (params.pool) {
+                                qerror_set(&e, QERR_PROTOCOL, "Option 'pool' must be unique");
+                                return bus_reply_qerror(m, msg, &e);
+                        }
+                        params.pool = value;
+                } else if (vol) {
+                        if (strv_extend(&volume_pools, vol) < 0 || strv_extend(&volume_pools, value) < 0)
+                                return -ENOMEM;
+                } else {
+                        qerror_set(&e, QERR_PROTOCOL, "Options does not match: name, label, pool, pool:");
+                        return bus_reply_qerror(m, msg, &e);
+                }
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        if (params.pool && volume_pools) {
+                qerror_set(&e, QERR_PROTOCOL, "Conflicting options specified: 'pool=', 'pool:volume='");
+                return bus_reply_qerror(m, msg, &e);
+        }
+        params.volume_pools = volume_pools;
+
+        r = app_create_domain(m->app, &params, &d, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
+        _cleanup_free_ char *path = domain_bus_path(d);
+        if (!path)
+                return -ENOMEM;
+        r = manager_save(m, &e);
+        if (r < 0)
+                return bus_reply_qerror(m, msg, &e);
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int method_list_labels(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = gate(m, msg, AUTH_READ);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(siso)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < m->app->n_labels; i++) {
+                Label *l = m->app->labels[i];
+                _cleanup_free_ char *path = label_bus_path(l);
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "(siso)", l->name, l->index, l->color, path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_lookup_label(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        const char *ref;
+        int r = gate(m, msg, AUTH_READ);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &ref);
+        if (r < 0)
+                return r;
+        if (validate_label_name(ref, false, &e) < 0)
+                return bus_reply_qerror(m, msg, &e);
+        Label *l = app_find_label(m->app, ref);
+        if (!l) {
+                qerror_set(&e, QERR_LABEL_NOT_FOUND, "Label does not exist: %s", ref);
+                return bus_reply_qerror(m, msg, &e);
+        }
+        _cleanup_free_ char *path = label_bus_path(l);
+        if (!path)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "osis", path, l->name, l->index, l->color);
+}
+
+static int method_create_label(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        const char *name, *color;
+        Label *l;
+        int r = gate(m, msg, AUTH_CHANGE);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "ss", &name, &color);
+        if (r < 0)
+                return r;
+        r = app_create_label(m->app, name, color, &l, &e);
+        if (r >= 0)
+                r = manager_save(m, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
+        _cleanup_free_ char *path = label_bus_path(l);
+        if (!path)
+                return -ENOMEM;
+        (void) sd_bus_emit_object_added(m->bus, path);
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int method_remove_label(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        const char *name;
+        int r = gate(m, msg, AUTH_CHANGE);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        Label *l = app_find_label(m->app, name);
+        _cleanup_free_ char *path = l ? label_bus_path(l) : NULL;
+        if (path)
+                (void) sd_bus_emit_object_removed(m->bus, path);
+        r = app_remove_label(m->app, name, &e);
+        if (r >= 0)
+                r = manager_save(m, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_list_device_classes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        /* The classes upstream's core provides; usb and mic come with their device backends. */
+        return sd_bus_reply_method_return(msg, "as", 2, "block", "pci");
+}
+
+static int method_set_caller_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        const char *qube;
+        int r = sd_bus_message_read(msg, "s", &qube);
+        if (r < 0)
+                return r;
+        r = auth_set_caller_identity(m, msg, qube, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static const sd_bus_vtable manager_extra[] = {
+        SD_BUS_PROPERTY("EventSequence", "t", property_get_event_sequence, 0, 0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        PROPERTY_METHODS_VTABLE(manager),
+        SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssso)", domains),
+                                method_list_domains, 0),
+        SD_BUS_METHOD_WITH_ARGS("GetDomain", SD_BUS_ARGS("s", ref), SD_BUS_RESULT("o", domain), method_get_domain, 0),
+        SD_BUS_METHOD_WITH_ARGS("ListClasses", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", classes), method_list_classes, 0),
+        SD_BUS_METHOD_WITH_ARGS("CreateDomain",
+                                SD_BUS_ARGS("s", class, "s", name, "s", label, "s", template, "a{ss}", options),
+                                SD_BUS_RESULT("o", domain), method_create_domain, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListLabels", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(siso)", labels), method_list_labels, 0),
+        SD_BUS_METHOD_WITH_ARGS("LookupLabel", SD_BUS_ARGS("s", ref),
+                                SD_BUS_RESULT("o", label, "s", name, "i", index, "s", color), method_lookup_label, 0),
+        SD_BUS_METHOD_WITH_ARGS("CreateLabel", SD_BUS_ARGS("s", name, "s", color), SD_BUS_RESULT("o", label),
+                                method_create_label, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveLabel", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_remove_label,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListDeviceClasses", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", classes),
+                                method_list_device_classes, 0),
+        SD_BUS_METHOD_WITH_ARGS("SetCallerIdentity", SD_BUS_ARGS("s", qube), SD_BUS_NO_RESULT,
+                                method_set_caller_identity, SD_BUS_VTABLE_UNPRIVILEGED),
+        EVENT_SIGNAL_VTABLE,
+};
+
+int manager_dbus_register(Manager *m) {
+        const PropDef *const *globals = global_props_ordered();
+        size_t n = 0;
+        int r;
+
+        while (globals[n])
+                n++;
+        sd_bus_vtable *vt = bus_build_property_vtable(globals, n, global_get, global_set, manager_extra,
+                                                      ELEMENTSOF(manager_extra));
+        if (!vt)
+                return log_oom();
+        m->vtables[_QUBES_CLASS_MAX + 2] = vt;
+        r = sd_bus_add_object_vtable(m->bus, NULL, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER, vt, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the Manager: %m");
+        r = sd_bus_add_object_manager(m->bus, NULL, QUBESD_ROOT_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the object manager: %m");
+        return 0;
+}

@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "manager.h"
+
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include "auth.h"
+#include "util/log.h"
+#include "util/strv.h"
+
+char *domain_bus_path(const Domain *d) {
+        char *p = NULL;
+        if (sd_bus_path_encode(QUBESD_DOMAIN_PREFIX, d->name, &p) < 0)
+                return NULL;
+        return p;
+}
+
+char *label_bus_path(const Label *l) {
+        char *p = NULL;
+        if (sd_bus_path_encode(QUBESD_LABEL_PREFIX, l->name, &p) < 0)
+                return NULL;
+        return p;
+}
+
+static DirtyObject *dirty_object_free(DirtyObject *o) {
+        if (!o)
+                return NULL;
+        free(o->name);
+        free(o->props);
+        free(o);
+        return NULL;
+}
+
+static void flush_domain(Manager *m, DirtyObject *o) {
+        Domain *d = app_get_domain(m->app, o->name);
+        /* one strv per interface: Domain, QubesVM, class interface */
+        const char *ifaces[3] = { QUBESD_IFACE_DOMAIN, QUBESD_IFACE_QUBESVM, NULL };
+        char **names[3] = {};
+
+        if (!d)
+                return; /* removed in the meantime: InterfacesRemoved said it all */
+        _cleanup_free_ char *path = domain_bus_path(d);
+        if (!path)
+                return;
+        ifaces[2] = qubes_class_interface(d->klass);
+        for (size_t i = 0; i < n_domain_props; i++) {
+                const PropDef *p = &domain_props[i];
+                if (!o->props[i] || !(p->classes & (1u << d->klass)))
+                        continue;
+                if (p->flags & PROP_WRITE_ONCE)
+                        continue; /* CONST */
+                const char *iface = domain_prop_interface(p, d->klass);
+                for (size_t k = 0; k < 3; k++)
+                        if (streq(iface, ifaces[k])) {
+                                (void) strv_extend(&names[k], p->dbus_name);
+                                break;
+                        }
+        }
+        if (o->features)
+                (void) strv_extend(&names[0], "Features");
+        if (o->tags)
+                (void) strv_extend(&names[0], "Tags");
+        for (size_t k = 0; k < 3; k++) {
+                if (names[k]) {
+                        int r = sd_bus_emit_properties_changed_strv(m->bus, path, ifaces[k], names[k]);
+                        if (r < 0)
+                                log_debug_errno(r, "PropertiesChanged on %s failed: %m", path);
+                }
+                strv_free(names[k]);
+        }
+}
+
+static void flush_manager(Manager *m, DirtyObject *o) {
+        _cleanup_strv_free_ char **names = NULL;
+        for (size_t i = 0; i < n_global_props; i++)
+                if (o->props[i])
+                        (void) strv_extend(&names, global_props[i].dbus_name);
+        if (names)
+                (void) sd_bus_emit_properties_changed_strv(m->bus, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER, names);
+}
+
+static int on_flush(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        size_t i = 0;
+        void *v;
+
+        while (hashmap_iterate(m->dirty, &i, NULL, &v)) {
+                DirtyObject *o = v;
+                if (o->name)
+                        flush_domain(m, o);
+                else
+                        flush_manager(m, o);
+        }
+        /* Rebuild instead of removing while iterating. */
+        i = 0;
+        while (hashmap_iterate(m->dirty, &i, NULL, &v))
+                dirty_object_free(v);
+        hashmap_free(m->dirty);
+        m->dirty = hashmap_new();
+        return 0;
+}
+
+void manager_mark_dirty(Manager *m, const char *name, const PropDef *prop, bool features, bool tags) {
+        const char *key = name ?: "";
+        DirtyObject *o = hashmap_get(m->dirty, key);
+
+        if (!o) {
+                o = new0(DirtyObject, 1);
+                if (!o)
+                        return;
+                o->props = calloc(name ? n_domain_props : n_global_props, 1);
+                if (name)
+                        o->name = strdup(name);
+                if (!o->props || (name && !o->name) ||
+                    hashmap_put(m->dirty, o->name ?: "", o) < 0) {
+                        dirty_object_free(o);
+                        return;
+                }
+        }
+        if (prop)
+                o->props[name ? domain_prop_index(prop) : global_prop_index(prop)] = 1;
+        o->features |= features;
+        o->tags |= tags;
+        if (m->flush_source)
+                (void) sd_event_source_set_enabled(m->flush_source, SD_EVENT_ONESHOT);
+}
+
+/* Properties whose value is computed from another one: announce them together. */
+static const struct {
+        const char *prop;
+        const char *dependents[10];
+} dependencies[] = {
+        { "label", { "icon" } },
+        { "template_for_dispvms", { "icon" } },
+        { "netvm", { "ip", "ip6", "visible_ip", "visible_ip6", "visible_gateway", "visible_gateway6",
+                     "visible_netmask", "dns" } },
+        { "provides_network", { "gateway", "gateway6", "dns", "icon" } },
+        { "kernel", { "kernelopts" } },
+        { "memory", { "maxmem" } },
+};
+
+/* Globals that are the default of a qube property of the same meaning. */
+static const struct {
+        const char *global;
+        const char *prop;
+} global_defaults[] = {
+        { "default_netvm", "netvm" },
+        { "default_guivm", "guivm" },
+        { "default_audiovm", "audiovm" },
+        { "default_dispvm", "default_dispvm" },
+        { "management_dispvm", "management_dispvm" },
+        { "default_kernel", "kernel" },
+        { "default_qrexec_timeout", "qrexec_timeout" },
+        { "default_shutdown_timeout", "shutdown_timeout" },
+};
+
+static void mark_domain_prop(Manager *m, Domain *d, const char *name) {
+        const PropDef *p = domain_prop_find(d->klass, name);
+        if (!p)
+                return;
+        manager_mark_dirty(m, d->name, p, false, false);
+        for (size_t i = 0; i < ELEMENTSOF(dependencies); i++)
+                if (streq(dependencies[i].prop, name))
+                        for (size_t k = 0; k < ELEMENTSOF(dependencies[i].dependents) && dependencies[i].dependents[k]; k++) {
+                                const PropDef *q = domain_prop_find(d->klass, dependencies[i].dependents[k]);
+                                if (q)
+                                        manager_mark_dirty(m, d->name, q, false, false);
+                        }
+}
+
+/* A change of name on subject (NULL: global) can change the default of name on every qube that
+ * inherits it (through its template, or from the global of the same meaning). */
+static void mark_property_change(Manager *m, Domain *subject, const char *name) {
+        const char *inherited = name;
+        size_t i = 0;
+        void *v;
+
+        if (subject)
+                mark_domain_prop(m, subject, name);
+        else {
+                const PropDef *g = global_prop_find(name);
+                if (g)
+                        manager_mark_dirty(m, NULL, g, false, false);
+                inherited = NULL;
+                for (size_t k = 0; k < ELEMENTSOF(global_defaults); k++)
+                        if (streq(global_defaults[k].global, name))
+                                inherited = global_defaults[k].prop;
+                if (!inherited)
+                        return;
+        }
+        while (hashmap_iterate(m->app->domains, &i, NULL, &v)) {
+                Domain *d = v;
+                if (d == subject)
+                        continue;
+                const PropDef *p = domain_prop_find(d->klass, inherited);
+                if (p && !d->props[domain_prop_index(p)].set)
+                        mark_domain_prop(m, d, inherited);
+        }
+}
+
+void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+                      void *userdata) {
+        Manager *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+        _cleanup_free_ char *path = NULL;
+        const char *rest;
+        int r;
+
+        if (!m->bus)
+                return;
+        if (subject) {
+                path = domain_bus_path(subject);
+                if (!path)
+                        return (void) log_oom();
+        }
+
+        /* InterfacesRemoved must be sent while the object still exists. */
+        if (!subject && streq(event, "domain-pre-delete") && n_kv >= 2) {
+                Domain *d = app_get_domain(app, kv[1]);
+                _cleanup_free_ char *p = d ? domain_bus_path(d) : NULL;
+                if (p)
+                        (void) sd_bus_emit_object_removed(m->bus, p);
+        }
+
+        r = sd_bus_message_new_signal(m->bus, &s, path ?: QUBESD_ROOT_PATH,
+                                      subject ? QUBESD_IFACE_DOMAIN : QUBESD_IFACE_MANAGER, "Event");
+        if (r < 0)
+                goto fail;
+        r = sd_bus_message_append(s, "tss", ++m->event_seq, subject ? subject->name : "", event);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_message_open_container(s, 'a', "(ss)");
+        if (r < 0)
+                goto fail;
+        for (size_t i = 0; i + 1 < n_kv; i += 2) {
+                r = sd_bus_message_append(s, "(ss)", kv[i], kv[i + 1] ?: "None");
+                if (r < 0)
+                        goto fail;
+        }
+        r = sd_bus_message_close_container(s);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_send(m->bus, s, NULL);
+        if (r < 0)
+                goto fail;
+
+        if ((rest = startswith(event, "property-set:")) || (rest = startswith(event, "property-reset:")))
+                mark_property_change(m, subject, rest);
+        else if (subject && (startswith(event, "domain-feature-set:") || startswith(event, "domain-feature-delete:")))
+                manager_mark_dirty(m, subject->name, NULL, true, false);
+        else if (subject && (startswith(event, "domain-tag-add:") || startswith(event, "domain-tag-delete:")))
+                manager_mark_dirty(m, subject->name, NULL, false, true);
+        else if (!subject && streq(event, "domain-add") && n_kv >= 2) {
+                Domain *d = app_get_domain(app, kv[1]);
+                _cleanup_free_ char *p = d ? domain_bus_path(d) : NULL;
+                if (p)
+                        (void) sd_bus_emit_object_added(m->bus, p);
+        }
+        return;
+fail:
+        log_warning_errno(r, "Failed to emit event %s: %m", event);
+}
+
+int manager_save(Manager *m, QError *err) {
+        int r = app_save(m->app, err);
+        if (r < 0 && !qerror_is_set(err))
+                return qerror_set(err, QERR_QUBES_EXCEPTION, "Failed to save qubes.xml: %s", strerror(-r));
+        return r;
+}
+
+static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name, *old, *new;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old, &new) < 0)
+                return 0;
+        if (name[0] == ':' && isempty(new))
+                auth_forget_caller(m, name);
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        log_info("Received %s, exiting.", strsignal((int) si->ssi_signo));
+        return sd_event_exit(m->event, 0);
+}
+
+static int connect_bus(Manager *m) {
+        int r;
+
+        switch (m->config.bus_kind) {
+        case BUS_SYSTEM:
+                r = sd_bus_open_system_with_description(&m->bus, "qubesd");
+                break;
+        case BUS_USER:
+                r = sd_bus_open_user_with_description(&m->bus, "qubesd");
+                break;
+        default:
+                r = sd_bus_new(&m->bus);
+                if (r < 0)
+                        return r;
+                (void) sd_bus_set_description(m->bus, "qubesd");
+                r = sd_bus_set_address(m->bus, m->config.bus_address);
+                if (r < 0)
+                        return r;
+                r = sd_bus_set_bus_client(m->bus, true);
+                if (r < 0)
+                        return r;
+                r = sd_bus_start(m->bus);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+}
+
+int manager_new(const ManagerConfig *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_qerror_ QError e = {};
+        int r;
+
+        m = new0(Manager, 1);
+        if (!m)
+                return log_oom();
+        m->config = *config;
+        m->own_uid = geteuid();
+        m->callers = hashmap_new();
+        m->dirty = hashmap_new();
+        if (!m->callers || !m->dirty)
+                return log_oom();
+
+        r = app_new(config->state_dir, &m->app);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the model: %m");
+        r = app_load(m->app, &e);
+        if (r < 0) {
+                _cleanup_free_ char *msg = qerror_message(&e);
+                log_error("Refusing to start: %s", msg ?: "cannot load qubes.xml");
+                return r;
+        }
+        if (!m->app->xml_loaded) {
+                log_info("No %s yet: creating a fresh system (labels, pools, dom0).", m->app->xml_path);
+                r = app_init_default(m->app);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to initialise the model: %m");
+                r = app_save(m->app, &e);
+                if (r < 0) {
+                        _cleanup_free_ char *msg = qerror_message(&e);
+                        log_error("Cannot write %s: %s", m->app->xml_path, msg ?: strerror(-r));
+                        return r;
+                }
+        }
+        m->app->event_cb = manager_on_event;
+        m->app->event_userdata = m;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        (void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+
+        r = sd_event_add_defer(m->event, &m->flush_source, on_flush, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up change notification: %m");
+        (void) sd_event_source_set_enabled(m->flush_source, SD_EVENT_OFF);
+        /* Same priority as the bus: runs right after the handler that made the changes (all of
+         * one iteration's changes coalesce) and cannot be starved by a busy bus. */
+        (void) sd_event_source_set_priority(m->flush_source, SD_EVENT_PRIORITY_NORMAL);
+
+        r = connect_bus(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the bus: %m");
+
+        r = manager_dbus_register(m);
+        if (r < 0)
+                return r;
+        r = domain_dbus_register(m);
+        if (r < 0)
+                return r;
+        r = label_dbus_register(m);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_match_signal_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                      "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed,
+                                      NULL, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch bus peers: %m");
+
+        /* Objects first, then the name: a client that sees the name finds everything. */
+        r = sd_bus_request_name(m->bus, QUBESD_BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire the bus name %s: %m", QUBESD_BUS_NAME);
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        sd_event_source_unref(m->flush_source);
+        if (m->bus)
+                sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        size_t i = 0;
+        void *v;
+        while (hashmap_iterate(m->callers, &i, NULL, &v))
+                caller_free(v);
+        hashmap_free(m->callers);
+        i = 0;
+        while (hashmap_iterate(m->dirty, &i, NULL, &v))
+                dirty_object_free(v);
+        hashmap_free(m->dirty);
+        app_free(m->app);
+        for (size_t k = 0; k < ELEMENTSOF(m->vtables); k++)
+                free(m->vtables[k]);
+        free(m);
+        return NULL;
+}
+
+int manager_run(Manager *m) {
+        (void) sd_notify(false, "READY=1\nSTATUS=Serving the Qubes Admin API.");
+        log_info("qubesd ready: %zu qubes, state in %s.", hashmap_size(m->app->domains), m->app->state_dir);
+        int r = sd_event_loop(m->event);
+        (void) sd_notify(false, "STOPPING=1");
+        return r;
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "model/model.h"
+#include "util/hashmap.h"
+
+#define QUBESD_BUS_NAME "org.qubes_os.Admin1"
+#define QUBESD_ROOT_PATH "/org/qubes_os/Admin1"
+#define QUBESD_DOMAIN_PREFIX "/org/qubes_os/Admin1/domain"
+#define QUBESD_LABEL_PREFIX "/org/qubes_os/Admin1/label"
+#define QUBESD_IFACE_MANAGER "org.qubes_os.Admin1.Manager"
+#define QUBESD_IFACE_DOMAIN "org.qubes_os.Admin1.Domain"
+#define QUBESD_IFACE_QUBESVM "org.qubes_os.Admin1.QubesVM"
+#define QUBESD_IFACE_LABEL "org.qubes_os.Admin1.Label"
+
+typedef enum BusKind {
+        BUS_SYSTEM,
+        BUS_USER,
+        BUS_ADDRESS,
+} BusKind;
+
+typedef struct ManagerConfig {
+        BusKind bus_kind;
+        const char *bus_address;
+        const char *state_dir;
+        const char *libvirt_uri;
+        bool debug;
+} ManagerConfig;
+
+/* Pending PropertiesChanged for one object, flushed once per loop iteration. */
+typedef struct DirtyObject {
+        char *name; /* qube name, or NULL for the Manager */
+        uint8_t *props; /* one flag per domain_props[] / global_props[] entry */
+        bool features, tags;
+} DirtyObject;
+
+typedef struct Caller {
+        char *unique_name; /* key */
+        char *qube;        /* identity declared with SetCallerIdentity, or NULL */
+        uid_t uid;
+        bool uid_known;
+} Caller;
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        App *app;
+        ManagerConfig config;
+        uint64_t event_seq;
+        Hashmap *callers; /* unique bus name -> Caller* */
+        Hashmap *dirty;   /* qube name or "" -> DirtyObject* */
+        sd_event_source *flush_source;
+        /* generated vtables (class interfaces and the Manager's global properties) */
+        sd_bus_vtable *vtables[_QUBES_CLASS_MAX + 3];
+        uid_t own_uid;
+} Manager;
+
+int manager_new(const ManagerConfig *config, Manager **ret);
+Manager *manager_free(Manager *m);
+int manager_run(Manager *m);
+
+/* Paths. */
+char *domain_bus_path(const Domain *d);
+char *label_bus_path(const Label *l);
+
+/* Save qubes.xml after a change. Returns 0 or fills err. */
+int manager_save(Manager *m, QError *err);
+
+/* Mark properties for the coalesced PropertiesChanged. name is a qube name or NULL for the
+ * Manager; prop NULL means only features/tags flags. */
+void manager_mark_dirty(Manager *m, const char *name, const PropDef *prop, bool features, bool tags);
+
+/* The Admin API event callback (installed as App.event_cb). */
+void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+                      void *userdata);
+
+/* bus objects (manager-dbus.c, domain-dbus.c, label-dbus.c) */
+int manager_dbus_register(Manager *m);
+int domain_dbus_register(Manager *m);
+int label_dbus_register(Manager *m);
+/* The D-Bus interface that carries a property of a qube of class c. */
+const char *domain_prop_interface(const PropDef *p, QubesClass c);
+const char *qubes_class_interface(QubesClass c);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
