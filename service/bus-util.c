@@ -157,8 +157,9 @@ static int holder_get(Manager *m, Domain *d, const PropDef *p, PropValue *v, QEr
 
 static int no_such_property(Manager *m, Domain *d, sd_bus_message *msg, const char *name) {
         _cleanup_qerror_ QError e = {};
-        /* upstream prints str(holder): the qube's name, or the app object (see model) */
-        qerror_set(&e, QERR_NO_SUCH_PROPERTY, "Invalid property '%s' of %s", name, d ? d->name : "Qubes");
+        /* upstream prints str(holder): the qube's name, or the app object (as the model does) */
+        qerror_set(&e, QERR_NO_SUCH_PROPERTY, "Invalid property '%s' of %s", name,
+                   d ? d->name : "<qubes.app.Qubes object>");
         return bus_reply_qerror(m, msg, &e);
 }
 

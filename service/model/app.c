@@ -1255,9 +1255,10 @@ int app_property_get_default(App *app, const PropDef *p, PropValue *ret, QError 
         return global_get_default(app, p, ret, err);
 }
 
-/* str() of upstream's app object, which error messages about globals print. */
+/* str() of upstream's app object, which error messages about globals print. Upstream's text
+ * carries a heap address; ours leaves it out rather than tell a caller where our heap is. */
 static void app_holder_str(const App *app, char *buf, size_t size) {
-        snprintf(buf, size, "<qubes.app.Qubes object at %#" PRIxPTR ">", (uintptr_t) app);
+        snprintf(buf, size, "<qubes.app.Qubes object>");
 }
 
 static void emit_property_event(App *app, Domain *subject, const char *kind, const char *name,

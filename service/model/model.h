@@ -125,6 +125,11 @@ static inline size_t global_prop_index(const PropDef *p) {
  * NULL-terminated; static storage. */
 const PropDef *const *domain_props_of_class(QubesClass klass);
 const PropDef *const *global_props_ordered(void);
+/* Whether Set must refuse p on a holder of class c with QubesPropertyValueError "property
+ * '<name>' on <Class> instance cannot be set" (upstream's 'forbidden' setter): PROP_READONLY and
+ * PROP_STATELESS rows, and dom0's fixed name, qid, uuid, maxmem, icon and klass. Test it before
+ * the write-once rule. Pass the class of any qube for globals (only the flags count there). */
+bool prop_is_readonly_for(const PropDef *p, QubesClass c);
 /* "str", "int", "bool", "vm" or "label": the Admin API type word. */
 const char *prop_type_word(const PropDef *p);
 /* The generic Admin API sanitisation of a Set value by type (spec admin-api.md 2.3.2 step 2),
