@@ -479,7 +479,7 @@ static void test_properties(App *app) {
                      "|property-reset:default_qrexec_timeout|name=default_qrexec_timeout|oldvalue=90",
                      "|property-del:default_qrexec_timeout|name=default_qrexec_timeout|oldvalue=90");
         CHECK_ERROR_PREFIX(app_property_set(app, "nope", "1", 1, &err), QERR_NO_SUCH_PROPERTY,
-                           "Invalid property 'nope' of <qubes.app.Qubes object at 0x");
+                           "Invalid property 'nope' of <qubes.app.Qubes object>");
         CHECK_ERROR(app_property_set(app, "maxmem", "1", 1, &err), QERR_PROPERTY_VALUE,
                     "property 'maxmem' on Qubes instance cannot be set");
         p = global_prop_find("default_template");

@@ -13,7 +13,11 @@
 #include "util/strv.h"
 
 #ifndef EXAMPLE_XML
+#ifdef QUBES_TEST_DATA_DIR
+#define EXAMPLE_XML QUBES_TEST_DATA_DIR "/example-qubes.xml"
+#else
 #define EXAMPLE_XML "tests/data/example-qubes.xml"
+#endif
 #endif
 
 static int failures;
