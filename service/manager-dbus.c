@@ -309,6 +309,17 @@ static int method_list_device_classes(sd_bus_message *msg, void *userdata, sd_bu
         return sd_bus_reply_method_return(msg, "as", 2, "block", "pci");
 }
 
+static int method_get_system_info(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r = gate(m, msg, AUTH_READ);
+        if (r <= 0)
+                return r;
+        _cleanup_free_ char *json = app_system_info_json(m->app);
+        if (!json)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "s", json);
+}
+
 static int method_set_caller_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
@@ -342,6 +353,8 @@ static const sd_bus_vtable manager_extra[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListDeviceClasses", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", classes),
                                 method_list_device_classes, 0),
+        SD_BUS_METHOD_WITH_ARGS("GetSystemInfo", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_get_system_info,
+                                0),
         SD_BUS_METHOD_WITH_ARGS("SetCallerIdentity", SD_BUS_ARGS("s", qube), SD_BUS_NO_RESULT,
                                 method_set_caller_identity, SD_BUS_VTABLE_UNPRIVILEGED),
         EVENT_SIGNAL_VTABLE,

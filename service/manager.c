@@ -168,8 +168,19 @@ static void mark_domain_prop(Manager *m, Domain *d, const char *name) {
                         }
 }
 
-/* A change of name on subject (NULL: global) can change the default of name on every qube that
- * inherits it (through its template, or from the global of the same meaning). */
+static bool inherits_from(Domain *d, Domain *ancestor) {
+        /* bounded: a template chain is at most qube -> disposable template -> template */
+        for (int depth = 0; d && depth < 8; depth++) {
+                d = domain_template(d);
+                if (d == ancestor)
+                        return true;
+        }
+        return false;
+}
+
+/* A change of name on subject (NULL: global) can change the default of name on the qubes that
+ * inherit it: through their template chain, or from the global of the same meaning. Only those
+ * are announced, so that one change never becomes a storm of signals. */
 static void mark_property_change(Manager *m, Domain *subject, const char *name) {
         const char *inherited = name;
         size_t i = 0;
@@ -188,13 +199,19 @@ static void mark_property_change(Manager *m, Domain *subject, const char *name) 
                 if (!inherited)
                         return;
         }
+        /* Only templates (and disposable templates) pass values down their chain. */
+        if (subject && subject->klass != QUBES_CLASS_TEMPLATEVM && !domain_property_bool(subject, "template_for_dispvms"))
+                return;
         while (hashmap_iterate(m->app->domains, &i, NULL, &v)) {
                 Domain *d = v;
                 if (d == subject)
                         continue;
                 const PropDef *p = domain_prop_find(d->klass, inherited);
-                if (p && !d->props[domain_prop_index(p)].set)
-                        mark_domain_prop(m, d, inherited);
+                if (!p || d->props[domain_prop_index(p)].set)
+                        continue;
+                if (subject && !inherits_from(d, subject))
+                        continue;
+                mark_domain_prop(m, d, inherited);
         }
 }
 

@@ -325,6 +325,9 @@ int domain_notes_get(Domain *d, char **ret, QError *err);
 int domain_notes_set(Domain *d, const char *text, size_t len, QError *err);
 char *domain_dir(const Domain *d); /* <state_dir>/appvms/<name> or vm-templates/<name> */
 
+/* system-info.c: the JSON document of internal.GetSystemInfo (qrexec policy input). */
+char *app_system_info_json(App *app);
+
 /* qubes-xml.c */
 /* Load app->xml_path. A missing file is not an error: returns 0 and leaves the app empty
  * (the caller then runs app_init_default). A malformed file is refused with a message naming
