@@ -1,0 +1,513 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* qubes-admin-shim: the Admin API's two front doors onto qubesd's D-Bus interface.
+ *
+ *  - qrexec service: installed as /etc/qubes-rpc/admin.*; one process per call, the request
+ *    comes from the QREXEC_* environment, argv and stdin, the reply goes to stdout.
+ *  - socket: --listen PATH or --listen-fd (socket activation), the qubesd.sock protocol of
+ *    spec/admin-api.md §1.2, one call per connection, any number of connections at once.
+ *
+ * Both feed the same request bytes to call_dispatch(), so they cannot disagree. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "shim.h"
+#include "util/log.h"
+
+static Shim shim;
+static int exit_status = 0;
+
+/* ---- client output (both doors) ------------------------------------------------------ */
+
+static int on_client_free_later(sd_event_source *s, void *userdata) {
+        client_free(userdata);
+        sd_event_source_unref(s);
+        return 0;
+}
+
+/* The client went away or is done: free it outside of whatever callback we are in (a bus
+ * callback may be running for its call). */
+static void client_release(Client *cl) {
+        if (cl->released)
+                return;
+        cl->released = true;
+        if (cl->service_door) {
+                sd_event_exit(shim.event, exit_status);
+                return;
+        }
+        cl->io_in = sd_event_source_disable_unref(cl->io_in);
+        if (sd_event_add_defer(shim.event, NULL, on_client_free_later, cl) < 0)
+                log_oom(); /* leak rather than free under our feet */
+}
+
+size_t client_pending(const Client *cl) {
+        return cl->out.len - cl->out_off;
+}
+
+static void client_update_events(Client *cl) {
+        sd_event_source *s = cl->io_out ?: cl->io_in;
+        uint32_t ev = 0;
+
+        if (!s)
+                return;
+        if (!cl->got_eof && cl->io_in == s)
+                ev |= EPOLLIN;
+        if (client_pending(cl) > 0)
+                ev |= EPOLLOUT;
+        (void) sd_event_source_set_io_events(s, ev);
+}
+
+static void client_done(Client *cl) {
+        if (!cl->service_door && cl->out_fd >= 0)
+                (void) shutdown(cl->out_fd, SHUT_WR);
+        client_release(cl);
+}
+
+void client_flush(Client *cl) {
+        if (cl->released) {
+                strbuf_reset(&cl->out);
+                cl->out_off = 0;
+                return;
+        }
+        while (client_pending(cl) > 0) {
+                ssize_t n = write(cl->out_fd, cl->out.buf + cl->out_off, client_pending(cl));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                client_update_events(cl);
+                                return;
+                        }
+                        /* EPIPE and friends: nobody listens any more */
+                        cl->out_off = cl->out.len;
+                        client_release(cl);
+                        return;
+                }
+                cl->out_off += (size_t) n;
+        }
+        strbuf_reset(&cl->out);
+        cl->out_off = 0;
+        client_update_events(cl);
+        if (cl->finishing)
+                client_done(cl);
+        else if (cl->call)
+                events_output_drained(cl->call);
+}
+
+void client_write(Client *cl, const void *p, size_t n) {
+        strbuf_append_n(&cl->out, p, n);
+        client_flush(cl);
+}
+
+void client_finish(Client *cl) {
+        if (cl->finishing)
+                return;
+        cl->finishing = true;
+        if (cl->out.oom) {
+                /* we could not build the reply: say nothing rather than half of it */
+                strbuf_reset(&cl->out);
+                cl->out_off = 0;
+        }
+        client_flush(cl);
+}
+
+void client_free(Client *cl) {
+        if (!cl)
+                return;
+        call_free(cl->call);
+        sd_event_source_disable_unref(cl->io_in);
+        if (cl->io_out != cl->io_in)
+                sd_event_source_disable_unref(cl->io_out);
+        if (!cl->service_door && cl->out_fd >= 0)
+                close(cl->out_fd);
+        free(cl->req);
+        strbuf_done(&cl->out);
+        shim.n_clients--;
+        free(cl);
+}
+
+/* ---- socket door --------------------------------------------------------------------- */
+
+static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Client *cl = userdata;
+
+        if ((revents & EPOLLIN) && !cl->got_eof) {
+                for (;;) {
+                        if (cl->req_alloc - cl->req_len < 4096) {
+                                size_t na = cl->req_alloc ? cl->req_alloc * 2 : 8192;
+                                char *p;
+                                if (na > MAX_REQUEST_SIZE + 1)
+                                        na = MAX_REQUEST_SIZE + 1;
+                                if (na <= cl->req_len) {
+                                        /* over the limit: abort, with nothing, as qubesd.sock */
+                                        log_warning("request too long");
+                                        client_release(cl);
+                                        return 0;
+                                }
+                                p = realloc(cl->req, na);
+                                if (!p) {
+                                        client_release(cl);
+                                        return 0;
+                                }
+                                cl->req = p;
+                                cl->req_alloc = na;
+                        }
+                        ssize_t n = read(fd, cl->req + cl->req_len, cl->req_alloc - cl->req_len);
+                        if (n < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                if (errno == EAGAIN)
+                                        break;
+                                client_release(cl);
+                                return 0;
+                        }
+                        if (n == 0) {
+                                cl->got_eof = true;
+                                break;
+                        }
+                        cl->req_len += (size_t) n;
+                        if (cl->req_len > MAX_REQUEST_SIZE) {
+                                log_warning("request too long");
+                                client_release(cl);
+                                return 0;
+                        }
+                }
+                if (cl->got_eof) {
+                        client_update_events(cl);
+                        char *req = TAKE_PTR(cl->req);
+                        cl->req_alloc = 0;
+                        call_dispatch(cl, req, cl->req_len);
+                        return 0;
+                }
+        }
+        if (revents & EPOLLOUT)
+                client_flush(cl);
+        if (revents & (EPOLLHUP | EPOLLERR)) {
+                /* the client closed its end: stop whatever it asked for (an event stream) */
+                client_release(cl);
+        }
+        return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        for (;;) {
+                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        if (errno != EAGAIN)
+                                log_warning_errno(errno, "accept() failed: %m");
+                        return 0;
+                }
+                Client *cl = new0(Client, 1);
+                if (!cl) {
+                        close(cfd);
+                        continue;
+                }
+                cl->shim = &shim;
+                cl->in_fd = cl->out_fd = cfd;
+                shim.n_clients++;
+                if (sd_event_add_io(shim.event, &cl->io_in, cfd, EPOLLIN, on_client_io, cl) < 0) {
+                        client_free(cl);
+                        continue;
+                }
+        }
+}
+
+static int listen_on_path(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        mode_t old;
+        int r;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return log_error_errno(ENAMETOOLONG, "Socket path too long: %s", path);
+        strcpy(sa.sun_path, path);
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(errno, "socket() failed: %m");
+
+        /* As qubesd: an old socket file nobody listens on is replaced; a live one is not. */
+        {
+                _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof sa) == 0)
+                        return log_error_errno(EADDRINUSE, "Someone already listens on %s", path);
+        }
+        (void) unlink(path);
+
+        old = umask(0007);
+        r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
+        umask(old);
+        if (r < 0)
+                return log_error_errno(errno, "bind(%s) failed: %m", path);
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(errno, "listen() failed: %m");
+        return TAKE_FD(fd);
+}
+
+static int run_socket_door(int listen_fd) {
+        int r;
+
+        shim.buses = hashmap_new();
+        if (!shim.buses)
+                return log_oom();
+        r = sd_event_add_io(shim.event, NULL, listen_fd, EPOLLIN, on_accept, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch the listening socket: %m");
+        (void) sd_notify(false, "READY=1");
+        r = sd_event_loop(shim.event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
+}
+
+/* ---- qrexec service door ------------------------------------------------------------- */
+
+static int on_stdout_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Client *cl = userdata;
+
+        if (revents & EPOLLOUT)
+                client_flush(cl);
+        if (revents & (EPOLLHUP | EPOLLERR))
+                client_release(cl);
+        return 0;
+}
+
+static int build_service_request(int argc, char *argv[], StrBuf *b) {
+        const char *full = getenv("QREXEC_SERVICE_FULL_NAME");
+        const char *src = getenv("QREXEC_REMOTE_DOMAIN");
+        const char *type = getenv("QREXEC_REQUESTED_TARGET_TYPE");
+        const char *target = getenv("QREXEC_REQUESTED_TARGET");
+        const char *keyword = getenv("QREXEC_REQUESTED_TARGET_KEYWORD");
+        _cleanup_free_ char *self = strdup(argv[0]);
+        const char *service, *arg = NULL;
+        char *plus;
+
+        if (!self)
+                return -ENOMEM;
+        /* the service name: the full name qrexec gives, else the name we were installed as */
+        service = !isempty(full) ? full : basename(self);
+        _cleanup_free_ char *svc = strdup(service);
+        if (!svc)
+                return -ENOMEM;
+        plus = strchr(svc, '+');
+        if (plus) {
+                *plus = 0;
+                arg = plus + 1;
+        }
+        if (argc > 1 && isempty(arg))
+                arg = argv[1];
+        if (!startswith(svc, "admin.")) {
+                log_error("Not called as an admin.* qrexec service (got '%s'); use --listen for the socket.", svc);
+                return -EINVAL;
+        }
+        if (isempty(src)) {
+                log_error("QREXEC_REMOTE_DOMAIN is not set.");
+                return -EINVAL;
+        }
+        /* the target: a name (or uuid:), or a keyword of which only adminvm reaches dom0 */
+        if (streq_ptr(type, "keyword") || (!type && !target && keyword))
+                strbuf_printf(b, "%s+%s %s keyword %s", svc, strempty(arg), src, strempty(keyword));
+        else if (target)
+                strbuf_printf(b, "%s+%s %s name %s", svc, strempty(arg), src, target);
+        else {
+                log_error("Neither QREXEC_REQUESTED_TARGET nor QREXEC_REQUESTED_TARGET_KEYWORD is set.");
+                return -EINVAL;
+        }
+        strbuf_append_c(b, 0);
+
+        /* the payload: stdin until EOF, within the limit of qubesd.sock */
+        for (;;) {
+                char buf[16384];
+                ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return log_error_errno(errno, "Cannot read the payload: %m");
+                }
+                if (n == 0)
+                        break;
+                strbuf_append_n(b, buf, (size_t) n);
+                if (b->len > MAX_REQUEST_SIZE)
+                        return -E2BIG;
+        }
+        return b->oom ? -ENOMEM : 0;
+}
+
+static int run_service_door(int argc, char *argv[]) {
+        _cleanup_strbuf_ StrBuf req = {};
+        Client *cl;
+        int r, flags;
+
+        r = build_service_request(argc, argv, &req);
+        if (r == -E2BIG) {
+                /* over the limit: nothing, as qubesd.sock answers */
+                log_warning("request too long");
+                return 0;
+        }
+        if (r < 0)
+                return r;
+
+        cl = new0(Client, 1);
+        if (!cl)
+                return log_oom();
+        shim.n_clients++;
+        cl->shim = &shim;
+        cl->service_door = true;
+        cl->in_fd = -EBADF;
+        cl->out_fd = STDOUT_FILENO;
+        cl->got_eof = true;
+        /* Poll stdout when we can (a pipe or socket from qrexec), so that an event stream to a
+         * slow reader does not block the bus; a regular file is written synchronously. */
+        r = sd_event_add_io(shim.event, &cl->io_out, STDOUT_FILENO, 0, on_stdout_io, cl);
+        if (r >= 0) {
+                flags = fcntl(STDOUT_FILENO, F_GETFL);
+                if (flags >= 0)
+                        (void) fcntl(STDOUT_FILENO, F_SETFL, flags | O_NONBLOCK);
+        } else
+                cl->blocking = true;
+
+        size_t len = req.len;
+        call_dispatch(cl, strbuf_steal(&req), len);
+        r = sd_event_loop(shim.event);
+        client_free(cl);
+        return r < 0 ? r : 0;
+}
+
+/* ---- main ---------------------------------------------------------------------------- */
+
+static void help(void) {
+        printf("%s [OPTIONS…]\n\n"
+               "Serve the Qubes Admin API by calling qubesd over D-Bus.\n\n"
+               "Without options it runs as the qrexec service named by QREXEC_SERVICE_FULL_NAME\n"
+               "or its own file name (/etc/qubes-rpc/admin.*).\n\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show the version\n"
+               "     --listen=PATH       Serve the qubesd.sock protocol on this socket\n"
+               "     --listen-fd         Serve it on the socket passed by systemd\n"
+               "     --bus-address=ADDR  Talk to qubesd on this bus (default: the system bus)\n"
+               "     --user              Talk to qubesd on the session bus\n"
+               "     --list-methods      List the Admin API methods served\n"
+               "     --event-queue-max=BYTES  Per admin.Events subscriber (default 4 MiB)\n",
+               program_invocation_short_name);
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100, ARG_LISTEN, ARG_LISTEN_FD, ARG_BUS_ADDRESS, ARG_USER, ARG_LIST_METHODS, ARG_EVENT_QUEUE_MAX };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "listen", required_argument, NULL, ARG_LISTEN },
+                { "listen-fd", no_argument, NULL, ARG_LISTEN_FD },
+                { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
+                { "user", no_argument, NULL, ARG_USER },
+                { "list-methods", no_argument, NULL, ARG_LIST_METHODS },
+                { "event-queue-max", required_argument, NULL, ARG_EVENT_QUEUE_MAX },
+                {},
+        };
+        const char *listen_path = NULL;
+        bool listen_fd = false, service = true;
+        int c, r, fd = -EBADF;
+
+        /* qrexec may hand us an argument that starts with '-': options are only parsed when we
+         * do not run as a qrexec service */
+        if (argc > 1 && startswith(argv[1], "--") && !getenv("QREXEC_SERVICE_FULL_NAME") &&
+            !getenv("QREXEC_REMOTE_DOMAIN"))
+                service = false;
+        if (argc > 1 && (streq(argv[1], "-h") || streq(argv[1], "--help")))
+                service = false;
+
+        if (!service) {
+                while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                        switch (c) {
+                        case 'h':
+                                help();
+                                return 0;
+                        case ARG_VERSION:
+                                puts(PACKAGE_VERSION);
+                                return 0;
+                        case ARG_LISTEN:
+                                listen_path = optarg;
+                                break;
+                        case ARG_LISTEN_FD:
+                                listen_fd = true;
+                                break;
+                        case ARG_BUS_ADDRESS:
+                                shim.bus_address = optarg;
+                                break;
+                        case ARG_USER:
+                                shim.user_bus = true;
+                                break;
+                        case ARG_EVENT_QUEUE_MAX: {
+                                char *end;
+                                errno = 0;
+                                unsigned long long v = strtoull(optarg, &end, 10);
+                                if (errno || *end || v == 0)
+                                        return log_error("Invalid --event-queue-max: %s", optarg), 2;
+                                shim.event_queue_max = (size_t) v;
+                                break;
+                        }
+                        case ARG_LIST_METHODS: {
+                                size_t i = 0;
+                                for (const Method *m; (m = method_next(&i));)
+                                        puts(m->name);
+                                return 0;
+                        }
+                        default:
+                                return 2;
+                        }
+        }
+
+        if (shim.event_queue_max == 0)
+                shim.event_queue_max = EVENT_QUEUE_MAX;
+        (void) signal(SIGPIPE, SIG_IGN);
+        r = sd_event_default(&shim.event);
+        if (r < 0)
+                return log_error_errno(r, "Cannot allocate the event loop: %m"), 1;
+
+        if (!listen_path && !listen_fd) {
+                r = run_service_door(argc, argv);
+                sd_event_unref(shim.event);
+                return r < 0 ? 1 : exit_status;
+        }
+
+        if (listen_fd) {
+                r = sd_listen_fds(true);
+                if (r < 0)
+                        return log_error_errno(r, "sd_listen_fds() failed: %m"), 1;
+                if (r != 1)
+                        return log_error("Expected exactly one socket from systemd, got %i.", r), 1;
+                fd = SD_LISTEN_FDS_START;
+                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        } else {
+                fd = listen_on_path(listen_path);
+                if (fd < 0)
+                        return 1;
+        }
+
+        /* SIGTERM/SIGINT end the loop cleanly */
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        (void) sigprocmask(SIG_BLOCK, &ss, NULL);
+        (void) sd_event_add_signal(shim.event, NULL, SIGTERM, NULL, NULL);
+        (void) sd_event_add_signal(shim.event, NULL, SIGINT, NULL, NULL);
+
+        r = run_socket_door(fd);
+        close(fd);
+        if (listen_path)
+                (void) unlink(listen_path);
+        sd_event_unref(shim.event);
+        return r < 0 ? 1 : 0;
+}

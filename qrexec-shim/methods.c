@@ -1,0 +1,642 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "shim.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "util/strv.h"
+
+/* ---- the generic handler: one D-Bus call, one formatted reply ------------------------------ */
+
+static int append_lines(sd_bus_message *m, StrBuf *o) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "s");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read_basic(m, 's', &s)) > 0) {
+                strbuf_append(o, s);
+                strbuf_append_c(o, '\n');
+        }
+        return r;
+}
+
+static void append_property(StrBuf *o, const char *type, int is_default, const char *value) {
+        strbuf_append(o, is_default ? "default=True type=" : "default=False type=");
+        strbuf_append(o, type);
+        strbuf_append_c(o, ' ');
+}
+
+static int format_reply(Call *c, sd_bus_message *m, StrBuf *o) {
+        const char *s, *t, *v, *name;
+        int b, r, idx;
+        uint64_t u1, u2, u3;
+
+        switch (c->m->fmt) {
+        case FMT_EMPTY:
+                return 0;
+        case FMT_STRING:
+                r = sd_bus_message_read(m, "s", &s);
+                if (r >= 0)
+                        strbuf_append(o, s);
+                return r;
+        case FMT_LINES:
+                return append_lines(m, o);
+        case FMT_BOOL01:
+                r = sd_bus_message_read(m, "b", &b);
+                if (r >= 0)
+                        strbuf_append_c(o, b ? '1' : '0');
+                return r;
+        case FMT_PROPERTY:
+                r = sd_bus_message_read(m, "sbs", &t, &b, &v);
+                if (r >= 0) {
+                        /* not escaped: property.Get sends the value raw */
+                        append_property(o, t, b, v);
+                        strbuf_append(o, v);
+                }
+                return r;
+        case FMT_PROPERTY_ALL:
+                r = sd_bus_message_enter_container(m, 'a', "(ssbs)");
+                if (r < 0)
+                        return r;
+                while ((r = sd_bus_message_read(m, "(ssbs)", &name, &t, &b, &v)) > 0) {
+                        strbuf_append(o, name);
+                        strbuf_append_c(o, ' ');
+                        append_property(o, t, b, v);
+                        wire_append_escaped(o, v);
+                        strbuf_append_c(o, '\n');
+                }
+                return r;
+        case FMT_PROPERTY_DEF:
+                r = sd_bus_message_read(m, "bss", &b, &t, &v);
+                if (r >= 0 && b) {
+                        /* no default: an empty body, as upstream */
+                        strbuf_append(o, "type=");
+                        strbuf_append(o, t);
+                        strbuf_append_c(o, ' ');
+                        strbuf_append(o, v);
+                }
+                return r;
+        case FMT_LABEL_NAMES:
+                r = sd_bus_message_enter_container(m, 'a', "(siso)");
+                if (r < 0)
+                        return r;
+                while ((r = sd_bus_message_read(m, "(siso)", &name, &idx, &s, &t)) > 0) {
+                        strbuf_append(o, name);
+                        strbuf_append_c(o, '\n');
+                }
+                return r;
+        case FMT_LABEL_COLOR:
+                r = sd_bus_message_read(m, "osis", &t, &name, &idx, &s);
+                if (r >= 0)
+                        strbuf_append(o, s);
+                return r;
+        case FMT_LABEL_INDEX:
+                r = sd_bus_message_read(m, "osis", &t, &name, &idx, &s);
+                if (r >= 0)
+                        strbuf_printf(o, "%i", idx);
+                return r;
+        case FMT_CURRENT_STATE:
+                r = sd_bus_message_read(m, "ttts", &u1, &u2, &u3, &s);
+                if (r >= 0)
+                        strbuf_printf(o, "mem=%" PRIu64 " mem_static_max=%" PRIu64 " cputime=%" PRIu64 " power_state=%s",
+                                      u1, u2, u3, s);
+                return r;
+        }
+        return -EINVAL;
+}
+
+static int on_generic_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        size_t mark;
+        int r;
+
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        mark = c->client->out.len;
+        r = format_reply(c, m, call_reply_ok_begin(c));
+        if (r < 0) {
+                c->client->out.len = mark; /* drop the partial OK */
+                call_reply_dbus_error(c, NULL, r);
+                return 0;
+        }
+        call_reply_end(c);
+        return 0;
+}
+
+static const char *call_iface(const Call *c) {
+        return c->m->on_manager ? MANAGER_IFACE : DOMAIN_IFACE;
+}
+
+int call_generic_start(Call *c) {
+        const Method *m = c->m;
+
+        switch (m->args) {
+        case ARGS_NONE:
+                return call_method(c, c->path, call_iface(c), m->member, on_generic_reply, "");
+        case ARGS_ARG:
+                return call_method(c, c->path, call_iface(c), m->member, on_generic_reply, "s", c->req.arg);
+        case ARGS_ARG_PAYLOAD:
+                /* the check hook has made payload_copy a valid D-Bus string */
+                return call_method(c, c->path, call_iface(c), m->member, on_generic_reply, "ss", c->req.arg,
+                                   c->payload_copy ?: "");
+        }
+        return -EINVAL;
+}
+
+static int copy_payload(Call *c) {
+        c->payload_copy = strndup(c->req.payload, c->req.payload_len);
+        return c->payload_copy ? 0 : -ENOMEM;
+}
+
+static bool payload_has_nul(const Call *c) {
+        return memchr(c->req.payload, 0, c->req.payload_len) != NULL;
+}
+
+/* ---- admin.vm.List ------------------------------------------------------------------------ */
+
+static int on_vm_list_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+
+        /* The qube exists but the listing left it out (policy filter): an empty list. */
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        call_reply_ok_begin(c);
+        call_reply_end(c);
+        return 0;
+}
+
+static int on_vm_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        const char *name, *klass, *state, *uuid, *path;
+        bool all = c->dest_is_dom0, found = false;
+        size_t mark;
+        StrBuf *o;
+        int r;
+
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        mark = c->client->out.len;
+        o = call_reply_ok_begin(c);
+        r = sd_bus_message_enter_container(m, 'a', "(sssso)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(sssso)", &name, &klass, &state, &uuid, &path)) > 0) {
+                if (!all && !streq(path, c->path))
+                        continue;
+                found = true;
+                strbuf_printf(o, "%s class=%s state=%s uuid=%s\n", name, klass, state, uuid);
+        }
+        if (r < 0) {
+                c->client->out.len = mark;
+                call_reply_dbus_error(c, NULL, r);
+                return 0;
+        }
+        if (!all && !found) {
+                /* Not listed: either it does not exist (an error) or it is filtered out. */
+                c->client->out.len = mark;
+                c->step = 1;
+                r = call_method(c, ADMIN_PATH, MANAGER_IFACE, "GetDomain", on_vm_list_exists, "s", c->req.dest);
+                if (r < 0)
+                        call_reply_dbus_error(c, NULL, r);
+                return 0;
+        }
+        call_reply_end(c);
+        return 0;
+}
+
+static int vm_list_start(Call *c) {
+        return call_method(c, ADMIN_PATH, MANAGER_IFACE, "ListDomains", on_vm_list, "");
+}
+
+/* ---- property.Set --------------------------------------------------------------------------- */
+
+/* The value's bytes cannot travel as a D-Bus string (non-ASCII, NUL): upstream's message
+ * depends on the property's type, so ask for it (this also reports an unknown property first,
+ * as upstream does). */
+static int on_property_type(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        const char *type, *value;
+        int is_default, r;
+
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        r = sd_bus_message_read(m, "sbs", &type, &is_default, &value);
+        if (r < 0) {
+                call_reply_dbus_error(c, NULL, r);
+                return 0;
+        }
+        if (!bytes_are_ascii(c->req.payload, c->req.payload_len)) {
+                if (streq(type, "vm"))
+                        call_reply_error(c, QERR_VALUE, ""); /* upstream's VM sanitiser says nothing */
+                else
+                        call_reply_error(c, QERR_VALUE, "Non-ASCII bytes in property value");
+                return 0;
+        }
+        /* ASCII with a NUL */
+        if (streq(type, "int"))
+                call_reply_error(c, QERR_VALUE, "Failed to parse property value as int");
+        else if (streq(type, "bool")) {
+                _cleanup_strbuf_ StrBuf b = {};
+                for (size_t i = 0; i < c->req.payload_len; i++) {
+                        unsigned char ch = (unsigned char) c->req.payload[i];
+                        if (ch == '\'' || ch == '\\')
+                                strbuf_printf(&b, "\\%c", ch);
+                        else if (ch < 0x20 || ch == 0x7f)
+                                strbuf_printf(&b, "\\x%02x", ch);
+                        else
+                                strbuf_append_c(&b, (char) ch);
+                }
+                call_reply_error(c, QERR_VALUE, "Invalid literal for boolean property: '%s'", strempty(b.buf));
+        } else if (streq(type, "vm"))
+                call_reply_error(c, QERR_VALUE, "VM name contains illegal characters");
+        else
+                call_reply_error(c, QERR_VALUE, "Invalid characters in property value");
+        return 0;
+}
+
+static int property_set_start(Call *c) {
+        if (!bytes_are_ascii(c->req.payload, c->req.payload_len) || payload_has_nul(c)) {
+                c->step = 1;
+                return call_method(c, c->path, call_iface(c), "GetProperty", on_property_type, "s", c->req.arg);
+        }
+        if (copy_payload(c) < 0)
+                return -ENOMEM;
+        return call_generic_start(c);
+}
+
+/* ---- features --------------------------------------------------------------------------- */
+
+static int feature_set_check(Call *c, QError *e) {
+        const char *name = c->req.arg;
+
+        if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(name))
+                return qerror_set(e, QERR_PROTOCOL, "feature name contains illegal characters");
+        if (!bytes_are_ascii(c->req.payload, c->req.payload_len))
+                return qerror_set(e, QERR_PROTOCOL, "Feature value contains non-ASCII characters");
+        for (size_t i = 0; i < c->req.payload_len; i++)
+                if (c->req.payload[i] < 0x20 || c->req.payload[i] > 0x7e)
+                        return qerror_set(e, QERR_PROTOCOL, "%s value contains illegal characters", name);
+        return copy_payload(c);
+}
+
+/* ---- notes ------------------------------------------------------------------------------ */
+
+static const char *utf8_error(const unsigned char *p, size_t n, size_t *pos) {
+        size_t i = 0;
+
+        while (i < n) {
+                unsigned char ch = p[i];
+                size_t len;
+                uint32_t cp, min;
+
+                if (ch < 0x80) {
+                        i++;
+                        continue;
+                }
+                if ((ch & 0xe0) == 0xc0)
+                        len = 2, cp = ch & 0x1f, min = 0x80;
+                else if ((ch & 0xf0) == 0xe0)
+                        len = 3, cp = ch & 0x0f, min = 0x800;
+                else if ((ch & 0xf8) == 0xf0 && ch <= 0xf4)
+                        len = 4, cp = ch & 0x07, min = 0x10000;
+                else {
+                        *pos = i;
+                        return "invalid start byte";
+                }
+                if (i + len > n) {
+                        *pos = i;
+                        return "unexpected end of data";
+                }
+                for (size_t k = 1; k < len; k++) {
+                        if ((p[i + k] & 0xc0) != 0x80) {
+                                *pos = i;
+                                return "invalid continuation byte";
+                        }
+                        cp = (cp << 6) | (p[i + k] & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+                        *pos = i;
+                        return "invalid continuation byte";
+                }
+                i += len;
+        }
+        return NULL;
+}
+
+static int notes_set_check(Call *c, QError *e) {
+        const char *why;
+        size_t pos = 0;
+        char num[32], byte[8];
+
+        if (c->req.payload_len > 256000) {
+                snprintf(num, sizeof num, "%zu", c->req.payload_len);
+                return qerror_set(e, QERR_PROTOCOL, "Maximum note size is 256000 bytes (%s bytes received)", num);
+        }
+        why = utf8_error((const unsigned char *) c->req.payload, c->req.payload_len, &pos);
+        if (why) {
+                snprintf(num, sizeof num, "%zu", pos);
+                snprintf(byte, sizeof byte, "0x%02x", (unsigned char) c->req.payload[pos]);
+                return qerror_set(e, QERR_PROTOCOL,
+                                  "Unable to sanitise qube notes: 'utf-8' codec can't decode byte %s in position %s: %s",
+                                  byte, num, why);
+        }
+        if (copy_payload(c) < 0)
+                return -ENOMEM;
+        /* NUL cannot cross D-Bus; upstream's sanitiser turns it (a control character) into '_' */
+        for (size_t i = 0; i < c->req.payload_len; i++)
+                if (c->payload_copy[i] == 0)
+                        c->payload_copy[i] = '_';
+        return 0;
+}
+
+static int notes_set_start(Call *c) {
+        return call_method(c, c->path, DOMAIN_IFACE, "SetNotes", on_generic_reply, "s", c->payload_copy);
+}
+
+/* ---- labels ---------------------------------------------------------------------------- */
+
+static int label_create_check(Call *c, QError *e) {
+        int r;
+
+        r = validate_label_name(c->req.arg, true, e);
+        if (r < 0)
+                return r;
+        if (c->req.payload_len > 0 && !bytes_are_ascii(c->req.payload, c->req.payload_len))
+                return qerror_set(e, QERR_INVALID_LABEL_VALUE, "Label value must be encoded in ASCII");
+        if (copy_payload(c) < 0)
+                return -ENOMEM;
+        /* a NUL is neither whitespace nor a hex digit: check a stand-in that fails the same way,
+         * and keep the stand-in so that qubesd sees a valid D-Bus string */
+        for (size_t i = 0; i < c->req.payload_len; i++)
+                if (c->payload_copy[i] == 0)
+                        c->payload_copy[i] = '\x01';
+        return validate_label_color(c->payload_copy, e);
+}
+
+/* ---- admin.vm.Create.<class> / CreateInPool.<class> ----------------------------------- */
+
+static bool is_create_in_pool(const Call *c) {
+        return startswith(c->m->name, "admin.vm.CreateInPool.") != NULL;
+}
+
+/* Payload parsing and its error order (spec §2.3.5) that need no qubesd. */
+static int create_check(Call *c, QError *e) {
+        QubesClass klass = qubes_class_from_string(c->m->extra);
+        bool allow_pool = is_create_in_pool(c), have_name = false, have_label = false;
+        _cleanup_strv_free_ char **seen = NULL;
+        char *p, *item;
+        int r;
+
+        if (!isempty(c->req.arg) && !qubes_class_has_template(klass))
+                return qerror_set(e, QERR_PROTOCOL, "%s cannot be based on template", c->m->extra);
+        if (!bytes_are_ascii(c->req.payload, c->req.payload_len))
+                return qerror_set(e, QERR_PROTOCOL, "Parameters contains non-ASCII characters");
+        if (copy_payload(c) < 0)
+                return -ENOMEM;
+        /* a NUL fails the name and label rules as any illegal character does */
+        for (size_t i = 0; i < c->req.payload_len; i++)
+                if (c->payload_copy[i] == 0)
+                        c->payload_copy[i] = '\x01';
+
+        for (p = c->payload_copy;;) {
+                char *sp, *eq, *value;
+                bool last;
+
+                item = p;
+                sp = strchr(item, ' ');
+                last = !sp;
+                if (sp) {
+                        *sp = 0;
+                        p = sp + 1;
+                }
+                eq = strchr(item, '=');
+                if (!eq)
+                        /* upstream fails here with a plain ValueError (an empty reply) */
+                        return qerror_set(e, QERR_PROTOCOL, "Parameters must be key=value pairs separated by single spaces");
+                *eq = 0;
+                value = eq + 1;
+
+                if (strv_contains(seen, item))
+                        return qerror_set(e, QERR_PROTOCOL, "Options must be unique");
+                if (strv_extend(&seen, item) < 0)
+                        return -ENOMEM;
+
+                if (streq(item, "name")) {
+                        r = validate_vm_name(value, e);
+                        if (r < 0)
+                                return r;
+                        if (free_and_strdup(&c->create_name, value) < 0)
+                                return -ENOMEM;
+                        have_name = true;
+                } else if (streq(item, "label")) {
+                        r = validate_label_name(value, true, e);
+                        if (r < 0)
+                                return r;
+                        if (free_and_strdup(&c->create_label, value) < 0)
+                                return -ENOMEM;
+                        have_label = true;
+                } else if (allow_pool && streq(item, "pool")) {
+                        if (c->create_pool)
+                                return qerror_set(e, QERR_PROTOCOL, "Option 'pool' must be unique");
+                        if (free_and_strdup(&c->create_pool, value) < 0)
+                                return -ENOMEM;
+                } else if (allow_pool && startswith(item, "pool:")) {
+                        const char *vol = item + 5;
+                        if (!streq(vol, "root") && !streq(vol, "private") && !streq(vol, "volatile") &&
+                            !streq(vol, "kernel"))
+                                return qerror_set(e, QERR_PROTOCOL, "Volume must be one of: root, private, volatile, kernel");
+                        if (strv_extend(&c->create_pools, vol) < 0 || strv_extend(&c->create_pools, value) < 0)
+                                return -ENOMEM;
+                } else if (streq(item, "pool") || startswith(item, "pool:"))
+                        return qerror_set(e, QERR_PROTOCOL, "Pool option specified but 'allow_pool' is False");
+                else
+                        return qerror_set(e, QERR_PROTOCOL, "Options does not match: name, label, pool, pool:");
+                if (last)
+                        break;
+        }
+        if (!have_name)
+                return qerror_set(e, QERR_PROTOCOL, "Creation requested without key: name");
+        if (!have_label)
+                return qerror_set(e, QERR_PROTOCOL, "Creation requested without key: label");
+        return 0;
+}
+
+static int on_create_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        call_reply_ok_begin(c);
+        call_reply_end(c);
+        return 0;
+}
+
+static int create_send(Call *c, const char *label) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(c->bus->bus, &msg, c->bus->owner ?: ADMIN_BUS_NAME, ADMIN_PATH,
+                                           MANAGER_IFACE, "CreateDomain");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(msg, "ssss", c->m->extra, c->create_name, label, c->req.arg);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(msg, 'a', "{ss}");
+        if (r < 0)
+                return r;
+        if (c->create_pool) {
+                r = sd_bus_message_append(msg, "{ss}", "pool", c->create_pool);
+                if (r < 0)
+                        return r;
+        }
+        for (char **p = c->create_pools; p && p[0] && p[1]; p += 2) {
+                _cleanup_free_ char *key = NULL;
+                if (asprintf(&key, "pool:%s", p[0]) < 0)
+                        return -ENOMEM;
+                r = sd_bus_message_append(msg, "{ss}", key, p[1]);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(msg);
+        if (r < 0)
+                return r;
+        c->slot = sd_bus_slot_unref(c->slot);
+        return sd_bus_call_async(c->bus->bus, &c->slot, msg, on_create_reply, c, 0);
+}
+
+static int on_create_label(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        const char *path, *name, *color;
+        int idx, r;
+
+        if (sd_bus_message_is_method_error(m, NULL) &&
+            qubes_error_from_dbus_name(sd_bus_message_get_error(m)->name) == QERR_LABEL_NOT_FOUND) {
+                /* upstream never stores an unknown label, so the required-key check fails first */
+                c->slot = sd_bus_slot_unref(c->slot);
+                call_reply_error(c, QERR_PROTOCOL, "Creation requested without key: label");
+                return 0;
+        }
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        r = sd_bus_message_read(m, "osis", &path, &name, &idx, &color);
+        if (r >= 0) {
+                c->step = 2;
+                r = create_send(c, name);
+        }
+        if (r < 0)
+                call_reply_dbus_error(c, NULL, r);
+        return 0;
+}
+
+static int create_start(Call *c) {
+        /* The label must exist before anything else is reported (spec §2.3.5): ask first. */
+        return call_method(c, ADMIN_PATH, MANAGER_IFACE, "LookupLabel", on_create_label, "s", c->create_label);
+}
+
+/* ---- the table -------------------------------------------------------------------------- */
+
+#define M(n, d, a, p, ...) { .name = n, .dest = d, .arg = a, .payload = p, __VA_ARGS__ }
+#define CREATE(klass)                                                                                    \
+        M("admin.vm.Create." klass, DEST_DOM0, RULE_OPT, RULE_OPT, .check = create_check, .start = create_start, \
+          .extra = klass),                                                                               \
+        M("admin.vm.CreateInPool." klass, DEST_DOM0, RULE_OPT, RULE_OPT, .check = create_check,          \
+          .start = create_start, .extra = klass)
+#define PROPERTY_METHODS(prefix, d, mgr)                                                                 \
+        M(prefix ".List", d, RULE_NO, RULE_NO, .on_manager = mgr, .member = "ListProperties",            \
+          .args = ARGS_NONE, .fmt = FMT_LINES),                                                          \
+        M(prefix ".Get", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetProperty",               \
+          .args = ARGS_ARG, .fmt = FMT_PROPERTY),                                                        \
+        M(prefix ".GetAll", d, RULE_NO, RULE_NO, .on_manager = mgr, .member = "GetAllProperties",        \
+          .args = ARGS_NONE, .fmt = FMT_PROPERTY_ALL),                                                   \
+        M(prefix ".GetDefault", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetPropertyDefault", \
+          .args = ARGS_ARG, .fmt = FMT_PROPERTY_DEF),                                                    \
+        M(prefix ".Help", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetPropertyHelp",          \
+          .args = ARGS_ARG, .fmt = FMT_STRING),                                                          \
+        M(prefix ".Set", d, RULE_REQ, RULE_OPT, .on_manager = mgr, .member = "SetProperty",              \
+          .start = property_set_start, .args = ARGS_ARG_PAYLOAD, .fmt = FMT_EMPTY),                      \
+        M(prefix ".Reset", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "ResetProperty",           \
+          .args = ARGS_ARG, .fmt = FMT_EMPTY)
+
+/* Method name → destination rule, argument rule, payload rule, handler. Later issues
+ * (lifecycle, storage, devices, firewall, backup, stats) add their rows here. */
+static const Method methods[] = {
+        M("admin.vmclass.List", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true, .member = "ListClasses",
+          .fmt = FMT_LINES),
+        M("admin.deviceclass.List", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true,
+          .member = "ListDeviceClasses", .fmt = FMT_LINES),
+        M("admin.vm.List", DEST_ANY, RULE_NO, RULE_NO, .start = vm_list_start),
+        CREATE("AppVM"),
+        CREATE("DispVM"),
+        CREATE("StandaloneVM"),
+        CREATE("TemplateVM"),
+        CREATE("RemoteVM"),
+        CREATE("AdminVM"),
+        M("admin.vm.Remove", DEST_ANY, RULE_NO, RULE_NO, .member = "Remove", .fmt = FMT_EMPTY),
+        M("admin.vm.CurrentState", DEST_ANY, RULE_NO, RULE_NO, .member = "GetCurrentState",
+          .fmt = FMT_CURRENT_STATE),
+
+        M("admin.label.List", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true, .member = "ListLabels",
+          .fmt = FMT_LABEL_NAMES),
+        M("admin.label.Get", DEST_DOM0, RULE_REQ, RULE_NO, .on_manager = true, .member = "LookupLabel",
+          .args = ARGS_ARG, .fmt = FMT_LABEL_COLOR),
+        M("admin.label.Index", DEST_DOM0, RULE_REQ, RULE_NO, .on_manager = true, .member = "LookupLabel",
+          .args = ARGS_ARG, .fmt = FMT_LABEL_INDEX),
+        M("admin.label.Create", DEST_DOM0, RULE_REQ, RULE_REQ, .on_manager = true, .member = "CreateLabel",
+          .check = label_create_check, .args = ARGS_ARG_PAYLOAD, .fmt = FMT_EMPTY),
+        M("admin.label.Remove", DEST_DOM0, RULE_REQ, RULE_NO, .on_manager = true, .member = "RemoveLabel",
+          .args = ARGS_ARG, .fmt = FMT_EMPTY),
+
+        PROPERTY_METHODS("admin.property", DEST_DOM0, true),
+        PROPERTY_METHODS("admin.vm.property", DEST_ANY, false),
+
+        M("admin.vm.feature.List", DEST_ANY, RULE_NO, RULE_NO, .member = "ListFeatures", .fmt = FMT_LINES),
+        M("admin.vm.feature.Get", DEST_ANY, RULE_REQ, RULE_NO, .member = "GetFeature", .args = ARGS_ARG,
+          .fmt = FMT_STRING),
+        M("admin.vm.feature.CheckWithTemplate", DEST_ANY, RULE_REQ, RULE_NO,
+          .member = "CheckFeatureWithTemplate", .args = ARGS_ARG, .fmt = FMT_STRING),
+        M("admin.vm.feature.CheckWithNetvm", DEST_ANY, RULE_REQ, RULE_NO, .member = "CheckFeatureWithNetvm",
+          .args = ARGS_ARG, .fmt = FMT_STRING),
+        M("admin.vm.feature.CheckWithAdminVM", DEST_ANY, RULE_REQ, RULE_NO,
+          .member = "CheckFeatureWithAdminVM", .args = ARGS_ARG, .fmt = FMT_STRING),
+        M("admin.vm.feature.CheckWithTemplateAndAdminVM", DEST_ANY, RULE_REQ, RULE_NO,
+          .member = "CheckFeatureWithTemplateAndAdminVM", .args = ARGS_ARG, .fmt = FMT_STRING),
+        M("admin.vm.feature.Set", DEST_ANY, RULE_REQ, RULE_OPT, .check = feature_set_check,
+          .member = "SetFeature", .args = ARGS_ARG_PAYLOAD, .fmt = FMT_EMPTY),
+        M("admin.vm.feature.Remove", DEST_ANY, RULE_REQ, RULE_NO, .member = "RemoveFeature",
+          .args = ARGS_ARG, .fmt = FMT_EMPTY),
+
+        M("admin.vm.tag.List", DEST_ANY, RULE_NO, RULE_NO, .member = "ListTags", .fmt = FMT_LINES),
+        M("admin.vm.tag.Get", DEST_ANY, RULE_REQ, RULE_NO, .member = "HasTag", .args = ARGS_ARG,
+          .fmt = FMT_BOOL01),
+        M("admin.vm.tag.Set", DEST_ANY, RULE_REQ, RULE_NO, .member = "AddTag", .args = ARGS_ARG,
+          .fmt = FMT_EMPTY),
+        M("admin.vm.tag.Remove", DEST_ANY, RULE_REQ, RULE_NO, .member = "RemoveTag", .args = ARGS_ARG,
+          .fmt = FMT_EMPTY),
+
+        M("admin.vm.notes.Get", DEST_VM, RULE_NO, RULE_NO, .member = "GetNotes", .fmt = FMT_STRING),
+        M("admin.vm.notes.Set", DEST_VM, RULE_NO, RULE_REQ, .check = notes_set_check, .start = notes_set_start,
+          .fmt = FMT_EMPTY),
+
+        M("admin.Events", DEST_ANY, RULE_NO, RULE_NO, .start = events_start),
+};
+
+const Method *method_find(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (streq(methods[i].name, name))
+                        return &methods[i];
+        return NULL;
+}
+
+const Method *method_next(size_t *i) {
+        if (*i >= ELEMENTSOF(methods))
+                return NULL;
+        return &methods[(*i)++];
+}

@@ -1,0 +1,459 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Test harness for qubesd: a private dbus-daemon and a qubesd on it, in a temporary directory.
+
+Run with Debian's /usr/bin/python3 (python3-gi). Environment:
+  QUBESD            path of the qubesd binary (meson sets it; default: build dirs are searched)
+  QUBES_SOURCE_DIR  the source tree (default: two levels above this file)
+  QUBES_TEST_KEEP   if set, temporary directories are kept for inspection
+"""
+
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+import gi
+
+gi.require_version('Gio', '2.0')
+gi.require_version('GLib', '2.0')
+from gi.repository import Gio, GLib  # noqa: E402
+
+BUS_NAME = 'org.qubes_os.Admin1'
+ROOT_PATH = '/org/qubes_os/Admin1'
+IFACE = 'org.qubes_os.Admin1'
+MANAGER_IFACE = IFACE + '.Manager'
+DOMAIN_IFACE = IFACE + '.Domain'
+QUBESVM_IFACE = IFACE + '.QubesVM'
+LABEL_IFACE = IFACE + '.Label'
+ERROR_PREFIX = IFACE + '.Error.'
+PROPS_IFACE = 'org.freedesktop.DBus.Properties'
+
+SOURCE_DIR = os.environ.get('QUBES_SOURCE_DIR') or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), '..', '..'))
+DEMO_XML = os.path.join(SOURCE_DIR, 'data', 'demo-qubes.xml')
+EXAMPLE_XML = os.path.join(SOURCE_DIR, 'tests', 'data', 'example-qubes.xml')
+INTERFACES_DIR = os.path.join(SOURCE_DIR, 'dbus-interfaces')
+TEST_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
+
+START_TIMEOUT = float(os.environ.get('QUBESD_START_TIMEOUT', '30'))
+CALL_TIMEOUT_MS = 30000
+
+
+def find_qubesd():
+    path = os.environ.get('QUBESD')
+    if path:
+        return path
+    for build in ('build', 'build-test', 'builddir'):
+        candidate = os.path.join(SOURCE_DIR, build, 'service', 'qubesd')
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise unittest.SkipTest('QUBESD is not set and no built qubesd was found')
+
+
+def domain_path(name):
+    """The object path of a qube, escaped as sd_bus_path_encode() does."""
+    return ROOT_PATH + '/domain/' + bus_path_escape(name)
+
+
+def label_path(name):
+    return ROOT_PATH + '/label/' + bus_path_escape(name)
+
+
+def bus_path_escape(s):
+    if s == '':
+        return '_'
+    out = []
+    for i, ch in enumerate(s.encode()):
+        c = chr(ch)
+        if (c.isascii() and c.isalpha()) or (c.isdigit() and i > 0):
+            out.append(c)
+        else:
+            out.append('_%02x' % ch)
+    return ''.join(out)
+
+
+class DBusError(Exception):
+    """An error reply: name, message (the first string of the body) and the whole body."""
+
+    def __init__(self, name, message, body=()):
+        super().__init__('%s: %s' % (name, message))
+        self.name = name
+        self.message = message
+        self.body = tuple(body)
+
+
+# what a failed call raises: an error reply, or a GLib error (timeout, disconnection)
+CallError = (DBusError, GLib.Error)
+
+
+def dbus_error_name(exc):
+    """The D-Bus error name of a failed call (or None)."""
+    if isinstance(exc, DBusError):
+        return exc.name
+    if isinstance(exc, GLib.Error) and Gio.DBusError.is_remote_error(exc):
+        return Gio.DBusError.get_remote_error(exc)
+    return None
+
+
+def dbus_error_message(exc):
+    if isinstance(exc, DBusError):
+        return exc.message
+    if isinstance(exc, GLib.Error) and Gio.DBusError.is_remote_error(exc):
+        copy = exc.copy()
+        Gio.DBusError.strip_remote_error(copy)
+        return copy.message
+    return str(exc)
+
+
+def parse_xml_file(path):
+    """Parse qubes.xml; raises an AssertionError with the reason if it does not parse."""
+    try:
+        return ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise AssertionError('%s does not parse: %s' % (path, e)) from e
+
+
+def xml_domain_property(root, domain, prop):
+    """The text of <property name=prop> of the named domain in a parsed qubes.xml, or None."""
+    for d in root.iter('domain'):
+        props = d.find('properties')
+        if props is None:
+            continue
+        name = None
+        value = None
+        found = False
+        for p in props.findall('property'):
+            if p.get('name') == 'name':
+                name = p.text or ''
+            if p.get('name') == prop:
+                value = p.text or ''
+                found = True
+        if name is None and d.get('class') == 'AdminVM':
+            name = 'dom0'
+        if name == domain:
+            return value if found else None
+    raise AssertionError('qube %r is not in qubes.xml' % domain)
+
+
+class Daemon:
+    """A private bus and a qubesd on it. Use start(), then .conn; stop() or cleanup() at the end."""
+
+    def __init__(self, qubes_xml=None, extra_args=(), substitute_pool_dir=True):
+        self.qubesd = find_qubesd()
+        self.dir = tempfile.mkdtemp(prefix='qubesd-test-')
+        self.bus_path = os.path.join(self.dir, 'bus')
+        self.address = 'unix:path=' + self.bus_path
+        self.state_dir = os.path.join(self.dir, 'state')
+        self.xml_path = os.path.join(self.state_dir, 'qubes.xml')
+        self.log_path = os.path.join(self.dir, 'qubesd.log')
+        self.extra_args = list(extra_args)
+        self.bus_proc = None
+        self.proc = None
+        self.conn = None
+        self.starts = 0
+        os.makedirs(self.state_dir)
+        if qubes_xml is not None:
+            self.seed(qubes_xml, substitute_pool_dir)
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def seed(self, src, substitute_pool_dir=True):
+        """Copy a qubes.xml into the state dir (pool paths moved from /var/lib/qubes to it)."""
+        with open(src, encoding='utf-8') as f:
+            text = f.read()
+        if substitute_pool_dir:
+            text = text.replace('dir_path="/var/lib/qubes', 'dir_path="' + self.state_dir)
+        with open(self.xml_path, 'w', encoding='utf-8') as f:
+            f.write(text)
+
+    def start_bus(self):
+        if self.bus_proc:
+            return
+        self.bus_proc = subprocess.Popen(
+            ['dbus-daemon', '--session', '--nofork', '--nopidfile',
+             '--address=' + self.address, '--print-address=1'],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        line = self.bus_proc.stdout.readline().decode().strip()
+        if not line:
+            err = self.bus_proc.stderr.read().decode()
+            raise RuntimeError('dbus-daemon did not start: ' + err)
+        self.conn = Gio.DBusConnection.new_for_address_sync(
+            self.address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+            Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+            None, None)
+        self.conn.set_exit_on_close(False)
+
+    def command(self):
+        return [self.qubesd, '--bus-address=' + self.address, '--state-dir=' + self.state_dir,
+                '--libvirt-uri=test:///default'] + self.extra_args
+
+    def spawn(self):
+        """Start qubesd without waiting for it (it may be expected to fail)."""
+        self.start_bus()
+        self.log = open(self.log_path, 'ab')
+        self.log.write(b'--- start %d ---\n' % self.starts)
+        self.log.flush()
+        self.starts += 1
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        return self.proc
+
+    def name_owner(self):
+        try:
+            reply = self.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus',
+                                        'org.freedesktop.DBus', 'GetNameOwner',
+                                        GLib.Variant('(s)', (BUS_NAME,)), GLib.VariantType('(s)'),
+                                        Gio.DBusCallFlags.NONE, 5000, None)
+            return reply.unpack()[0]
+        except GLib.Error:
+            return None
+
+    def start(self, timeout=START_TIMEOUT):
+        """Start qubesd and wait until it owns the bus name."""
+        old_owner = self.name_owner() if self.conn else None
+        self.spawn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            owner = self.name_owner()
+            if owner and owner != old_owner:
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError('qubesd exited with status %s before owning %s:\n%s'
+                                     % (self.proc.returncode, BUS_NAME, self.log_tail()))
+            time.sleep(0.01)
+        raise AssertionError('qubesd did not own %s within %.0f s:\n%s'
+                             % (BUS_NAME, timeout, self.log_tail()))
+
+    def wait_name_gone(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.name_owner():
+                return
+            time.sleep(0.005)
+        raise AssertionError('%s still owned %.0f s after qubesd ended' % (BUS_NAME, timeout))
+
+    # --- stopping -----------------------------------------------------------------------------
+
+    def stop(self, timeout=20):
+        """SIGTERM qubesd and wait; returns its exit status (None if it was not running)."""
+        if not self.proc:
+            return None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise AssertionError('qubesd did not exit within %d s of SIGTERM:\n%s'
+                                     % (timeout, self.log_tail()))
+        self.log.close()
+        if self.conn:
+            self.wait_name_gone()
+        return proc.returncode
+
+    def kill9(self):
+        """SIGKILL qubesd (a crash at whatever instant it is in)."""
+        if not self.proc:
+            return
+        proc, self.proc = self.proc, None
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        self.log.close()
+        self.wait_name_gone()
+
+    def restart(self):
+        status = self.stop()
+        if status not in (None, 0):
+            raise AssertionError('qubesd exited with status %s on SIGTERM:\n%s'
+                                 % (status, self.log_tail()))
+        return self.start()
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        if self.conn:
+            try:
+                self.conn.close_sync(None)
+            except GLib.Error:
+                pass
+            self.conn = None
+        if self.bus_proc:
+            self.bus_proc.terminate()
+            try:
+                self.bus_proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.bus_proc.kill()
+                self.bus_proc.wait()
+            for f in (self.bus_proc.stdout, self.bus_proc.stderr):
+                f.close()
+            self.bus_proc = None
+        if os.environ.get('QUBES_TEST_KEEP'):
+            sys.stderr.write('kept %s\n' % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, 'rb') as f:
+                lines = f.read().decode(errors='replace').splitlines()
+        except OSError:
+            return '(no log)'
+        return '\n'.join(lines[-n:])
+
+    # --- calls --------------------------------------------------------------------------------
+
+    def call(self, path, iface, method, signature=None, args=(), reply_type=None,
+             timeout_ms=CALL_TIMEOUT_MS):
+        """A method call; returns the reply body as a tuple, raises DBusError on an error reply.
+        (GDBus's call_sync() keeps the error message only when the body is exactly (s).)"""
+        msg = Gio.DBusMessage.new_method_call(BUS_NAME, path, iface, method)
+        if signature is not None:
+            msg.set_body(GLib.Variant('(' + signature + ')', tuple(args)))
+        msg.set_flags(Gio.DBusMessageFlags.NO_AUTO_START)
+        reply, _ = self.conn.send_message_with_reply_sync(msg, Gio.DBusSendMessageFlags.NONE,
+                                                          timeout_ms, None)
+        body = reply.get_body()
+        if reply.get_message_type() == Gio.DBusMessageType.ERROR:
+            values = body.unpack() if body is not None else ()
+            message = values[0] if values and isinstance(values[0], str) else ''
+            raise DBusError(reply.get_error_name(), message, values)
+        if reply_type is not None:
+            got = '(' + (reply.get_signature() or '') + ')'
+            if got != reply_type:
+                raise AssertionError('%s.%s replied %s, expected %s' % (iface, method, got, reply_type))
+        return body.unpack() if body is not None else ()
+
+    def manager(self, method, signature=None, args=(), reply_type=None):
+        return self.call(ROOT_PATH, MANAGER_IFACE, method, signature, args, reply_type)
+
+    def domain(self, name, method, signature=None, args=(), reply_type=None):
+        return self.call(domain_path(name), DOMAIN_IFACE, method, signature, args, reply_type)
+
+    def get_property(self, name, prop):
+        """GetProperty on a qube: (type, is_default, value)."""
+        return tuple(self.domain(name, 'GetProperty', 's', (prop,)))
+
+    def set_property(self, name, prop, value):
+        self.domain(name, 'SetProperty', 'ss', (prop, value))
+
+    def dbus_get(self, path, iface, prop):
+        return self.call(path, PROPS_IFACE, 'Get', 'ss', (iface, prop))[0]
+
+    def dbus_get_all(self, path, iface):
+        return self.call(path, PROPS_IFACE, 'GetAll', 's', (iface,))[0]
+
+    def introspect(self, path):
+        return self.call(path, 'org.freedesktop.DBus.Introspectable', 'Introspect')[0]
+
+    def busctl(self, *args, check=True):
+        cmd = ['busctl', '--address=' + self.address, '--no-pager'] + list(args)
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError('%s failed (%d): %s%s' % (' '.join(cmd), r.returncode,
+                                                           r.stdout, r.stderr))
+        return r
+
+    def xml_bytes(self):
+        with open(self.xml_path, 'rb') as f:
+            return f.read()
+
+
+class SignalCollector:
+    """Collects signals matching a filter, dispatched by iterating the default main context."""
+
+    def __init__(self, conn, interface=None, member=None, path=None, sender=BUS_NAME):
+        self.conn = conn
+        self.signals = []
+        self.id = conn.signal_subscribe(sender, interface, member, path, None,
+                                        Gio.DBusSignalFlags.NONE, self._on_signal)
+        # make sure the match rule is installed before the test acts
+        conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                       'GetId', None, None, Gio.DBusCallFlags.NONE, 5000, None)
+        self.pump(0.05)
+
+    def _on_signal(self, conn, sender, path, iface, member, params):
+        self.signals.append((path, iface, member, params.unpack()))
+
+    @staticmethod
+    def pump(seconds):
+        ctx = GLib.MainContext.default()
+        deadline = time.monotonic() + seconds
+        while True:
+            while ctx.pending():
+                ctx.iteration(False)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.002)
+
+    def wait_for(self, predicate, timeout=5.0):
+        """Pump until predicate(self.signals) is true; returns whether it became true."""
+        ctx = GLib.MainContext.default()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while ctx.pending():
+                ctx.iteration(False)
+            if predicate(self.signals):
+                return True
+            time.sleep(0.002)
+        return predicate(self.signals)
+
+    def close(self):
+        if self.id is not None:
+            self.conn.signal_unsubscribe(self.id)
+            self.id = None
+
+
+class DaemonTestCase(unittest.TestCase):
+    """A fresh private bus and qubesd per test method. Subclasses set QUBES_XML (None = empty)."""
+
+    QUBES_XML = DEMO_XML
+    EXTRA_ARGS = ()
+
+    def setUp(self):
+        self.d = Daemon(self.QUBES_XML, self.EXTRA_ARGS)
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+
+    def tearDown(self):
+        if self.d.proc is not None:
+            status = self.d.stop()
+            self.assertEqual(status, 0, 'qubesd exited with status %s on SIGTERM:\n%s'
+                             % (status, self.d.log_tail()))
+
+    def assertDBusError(self, name, func, *args, message=None, **kwargs):
+        """func(*args) must fail with the D-Bus error `name` (and message matching a regex)."""
+        try:
+            func(*args, **kwargs)
+        except CallError as e:
+            got = dbus_error_name(e)
+            self.assertEqual(got, name, 'expected error %s, got %s: %s'
+                             % (name, got, dbus_error_message(e)))
+            if message is not None:
+                self.assertRegex(dbus_error_message(e), message)
+            return e
+        self.fail('expected error %s, but the call succeeded' % name)
+
+
+def main():
+    random.seed(os.environ.get('QUBES_TEST_SEED', str(time.time())))
+    unittest.main(verbosity=2)
+
+
+def strip_ws(s):
+    return re.sub(r'\s+', ' ', s).strip()

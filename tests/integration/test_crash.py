@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Crash safety: qubesd killed with SIGKILL at random instants during a stream of SetProperty calls.
+After every restart qubes.xml parses and holds the last acknowledged value or the one in flight."""
+
+import os
+import random
+import sys
+import threading
+import time
+import unittest
+
+from gi.repository import GLib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import DaemonTestCase  # noqa: E402
+
+N_SETS = int(os.environ.get('QUBES_CRASH_SETS', '1000'))
+KILL_PROBABILITY = 0.03  # about 30 kills over 1000 sets
+
+
+class TestCrashSafety(DaemonTestCase):
+    QUBES_XML = harness.DEMO_XML
+
+    def check_state(self, acked, in_flight, kills):
+        root = harness.parse_xml_file(self.d.xml_path)
+        saved = harness.xml_domain_property(root, 'work', 'memory')
+        allowed = {str(acked)} | ({str(in_flight)} if in_flight is not None else set())
+        self.assertIn(saved, allowed,
+                      'after kill %d: qubes.xml has memory=%s; last acknowledged %s, in flight %s'
+                      % (kills, saved, acked, in_flight))
+        typ, is_default, live = self.d.get_property('work', 'memory')
+        self.assertEqual(live, saved, 'after kill %d: the daemon reads memory=%s but qubes.xml has %s'
+                         % (kills, live, saved))
+        return int(saved)
+
+    def recover(self, timer, acked, in_flight, kills):
+        """qubesd was killed by our timer: reap it, restart, check the state."""
+        if timer is None:
+            raise AssertionError('qubesd died without being killed (status %s):\n%s'
+                                 % (self.d.proc.poll(), self.d.log_tail()))
+        timer.join()
+        self.d.proc.wait(timeout=10)
+        self.d.proc = None
+        self.d.log.close()
+        self.d.wait_name_gone()
+        self.d.start()
+        return self.check_state(acked, in_flight, kills)
+
+    def test_kill9_during_sets(self):
+        rnd = random.Random(os.environ.get('QUBES_TEST_SEED', str(time.time())))
+        acked = 800
+        kills = 0
+        timer = None
+        i = 1
+        t0 = time.monotonic()
+        while i <= N_SETS:
+            if timer is None and rnd.random() < KILL_PROBABILITY:
+                # kill at an instant unrelated to the call boundaries: during this call or one of
+                # the next few, or between them
+                proc = self.d.proc
+                timer = threading.Timer(rnd.uniform(0, 0.01), lambda p=proc: p.kill())
+                timer.start()
+            try:
+                self.d.set_property('work', 'memory', str(i))
+            except harness.CallError as e:
+                if self.d.proc.poll() is None and (timer is None or timer.is_alive()):
+                    raise AssertionError('SetProperty memory=%d failed with qubesd alive: %s\n%s'
+                                         % (i, e, self.d.log_tail()))
+                kills += 1
+                acked = self.recover(timer, acked, i, kills)
+                timer = None
+                if acked == i:
+                    i += 1
+                continue
+            acked = i
+            i += 1
+            if timer is not None and not timer.is_alive():
+                # the kill landed after the reply or between calls
+                kills += 1
+                acked = self.recover(timer, acked, None, kills)
+                timer = None
+        if timer is not None:
+            timer.join()
+            kills += 1
+            self.recover(timer, acked, None, kills)
+        self.assertEqual(self.d.get_property('work', 'memory'), ('int', False, str(N_SETS)))
+        self.d.restart()
+        self.assertEqual(self.d.get_property('work', 'memory'), ('int', False, str(N_SETS)))
+        root = harness.parse_xml_file(self.d.xml_path)
+        self.assertEqual(harness.xml_domain_property(root, 'work', 'memory'), str(N_SETS))
+        leftovers = [f for f in os.listdir(self.d.state_dir) if f.startswith('qubes.xml~')]
+        sys.stderr.write('%d sets, %d kills, %.1f s; temporary files left by kills: %d\n'
+                         % (N_SETS, kills, time.monotonic() - t0, len(leftovers)))
+        self.assertGreater(kills, 0, 'the test never killed qubesd')
+
+if __name__ == '__main__':
+    harness.main()

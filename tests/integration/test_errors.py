@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Bad input gets the right error and changes nothing: not the value, not a byte of qubes.xml."""
+
+import os
+import sys
+import unittest
+
+from gi.repository import GLib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import DaemonTestCase, domain_path, ERROR_PREFIX  # noqa: E402
+
+INVALID_ARGS = 'org.freedesktop.DBus.Error.InvalidArgs'
+
+WATCHED = [('work', 'memory'), ('work', 'netvm'), ('work', 'label'), ('work', 'template'),
+           ('work', 'autostart'), ('work', 'name'), ('work', 'qid'), ('sys-net', 'netvm')]
+
+
+class TestBadInput(DaemonTestCase):
+    QUBES_XML = harness.EXAMPLE_XML
+
+    def setUp(self):
+        super().setUp()
+        self.before_xml = self.d.xml_bytes()
+        self.before = {w: self.d.get_property(*w) for w in WATCHED}
+
+    def assertNothingChanged(self, what):
+        for w in WATCHED:
+            self.assertEqual(self.d.get_property(*w), self.before[w],
+                             '%s changed %s of %s' % (what, w[1], w[0]))
+        self.assertEqual(self.d.xml_bytes(), self.before_xml, '%s changed qubes.xml' % what)
+
+    def set_err(self, error, prop, value, message=None, qube='work'):
+        self.assertDBusError(error, self.d.set_property, qube, prop, value, message=message)
+        self.assertNothingChanged('SetProperty(%r, %r)' % (prop, value))
+
+    def test_unknown_property(self):
+        self.assertDBusError(ERROR_PREFIX + 'QubesNoSuchPropertyError', self.d.get_property,
+                             'work', 'no-such', message=r"^Invalid property 'no-such' of work$")
+        self.set_err(ERROR_PREFIX + 'QubesNoSuchPropertyError', 'no-such', '1',
+                     message=r"Invalid property 'no-such' of work")
+        self.assertDBusError(ERROR_PREFIX + 'QubesNoSuchPropertyError', self.d.domain,
+                             'work', 'ResetProperty', 's', ('no-such',))
+        # a property of another class
+        self.assertDBusError(ERROR_PREFIX + 'QubesNoSuchPropertyError', self.d.get_property,
+                             'work', 'dispid')
+        self.assertDBusError(ERROR_PREFIX + 'QubesNoSuchPropertyError', self.d.manager,
+                             'GetProperty', 's', ('no-such',))
+        self.assertNothingChanged('unknown properties')
+
+    def test_wrong_value_types(self):
+        self.set_err(ERROR_PREFIX + 'QubesValueError', 'memory', 'abc',
+                     message=r'^Failed to parse property value as int$')
+        self.set_err(ERROR_PREFIX + 'QubesValueError', 'autostart', 'maybe',
+                     message=r"^Invalid literal for boolean property: 'maybe'$")
+        self.set_err(ERROR_PREFIX + 'QubesValueError', 'memory', '')
+        self.set_err(ERROR_PREFIX + 'QubesValueError', 'memory', '12\u00e9')
+        for bad in ('0', '-5'):
+            try:
+                self.d.set_property('work', 'memory', bad)
+            except harness.CallError as e:
+                self.assertTrue(harness.dbus_error_name(e).startswith(ERROR_PREFIX), str(e))
+            else:
+                self.fail('memory=%s was accepted' % bad)
+            self.assertNothingChanged('memory=%s' % bad)
+
+    def test_wrong_dbus_signatures(self):
+        # GetProperty(i) instead of (s)
+        self.assertDBusError(INVALID_ARGS, self.d.domain, 'work', 'GetProperty', 'i', (5,))
+        # SetProperty(s) with a missing argument
+        self.assertDBusError(INVALID_ARGS, self.d.domain, 'work', 'SetProperty', 's', ('memory',))
+        # Properties.Set with a variant of the wrong type
+        self.assertDBusError(INVALID_ARGS, self.d.call, domain_path('work'), harness.PROPS_IFACE, 'Set',
+                             'ssv', (harness.QUBESVM_IFACE, 'Memory', GLib.Variant('s', '900')))
+        self.assertNothingChanged('wrong signatures')
+
+    def test_read_only_and_write_once(self):
+        for prop, value in (('name', 'other'), ('qid', '77'), ('klass', 'TemplateVM'),
+                            ('xid', '5'), ('uuid', '9dfafb72-1385-4334-bac3-6a7d75d5769d')):
+            try:
+                self.d.set_property('work', prop, value)
+            except harness.CallError as e:
+                self.assertIsNotNone(harness.dbus_error_name(e), str(e))
+            else:
+                self.fail('setting %s was accepted' % prop)
+            self.assertNothingChanged('SetProperty(%s)' % prop)
+        # a CONST D-Bus property cannot be written
+        try:
+            self.d.call(domain_path('work'), harness.PROPS_IFACE, 'Set', 'ssv',
+                        (harness.DOMAIN_IFACE, 'Name', GLib.Variant('s', 'other')))
+        except harness.CallError:
+            pass
+        else:
+            self.fail('Properties.Set of Name was accepted')
+        self.assertNothingChanged('Properties.Set(Name)')
+
+    def test_invalid_names(self):
+        for bad in ('.test', '-x', '0abc', 'a b', 'a/b', 'x' * 40, 'none', 'default'):
+            try:
+                self.d.set_property('work', 'netvm', bad)
+            except harness.CallError as e:
+                self.assertIn(harness.dbus_error_name(e),
+                              (ERROR_PREFIX + 'QubesValueError', ERROR_PREFIX + 'QubesPropertyValueError'),
+                              'netvm=%r: %s' % (bad, e))
+            else:
+                self.fail('netvm=%r was accepted' % bad)
+            self.assertNothingChanged('netvm=%r' % bad)
+        self.assertDBusError(ERROR_PREFIX + 'QubesValueError', self.d.manager, 'GetDomain', 's', ('.test',),
+                             message=r'^VM name cannot start with hyphen, underscore, dot or numbers$')
+
+    def test_dangling_references(self):
+        self.set_err(ERROR_PREFIX + 'QubesPropertyValueError', 'netvm', 'no-such-vm',
+                     message=r"^Can't set netvm to non-existing qube no-such-vm$")
+        self.set_err(ERROR_PREFIX + 'QubesLabelNotFoundError', 'label', 'nolabel',
+                     message=r'^Label does not exist: nolabel$')
+        for prop in ('template', 'default_dispvm', 'guivm', 'audiovm'):
+            try:
+                self.d.set_property('work', prop, 'no-such-vm')
+            except harness.CallError as e:
+                self.assertTrue((harness.dbus_error_name(e) or '').startswith(ERROR_PREFIX),
+                                '%s=no-such-vm: %s' % (prop, e))
+            else:
+                self.fail('%s=no-such-vm was accepted' % prop)
+            self.assertNothingChanged('%s=no-such-vm' % prop)
+        # a qube that does not provide network cannot be a netvm
+        try:
+            self.d.set_property('work', 'netvm', 'fedora-42')
+        except harness.CallError:
+            pass
+        else:
+            self.fail('netvm=fedora-42 (provides_network False) was accepted')
+        self.assertNothingChanged('netvm=fedora-42')
+        # a netvm loop
+        try:
+            self.d.set_property('sys-net', 'netvm', 'sys-net')
+        except harness.CallError:
+            pass
+        else:
+            self.fail('netvm loop sys-net -> sys-net was accepted')
+        self.assertNothingChanged('netvm loop')
+
+    def test_unknown_qube(self):
+        self.assertDBusError(ERROR_PREFIX + 'QubesVMNotFoundError', self.d.manager, 'GetDomain', 's',
+                             ('no-such-vm',), message=r"^No such domain: 'no-such-vm'$")
+        self.assertDBusError(ERROR_PREFIX + 'QubesVMInvalidUUIDError', self.d.manager, 'GetDomain', 's',
+                             ('uuid:1234',), message=r"^VM UUID is not valid: '1234'$")
+        path = self.d.manager('GetDomain', 's', ('uuid:9dfafb72-1385-4334-bac3-6a7d75d5769c',))[0]
+        self.assertEqual(path, domain_path('work'))
+        # a method on a path of a qube that does not exist
+        try:
+            self.d.domain('no-such-vm', 'GetProperty', 's', ('memory',))
+        except harness.CallError as e:
+            self.assertIn(harness.dbus_error_name(e), (
+                'org.freedesktop.DBus.Error.UnknownObject', 'org.freedesktop.DBus.Error.UnknownMethod',
+                'org.freedesktop.DBus.Error.UnknownInterface', ERROR_PREFIX + 'QubesVMNotFoundError'), str(e))
+        else:
+            self.fail('a call on a missing qube succeeded')
+        self.assertNothingChanged('unknown qube')
+
+    def test_error_body(self):
+        """The error reply carries (message, format, fields) for translation."""
+        from gi.repository import Gio
+        msg = Gio.DBusMessage.new_method_call(harness.BUS_NAME, domain_path('work'),
+                                              harness.DOMAIN_IFACE, 'GetProperty')
+        msg.set_body(GLib.Variant('(s)', ('no-such',)))
+        reply = self.d.conn.send_message_with_reply_sync(msg, Gio.DBusSendMessageFlags.NONE, 10000, None)[0]
+        self.assertEqual(reply.get_message_type(), Gio.DBusMessageType.ERROR)
+        self.assertEqual(reply.get_error_name(), ERROR_PREFIX + 'QubesNoSuchPropertyError')
+        self.assertEqual(reply.get_signature(), 'ssas')
+        message, fmt, fields = reply.get_body().unpack()
+        self.assertEqual(message, "Invalid property 'no-such' of work")
+        self.assertEqual(fmt.replace('%s', '{}').format(*fields).replace('%%', '%'), message,
+                         'format %r with fields %r does not give the message' % (fmt, fields))
+
+
+if __name__ == '__main__':
+    harness.main()

@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The contract: for every object type, the daemon's live introspection has exactly the methods,
+signals and properties (names, argument names and signatures, access) of dbus-interfaces/*.xml.
+Annotations and documentation are ignored."""
+
+import os
+import sys
+import unittest
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import DaemonTestCase, domain_path, label_path, ROOT_PATH  # noqa: E402
+
+ALL_CLASSES_XML = os.path.join(harness.TEST_DATA_DIR, 'all-classes.xml')
+P = 'org.qubes_os.Admin1.'
+
+# object -> the org.qubes_os.Admin1.* interfaces it must carry (docs/dbus-api.md)
+OBJECTS = {
+    ROOT_PATH: ['Manager'],
+    domain_path('dom0'): ['Domain', 'AdminVM'],
+    domain_path('work'): ['Domain', 'QubesVM', 'AppVM'],
+    domain_path('disp1234'): ['Domain', 'QubesVM', 'DispVM'],
+    domain_path('standalone1'): ['Domain', 'QubesVM', 'StandaloneVM'],
+    domain_path('fedora-42'): ['Domain', 'QubesVM', 'TemplateVM'],
+    domain_path('remote1'): ['Domain', 'RemoteVM'],
+    label_path('red'): ['Label'],
+}
+STANDARD = {'org.freedesktop.DBus.Peer', 'org.freedesktop.DBus.Introspectable',
+            'org.freedesktop.DBus.Properties', 'org.freedesktop.DBus.ObjectManager'}
+
+
+def members(iface_el):
+    """{('method'|'signal'|'property', name): description} of an <interface> element."""
+    out = {}
+    for m in iface_el.findall('method'):
+        args = tuple((a.get('direction', 'in'), a.get('type'), a.get('name'))
+                     for a in m.findall('arg'))
+        out[('method', m.get('name'))] = args
+    for s in iface_el.findall('signal'):
+        args = tuple((a.get('type'), a.get('name')) for a in s.findall('arg'))
+        out[('signal', s.get('name'))] = args
+    for p in iface_el.findall('property'):
+        out[('property', p.get('name'))] = (p.get('type'), p.get('access'))
+    return out
+
+
+def contract(short):
+    path = os.path.join(harness.INTERFACES_DIR, P + short + '.xml')
+    root = ET.parse(path).getroot()
+    found = [i for i in root.iter('interface') if i.get('name') == P + short]
+    assert len(found) == 1, '%s defines interface %s %d times' % (path, P + short, len(found))
+    return members(found[0])
+
+
+class TestIntrospection(DaemonTestCase):
+    QUBES_XML = ALL_CLASSES_XML
+
+    def live(self, path):
+        root = ET.fromstring(self.d.introspect(path))
+        return {i.get('name'): members(i) for i in root.findall('interface')}
+
+    def test_contract_files_exist(self):
+        for short in ('Manager', 'Domain', 'QubesVM', 'AdminVM', 'AppVM', 'DispVM', 'StandaloneVM',
+                      'TemplateVM', 'RemoteVM', 'Label'):
+            path = os.path.join(harness.INTERFACES_DIR, P + short + '.xml')
+            self.assertTrue(os.path.exists(path), 'missing contract file %s' % path)
+            ET.parse(path)
+
+    def test_live_matches_contract(self):
+        problems = []
+        for path, shorts in OBJECTS.items():
+            live = self.live(path)
+            ours = {n for n in live if n.startswith(P)}
+            want = {P + s for s in shorts}
+            if ours != want:
+                problems.append('%s: interfaces %s, expected %s' % (path, sorted(ours), sorted(want)))
+            others = set(live) - ours - STANDARD
+            if others:
+                problems.append('%s: unexpected interfaces %s' % (path, sorted(others)))
+            for short in shorts:
+                if P + short not in live:
+                    continue
+                got, exp = live[P + short], contract(short)
+                for key in sorted(set(got) | set(exp)):
+                    if key not in exp:
+                        problems.append('%s %s: %s %s is live but not in the contract: %r'
+                                        % (path, short, key[0], key[1], got[key]))
+                    elif key not in got:
+                        problems.append('%s %s: %s %s of the contract is missing: %r'
+                                        % (path, short, key[0], key[1], exp[key]))
+                    elif got[key] != exp[key]:
+                        problems.append('%s %s: %s %s differs: live %r, contract %r'
+                                        % (path, short, key[0], key[1], got[key], exp[key]))
+        if problems:
+            self.fail('live introspection differs from dbus-interfaces/ (%d problems):\n  %s'
+                      % (len(problems), '\n  '.join(problems)))
+
+    def test_object_manager(self):
+        live = self.live(ROOT_PATH)
+        self.assertIn('org.freedesktop.DBus.ObjectManager', live)
+        objs = self.d.call(ROOT_PATH, 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects')[0]
+        for path, shorts in OBJECTS.items():
+            if path == ROOT_PATH:
+                continue
+            self.assertIn(path, objs, 'GetManagedObjects lacks %s' % path)
+            got = {n for n in objs[path] if n.startswith(P)}
+            self.assertEqual(got, {P + s for s in shorts}, path)
+
+    def test_properties_readable(self):
+        """Every property the contract lists reads with its declared type (GetAll per interface)."""
+        from gi.repository import GLib
+        for path, shorts in OBJECTS.items():
+            for short in shorts:
+                exp = {k[1]: v for k, v in contract(short).items() if k[0] == 'property'}
+                if not exp:
+                    continue
+                reply = self.d.conn.call_sync(harness.BUS_NAME, path, harness.PROPS_IFACE, 'GetAll',
+                                              GLib.Variant('(s)', (P + short,)), None, 0, 10000, None)
+                values = reply.get_child_value(0)
+                got = {}
+                for i in range(values.n_children()):
+                    entry = values.get_child_value(i)
+                    got[entry.get_child_value(0).get_string()] = \
+                        entry.get_child_value(1).get_variant().get_type_string()
+                readable = {n for n, (t, a) in exp.items() if a in ('read', 'readwrite')}
+                self.assertEqual(set(got), readable, '%s %s: GetAll names' % (path, short))
+                for n in readable:
+                    self.assertEqual(got[n], exp[n][0], '%s %s.%s type' % (path, short, n))
+
+
+if __name__ == '__main__':
+    harness.main()
