@@ -15,7 +15,9 @@ BusEntry *bus_entry_ref(BusEntry *b) {
         return b;
 }
 
-BusEntry *bus_entry_unref(BusEntry *b) {
+/* Not inlined: gcc's -Wuse-after-free otherwise follows two unrefs of one entry (the last one
+ * by a _cleanup_ hold that keeps it alive across a callback) and misreads the counting. */
+__attribute__((noinline)) BusEntry *bus_entry_unref(BusEntry *b) {
         if (!b || --b->n_ref > 0)
                 return NULL;
         sd_bus_slot_unref(b->slot);
@@ -68,7 +70,8 @@ static void call_resolve(Call *c);
 
 static int on_identity_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         BusEntry *b = userdata;
-        _cleanup_(bus_entry_unrefp) BusEntry *hold = bus_entry_ref(b);
+        /* keeps b (and its bus) alive while this callback evicts it */
+        _cleanup_(bus_entry_unrefp) _unused_ BusEntry *hold = bus_entry_ref(b);
         Call *list = b->waiting;
 
         b->slot = sd_bus_slot_unref(b->slot);

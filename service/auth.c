@@ -84,6 +84,21 @@ int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QE
         return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied");
 }
 
+bool auth_caller_wants_error_details(Manager *m, sd_bus_message *msg) {
+        const char *sender = sd_bus_message_get_sender(msg);
+        Caller *c = sender ? caller_get(m, sender, false) : NULL;
+        return c && c->error_details;
+}
+
+int auth_enable_error_details(Manager *m, sd_bus_message *msg) {
+        const char *sender = sd_bus_message_get_sender(msg);
+        Caller *c = sender ? caller_get(m, sender, true) : NULL;
+        if (!c)
+                return sender ? -ENOMEM : -EINVAL;
+        c->error_details = true;
+        return 0;
+}
+
 const char *auth_caller_qube(Manager *m, sd_bus_message *msg) {
         const char *sender = sd_bus_message_get_sender(msg);
         Caller *c = sender ? caller_get(m, sender, false) : NULL;
@@ -111,5 +126,6 @@ int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, 
         if (c->qube)
                 return qerror_set(e, QERR_PROTOCOL, "The caller identity of this connection is already set");
         c->qube = strdup(d->name);
+        c->error_details = true;
         return c->qube ? 0 : -ENOMEM;
 }

@@ -31,6 +31,10 @@ int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QE
 const char *auth_caller_qube(Manager *m, sd_bus_message *msg);
 /* SetCallerIdentity. */
 int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, QError *e);
+/* Whether the sender asked for error replies with format and fields (SetCallerIdentity or
+ * EnableErrorDetails). Plain D-Bus clients (GDBus expects a single string) get the message only. */
+bool auth_caller_wants_error_details(Manager *m, sd_bus_message *msg);
+int auth_enable_error_details(Manager *m, sd_bus_message *msg);
 /* Forget a bus peer that went away. */
 void auth_forget_caller(Manager *m, const char *unique_name);
 Caller *caller_free(Caller *c);

@@ -20,6 +20,10 @@ int bus_reply_qerror(Manager *m, sd_bus_message *call, const QError *e) {
                         return -ENOMEM;
         }
         sd_bus_error error = SD_BUS_ERROR_MAKE_CONST(qubes_error_dbus_name(e->code), full ?: msg);
+        /* Only clients that asked get the longer body: GDBus turns any error whose body is not a
+         * single string into "Error return with body of type …". */
+        if (!m || !auth_caller_wants_error_details(m, call))
+                return sd_bus_reply_method_error(call, &error);
         r = sd_bus_message_new_method_error(call, &reply, &error);
         if (r < 0)
                 return r;
@@ -332,7 +336,8 @@ sd_bus_vtable *bus_build_property_vtable(const PropDef *const *props, size_t n_p
 
         if (!v)
                 return NULL;
-        v[k++] = (sd_bus_vtable) SD_BUS_VTABLE_START(0);
+        /* The busconfig lets everyone send and every method authorizes through auth_check(). */
+        v[k++] = (sd_bus_vtable) SD_BUS_VTABLE_START(SD_BUS_VTABLE_UNPRIVILEGED);
         for (size_t i = 0; i < n_props; i++) {
                 const PropDef *p = props[i];
                 const char *sig = prop_dbus_signature(p);
@@ -347,8 +352,14 @@ sd_bus_vtable *bus_build_property_vtable(const PropDef *const *props, size_t n_p
                                 p->dbus_name, sig, get, set, 0,
                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED);
         }
-        for (size_t i = 0; i < n_extra; i++)
-                v[k++] = extra[i];
+        for (size_t i = 0; i < n_extra; i++) {
+                v[k] = extra[i];
+                /* sd-bus refuses members without this flag to callers lacking CAP_SYS_ADMIN;
+                 * here the daemon itself decides (auth_check), as the busconfig lets everyone send. */
+                if (v[k].type == _SD_BUS_VTABLE_METHOD || v[k].type == _SD_BUS_VTABLE_WRITABLE_PROPERTY)
+                        v[k].flags |= SD_BUS_VTABLE_UNPRIVILEGED;
+                k++;
+        }
         v[k++] = (sd_bus_vtable) SD_BUS_VTABLE_END;
         return v;
 }

@@ -320,6 +320,13 @@ static int method_get_system_info(sd_bus_message *msg, void *userdata, sd_bus_er
         return sd_bus_reply_method_return(msg, "s", json);
 }
 
+static int method_enable_error_details(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int r = auth_enable_error_details(userdata, msg);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 static int method_set_caller_identity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
@@ -355,6 +362,8 @@ static const sd_bus_vtable manager_extra[] = {
                                 method_list_device_classes, 0),
         SD_BUS_METHOD_WITH_ARGS("GetSystemInfo", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_get_system_info,
                                 0),
+        SD_BUS_METHOD_WITH_ARGS("EnableErrorDetails", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_enable_error_details, 0),
         SD_BUS_METHOD_WITH_ARGS("SetCallerIdentity", SD_BUS_ARGS("s", qube), SD_BUS_NO_RESULT,
                                 method_set_caller_identity, SD_BUS_VTABLE_UNPRIVILEGED),
         EVENT_SIGNAL_VTABLE,

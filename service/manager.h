@@ -42,6 +42,7 @@ typedef struct Caller {
         char *qube;        /* identity declared with SetCallerIdentity, or NULL */
         uid_t uid;
         bool uid_known;
+        bool error_details; /* error replies carry (message, format, fields) */
 } Caller;
 
 typedef struct Manager {

@@ -3,6 +3,7 @@
  * the layout upstream's writer produces (spec data-model.md §3). */
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -1282,6 +1283,29 @@ static int read_fd_limited(int fd, size_t limit, char **ret, size_t *ret_len) {
         return 0;
 }
 
+static void remove_stale_temp_files(const char *xml_path) {
+        _cleanup_free_ char *dir = strdup(xml_path);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (!slash)
+                return;
+        *slash = 0;
+        const char *base = slash + 1;
+        size_t blen = strlen(base);
+        DIR *d = opendir(*dir ? dir : "/");
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                /* exactly "<base>~XXXXXX", as write_file_atomic() names them */
+                if (strncmp(de->d_name, base, blen) != 0 || de->d_name[blen] != '~' ||
+                    strlen(de->d_name + blen + 1) != 6)
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+                        log_info("Removed %s/%s, left by an interrupted save.", dir, de->d_name);
+        }
+        closedir(d);
+}
+
 int app_load(App *app, QError *err) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *data = NULL;
@@ -1319,6 +1343,9 @@ int app_load(App *app, QError *err) {
                 return r;
         app->xml_mtime = st.st_mtim;
         app->xml_loaded = true;
+        /* While we hold the lock nobody is writing: a temporary file left now is from a writer
+         * killed between create and rename, and only wastes space. */
+        remove_stale_temp_files(app->xml_path);
         /* Closing the fd drops the lock. */
         return 0;
 }

@@ -17,7 +17,7 @@ void strbuf_append(StrBuf *b, const char *s);
 void strbuf_append_n(StrBuf *b, const char *s, size_t n);
 void strbuf_append_c(StrBuf *b, char c);
 void strbuf_printf(StrBuf *b, const char *fmt, ...) _printf_(2, 3);
-void strbuf_vprintf(StrBuf *b, const char *fmt, va_list ap);
+void strbuf_vprintf(StrBuf *b, const char *fmt, va_list ap) _printf_(2, 0);
 /* XML text/attribute escaping of &, <, >, " and ' (and control characters as numeric refs). */
 void strbuf_append_xml_escaped(StrBuf *b, const char *s);
 void strbuf_reset(StrBuf *b);

@@ -159,8 +159,7 @@ class TestBadInput(DaemonTestCase):
             self.fail('a call on a missing qube succeeded')
         self.assertNothingChanged('unknown qube')
 
-    def test_error_body(self):
-        """The error reply carries (message, format, fields) for translation."""
+    def _no_such_property_reply(self):
         from gi.repository import Gio
         msg = Gio.DBusMessage.new_method_call(harness.BUS_NAME, domain_path('work'),
                                               harness.DOMAIN_IFACE, 'GetProperty')
@@ -168,6 +167,18 @@ class TestBadInput(DaemonTestCase):
         reply = self.d.conn.send_message_with_reply_sync(msg, Gio.DBusSendMessageFlags.NONE, 10000, None)[0]
         self.assertEqual(reply.get_message_type(), Gio.DBusMessageType.ERROR)
         self.assertEqual(reply.get_error_name(), ERROR_PREFIX + 'QubesNoSuchPropertyError')
+        return reply
+
+    def test_error_body_plain(self):
+        """A plain client gets the message as the only body item, which GDBus understands."""
+        reply = self._no_such_property_reply()
+        self.assertEqual(reply.get_signature(), 's')
+        self.assertEqual(reply.get_body().unpack(), ("Invalid property 'no-such' of work",))
+
+    def test_error_body_details(self):
+        """After EnableErrorDetails the reply carries (message, format, fields) for translation."""
+        self.d.manager('EnableErrorDetails')
+        reply = self._no_such_property_reply()
         self.assertEqual(reply.get_signature(), 'ssas')
         message, fmt, fields = reply.get_body().unpack()
         self.assertEqual(message, "Invalid property 'no-such' of work")
