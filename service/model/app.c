@@ -484,6 +484,7 @@ static int volume_add(Domain *d, const char *name, char **attrs) {
                 return -ENOMEM;
         }
         d->volumes[d->n_volumes++].attrs = attrs;
+        domain_mark_changed(d);
         return 0;
 }
 
@@ -1360,6 +1361,9 @@ int app_property_reset(App *app, const char *name, QError *err) {
 }
 
 void app_emit_eventv(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv) {
+        /* every change made through the API is announced on its qube: its saved form is stale */
+        if (subject)
+                domain_mark_changed(subject);
         if (app->event_cb)
                 app->event_cb(app, subject, event, kv, n_kv, app->event_userdata);
 }

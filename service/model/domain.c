@@ -59,6 +59,7 @@ Domain *domain_free(Domain *d) {
         free(d->devices);
         strv_free(d->device_classes);
 
+        free(d->xml_cache);
         free(d->name);
         free(d);
         return NULL;
@@ -109,6 +110,7 @@ int domain_property_store(Domain *d, const PropDef *p, const char *value) {
         if (r < 0)
                 return r;
         s->set = true;
+        domain_mark_changed(d);
         return 0;
 }
 
@@ -264,10 +266,15 @@ const char *domain_feature_get(Domain *d, const char *name) {
         return f ? f->value : NULL;
 }
 
+void domain_mark_changed(Domain *d) {
+        d->xml_cache = mfree(d->xml_cache);
+}
+
 static int feature_put(Domain *d, const char *name, const char *value) {
         Feature *f = hashmap_get(d->features, name);
         int r;
 
+        domain_mark_changed(d);
         if (f)
                 return free_and_strdup(&f->value, value);
 
@@ -404,6 +411,7 @@ int domain_tag_store(Domain *d, const char *tag) {
         char *t;
         int r;
 
+        domain_mark_changed(d);
         if (hashmap_contains(d->tags, tag))
                 return 0;
         t = strdup(tag);

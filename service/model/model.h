@@ -192,6 +192,7 @@ struct Domain {
         char **device_classes; /* classes with a <devices> element (kept for round trips) */
         const char *power_state; /* "Halted", "Running", … (static strings) */
         void *userdata;          /* owned by the bus layer */
+        char *xml_cache;         /* this qube's <domain> element as last serialised, or NULL */
 };
 
 /* ---- the app ---------------------------------------------------------------------------- */
@@ -283,6 +284,10 @@ void app_emit_eventv(App *app, Domain *subject, const char *event, const char *c
 
 /* domain.c */
 Domain *domain_free(Domain *d);
+/* Every change to what qubes.xml holds of a qube (properties, features, tags, devices, volume
+ * config) must either emit an event on that qube (app_emit_eventv does this) or call this:
+ * saving reuses each qube's last serialised element until then. */
+void domain_mark_changed(Domain *d);
 int domain_property_get(Domain *d, const PropDef *p, PropValue *ret, QError *err);
 int domain_property_get_default(Domain *d, const PropDef *p, PropValue *ret, QError *err);
 /* Full Admin API semantics: lookup (QubesNoSuchPropertyError), sanitise, read-only and
