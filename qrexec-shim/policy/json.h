@@ -33,3 +33,8 @@ int json_parse(const char *text, size_t len, JsonValue **ret, char **error);
 JsonValue *json_free(JsonValue *v);
 const JsonValue *json_object_get(const JsonValue *o, const char *key);
 const char *json_type_name(JsonType t);
+
+static inline void json_freep(JsonValue **v) {
+        if (*v)
+                json_free(*v);
+}
