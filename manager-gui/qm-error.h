@@ -1,0 +1,24 @@
+/* qm-error.h: how the Qube Manager presents errors from qubesd
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gtk/gtk.h>
+
+G_BEGIN_DECLS
+
+#define QM_ERROR_NOT_AUTHORIZED "org.qubes_os.Admin1.Error.NotAuthorized"
+#define QM_ERROR_NOT_AUTHORIZED_DISMISSED "org.qubes_os.Admin1.Error.NotAuthorizedDismissed"
+
+/* The text to show for an error, or NULL when nothing should be shown (the user dismissed the
+ * authentication prompt, or the operation was cancelled). A refusal explains itself the first
+ * time; later ones are short. */
+gchar *qm_error_describe (const GError *error);
+
+/* A modal message about a failed action; silent when qm_error_describe() says so. */
+void   qm_error_show     (GtkWindow    *parent,
+                          const gchar  *primary,
+                          const GError *error);
+
+G_END_DECLS

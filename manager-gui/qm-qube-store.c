@@ -1,0 +1,439 @@
+/* qm-qube-store.c: one row per qube, updated by diffing so that selection survives
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <string.h>
+
+#include "qm-qube-store.h"
+
+#define PLACEHOLDER "\u2014" /* em dash: a figure the daemon does not serve yet */
+
+static GQuark
+index_quark (void)
+{
+  return g_quark_from_static_string ("qm-qube-store-index");
+}
+
+static GHashTable *
+store_index (GtkListStore *store)
+{
+  return g_object_get_qdata (G_OBJECT (store), index_quark ());
+}
+
+GtkListStore *
+qm_qube_store_new (void)
+{
+  GtkListStore *store;
+  GType types[QM_N_COLUMNS];
+  guint i;
+
+  for (i = 0; i < QM_N_COLUMNS; i++)
+    types[i] = G_TYPE_STRING;
+  types[QM_COL_LABEL_PIXBUF] = GDK_TYPE_PIXBUF;
+  types[QM_COL_LABEL_INDEX] = G_TYPE_INT;
+  types[QM_COL_STATE_ORDER] = G_TYPE_INT;
+  types[QM_COL_INTERNAL] = G_TYPE_BOOLEAN;
+  types[QM_COL_INCLUDE_IN_BACKUPS] = G_TYPE_BOOLEAN;
+  types[QM_COL_LAST_BACKUP_TS] = G_TYPE_INT64;
+  types[QM_COL_TEMPLATE_FOR_DISPVMS] = G_TYPE_BOOLEAN;
+  types[QM_COL_PROVIDES_NETWORK] = G_TYPE_BOOLEAN;
+
+  store = gtk_list_store_newv (QM_N_COLUMNS, types);
+  /* GtkListStore iters persist while the row exists: path -> GtkTreeIter */
+  g_object_set_qdata_full (G_OBJECT (store), index_quark (),
+                           g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free),
+                           (GDestroyNotify) g_hash_table_unref);
+  return store;
+}
+
+gboolean
+qm_qube_store_lookup (GtkListStore *store,
+                      const gchar  *object_path,
+                      GtkTreeIter  *iter)
+{
+  GtkTreeIter *found = g_hash_table_lookup (store_index (store), object_path);
+
+  if (found == NULL)
+    return FALSE;
+  if (iter != NULL)
+    *iter = *found;
+  return TRUE;
+}
+
+gchar *
+qm_format_timestamp (gint64 timestamp)
+{
+  g_autoptr(GDateTime) dt = NULL;
+
+  if (timestamp <= 0)
+    return g_strdup ("");
+  dt = g_date_time_new_from_unix_local (timestamp);
+  if (dt == NULL)
+    return g_strdup ("");
+  return g_date_time_format (dt, "%Y-%m-%d %H:%M");
+}
+
+const gchar *
+qm_power_state_text (const gchar *power_state)
+{
+  static const struct
+  {
+    const gchar *state;
+    const gchar *text;
+  } states[] = {
+    { "Halted", N_("Halted") },
+    { "Transient", N_("Starting") },
+    { "Running", N_("Running") },
+    { "Paused", N_("Paused") },
+    { "Suspended", N_("Suspended") },
+    { "Halting", N_("Shutting down") },
+    { "Dying", N_("Dying") },
+    { "Crashed", N_("Crashed") },
+    { "NA", N_("Unknown") },
+  };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (states); i++)
+    if (g_strcmp0 (states[i].state, power_state) == 0)
+      return _(states[i].text);
+  return power_state != NULL ? power_state : "";
+}
+
+static const gchar *
+power_state_icon (const gchar *power_state, gint *order)
+{
+  static const struct
+  {
+    const gchar *state;
+    const gchar *icon;
+  } icons[] = {
+    { "Running", "media-playback-start" },
+    { "Transient", "media-seek-forward" },
+    { "Paused", "media-playback-pause" },
+    { "Suspended", "media-playback-pause" },
+    { "Halting", "media-seek-backward" },
+    { "Dying", "media-seek-backward" },
+    { "Crashed", "dialog-error" },
+    { "Halted", "media-playback-stop" },
+    { "NA", "dialog-question" },
+  };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (icons); i++)
+    if (g_strcmp0 (icons[i].state, power_state) == 0)
+      {
+        *order = (gint) i;
+        return icons[i].icon;
+      }
+  *order = G_N_ELEMENTS (icons);
+  return "dialog-question";
+}
+
+GdkPixbuf *
+qm_label_swatch (const gchar *color)
+{
+  static GHashTable *cache;
+  GdkPixbuf *pixbuf;
+  guint64 rgb;
+
+  if (color == NULL)
+    return NULL;
+  if (cache == NULL)
+    cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  pixbuf = g_hash_table_lookup (cache, color);
+  if (pixbuf != NULL)
+    return pixbuf;
+
+  rgb = g_ascii_strtoull (g_str_has_prefix (color, "0x") ? color + 2
+                          : g_str_has_prefix (color, "#") ? color + 1 : color, NULL, 16);
+  pixbuf = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8, 16, 16);
+  gdk_pixbuf_fill (pixbuf, (guint32) ((rgb & 0xffffff) << 8 | 0xff));
+  g_hash_table_insert (cache, g_strdup (color), pixbuf);
+  return pixbuf;
+}
+
+static const gchar *
+feature (GVariant    *features,
+         const gchar *name)
+{
+  const gchar *value = NULL;
+
+  if (features == NULL || !g_variant_lookup (features, name, "&s", &value))
+    return NULL;
+  return value;
+}
+
+/* Qubes reads a feature as a boolean the way Python does: present and non-empty. */
+static gboolean
+feature_bool (GVariant    *features,
+              const gchar *name)
+{
+  const gchar *value = feature (features, name);
+
+  return value != NULL && value[0] != '\0';
+}
+
+static gchar *
+qube_reference (QmClient    *client,
+                const gchar *path,
+                const gchar *property,
+                const gchar *proxy_value)
+{
+  gboolean is_default;
+  const gchar *value;
+
+  if (!qm_client_get_property_info (client, path, property, &is_default, &value))
+    {
+      const gchar *name = qm_client_domain_name (client, proxy_value);
+
+      return g_strdup (name != NULL ? name : "");
+    }
+  if (is_default)
+    {
+      /* TRANSLATORS: a property at its default value, e.g. "default (sys-firewall)" */
+      return g_strdup_printf (_("default (%s)"), value[0] != '\0' ? value : _("none"));
+    }
+  return g_strdup (value[0] != '\0' ? value : _("none"));
+}
+
+typedef struct
+{
+  gint   columns[QM_N_COLUMNS];
+  GValue values[QM_N_COLUMNS];
+  gint   n;
+} Row;
+
+static void
+row_set_string (Row         *row,
+                gint         column,
+                const gchar *value)
+{
+  g_value_init (&row->values[row->n], G_TYPE_STRING);
+  g_value_set_string (&row->values[row->n], value);
+  row->columns[row->n++] = column;
+}
+
+static void
+row_take_string (Row   *row,
+                 gint   column,
+                 gchar *value)
+{
+  g_value_init (&row->values[row->n], G_TYPE_STRING);
+  g_value_take_string (&row->values[row->n], value);
+  row->columns[row->n++] = column;
+}
+
+static void
+row_set_int (Row  *row,
+             gint  column,
+             gint  value)
+{
+  g_value_init (&row->values[row->n], G_TYPE_INT);
+  g_value_set_int (&row->values[row->n], value);
+  row->columns[row->n++] = column;
+}
+
+static void
+row_set_int64 (Row    *row,
+               gint    column,
+               gint64  value)
+{
+  g_value_init (&row->values[row->n], G_TYPE_INT64);
+  g_value_set_int64 (&row->values[row->n], value);
+  row->columns[row->n++] = column;
+}
+
+static void
+row_set_boolean (Row      *row,
+                 gint      column,
+                 gboolean  value)
+{
+  g_value_init (&row->values[row->n], G_TYPE_BOOLEAN);
+  g_value_set_boolean (&row->values[row->n], value);
+  row->columns[row->n++] = column;
+}
+
+static void
+row_set_object (Row     *row,
+                gint     column,
+                gpointer value)
+{
+  g_value_init (&row->values[row->n], GDK_TYPE_PIXBUF);
+  g_value_set_object (&row->values[row->n], value);
+  row->columns[row->n++] = column;
+}
+
+static void
+compute_row (QmClient *client,
+             QmObject *object,
+             Row      *row)
+{
+  QmDomain *domain = qm_object_peek_domain (object);
+  QmQubesVM *qvm = qm_object_peek_qubes_vm (object);
+  QmAppVM *appvm = qm_object_peek_app_vm (object);
+  QmDispVM *dispvm = qm_object_peek_disp_vm (object);
+  QmStandaloneVM *standalone = qm_object_peek_standalone_vm (object);
+  const gchar *path = g_dbus_object_get_object_path (G_DBUS_OBJECT (object));
+  QmLabel *label = qm_client_lookup_label (client, qm_domain_get_label (domain));
+  GVariant *features = qm_domain_get_features (domain);
+  const gchar *power = qm_domain_get_power_state (domain);
+  const gchar *template_path = NULL;
+  const gchar *const *tags;
+  GString *state_text;
+  const gchar *badge = NULL;
+  gint order;
+
+  memset (row, 0, sizeof *row);
+  row_set_string (row, QM_COL_PATH, path);
+  row_set_object (row, QM_COL_LABEL_PIXBUF,
+                  label != NULL ? qm_label_swatch (qm_label_get_color (label)) : NULL);
+  row_set_string (row, QM_COL_LABEL_NAME, label != NULL ? qm_label_get_name (label) : "");
+  row_set_int (row, QM_COL_LABEL_INDEX, label != NULL ? qm_label_get_index (label) : 0);
+  row_set_string (row, QM_COL_NAME, qm_domain_get_name (domain));
+  row_set_string (row, QM_COL_POWER_STATE, power);
+  row_set_string (row, QM_COL_STATE_ICON, power_state_icon (power, &order));
+
+  state_text = g_string_new (qm_power_state_text (power));
+  if (feature_bool (features, "updates-available"))
+    {
+      g_string_append_printf (state_text, " \u00b7 %s", _("updates available"));
+      badge = "software-update-available";
+    }
+  if (feature_bool (features, "prohibit-start"))
+    {
+      g_string_append_printf (state_text, " \u00b7 %s", _("start prohibited"));
+      badge = "changes-prevent";
+    }
+  row_take_string (row, QM_COL_STATE_TEXT, g_string_free (state_text, FALSE));
+  row_set_int (row, QM_COL_STATE_ORDER, order);
+  row_set_string (row, QM_COL_BADGE_ICON, badge);
+
+  row_set_string (row, QM_COL_CLASS, qm_domain_get_klass (domain));
+  if (appvm != NULL)
+    template_path = qm_app_vm_get_template (appvm);
+  else if (dispvm != NULL)
+    template_path = qm_disp_vm_get_template (dispvm);
+  row_set_string (row, QM_COL_TEMPLATE, qm_client_domain_name (client, template_path));
+
+  row_take_string (row, QM_COL_NETVM,
+                   qvm != NULL ? qube_reference (client, path, "netvm", qm_qubes_vm_get_netvm (qvm))
+                               : g_strdup (""));
+  row_set_string (row, QM_COL_DISK, PLACEHOLDER);
+  row_set_string (row, QM_COL_CPU, PLACEHOLDER);
+  row_set_string (row, QM_COL_MEMORY, PLACEHOLDER);
+  row_set_boolean (row, QM_COL_INTERNAL, feature_bool (features, "internal"));
+  row_set_string (row, QM_COL_IP, qvm != NULL ? qm_qubes_vm_get_ip (qvm) : "");
+  row_set_boolean (row, QM_COL_INCLUDE_IN_BACKUPS, qm_domain_get_include_in_backups (domain));
+  row_take_string (row, QM_COL_LAST_BACKUP,
+                   qm_format_timestamp (qvm != NULL ? qm_qubes_vm_get_backup_timestamp (qvm) : 0));
+  row_set_int64 (row, QM_COL_LAST_BACKUP_TS,
+                 qvm != NULL ? qm_qubes_vm_get_backup_timestamp (qvm) : 0);
+  row_take_string (row, QM_COL_DEFAULT_DISPVM,
+                   qvm != NULL ? qube_reference (client, path, "default_dispvm",
+                                                 qm_qubes_vm_get_default_dispvm (qvm))
+                               : g_strdup (""));
+  row_set_boolean (row, QM_COL_TEMPLATE_FOR_DISPVMS,
+                   appvm != NULL ? qm_app_vm_get_template_for_dispvms (appvm)
+                   : standalone != NULL ? qm_standalone_vm_get_template_for_dispvms (standalone)
+                   : FALSE);
+  row_set_string (row, QM_COL_VIRT_MODE, qvm != NULL ? qm_qubes_vm_get_virt_mode (qvm) : "");
+  tags = qm_domain_get_tags (domain);
+  row_take_string (row, QM_COL_TAGS, tags != NULL ? g_strjoinv (", ", (gchar **) tags)
+                                                  : g_strdup (""));
+  row_set_boolean (row, QM_COL_PROVIDES_NETWORK,
+                   qvm != NULL ? qm_qubes_vm_get_provides_network (qvm) : FALSE);
+}
+
+static gboolean
+values_equal (const GValue *a,
+              const GValue *b)
+{
+  switch (G_VALUE_TYPE (a))
+    {
+    case G_TYPE_STRING:
+      return g_strcmp0 (g_value_get_string (a), g_value_get_string (b)) == 0;
+    case G_TYPE_INT:
+      return g_value_get_int (a) == g_value_get_int (b);
+    case G_TYPE_INT64:
+      return g_value_get_int64 (a) == g_value_get_int64 (b);
+    case G_TYPE_BOOLEAN:
+      return !g_value_get_boolean (a) == !g_value_get_boolean (b);
+    default:
+      return g_value_get_object (a) == g_value_get_object (b);
+    }
+}
+
+void
+qm_qube_store_update (GtkListStore *store,
+                      QmClient     *client)
+{
+  GHashTable *index = store_index (store);
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  GList *domains, *l;
+  GHashTableIter hiter;
+  gpointer key, value;
+  GSList *gone = NULL, *s;
+
+  domains = qm_client_get_domains (client);
+  for (l = domains; l != NULL; l = l->next)
+    {
+      Row row;
+      GtkTreeIter *iter;
+      gint i;
+
+      compute_row (client, l->data, &row);
+      iter = g_hash_table_lookup (index, g_value_get_string (&row.values[0]));
+      if (iter == NULL)
+        {
+          GtkTreeIter new_iter;
+
+          gtk_list_store_insert_with_valuesv (store, &new_iter, -1, row.columns, row.values,
+                                              row.n);
+          g_hash_table_insert (index, g_value_dup_string (&row.values[0]),
+                               g_memdup2 (&new_iter, sizeof new_iter));
+          iter = g_hash_table_lookup (index, g_value_get_string (&row.values[0]));
+        }
+      else
+        {
+          gint changed_columns[QM_N_COLUMNS];
+          GValue changed_values[QM_N_COLUMNS];
+          gint n_changed = 0;
+
+          for (i = 1; i < row.n; i++)
+            {
+              GValue current = G_VALUE_INIT;
+
+              gtk_tree_model_get_value (GTK_TREE_MODEL (store), iter, row.columns[i], &current);
+              if (!values_equal (&current, &row.values[i]))
+                {
+                  changed_columns[n_changed] = row.columns[i];
+                  changed_values[n_changed] = row.values[i];
+                  n_changed++;
+                }
+              g_value_unset (&current);
+            }
+          if (n_changed > 0)
+            gtk_list_store_set_valuesv (store, iter, changed_columns, changed_values, n_changed);
+        }
+      g_hash_table_add (seen, (gpointer) g_dbus_object_get_object_path (l->data));
+      for (i = 0; i < row.n; i++)
+        g_value_unset (&row.values[i]);
+    }
+
+  g_hash_table_iter_init (&hiter, index);
+  while (g_hash_table_iter_next (&hiter, &key, &value))
+    if (!g_hash_table_contains (seen, key))
+      gone = g_slist_prepend (gone, g_strdup (key));
+  for (s = gone; s != NULL; s = s->next)
+    {
+      GtkTreeIter *iter = g_hash_table_lookup (index, s->data);
+
+      gtk_list_store_remove (store, iter);
+      g_hash_table_remove (index, s->data);
+    }
+  g_slist_free_full (gone, g_free);
+  g_list_free_full (domains, g_object_unref);
+}

@@ -1,0 +1,1251 @@
+/* qm-window.c: the Qube Manager's main window
+ *
+ * The window is shown before anything is known about qubesd and fills in as the client reports
+ * changes (coalesced; see qm-client.c). The list is a GtkListStore diffed in place
+ * (qm-qube-store.c) under a filter and a sort model, so selection and scroll position survive
+ * every update.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <string.h>
+
+#include "qm-create-dialog.h"
+#include "qm-error.h"
+#include "qm-prefs.h"
+#include "qm-qube-store.h"
+#include "qm-settings-window.h"
+#include "qm-window.h"
+
+typedef enum
+{
+  SORT_TEXT,
+  SORT_INT,
+  SORT_INT64,
+  SORT_BOOL,
+} SortKind;
+
+typedef struct
+{
+  const gchar *id;
+  const gchar *title;
+  gint         sort_column;
+  SortKind     sort_kind;
+  gint         text_column; /* what the search entry matches, -1 for none */
+} ColumnDef;
+
+static const ColumnDef column_defs[] = {
+  { "label", N_("Label"), QM_COL_LABEL_INDEX, SORT_INT, QM_COL_LABEL_NAME },
+  { "name", N_("Name"), QM_COL_NAME, SORT_TEXT, QM_COL_NAME },
+  { "state", N_("State"), QM_COL_STATE_ORDER, SORT_INT, QM_COL_STATE_TEXT },
+  { "class", N_("Class"), QM_COL_CLASS, SORT_TEXT, QM_COL_CLASS },
+  { "template", N_("Template"), QM_COL_TEMPLATE, SORT_TEXT, QM_COL_TEMPLATE },
+  { "netvm", N_("NetVM"), QM_COL_NETVM, SORT_TEXT, QM_COL_NETVM },
+  { "disk", N_("Disk usage"), QM_COL_DISK, SORT_TEXT, -1 },
+  { "cpu", N_("CPU"), QM_COL_CPU, SORT_TEXT, -1 },
+  { "memory", N_("Memory"), QM_COL_MEMORY, SORT_TEXT, -1 },
+  { "internal", N_("Internal"), QM_COL_INTERNAL, SORT_BOOL, -1 },
+  { "ip", N_("IP"), QM_COL_IP, SORT_TEXT, QM_COL_IP },
+  { "include-in-backups", N_("Include in backups"), QM_COL_INCLUDE_IN_BACKUPS, SORT_BOOL, -1 },
+  { "last-backup", N_("Last backup"), QM_COL_LAST_BACKUP_TS, SORT_INT64, QM_COL_LAST_BACKUP },
+  { "default-dispvm", N_("Default disposable template"), QM_COL_DEFAULT_DISPVM, SORT_TEXT,
+    QM_COL_DEFAULT_DISPVM },
+  { "template-for-dispvms", N_("Disposable template"), QM_COL_TEMPLATE_FOR_DISPVMS, SORT_BOOL,
+    -1 },
+  { "virt-mode", N_("Virt mode"), QM_COL_VIRT_MODE, SORT_TEXT, QM_COL_VIRT_MODE },
+  { "tags", N_("Tags"), QM_COL_TAGS, SORT_TEXT, QM_COL_TAGS },
+};
+
+#define N_VIEW_COLUMNS G_N_ELEMENTS (column_defs)
+
+static const struct
+{
+  const gchar *id;
+  const gchar *title;
+} filter_defs[] = {
+  { "all", N_("All qubes") },
+  { "running", N_("Running") },
+  { "halted", N_("Halted") },
+  { "network", N_("Network providers") },
+  { "templates", N_("Templates") },
+  { "standalones", N_("Standalones") },
+  { "user", N_("User qubes") },
+};
+
+static const struct
+{
+  const gchar *action;
+  const gchar *method;
+  const gchar *label;
+  const gchar *icon;
+} lifecycle_defs[] = {
+  { "start", "Start", N_("_Start"), "media-playback-start" },
+  { "shutdown", "Shutdown", N_("Shut _down"), "system-shutdown" },
+  { "pause", "Pause", N_("_Pause"), "media-playback-pause" },
+  { "kill", "Kill", N_("_Kill"), "process-stop" },
+};
+
+struct _QmWindow
+{
+  GtkApplicationWindow parent_instance;
+
+  QmClient            *client;
+  GCancellable        *cancellable;
+  GtkListStore        *store;
+  GtkTreeModel        *filter_model;
+  GtkTreeModel        *sort_model;
+
+  GtkWidget           *stack;
+  GtkWidget           *tree_view;
+  GtkWidget           *search_entry;
+  GtkWidget           *filter_combo;
+  GtkWidget           *status_label;
+  GtkWidget           *message_title;
+  GtkWidget           *message_body;
+  GtkWidget           *lifecycle_buttons[G_N_ELEMENTS (lifecycle_defs)];
+  GtkTreeViewColumn   *columns[N_VIEW_COLUMNS];
+
+  gchar               *search_casefold;
+  gchar               *filter;
+  gboolean             show_internal;
+  GHashTable          *settings_windows; /* object path -> QmSettingsWindow */
+};
+
+G_DEFINE_TYPE (QmWindow, qm_window, GTK_TYPE_APPLICATION_WINDOW)
+
+/* ---- selection ------------------------------------------------------------------------- */
+
+static gchar *
+selected_path (QmWindow *self)
+{
+  GtkTreeSelection *selection = gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view));
+  GtkTreeModel *model;
+  GtkTreeIter iter;
+  gchar *path = NULL;
+
+  if (!gtk_tree_selection_get_selected (selection, &model, &iter))
+    return NULL;
+  gtk_tree_model_get (model, &iter, QM_COL_PATH, &path, -1);
+  return path;
+}
+
+static gchar *
+selected_string (QmWindow *self,
+                 gint      column)
+{
+  GtkTreeSelection *selection = gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view));
+  GtkTreeModel *model;
+  GtkTreeIter iter;
+  gchar *value = NULL;
+
+  if (!gtk_tree_selection_get_selected (selection, &model, &iter))
+    return NULL;
+  gtk_tree_model_get (model, &iter, column, &value, -1);
+  return value;
+}
+
+static void
+enable_action (QmWindow    *self,
+               const gchar *name,
+               gboolean     enabled)
+{
+  GAction *action = g_action_map_lookup_action (G_ACTION_MAP (self), name);
+
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (action), enabled);
+}
+
+static void
+update_actions (QmWindow *self)
+{
+  g_autofree gchar *path = selected_path (self);
+  g_autofree gchar *klass = selected_string (self, QM_COL_CLASS);
+  g_autofree gchar *power = selected_string (self, QM_COL_POWER_STATE);
+  gboolean ready = qm_client_get_state (self->client) == QM_CLIENT_STATE_READY;
+  gboolean lifecycle = ready && qm_client_has_lifecycle (self->client);
+  gboolean halted = g_strcmp0 (power, "Halted") == 0;
+  gboolean is_dom0 = g_strcmp0 (klass, "AdminVM") == 0;
+  guint i;
+
+  enable_action (self, "create", ready);
+  enable_action (self, "remove", ready && path != NULL && !is_dom0);
+  enable_action (self, "settings", ready && path != NULL);
+  enable_action (self, "start", lifecycle && path != NULL && halted && !is_dom0);
+  enable_action (self, "shutdown", lifecycle && path != NULL && !halted && !is_dom0);
+  enable_action (self, "pause", lifecycle && path != NULL && !halted && !is_dom0);
+  enable_action (self, "kill", lifecycle && path != NULL && !halted && !is_dom0);
+
+  for (i = 0; i < G_N_ELEMENTS (lifecycle_defs); i++)
+    gtk_widget_set_tooltip_text (self->lifecycle_buttons[i],
+                                 lifecycle || !ready ? NULL
+                                 : _("Needs the lifecycle service, which this qubesd does not "
+                                     "offer yet"));
+}
+
+/* ---- state of the client --------------------------------------------------------------- */
+
+static void
+update_status (QmWindow *self)
+{
+  gint total = gtk_tree_model_iter_n_children (GTK_TREE_MODEL (self->store), NULL);
+  gint shown = gtk_tree_model_iter_n_children (self->filter_model, NULL);
+  g_autofree gchar *text = NULL;
+
+  if (qm_client_get_state (self->client) == QM_CLIENT_STATE_ABSENT)
+    text = g_strdup (_("qubesd is not running"));
+  else if (qm_client_get_state (self->client) == QM_CLIENT_STATE_NO_BUS)
+    text = g_strdup (_("No bus"));
+  else if (qm_client_get_state (self->client) != QM_CLIENT_STATE_READY)
+    text = g_strdup (_("Connecting to the Qubes service\u2026"));
+  else if (!qm_client_is_loaded (self->client))
+    text = g_strdup_printf (ngettext ("Loading\u2026 %d qube so far", "Loading\u2026 %d qubes so far",
+                                      total), total);
+  else
+    /* TRANSLATORS: "5 of 12 qubes shown" */
+    text = g_strdup_printf (ngettext ("%d of %d qube shown", "%d of %d qubes shown", total),
+                            shown, total);
+  gtk_label_set_text (GTK_LABEL (self->status_label), text);
+}
+
+static void
+on_client_changed (QmClient *client,
+                   gpointer  user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+
+  qm_qube_store_update (self->store, client);
+  update_status (self);
+  update_actions (self);
+}
+
+static void
+on_client_state_changed (QmClient *client,
+                         gpointer  user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+
+  switch (qm_client_get_state (client))
+    {
+    case QM_CLIENT_STATE_ABSENT:
+      gtk_label_set_text (GTK_LABEL (self->message_title),
+                          _("The Qubes service is not running"));
+      gtk_label_set_text (GTK_LABEL (self->message_body),
+                          _("No program owns the name org.qubes_os.Admin1 on this bus. This "
+                            "window fills in as soon as qubesd starts."));
+      gtk_stack_set_visible_child_name (GTK_STACK (self->stack), "message");
+      break;
+    case QM_CLIENT_STATE_NO_BUS:
+      gtk_label_set_text (GTK_LABEL (self->message_title), _("Cannot connect to the bus"));
+      gtk_label_set_text (GTK_LABEL (self->message_body),
+                          qm_client_get_error_message (client) != NULL
+                          ? qm_client_get_error_message (client) : "");
+      gtk_stack_set_visible_child_name (GTK_STACK (self->stack), "message");
+      break;
+    case QM_CLIENT_STATE_CONNECTING:
+    case QM_CLIENT_STATE_READY:
+    default:
+      gtk_stack_set_visible_child_name (GTK_STACK (self->stack), "list");
+      break;
+    }
+  if (qm_client_get_state (client) != QM_CLIENT_STATE_READY)
+    qm_qube_store_update (self->store, client);
+  update_status (self);
+  update_actions (self);
+}
+
+/* ---- filtering and sorting ------------------------------------------------------------- */
+
+static gboolean
+column_visible (QmWindow *self,
+                guint     index)
+{
+  return self->columns[index] != NULL && gtk_tree_view_column_get_visible (self->columns[index]);
+}
+
+static gboolean
+filter_visible (GtkTreeModel *model,
+                GtkTreeIter  *iter,
+                gpointer      user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autofree gchar *klass = NULL;
+  g_autofree gchar *power = NULL;
+  gboolean internal, provides_network;
+  guint i;
+
+  gtk_tree_model_get (model, iter, QM_COL_CLASS, &klass, QM_COL_POWER_STATE, &power,
+                      QM_COL_INTERNAL, &internal, QM_COL_PROVIDES_NETWORK, &provides_network, -1);
+  if (klass == NULL)
+    return FALSE;
+  if (internal && !self->show_internal)
+    return FALSE;
+
+  if (g_strcmp0 (self->filter, "running") == 0 && g_strcmp0 (power, "Halted") == 0)
+    return FALSE;
+  if (g_strcmp0 (self->filter, "halted") == 0 && g_strcmp0 (power, "Halted") != 0)
+    return FALSE;
+  if (g_strcmp0 (self->filter, "network") == 0 && !provides_network)
+    return FALSE;
+  if (g_strcmp0 (self->filter, "templates") == 0 && g_strcmp0 (klass, "TemplateVM") != 0)
+    return FALSE;
+  if (g_strcmp0 (self->filter, "standalones") == 0 && g_strcmp0 (klass, "StandaloneVM") != 0)
+    return FALSE;
+  if (g_strcmp0 (self->filter, "user") == 0
+      && (g_strcmp0 (klass, "AdminVM") == 0 || g_strcmp0 (klass, "TemplateVM") == 0
+          || provides_network))
+    return FALSE;
+
+  if (self->search_casefold == NULL || self->search_casefold[0] == '\0')
+    return TRUE;
+  for (i = 0; i < N_VIEW_COLUMNS; i++)
+    {
+      g_autofree gchar *text = NULL;
+      g_autofree gchar *folded = NULL;
+
+      if (column_defs[i].text_column < 0 || !column_visible (self, i))
+        continue;
+      gtk_tree_model_get (model, iter, column_defs[i].text_column, &text, -1);
+      if (text == NULL)
+        continue;
+      folded = g_utf8_casefold (text, -1);
+      if (strstr (folded, self->search_casefold) != NULL)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static gint
+compare_rows (GtkTreeModel *model,
+              GtkTreeIter  *a,
+              GtkTreeIter  *b,
+              gpointer      user_data)
+{
+  const ColumnDef *def = user_data;
+  gint result = 0;
+
+  switch (def->sort_kind)
+    {
+    case SORT_TEXT:
+      {
+        g_autofree gchar *sa = NULL, *sb = NULL;
+
+        g_autofree gchar *ka = NULL, *kb = NULL;
+
+        gtk_tree_model_get (model, a, def->sort_column, &sa, -1);
+        gtk_tree_model_get (model, b, def->sort_column, &sb, -1);
+        /* Numbers inside names and addresses sort as numbers: work-2 before work-10. */
+        ka = g_utf8_collate_key_for_filename (sa != NULL ? sa : "", -1);
+        kb = g_utf8_collate_key_for_filename (sb != NULL ? sb : "", -1);
+        result = strcmp (ka, kb);
+        break;
+      }
+    case SORT_INT:
+    case SORT_BOOL:
+      {
+        gint ia = 0, ib = 0;
+
+        gtk_tree_model_get (model, a, def->sort_column, &ia, -1);
+        gtk_tree_model_get (model, b, def->sort_column, &ib, -1);
+        result = (ia > ib) - (ia < ib);
+        break;
+      }
+    case SORT_INT64:
+      {
+        gint64 la = 0, lb = 0;
+
+        gtk_tree_model_get (model, a, def->sort_column, &la, -1);
+        gtk_tree_model_get (model, b, def->sort_column, &lb, -1);
+        result = (la > lb) - (la < lb);
+        break;
+      }
+    default:
+      break;
+    }
+
+  if (result == 0 && def->sort_column != QM_COL_NAME)
+    {
+      g_autofree gchar *na = NULL, *nb = NULL;
+
+      gtk_tree_model_get (model, a, QM_COL_NAME, &na, -1);
+      gtk_tree_model_get (model, b, QM_COL_NAME, &nb, -1);
+      result = g_strcmp0 (na, nb);
+    }
+  return result;
+}
+
+static void
+on_sort_changed (GtkTreeSortable *sortable,
+                 gpointer         user_data)
+{
+  gint id;
+  GtkSortType order;
+
+  if (!gtk_tree_sortable_get_sort_column_id (sortable, &id, &order)
+      || id < 0 || (guint) id >= N_VIEW_COLUMNS)
+    return;
+  qm_prefs_set_string ("sort-column", column_defs[id].id);
+  qm_prefs_set_boolean ("sort-descending", order == GTK_SORT_DESCENDING);
+}
+
+static void
+on_search_changed (GtkSearchEntry *entry,
+                   gpointer        user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+
+  g_free (self->search_casefold);
+  self->search_casefold = g_utf8_casefold (gtk_entry_get_text (GTK_ENTRY (entry)), -1);
+  gtk_tree_model_filter_refilter (GTK_TREE_MODEL_FILTER (self->filter_model));
+  update_status (self);
+}
+
+/* ---- columns --------------------------------------------------------------------------- */
+
+static void
+save_hidden_columns (QmWindow *self)
+{
+  g_autoptr(GPtrArray) hidden = g_ptr_array_new ();
+  guint i;
+
+  for (i = 0; i < N_VIEW_COLUMNS; i++)
+    if (!gtk_tree_view_column_get_visible (self->columns[i]))
+      g_ptr_array_add (hidden, (gpointer) column_defs[i].id);
+  g_ptr_array_add (hidden, NULL);
+  qm_prefs_set_strv ("hidden-columns", (const gchar *const *) hidden->pdata);
+}
+
+static void
+change_column_state (GSimpleAction *action,
+                     GVariant      *state,
+                     gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  const gchar *name = g_action_get_name (G_ACTION (action));
+  guint i;
+
+  for (i = 0; i < N_VIEW_COLUMNS; i++)
+    if (g_strcmp0 (name + strlen ("col-"), column_defs[i].id) == 0)
+      {
+        gtk_tree_view_column_set_visible (self->columns[i], g_variant_get_boolean (state));
+        g_simple_action_set_state (action, state);
+        save_hidden_columns (self);
+        gtk_tree_model_filter_refilter (GTK_TREE_MODEL_FILTER (self->filter_model));
+        update_status (self);
+        return;
+      }
+}
+
+static GMenuModel *
+build_columns_menu (void)
+{
+  GMenu *menu = g_menu_new ();
+  guint i;
+
+  for (i = 0; i < N_VIEW_COLUMNS; i++)
+    {
+      g_autofree gchar *action = g_strdup_printf ("win.col-%s", column_defs[i].id);
+
+      g_menu_append (menu, _(column_defs[i].title), action);
+    }
+  return G_MENU_MODEL (menu);
+}
+
+static gboolean
+on_header_button_press (GtkWidget      *button,
+                        GdkEventButton *event,
+                        gpointer        user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autoptr(GMenuModel) model = NULL;
+  GtkWidget *menu;
+
+  if (event->type != GDK_BUTTON_PRESS || event->button != GDK_BUTTON_SECONDARY)
+    return GDK_EVENT_PROPAGATE;
+  model = build_columns_menu ();
+  menu = gtk_menu_new_from_model (model);
+  gtk_menu_attach_to_widget (GTK_MENU (menu), GTK_WIDGET (self), NULL);
+  gtk_menu_popup_at_pointer (GTK_MENU (menu), (GdkEvent *) event);
+  return GDK_EVENT_STOP;
+}
+
+static void
+on_backup_toggled (GtkCellRendererToggle *renderer,
+                   gchar                 *path_string,
+                   gpointer               user_data);
+
+static GtkTreeViewColumn *
+create_column (QmWindow        *self,
+               const ColumnDef *def)
+{
+  GtkTreeViewColumn *column = gtk_tree_view_column_new ();
+  GtkCellRenderer *renderer;
+
+  gtk_tree_view_column_set_title (column, _(def->title));
+  gtk_tree_view_column_set_resizable (column, TRUE);
+  gtk_tree_view_column_set_reorderable (column, TRUE);
+
+  if (g_str_equal (def->id, "label"))
+    {
+      renderer = gtk_cell_renderer_pixbuf_new ();
+      gtk_tree_view_column_pack_start (column, renderer, FALSE);
+      gtk_tree_view_column_add_attribute (column, renderer, "pixbuf", QM_COL_LABEL_PIXBUF);
+    }
+  else if (g_str_equal (def->id, "state"))
+    {
+      renderer = gtk_cell_renderer_pixbuf_new ();
+      gtk_tree_view_column_pack_start (column, renderer, FALSE);
+      gtk_tree_view_column_add_attribute (column, renderer, "icon-name", QM_COL_STATE_ICON);
+      renderer = gtk_cell_renderer_pixbuf_new ();
+      gtk_tree_view_column_pack_start (column, renderer, FALSE);
+      gtk_tree_view_column_add_attribute (column, renderer, "icon-name", QM_COL_BADGE_ICON);
+      renderer = gtk_cell_renderer_text_new ();
+      gtk_tree_view_column_pack_start (column, renderer, TRUE);
+      gtk_tree_view_column_add_attribute (column, renderer, "text", QM_COL_STATE_TEXT);
+    }
+  else if (def->sort_kind == SORT_BOOL)
+    {
+      renderer = gtk_cell_renderer_toggle_new ();
+      gtk_tree_view_column_pack_start (column, renderer, FALSE);
+      gtk_tree_view_column_add_attribute (column, renderer, "active", def->sort_column);
+      if (g_str_equal (def->id, "include-in-backups"))
+        g_signal_connect (renderer, "toggled", G_CALLBACK (on_backup_toggled), self);
+      else
+        gtk_cell_renderer_toggle_set_activatable (GTK_CELL_RENDERER_TOGGLE (renderer), FALSE);
+    }
+  else
+    {
+      renderer = gtk_cell_renderer_text_new ();
+      gtk_tree_view_column_pack_start (column, renderer, TRUE);
+      gtk_tree_view_column_add_attribute (column, renderer, "text",
+                                          def->text_column >= 0 ? def->text_column
+                                                                : def->sort_column);
+      if (g_str_equal (def->id, "name"))
+        g_object_set (renderer, "weight", PANGO_WEIGHT_BOLD, NULL);
+    }
+  return column;
+}
+
+static void
+add_columns (QmWindow *self)
+{
+  g_auto(GStrv) hidden = qm_prefs_get_strv ("hidden-columns");
+  g_autofree gchar *sort_id = qm_prefs_get_string ("sort-column");
+  gint sort_index = 1;
+  guint i;
+
+  for (i = 0; i < N_VIEW_COLUMNS; i++)
+    {
+      const ColumnDef *def = &column_defs[i];
+      gboolean visible = !g_strv_contains ((const gchar *const *) hidden, def->id);
+      g_autofree gchar *action_name = g_strdup_printf ("col-%s", def->id);
+      GSimpleAction *action;
+      GtkWidget *button;
+
+      self->columns[i] = create_column (self, def);
+      gtk_tree_view_column_set_visible (self->columns[i], visible);
+      gtk_tree_view_column_set_sort_column_id (self->columns[i], (gint) i);
+      gtk_tree_sortable_set_sort_func (GTK_TREE_SORTABLE (self->sort_model), (gint) i,
+                                       compare_rows, (gpointer) def, NULL);
+      gtk_tree_view_append_column (GTK_TREE_VIEW (self->tree_view), self->columns[i]);
+      button = gtk_tree_view_column_get_button (self->columns[i]);
+      if (button != NULL)
+        g_signal_connect (button, "button-press-event", G_CALLBACK (on_header_button_press),
+                          self);
+
+      action = g_simple_action_new_stateful (action_name, NULL, g_variant_new_boolean (visible));
+      g_signal_connect (action, "change-state", G_CALLBACK (change_column_state), self);
+      g_action_map_add_action (G_ACTION_MAP (self), G_ACTION (action));
+      g_object_unref (action);
+
+      if (g_strcmp0 (sort_id, def->id) == 0)
+        sort_index = (gint) i;
+    }
+  gtk_tree_sortable_set_sort_column_id (GTK_TREE_SORTABLE (self->sort_model), sort_index,
+                                        qm_prefs_get_boolean ("sort-descending")
+                                        ? GTK_SORT_DESCENDING : GTK_SORT_ASCENDING);
+  g_signal_connect (self->sort_model, "sort-column-changed", G_CALLBACK (on_sort_changed), self);
+}
+
+/* ---- actions --------------------------------------------------------------------------- */
+
+typedef struct
+{
+  QmWindow *self;
+  gchar    *what;
+} CallData;
+
+static CallData *
+call_data_new (QmWindow    *self,
+               const gchar *what)
+{
+  CallData *data = g_new0 (CallData, 1);
+
+  data->self = g_object_ref (self);
+  data->what = g_strdup (what);
+  return data;
+}
+
+static void
+call_data_free (CallData *data)
+{
+  g_object_unref (data->self);
+  g_free (data->what);
+  g_free (data);
+}
+
+static void
+simple_call_done (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  CallData *data = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
+  if (reply == NULL && !g_cancellable_is_cancelled (data->self->cancellable))
+    qm_error_show (GTK_WINDOW (data->self), data->what, error);
+  call_data_free (data);
+}
+
+static void
+on_backup_toggled (GtkCellRendererToggle *renderer,
+                   gchar                 *path_string,
+                   gpointer               user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autoptr(GtkTreePath) path = gtk_tree_path_new_from_string (path_string);
+  g_autofree gchar *object_path = NULL;
+  g_autofree gchar *name = NULL;
+  g_autofree gchar *what = NULL;
+  GtkTreeIter iter;
+  gboolean active;
+
+  if (!gtk_tree_model_get_iter (self->sort_model, &iter, path))
+    return;
+  gtk_tree_model_get (self->sort_model, &iter, QM_COL_PATH, &object_path, QM_COL_NAME, &name,
+                      QM_COL_INCLUDE_IN_BACKUPS, &active, -1);
+  what = g_strdup_printf (_("Cannot change whether backups include %s"), name);
+  /* The row changes when qubesd announces the new value, not before. */
+  qm_client_call (self->client, object_path, "org.qubes_os.Admin1.Domain", "SetProperty",
+                  g_variant_new ("(ss)", "include_in_backups", active ? "False" : "True"),
+                  self->cancellable, simple_call_done, call_data_new (self, what));
+}
+
+static void
+create_activated (GSimpleAction *action,
+                  GVariant      *parameter,
+                  gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+
+  gtk_widget_show (GTK_WIDGET (qm_create_dialog_new (GTK_WINDOW (self), self->client)));
+}
+
+static void
+on_settings_destroy (GtkWidget *window,
+                     gpointer   user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  const gchar *path = g_object_get_data (G_OBJECT (window), "qm-path");
+
+  if (self->settings_windows != NULL && path != NULL
+      && g_hash_table_lookup (self->settings_windows, path) == window)
+    g_hash_table_remove (self->settings_windows, path);
+}
+
+static void
+open_settings (QmWindow    *self,
+               const gchar *path)
+{
+  QmSettingsWindow *window = g_hash_table_lookup (self->settings_windows, path);
+
+  if (window == NULL)
+    {
+      window = qm_settings_window_new (GTK_WINDOW (self), self->client, path);
+      if (window == NULL)
+        return;
+      g_hash_table_insert (self->settings_windows, g_strdup (path), window);
+      g_object_set_data_full (G_OBJECT (window), "qm-path", g_strdup (path), g_free);
+      g_signal_connect_object (window, "destroy", G_CALLBACK (on_settings_destroy), self, 0);
+    }
+  gtk_window_present (GTK_WINDOW (window));
+}
+
+static void
+settings_activated (GSimpleAction *action,
+                    GVariant      *parameter,
+                    gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autofree gchar *path = selected_path (self);
+
+  if (path != NULL)
+    open_settings (self, path);
+}
+
+static void
+on_remove_entry_changed (GtkEntry *entry,
+                         gpointer  user_data)
+{
+  GtkDialog *dialog = GTK_DIALOG (user_data);
+  const gchar *name = g_object_get_data (G_OBJECT (dialog), "qm-name");
+
+  gtk_dialog_set_response_sensitive (dialog, GTK_RESPONSE_ACCEPT,
+                                     g_strcmp0 (gtk_entry_get_text (entry), name) == 0);
+}
+
+static void
+on_remove_response (GtkDialog *dialog,
+                    gint       response,
+                    gpointer   user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  const gchar *name = g_object_get_data (G_OBJECT (dialog), "qm-name");
+  const gchar *path = g_object_get_data (G_OBJECT (dialog), "qm-path");
+
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autofree gchar *what = g_strdup_printf (_("Cannot remove %s"), name);
+
+      qm_client_call (self->client, path, "org.qubes_os.Admin1.Domain", "Remove", NULL,
+                      self->cancellable, simple_call_done, call_data_new (self, what));
+    }
+  gtk_widget_destroy (GTK_WIDGET (dialog));
+}
+
+static void
+remove_activated (GSimpleAction *action,
+                  GVariant      *parameter,
+                  gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autofree gchar *path = selected_path (self);
+  g_autofree gchar *name = selected_string (self, QM_COL_NAME);
+  GtkWidget *dialog, *entry, *area;
+
+  if (path == NULL)
+    return;
+  dialog = gtk_message_dialog_new (GTK_WINDOW (self),
+                                   GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                   GTK_MESSAGE_WARNING, GTK_BUTTONS_NONE,
+                                   _("Remove the qube %s?"), name);
+  gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog),
+                                            _("Its configuration and all its files are deleted. "
+                                              "This cannot be undone. Type the qube's name to "
+                                              "confirm."));
+  gtk_dialog_add_buttons (GTK_DIALOG (dialog), _("_Cancel"), GTK_RESPONSE_CANCEL,
+                          _("_Remove"), GTK_RESPONSE_ACCEPT, NULL);
+  gtk_style_context_add_class (
+    gtk_widget_get_style_context (gtk_dialog_get_widget_for_response (GTK_DIALOG (dialog),
+                                                                      GTK_RESPONSE_ACCEPT)),
+    "destructive-action");
+  gtk_dialog_set_response_sensitive (GTK_DIALOG (dialog), GTK_RESPONSE_ACCEPT, FALSE);
+  g_object_set_data_full (G_OBJECT (dialog), "qm-name", g_strdup (name), g_free);
+  g_object_set_data_full (G_OBJECT (dialog), "qm-path", g_strdup (path), g_free);
+
+  entry = gtk_entry_new ();
+  gtk_entry_set_placeholder_text (GTK_ENTRY (entry), name);
+  atk_object_set_name (gtk_widget_get_accessible (entry), _("Name of the qube to remove"));
+  area = gtk_message_dialog_get_message_area (GTK_MESSAGE_DIALOG (dialog));
+  gtk_container_add (GTK_CONTAINER (area), entry);
+  gtk_widget_show (entry);
+  g_signal_connect (entry, "changed", G_CALLBACK (on_remove_entry_changed), dialog);
+  g_signal_connect (dialog, "response", G_CALLBACK (on_remove_response), self);
+  gtk_widget_show (dialog);
+}
+
+static void
+lifecycle_activated (GSimpleAction *action,
+                     GVariant      *parameter,
+                     gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  const gchar *name = g_action_get_name (G_ACTION (action));
+  g_autofree gchar *path = selected_path (self);
+  g_autofree gchar *qube = selected_string (self, QM_COL_NAME);
+  g_autofree gchar *power = selected_string (self, QM_COL_POWER_STATE);
+  guint i;
+
+  if (path == NULL)
+    return;
+  for (i = 0; i < G_N_ELEMENTS (lifecycle_defs); i++)
+    if (g_str_equal (name, lifecycle_defs[i].action))
+      {
+        const gchar *method = lifecycle_defs[i].method;
+        g_autofree gchar *what = NULL;
+
+        if (g_str_equal (method, "Pause") && g_strcmp0 (power, "Paused") == 0)
+          method = "Unpause";
+        what = g_strdup_printf (_("Cannot change the state of %s"), qube);
+        qm_client_call (self->client, path, "org.qubes_os.Admin1.Domain", method, NULL,
+                        self->cancellable, simple_call_done, call_data_new (self, what));
+      }
+}
+
+static void
+find_activated (GSimpleAction *action,
+                GVariant      *parameter,
+                gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+
+  gtk_widget_grab_focus (self->search_entry);
+}
+
+static void
+change_show_internal (GSimpleAction *action,
+                      GVariant      *state,
+                      gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+
+  self->show_internal = g_variant_get_boolean (state);
+  g_simple_action_set_state (action, state);
+  qm_prefs_set_boolean ("show-internal", self->show_internal);
+  gtk_tree_model_filter_refilter (GTK_TREE_MODEL_FILTER (self->filter_model));
+  update_status (self);
+}
+
+static void
+change_filter (GSimpleAction *action,
+               GVariant      *state,
+               gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  const gchar *filter = g_variant_get_string (state, NULL);
+
+  if (g_strcmp0 (self->filter, filter) == 0)
+    return;
+  g_free (self->filter);
+  self->filter = g_strdup (filter);
+  g_simple_action_set_state (action, state);
+  qm_prefs_set_string ("filter", filter);
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->filter_combo), filter);
+  gtk_tree_model_filter_refilter (GTK_TREE_MODEL_FILTER (self->filter_model));
+  update_status (self);
+}
+
+static void
+on_filter_combo_changed (GtkComboBox *combo,
+                         gpointer     user_data)
+{
+  const gchar *id = gtk_combo_box_get_active_id (combo);
+
+  if (id != NULL)
+    g_action_group_change_action_state (G_ACTION_GROUP (user_data), "filter",
+                                        g_variant_new_string (id));
+}
+
+/* ---- the tree view's own events -------------------------------------------------------- */
+
+static GMenuModel *
+build_context_menu (void)
+{
+  GMenu *menu = g_menu_new ();
+  GMenu *section = g_menu_new ();
+  guint i;
+
+  g_menu_append (section, _("_Settings"), "win.settings");
+  g_menu_append (section, _("_Remove\u2026"), "win.remove");
+  g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
+  g_object_unref (section);
+  section = g_menu_new ();
+  for (i = 0; i < G_N_ELEMENTS (lifecycle_defs); i++)
+    {
+      g_autofree gchar *action = g_strdup_printf ("win.%s", lifecycle_defs[i].action);
+
+      g_menu_append (section, _(lifecycle_defs[i].label), action);
+    }
+  g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
+  g_object_unref (section);
+  return G_MENU_MODEL (menu);
+}
+
+static void
+popup_context_menu (QmWindow       *self,
+                    GdkEventButton *event)
+{
+  g_autoptr(GMenuModel) model = build_context_menu ();
+  GtkWidget *menu = gtk_menu_new_from_model (model);
+
+  gtk_menu_attach_to_widget (GTK_MENU (menu), GTK_WIDGET (self), NULL);
+  if (event != NULL)
+    gtk_menu_popup_at_pointer (GTK_MENU (menu), (GdkEvent *) event);
+  else
+    gtk_menu_popup_at_widget (GTK_MENU (menu), self->tree_view, GDK_GRAVITY_CENTER,
+                              GDK_GRAVITY_NORTH_WEST, NULL);
+}
+
+static gboolean
+on_tree_button_press (GtkWidget      *widget,
+                      GdkEventButton *event,
+                      gpointer        user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autoptr(GtkTreePath) path = NULL;
+
+  if (event->type != GDK_BUTTON_PRESS || event->button != GDK_BUTTON_SECONDARY)
+    return GDK_EVENT_PROPAGATE;
+  if (gtk_tree_view_get_path_at_pos (GTK_TREE_VIEW (widget), (gint) event->x, (gint) event->y,
+                                     &path, NULL, NULL, NULL))
+    gtk_tree_selection_select_path (gtk_tree_view_get_selection (GTK_TREE_VIEW (widget)), path);
+  popup_context_menu (self, event);
+  return GDK_EVENT_STOP;
+}
+
+static gboolean
+on_tree_popup_menu (GtkWidget *widget,
+                    gpointer   user_data)
+{
+  popup_context_menu (QM_WINDOW (user_data), NULL);
+  return TRUE;
+}
+
+static gboolean
+on_tree_key_press (GtkWidget   *widget,
+                   GdkEventKey *event,
+                   gpointer     user_data)
+{
+  /* Delete is bound here, not as a window accelerator, so that it keeps deleting text in the
+   * search entry. */
+  if (event->keyval == GDK_KEY_Delete
+      && (event->state & gtk_accelerator_get_default_mod_mask ()) == 0)
+    {
+      g_action_group_activate_action (G_ACTION_GROUP (user_data), "remove", NULL);
+      return GDK_EVENT_STOP;
+    }
+  return GDK_EVENT_PROPAGATE;
+}
+
+static void
+on_row_activated (GtkTreeView       *view,
+                  GtkTreePath       *path,
+                  GtkTreeViewColumn *column,
+                  gpointer           user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autofree gchar *object_path = NULL;
+  GtkTreeIter iter;
+
+  if (!gtk_tree_model_get_iter (self->sort_model, &iter, path))
+    return;
+  gtk_tree_model_get (self->sort_model, &iter, QM_COL_PATH, &object_path, -1);
+  open_settings (self, object_path);
+}
+
+static void
+on_selection_changed (GtkTreeSelection *selection,
+                      gpointer          user_data)
+{
+  update_actions (QM_WINDOW (user_data));
+}
+
+/* ---- construction ---------------------------------------------------------------------- */
+
+GMenuModel *
+qm_window_build_menubar (void)
+{
+  GMenu *bar = g_menu_new ();
+  GMenu *menu, *section, *submenu;
+  g_autoptr(GMenuModel) columns = build_columns_menu ();
+  g_autoptr(GMenuModel) context = build_context_menu ();
+  guint i;
+
+  menu = g_menu_new ();
+  section = g_menu_new ();
+  g_menu_append (section, _("_New Qube\u2026"), "win.create");
+  g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
+  g_object_unref (section);
+  g_menu_append_section (menu, NULL, context);
+  section = g_menu_new ();
+  g_menu_append (section, _("_Quit"), "app.quit");
+  g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
+  g_object_unref (section);
+  g_menu_append_submenu (bar, _("_Qube"), G_MENU_MODEL (menu));
+  g_object_unref (menu);
+
+  menu = g_menu_new ();
+  section = g_menu_new ();
+  g_menu_append (section, _("_Find"), "win.find");
+  g_menu_append (section, _("Show _Internal Qubes"), "win.show-internal");
+  g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
+  g_object_unref (section);
+  submenu = g_menu_new ();
+  for (i = 0; i < G_N_ELEMENTS (filter_defs); i++)
+    {
+      g_autoptr(GMenuItem) item = g_menu_item_new (_(filter_defs[i].title), NULL);
+
+      g_menu_item_set_action_and_target (item, "win.filter", "s", filter_defs[i].id);
+      g_menu_append_item (submenu, item);
+    }
+  g_menu_append_submenu (menu, _("_Show"), G_MENU_MODEL (submenu));
+  g_object_unref (submenu);
+  g_menu_append_submenu (menu, _("_Columns"), columns);
+  g_menu_append_submenu (bar, _("_View"), G_MENU_MODEL (menu));
+  g_object_unref (menu);
+
+  return G_MENU_MODEL (bar);
+}
+
+static GtkWidget *
+tool_button (const gchar *icon,
+             const gchar *label,
+             const gchar *action,
+             const gchar *tooltip)
+{
+  GtkToolItem *item = gtk_tool_button_new (NULL, label);
+
+  gtk_tool_button_set_icon_name (GTK_TOOL_BUTTON (item), icon);
+  gtk_tool_button_set_use_underline (GTK_TOOL_BUTTON (item), TRUE);
+  gtk_actionable_set_action_name (GTK_ACTIONABLE (item), action);
+  gtk_tool_item_set_is_important (item, TRUE);
+  if (tooltip != NULL)
+    gtk_widget_set_tooltip_text (GTK_WIDGET (item), tooltip);
+  return GTK_WIDGET (item);
+}
+
+static GtkWidget *
+build_message_page (QmWindow *self)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 12);
+  GtkWidget *image = gtk_image_new_from_icon_name ("network-offline-symbolic", GTK_ICON_SIZE_DIALOG);
+
+  gtk_image_set_pixel_size (GTK_IMAGE (image), 96);
+  gtk_widget_set_valign (box, GTK_ALIGN_CENTER);
+  gtk_widget_set_halign (box, GTK_ALIGN_CENTER);
+  gtk_style_context_add_class (gtk_widget_get_style_context (image), "dim-label");
+  self->message_title = gtk_label_new (NULL);
+  gtk_style_context_add_class (gtk_widget_get_style_context (self->message_title), "title");
+  {
+    PangoAttrList *attrs = pango_attr_list_new ();
+
+    pango_attr_list_insert (attrs, pango_attr_weight_new (PANGO_WEIGHT_BOLD));
+    pango_attr_list_insert (attrs, pango_attr_scale_new (1.4));
+    gtk_label_set_attributes (GTK_LABEL (self->message_title), attrs);
+    pango_attr_list_unref (attrs);
+  }
+  self->message_body = gtk_label_new (NULL);
+  gtk_label_set_line_wrap (GTK_LABEL (self->message_body), TRUE);
+  gtk_label_set_max_width_chars (GTK_LABEL (self->message_body), 60);
+  gtk_label_set_justify (GTK_LABEL (self->message_body), GTK_JUSTIFY_CENTER);
+  gtk_container_add (GTK_CONTAINER (box), image);
+  gtk_container_add (GTK_CONTAINER (box), self->message_title);
+  gtk_container_add (GTK_CONTAINER (box), self->message_body);
+  return box;
+}
+
+static void
+build_ui (QmWindow *self)
+{
+  GtkWidget *vbox, *toolbar, *find_bar, *scrolled, *label, *check;
+  GtkToolItem *separator;
+  guint i;
+
+  vbox = gtk_box_new (GTK_ORIENTATION_VERTICAL, 0);
+  gtk_container_add (GTK_CONTAINER (self), vbox);
+
+  toolbar = gtk_toolbar_new ();
+  gtk_toolbar_set_style (GTK_TOOLBAR (toolbar), GTK_TOOLBAR_BOTH_HORIZ);
+  gtk_style_context_add_class (gtk_widget_get_style_context (toolbar),
+                               GTK_STYLE_CLASS_PRIMARY_TOOLBAR);
+  gtk_container_add (GTK_CONTAINER (toolbar),
+                     tool_button ("list-add", _("_New"), "win.create",
+                                  _("Create a new qube (Ctrl+N)")));
+  gtk_container_add (GTK_CONTAINER (toolbar),
+                     tool_button ("document-properties", _("S_ettings"), "win.settings",
+                                  _("Settings of the selected qube (Enter)")));
+  gtk_container_add (GTK_CONTAINER (toolbar),
+                     tool_button ("list-remove", _("_Remove"), "win.remove",
+                                  _("Remove the selected qube (Delete)")));
+  separator = gtk_separator_tool_item_new ();
+  gtk_container_add (GTK_CONTAINER (toolbar), GTK_WIDGET (separator));
+  for (i = 0; i < G_N_ELEMENTS (lifecycle_defs); i++)
+    {
+      g_autofree gchar *action = g_strdup_printf ("win.%s", lifecycle_defs[i].action);
+
+      self->lifecycle_buttons[i] = tool_button (lifecycle_defs[i].icon, _(lifecycle_defs[i].label),
+                                                action, NULL);
+      gtk_container_add (GTK_CONTAINER (toolbar), self->lifecycle_buttons[i]);
+    }
+  gtk_container_add (GTK_CONTAINER (vbox), toolbar);
+
+  find_bar = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  g_object_set (find_bar, "margin", 6, NULL);
+  self->search_entry = gtk_search_entry_new ();
+  gtk_entry_set_placeholder_text (GTK_ENTRY (self->search_entry),
+                                  _("Search in the visible columns"));
+  atk_object_set_name (gtk_widget_get_accessible (self->search_entry), _("Search"));
+  gtk_entry_set_width_chars (GTK_ENTRY (self->search_entry), 30);
+  g_signal_connect (self->search_entry, "search-changed", G_CALLBACK (on_search_changed), self);
+  gtk_box_pack_start (GTK_BOX (find_bar), self->search_entry, FALSE, FALSE, 0);
+
+  label = gtk_label_new_with_mnemonic (_("Sho_w:"));
+  gtk_box_pack_start (GTK_BOX (find_bar), label, FALSE, FALSE, 6);
+  self->filter_combo = gtk_combo_box_text_new ();
+  for (i = 0; i < G_N_ELEMENTS (filter_defs); i++)
+    gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (self->filter_combo), filter_defs[i].id,
+                               _(filter_defs[i].title));
+  gtk_label_set_mnemonic_widget (GTK_LABEL (label), self->filter_combo);
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->filter_combo), self->filter);
+  if (gtk_combo_box_get_active (GTK_COMBO_BOX (self->filter_combo)) < 0)
+    gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->filter_combo), "all");
+  g_signal_connect (self->filter_combo, "changed", G_CALLBACK (on_filter_combo_changed), self);
+  gtk_box_pack_start (GTK_BOX (find_bar), self->filter_combo, FALSE, FALSE, 0);
+
+  check = gtk_check_button_new_with_mnemonic (_("Show _internal qubes"));
+  gtk_actionable_set_action_name (GTK_ACTIONABLE (check), "win.show-internal");
+  gtk_box_pack_start (GTK_BOX (find_bar), check, FALSE, FALSE, 6);
+
+  self->status_label = gtk_label_new (NULL);
+  gtk_style_context_add_class (gtk_widget_get_style_context (self->status_label), "dim-label");
+  gtk_box_pack_end (GTK_BOX (find_bar), self->status_label, FALSE, FALSE, 6);
+  gtk_container_add (GTK_CONTAINER (vbox), find_bar);
+
+  self->stack = gtk_stack_new ();
+  gtk_widget_set_vexpand (self->stack, TRUE);
+  scrolled = gtk_scrolled_window_new (NULL, NULL);
+  gtk_scrolled_window_set_shadow_type (GTK_SCROLLED_WINDOW (scrolled), GTK_SHADOW_IN);
+  self->tree_view = gtk_tree_view_new_with_model (self->sort_model);
+  atk_object_set_name (gtk_widget_get_accessible (self->tree_view), _("Qubes"));
+  gtk_tree_view_set_search_column (GTK_TREE_VIEW (self->tree_view), QM_COL_NAME);
+  gtk_tree_view_set_enable_search (GTK_TREE_VIEW (self->tree_view), FALSE);
+  gtk_tree_view_set_grid_lines (GTK_TREE_VIEW (self->tree_view), GTK_TREE_VIEW_GRID_LINES_VERTICAL);
+  gtk_container_add (GTK_CONTAINER (scrolled), self->tree_view);
+  gtk_stack_add_named (GTK_STACK (self->stack), scrolled, "list");
+  gtk_stack_add_named (GTK_STACK (self->stack), build_message_page (self), "message");
+  gtk_container_add (GTK_CONTAINER (vbox), self->stack);
+
+  add_columns (self);
+
+  g_signal_connect (gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view)), "changed",
+                    G_CALLBACK (on_selection_changed), self);
+  g_signal_connect (self->tree_view, "button-press-event", G_CALLBACK (on_tree_button_press),
+                    self);
+  g_signal_connect (self->tree_view, "popup-menu", G_CALLBACK (on_tree_popup_menu), self);
+  g_signal_connect (self->tree_view, "key-press-event", G_CALLBACK (on_tree_key_press), self);
+  g_signal_connect (self->tree_view, "row-activated", G_CALLBACK (on_row_activated), self);
+  gtk_widget_show_all (vbox);
+}
+
+static const GActionEntry win_entries[] = {
+  { "create", create_activated, NULL, NULL, NULL, { 0 } },
+  { "remove", remove_activated, NULL, NULL, NULL, { 0 } },
+  { "settings", settings_activated, NULL, NULL, NULL, { 0 } },
+  { "start", lifecycle_activated, NULL, NULL, NULL, { 0 } },
+  { "shutdown", lifecycle_activated, NULL, NULL, NULL, { 0 } },
+  { "pause", lifecycle_activated, NULL, NULL, NULL, { 0 } },
+  { "kill", lifecycle_activated, NULL, NULL, NULL, { 0 } },
+  { "find", find_activated, NULL, NULL, NULL, { 0 } },
+  { "show-internal", NULL, NULL, "false", change_show_internal, { 0 } },
+  { "filter", NULL, "s", "'all'", change_filter, { 0 } },
+};
+
+static gboolean
+on_delete_event (GtkWidget *widget,
+                 GdkEvent  *event,
+                 gpointer   user_data)
+{
+  gint width, height;
+
+  gtk_window_get_size (GTK_WINDOW (widget), &width, &height);
+  qm_prefs_set_int ("window-width", width);
+  qm_prefs_set_int ("window-height", height);
+  return GDK_EVENT_PROPAGATE;
+}
+
+QmWindow *
+qm_window_new (GtkApplication *application,
+               QmClient       *client)
+{
+  QmWindow *self = g_object_new (QM_TYPE_WINDOW, "application", application, NULL);
+  g_autofree gchar *filter = qm_prefs_get_string ("filter");
+  gint width = qm_prefs_get_int ("window-width");
+  gint height = qm_prefs_get_int ("window-height");
+
+  self->client = g_object_ref (client);
+  gtk_window_set_title (GTK_WINDOW (self), _("Qube Manager"));
+  gtk_window_set_icon_name (GTK_WINDOW (self), "org.qubes_os.QubeManager");
+  gtk_window_set_default_size (GTK_WINDOW (self), width > 200 ? width : 1200,
+                               height > 150 ? height : 640);
+
+  g_action_map_add_action_entries (G_ACTION_MAP (self), win_entries, G_N_ELEMENTS (win_entries),
+                                   self);
+  self->filter = g_strdup (filter[0] != '\0' ? filter : "all");
+  self->show_internal = qm_prefs_get_boolean ("show-internal");
+  g_simple_action_set_state (G_SIMPLE_ACTION (g_action_map_lookup_action (G_ACTION_MAP (self),
+                                                                           "filter")),
+                             g_variant_new_string (self->filter));
+  g_simple_action_set_state (G_SIMPLE_ACTION (g_action_map_lookup_action (G_ACTION_MAP (self),
+                                                                           "show-internal")),
+                             g_variant_new_boolean (self->show_internal));
+
+  self->store = qm_qube_store_new ();
+  self->filter_model = gtk_tree_model_filter_new (GTK_TREE_MODEL (self->store), NULL);
+  gtk_tree_model_filter_set_visible_func (GTK_TREE_MODEL_FILTER (self->filter_model),
+                                          filter_visible, self, NULL);
+  self->sort_model = gtk_tree_model_sort_new_with_model (self->filter_model);
+  build_ui (self);
+
+  g_signal_connect (self, "delete-event", G_CALLBACK (on_delete_event), NULL);
+  g_signal_connect_object (client, "changed", G_CALLBACK (on_client_changed), self, 0);
+  g_signal_connect_object (client, "state-changed", G_CALLBACK (on_client_state_changed), self,
+                           0);
+  on_client_state_changed (client, self);
+  return self;
+}
+
+GtkListStore *
+qm_window_get_store (QmWindow *self)
+{
+  return self->store;
+}
+
+QmClient *
+qm_window_get_client (QmWindow *self)
+{
+  return self->client;
+}
+
+static void
+qm_window_dispose (GObject *object)
+{
+  QmWindow *self = QM_WINDOW (object);
+
+  if (self->cancellable != NULL)
+    g_cancellable_cancel (self->cancellable);
+  g_clear_pointer (&self->settings_windows, g_hash_table_unref);
+  G_OBJECT_CLASS (qm_window_parent_class)->dispose (object);
+}
+
+static void
+qm_window_finalize (GObject *object)
+{
+  QmWindow *self = QM_WINDOW (object);
+
+  g_clear_object (&self->cancellable);
+  g_clear_object (&self->sort_model);
+  g_clear_object (&self->filter_model);
+  g_clear_object (&self->store);
+  g_clear_object (&self->client);
+  g_free (self->search_casefold);
+  g_free (self->filter);
+  G_OBJECT_CLASS (qm_window_parent_class)->finalize (object);
+}
+
+static void
+qm_window_init (QmWindow *self)
+{
+  self->cancellable = g_cancellable_new ();
+  self->settings_windows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+}
+
+static void
+qm_window_class_init (QmWindowClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = qm_window_dispose;
+  object_class->finalize = qm_window_finalize;
+}

@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""GUI test of qube-manager against a real qubesd on a private bus.
+
+Runs itself again inside dbus-run-session (for the accessibility bus) and xvfb-run. Checks:
+the list after the first load (--self-test output and the tree read through AT-SPI); reaction
+within a second to a property change and to a new qube made over D-Bus; the New Qube dialog and
+the search entry driven through AT-SPI; the page shown while qubesd is away and the recovery
+when it returns. Saves screenshots in --out-dir. Exit 77 = skipped.
+"""
+import argparse
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+
+warnings.simplefilter('ignore', DeprecationWarning)
+
+SKIP = 77
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument('--qube-manager', required=True)
+    p.add_argument('--qubesd', required=True)
+    p.add_argument('--qubes-xml', required=True)
+    p.add_argument('--out-dir', required=True)
+    return p.parse_args()
+
+
+def reexec_under_display():
+    for tool in ('xvfb-run', 'dbus-run-session', 'dbus-daemon', 'import'):
+        if shutil.which(tool) is None:
+            print(f'SKIP: {tool} is not installed')
+            sys.exit(SKIP)
+    env = dict(os.environ, QM_TEST_INNER='1')
+    env.pop('NO_AT_BRIDGE', None)
+    env.pop('DBUS_SESSION_BUS_ADDRESS', None)
+    cmd = ['dbus-run-session', '--', 'xvfb-run', '-a', '-s', '-screen 0 1280x800x24',
+           sys.executable] + sys.argv
+    sys.exit(subprocess.call(cmd, env=env))
+
+
+try:
+    import gi
+    gi.require_version('Atspi', '2.0')
+    from gi.repository import Atspi, Gio, GLib
+except (ImportError, ValueError) as e:
+    print(f'SKIP: python3-gi with gir1.2-atspi-2.0 is needed ({e})')
+    sys.exit(SKIP)
+
+
+class Manager:
+    """qube-manager --self-test, its output read by a thread."""
+
+    def __init__(self, binary, address, env):
+        self.proc = subprocess.Popen([binary, f'--bus-address={address}', '--self-test'],
+                                     stdout=subprocess.PIPE, text=True, env=env)
+        self.lines = queue.Queue()
+        self.rows = {}
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put((time.monotonic(), line.rstrip('\n')))
+
+    def wait_for(self, predicate, timeout, what):
+        """Consume output until predicate(line) is true; returns the time it was read."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f'timed out waiting for {what}')
+            try:
+                stamp, line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line.startswith('ROW\t'):
+                fields = line.split('\t')
+                self.rows[fields[1]] = dict(f.split('=', 1) for f in fields[2:])
+            elif line.startswith('GONE\t'):
+                self.rows = {k: v for k, v in self.rows.items()
+                             if not line.endswith('/' + k.replace('-', '_2d'))}
+            if predicate(line):
+                return stamp
+
+
+class Bus:
+    def __init__(self, address):
+        self.conn = Gio.DBusConnection.new_for_address_sync(
+            address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+
+    def call(self, path, iface, method, sig=None, args=(), dest='org.qubes_os.Admin1'):
+        params = GLib.Variant(sig, args) if sig else None
+        return self.conn.call_sync(dest, path, iface, method, params, None,
+                                   Gio.DBusCallFlags.NONE, 10000, None).unpack()
+
+    def has_owner(self, name='org.qubes_os.Admin1'):
+        return self.call('/org/freedesktop/DBus', 'org.freedesktop.DBus', 'NameHasOwner', '(s)',
+                         (name,), dest='org.freedesktop.DBus')[0]
+
+
+ROOT = '/org/qubes_os/Admin1'
+MANAGER = 'org.qubes_os.Admin1.Manager'
+DOMAIN = 'org.qubes_os.Admin1.Domain'
+
+
+def walk(acc, depth=0):
+    if acc is None or depth > 40:
+        return
+    yield acc
+    for i in range(acc.get_child_count()):
+        yield from walk(acc.get_child_at_index(i), depth + 1)
+
+
+def find(root, role=None, name=None, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for acc in walk(root):
+            try:
+                if ((role is None or acc.get_role_name() == role)
+                        and (name is None or acc.get_name() == name)):
+                    return acc
+            except GLib.Error:
+                continue
+        time.sleep(0.2)
+    raise AssertionError(f'no accessible {role!r} named {name!r}')
+
+
+def find_app(name, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        desktop = Atspi.get_desktop(0)
+        for i in range(desktop.get_child_count()):
+            app = desktop.get_child_at_index(i)
+            if app is not None and app.get_name() == name:
+                return app
+        time.sleep(0.2)
+    raise AssertionError(f'application {name} not on the accessibility bus')
+
+
+def do_action(acc, wanted):
+    for i in range(acc.get_n_actions()):
+        if acc.get_action_name(i) == wanted:
+            return acc.do_action(i)
+    raise AssertionError(f'{acc.get_role_name()} {acc.get_name()!r} has no action {wanted}')
+
+
+def table_cells(table):
+    """{(row, column title): accessible} for the visible tree."""
+    cols = [table.get_column_header(c).get_name() for c in range(table.get_n_columns())]
+    cells = {}
+    for r in range(table.get_n_rows()):
+        for c, title in enumerate(cols):
+            cells[(r, title)] = table.get_accessible_at(r, c)
+    return cols, cells
+
+
+def row_of(table, name):
+    cols, cells = table_cells(table)
+    for (r, title), acc in cells.items():
+        if title == 'Name' and acc.get_name() == name:
+            return r, cols, cells
+    return None, cols, cells
+
+
+def screenshot(out_dir, name):
+    path = os.path.join(out_dir, name)
+    subprocess.run(['import', '-window', 'root', path], check=True)
+    print(f'screenshot: {path}')
+
+
+def wait_owner(bus, present, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if bus.has_owner() == present:
+            return
+        time.sleep(0.05)
+    raise AssertionError('qubesd did not ' + ('appear' if present else 'go away'))
+
+
+def main():
+    args = parse_args()
+    if os.environ.get('QM_TEST_INNER') != '1':
+        reexec_under_display()
+    os.makedirs(args.out_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='qm-test-')
+    procs = []
+    try:
+        run(args, tmp, procs)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print('PASS')
+
+
+def start_qubesd(args, tmp, address, procs):
+    p = subprocess.Popen([args.qubesd, f'--bus-address={address}',
+                          f'--state-dir={tmp}/state'], stderr=open(f'{tmp}/qubesd.log', 'a'))
+    procs.append(p)
+    return p
+
+
+def run(args, tmp, procs):
+    os.makedirs(f'{tmp}/state')
+    os.makedirs(f'{tmp}/config')
+    # The example's storage pools live in /var/lib/qubes: move them into the test's state dir.
+    with open(args.qubes_xml) as f:
+        xml = f.read().replace('/var/lib/qubes', f'{tmp}/state')
+    with open(f'{tmp}/state/qubes.xml', 'w') as f:
+        f.write(xml)
+    for sub in ('appvms', 'vm-templates', 'vm-kernels', 'standalone'):
+        os.makedirs(f'{tmp}/state/{sub}', exist_ok=True)
+    address = f'unix:path={tmp}/bus'
+    procs.append(subprocess.Popen(['dbus-daemon', '--session', f'--address={address}',
+                                   '--nofork', '--nopidfile']))
+    for _ in range(100):
+        if os.path.exists(f'{tmp}/bus'):
+            break
+        time.sleep(0.05)
+    bus = Bus(address)
+    qubesd = start_qubesd(args, tmp, address, procs)
+    wait_owner(bus, True)
+
+    env = dict(os.environ, XDG_CONFIG_HOME=f'{tmp}/config', GSETTINGS_BACKEND='memory',
+               LANGUAGE='C', LC_ALL='C.UTF-8')
+    t0 = time.monotonic()
+    manager = Manager(args.qube_manager, address, env)
+    procs.append(manager.proc)
+
+    # 1. the first full load lists every qube
+    manager.wait_for(lambda l: l.startswith('END\tloaded'), 20, 'the first full load')
+    print(f'first full load after {time.monotonic() - t0:.2f} s')
+    expected = {'dom0', 'default-dvm', 'disp1234', 'fedora-42', 'sys-net', 'work'}
+    assert set(manager.rows) == expected, manager.rows.keys()
+    assert manager.rows['work']['netvm'] == 'default (sys-net)', manager.rows['work']
+    assert manager.rows['sys-net']['netvm'] == 'none', manager.rows['sys-net']
+    assert manager.rows['work']['template'] == 'fedora-42'
+
+    # ... and so does the tree, read through AT-SPI
+    app = find_app('qube-manager')
+    table = find(app, role='table', name='Qubes')
+    cols, cells = table_cells(table)
+    for title in ('Label', 'Name', 'State', 'Class', 'Template', 'NetVM', 'IP'):
+        assert title in cols, cols
+    names = {acc.get_name() for (r, t), acc in cells.items() if t == 'Name'}
+    assert names == expected, names
+    print('AT-SPI sees the rows:', sorted(names))
+
+    # 2. a property change made elsewhere shows within a second
+    before = time.monotonic()
+    bus.call(f'{ROOT}/domain/work', DOMAIN, 'SetProperty', '(ss)', ('label', 'green'))
+    seen = manager.wait_for(lambda l: l.startswith('ROW\twork\tlabel=green'), 1.0,
+                            'the new label of work')
+    print(f'label change shown after {(seen - before) * 1000:.0f} ms')
+    bus.call(f'{ROOT}/domain/work', DOMAIN, 'SetProperty', '(ss)', ('netvm', ''))
+    manager.wait_for(lambda l: l.startswith('ROW\twork\t') and 'netvm=none' in l, 1.0,
+                     'netvm of work set to none')
+    bus.call(f'{ROOT}/domain/work', DOMAIN, 'ResetProperty', '(s)', ('netvm',))
+    manager.wait_for(lambda l: l.startswith('ROW\twork\t') and 'netvm=default (sys-net)' in l,
+                     1.0, 'netvm of work back at its default')
+
+    # 3. a qube created elsewhere appears within a second
+    before = time.monotonic()
+    bus.call(ROOT, MANAGER, 'CreateDomain', '(ssssa{ss})',
+             ('AppVM', 'made-by-bus', 'orange', '', {}))
+    seen = manager.wait_for(lambda l: l.startswith('ROW\tmade-by-bus\t'), 1.0,
+                            'the qube created over D-Bus')
+    print(f'new qube shown after {(seen - before) * 1000:.0f} ms')
+
+    # 4. a qube created through the New Qube dialog
+    do_action(find(app, role='push button', name='New'), 'click')
+    dialog = find(app, role='dialog', name='New Qube')
+    entry = find(dialog, role='text')
+    entry.set_text_contents('made-by-gui')
+    create = find(dialog, role='push button', name='Create')
+    deadline = time.monotonic() + 5
+    while not create.get_state_set().contains(Atspi.StateType.SENSITIVE):
+        assert time.monotonic() < deadline, 'Create never became sensitive'
+        time.sleep(0.1)
+    screenshot(args.out_dir, 'qube-manager-create-dialog.png')
+    do_action(create, 'click')
+    manager.wait_for(lambda l: l.startswith('ROW\tmade-by-gui\t'), 5, 'the qube made by the dialog')
+    domains = [d[0] for d in bus.call(ROOT, MANAGER, 'ListDomains')[0]]
+    assert 'made-by-gui' in domains, domains
+    print('New Qube dialog created made-by-gui')
+
+    # 5. search: the entry filters the tree
+    search = find(app, role='text', name='Search')
+    search.set_text_contents('fedora')
+    deadline = time.monotonic() + 5
+    while True:
+        names = {a.get_name() for (r, t), a in table_cells(table)[1].items() if t == 'Name'}
+        if names and 'dom0' not in names:
+            break
+        assert time.monotonic() < deadline, f'search did not filter: {names}'
+        time.sleep(0.2)
+    assert 'fedora-42' in names and 'work' in names, names   # work's template is fedora-42
+    search.set_text_contents('')
+    time.sleep(0.5)
+    screenshot(args.out_dir, 'qube-manager.png')
+
+    # 6. qubesd goes away: the page says so; it comes back: the list fills again
+    qubesd.terminate()
+    qubesd.wait(10)
+    manager.wait_for(lambda l: l.startswith('END\tabsent'), 5, 'the list emptied')
+    find(app, role='label', name='The Qubes service is not running', timeout=5)
+    screenshot(args.out_dir, 'qube-manager-absent.png')
+    start_qubesd(args, tmp, address, procs)
+    manager.wait_for(lambda l: l.startswith('END\tloaded'), 10, 'the list after qubesd returned')
+    assert 'made-by-gui' in manager.rows and 'work' in manager.rows, manager.rows.keys()
+    print('recovered after qubesd restarted')
+    assert manager.proc.poll() is None, 'qube-manager exited'
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except AssertionError as e:
+        print(f'FAIL: {e}')
+        sys.exit(1)
