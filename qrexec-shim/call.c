@@ -23,6 +23,7 @@ __attribute__((noinline)) BusEntry *bus_entry_unref(BusEntry *b) {
         sd_bus_slot_unref(b->slot);
         sd_bus_flush_close_unref(b->bus);
         free(b->source);
+        free(b->key);
         free(b->owner);
         free(b);
         return NULL;
@@ -33,16 +34,28 @@ void bus_entry_evict(BusEntry *b) {
         b->state = BUS_DEAD;
         if (b->cached) {
                 b->cached = false;
-                hashmap_remove(b->shim->buses, b->source);
+                hashmap_remove(b->shim->buses, b->key);
                 bus_entry_unref(b);
         }
 }
 
-static int bus_open(Shim *shim, sd_bus **ret) {
+static int bus_open(Shim *shim, bool direct, sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
 
-        if (shim->bus_address) {
+        if (direct) {
+                /* qubesd's private socket: the same objects without the bus daemon in between */
+                _cleanup_free_ char *address = NULL;
+                if (asprintf(&address, "unix:path=%s", shim->private_socket) < 0)
+                        return -ENOMEM;
+                r = sd_bus_new(&bus);
+                if (r < 0)
+                        return r;
+                r = sd_bus_set_address(bus, address);
+                if (r < 0)
+                        return r;
+                r = sd_bus_start(bus);
+        } else if (shim->bus_address) {
                 r = sd_bus_new(&bus);
                 if (r < 0)
                         return r;
@@ -112,7 +125,7 @@ static int on_identity_reply(sd_bus_message *m, void *userdata, sd_bus_error *re
         return 0;
 }
 
-static int bus_entry_new(Shim *shim, const char *source, BusEntry **ret) {
+static int bus_entry_new(Shim *shim, const char *source, bool events, BusEntry **ret) {
         _cleanup_(bus_entry_unrefp) BusEntry *b = NULL;
         int r;
 
@@ -125,7 +138,12 @@ static int bus_entry_new(Shim *shim, const char *source, BusEntry **ret) {
         b->source = strdup(source);
         if (!b->source)
                 return -ENOMEM;
-        r = bus_open(shim, &b->bus);
+        b->direct = !events && shim->private_socket;
+        if (asprintf(&b->key, "%s%s", events ? "events:" : "", source) < 0) {
+                b->key = NULL;
+                return -ENOMEM;
+        }
+        r = bus_open(shim, b->direct, &b->bus);
         if (r < 0)
                 return r;
         r = sd_bus_call_method_async(b->bus, &b->slot, ADMIN_BUS_NAME, ADMIN_PATH, MANAGER_IFACE,
@@ -136,12 +154,16 @@ static int bus_entry_new(Shim *shim, const char *source, BusEntry **ret) {
         return 0;
 }
 
-/* The connection for this source: from the cache, or a new one. Returns a new reference. */
-static int bus_entry_get(Shim *shim, const char *source, BusEntry **ret) {
+/* The connection for this source: from the cache, or a new one. Returns a new reference.
+ * Event streams need the bus (signals); calls use the private socket when there is one. */
+static int bus_entry_get(Shim *shim, const char *source, bool events, BusEntry **ret) {
+        _cleanup_free_ char *key = NULL;
         BusEntry *b;
         int r;
 
-        b = shim->buses ? hashmap_get(shim->buses, source) : NULL;
+        if (asprintf(&key, "%s%s", events ? "events:" : "", source) < 0)
+                return -ENOMEM;
+        b = shim->buses ? hashmap_get(shim->buses, key) : NULL;
         if (b && (b->state == BUS_DEAD || !sd_bus_is_open(b->bus))) {
                 bus_entry_evict(b);
                 b = NULL;
@@ -150,10 +172,10 @@ static int bus_entry_get(Shim *shim, const char *source, BusEntry **ret) {
                 *ret = bus_entry_ref(b);
                 return 0;
         }
-        r = bus_entry_new(shim, source, &b);
+        r = bus_entry_new(shim, source, events, &b);
         if (r < 0)
                 return r;
-        if (shim->buses && hashmap_put(shim->buses, b->source, b) >= 0)
+        if (shim->buses && hashmap_put(shim->buses, b->key, b) >= 0)
                 b->cached = true, bus_entry_ref(b);
         *ret = b;
         return 0;
@@ -291,7 +313,7 @@ bool call_handle_error(Call *c, sd_bus_message *m, sd_bus_error *ret_error) {
                 c->retried = true;
                 bus_entry_evict(b);
                 c->bus = bus_entry_unref(b);
-                r = bus_entry_get(shim, c->req.src, &c->bus);
+                r = bus_entry_get(shim, c->req.src, streq(c->req.method, "admin.Events"), &c->bus);
                 if (r >= 0) {
                         if (c->bus->state == BUS_READY)
                                 call_resolve(c);
@@ -492,7 +514,7 @@ void call_dispatch(Client *client, char *req_buf, size_t len) {
                 call_reply_dbus_error(c, NULL, r);
                 return;
         }
-        r = bus_entry_get(client->shim, c->req.src, &c->bus);
+        r = bus_entry_get(client->shim, c->req.src, streq(c->req.method, "admin.Events"), &c->bus);
         if (r < 0) {
                 log_warning_errno(r, "Cannot connect to the bus: %m");
                 call_reply_dbus_error(c, NULL, r);

@@ -106,6 +106,24 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
         return 0;
 }
 
+static void events_established(Call *c) {
+        /* Only now are we sure not to miss anything: tell the client. */
+        client_write(c->client, "1\0\0connection-established\0\0", STRLEN("1\0\0connection-established\0\0"));
+}
+
+static int on_subscribed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+
+        c->slot = sd_bus_slot_unref(c->slot);
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                c->match_slot = sd_bus_slot_unref(c->match_slot);
+                call_reply_dbus_error(c, m, 0);
+                return 0;
+        }
+        events_established(c);
+        return 0;
+}
+
 static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Call *c = userdata;
 
@@ -114,8 +132,19 @@ static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *r
                 call_reply_dbus_error(c, m, 0);
                 return 0;
         }
-        /* Only now are we sure not to miss anything: tell the client. */
-        client_write(c->client, "1\0\0connection-established\0\0", STRLEN("1\0\0connection-established\0\0"));
+        if (ref_is_dom0(c->req.src)) {
+                events_established(c);
+                return 0;
+        }
+        /* Another qube sees only what the qrexec policy allows (spec qrexec-policy.md §4):
+         * qubesd sends it its own filtered copy of each event, addressed to this connection. */
+        int r = sd_bus_call_method_async(c->bus->bus, &c->slot, c->bus->owner, ADMIN_PATH, MANAGER_IFACE,
+                                         "SubscribeEvents", on_subscribed, c, "s",
+                                         c->dest_is_dom0 ? "" : c->req.dest);
+        if (r < 0) {
+                c->match_slot = sd_bus_slot_unref(c->match_slot);
+                call_reply_dbus_error(c, NULL, r);
+        }
         return 0;
 }
 
@@ -124,7 +153,15 @@ static int events_subscribe(Call *c) {
         int r;
 
         c->check_gaps = c->dest_is_dom0 && ref_is_dom0(c->req.src);
-        if (c->dest_is_dom0)
+        if (!ref_is_dom0(c->req.src)) {
+                const char *me = NULL;
+                r = sd_bus_get_unique_name(c->bus->bus, &me);
+                if (r < 0)
+                        return r;
+                /* only the copies addressed to us, never the unfiltered broadcast */
+                r = asprintf(&match, "type='signal',sender='%s',member='Event',destination='%s',path_namespace='" ADMIN_PATH "'",
+                             c->bus->owner, me);
+        } else if (c->dest_is_dom0)
                 r = asprintf(&match, "type='signal',sender='%s',member='Event',path_namespace='" ADMIN_PATH "'",
                              c->bus->owner);
         else

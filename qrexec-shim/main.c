@@ -397,13 +397,15 @@ static void help(void) {
                "     --listen-fd         Serve it on the socket passed by systemd\n"
                "     --bus-address=ADDR  Talk to qubesd on this bus (default: the system bus)\n"
                "     --user              Talk to qubesd on the session bus\n"
+               "     --private-socket=PATH  Make calls over qubesd's direct socket (default: the\n"
+               "                         bus; QUBESD_PRIVATE_SOCKET also sets it)\n"
                "     --list-methods      List the Admin API methods served\n"
                "     --event-queue-max=BYTES  Per admin.Events subscriber (default 4 MiB)\n",
                program_invocation_short_name);
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_LISTEN, ARG_LISTEN_FD, ARG_BUS_ADDRESS, ARG_USER, ARG_LIST_METHODS, ARG_EVENT_QUEUE_MAX };
+        enum { ARG_VERSION = 0x100, ARG_LISTEN, ARG_LISTEN_FD, ARG_BUS_ADDRESS, ARG_USER, ARG_LIST_METHODS, ARG_EVENT_QUEUE_MAX, ARG_PRIVATE_SOCKET };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -411,6 +413,7 @@ int main(int argc, char *argv[]) {
                 { "listen-fd", no_argument, NULL, ARG_LISTEN_FD },
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "user", no_argument, NULL, ARG_USER },
+                { "private-socket", required_argument, NULL, ARG_PRIVATE_SOCKET },
                 { "list-methods", no_argument, NULL, ARG_LIST_METHODS },
                 { "event-queue-max", required_argument, NULL, ARG_EVENT_QUEUE_MAX },
                 {},
@@ -448,6 +451,9 @@ int main(int argc, char *argv[]) {
                         case ARG_USER:
                                 shim.user_bus = true;
                                 break;
+                        case ARG_PRIVATE_SOCKET:
+                                shim.private_socket = optarg;
+                                break;
                         case ARG_EVENT_QUEUE_MAX: {
                                 char *end;
                                 errno = 0;
@@ -467,6 +473,14 @@ int main(int argc, char *argv[]) {
                                 return 2;
                         }
         }
+
+        /* Calls take qubesd's private socket when told to, or by default next to the system bus. */
+        if (!shim.private_socket)
+                shim.private_socket = getenv("QUBESD_PRIVATE_SOCKET");
+        if (!shim.private_socket && !shim.bus_address && !shim.user_bus && access(QUBESD_SYSTEM_PRIVATE_SOCKET, W_OK) == 0)
+                shim.private_socket = (char *) QUBESD_SYSTEM_PRIVATE_SOCKET;
+        if (isempty(shim.private_socket))
+                shim.private_socket = NULL;
 
         if (shim.event_queue_max == 0)
                 shim.event_queue_max = EVENT_QUEUE_MAX;

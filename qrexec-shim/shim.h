@@ -117,10 +117,14 @@ const Method *method_next(size_t *i);
 
 /* ---- call.c: one request, the bus cache ------------------------------------------------ */
 
+/* Where qubesd --system listens for direct connections (service/main.c). */
+#define QUBESD_SYSTEM_PRIVATE_SOCKET "/run/qubesd/private"
+
 struct Shim {
         sd_event *event;
         char *bus_address; /* NULL: the system bus (DBUS_SYSTEM_BUS_ADDRESS applies) */
         bool user_bus;
+        char *private_socket; /* qubesd's direct-connection socket for calls, or NULL */
         Hashmap *buses; /* source -> BusEntry* (socket door: identity holds per connection) */
         size_t event_queue_max;
         unsigned n_clients;
@@ -136,6 +140,8 @@ struct BusEntry {
         unsigned n_ref;
         Shim *shim;
         char *source;
+        char *key;   /* in shim->buses: the source, prefixed for event connections */
+        bool direct; /* a private connection to qubesd (calls only: it carries no signals) */
         sd_bus *bus;
         char *owner; /* unique name of the qubesd we identified ourselves to */
         BusState state;

@@ -29,6 +29,15 @@ static Caller *caller_get(Manager *m, const char *sender, bool create) {
         return c;
 }
 
+/* A caller is a bus peer: its unique name, or on a private (peer-to-peer) connection, which has
+ * no names, that connection's description. */
+static const char *caller_key(sd_bus_message *msg) {
+        const char *key = sd_bus_message_get_sender(msg);
+        if (!key)
+                (void) sd_bus_get_description(sd_bus_message_get_bus(msg), &key);
+        return key;
+}
+
 void auth_forget_caller(Manager *m, const char *unique_name) {
         caller_free(hashmap_remove(m->callers, unique_name));
 }
@@ -85,13 +94,13 @@ int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QE
 }
 
 bool auth_caller_wants_error_details(Manager *m, sd_bus_message *msg) {
-        const char *sender = sd_bus_message_get_sender(msg);
+        const char *sender = caller_key(msg);
         Caller *c = sender ? caller_get(m, sender, false) : NULL;
         return c && c->error_details;
 }
 
 int auth_enable_error_details(Manager *m, sd_bus_message *msg) {
-        const char *sender = sd_bus_message_get_sender(msg);
+        const char *sender = caller_key(msg);
         Caller *c = sender ? caller_get(m, sender, true) : NULL;
         if (!c)
                 return sender ? -ENOMEM : -EINVAL;
@@ -100,13 +109,13 @@ int auth_enable_error_details(Manager *m, sd_bus_message *msg) {
 }
 
 const char *auth_caller_qube(Manager *m, sd_bus_message *msg) {
-        const char *sender = sd_bus_message_get_sender(msg);
+        const char *sender = caller_key(msg);
         Caller *c = sender ? caller_get(m, sender, false) : NULL;
         return c && c->qube ? c->qube : "dom0";
 }
 
 int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, QError *e) {
-        const char *sender = sd_bus_message_get_sender(msg);
+        const char *sender = caller_key(msg);
         Domain *d;
         uid_t uid;
         int r;
@@ -116,7 +125,7 @@ int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, 
                 return qerror_set(e, QERR_NOT_AUTHORIZED,
                                   "Access denied: only a trusted user may act on behalf of a qube");
         if (!sender)
-                return qerror_set(e, QERR_PROTOCOL, "A caller identity needs a bus connection with a unique name");
+                return qerror_set(e, QERR_PROTOCOL, "A caller identity needs an identifiable connection");
         r = app_resolve_domain(m->app, qube, &d, e);
         if (r < 0)
                 return r;

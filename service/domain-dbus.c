@@ -351,12 +351,13 @@ static int method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 
 static int method_get_current_state(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
+        uint64_t mem, mem_max, cputime;
         int r = gate(manager_of(d), msg, AUTH_READ, d);
         if (r <= 0)
                 return r;
-        /* Memory and CPU figures come from libvirt with the lifecycle work; a halted qube has none. */
-        return sd_bus_reply_method_return(msg, "ttts", (uint64_t) 0, (uint64_t) 0, (uint64_t) 0,
-                                          strempty(d->power_state));
+        /* cached figures, refreshed by workers on lifecycle events and stats: never blocks */
+        vmm_current_state(manager_of(d), d, &mem, &mem_max, &cputime);
+        return sd_bus_reply_method_return(msg, "ttts", mem, mem_max, cputime, strempty(d->power_state));
 }
 
 static const sd_bus_vtable domain_extra[] = {
@@ -460,7 +461,7 @@ static bool want_class(const PropDef *p, int c) {
         return (p->classes & (1u << c)) && streq(domain_prop_interface(p, (QubesClass) c), class_interfaces[c]);
 }
 
-int domain_dbus_register(Manager *m) {
+int domain_dbus_register(Manager *m, sd_bus *bus) {
         _cleanup_free_ const PropDef **props = new0(const PropDef *, n_domain_props + 1);
         size_t n, slot = 0;
         int r;
@@ -482,19 +483,24 @@ int domain_dbus_register(Manager *m) {
                 ifaces[2 + c] = (typeof(ifaces[0])) { class_interfaces[c], want_class, c, NULL, 0 };
 
         for (size_t k = 0; k < ELEMENTSOF(ifaces); k++) {
-                n = collect(props, ifaces[k].want, ifaces[k].scope);
-                sd_bus_vtable *vt = bus_build_property_vtable(props, n, property_get, property_set,
-                                                              ifaces[k].extra, ifaces[k].n_extra);
-                if (!vt)
-                        return log_oom();
-                m->vtables[slot++] = vt;
+                /* built once, shared by every connection the objects are registered on */
+                sd_bus_vtable *vt = m->vtables[slot];
+                if (!vt) {
+                        n = collect(props, ifaces[k].want, ifaces[k].scope);
+                        vt = bus_build_property_vtable(props, n, property_get, property_set, ifaces[k].extra,
+                                                       ifaces[k].n_extra);
+                        if (!vt)
+                                return log_oom();
+                        m->vtables[slot] = vt;
+                }
+                slot++;
                 scopes[k] = (InterfaceScope) { m, ifaces[k].scope };
-                r = sd_bus_add_fallback_vtable(m->bus, NULL, QUBESD_DOMAIN_PREFIX, ifaces[k].iface, vt, domain_find,
+                r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_DOMAIN_PREFIX, ifaces[k].iface, vt, domain_find,
                                                &scopes[k]);
                 if (r < 0)
                         return log_error_errno(r, "Failed to register %s: %m", ifaces[k].iface);
         }
-        r = sd_bus_add_node_enumerator(m->bus, NULL, QUBESD_DOMAIN_PREFIX, domain_enumerate, m);
+        r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_DOMAIN_PREFIX, domain_enumerate, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the qube enumerator: %m");
         return 0;

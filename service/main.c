@@ -6,6 +6,7 @@
 #include "manager.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/strv.h"
 
 static void help(void) {
         printf("qubesd [OPTIONS...]\n\n"
@@ -17,11 +18,25 @@ static void help(void) {
                "     --bus-address=ADDR  Use the bus at ADDR\n"
                "     --state-dir=DIR     Where qubes.xml lives (default " QUBESD_DEFAULT_STATE_DIR ")\n"
                "     --libvirt-uri=URI   Hypervisor connection (default xen:///, or test:///default with --user)\n"
+               "     --policy-dir=DIR    qrexec policy directory (repeatable; default /run/qubes/policy.d\n"
+               "                         and /etc/qubes/policy.d)\n"
+               "     --private-socket=PATH  Direct connections for trusted clients (default with --system:\n"
+               "                         " QUBESD_SYSTEM_PRIVATE_SOCKET "; \"\" for none)\n"
                "     --debug             Debug logging; errors carry a traceback\n");
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_SYSTEM, ARG_USER, ARG_BUS_ADDRESS, ARG_STATE_DIR, ARG_LIBVIRT_URI, ARG_DEBUG };
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_SYSTEM,
+                ARG_USER,
+                ARG_BUS_ADDRESS,
+                ARG_STATE_DIR,
+                ARG_LIBVIRT_URI,
+                ARG_DEBUG,
+                ARG_POLICY_DIR,
+                ARG_PRIVATE_SOCKET,
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -31,10 +46,14 @@ int main(int argc, char *argv[]) {
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "libvirt-uri", required_argument, NULL, ARG_LIBVIRT_URI },
                 { "debug", no_argument, NULL, ARG_DEBUG },
+                { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
+                { "private-socket", required_argument, NULL, ARG_PRIVATE_SOCKET },
                 {},
         };
         ManagerConfig config = { .bus_kind = BUS_SYSTEM };
         _cleanup_free_ char *user_state = NULL;
+        _cleanup_strv_free_ char **policy_dirs = NULL;
+        bool private_socket_set = false;
         _cleanup_(manager_freep) Manager *m = NULL;
         int c, r;
 
@@ -65,6 +84,14 @@ int main(int argc, char *argv[]) {
                 case ARG_DEBUG:
                         config.debug = true;
                         break;
+                case ARG_POLICY_DIR:
+                        if (strv_extend(&policy_dirs, optarg) < 0)
+                                return log_oom(), 1;
+                        break;
+                case ARG_PRIVATE_SOCKET:
+                        config.private_socket = isempty(optarg) ? NULL : optarg;
+                        private_socket_set = true;
+                        break;
                 default:
                         return 2;
                 }
@@ -89,6 +116,11 @@ int main(int argc, char *argv[]) {
                         config.state_dir = user_state;
                 } else
                         config.state_dir = QUBESD_DEFAULT_STATE_DIR;
+        }
+        config.policy_dirs = policy_dirs;
+        if (!private_socket_set && config.bus_kind == BUS_SYSTEM) {
+                (void) mkdir_p("/run/qubesd", 0700);
+                config.private_socket = QUBESD_SYSTEM_PRIVATE_SOCKET;
         }
         if (!config.libvirt_uri)
                 config.libvirt_uri = config.bus_kind == BUS_SYSTEM ? "xen:///" : "test:///default";

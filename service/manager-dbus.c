@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "auth.h"
 #include "bus-util.h"
+#include "caller-filter.h"
 #include "config.h"
 #include "manager.h"
 #include "util/log.h"
@@ -89,6 +90,8 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         list = app_domains_sorted(m->app, NULL);
         if (!list)
                 return -ENOMEM;
+        /* a qube calling through qrexec sees what the policy lets it ask about (dom0: all) */
+        FilterContext *filter = filter_context_new(m, auth_caller_qube(m, msg));
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
@@ -96,14 +99,21 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
         for (Domain **d = list; *d; d++) {
+                if (!filter_domain_visible(filter, *d))
+                        continue;
                 _cleanup_free_ char *path = domain_bus_path(*d);
-                if (!path)
+                if (!path) {
+                        filter_context_free(filter);
                         return -ENOMEM;
+                }
                 r = sd_bus_message_append(reply, "(sssso)", (*d)->name, qubes_class_to_string((*d)->klass),
                                           strempty((*d)->power_state), (*d)->uuid, path);
-                if (r < 0)
+                if (r < 0) {
+                        filter_context_free(filter);
                         return r;
+                }
         }
+        filter_context_free(filter);
         r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
@@ -320,6 +330,25 @@ static int method_get_system_info(sd_bus_message *msg, void *userdata, sd_bus_er
         return sd_bus_reply_method_return(msg, "s", json);
 }
 
+static int method_subscribe_events(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        const char *only;
+        Domain *d = NULL;
+        int r = gate(m, msg, AUTH_READ);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &only);
+        if (r < 0)
+                return r;
+        if (!isempty(only) && app_resolve_domain(m->app, only, &d, &e) < 0)
+                return bus_reply_qerror(m, msg, &e);
+        r = caller_filter_subscribe(m, msg, auth_caller_qube(m, msg), d ? d->name : NULL);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, "t", m->event_seq);
+}
+
 static int method_enable_error_details(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         int r = auth_enable_error_details(userdata, msg);
         if (r < 0)
@@ -362,6 +391,8 @@ static const sd_bus_vtable manager_extra[] = {
                                 method_list_device_classes, 0),
         SD_BUS_METHOD_WITH_ARGS("GetSystemInfo", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_get_system_info,
                                 0),
+        SD_BUS_METHOD_WITH_ARGS("SubscribeEvents", SD_BUS_ARGS("s", qube), SD_BUS_RESULT("t", sequence),
+                                method_subscribe_events, 0),
         SD_BUS_METHOD_WITH_ARGS("EnableErrorDetails", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
                                 method_enable_error_details, 0),
         SD_BUS_METHOD_WITH_ARGS("SetCallerIdentity", SD_BUS_ARGS("s", qube), SD_BUS_NO_RESULT,
@@ -369,22 +400,25 @@ static const sd_bus_vtable manager_extra[] = {
         EVENT_SIGNAL_VTABLE,
 };
 
-int manager_dbus_register(Manager *m) {
+int manager_dbus_register(Manager *m, sd_bus *bus) {
         const PropDef *const *globals = global_props_ordered();
+        sd_bus_vtable *vt = m->vtables[_QUBES_CLASS_MAX + 2];
         size_t n = 0;
         int r;
 
-        while (globals[n])
-                n++;
-        sd_bus_vtable *vt = bus_build_property_vtable(globals, n, global_get, global_set, manager_extra,
-                                                      ELEMENTSOF(manager_extra));
-        if (!vt)
-                return log_oom();
-        m->vtables[_QUBES_CLASS_MAX + 2] = vt;
-        r = sd_bus_add_object_vtable(m->bus, NULL, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER, vt, m);
+        if (!vt) {
+                while (globals[n])
+                        n++;
+                vt = bus_build_property_vtable(globals, n, global_get, global_set, manager_extra,
+                                               ELEMENTSOF(manager_extra));
+                if (!vt)
+                        return log_oom();
+                m->vtables[_QUBES_CLASS_MAX + 2] = vt;
+        }
+        r = sd_bus_add_object_vtable(bus, NULL, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER, vt, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the Manager: %m");
-        r = sd_bus_add_object_manager(m->bus, NULL, QUBESD_ROOT_PATH);
+        r = sd_bus_add_object_manager(bus, NULL, QUBESD_ROOT_PATH);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the object manager: %m");
         return 0;

@@ -5,6 +5,8 @@
 #include <systemd/sd-daemon.h>
 
 #include "auth.h"
+#include "caller-filter.h"
+#include "storage-dbus.h"
 #include "util/log.h"
 #include "util/strv.h"
 
@@ -60,6 +62,8 @@ static void flush_domain(Manager *m, DirtyObject *o) {
                 (void) strv_extend(&names[0], "Features");
         if (o->tags)
                 (void) strv_extend(&names[0], "Tags");
+        if (o->power_state)
+                (void) strv_extend(&names[0], "PowerState");
         for (size_t k = 0; k < 3; k++) {
                 if (names[k]) {
                         int r = sd_bus_emit_properties_changed_strv(m->bus, path, ifaces[k], names[k]);
@@ -123,6 +127,13 @@ void manager_mark_dirty(Manager *m, const char *name, const PropDef *prop, bool 
         o->tags |= tags;
         if (m->flush_source)
                 (void) sd_event_source_set_enabled(m->flush_source, SD_EVENT_ONESHOT);
+}
+
+void manager_mark_power_state_dirty(Manager *m, const char *name) {
+        manager_mark_dirty(m, name, NULL, false, false);
+        DirtyObject *o = hashmap_get(m->dirty, name);
+        if (o)
+                o->power_state = true;
 }
 
 /* Properties whose value is computed from another one: announce them together. */
@@ -260,6 +271,8 @@ void manager_on_event(App *app, Domain *subject, const char *event, const char *
         r = sd_bus_send(m->bus, s, NULL);
         if (r < 0)
                 goto fail;
+        /* qubes calling through qrexec get their own, policy-filtered copy */
+        caller_filter_deliver(m, subject, event, kv, n_kv, m->event_seq);
 
         if ((rest = startswith(event, "property-set:")) || (rest = startswith(event, "property-reset:")))
                 mark_property_change(m, subject, rest);
@@ -291,8 +304,10 @@ static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_err
 
         if (sd_bus_message_read(msg, "sss", &name, &old, &new) < 0)
                 return 0;
-        if (name[0] == ':' && isempty(new))
+        if (name[0] == ':' && isempty(new)) {
                 auth_forget_caller(m, name);
+                caller_filter_forget(m, name);
+        }
         return 0;
 }
 
@@ -328,6 +343,19 @@ static int connect_bus(Manager *m) {
         if (r < 0)
                 return r;
         return sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+}
+
+int manager_register_objects(Manager *m, sd_bus *bus) {
+        int r = manager_dbus_register(m, bus);
+        if (r < 0)
+                return r;
+        r = domain_dbus_register(m, bus);
+        if (r < 0)
+                return r;
+        r = label_dbus_register(m, bus);
+        if (r < 0)
+                return r;
+        return storage_dbus_register(m, bus);
 }
 
 int manager_new(const ManagerConfig *config, Manager **ret) {
@@ -380,6 +408,10 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         (void) sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
         (void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
 
+        r = caller_filter_init(m);
+        if (r < 0)
+                return r;
+
         r = sd_event_add_defer(m->event, &m->flush_source, on_flush, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up change notification: %m");
@@ -392,13 +424,13 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the bus: %m");
 
-        r = manager_dbus_register(m);
+        r = storage_dbus_init(m);
         if (r < 0)
                 return r;
-        r = domain_dbus_register(m);
+        r = manager_register_objects(m, m->bus);
         if (r < 0)
                 return r;
-        r = label_dbus_register(m);
+        r = vmm_init(m);
         if (r < 0)
                 return r;
 
@@ -407,6 +439,12 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                                       NULL, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch bus peers: %m");
+
+        if (m->config.private_socket) {
+                r = private_bus_listen(m, m->config.private_socket);
+                if (r < 0)
+                        return r;
+        }
 
         /* Objects first, then the name: a client that sees the name finds everything. */
         r = sd_bus_request_name(m->bus, QUBESD_BUS_NAME, 0);
@@ -420,6 +458,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        vmm_free(m);
+        private_bus_done(m);
+        caller_filter_done(m);
         sd_event_source_unref(m->flush_source);
         if (m->bus)
                 sd_bus_flush_close_unref(m->bus);

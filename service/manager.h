@@ -8,6 +8,7 @@
 #include "util/hashmap.h"
 
 #define QUBESD_BUS_NAME "org.qubes_os.Admin1"
+#define QUBESD_SYSTEM_PRIVATE_SOCKET "/run/qubesd/private"
 #define QUBESD_ROOT_PATH "/org/qubes_os/Admin1"
 #define QUBESD_DOMAIN_PREFIX "/org/qubes_os/Admin1/domain"
 #define QUBESD_LABEL_PREFIX "/org/qubes_os/Admin1/label"
@@ -28,6 +29,8 @@ typedef struct ManagerConfig {
         const char *state_dir;
         const char *libvirt_uri;
         bool debug;
+        char **policy_dirs;         /* qrexec policy directories (NULL: the system's) */
+        const char *private_socket; /* direct-connection socket for trusted clients, or NULL */
 } ManagerConfig;
 
 /* Pending PropertiesChanged for one object, flushed once per loop iteration. */
@@ -35,6 +38,7 @@ typedef struct DirtyObject {
         char *name; /* qube name, or NULL for the Manager */
         uint8_t *props; /* one flag per domain_props[] / global_props[] entry */
         bool features, tags;
+        bool power_state; /* PowerState (lifecycle) */
 } DirtyObject;
 
 typedef struct Caller {
@@ -57,6 +61,13 @@ typedef struct Manager {
         /* generated vtables (class interfaces and the Manager's global properties) */
         sd_bus_vtable *vtables[_QUBES_CLASS_MAX + 3];
         uid_t own_uid;
+        void *vmm; /* Vmm* (vmm.h): libvirt connection, workers, runtime state */
+        void *caller_filter; /* caller-filter.c: qrexec policy for per-caller listings and events */
+        /* private-bus.c: direct connections */
+        void *private_connections;
+        sd_event_source *private_source;
+        char *private_path;
+        uint64_t private_counter;
 } Manager;
 
 int manager_new(const ManagerConfig *config, Manager **ret);
@@ -74,14 +85,29 @@ int manager_save(Manager *m, QError *err);
  * Manager; prop NULL means only features/tags flags. */
 void manager_mark_dirty(Manager *m, const char *name, const PropDef *prop, bool features, bool tags);
 
+/* Announce PowerState of a qube with the coalesced PropertiesChanged. */
+void manager_mark_power_state_dirty(Manager *m, const char *name);
+/* vmm.c: libvirt, the worker pool and the lifecycle objects; after the bus objects, before the
+ * bus name. */
+int vmm_init(Manager *m);
+void vmm_free(Manager *m);
+/* The cached memory/CPU figures of a qube (vmm.c). */
+void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime);
+
 /* The Admin API event callback (installed as App.event_cb). */
 void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                       void *userdata);
 
+/* private-bus.c */
+int private_bus_listen(Manager *m, const char *path);
+void private_bus_done(Manager *m);
+/* Register every object on a bus connection (the bus, or a private connection). */
+int manager_register_objects(Manager *m, sd_bus *bus);
+
 /* bus objects (manager-dbus.c, domain-dbus.c, label-dbus.c) */
-int manager_dbus_register(Manager *m);
-int domain_dbus_register(Manager *m);
-int label_dbus_register(Manager *m);
+int manager_dbus_register(Manager *m, sd_bus *bus);
+int domain_dbus_register(Manager *m, sd_bus *bus);
+int label_dbus_register(Manager *m, sd_bus *bus);
 /* The D-Bus interface that carries a property of a qube of class c. */
 const char *domain_prop_interface(const PropDef *p, QubesClass c);
 const char *qubes_class_interface(QubesClass c);

@@ -887,6 +887,16 @@ int app_create_domain(App *app, const CreateParams *params, Domain **ret, QError
                 return r;
         }
 
+        if (d->n_volumes > 0 && app->storage_create_volumes) {
+                /* last, so that no earlier failure leaves volume data behind */
+                r = app->storage_create_volumes(app, d, err);
+                if (r < 0) {
+                        app_unregister_domain(app, d);
+                        domain_free(d);
+                        return r;
+                }
+        }
+
         app_emit_event(app, NULL, "domain-add", "vm", d->name);
         if (ret)
                 *ret = d;
@@ -975,6 +985,8 @@ int app_remove_domain(App *app, Domain *d, QError *err) {
                 return -ENOMEM;
 
         app_emit_event(app, NULL, "domain-pre-delete", "vm", name);
+        if (app->storage_remove_volumes)
+                app->storage_remove_volumes(app, d);
         app_unregister_domain(app, d);
 
         static const char *const reset_globals[] = {
@@ -1215,6 +1227,17 @@ int app_add_pool(App *app, const char *name, const char *driver, char *const *co
         app->pools = n;
         app->pools[app->n_pools++] = p;
         return 0;
+}
+
+int app_remove_pool(App *app, const char *name) {
+        for (size_t i = 0; i < app->n_pools; i++)
+                if (streq(app->pools[i]->name, name)) {
+                        pool_free(app->pools[i]);
+                        memmove(app->pools + i, app->pools + i + 1, sizeof(Pool *) * (app->n_pools - i - 1));
+                        app->n_pools--;
+                        return 0;
+                }
+        return -ENOENT;
 }
 
 /* ---- global properties ------------------------------------------------------------------- */

@@ -217,6 +217,11 @@ struct App {
         /* events */
         AppEventCallback event_cb;
         void *event_userdata;
+        /* Storage hooks (service/storage: storage_install_hooks()); NULL in a model without
+         * storage (unit tests): create_volumes makes a new qube's volume data (QError on
+         * failure: the qube is then not created), remove_volumes deletes it with the qube. */
+        int (*storage_create_volumes)(App *app, Domain *d, QError *err);
+        void (*storage_remove_volumes)(App *app, Domain *d);
         /* qubes.xml bookkeeping (qubes-xml.c) */
         struct timespec xml_mtime; /* mtime of the file as we last read or wrote it */
         bool xml_loaded;
@@ -268,6 +273,8 @@ int app_add_label(App *app, int index, const char *name, const char *color); /* 
 
 Pool *app_find_pool(const App *app, const char *name);
 int app_add_pool(App *app, const char *name, const char *driver, char *const *config); /* load */
+/* Drop a pool from the app (no checks, no events: storage_pool_remove() does those). */
+int app_remove_pool(App *app, const char *name);
 
 /* Global properties. */
 int app_property_get(App *app, const PropDef *p, PropValue *ret, QError *err);

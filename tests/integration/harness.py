@@ -5,11 +5,14 @@ Run with Debian's /usr/bin/python3 (python3-gi). Environment:
   QUBESD            path of the qubesd binary (meson sets it; default: build dirs are searched)
   QUBES_SOURCE_DIR  the source tree (default: two levels above this file)
   QUBES_TEST_KEEP   if set, temporary directories are kept for inspection
+  QUBESD_WRAPPER    a command line qubesd is run under, e.g. "valgrind --error-exitcode=99"
+                    (scripts/valgrind-check); split like a shell would, without expansion
 """
 
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -192,7 +195,8 @@ class Daemon:
         self.conn.set_exit_on_close(False)
 
     def command(self):
-        return [self.qubesd, '--bus-address=' + self.address, '--state-dir=' + self.state_dir,
+        wrapper = shlex.split(os.environ.get('QUBESD_WRAPPER', ''))
+        return wrapper + [self.qubesd, '--bus-address=' + self.address, '--state-dir=' + self.state_dir,
                 '--libvirt-uri=test:///default'] + self.extra_args
 
     def spawn(self):

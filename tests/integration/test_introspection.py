@@ -26,6 +26,8 @@ OBJECTS = {
     domain_path('fedora-42'): ['Domain', 'QubesVM', 'TemplateVM'],
     domain_path('remote1'): ['Domain', 'RemoteVM'],
     label_path('red'): ['Label'],
+    ROOT_PATH + '/pool/varlibqubes': ['Pool'],
+    domain_path('work') + '/volume/private': ['Volume'],
 }
 STANDARD = {'org.freedesktop.DBus.Peer', 'org.freedesktop.DBus.Introspectable',
             'org.freedesktop.DBus.Properties', 'org.freedesktop.DBus.ObjectManager'}
@@ -63,7 +65,7 @@ class TestIntrospection(DaemonTestCase):
 
     def test_contract_files_exist(self):
         for short in ('Manager', 'Domain', 'QubesVM', 'AdminVM', 'AppVM', 'DispVM', 'StandaloneVM',
-                      'TemplateVM', 'RemoteVM', 'Label'):
+                      'TemplateVM', 'RemoteVM', 'Label', 'Pool', 'Volume'):
             path = os.path.join(harness.INTERFACES_DIR, P + short + '.xml')
             self.assertTrue(os.path.exists(path), 'missing contract file %s' % path)
             ET.parse(path)

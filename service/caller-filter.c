@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "caller-filter.h"
+
+#include <sys/inotify.h>
+
+#include "policy.h"
+#include "util/log.h"
+#include "util/strv.h"
+
+typedef struct Subscriber {
+        char *unique_name; /* key */
+        char *caller;      /* the qube it acts for */
+        char *only;        /* NULL: every qube's events (dest dom0); else only this qube's */
+} Subscriber;
+
+typedef struct FilterState {
+        QubesPolicy *policy;  /* NULL until first needed, and after a change on disk */
+        Hashmap *subscribers; /* unique name -> Subscriber* */
+        sd_event_source **watches;
+        size_t n_watches;
+} FilterState;
+
+struct FilterContext {
+        QubesPolicy *policy; /* borrowed */
+        QubesSystemInfo *si;
+        char *caller;
+};
+
+static FilterState *state(Manager *m) {
+        return m->caller_filter;
+}
+
+static Subscriber *subscriber_free(Subscriber *s) {
+        if (!s)
+                return NULL;
+        free(s->unique_name);
+        free(s->caller);
+        free(s->only);
+        free(s);
+        return NULL;
+}
+
+static int on_policy_changed(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
+        Manager *m = userdata;
+        FilterState *st = state(m);
+        if (st && st->policy) {
+                log_debug("qrexec policy changed on disk: re-reading it at the next filtered call.");
+                st->policy = qubes_policy_free(st->policy);
+        }
+        return 0;
+}
+
+static const char *const default_policy_dirs[] = { "/run/qubes/policy.d", "/etc/qubes/policy.d", NULL };
+
+static const char *const *policy_dirs(Manager *m) {
+        return m->config.policy_dirs && m->config.policy_dirs[0] ? (const char *const *) m->config.policy_dirs
+                                                                 : default_policy_dirs;
+}
+
+int caller_filter_init(Manager *m) {
+        FilterState *st = new0(FilterState, 1);
+        if (!st)
+                return log_oom();
+        st->subscribers = hashmap_new();
+        if (!st->subscribers) {
+                free(st);
+                return log_oom();
+        }
+        m->caller_filter = st;
+
+        /* Watch the directories and their include/ subdirectories; a missing one is not watched
+         * (the policy then fails closed for non-dom0 callers, as upstream does). */
+        for (const char *const *d = policy_dirs(m); *d; d++)
+                for (int inc = 0; inc < 2; inc++) {
+                        _cleanup_free_ char *path = NULL;
+                        if (asprintf(&path, "%s%s", *d, inc ? "/include" : "") < 0)
+                                return log_oom();
+                        sd_event_source **w = realloc(st->watches, sizeof(*w) * (st->n_watches + 1));
+                        if (!w)
+                                return log_oom();
+                        st->watches = w;
+                        if (sd_event_add_inotify(m->event, &st->watches[st->n_watches], path,
+                                                 IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                                                         IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF,
+                                                 on_policy_changed, m) >= 0)
+                                st->n_watches++;
+                }
+        return 0;
+}
+
+void caller_filter_done(Manager *m) {
+        FilterState *st = state(m);
+        size_t i = 0;
+        void *v;
+
+        if (!st)
+                return;
+        qubes_policy_free(st->policy);
+        while (hashmap_iterate(st->subscribers, &i, NULL, &v))
+                subscriber_free(v);
+        hashmap_free(st->subscribers);
+        for (size_t k = 0; k < st->n_watches; k++)
+                sd_event_source_unref(st->watches[k]);
+        free(st->watches);
+        free(st);
+        m->caller_filter = NULL;
+}
+
+static QubesPolicy *current_policy(Manager *m) {
+        FilterState *st = state(m);
+        if (!st)
+                return NULL;
+        if (!st->policy) {
+                QubesPolicyConfig cfg = { .dirs = policy_dirs(m) };
+                int r = qubes_policy_load(&cfg, &st->policy);
+                if (r == -EINVAL && st->policy) {
+                        char *const *errors = qubes_policy_errors(st->policy);
+                        log_warning("The qrexec policy has errors; qubes other than dom0 see nothing: %s",
+                                    errors && errors[0] ? errors[0] : "?");
+                } else if (r < 0)
+                        log_warning_errno(r, "Cannot load the qrexec policy: %m");
+        }
+        return st->policy;
+}
+
+static char *label_color(Domain *d) {
+        _cleanup_free_ char *label = domain_property_string(d, "label");
+        Label *l = label ? app_find_label(d->app, label) : NULL;
+        return l ? strdup(l->color) : NULL;
+}
+
+/* The policy's view of the system (qrexec-policy.md §3), built from the model. */
+static QubesSystemInfo *system_info(App *app) {
+        QubesSystemInfo *si = qubes_system_info_new();
+        size_t i = 0;
+        void *v;
+
+        if (!si)
+                return NULL;
+        while (hashmap_iterate(app->domains, &i, NULL, &v)) {
+                Domain *d = v;
+                QubesDomain *q = qubes_domain_new(d->name);
+                if (!q)
+                        return qubes_system_info_free(si);
+                const char **tags = domain_tags_sorted(d);
+                q->tags = tags ? strv_copy((char *const *) tags) : NULL;
+                free(tags);
+                q->type = strdup(qubes_class_to_string(d->klass));
+                q->template_for_dispvms = domain_property_bool(d, "template_for_dispvms");
+                q->default_dispvm = domain_property_string(d, "default_dispvm");
+                q->icon = domain_property_string(d, "icon");
+                q->label = label_color(d);
+                q->guivm = domain_property_string(d, "guivm");
+                q->relayvm = domain_property_string(d, "relayvm");
+                q->transport_rpc = domain_property_string(d, "transport_rpc");
+                const char *internal = domain_feature_get(d, "internal");
+                q->internal = internal && *internal;
+                bool always_running = d->klass == QUBES_CLASS_ADMINVM || d->klass == QUBES_CLASS_REMOTEVM;
+                q->power_state = strdup(always_running ? "Running" : strempty(d->power_state));
+                q->uuid = strdup(d->uuid);
+                if (!q->type || !q->power_state || !q->uuid) {
+                        qubes_domain_free(q);
+                        return qubes_system_info_free(si);
+                }
+                if (qubes_system_info_add(si, q) < 0)
+                        return qubes_system_info_free(si);
+        }
+        return si;
+}
+
+FilterContext *filter_context_new(Manager *m, const char *caller) {
+        if (!caller || streq(caller, "dom0"))
+                return NULL;
+        FilterContext *f = new0(FilterContext, 1);
+        if (!f)
+                return NULL;
+        f->policy = current_policy(m);
+        f->si = system_info(m->app);
+        f->caller = strdup(caller);
+        return f;
+}
+
+FilterContext *filter_context_free(FilterContext *f) {
+        if (!f)
+                return NULL;
+        qubes_system_info_free(f->si);
+        free(f->caller);
+        free(f);
+        return NULL;
+}
+
+bool filter_domain_visible(FilterContext *f, const Domain *d) {
+        if (!f)
+                return true;
+        /* fail closed: no policy, no system info, no caller → nothing to see */
+        if (!f->policy || !f->si || !f->caller)
+                return false;
+        return qubes_policy_vm_list_allowed(f->policy, f->si, f->caller, d->name, NULL);
+}
+
+int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only) {
+        FilterState *st = state(m);
+        const char *sender = sd_bus_message_get_sender(msg);
+        Subscriber *s;
+
+        if (!st || !sender)
+                return -EINVAL;
+        s = hashmap_get(st->subscribers, sender);
+        if (!s) {
+                s = new0(Subscriber, 1);
+                if (!s)
+                        return -ENOMEM;
+                s->unique_name = strdup(sender);
+                if (!s->unique_name || hashmap_put(st->subscribers, s->unique_name, s) < 0) {
+                        subscriber_free(s);
+                        return -ENOMEM;
+                }
+        }
+        if (free_and_strdup(&s->caller, caller) < 0 || free_and_strdup(&s->only, isempty(only) ? NULL : only) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+void caller_filter_forget(Manager *m, const char *unique_name) {
+        FilterState *st = state(m);
+        if (st)
+                subscriber_free(hashmap_remove(st->subscribers, unique_name));
+}
+
+static int send_unicast(Manager *m, const char *destination, Domain *subject, const char *event,
+                        const char *const *kv, size_t n_kv, uint64_t seq) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+        _cleanup_free_ char *path = subject ? domain_bus_path(subject) : NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(m->bus, &s, path ?: QUBESD_ROOT_PATH,
+                                      subject ? QUBESD_IFACE_DOMAIN : QUBESD_IFACE_MANAGER, "Event");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_set_destination(s, destination);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(s, "tss", seq, subject ? subject->name : "", event);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(s, 'a', "(ss)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i + 1 < n_kv; i += 2) {
+                r = sd_bus_message_append(s, "(ss)", kv[i], kv[i + 1] ?: "None");
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(s);
+        if (r < 0)
+                return r;
+        return sd_bus_send(m->bus, s, NULL);
+}
+
+void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+                           uint64_t seq) {
+        FilterState *st = state(m);
+        QubesSystemInfo *si = NULL;
+        size_t i = 0;
+        void *v;
+
+        if (!st || hashmap_size(st->subscribers) == 0)
+                return;
+        /* The qube an event is about: its subject, or for system events the "vm" argument. */
+        const char *about = subject ? subject->name : NULL;
+        for (size_t k = 0; !about && k + 1 < n_kv; k += 2)
+                if (streq(kv[k], "vm"))
+                        about = kv[k + 1];
+
+        while (hashmap_iterate(st->subscribers, &i, NULL, &v)) {
+                Subscriber *s = v;
+                if (s->only && (!subject || !streq(subject->name, s->only)))
+                        continue;
+                if (!streq(s->caller, "dom0")) {
+                        QubesPolicy *p = current_policy(m);
+                        if (!si)
+                                si = system_info(m->app);
+                        if (!p || !si || !qubes_policy_event_allowed(p, si, s->caller, event, about))
+                                continue;
+                }
+                int r = send_unicast(m, s->unique_name, subject, event, kv, n_kv, seq);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot deliver %s to %s: %m", event, s->unique_name);
+        }
+        qubes_system_info_free(si);
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "manager.h"
+
+/* Per-caller filtering of listings and events for qubes calling through qrexec (spec
+ * qrexec-policy.md §4): a qube other than dom0 sees in admin.vm.List and admin.Events only what
+ * the qrexec policy would allow it to ask about. The policy is parsed once and re-read when a
+ * file in the policy directories changes. */
+
+int caller_filter_init(Manager *m);
+void caller_filter_done(Manager *m);
+
+typedef struct FilterContext FilterContext;
+/* A snapshot for one listing: NULL when caller sees everything (dom0). */
+FilterContext *filter_context_new(Manager *m, const char *caller);
+FilterContext *filter_context_free(FilterContext *f);
+bool filter_domain_visible(FilterContext *f, const Domain *d);
+
+/* Manager.SubscribeEvents: unicast, filtered Event signals for the calling connection. */
+int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *qube_or_empty);
+/* Called for every event after the broadcast: delivers it to each subscriber allowed to see it. */
+void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+                           uint64_t seq);
+void caller_filter_forget(Manager *m, const char *unique_name);

@@ -1,0 +1,1139 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* D-Bus objects of storage: Pool objects (/org/qubes_os/Admin1/pool/<pool>), Volume objects
+ * (/org/qubes_os/Admin1/domain/<qube>/volume/<volume>, a fallback vtable on the domain prefix
+ * whose find function accepts only paths of that form, so the Domain fallback there (one path
+ * component) and this one never claim each other's objects), and a second vtable on the
+ * Manager interface for the pool and volume lookups. Data moves in worker threads (job.c); the
+ * reply to Import, CloneTo, Clear and Revert is sent when the worker is done. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/eventfd.h>
+
+#include "auth.h"
+#include "bus-util.h"
+#include "storage-dbus.h"
+#include "storage/storage.h"
+#include "util/log.h"
+#include "util/strv.h"
+
+#define MAX_CLONE_TOKENS 1024
+#define PROGRESS_INTERVAL_USEC (250 * 1000)
+
+typedef struct CloneToken {
+        char token[STORAGE_TOKEN_LEN + 1]; /* key */
+        char *qube, *volume;
+} CloneToken;
+
+typedef struct ActiveJob {
+        char *key; /* "<qube>/<volume>" */
+        char *qube, *volume;
+        StorageJob *job;
+        sd_bus_message *call;
+        sd_event_source *io, *timer;
+        bool set_size;
+        char *clone_source; /* "<qube>:<volume>" of a CloneTo */
+        uint64_t last_done;
+} ActiveJob;
+
+static struct {
+        Manager *m;
+        Hashmap *tokens; /* token -> CloneToken* */
+        Hashmap *jobs;   /* "<qube>/<volume>" -> ActiveJob* */
+        AppEventCallback prev_cb;
+        void *prev_userdata;
+} S;
+
+char *pool_bus_path(const char *name) {
+        char *p = NULL;
+        return sd_bus_path_encode(QUBESD_POOL_PREFIX, name, &p) < 0 ? NULL : p;
+}
+
+char *volume_bus_path(const char *qube, const char *volume) {
+        char *p = NULL;
+        return sd_bus_path_encode_many(&p, QUBESD_VOLUME_PATH_TEMPLATE, qube, volume) < 0 ? NULL : p;
+}
+
+static char *job_key(const char *qube, const char *volume) {
+        char *k = NULL;
+        return asprintf(&k, "%s/%s", qube, volume) < 0 ? NULL : k;
+}
+
+static ActiveJob *active_job(const char *qube, const char *volume) {
+        _cleanup_free_ char *k = job_key(qube, volume);
+        return k ? hashmap_get(S.jobs, k) : NULL;
+}
+
+/* ---- change notification ---------------------------------------------------------------- */
+
+static void volume_changed(const char *qube, const char *volume, const char *pool) {
+        _cleanup_free_ char *path = volume_bus_path(qube, volume);
+        if (path)
+                (void) sd_bus_emit_properties_changed(S.m->bus, path, QUBESD_IFACE_VOLUME, "Size", "Usage", "Rw",
+                                                      "RevisionsToKeep", "Ephemeral", "IsOutdated", "Path",
+                                                      "ImportInProgress", "ImportBytesDone", "ImportBytesTotal",
+                                                      NULL);
+        _cleanup_free_ char *pp = pool ? pool_bus_path(pool) : NULL;
+        if (pp)
+                (void) sd_bus_emit_properties_changed(S.m->bus, pp, QUBESD_IFACE_POOL, "Usage", NULL);
+}
+
+static void volume_changed_d(Domain *d, const char *volume) {
+        VolumeConfig *vc = domain_volume_config(d, volume);
+        volume_changed(d->name, volume, vc ? volume_config_get(vc, "pool") : NULL);
+}
+
+static void pool_changed(const Pool *p) {
+        _cleanup_free_ char *pp = pool_bus_path(p->name);
+        if (pp)
+                (void) sd_bus_emit_properties_changed(S.m->bus, pp, QUBESD_IFACE_POOL, "RevisionsToKeep",
+                                                      "EphemeralVolatile", "Usage", NULL);
+}
+
+/* Volume objects appear and disappear with their qube (ObjectManager signals). */
+static void on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+                     void *userdata) {
+        Domain *d = !subject && n_kv >= 2 ? app_get_domain(app, kv[1]) : NULL;
+
+        if (d && streq(event, "domain-pre-delete")) {
+                for (size_t i = 0; i < d->n_volumes; i++) {
+                        _cleanup_free_ char *p = volume_bus_path(d->name, d->volumes[i].name);
+                        ActiveJob *a = active_job(d->name, d->volumes[i].name);
+                        if (a)
+                                a->job->cancel = true; /* the qube goes: its import has no destination */
+                        if (p)
+                                (void) sd_bus_emit_object_removed(S.m->bus, p);
+                }
+        }
+        if (S.prev_cb)
+                S.prev_cb(app, subject, event, kv, n_kv, S.prev_userdata);
+        if (d && streq(event, "domain-add"))
+                for (size_t i = 0; i < d->n_volumes; i++) {
+                        _cleanup_free_ char *p = volume_bus_path(d->name, d->volumes[i].name);
+                        if (p)
+                                (void) sd_bus_emit_object_added(S.m->bus, p);
+                }
+}
+
+/* ---- common ----------------------------------------------------------------------------- */
+
+static int gate(sd_bus_message *msg, AuthAction action, Domain *d) {
+        _cleanup_qerror_ QError e = {};
+        int r = auth_check(S.m, msg, action, d, &e);
+        if (r < 0) {
+                r = bus_reply_qerror(S.m, msg, &e);
+                return r < 0 ? r : 0;
+        }
+        return r;
+}
+
+static int reply(sd_bus_message *msg, int r, QError *e, bool save) {
+        if (r >= 0 && save)
+                r = manager_save(S.m, e);
+        if (r < 0)
+                return qerror_is_set(e) ? bus_reply_qerror(S.m, msg, e) : r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int reply_error(sd_bus_message *msg, QubesErrorCode code, const char *format, const char *a, const char *b) {
+        _cleanup_qerror_ QError e = {};
+        qerror_set(&e, code, format, a, b);
+        return bus_reply_qerror(S.m, msg, &e);
+}
+
+/* The volume name of a volume object path (the qube is the userdata the find function gave). */
+static int path_volume(const char *path, char **ret_volume) {
+        _cleanup_free_ char *q = NULL;
+        int r = sd_bus_path_decode_many(path, QUBESD_VOLUME_PATH_TEMPLATE, &q, ret_volume);
+        return r <= 0 ? -ENXIO : 0;
+}
+
+/* ---- Volume objects --------------------------------------------------------------------- */
+
+static int volume_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                       sd_bus_error *error) {
+        _cleanup_free_ char *q = NULL, *v = NULL;
+        if (sd_bus_path_decode_many(path, QUBESD_VOLUME_PATH_TEMPLATE, &q, &v) <= 0)
+                return 0;
+        Domain *d = app_get_domain(S.m->app, q);
+        if (!d || !domain_volume_config(d, v))
+                return 0;
+        *found = d;
+        return 1;
+}
+
+static int volume_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        _cleanup_strv_free_ char **l = new0(char *, 1);
+        size_t i = 0;
+        void *v;
+
+        if (!l)
+                return -ENOMEM;
+        while (hashmap_iterate(S.m->app->domains, &i, NULL, &v)) {
+                Domain *d = v;
+                for (size_t k = 0; k < d->n_volumes; k++) {
+                        char *p = volume_bus_path(d->name, d->volumes[k].name);
+                        if (!p || strv_consume(&l, p) < 0)
+                                return -ENOMEM;
+                }
+        }
+        *nodes = TAKE_PTR(l);
+        return 1;
+}
+
+/* Resolve the volume of a call; replies with the error itself (returns 0) when it fails. */
+static int msg_volume(sd_bus_message *msg, Domain *d, char **ret_name, StorageVolume *ret) {
+        _cleanup_qerror_ QError e = {};
+        int r = path_volume(sd_bus_message_get_path(msg), ret_name);
+        if (r < 0)
+                return r;
+        r = storage_volume_get(S.m->app, d, *ret_name, ret, &e);
+        if (r < 0) {
+                if (!qerror_is_set(&e))
+                        return r;
+                r = bus_reply_qerror(S.m, msg, &e);
+                return r < 0 ? r : 0;
+        }
+        return 1;
+}
+
+static int volume_property(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply_msg, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        _cleanup_free_ char *name = NULL;
+        _cleanup_(storage_volume_donep) StorageVolume v = {};
+        _cleanup_qerror_ QError e = {};
+        int r = path_volume(path, &name);
+        if (r < 0)
+                return r;
+        ActiveJob *a = active_job(d->name, name);
+
+        if (streq(property, "Name"))
+                return sd_bus_message_append(reply_msg, "s", name);
+        if (streq(property, "Domain")) {
+                _cleanup_free_ char *p = domain_bus_path(d);
+                return sd_bus_message_append(reply_msg, "o", p ?: "/");
+        }
+        if (streq(property, "ImportInProgress"))
+                return sd_bus_message_append(reply_msg, "b", (int) !!a);
+        if (streq(property, "ImportBytesDone"))
+                return sd_bus_message_append(reply_msg, "t", a ? (uint64_t) a->job->done : (uint64_t) 0);
+        if (streq(property, "ImportBytesTotal"))
+                return sd_bus_message_append(reply_msg, "t", a ? a->job->size : (uint64_t) 0);
+
+        r = storage_volume_get(d->app, d, name, &v, &e);
+        if (r < 0) {
+                if (!qerror_is_set(&e))
+                        return r;
+                return bus_set_qerror(error, &e);
+        }
+        if (streq(property, "Pool"))
+                return sd_bus_message_append(reply_msg, "s", v.pool);
+        if (streq(property, "Vid"))
+                return sd_bus_message_append(reply_msg, "s", strempty(v.vid));
+        if (streq(property, "Size"))
+                return sd_bus_message_append(reply_msg, "t", v.driver->current_size(&v));
+        if (streq(property, "Usage"))
+                return sd_bus_message_append(reply_msg, "t", v.driver->usage(&v));
+        if (streq(property, "Rw"))
+                return sd_bus_message_append(reply_msg, "b", (int) v.rw);
+        if (streq(property, "Source"))
+                return sd_bus_message_append(reply_msg, "s", strempty(v.source));
+        if (streq(property, "Path")) {
+                _cleanup_free_ char *p = v.driver->path(&v);
+                return sd_bus_message_append(reply_msg, "s", strempty(p));
+        }
+        if (streq(property, "SaveOnStop"))
+                return sd_bus_message_append(reply_msg, "b", (int) v.save_on_stop);
+        if (streq(property, "SnapOnStart"))
+                return sd_bus_message_append(reply_msg, "b", (int) v.snap_on_start);
+        if (streq(property, "RevisionsToKeep"))
+                return sd_bus_message_append(reply_msg, "x", v.revisions_to_keep);
+        if (streq(property, "Ephemeral"))
+                return sd_bus_message_append(reply_msg, "b", (int) v.ephemeral);
+        if (streq(property, "IsOutdated"))
+                return sd_bus_message_append(reply_msg, "b",
+                                             (int) (v.driver->is_outdated && v.driver->is_outdated(&v)));
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+}
+
+static int method_volume_info(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        _cleanup_free_ char *name = NULL, *info = NULL;
+        _cleanup_(storage_volume_donep) StorageVolume v = {};
+        int r = gate(msg, AUTH_READ, d);
+        if (r <= 0)
+                return r;
+        r = msg_volume(msg, d, &name, &v);
+        if (r <= 0)
+                return r;
+        info = storage_volume_info(&v);
+        if (!info)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "s", info);
+}
+
+static int method_list_snapshots(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        _cleanup_free_ char *name = NULL;
+        _cleanup_strv_free_ char **revs = NULL;
+        _cleanup_(storage_volume_donep) StorageVolume v = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
+        int r = gate(msg, AUTH_READ, d);
+        if (r <= 0)
+                return r;
+        r = msg_volume(msg, d, &name, &v);
+        if (r <= 0)
+                return r;
+        r = storage_volume_list_revisions(&v, &revs);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &rep);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_strv(rep, revs);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, rep, NULL);
+}
+
+typedef int (*SetFunc)(App *app, Domain *d, const char *vol, const char *value, QError *e);
+
+static int volume_set(sd_bus_message *msg, Domain *d, SetFunc f, bool refuse_busy) {
+        _cleanup_qerror_ QError e = {};
+        _cleanup_free_ char *name = NULL;
+        const char *value;
+        int r = gate(msg, AUTH_STORAGE, d);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &value);
+        if (r < 0)
+                return r;
+        r = path_volume(sd_bus_message_get_path(msg), &name);
+        if (r < 0)
+                return r;
+        if (refuse_busy && active_job(d->name, name))
+                return reply_error(msg, QERR_STORAGE_POOL, "Volume %s of %s is busy with an import", name, d->name);
+        r = f(S.m->app, d, name, value, &e);
+        if (r >= 0)
+                r = manager_save(S.m, &e);
+        if (r >= 0)
+                volume_changed_d(d, name);
+        return reply(msg, r, &e, false);
+}
+
+static int method_set_revisions_to_keep(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return volume_set(msg, userdata, storage_volume_set_revisions_to_keep, false);
+}
+static int method_set_rw(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return volume_set(msg, userdata, storage_volume_set_rw, false);
+}
+static int method_set_ephemeral(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return volume_set(msg, userdata, storage_volume_set_ephemeral, false);
+}
+static int method_resize(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return volume_set(msg, userdata, storage_volume_resize, true);
+}
+
+/* ---- jobs ------------------------------------------------------------------------------- */
+
+static ActiveJob *active_job_free(ActiveJob *a) {
+        if (!a)
+                return NULL;
+        sd_event_source_disable_unref(a->io);
+        sd_event_source_disable_unref(a->timer);
+        storage_job_free(a->job);
+        sd_bus_message_unref(a->call);
+        free(a->key);
+        free(a->qube);
+        free(a->volume);
+        free(a->clone_source);
+        free(a);
+        return NULL;
+}
+
+static int on_progress(sd_event_source *s, uint64_t usec, void *userdata) {
+        ActiveJob *a = userdata;
+        uint64_t done = a->job->done;
+        if (done != a->last_done) {
+                _cleanup_free_ char *path = volume_bus_path(a->qube, a->volume);
+                a->last_done = done;
+                if (path)
+                        (void) sd_bus_emit_properties_changed(S.m->bus, path, QUBESD_IFACE_VOLUME, "ImportBytesDone",
+                                                              NULL);
+        }
+        (void) sd_event_source_set_time(s, usec + PROGRESS_INTERVAL_USEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        ActiveJob *a = userdata;
+        StorageJob *j = a->job;
+        _cleanup_qerror_ QError e = {};
+        Domain *d;
+        int r;
+
+        if (!atomic_load(&j->finished))
+                return 0;
+        hashmap_remove(S.jobs, a->key);
+        (void) pthread_join(j->thread, NULL);
+        j->started = false;
+
+        d = app_get_domain(S.m->app, a->qube);
+        VolumeConfig *vc = d ? domain_volume_config(d, a->volume) : NULL;
+        r = j->result;
+        if (r < 0)
+                qerror_move(&e, &j->error);
+        if (!vc) {
+                /* the qube went away meanwhile: whatever the worker committed goes with it */
+                if (r >= 0)
+                        (void) j->vol.driver->remove(&j->vol, NULL);
+                qerror_done(&e);
+                r = qerror_set(&e, QERR_QUBES_EXCEPTION, "Qube %s was removed during the operation", a->qube);
+        } else if (j->kind != STORAGE_JOB_REVERT) {
+                if (r >= 0 && a->set_size) {
+                        char buf[32];
+                        snprintf(buf, sizeof buf, "%" PRIu64, j->size);
+                        r = volume_config_set(vc, "size", buf);
+                        if (r >= 0)
+                                r = manager_save(S.m, &e);
+                }
+                if (j->kind == STORAGE_JOB_CLONE && r >= 0)
+                        app_emit_event(S.m->app, d, "domain-import-volume", "name", a->volume, "source",
+                                       a->clone_source);
+                app_emit_event(S.m->app, d, "domain-volume-import-end", "volume", a->volume, "success",
+                               r >= 0 ? "True" : "False");
+        }
+        if (d)
+                volume_changed_d(d, a->volume);
+        if (r < 0 && qerror_is_set(&e))
+                (void) bus_reply_qerror(S.m, a->call, &e);
+        else if (r < 0)
+                (void) sd_bus_reply_method_errnof(a->call, -r, "Storage operation failed: %m");
+        else
+                (void) sd_bus_reply_method_return(a->call, NULL);
+        active_job_free(a);
+        return 0;
+}
+
+/* Starts j for the call msg on the volume name of d; takes j. Replies later. */
+static int start_job(sd_bus_message *msg, Domain *d, const char *name, StorageJob *j, bool set_size,
+                     const char *clone_source) {
+        ActiveJob *a = new0(ActiveJob, 1);
+        int r;
+
+        if (!a) {
+                storage_job_free(j);
+                return -ENOMEM;
+        }
+        a->job = j;
+        a->call = sd_bus_message_ref(msg);
+        a->set_size = set_size;
+        a->key = job_key(d->name, name);
+        a->qube = strdup(d->name);
+        a->volume = strdup(name);
+        a->clone_source = clone_source ? strdup(clone_source) : NULL;
+        if (!a->key || !a->qube || !a->volume || (clone_source && !a->clone_source)) {
+                active_job_free(a);
+                return -ENOMEM;
+        }
+        j->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (j->notify_fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = sd_event_add_io(S.m->event, &a->io, j->notify_fd, EPOLLIN, on_job_done, a);
+        if (r < 0)
+                goto fail;
+        uint64_t now;
+        (void) sd_event_now(S.m->event, CLOCK_MONOTONIC, &now);
+        r = sd_event_add_time(S.m->event, &a->timer, CLOCK_MONOTONIC, now + PROGRESS_INTERVAL_USEC, 0, on_progress,
+                              a);
+        if (r < 0)
+                goto fail;
+        r = hashmap_put(S.jobs, a->key, a);
+        if (r < 0)
+                goto fail;
+        r = storage_job_start(j);
+        if (r < 0) {
+                hashmap_remove(S.jobs, a->key);
+                goto fail;
+        }
+        volume_changed_d(d, name);
+        return 1;
+fail:
+        /* nothing ran: the import image (if any) goes */
+        (void) j->vol.driver->import_end(&j->vol, false, NULL);
+        active_job_free(a);
+        return r;
+}
+
+/* Common checks of the data-changing calls: halted qube, no other job on the volume. */
+static int check_idle(sd_bus_message *msg, Domain *d, const char *name) {
+        if (domain_is_running(d)) {
+                _cleanup_qerror_ QError e = {};
+                qerror_set(&e, QERR_VM_NOT_HALTED, "Domain is not powered off: '%s'", d->name);
+                int r = bus_reply_qerror(S.m, msg, &e);
+                return r < 0 ? r : 0;
+        }
+        if (active_job(d->name, name)) {
+                int r = reply_error(msg, QERR_STORAGE_POOL, "Volume %s of %s is busy with an import", name, d->name);
+                return r < 0 ? r : 0;
+        }
+        return 1;
+}
+
+static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
+        _cleanup_qerror_ QError e = {};
+        _cleanup_free_ char *name = NULL;
+        _cleanup_(storage_volume_donep) StorageVolume v = {};
+        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        const char *size_s = NULL;
+        uint64_t size;
+        int fd, r;
+
+        r = gate(msg, AUTH_STORAGE, d);
+        if (r <= 0)
+                return r;
+        r = with_size ? sd_bus_message_read(msg, "hs", &fd, &size_s) : sd_bus_message_read(msg, "h", &fd);
+        if (r < 0)
+                return r;
+        r = msg_volume(msg, d, &name, &v);
+        if (r <= 0)
+                return r;
+        r = check_idle(msg, d, name);
+        if (r <= 0)
+                return r;
+        if (with_size) {
+                r = storage_parse_size(size_s, "size of new data", &size, &e);
+                if (r < 0)
+                        return bus_reply_qerror(S.m, msg, &e);
+        } else
+                size = v.driver->current_size(&v);
+
+        j = storage_job_new(STORAGE_JOB_IMPORT, &v);
+        if (!j)
+                return -ENOMEM;
+        j->size = size;
+        j->in_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (j->in_fd < 0)
+                return -errno;
+        r = v.driver->import_begin(&v, size, &j->out_fd, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+        char buf[32];
+        snprintf(buf, sizeof buf, "%" PRIu64, size);
+        app_emit_event(S.m->app, d, "domain-volume-import-begin", "volume", name, "size", buf);
+        return start_job(msg, d, name, TAKE_PTR(j), with_size, NULL);
+}
+
+static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return do_import(msg, userdata, false);
+}
+static int method_import_with_size(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return do_import(msg, userdata, true);
+}
+
+static int method_cancel_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        _cleanup_free_ char *name = NULL;
+        int r = gate(msg, AUTH_STORAGE, d);
+        if (r <= 0)
+                return r;
+        r = path_volume(sd_bus_message_get_path(msg), &name);
+        if (r < 0)
+                return r;
+        ActiveJob *a = active_job(d->name, name);
+        if (!a || a->job->kind == STORAGE_JOB_REVERT)
+                return reply_error(msg, QERR_QUBES_EXCEPTION, "No import in progress on volume %s of %s", name,
+                                   d->name);
+        a->job->cancel = true;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_clear(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        _cleanup_qerror_ QError e = {};
+        _cleanup_free_ char *name = NULL;
+        _cleanup_(storage_volume_donep) StorageVolume v = {};
+        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        int r = gate(msg, AUTH_STORAGE, d);
+        if (r <= 0)
+                return r;
+        r = msg_volume(msg, d, &name, &v);
+        if (r <= 0)
+                return r;
+        r = check_idle(msg, d, name);
+        if (r <= 0)
+                return r;
+        j = storage_job_new(STORAGE_JOB_CLEAR, &v);
+        if (!j)
+                return -ENOMEM;
+        j->size = v.driver->current_size(&v);
+        r = v.driver->import_begin(&v, j->size, &j->out_fd, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+        char buf[32];
+        snprintf(buf, sizeof buf, "%" PRIu64, j->size);
+        app_emit_event(S.m->app, d, "domain-volume-import-begin", "volume", name, "size", buf);
+        return start_job(msg, d, name, TAKE_PTR(j), false, NULL);
+}
+
+static int method_revert(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        _cleanup_free_ char *name = NULL;
+        _cleanup_(storage_volume_donep) StorageVolume v = {};
+        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_strv_free_ char **revs = NULL;
+        const char *rev;
+        int r = gate(msg, AUTH_STORAGE, d);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &rev);
+        if (r < 0)
+                return r;
+        if (!storage_revision_valid(rev))
+                return reply_error(msg, QERR_PROTOCOL, "Revision name must be in safe set: %s",
+                                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.-", NULL);
+        r = msg_volume(msg, d, &name, &v);
+        if (r <= 0)
+                return r;
+        r = check_idle(msg, d, name);
+        if (r <= 0)
+                return r;
+        r = storage_volume_list_revisions(&v, &revs);
+        if (r < 0)
+                return r;
+        if (!strv_contains(revs, rev))
+                return reply_error(msg, QERR_VOLUME_REVISION_NOT_FOUND, "Revision not found: %s", rev, NULL);
+        j = storage_job_new(STORAGE_JOB_REVERT, &v);
+        if (!j)
+                return -ENOMEM;
+        j->revision = strdup(rev);
+        if (!j->revision)
+                return -ENOMEM;
+        return start_job(msg, d, name, TAKE_PTR(j), false, NULL);
+}
+
+static CloneToken *clone_token_free(CloneToken *t) {
+        if (t) {
+                free(t->qube);
+                free(t->volume);
+                free(t);
+        }
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(CloneToken *, clone_token_free);
+
+static int method_clone_from(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        _cleanup_free_ char *name = NULL;
+        _cleanup_(storage_volume_donep) StorageVolume v = {};
+        int r = gate(msg, AUTH_STORAGE, d);
+        if (r <= 0)
+                return r;
+        r = msg_volume(msg, d, &name, &v);
+        if (r <= 0)
+                return r;
+        CloneToken *t = new0(CloneToken, 1);
+        if (!t)
+                return -ENOMEM;
+        t->qube = strdup(d->name);
+        t->volume = strdup(name);
+        r = storage_token_new(t->token);
+        if (r < 0 || !t->qube || !t->volume || hashmap_put(S.tokens, t->token, t) < 0) {
+                clone_token_free(t);
+                return r < 0 ? r : -ENOMEM;
+        }
+        /* tokens live in memory only; the oldest go when too many are outstanding */
+        while (hashmap_size(S.tokens) > MAX_CLONE_TOKENS) {
+                size_t i = 0;
+                const char *k;
+                if (!hashmap_iterate(S.tokens, &i, &k, NULL))
+                        break;
+                clone_token_free(hashmap_remove(S.tokens, k));
+        }
+        return sd_bus_reply_method_return(msg, "s", t->token);
+}
+
+static int method_clone_to(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        _cleanup_qerror_ QError e = {};
+        _cleanup_free_ char *name = NULL, *source = NULL;
+        _cleanup_(storage_volume_donep) StorageVolume v = {}, src = {};
+        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_close_ int in = -EBADF;
+        const char *token;
+        CloneToken *t;
+        int r = gate(msg, AUTH_STORAGE, d);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &token);
+        if (r < 0)
+                return r;
+        r = msg_volume(msg, d, &name, &v);
+        if (r <= 0)
+                return r;
+        t = storage_token_valid(token) ? hashmap_get(S.tokens, token) : NULL;
+        if (!t)
+                return reply_error(msg, QERR_VOLUME_COPY_TOKEN_NOT_FOUND, "Token to clone volume of qube was not found",
+                                   NULL, NULL);
+        r = check_idle(msg, d, name);
+        if (r <= 0)
+                return r;
+        /* single use, whatever happens next */
+        hashmap_remove(S.tokens, t->token);
+        _cleanup_(clone_token_freep) CloneToken *used = t;
+        Domain *sd = app_get_domain(S.m->app, used->qube);
+        if (!sd)
+                return reply_error(msg, QERR_VOLUME_NOT_FOUND, "No such volume of %s: %s", used->qube, used->volume);
+        r = storage_volume_get(S.m->app, sd, used->volume, &src, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+        if (!v.save_on_stop)
+                return sd_bus_reply_method_return(msg, NULL); /* as upstream: nothing to keep */
+        r = src.driver->export_open(&src, &in, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+        struct stat st;
+        if (fstat(in, &st) < 0)
+                return -errno;
+        j = storage_job_new(STORAGE_JOB_CLONE, &v);
+        if (!j)
+                return -ENOMEM;
+        j->size = (uint64_t) st.st_size;
+        j->in_fd = TAKE_FD(in);
+        r = v.driver->import_begin(&v, j->size, &j->out_fd, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+        if (asprintf(&source, "%s:%s", used->qube, used->volume) < 0)
+                return -ENOMEM;
+        return start_job(msg, d, name, TAKE_PTR(j), true, source);
+}
+
+#define VOLUME_PROP(name, sig, flags) SD_BUS_PROPERTY(name, sig, volume_property, 0, flags)
+#define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+
+static const sd_bus_vtable volume_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        VOLUME_PROP("Name", "s", SD_BUS_VTABLE_PROPERTY_CONST),
+        VOLUME_PROP("Domain", "o", SD_BUS_VTABLE_PROPERTY_CONST),
+        VOLUME_PROP("Pool", "s", CHANGES),
+        VOLUME_PROP("Vid", "s", CHANGES),
+        VOLUME_PROP("Size", "t", CHANGES),
+        VOLUME_PROP("Usage", "t", CHANGES),
+        VOLUME_PROP("Rw", "b", CHANGES),
+        VOLUME_PROP("Source", "s", CHANGES),
+        VOLUME_PROP("Path", "s", CHANGES),
+        VOLUME_PROP("SaveOnStop", "b", CHANGES),
+        VOLUME_PROP("SnapOnStart", "b", CHANGES),
+        VOLUME_PROP("RevisionsToKeep", "x", CHANGES),
+        VOLUME_PROP("Ephemeral", "b", CHANGES),
+        VOLUME_PROP("IsOutdated", "b", CHANGES),
+        VOLUME_PROP("ImportInProgress", "b", CHANGES),
+        VOLUME_PROP("ImportBytesDone", "t", CHANGES),
+        VOLUME_PROP("ImportBytesTotal", "t", CHANGES),
+        SD_BUS_METHOD_WITH_ARGS("Info", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", info), method_volume_info, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListSnapshots", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", revisions),
+                                method_list_snapshots, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Revert", SD_BUS_ARGS("s", revision), SD_BUS_NO_RESULT, method_revert,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Resize", SD_BUS_ARGS("s", size), SD_BUS_NO_RESULT, method_resize,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Clear", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_clear, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetRevisionsToKeep", SD_BUS_ARGS("s", value), SD_BUS_NO_RESULT,
+                                method_set_revisions_to_keep, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetRw", SD_BUS_ARGS("s", value), SD_BUS_NO_RESULT, method_set_rw,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetEphemeral", SD_BUS_ARGS("s", value), SD_BUS_NO_RESULT, method_set_ephemeral,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Import", SD_BUS_ARGS("h", data), SD_BUS_NO_RESULT, method_import,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ImportWithSize", SD_BUS_ARGS("h", data, "s", size), SD_BUS_NO_RESULT,
+                                method_import_with_size, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CancelImport", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_cancel_import,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CloneFrom", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", token), method_clone_from,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CloneTo", SD_BUS_ARGS("s", token), SD_BUS_NO_RESULT, method_clone_to,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/* ---- Pool objects ----------------------------------------------------------------------- */
+
+static int pool_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                     sd_bus_error *error) {
+        _cleanup_free_ char *name = NULL;
+        int r = sd_bus_path_decode(path, QUBESD_POOL_PREFIX, &name);
+        if (r <= 0)
+                return r;
+        Pool *p = app_find_pool(S.m->app, name);
+        if (!p)
+                return 0;
+        *found = p;
+        return 1;
+}
+
+static int pool_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        _cleanup_strv_free_ char **l = new0(char *, S.m->app->n_pools + 1);
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < S.m->app->n_pools; i++) {
+                l[i] = pool_bus_path(S.m->app->pools[i]->name);
+                if (!l[i])
+                        return -ENOMEM;
+        }
+        *nodes = TAKE_PTR(l);
+        return 1;
+}
+
+static int pool_property(sd_bus *bus, const char *path, const char *interface, const char *property,
+                         sd_bus_message *reply_msg, void *userdata, sd_bus_error *error) {
+        Pool *p = userdata;
+        uint64_t size = 0, usage = 0;
+
+        if (streq(property, "Name"))
+                return sd_bus_message_append(reply_msg, "s", p->name);
+        if (streq(property, "Driver"))
+                return sd_bus_message_append(reply_msg, "s", p->driver);
+        if (streq(property, "DirPath"))
+                return sd_bus_message_append(reply_msg, "s", strempty(pool_config_get(p, "dir_path")));
+        if (streq(property, "RevisionsToKeep")) {
+                const char *s = pool_config_get(p, "revisions_to_keep");
+                return sd_bus_message_append(reply_msg, "x", (int64_t) (s ? strtoll(s, NULL, 10) : 0));
+        }
+        if (streq(property, "EphemeralVolatile"))
+                return sd_bus_message_append(reply_msg, "b",
+                                             (int) streq_ptr(pool_config_get(p, "ephemeral_volatile"), "True"));
+        (void) storage_pool_size_usage(p, &size, &usage);
+        if (streq(property, "Size"))
+                return sd_bus_message_append(reply_msg, "t", size);
+        if (streq(property, "Usage"))
+                return sd_bus_message_append(reply_msg, "t", usage);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+}
+
+static int method_pool_info(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int r = gate(msg, AUTH_READ, NULL);
+        if (r <= 0)
+                return r;
+        _cleanup_free_ char *info = storage_pool_info(S.m->app, userdata);
+        if (!info)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "s", info);
+}
+
+static int method_pool_usage_details(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int r = gate(msg, AUTH_READ, NULL);
+        if (r <= 0)
+                return r;
+        _cleanup_free_ char *info = storage_pool_usage_details(userdata);
+        if (!info)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "s", info);
+}
+
+static int method_pool_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
+        int r = gate(msg, AUTH_READ, NULL);
+        if (r <= 0)
+                return r;
+        r = storage_pool_list_vids(S.m->app, userdata, &l);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &rep);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_strv(rep, l);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, rep, NULL);
+}
+
+static int pool_set(sd_bus_message *msg, Pool *p, int (*f)(App *, Pool *, const char *, QError *)) {
+        _cleanup_qerror_ QError e = {};
+        const char *value;
+        int r = gate(msg, AUTH_STORAGE, NULL);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &value);
+        if (r < 0)
+                return r;
+        r = f(S.m->app, p, value, &e);
+        if (r >= 0)
+                r = manager_save(S.m, &e);
+        if (r >= 0)
+                pool_changed(p);
+        return reply(msg, r, &e, false);
+}
+
+static int method_pool_set_revisions(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return pool_set(msg, userdata, storage_pool_set_revisions_to_keep);
+}
+static int method_pool_set_ephemeral(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return pool_set(msg, userdata, storage_pool_set_ephemeral_volatile);
+}
+
+#define POOL_PROP(name, sig, flags) SD_BUS_PROPERTY(name, sig, pool_property, 0, flags)
+
+static const sd_bus_vtable pool_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        POOL_PROP("Name", "s", SD_BUS_VTABLE_PROPERTY_CONST),
+        POOL_PROP("Driver", "s", SD_BUS_VTABLE_PROPERTY_CONST),
+        POOL_PROP("DirPath", "s", SD_BUS_VTABLE_PROPERTY_CONST),
+        POOL_PROP("RevisionsToKeep", "x", CHANGES),
+        POOL_PROP("EphemeralVolatile", "b", CHANGES),
+        POOL_PROP("Size", "t", CHANGES),
+        POOL_PROP("Usage", "t", CHANGES),
+        SD_BUS_METHOD_WITH_ARGS("Info", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", info), method_pool_info, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UsageDetails", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", details),
+                                method_pool_usage_details, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListVolumes", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", vids), method_pool_list_volumes, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetRevisionsToKeep", SD_BUS_ARGS("s", value), SD_BUS_NO_RESULT,
+                                method_pool_set_revisions, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetEphemeralVolatile", SD_BUS_ARGS("s", value), SD_BUS_NO_RESULT,
+                                method_pool_set_ephemeral, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/* ---- Manager methods -------------------------------------------------------------------- */
+
+static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
+        int r = gate(msg, AUTH_READ, NULL);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &rep);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(rep, 'a', "(sso)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < S.m->app->n_pools; i++) {
+                Pool *p = S.m->app->pools[i];
+                _cleanup_free_ char *path = pool_bus_path(p->name);
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(rep, "(sso)", p->name, p->driver, path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(rep);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, rep, NULL);
+}
+
+static int method_list_pool_drivers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
+        int r = gate(msg, AUTH_READ, NULL);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &rep);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(rep, 'a', "(sas)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; storage_drivers[i]; i++) {
+                r = sd_bus_message_open_container(rep, 'r', "sas");
+                if (r >= 0)
+                        r = sd_bus_message_append(rep, "s", storage_drivers[i]->name);
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(rep, (char **) storage_drivers[i]->params);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(rep);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(rep);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, rep, NULL);
+}
+
+static int method_get_pool(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *name;
+        int r = gate(msg, AUTH_READ, NULL);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if (!app_find_pool(S.m->app, name))
+                return reply_error(msg, QERR_POOL_NOT_FOUND, "No such storage pool: %s", name, NULL);
+        _cleanup_free_ char *path = pool_bus_path(name);
+        return path ? sd_bus_reply_method_return(msg, "o", path) : -ENOMEM;
+}
+
+static int method_add_pool(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError e = {};
+        _cleanup_strv_free_ char **config = new0(char *, 1);
+        const char *driver, *k, *v;
+        Pool *p;
+        int r = gate(msg, AUTH_STORAGE, NULL);
+        if (r <= 0)
+                return r;
+        if (!config)
+                return -ENOMEM;
+        r = sd_bus_message_read(msg, "s", &driver);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(msg, 'a', "(ss)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(msg, "(ss)", &k, &v)) > 0)
+                if (strv_extend(&config, k) < 0 || strv_extend(&config, v) < 0)
+                        return -ENOMEM;
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        r = storage_pool_add(S.m->app, driver, config, &p, &e);
+        if (r >= 0)
+                r = manager_save(S.m, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+        _cleanup_free_ char *path = pool_bus_path(p->name);
+        if (!path)
+                return -ENOMEM;
+        (void) sd_bus_emit_object_added(S.m->bus, path);
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int method_remove_pool(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError e = {};
+        const char *name;
+        int r = gate(msg, AUTH_STORAGE, NULL);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        Pool *p = app_find_pool(S.m->app, name);
+        _cleanup_free_ char *path = pool_bus_path(name);
+        if (!path)
+                return -ENOMEM;
+        if (p && !storage_pool_in_use(S.m->app, p))
+                (void) sd_bus_emit_object_removed(S.m->bus, path); /* while it still exists */
+        r = storage_pool_remove(S.m->app, name, &e);
+        return reply(msg, r, &e, true);
+}
+
+static int lookup_domain(sd_bus_message *msg, const char *ref, Domain **ret) {
+        _cleanup_qerror_ QError e = {};
+        int r = app_resolve_domain(S.m->app, ref, ret, &e);
+        if (r < 0) {
+                if (!qerror_is_set(&e))
+                        return r;
+                r = bus_reply_qerror(S.m, msg, &e);
+                return r < 0 ? r : 0;
+        }
+        return 1;
+}
+
+static int method_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
+        const char *ref;
+        Domain *d;
+        int r = sd_bus_message_read(msg, "s", &ref);
+        if (r < 0)
+                return r;
+        r = lookup_domain(msg, ref, &d);
+        if (r <= 0)
+                return r;
+        r = gate(msg, AUTH_READ, d);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &rep);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(rep, 'a', "(so)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < d->n_volumes; i++) {
+                _cleanup_free_ char *path = volume_bus_path(d->name, d->volumes[i].name);
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(rep, "(so)", d->volumes[i].name, path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(rep);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, rep, NULL);
+}
+
+static int method_get_volume(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *ref, *vol;
+        Domain *d;
+        int r = sd_bus_message_read(msg, "ss", &ref, &vol);
+        if (r < 0)
+                return r;
+        r = lookup_domain(msg, ref, &d);
+        if (r <= 0)
+                return r;
+        r = gate(msg, AUTH_READ, d);
+        if (r <= 0)
+                return r;
+        if (!domain_volume_config(d, vol))
+                return reply_error(msg, QERR_VOLUME_NOT_FOUND, "No such volume of %s: %s", d->name, vol);
+        _cleanup_free_ char *path = volume_bus_path(d->name, vol);
+        return path ? sd_bus_reply_method_return(msg, "o", path) : -ENOMEM;
+}
+
+static const sd_bus_vtable manager_storage_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("ListPools", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sso)", pools), method_list_pools, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListPoolDrivers", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sas)", drivers),
+                                method_list_pool_drivers, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetPool", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", pool), method_get_pool, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddPool", SD_BUS_ARGS("s", driver, "a(ss)", config), SD_BUS_RESULT("o", pool),
+                                method_add_pool, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemovePool", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_remove_pool,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListVolumes", SD_BUS_ARGS("s", qube), SD_BUS_RESULT("a(so)", volumes),
+                                method_list_volumes, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetVolume", SD_BUS_ARGS("s", qube, "s", volume), SD_BUS_RESULT("o", path),
+                                method_get_volume, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+int storage_dbus_init(Manager *m) {
+        S.m = m;
+        S.tokens = hashmap_new();
+        S.jobs = hashmap_new();
+        if (!S.tokens || !S.jobs)
+                return log_oom();
+        storage_install_hooks(m->app);
+        S.prev_cb = m->app->event_cb;
+        S.prev_userdata = m->app->event_userdata;
+        m->app->event_cb = on_event;
+        return 0;
+}
+
+/* On the bus and on every private connection. */
+int storage_dbus_register(Manager *m, sd_bus *bus) {
+        int r;
+
+        r = sd_bus_add_object_vtable(bus, NULL, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER, manager_storage_vtable, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the storage methods of the Manager: %m");
+        r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_POOL_PREFIX, QUBESD_IFACE_POOL, pool_vtable, pool_find, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register pools: %m");
+        r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_POOL_PREFIX, pool_enumerate, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the pool enumerator: %m");
+        r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_DOMAIN_PREFIX, QUBESD_IFACE_VOLUME, volume_vtable,
+                                       volume_find, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register volumes: %m");
+        r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_DOMAIN_PREFIX, volume_enumerate, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the volume enumerator: %m");
+        return 0;
+}

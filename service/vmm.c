@@ -1,0 +1,498 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vmm.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include "util/log.h"
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* ---- workers ---------------------------------------------------------------------------- */
+
+static void *worker_main(void *userdata) {
+        Vmm *v = userdata;
+
+        pthread_mutex_lock(&v->lock);
+        for (;;) {
+                while (!v->queue && !v->stopping) {
+                        v->n_idle++;
+                        pthread_cond_wait(&v->cond, &v->lock);
+                        v->n_idle--;
+                }
+                if (!v->queue)
+                        break; /* stopping and nothing left */
+                VmmJob *j = v->queue;
+                v->queue = j->next;
+                if (!v->queue)
+                        v->queue_tail = NULL;
+                pthread_mutex_unlock(&v->lock);
+
+                if (j->work)
+                        j->work(j->conn, j->data);
+                if (j->conn) {
+                        /* dropping the last reference may close a remote socket: here, not on the loop */
+                        virConnectClose(j->conn);
+                        j->conn = NULL;
+                }
+
+                pthread_mutex_lock(&v->lock);
+                j->next = NULL;
+                if (v->done_tail)
+                        v->done_tail->next = j;
+                else
+                        v->done = j;
+                v->done_tail = j;
+                uint64_t one = 1;
+                (void) write(v->done_fd, &one, sizeof one);
+        }
+        pthread_mutex_unlock(&v->lock);
+        return NULL;
+}
+
+static void run_done(Vmm *v) {
+        pthread_mutex_lock(&v->lock);
+        VmmJob *j = v->done;
+        v->done = v->done_tail = NULL;
+        pthread_mutex_unlock(&v->lock);
+        while (j) {
+                VmmJob *next = j->next;
+                if (j->done)
+                        j->done(v->manager, j->data);
+                free(j);
+                j = next;
+        }
+}
+
+static void enqueue(Vmm *v, VmmJob *j);
+
+static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        uint64_t n;
+        (void) read(fd, &n, sizeof n);
+        run_done(userdata);
+        return 0;
+}
+
+int vmm_submit(Manager *m, VmmWorkFn work, VmmDoneFn done, void *data) {
+        Vmm *v = vmm_of(m);
+        VmmJob *j = new0(VmmJob, 1);
+        if (!j)
+                return -ENOMEM;
+        j->work = work;
+        j->done = done;
+        j->data = data;
+        if (v->conn && virConnectRef(v->conn) == 0)
+                j->conn = v->conn;
+
+        enqueue(v, j);
+        return 0;
+}
+
+static void enqueue(Vmm *v, VmmJob *j) {
+        pthread_mutex_lock(&v->lock);
+        if (v->queue_tail)
+                v->queue_tail->next = j;
+        else
+                v->queue = j;
+        v->queue_tail = j;
+        /* grow the pool only when every worker is busy, up to the cap */
+        if (v->n_idle == 0 && v->n_threads < VMM_WORKERS) {
+                pthread_attr_t attr;
+                pthread_attr_init(&attr);
+                pthread_attr_setstacksize(&attr, 256 * 1024);
+                if (pthread_create(&v->threads[v->n_threads], &attr, worker_main, v) == 0)
+                        v->n_threads++;
+                else if (v->n_threads == 0)
+                        log_error("Cannot start a libvirt worker thread; hypervisor calls will wait.");
+                pthread_attr_destroy(&attr);
+        }
+        pthread_cond_signal(&v->cond);
+        pthread_mutex_unlock(&v->lock);
+}
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+char *vmm_last_error(void) {
+        virErrorPtr e = virGetLastError();
+        return strdup(e && e->message ? e->message : "unknown libvirt error");
+}
+
+int vmm_last_error_code(void) {
+        virErrorPtr e = virGetLastError();
+        return e ? e->code : VIR_ERR_INTERNAL_ERROR;
+}
+
+/* ---- runtime state ---------------------------------------------------------------------- */
+
+static VmRuntime *runtime_free(VmRuntime *rt) {
+        if (!rt)
+                return NULL;
+        free(rt->name);
+        free(rt);
+        return NULL;
+}
+
+VmRuntime *vmm_runtime(Manager *m, const char *name) {
+        Vmm *v = vmm_of(m);
+        VmRuntime *rt = hashmap_get(v->runtime, name);
+        if (rt)
+                return rt;
+        rt = new0(VmRuntime, 1);
+        if (!rt)
+                return NULL;
+        rt->name = strdup(name);
+        rt->xid = -1;
+        if (!rt->name || hashmap_put(v->runtime, rt->name, rt) < 0)
+                return runtime_free(rt);
+        return rt;
+}
+
+void vmm_set_power_state(Manager *m, Domain *d, const char *state) {
+        if (streq_ptr(d->power_state, state))
+                return;
+        d->power_state = state;
+        manager_mark_power_state_dirty(m, d->name);
+}
+
+void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime) {
+        Vmm *v = vmm_of(m);
+        VmRuntime *rt = v ? hashmap_get(v->runtime, d->name) : NULL;
+
+        *mem_kib = *mem_static_max_kib = *cputime = 0;
+        if (!rt || !domain_is_running(d))
+                return;
+        *mem_kib = rt->mem_kib;
+        *mem_static_max_kib = rt->mem_static_max_kib;
+        *cputime = rt->cputime_ns;
+}
+
+typedef struct InfoReq {
+        char *name;
+        char *libvirt_name;
+        bool ok;
+        virDomainInfo info;
+        int id;
+} InfoReq;
+
+static void info_work(virConnectPtr conn, void *data) {
+        InfoReq *q = data;
+        if (!conn)
+                return;
+        virDomainPtr dom = virDomainLookupByName(conn, q->libvirt_name);
+        if (!dom)
+                return;
+        q->ok = virDomainGetInfo(dom, &q->info) == 0;
+        q->id = virDomainGetID(dom) == (unsigned) -1 ? -1 : (int) virDomainGetID(dom);
+        virDomainFree(dom);
+}
+
+static void info_done(Manager *m, void *data) {
+        InfoReq *q = data;
+        Domain *d = app_get_domain(m->app, q->name);
+        VmRuntime *rt;
+
+        if (q->ok && d && (rt = vmm_runtime(m, d->name))) {
+                rt->mem_kib = q->info.memory;
+                rt->mem_static_max_kib = q->info.maxMem;
+                rt->cputime_ns = q->info.cpuTime;
+                rt->vcpus = q->info.nrVirtCpu;
+        }
+        free(q->name);
+        free(q->libvirt_name);
+        free(q);
+}
+
+void vmm_refresh_info(Manager *m, const char *name) {
+        Domain *d = app_get_domain(m->app, name);
+        if (!d || !vmm_connected(m))
+                return;
+        InfoReq *q = new0(InfoReq, 1);
+        if (!q)
+                return;
+        q->name = strdup(name);
+        q->libvirt_name = strdup(vmm_libvirt_name(d));
+        if (!q->name || !q->libvirt_name || vmm_submit(m, info_work, info_done, q) < 0) {
+                free(q->name);
+                free(q->libvirt_name);
+                free(q);
+        }
+}
+
+/* ---- connection ------------------------------------------------------------------------- */
+
+bool vmm_connected(Manager *m) {
+        Vmm *v = vmm_of(m);
+        return v && v->conn;
+}
+
+/* Never prompt: qubesd runs unattended. A connection that needs credentials fails. */
+static int auth_refuse(virConnectCredentialPtr cred, unsigned ncred, void *cbdata) {
+        return -1;
+}
+
+typedef struct OpenReq {
+        Manager *manager;
+        char *uri;
+        virConnectPtr conn;
+        char *error;
+        int cb_id;
+        bool has_domain0;
+        unsigned long long node_mem_kib;
+        unsigned node_cpus;
+        VmmActive *active;
+        size_t n_active;
+} OpenReq;
+
+static void on_libvirt_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
+        /* dispatched by libvirt from our event loop implementation: we are on the loop */
+        Manager *m = opaque;
+        const char *name = virDomainGetName(dom);
+        if (name && m->vmm)
+                lifecycle_on_libvirt_event(m, name, event, detail);
+}
+
+static void schedule_reconnect(Manager *m);
+
+static void on_libvirt_close(virConnectPtr conn, int reason, void *opaque) {
+        Manager *m = opaque;
+        Vmm *v = vmm_of(m);
+
+        if (!v || conn != v->conn)
+                return;
+        log_warning("The libvirt connection to %s was closed (reason %d); reconnecting.", m->config.libvirt_uri,
+                    reason);
+        /* the last reference goes in a worker: closing may block */
+        v->conn = NULL;
+        VmmJob *j = new0(VmmJob, 1);
+        if (j) {
+                j->conn = conn;
+                enqueue(v, j);
+        }
+        v->reconnect_delay_s = 1;
+        schedule_reconnect(m);
+}
+
+static int collect_active(OpenReq *q, virConnectPtr c) {
+        virDomainPtr *doms = NULL;
+        int n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+        if (n < 0)
+                return -1;
+        q->active = calloc(n > 0 ? n : 1, sizeof(VmmActive));
+        for (int i = 0; i < n; i++) {
+                virDomainInfo info;
+                const char *name = virDomainGetName(doms[i]);
+                if (q->active && name && virDomainGetInfo(doms[i], &info) == 0) {
+                        VmmActive *a = &q->active[q->n_active];
+                        a->name = strdup(name);
+                        if (a->name) {
+                                unsigned id = virDomainGetID(doms[i]);
+                                a->state = info.state;
+                                a->id = id == (unsigned) -1 ? -1 : (int) id;
+                                a->mem_kib = info.memory;
+                                a->max_kib = info.maxMem;
+                                a->cputime_ns = info.cpuTime;
+                                a->vcpus = info.nrVirtCpu;
+                                q->n_active++;
+                                if (streq(name, "Domain-0"))
+                                        q->has_domain0 = true;
+                        }
+                }
+                virDomainFree(doms[i]);
+        }
+        free(doms);
+        return 0;
+}
+
+static void open_work(virConnectPtr unused, void *data) {
+        OpenReq *q = data;
+        int credtypes[] = { VIR_CRED_AUTHNAME, VIR_CRED_PASSPHRASE, VIR_CRED_ECHOPROMPT, VIR_CRED_NOECHOPROMPT };
+        virConnectAuth auth = { credtypes, ELEMENTSOF(credtypes), auth_refuse, NULL };
+        virNodeInfo node;
+
+        q->conn = virConnectOpenAuth(q->uri, &auth, 0);
+        if (!q->conn) {
+                q->error = vmm_last_error();
+                return;
+        }
+        /* remote connections only; a dead daemon is noticed within ~15 s */
+        (void) virConnectSetKeepAlive(q->conn, 5, 3);
+        if (virNodeGetInfo(q->conn, &node) == 0) {
+                q->node_mem_kib = node.memory;
+                q->node_cpus = node.cpus;
+        }
+        /* callbacks first, then the list: what changes after the list is reported */
+        q->cb_id = virConnectDomainEventRegisterAny(q->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                    VIR_DOMAIN_EVENT_CALLBACK(on_libvirt_lifecycle), q->manager,
+                                                    NULL);
+        if (q->cb_id < 0)
+                log_warning("Cannot watch libvirt lifecycle events: %s", virGetLastErrorMessage());
+        (void) virConnectRegisterCloseCallback(q->conn, on_libvirt_close, q->manager, NULL);
+        if (collect_active(q, q->conn) < 0)
+                log_warning("Cannot list libvirt domains: %s", virGetLastErrorMessage());
+}
+
+static void open_done(Manager *m, void *data) {
+        OpenReq *q = data;
+        Vmm *v = vmm_of(m);
+
+        v->connecting = false;
+        if (!q->conn) {
+                log_warning("Cannot connect to libvirt at %s: %s (retrying in %u s)", q->uri, strempty(q->error),
+                            v->reconnect_delay_s ?: 1);
+                schedule_reconnect(m);
+        } else {
+                log_info("Connected to libvirt at %s.", q->uri);
+                v->conn = q->conn;
+                v->lifecycle_cb_id = q->cb_id;
+                v->has_domain0 = q->has_domain0;
+                v->reconnect_delay_s = 0;
+                if (q->node_mem_kib > 0) {
+                        m->app->host_memory_mib = q->node_mem_kib / 1024;
+                        m->app->host_cpus = q->node_cpus;
+                }
+                lifecycle_sync(m, q->active, q->n_active);
+        }
+        for (size_t i = 0; i < q->n_active; i++)
+                free(q->active[i].name);
+        free(q->active);
+        free(q->error);
+        free(q->uri);
+        free(q);
+}
+
+static void start_connect(Manager *m) {
+        Vmm *v = vmm_of(m);
+        OpenReq *q;
+
+        if (v->conn || v->connecting)
+                return;
+        q = new0(OpenReq, 1);
+        if (!q)
+                return (void) log_oom();
+        q->manager = m;
+        q->uri = strdup(m->config.libvirt_uri);
+        if (!q->uri || vmm_submit(m, open_work, open_done, q) < 0) {
+                free(q->uri);
+                free(q);
+                return (void) log_oom();
+        }
+        v->connecting = true;
+}
+
+static int on_reconnect(sd_event_source *s, uint64_t usec, void *userdata) {
+        start_connect(userdata);
+        return 0;
+}
+
+static void schedule_reconnect(Manager *m) {
+        Vmm *v = vmm_of(m);
+        uint64_t now;
+
+        /* back off: 1, 2, 4 … 30 s */
+        v->reconnect_delay_s = v->reconnect_delay_s ? MIN(v->reconnect_delay_s * 2, 30u) : 1;
+        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        v->reconnect_source = sd_event_source_disable_unref(v->reconnect_source);
+        (void) sd_event_add_time(m->event, &v->reconnect_source, CLOCK_MONOTONIC,
+                                 now + (uint64_t) v->reconnect_delay_s * 1000000ULL, 0, on_reconnect, m);
+}
+
+static const char *driver_of_uri(const char *uri) {
+        if (startswith(uri, "test:"))
+                return "test";
+        if (startswith(uri, "qemu") || startswith(uri, "kvm"))
+                return "qemu";
+        if (startswith(uri, "xen") || startswith(uri, "libxl"))
+                return "xen";
+        return "qemu";
+}
+
+static void silent_error(void *userdata, virErrorPtr error) {
+}
+
+int vmm_init(Manager *m) {
+        Vmm *v;
+        int r;
+
+        /* before any connection is opened, or libvirt never delivers events */
+        r = libvirt_event_register(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the libvirt event loop: %m");
+        if (virInitialize() < 0)
+                return log_error_errno(EIO, "Failed to initialise libvirt.");
+        /* libvirt's default error handler prints to stderr; we report errors ourselves */
+        virSetErrorFunc(NULL, silent_error);
+
+        v = new0(Vmm, 1);
+        if (!v)
+                return log_oom();
+        m->vmm = v;
+        v->manager = m;
+        v->done_fd = -EBADF;
+        v->lifecycle_cb_id = -1;
+        pthread_mutex_init(&v->lock, NULL);
+        pthread_cond_init(&v->cond, NULL);
+        v->runtime = hashmap_new();
+        v->jobs = hashmap_new();
+        v->driver = strdup(driver_of_uri(m->config.libvirt_uri));
+        if (!v->runtime || !v->jobs || !v->driver)
+                return log_oom();
+        v->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (v->done_fd < 0)
+                return log_error_errno(errno, "Failed to create an eventfd: %m");
+        r = sd_event_add_io(m->event, &v->done_source, v->done_fd, EPOLLIN, on_done, v);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the worker eventfd: %m");
+        (void) sd_event_source_set_description(v->done_source, "vmm-done");
+
+        r = lifecycle_dbus_register(m);
+        if (r < 0)
+                return r;
+
+        start_connect(m);
+        lifecycle_stats_tick(m); /* arms the stats timer */
+        return 0;
+}
+
+void vmm_free(Manager *m) {
+        Vmm *v = vmm_of(m);
+        size_t i = 0;
+        void *val;
+
+        if (!v)
+                return;
+        pthread_mutex_lock(&v->lock);
+        v->stopping = true;
+        pthread_cond_broadcast(&v->cond);
+        pthread_mutex_unlock(&v->lock);
+        for (size_t k = 0; k < v->n_threads; k++)
+                pthread_join(v->threads[k], NULL);
+        /* what the workers finished still gets its done(): it frees its data */
+        run_done(v);
+
+        lifecycle_free(m);
+        lifecycle_dbus_free(m);
+        v->reconnect_source = sd_event_source_disable_unref(v->reconnect_source);
+        v->stats_source = sd_event_source_disable_unref(v->stats_source);
+        v->done_source = sd_event_source_disable_unref(v->done_source);
+        if (v->conn) {
+                /* blocking is fine now: the loop has ended */
+                if (v->lifecycle_cb_id >= 0)
+                        (void) virConnectDomainEventDeregisterAny(v->conn, v->lifecycle_cb_id);
+                (void) virConnectUnregisterCloseCallback(v->conn, on_libvirt_close);
+                virConnectClose(v->conn);
+                v->conn = NULL;
+        }
+        libvirt_event_unregister();
+        m->vmm = NULL;
+        while (hashmap_iterate(v->runtime, &i, NULL, &val))
+                runtime_free(val);
+        hashmap_free(v->runtime);
+        hashmap_free(v->jobs);
+        if (v->done_fd >= 0)
+                close(v->done_fd);
+        free(v->driver);
+        pthread_mutex_destroy(&v->lock);
+        pthread_cond_destroy(&v->cond);
+        free(v);
+}
