@@ -313,7 +313,7 @@ bool call_handle_error(Call *c, sd_bus_message *m, sd_bus_error *ret_error) {
                 c->retried = true;
                 bus_entry_evict(b);
                 c->bus = bus_entry_unref(b);
-                r = bus_entry_get(shim, c->req.src, streq(c->req.method, "admin.Events"), &c->bus);
+                r = bus_entry_get(shim, c->req.src, c->m->signals, &c->bus);
                 if (r >= 0) {
                         if (c->bus->state == BUS_READY)
                                 call_resolve(c);
@@ -333,12 +333,21 @@ int call_method(Call *c, const char *path, const char *iface, const char *member
         va_list ap;
         int r;
 
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+
         c->slot = sd_bus_slot_unref(c->slot);
-        va_start(ap, types);
-        r = sd_bus_call_method_asyncv(c->bus->bus, &c->slot, c->bus->owner ?: ADMIN_BUS_NAME, path, iface,
-                                      member, cb, c, types, ap);
-        va_end(ap);
-        return r;
+        r = sd_bus_message_new_method_call(c->bus->bus, &msg, c->bus->owner ?: ADMIN_BUS_NAME, path, iface, member);
+        if (r < 0)
+                return r;
+        if (!isempty(types)) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(msg, types, ap);
+                va_end(ap);
+                if (r < 0)
+                        return r;
+        }
+        /* UINT64_MAX: no timeout (a start or a data copy takes as long as it takes, as upstream) */
+        return sd_bus_call_async(c->bus->bus, &c->slot, msg, cb, c, c->m && c->m->no_timeout ? UINT64_MAX : 0);
 }
 
 /* ---- the request ----------------------------------------------------------------------- */
@@ -514,7 +523,7 @@ void call_dispatch(Client *client, char *req_buf, size_t len) {
                 call_reply_dbus_error(c, NULL, r);
                 return;
         }
-        r = bus_entry_get(client->shim, c->req.src, streq(c->req.method, "admin.Events"), &c->bus);
+        r = bus_entry_get(client->shim, c->req.src, c->m->signals, &c->bus);
         if (r < 0) {
                 log_warning_errno(r, "Cannot connect to the bus: %m");
                 call_reply_dbus_error(c, NULL, r);

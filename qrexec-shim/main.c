@@ -283,7 +283,7 @@ static int on_stdout_io(sd_event_source *s, int fd, uint32_t revents, void *user
         return 0;
 }
 
-static int build_service_request(int argc, char *argv[], StrBuf *b) {
+static int build_service_request(int argc, char *argv[], StrBuf *b, bool *ret_payload_on_stdin) {
         const char *full = getenv("QREXEC_SERVICE_FULL_NAME");
         const char *src = getenv("QREXEC_REMOTE_DOMAIN");
         const char *type = getenv("QREXEC_REQUESTED_TARGET_TYPE");
@@ -326,6 +326,12 @@ static int build_service_request(int argc, char *argv[], StrBuf *b) {
         }
         strbuf_append_c(b, 0);
 
+        /* a volume import streams stdin to qubesd as a file descriptor: never read it here */
+        if (streq(svc, "admin.vm.volume.Import") || streq(svc, "admin.vm.volume.ImportWithSize")) {
+                *ret_payload_on_stdin = true;
+                return b->oom ? -ENOMEM : 0;
+        }
+
         /* the payload: stdin until EOF, within the limit of qubesd.sock */
         for (;;) {
                 char buf[16384];
@@ -347,9 +353,10 @@ static int build_service_request(int argc, char *argv[], StrBuf *b) {
 static int run_service_door(int argc, char *argv[]) {
         _cleanup_strbuf_ StrBuf req = {};
         Client *cl;
+        bool payload_on_stdin = false;
         int r, flags;
 
-        r = build_service_request(argc, argv, &req);
+        r = build_service_request(argc, argv, &req, &payload_on_stdin);
         if (r == -E2BIG) {
                 /* over the limit: nothing, as qubesd.sock answers */
                 log_warning("request too long");
@@ -364,6 +371,7 @@ static int run_service_door(int argc, char *argv[]) {
         shim.n_clients++;
         cl->shim = &shim;
         cl->service_door = true;
+        cl->payload_on_stdin = payload_on_stdin;
         cl->in_fd = -EBADF;
         cl->out_fd = STDOUT_FILENO;
         cl->got_eof = true;

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "shim.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "model/model.h"
 #include "util/strv.h"
@@ -98,6 +102,50 @@ static int format_reply(Call *c, sd_bus_message *m, StrBuf *o) {
                 if (r >= 0)
                         strbuf_printf(o, "%i", idx);
                 return r;
+        case FMT_POOL_NAMES:
+                r = sd_bus_message_enter_container(m, 'a', "(sso)");
+                if (r < 0)
+                        return r;
+                while ((r = sd_bus_message_read(m, "(sso)", &name, &s, &t)) > 0) {
+                        strbuf_append(o, name);
+                        strbuf_append_c(o, '\n');
+                }
+                return r;
+        case FMT_VOLUME_NAMES:
+                r = sd_bus_message_enter_container(m, 'a', "(so)");
+                if (r < 0)
+                        return r;
+                while ((r = sd_bus_message_read(m, "(so)", &name, &t)) > 0) {
+                        strbuf_append(o, name);
+                        strbuf_append_c(o, '\n');
+                }
+                return r;
+        case FMT_POOL_DRIVERS:
+                r = sd_bus_message_enter_container(m, 'a', "(sas)");
+                if (r < 0)
+                        return r;
+                while ((r = sd_bus_message_enter_container(m, 'r', "sas")) > 0) {
+                        r = sd_bus_message_read(m, "s", &name);
+                        if (r < 0)
+                                return r;
+                        strbuf_append(o, name);
+                        r = sd_bus_message_enter_container(m, 'a', "s");
+                        if (r < 0)
+                                return r;
+                        while ((r = sd_bus_message_read_basic(m, 's', &s)) > 0) {
+                                strbuf_append_c(o, ' ');
+                                strbuf_append(o, s);
+                        }
+                        if (r < 0)
+                                return r;
+                        strbuf_append_c(o, '\n');
+                        r = sd_bus_message_exit_container(m);
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(m);
+                        if (r < 0)
+                                return r;
+                }
+                return r;
         case FMT_CURRENT_STATE:
                 r = sd_bus_message_read(m, "ttts", &u1, &u2, &u3, &s);
                 if (r >= 0)
@@ -128,6 +176,8 @@ static int on_generic_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret
 }
 
 static const char *call_iface(const Call *c) {
+        if (c->m->iface)
+                return c->m->iface;
         return c->m->on_manager ? MANAGER_IFACE : DOMAIN_IFACE;
 }
 
@@ -142,6 +192,9 @@ int call_generic_start(Call *c) {
         case ARGS_ARG_PAYLOAD:
                 /* the check hook has made payload_copy a valid D-Bus string */
                 return call_method(c, c->path, call_iface(c), m->member, on_generic_reply, "ss", c->req.arg,
+                                   c->payload_copy ?: "");
+        case ARGS_PAYLOAD:
+                return call_method(c, c->path, call_iface(c), m->member, on_generic_reply, "s",
                                    c->payload_copy ?: "");
         }
         return -EINVAL;
@@ -541,6 +594,514 @@ static int create_start(Call *c) {
         return call_method(c, ADMIN_PATH, MANAGER_IFACE, "LookupLabel", on_create_label, "s", c->create_label);
 }
 
+
+/* ---- storage: pools and volumes --------------------------------------------------------- */
+
+static int sanitized_copy(Call *c, const char *p, size_t n);
+
+static bool is_error(sd_bus_message *m, QubesErrorCode code) {
+        return sd_bus_message_is_method_error(m, NULL) &&
+               qubes_error_from_dbus_name(sd_bus_message_get_error(m)->name) == code;
+}
+
+/* A payload value for qubesd as a D-Bus string: NUL and non-ASCII bytes (which no number,
+ * boolean word, revision or token may contain) become \x01, which fails the same checks the
+ * same way. strip: upstream strips ASCII whitespace first (Resize, Revert, CloneTo). */
+static int payload_value(Call *c, bool strip) {
+        const char *p = c->req.payload;
+        size_t n = c->req.payload_len;
+
+        if (strip) {
+                while (n > 0 && strchr(" \t\n\r\v\f", p[0]) && p[0])
+                        p++, n--;
+                while (n > 0 && strchr(" \t\n\r\v\f", p[n - 1]) && p[n - 1])
+                        n--;
+        }
+        return sanitized_copy(c, p, n);
+}
+
+static int value_check(Call *c, QError *e) {
+        return payload_value(c, false);
+}
+
+static int value_strip_check(Call *c, QError *e) {
+        return payload_value(c, true);
+}
+
+static int on_pool_path(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        const char *path;
+        int r;
+
+        if (is_error(m, QERR_POOL_NOT_FOUND)) {
+                c->slot = sd_bus_slot_unref(c->slot);
+                /* upstream's enforce_arg: PermissionDenied, so that nobody can probe for pools */
+                call_reply_error(c, QERR_PERMISSION_DENIED, "Argument not in 'pools'");
+                return 0;
+        }
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        r = sd_bus_message_read(m, "o", &path);
+        if (r >= 0)
+                r = free_and_strdup(&c->path, path);
+        if (r >= 0) {
+                c->step = 1;
+                r = call_generic_start(c);
+        }
+        if (r < 0)
+                call_reply_dbus_error(c, NULL, r);
+        return 0;
+}
+
+/* admin.pool.*+<pool>: the pool's object first, then the generic call on it */
+static int pool_start(Call *c) {
+        return call_method(c, ADMIN_PATH, MANAGER_IFACE, "GetPool", on_pool_path, "s", c->req.arg);
+}
+
+/* admin.pool.Add+<driver>: payload lines key=value, split at the first '=' (Python's
+ * splitlines: \n, \r, \r\n, \v, \f, \x1c, \x1d, \x1e end a line). */
+static bool is_line_end(char ch) {
+        return ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f' || ch == '\x1c' || ch == '\x1d' || ch == '\x1e';
+}
+
+static const char *pool_add_parse(Call *c, char ***ret) {
+        _cleanup_strv_free_ char **kv = NULL;
+        const char *p = c->req.payload, *end = p + c->req.payload_len;
+
+        /* upstream decodes the payload as ASCII (a failure there is an empty reply) */
+        if (!bytes_are_ascii(p, c->req.payload_len) || memchr(p, 0, c->req.payload_len))
+                return "Pool configuration must be ASCII";
+        while (p < end) {
+                const char *e = p, *eq;
+                while (e < end && !is_line_end(*e))
+                        e++;
+                eq = memchr(p, '=', (size_t) (e - p));
+                if (!eq)
+                        return "Options must be separated by equal sign";
+                char *k = strndup(p, (size_t) (eq - p)), *v = strndup(eq + 1, (size_t) (e - eq - 1));
+                if (!k || !v || strv_consume(&kv, k) < 0 || strv_consume(&kv, v) < 0) {
+                        free(k);
+                        free(v);
+                        return "";
+                }
+                if (e < end && *e == '\r' && e + 1 < end && e[1] == '\n')
+                        e++;
+                p = e + 1;
+        }
+        *ret = TAKE_PTR(kv);
+        return NULL;
+}
+
+static int on_pool_add_drivers(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        _cleanup_strv_free_ char **kv = NULL;
+        const char *name, *why;
+        bool known = false;
+        int r;
+
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        r = sd_bus_message_enter_container(m, 'a', "(sas)");
+        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'r', "sas")) > 0) {
+                r = sd_bus_message_read(m, "s", &name);
+                if (r >= 0 && streq(name, c->req.arg))
+                        known = true;
+                if (r >= 0)
+                        r = sd_bus_message_skip(m, "as");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+        }
+        if (r < 0) {
+                call_reply_dbus_error(c, NULL, r);
+                return 0;
+        }
+        if (!known) {
+                call_reply_error(c, QERR_PERMISSION_DENIED, "Argument not in 'available drivers'");
+                return 0;
+        }
+        why = pool_add_parse(c, &kv);
+        if (isempty(why))
+                call_reply_dbus_error(c, NULL, -ENOMEM);
+        else
+                call_reply_error(c, QERR_PROTOCOL, "%s", why);
+        return 0;
+}
+
+static int pool_add_start(Call *c) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        _cleanup_strv_free_ char **kv = NULL;
+        int r;
+
+        if (pool_add_parse(c, &kv))
+                /* upstream checks the driver before the payload: ask for the drivers, then say
+                 * which of the two is wrong */
+                return call_method(c, ADMIN_PATH, MANAGER_IFACE, "ListPoolDrivers", on_pool_add_drivers, "");
+
+        r = sd_bus_message_new_method_call(c->bus->bus, &msg, c->bus->owner ?: ADMIN_BUS_NAME, ADMIN_PATH,
+                                           MANAGER_IFACE, "AddPool");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(msg, "s", c->req.arg);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(msg, 'a', "(ss)");
+        if (r < 0)
+                return r;
+        for (char **p = kv; p && p[0] && p[1]; p += 2) {
+                r = sd_bus_message_append(msg, "(ss)", p[0], p[1]);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(msg);
+        if (r < 0)
+                return r;
+        c->slot = sd_bus_slot_unref(c->slot);
+        return sd_bus_call_async(c->bus->bus, &c->slot, msg, on_generic_reply, c, 0);
+}
+
+/* admin.vm.volume.ImportWithSize: the first payload line is the size, read as upstream's
+ * script does (qubesd-query --single-line --max-bytes=21); the data follows it. */
+#define IMPORT_SIZE_MAX 21
+
+static int import_size_from(Call *c, const char *p, size_t n) {
+        return sanitized_copy(c, p, n);
+}
+
+static int sanitized_copy(Call *c, const char *p, size_t n) {
+        c->payload_copy = malloc(n + 1);
+        if (!c->payload_copy)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char ch = (unsigned char) p[i];
+                c->payload_copy[i] = ch == 0 || ch >= 0x80 ? '\x01' : (char) ch;
+        }
+        c->payload_copy[n] = 0;
+        return 0;
+}
+
+static int import_check(Call *c, QError *e) {
+        bool with_size = streq(c->m->name, "admin.vm.volume.ImportWithSize");
+
+        if (c->client->payload_on_stdin) {
+                char line[IMPORT_SIZE_MAX];
+                size_t n = 0;
+
+                if (!with_size)
+                        return 0;
+                /* byte by byte: not one byte of the data may be taken from stdin */
+                while (n < sizeof line) {
+                        char ch;
+                        ssize_t k = read(STDIN_FILENO, &ch, 1);
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k < 0 && errno == EAGAIN) {
+                                struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+                                (void) poll(&pfd, 1, -1);
+                                continue;
+                        }
+                        if (k <= 0 || ch == '\n')
+                                break;
+                        line[n++] = ch;
+                }
+                return import_size_from(c, line, n);
+        }
+
+        c->data = c->req.payload;
+        c->data_len = c->req.payload_len;
+        if (with_size) {
+                size_t lim = c->req.payload_len < IMPORT_SIZE_MAX ? c->req.payload_len : IMPORT_SIZE_MAX;
+                const char *nl = memchr(c->req.payload, '\n', lim);
+                size_t n = nl ? (size_t) (nl - c->req.payload) : lim;
+                c->data = c->req.payload + n + (nl ? 1 : 0);
+                c->data_len = c->req.payload_len - n - (nl ? 1 : 0);
+                return import_size_from(c, c->req.payload, n);
+        }
+        return 0;
+}
+
+static int import_send(Call *c) {
+        bool with_size = streq(c->m->name, "admin.vm.volume.ImportWithSize");
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (c->client->payload_on_stdin)
+                fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+        else {
+                /* the data is in memory: hand qubesd a file of it */
+                fd = memfd_create("qubes-admin-shim-import", MFD_CLOEXEC);
+                if (fd >= 0) {
+                        size_t off = 0;
+                        while (off < c->data_len) {
+                                ssize_t k = write(fd, c->data + off, c->data_len - off);
+                                if (k < 0 && errno == EINTR)
+                                        continue;
+                                if (k < 0)
+                                        return -errno;
+                                off += (size_t) k;
+                        }
+                        if (lseek(fd, 0, SEEK_SET) < 0)
+                                return -errno;
+                }
+        }
+        if (fd < 0)
+                return -errno;
+        if (with_size)
+                r = call_method(c, c->path, VOLUME_IFACE, "ImportWithSize", on_generic_reply, "hs", fd,
+                                c->payload_copy ?: "");
+        else
+                r = call_method(c, c->path, VOLUME_IFACE, "Import", on_generic_reply, "h", fd);
+        return r; /* sd-bus holds its own copy of the descriptor */
+}
+
+static int on_volume_path(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        const char *path;
+        int r;
+
+        if (is_error(m, QERR_VOLUME_NOT_FOUND)) {
+                _cleanup_strv_free_ char **fields = NULL;
+                const char *message, *format;
+
+                c->slot = sd_bus_slot_unref(c->slot);
+                (void) sd_bus_message_rewind(m, true);
+                if (sd_bus_message_read(m, "ss", &message, &format) < 0 ||
+                    sd_bus_message_read_strv(m, &fields) < 0 || strv_length(fields) < 1)
+                        fields = NULL;
+                /* upstream's enforce_arg, with the qube's name */
+                call_reply_error(c, QERR_PERMISSION_DENIED, "Argument not in '%s volumes'",
+                                 fields ? fields[0] : c->req.dest);
+                return 0;
+        }
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        r = sd_bus_message_read(m, "o", &path);
+        if (r >= 0)
+                r = free_and_strdup(&c->path, path);
+        if (r >= 0) {
+                c->step = 1;
+                r = startswith(c->m->name, "admin.vm.volume.Import") ? import_send(c) : call_generic_start(c);
+        }
+        if (r < 0)
+                call_reply_dbus_error(c, NULL, r);
+        return 0;
+}
+
+/* admin.vm.volume.*+<volume>: the volume's object first, then the call on it */
+static int volume_start(Call *c) {
+        return call_method(c, ADMIN_PATH, MANAGER_IFACE, "GetVolume", on_volume_path, "ss", c->req.dest, c->req.arg);
+}
+
+static int volume_list_start(Call *c) {
+        return call_method(c, ADMIN_PATH, MANAGER_IFACE, "ListVolumes", on_generic_reply, "s", c->req.dest);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+static int shutdown_parse(const char *arg, int *force, int *wait) {
+        const char *p = arg;
+
+        *force = *wait = false;
+        if (isempty(arg))
+                return 0;
+        for (;;) {
+                size_t n = strcspn(p, "+");
+                if (n == 5 && startswith(p, "force"))
+                        *force = true;
+                else if (n == 4 && startswith(p, "wait"))
+                        *wait = true;
+                else
+                        return -EINVAL;
+                if (!p[n])
+                        return 0;
+                p += n + 1;
+        }
+}
+
+static int shutdown_check(Call *c, QError *e) {
+        int force, wait;
+
+        if (shutdown_parse(c->req.arg, &force, &wait) < 0)
+                return qerror_set(e, QERR_PROTOCOL, "Argument must match: force, wait");
+        return 0;
+}
+
+static int shutdown_start(Call *c) {
+        int force, wait;
+
+        (void) shutdown_parse(c->req.arg, &force, &wait);
+        return call_method(c, c->path, DOMAIN_IFACE, "Shutdown", on_generic_reply, "bb", force, wait);
+}
+
+static int create_disposable_check(Call *c, QError *e) {
+        if (!streq(c->req.arg, "") && !streq(c->req.arg, "preload"))
+                return qerror_set(e, QERR_PERMISSION_DENIED, "Argument not in \"'', 'preload'\"");
+        if (c->req.payload_len > 0 &&
+            !(c->req.payload_len == 4 && memcmp(c->req.payload, "uuid", 4) == 0))
+                return qerror_set(e, QERR_PROTOCOL, "Invalid payload, expected empty string or 'uuid'");
+        if (streq(c->req.arg, "preload"))
+                return qerror_set(e, QERR_QUBES_EXCEPTION, "Preloaded disposables are not supported");
+        return 0;
+}
+
+static int on_disposable_uuid(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        const char *type, *value;
+        int is_default, r;
+
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        r = sd_bus_message_read(m, "sbs", &type, &is_default, &value);
+        if (r < 0) {
+                call_reply_dbus_error(c, NULL, r);
+                return 0;
+        }
+        strbuf_printf(call_reply_ok_begin(c), "uuid:%s", value);
+        call_reply_end(c);
+        return 0;
+}
+
+static int on_disposable(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        const char *name, *path;
+        int r;
+
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        r = sd_bus_message_read(m, "so", &name, &path);
+        if (r < 0) {
+                call_reply_dbus_error(c, NULL, r);
+                return 0;
+        }
+        if (c->req.payload_len > 0) {
+                /* payload "uuid": answer uuid:<uuid> */
+                c->step = 2;
+                r = call_method(c, path, DOMAIN_IFACE, "GetProperty", on_disposable_uuid, "s", "uuid");
+                if (r < 0)
+                        call_reply_dbus_error(c, NULL, r);
+                return 0;
+        }
+        strbuf_append(call_reply_ok_begin(c), name);
+        call_reply_end(c);
+        return 0;
+}
+
+static int create_disposable_start(Call *c) {
+        /* dest dom0: the caller's default_dispvm (qubesd picks it for ""), else the dest itself */
+        return call_method(c, ADMIN_PATH, MANAGER_IFACE, "CreateDisposable", on_disposable, "s",
+                           c->dest_is_dom0 ? "" : c->req.dest);
+}
+
+/* ---- admin.vm.Stats ------------------------------------------------------------------------ */
+
+static int on_stats(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        StrBuf *o = &c->client->out;
+        _cleanup_free_ char *name = NULL;
+        const char *k, *v;
+        size_t mark = o->len;
+        int r;
+
+        r = sd_bus_path_decode(sd_bus_message_get_path(m), ADMIN_DOMAIN_PREFIX, &name);
+        if (r <= 0)
+                return 0;
+        strbuf_append_n(o, "1\0", 2);
+        strbuf_append(o, name);
+        strbuf_append_c(o, 0);
+        strbuf_append(o, "vm-stats");
+        strbuf_append_c(o, 0);
+        r = sd_bus_message_enter_container(m, 'a', "(ss)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(ss)", &k, &v)) > 0) {
+                strbuf_append(o, k);
+                strbuf_append_c(o, 0);
+                strbuf_append(o, v);
+                strbuf_append_c(o, 0);
+        }
+        if (r < 0) {
+                o->len = mark;
+                return 0;
+        }
+        strbuf_append_c(o, 0);
+        if (client_pending(c->client) > c->client->shim->event_queue_max) {
+                o->len = mark; /* a slow reader misses samples: the next ones replace them */
+                return 0;
+        }
+        client_flush(c->client);
+        return 0;
+}
+
+static int on_stats_match(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                c->match_slot = sd_bus_slot_unref(c->match_slot);
+                call_reply_dbus_error(c, m, 0);
+                return 0;
+        }
+        client_write(c->client, "1\0\0connection-established\0\0", STRLEN("1\0\0connection-established\0\0"));
+        return 0;
+}
+
+static int stats_subscribe(Call *c) {
+        _cleanup_free_ char *match = NULL;
+        int r;
+
+        if (c->dest_is_dom0)
+                r = asprintf(&match, "type='signal',sender='%s',interface='" DOMAIN_IFACE "',member='Stats',"
+                             "path_namespace='" ADMIN_DOMAIN_PREFIX "'", c->bus->owner);
+        else
+                r = asprintf(&match, "type='signal',sender='%s',interface='" DOMAIN_IFACE "',member='Stats',path='%s'",
+                             c->bus->owner, c->path);
+        if (r < 0)
+                return -ENOMEM;
+        return sd_bus_add_match_async(c->bus->bus, &c->match_slot, match, on_stats, on_stats_match, c);
+}
+
+static int on_stats_state(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        uint64_t mem, max, cpu;
+        const char *state;
+        int r;
+
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        r = sd_bus_message_read(m, "ttts", &mem, &max, &cpu, &state);
+        if (r < 0) {
+                call_reply_dbus_error(c, NULL, r);
+                return 0;
+        }
+        if (streq(state, "Halted")) {
+                /* upstream: connection-established, then the error of the first sample */
+                _cleanup_free_ char *name = NULL, *quoted = NULL;
+                client_write(c->client, "1\0\0connection-established\0\0", STRLEN("1\0\0connection-established\0\0"));
+                if (sd_bus_path_decode(c->path, ADMIN_DOMAIN_PREFIX, &name) <= 0)
+                        name = NULL;
+                if (asprintf(&quoted, "'%s'", name ?: c->req.dest) < 0)
+                        quoted = NULL;
+                /* as qubesd words it: the quoted name is the field */
+                call_reply_error(c, QERR_VM_NOT_RUNNING, "Domain not running (either powered off or paused): %s",
+                                 quoted);
+                return 0;
+        }
+        c->step = 1;
+        r = stats_subscribe(c);
+        if (r < 0)
+                call_reply_dbus_error(c, NULL, r);
+        return 0;
+}
+
+static int stats_start(Call *c) {
+        if (c->dest_is_dom0)
+                return stats_subscribe(c);
+        /* a qube that is not running has no stats (and a missing one no object): ask first */
+        return call_method(c, c->path, DOMAIN_IFACE, "GetCurrentState", on_stats_state, "");
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 #define M(n, d, a, p, ...) { .name = n, .dest = d, .arg = a, .payload = p, __VA_ARGS__ }
@@ -625,7 +1186,71 @@ static const Method methods[] = {
         M("admin.vm.notes.Set", DEST_VM, RULE_NO, RULE_REQ, .check = notes_set_check, .start = notes_set_start,
           .fmt = FMT_EMPTY),
 
-        M("admin.Events", DEST_ANY, RULE_NO, RULE_NO, .start = events_start),
+
+        M("admin.vm.Start", DEST_ANY, RULE_NO, RULE_NO, .member = "Start", .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.Shutdown", DEST_ANY, RULE_OPT, RULE_NO, .check = shutdown_check, .start = shutdown_start,
+          .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.Pause", DEST_ANY, RULE_NO, RULE_NO, .member = "Pause", .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.Unpause", DEST_ANY, RULE_NO, RULE_NO, .member = "Unpause", .no_timeout = true,
+          .fmt = FMT_EMPTY),
+        M("admin.vm.Suspend", DEST_ANY, RULE_NO, RULE_NO, .member = "Suspend", .no_timeout = true,
+          .fmt = FMT_EMPTY),
+        M("admin.vm.Resume", DEST_ANY, RULE_NO, RULE_NO, .member = "Resume", .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.Kill", DEST_ANY, RULE_NO, RULE_NO, .member = "Kill", .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.CreateDisposable", DEST_ANY, RULE_OPT, RULE_OPT, .check = create_disposable_check,
+          .start = create_disposable_start, .no_timeout = true),
+        M("admin.vm.Stats", DEST_ANY, RULE_NO, RULE_NO, .start = stats_start, .signals = true),
+
+        M("admin.pool.List", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true, .member = "ListPools",
+          .fmt = FMT_POOL_NAMES),
+        M("admin.pool.ListDrivers", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true, .member = "ListPoolDrivers",
+          .fmt = FMT_POOL_DRIVERS),
+        M("admin.pool.Info", DEST_DOM0, RULE_REQ, RULE_NO, .start = pool_start, .iface = POOL_IFACE,
+          .member = "Info", .fmt = FMT_STRING),
+        M("admin.pool.UsageDetails", DEST_DOM0, RULE_REQ, RULE_NO, .start = pool_start, .iface = POOL_IFACE,
+          .member = "UsageDetails", .fmt = FMT_STRING),
+        M("admin.pool.Add", DEST_DOM0, RULE_REQ, RULE_REQ, .start = pool_add_start, .fmt = FMT_EMPTY),
+        M("admin.pool.Remove", DEST_DOM0, RULE_REQ, RULE_NO, .on_manager = true, .member = "RemovePool",
+          .args = ARGS_ARG, .fmt = FMT_EMPTY),
+        M("admin.pool.volume.List", DEST_DOM0, RULE_REQ, RULE_NO, .start = pool_start, .iface = POOL_IFACE,
+          .member = "ListVolumes", .fmt = FMT_LINES),
+        M("admin.pool.Set.revisions_to_keep", DEST_DOM0, RULE_REQ, RULE_REQ, .check = value_check,
+          .start = pool_start, .iface = POOL_IFACE, .member = "SetRevisionsToKeep", .args = ARGS_PAYLOAD,
+          .fmt = FMT_EMPTY),
+        M("admin.pool.Set.ephemeral_volatile", DEST_DOM0, RULE_REQ, RULE_REQ, .check = value_check,
+          .start = pool_start, .iface = POOL_IFACE, .member = "SetEphemeralVolatile", .args = ARGS_PAYLOAD,
+          .fmt = FMT_EMPTY),
+
+        M("admin.vm.volume.List", DEST_ANY, RULE_NO, RULE_NO, .start = volume_list_start, .fmt = FMT_VOLUME_NAMES),
+        M("admin.vm.volume.Info", DEST_ANY, RULE_REQ, RULE_NO, .start = volume_start, .iface = VOLUME_IFACE,
+          .member = "Info", .fmt = FMT_STRING),
+        M("admin.vm.volume.ListSnapshots", DEST_ANY, RULE_REQ, RULE_NO, .start = volume_start,
+          .iface = VOLUME_IFACE, .member = "ListSnapshots", .fmt = FMT_LINES),
+        M("admin.vm.volume.Revert", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_strip_check, .start = volume_start,
+          .iface = VOLUME_IFACE, .member = "Revert", .args = ARGS_PAYLOAD, .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.volume.CloneFrom", DEST_ANY, RULE_REQ, RULE_NO, .start = volume_start, .iface = VOLUME_IFACE,
+          .member = "CloneFrom", .fmt = FMT_STRING),
+        M("admin.vm.volume.CloneTo", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_strip_check,
+          .start = volume_start, .iface = VOLUME_IFACE, .member = "CloneTo", .args = ARGS_PAYLOAD,
+          .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.volume.Resize", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_strip_check, .start = volume_start,
+          .iface = VOLUME_IFACE, .member = "Resize", .args = ARGS_PAYLOAD, .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.volume.Clear", DEST_ANY, RULE_REQ, RULE_NO, .start = volume_start, .iface = VOLUME_IFACE,
+          .member = "Clear", .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.volume.Set.revisions_to_keep", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_check,
+          .start = volume_start, .iface = VOLUME_IFACE, .member = "SetRevisionsToKeep", .args = ARGS_PAYLOAD,
+          .fmt = FMT_EMPTY),
+        M("admin.vm.volume.Set.rw", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_check, .start = volume_start,
+          .iface = VOLUME_IFACE, .member = "SetRw", .args = ARGS_PAYLOAD, .fmt = FMT_EMPTY),
+        M("admin.vm.volume.Set.ephemeral", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_check,
+          .start = volume_start, .iface = VOLUME_IFACE, .member = "SetEphemeral", .args = ARGS_PAYLOAD,
+          .fmt = FMT_EMPTY),
+        M("admin.vm.volume.Import", DEST_ANY, RULE_REQ, RULE_OPT, .check = import_check, .start = volume_start,
+          .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.volume.ImportWithSize", DEST_ANY, RULE_REQ, RULE_OPT, .check = import_check,
+          .start = volume_start, .no_timeout = true, .fmt = FMT_EMPTY),
+
+        M("admin.Events", DEST_ANY, RULE_NO, RULE_NO, .start = events_start, .signals = true),
 };
 
 const Method *method_find(const char *name) {

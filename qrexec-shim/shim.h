@@ -21,6 +21,8 @@
 #define ADMIN_DOMAIN_PREFIX "/org/qubes_os/Admin1/domain"
 #define MANAGER_IFACE "org.qubes_os.Admin1.Manager"
 #define DOMAIN_IFACE "org.qubes_os.Admin1.Domain"
+#define POOL_IFACE "org.qubes_os.Admin1.Pool"
+#define VOLUME_IFACE "org.qubes_os.Admin1.Volume"
 
 /* Header, NUL and payload together (upstream qubesd's limit). */
 #define MAX_REQUEST_SIZE 65536u
@@ -79,6 +81,7 @@ typedef enum CallArgs {
         ARGS_NONE,
         ARGS_ARG,         /* (s arg) */
         ARGS_ARG_PAYLOAD, /* (s arg, s payload) */
+        ARGS_PAYLOAD,     /* (s payload) */
 } CallArgs;
 
 /* How the generic handler turns the D-Bus reply into the OK body. */
@@ -94,6 +97,9 @@ typedef enum ReplyFormat {
         FMT_LABEL_COLOR,   /* (o, s, i, s) */
         FMT_LABEL_INDEX,   /* (o, s, i, s) */
         FMT_CURRENT_STATE, /* (t, t, t, s) */
+        FMT_POOL_NAMES,    /* a(sso): the names, one per line */
+        FMT_POOL_DRIVERS,  /* a(sas): "<driver> <param> <param>\n" */
+        FMT_VOLUME_NAMES,  /* a(so): the names, one per line */
 } ReplyFormat;
 
 struct Method {
@@ -109,6 +115,9 @@ struct Method {
         CallArgs args;
         ReplyFormat fmt;
         const char *extra; /* handler-specific: the class of admin.vm.Create.<class> */
+        const char *iface; /* the generic handler's interface when not the Manager's or Domain's */
+        bool no_timeout;   /* the call may take long (starts, data copies): no D-Bus timeout */
+        bool signals;      /* a stream of signals: needs the bus, not qubesd's private socket */
 };
 
 const Method *method_find(const char *name);
@@ -176,6 +185,9 @@ struct Call {
         uint64_t last_seq;
         bool have_seq, overflowing, check_gaps;
         uint64_t dropped;
+        /* admin.vm.volume.Import* through the socket door: the data in the request */
+        const char *data;
+        size_t data_len;
 };
 
 /* Entry point of both doors: req_buf (len bytes) is the complete request; ownership of the
@@ -218,6 +230,7 @@ struct Client {
         bool finishing;   /* close once out is flushed */
         bool blocking;    /* out_fd cannot be polled: write synchronously */
         bool service_door;
+        bool payload_on_stdin; /* service door, volume Import*: the data stays on stdin (fd 0) */
         bool released;    /* gone or done: output is discarded, freed soon */
         Call *call;
 };

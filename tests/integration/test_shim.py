@@ -573,5 +573,49 @@ class ServiceDoorTests(ShimTestCase):
         self.assertEqual(r.stdout, b'')
 
 
+class ImportTests(ShimTestCase):
+    """admin.vm.volume.Import*: the service door streams stdin to qubesd (no 64 KiB limit, no
+    buffering); the socket door hands qubesd the payload."""
+
+    def volume_info(self, door):
+        got = door.call(b'admin.vm.volume.Info+private dom0 name test-vm1\x00')
+        self.assertTrue(got.startswith(b'0\x00'), got)
+        return dict(line.split('=', 1) for line in got[2:].decode().splitlines())
+
+    def test_service_door_streams_large_import(self):
+        size = 3 * 1024 * 1024 + 17
+        data = bytes(range(256)) * (size // 256) + b'x' * (size % 256)
+        req = b'admin.vm.volume.ImportWithSize+private dom0 name test-vm1\x00' + str(size).encode() + b'\n' + data
+        status, got, err = service_call(self.shim, self.d.address, req, timeout=60)
+        self.assertEqual((status, got), (0, b'0\x00'), err)
+        info = self.volume_info(self.socket_door())
+        self.assertEqual(info['size'], str(size))
+        with open(info['path'], 'rb') as f:
+            self.assertEqual(f.read(), data)
+        # Import: exactly the current size, then the end
+        status, got, err = service_call(self.shim, self.d.address,
+                                        b'admin.vm.volume.Import+private dom0 name test-vm1\x00' + data[::-1])
+        self.assertEqual((status, got), (0, b'0\x00'), err)
+        with open(info['path'], 'rb') as f:
+            self.assertEqual(f.read(), data[::-1])
+        status, got, err = service_call(self.shim, self.d.address,
+                                        b'admin.vm.volume.Import+private dom0 name test-vm1\x00' + data + b'!')
+        self.assertEqual(status, 0, err)
+        self.assertTrue(got.startswith(b'2\x00QubesException\x00'), got)
+        with open(info['path'], 'rb') as f:
+            self.assertEqual(f.read(), data[::-1])
+
+    def test_socket_door_import(self):
+        door = self.socket_door()
+        data = b'\x00\xffdata\n' * 1000
+        got = door.call(b'admin.vm.volume.ImportWithSize+private dom0 name test-vm1\x00'
+                        + str(len(data)).encode() + b'\n' + data)
+        self.assertEqual(got, b'0\x00')
+        info = self.volume_info(door)
+        self.assertEqual(info['size'], str(len(data)))
+        with open(info['path'], 'rb') as f:
+            self.assertEqual(f.read(), data)
+
+
 if __name__ == '__main__':
     harness.main()
