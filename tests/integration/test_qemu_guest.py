@@ -137,6 +137,10 @@ class TestQemuGuest(unittest.TestCase):
         self.events.pump(0.05)
         return [s[3][2] for s in self.events.signals if s[2] == 'Event' and s[3][1] == name]
 
+    def reset_events(self):
+        self.events.pump(0.05)  # what is already queued belongs to before
+        self.events.signals.clear()
+
     def wait_state(self, name, want, timeout=30):
         deadline = time.monotonic() + timeout
         while self.state(name) != want:
@@ -151,7 +155,8 @@ class TestQemuGuest(unittest.TestCase):
         self.assertEqual(self.state(a), 'Running')
         booted = self.wait_console(a, 'QUBESD-GUEST-UP')
         sys.stderr.write('\n%s: Start replied in %.2f s, console line %.2f s later\n' % (a, started, booted))
-        self.assertIn('console=ttyS0', open(self.console_log(a), errors='replace').read())
+        with open(self.console_log(a), errors='replace') as f:
+            self.assertIn('console=ttyS0', f.read())
         mem, _, cputime, ps = self.d.domain(a, 'GetCurrentState')
         self.assertEqual((mem, ps), (256 * 1024, 'Running'))
         self.assertGreater(int(self.d.get_property(a, 'xid')[2]), 0)
@@ -169,7 +174,7 @@ class TestQemuGuest(unittest.TestCase):
         self.d.domain(b, 'Start')
         self.wait_console(b, 'QUBESD-GUEST-UP')
         # a guest that ignores the request: the wait ends with upstream's timeout error
-        self.events.signals.clear()
+        self.reset_events()
         try:
             self.d.domain(b, 'Shutdown', 'bb', (False, True))
             self.fail('Shutdown of a guest that ignores ACPI did not time out')
@@ -180,7 +185,7 @@ class TestQemuGuest(unittest.TestCase):
         self.assertEqual(self.state(b), 'Running')
 
         # destroyed behind qubesd's back: the libvirt event updates the state
-        self.events.signals.clear()
+        self.reset_events()
         subprocess.run(['virsh', '-c', URI, 'destroy', b], check=True, stdout=subprocess.DEVNULL, timeout=30)
         self.wait_state(b, 'Halted')
         deadline = time.monotonic() + 10
@@ -191,7 +196,7 @@ class TestQemuGuest(unittest.TestCase):
         # and killed through the API
         self.d.domain(b, 'Start')
         self.wait_console(b, 'QUBESD-GUEST-UP')
-        self.events.signals.clear()
+        self.reset_events()
         self.d.domain(b, 'Kill')
         self.assertEqual(self.state(b), 'Halted')
         self.assertEqual(self.names_of(b), ['domain-stopped', 'property-reset:xid', 'property-reset:stubdom_xid',
