@@ -245,13 +245,22 @@ static int listen_on_path(const char *path) {
         }
         (void) unlink(path);
 
+        /* Bind under a temporary name and rename once listening: a client that sees the path
+         * can connect at once (between bind and listen it would be refused). */
+        struct sockaddr_un tmp = { .sun_family = AF_UNIX };
+        if (snprintf(tmp.sun_path, sizeof tmp.sun_path, "%s.%d", path, (int) getpid()) >= (int) sizeof tmp.sun_path)
+                return log_error_errno(ENAMETOOLONG, "Socket path too long: %s", path);
+        (void) unlink(tmp.sun_path);
         old = umask(0007);
-        r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
+        r = bind(fd, (struct sockaddr *) &tmp, sizeof tmp);
         umask(old);
         if (r < 0)
-                return log_error_errno(errno, "bind(%s) failed: %m", path);
-        if (listen(fd, SOMAXCONN) < 0)
-                return log_error_errno(errno, "listen() failed: %m");
+                return log_error_errno(errno, "bind(%s) failed: %m", tmp.sun_path);
+        if (listen(fd, SOMAXCONN) < 0 || rename(tmp.sun_path, path) < 0) {
+                r = -errno;
+                (void) unlink(tmp.sun_path);
+                return log_error_errno(r, "Cannot listen on %s: %m", path);
+        }
         return TAKE_FD(fd);
 }
 
