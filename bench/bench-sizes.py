@@ -68,6 +68,8 @@ def new_daemon(n):
     with open(d.xml_path, 'w') as f:
         f.write(bench_dbus.synthetic_xml(n).replace('dir_path="/var/lib/qubes', 'dir_path="' + d.state_dir))
     os.makedirs(os.path.join(d.state_dir, 'vm-kernels', '6.6.1-1.fc37'), exist_ok=True)
+    # as installed: qubesd serves trusted clients (the shim) on its private socket too
+    d.extra_args.append('--private-socket=' + os.path.join(d.dir, 'private'))
     d.start_bus()
     return d
 
@@ -91,7 +93,8 @@ def measure_startup(n, runs):
 def start_shim(shim, d):
     path = os.path.join(d.dir, 'qubesd.sock')
     log = open(os.path.join(d.dir, 'shim.log'), 'ab')
-    proc = subprocess.Popen([shim, '--listen', path, '--bus-address=' + d.address],
+    proc = subprocess.Popen([shim, '--listen', path, '--bus-address=' + d.address,
+                             '--private-socket=' + os.path.join(d.dir, 'private')],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while not os.path.exists(path):

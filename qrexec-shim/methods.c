@@ -241,7 +241,15 @@ static int on_vm_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
                 if (!all && !streq(path, c->path))
                         continue;
                 found = true;
-                strbuf_printf(o, "%s class=%s state=%s uuid=%s\n", name, klass, state, uuid);
+                /* pieces, not printf: this runs once per qube on every listing */
+                strbuf_append(o, name);
+                strbuf_append(o, " class=");
+                strbuf_append(o, klass);
+                strbuf_append(o, " state=");
+                strbuf_append(o, state);
+                strbuf_append(o, " uuid=");
+                strbuf_append(o, uuid);
+                strbuf_append_c(o, '\n');
         }
         if (r < 0) {
                 c->client->out.len = mark;

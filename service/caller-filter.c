@@ -230,28 +230,10 @@ void caller_filter_forget(Manager *m, const char *unique_name) {
 static int send_unicast(Manager *m, const char *destination, Domain *subject, const char *event,
                         const char *const *kv, size_t n_kv, uint64_t seq) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-        _cleanup_free_ char *path = subject ? domain_bus_path(subject) : NULL;
-        int r;
-
-        r = sd_bus_message_new_signal(m->bus, &s, path ?: QUBESD_ROOT_PATH,
-                                      subject ? QUBESD_IFACE_DOMAIN : QUBESD_IFACE_MANAGER, "Event");
+        int r = manager_new_event_signal(m, subject, event, kv, n_kv, seq, &s);
         if (r < 0)
                 return r;
         r = sd_bus_message_set_destination(s, destination);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(s, "tss", seq, subject ? subject->name : "", event);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(s, 'a', "(ss)");
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i + 1 < n_kv; i += 2) {
-                r = sd_bus_message_append(s, "(ss)", kv[i], kv[i + 1] ?: "None");
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(s);
         if (r < 0)
                 return r;
         return sd_bus_send(m->bus, s, NULL);

@@ -226,21 +226,45 @@ static void mark_property_change(Manager *m, Domain *subject, const char *name) 
         }
 }
 
+int manager_new_event_signal(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+                             uint64_t seq, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+        _cleanup_free_ char *path = subject ? domain_bus_path(subject) : NULL;
+        int r;
+
+        if (subject && !path)
+                return -ENOMEM;
+        r = sd_bus_message_new_signal(m->bus, &s, path ?: QUBESD_ROOT_PATH,
+                                      subject ? QUBESD_IFACE_DOMAIN : QUBESD_IFACE_MANAGER, "Event");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(s, "tss", seq, subject ? subject->name : "", event);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(s, 'a', "(ss)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i + 1 < n_kv; i += 2) {
+                r = sd_bus_message_append(s, "(ss)", kv[i], kv[i + 1] ?: "None");
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(s);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
 void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                       void *userdata) {
         Manager *m = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-        _cleanup_free_ char *path = NULL;
         const char *rest;
         int r;
 
         if (!m->bus)
                 return;
-        if (subject) {
-                path = domain_bus_path(subject);
-                if (!path)
-                        return (void) log_oom();
-        }
 
         /* InterfacesRemoved must be sent while the object still exists. */
         if (!subject && streq(event, "domain-pre-delete") && n_kv >= 2) {
@@ -250,22 +274,7 @@ void manager_on_event(App *app, Domain *subject, const char *event, const char *
                         (void) sd_bus_emit_object_removed(m->bus, p);
         }
 
-        r = sd_bus_message_new_signal(m->bus, &s, path ?: QUBESD_ROOT_PATH,
-                                      subject ? QUBESD_IFACE_DOMAIN : QUBESD_IFACE_MANAGER, "Event");
-        if (r < 0)
-                goto fail;
-        r = sd_bus_message_append(s, "tss", ++m->event_seq, subject ? subject->name : "", event);
-        if (r < 0)
-                goto fail;
-        r = sd_bus_message_open_container(s, 'a', "(ss)");
-        if (r < 0)
-                goto fail;
-        for (size_t i = 0; i + 1 < n_kv; i += 2) {
-                r = sd_bus_message_append(s, "(ss)", kv[i], kv[i + 1] ?: "None");
-                if (r < 0)
-                        goto fail;
-        }
-        r = sd_bus_message_close_container(s);
+        r = manager_new_event_signal(m, subject, event, kv, n_kv, ++m->event_seq, &s);
         if (r < 0)
                 goto fail;
         r = sd_bus_send(m->bus, s, NULL);

@@ -47,6 +47,10 @@ typedef struct Caller {
         uid_t uid;
         bool uid_known;
         bool error_details; /* error replies carry (message, format, fields) */
+        /* auth.c: polkit answers and the CheckAuthorization calls in flight for this peer */
+        Hashmap *verdicts; /* "action qube tags interactive" -> AuthVerdict* */
+        Hashmap *queries;  /* same keys -> AuthQuery* */
+        unsigned n_held;   /* calls held until their query is answered */
 } Caller;
 
 typedef struct Manager {
@@ -61,6 +65,8 @@ typedef struct Manager {
         /* generated vtables (class interfaces and the Manager's global properties) */
         sd_bus_vtable *vtables[_QUBES_CLASS_MAX + 3];
         uid_t own_uid;
+        unsigned auth_queries;  /* auth.c: polkit queries in flight, all callers together */
+        uint64_t auth_counter;  /* auth.c: cancellation ids */
         void *vmm; /* Vmm* (vmm.h): libvirt connection, workers, runtime state */
         void *caller_filter; /* caller-filter.c: qrexec policy for per-caller listings and events */
         /* private-bus.c: direct connections */
@@ -94,6 +100,9 @@ void vmm_free(Manager *m);
 /* The cached memory/CPU figures of a qube (vmm.c). */
 void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime);
 
+/* The Event signal for one Qubes event (not yet sent: the caller may address it). */
+int manager_new_event_signal(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+                             uint64_t seq, sd_bus_message **ret);
 /* The Admin API event callback (installed as App.event_cb). */
 void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                       void *userdata);

@@ -117,6 +117,7 @@ App *app_free(App *app) {
                 for (size_t i = 0; i <= QUBES_MAX_QID; i++)
                         domain_free(app->by_qid[i]);
         free(app->by_qid);
+        free(app->sorted);
         hashmap_free(app->domains);
         hashmap_free(app->domains_by_uuid);
 
@@ -253,6 +254,13 @@ int app_resolve_domain(const App *app, const char *ref, Domain **ret, QError *er
         return 0;
 }
 
+static Domain **newa_copy_domains(Domain *const *l, size_t n) {
+        Domain **c = new0(Domain *, n + 1);
+        if (c)
+                memcpy(c, l, sizeof(Domain *) * n);
+        return c;
+}
+
 static int cmp_domains(const void *a, const void *b) {
         const Domain *x = *(Domain *const *) a, *y = *(Domain *const *) b;
         if (x->klass == QUBES_CLASS_ADMINVM || y->klass == QUBES_CLASS_ADMINVM)
@@ -260,20 +268,30 @@ static int cmp_domains(const void *a, const void *b) {
         return strcmp(x->name, y->name);
 }
 
+void app_domains_changed(App *app) {
+        app->sorted = mfree(app->sorted);
+}
+
 Domain **app_domains_sorted(const App *app, size_t *ret_n) {
         size_t n = hashmap_size(app->domains), j = 0, i = 0;
-        Domain **l = new0(Domain *, n + 1);
         void *v;
 
-        if (!l)
-                return NULL;
-        while (hashmap_iterate(app->domains, &i, NULL, &v))
-                l[j++] = v;
-        l[j] = NULL;
-        qsort(l, j, sizeof(Domain *), cmp_domains);
-        if (ret_n)
-                *ret_n = j;
-        return l;
+        /* Listings are frequent and qubes come and go rarely: sort once, copy after. The cache
+         * is not part of the app's value, hence the cast. */
+        if (!app->sorted) {
+                Domain **l = new0(Domain *, n + 1);
+                if (!l)
+                        return NULL;
+                while (hashmap_iterate(app->domains, &i, NULL, &v))
+                        l[j++] = v;
+                l[j] = NULL;
+                qsort(l, j, sizeof(Domain *), cmp_domains);
+                ((App *) app)->sorted = l;
+        }
+        Domain **copy = newa_copy_domains(app->sorted, n);
+        if (copy && ret_n)
+                *ret_n = n;
+        return copy;
 }
 
 int validate_vm_name(const char *name, QError *err) {
@@ -323,6 +341,7 @@ static int random_uuid(char ret[static 37]) {
 }
 
 static void app_unregister_domain(App *app, Domain *d) {
+        app_domains_changed(app);
         if (hashmap_get(app->domains, d->name) == d)
                 hashmap_remove(app->domains, d->name);
         if (hashmap_get(app->domains_by_uuid, d->uuid) == d)
@@ -400,6 +419,7 @@ int app_add_domain(App *app, QubesClass klass, const char *name, int64_t qid, co
         }
         d->power_state = klass == QUBES_CLASS_ADMINVM ? "Running" : "Halted";
 
+        app_domains_changed(app);
         r = hashmap_put(app->domains, d->name, d);
         if (r < 0) {
                 domain_free(d);

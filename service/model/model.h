@@ -206,6 +206,7 @@ struct App {
         Hashmap *domains; /* name -> Domain* */
         Hashmap *domains_by_uuid; /* uuid -> Domain* */
         Domain **by_qid;  /* QUBES_MAX_QID + 1 entries */
+        Domain **sorted;  /* app_domains_sorted() order, NULL-terminated; NULL when stale */
         Label **labels;   /* sorted by index */
         size_t n_labels;
         Pool **pools;     /* in qubes.xml order */
@@ -243,6 +244,8 @@ Domain *app_dom0(const App *app);
 int app_resolve_domain(const App *app, const char *ref, Domain **ret, QError *err);
 /* dom0 first, then by the bytes of the name. malloc'ed NULL-terminated array. */
 Domain **app_domains_sorted(const App *app, size_t *ret_n);
+/* Forget the cached order (after a qube is added or removed). */
+void app_domains_changed(App *app);
 /* VM name rules (spec data-model.md 1.1), QubesValueError with upstream's messages. */
 int validate_vm_name(const char *name, QError *err);
 /* Add a domain object during load or create (no events, no validation beyond uniqueness). */

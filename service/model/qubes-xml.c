@@ -1135,6 +1135,8 @@ static void app_swap_content(App *a, App *b) {
                 (x) = (y);                \
                 (y) = _t_;                \
         } while (0)
+        app_domains_changed(a);
+        app_domains_changed(b);
         SWAP(a->domains, b->domains);
         SWAP(a->domains_by_uuid, b->domains_by_uuid);
         SWAP(a->by_qid, b->by_qid);
