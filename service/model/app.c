@@ -1262,41 +1262,12 @@ int app_remove_pool(App *app, const char *name) {
 
 /* ---- global properties ------------------------------------------------------------------- */
 
-static int global_get_default(App *app, const PropDef *p, PropValue *ret, QError *err) {
-        char *v = NULL;
-        int r;
-
-        *ret = (PropValue) { .is_default = true };
-        if (!p->get_default)
-                return 0;
-        r = p->get_default(app, p, &v, err);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        ret->has_value = true;
-        ret->value = v;
-        return 0;
-}
-
 int app_property_get(App *app, const PropDef *p, PropValue *ret, QError *err) {
-        PropSlot *s = &app->props[global_prop_index(p)];
-
-        if (s->set) {
-                char *v = NULL;
-                if (s->value) {
-                        v = strdup(s->value);
-                        if (!v)
-                                return -ENOMEM;
-                }
-                *ret = (PropValue) { .is_default = false, .has_value = true, .value = v };
-                return 0;
-        }
-        return global_get_default(app, p, ret, err);
+        return prop_read(app, p, &app->props[global_prop_index(p)], ret, err);
 }
 
 int app_property_get_default(App *app, const PropDef *p, PropValue *ret, QError *err) {
-        return global_get_default(app, p, ret, err);
+        return prop_read(app, p, NULL, ret, err);
 }
 
 /* str() of upstream's app object, which error messages about globals print. Upstream's text

@@ -67,41 +67,12 @@ Domain *domain_free(Domain *d) {
 
 /* ---- properties -------------------------------------------------------------------------- */
 
-static int get_default(Domain *d, const PropDef *p, PropValue *ret, QError *err) {
-        char *v = NULL;
-        int r;
-
-        *ret = (PropValue) { .is_default = true };
-        if (!p->get_default)
-                return 0;
-        r = p->get_default(d, p, &v, err);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        ret->has_value = true;
-        ret->value = v;
-        return 0;
-}
-
 int domain_property_get(Domain *d, const PropDef *p, PropValue *ret, QError *err) {
-        PropSlot *s = &d->props[domain_prop_index(p)];
-
-        if (s->set) {
-                char *v = NULL;
-                if (s->value) {
-                        v = strdup(s->value);
-                        if (!v)
-                                return -ENOMEM;
-                }
-                *ret = (PropValue) { .is_default = false, .has_value = true, .value = v };
-                return 0;
-        }
-        return get_default(d, p, ret, err);
+        return prop_read(d, p, &d->props[domain_prop_index(p)], ret, err);
 }
 
 int domain_property_get_default(Domain *d, const PropDef *p, PropValue *ret, QError *err) {
-        return get_default(d, p, ret, err);
+        return prop_read(d, p, NULL, ret, err);
 }
 
 int domain_property_store(Domain *d, const PropDef *p, const char *value) {

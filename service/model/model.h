@@ -103,6 +103,9 @@ typedef struct PropValue {
         char *value;    /* malloc'ed; NULL for None or no value */
 } PropValue;
 void prop_value_done(PropValue *v);
+/* Read a property of a holder (Domain* or App*): the slot's value when set, else the default.
+ * slot NULL reads the default only (GetDefault). */
+int prop_read(const void *holder, const PropDef *p, const PropSlot *slot, PropValue *ret, QError *err);
 
 /* Tables (props.c). Indexes are stable within one build and used for PropSlot arrays. */
 extern const PropDef domain_props[];

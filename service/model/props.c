@@ -1776,3 +1776,29 @@ int prop_sanitize(const PropDef *p, const char *raw, size_t len, char **ret, QEr
                 return *ret ? 0 : -ENOMEM;
         }
 }
+
+int prop_read(const void *holder, const PropDef *p, const PropSlot *slot, PropValue *ret, QError *err) {
+        char *v = NULL;
+        int r;
+
+        if (slot && slot->set) {
+                if (slot->value) {
+                        v = strdup(slot->value);
+                        if (!v)
+                                return -ENOMEM;
+                }
+                *ret = (PropValue) { .is_default = false, .has_value = true, .value = v };
+                return 0;
+        }
+        *ret = (PropValue) { .is_default = true };
+        if (!p->get_default)
+                return 0;
+        r = p->get_default(holder, p, &v, err);
+        if (r == -ENOENT)
+                return 0; /* no default: reads as "default=True" with no value */
+        if (r < 0)
+                return r;
+        ret->has_value = true;
+        ret->value = v;
+        return 0;
+}
