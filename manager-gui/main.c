@@ -200,6 +200,9 @@ startup (GtkApplication *application,
     { "win.find", { "<Control>f", NULL } },
     { "win.start", { "<Control>r", NULL } },
     { "win.shutdown", { "<Control>d", NULL } },
+    { "win.restart", { "<Control><Shift>r", NULL } },
+    { "win.pause", { "<Control>p", NULL } },
+    { "win.kill", { "<Control>k", NULL } },
   };
   g_autoptr(GMenuModel) menubar = qm_window_build_menubar ();
   guint i;

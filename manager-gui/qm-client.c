@@ -4,7 +4,10 @@
  * only: PropertiesChanged, InterfacesAdded/Removed and the Event signal. Everything that changes
  * marks the client dirty; "changed" is emitted at most every 100 ms, so that a storm of signals
  * costs the view one diff. What D-Bus properties cannot say (is a property at its default?) comes
- * from one GetAllProperties per qube, refreshed when an Event says a property was set or reset.
+ * from one Manager.GetAllDomainProperties for all qubes at start-up (one round trip instead of one
+ * per qube), then from GetAllProperties of one qube when an Event says one of its properties was
+ * set or reset. Figures that change all the time (CPU, memory) come from the Stats signal and are
+ * kept here, never as properties; disk usage is the sum of the qube's Volume objects' Usage.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -24,6 +27,12 @@ typedef struct
   gboolean is_default;
   gchar   *value;
 } PropInfo;
+
+typedef struct
+{
+  gdouble cpu_usage;
+  guint64 memory_kb;
+} Stats;
 
 struct _QmClient
 {
@@ -47,6 +56,17 @@ struct _QmClient
   GHashTable         *in_flight;    /* path -> GINT_TO_POINTER (fetch again when done) */
   GQueue              fetch_queue;  /* paths (owned) */
   GHashTable         *queued;       /* path set, mirrors fetch_queue */
+  gboolean            has_bulk;     /* the daemon has Manager.GetAllDomainProperties */
+  gboolean            bulk_in_flight;
+  gboolean            bulk_again;   /* a global default changed while it was in flight */
+  GHashTable         *early_bulk;   /* its answer (name -> property table) when it came before
+                                       the object manager */
+  GHashTable         *early_events; /* paths whose properties changed before it was ready */
+  guint               event_subscription;
+  gboolean            early_snapshot; /* start_snapshot() ran before the name watcher spoke */
+
+  GHashTable         *stats;        /* path -> Stats, from the last Stats signal */
+  GHashTable         *disk_usage;   /* domain path -> guint64 bytes; NULL: recompute */
 
   guint               flush_id;
   gint64              last_flush;
@@ -83,7 +103,20 @@ is_domain_path (const gchar *path)
 static gboolean
 fetches_idle (QmClient *self)
 {
-  return g_hash_table_size (self->in_flight) == 0 && g_queue_is_empty (&self->fetch_queue);
+  return !self->bulk_in_flight && g_hash_table_size (self->in_flight) == 0
+         && g_queue_is_empty (&self->fetch_queue);
+}
+
+static gboolean
+is_volume_path (const gchar *path)
+{
+  return g_str_has_prefix (path, QM_DOMAIN_PATH_PREFIX) && strstr (path, "/volume/") != NULL;
+}
+
+static void
+invalidate_disk_usage (QmClient *self)
+{
+  g_clear_pointer (&self->disk_usage, g_hash_table_unref);
 }
 
 static gboolean
@@ -132,6 +165,27 @@ set_state (QmClient      *self,
 
 static void pump_fetches (QmClient *self);
 
+/* A GetAllProperties array (a(ssbs)) as a table property name -> PropInfo. */
+static GHashTable *
+props_table_new (GVariant *array)
+{
+  GHashTable *table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, prop_info_free);
+  GVariantIter iter;
+  const gchar *name, *type, *value;
+  gboolean is_default;
+
+  g_variant_iter_init (&iter, array);
+  while (g_variant_iter_next (&iter, "(&s&sb&s)", &name, &type, &is_default, &value))
+    {
+      PropInfo *info = g_new0 (PropInfo, 1);
+
+      info->is_default = is_default;
+      info->value = g_strdup (value);
+      g_hash_table_insert (table, g_strdup (name), info);
+    }
+  return table;
+}
+
 typedef struct
 {
   QmClient *self;
@@ -163,22 +217,9 @@ fetch_done (GObject      *source,
   /* A reply for a qube removed meanwhile is dropped. */
   if (reply != NULL && domain != NULL)
     {
-      g_autoptr(GVariantIter) iter = NULL;
-      GHashTable *table;
-      const gchar *name, *type, *value;
-      gboolean is_default;
+      g_autoptr(GVariant) array = g_variant_get_child_value (reply, 0);
 
-      table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, prop_info_free);
-      g_variant_get (reply, "(a(ssbs))", &iter);
-      while (g_variant_iter_next (iter, "(&s&sb&s)", &name, &type, &is_default, &value))
-        {
-          PropInfo *info = g_new0 (PropInfo, 1);
-
-          info->is_default = is_default;
-          info->value = g_strdup (value);
-          g_hash_table_insert (table, g_strdup (name), info);
-        }
-      g_hash_table_insert (self->props, g_strdup (data->path), table);
+      g_hash_table_insert (self->props, g_strdup (data->path), props_table_new (array));
     }
   else if (error != NULL)
     g_debug ("GetAllProperties %s: %s", data->path, error->message);
@@ -234,11 +275,18 @@ request_props (QmClient    *self,
   pump_fetches (self);
 }
 
+static void request_bulk (QmClient *self);
+
 static void
 request_all_props (QmClient *self)
 {
   GList *objects, *l;
 
+  if (self->has_bulk)
+    {
+      request_bulk (self);
+      return;
+    }
   if (self->object_manager == NULL)
     return;
   objects = g_dbus_object_manager_get_objects (self->object_manager);
@@ -250,6 +298,123 @@ request_all_props (QmClient *self)
         request_props (self, path);
     }
   g_list_free_full (objects, g_object_unref);
+}
+
+/* ---- GetAllDomainProperties: every qube in one call ------------------------------------- */
+
+static void apply_bulk (QmClient   *self,
+                        GHashTable *tables);
+
+/* GetAllDomainProperties' answer as qube name -> property table. */
+static GHashTable *
+bulk_tables_new (GVariant *reply)
+{
+  GHashTable *tables = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                              (GDestroyNotify) g_hash_table_unref);
+  g_autoptr(GVariant) dict = g_variant_get_child_value (reply, 0);
+  GVariantIter iter;
+  const gchar *name;
+  GVariant *array;
+
+  g_variant_iter_init (&iter, dict);
+  while (g_variant_iter_next (&iter, "{&s@a(ssbs)}", &name, &array))
+    {
+      g_hash_table_insert (tables, g_strdup (name), props_table_new (array));
+      g_variant_unref (array);
+    }
+  return tables;
+}
+
+static void
+bulk_done (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  QmClient *self = QM_CLIENT (user_data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_object_unref (self);
+      return;
+    }
+  self->bulk_in_flight = FALSE;
+
+  if (reply != NULL)
+    {
+      g_autoptr(GHashTable) tables = bulk_tables_new (reply);
+
+      /* Sent alongside GetManagedObjects, it usually comes first: kept (already parsed, while
+       * the proxies are still being built) until the objects are there to map names. */
+      if (self->object_manager == NULL)
+        {
+          g_clear_pointer (&self->early_bulk, g_hash_table_unref);
+          self->early_bulk = g_steal_pointer (&tables);
+        }
+      else
+        apply_bulk (self, tables);
+    }
+  else if (error != NULL)
+    {
+      /* An older qubesd: one GetAllProperties per qube, as before. */
+      g_debug ("GetAllDomainProperties: %s", error->message);
+      self->has_bulk = FALSE;
+      self->bulk_again = FALSE;
+      request_all_props (self);
+    }
+
+  if (self->bulk_again)
+    {
+      self->bulk_again = FALSE;
+      request_bulk (self);
+    }
+  schedule_flush (self);
+  g_object_unref (self);
+}
+
+static void
+apply_bulk (QmClient   *self,
+            GHashTable *tables)
+{
+  GList *domains = qm_client_get_domains (self), *l;
+
+  /* Names map to paths through the objects themselves: no second copy of the escaping. */
+  for (l = domains; l != NULL; l = l->next)
+    {
+      const gchar *path = g_dbus_object_get_object_path (l->data);
+      const gchar *name = qm_domain_get_name (qm_object_peek_domain (l->data));
+      gpointer key, table;
+
+      /* A qube fetched one by one meanwhile has the fresher answer; one the answer did not
+       * cover (added meanwhile) is fetched one by one. */
+      if (g_hash_table_contains (self->in_flight, path))
+        continue;
+      if (g_hash_table_steal_extended (tables, name, &key, &table))
+        {
+          g_hash_table_insert (self->props, g_strdup (path), table);
+          g_free (key);
+        }
+      else
+        request_props (self, path);
+    }
+  g_list_free_full (domains, g_object_unref);
+}
+
+static void
+request_bulk (QmClient *self)
+{
+  if (self->bulk_in_flight)
+    {
+      self->bulk_again = TRUE;
+      return;
+    }
+  self->bulk_in_flight = TRUE;
+  g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH,
+                          "org.qubes_os.Admin1.Manager", "GetAllDomainProperties", NULL,
+                          G_VARIANT_TYPE ("(a{sa(ssbs)})"), G_DBUS_CALL_FLAGS_NONE, -1,
+                          self->generation, bulk_done, g_object_ref (self));
 }
 
 /* ---- signals from the object manager --------------------------------------------------- */
@@ -271,8 +436,31 @@ handle_event (QmClient    *self,
   if (path == NULL)
     /* A global default changed: any qube at its default may now show another value. */
     request_all_props (self);
+  else if (self->object_manager == NULL)
+    g_hash_table_add (self->early_events, g_strdup (path));
   else
     request_props (self, path);
+}
+
+/* Events are watched on the connection from the moment qubesd appears, before the snapshot is
+ * asked for: a property set between the snapshot and the object manager being ready is not
+ * missed. */
+static void
+on_event_signal (GDBusConnection *connection,
+                 const gchar     *sender_name,
+                 const gchar     *object_path,
+                 const gchar     *interface_name,
+                 const gchar     *signal_name,
+                 GVariant        *parameters,
+                 gpointer         user_data)
+{
+  QmClient *self = QM_CLIENT (user_data);
+
+  if (g_strcmp0 (interface_name, "org.qubes_os.Admin1.Manager") == 0)
+    handle_event (self, NULL, parameters);
+  else if (g_strcmp0 (interface_name, "org.qubes_os.Admin1.Domain") == 0
+           && is_domain_path (object_path))
+    handle_event (self, object_path, parameters);
 }
 
 static void
@@ -286,8 +474,12 @@ on_object_added (GDBusObjectManager *manager,
   if (is_domain_path (path))
     {
       self->loaded = FALSE;
-      request_props (self, path);
+      /* Objects added before the first bulk answer are covered by it. */
+      if (!self->bulk_in_flight)
+        request_props (self, path);
     }
+  else if (is_volume_path (path))
+    invalidate_disk_usage (self);
   schedule_flush (self);
 }
 
@@ -297,8 +489,12 @@ on_object_removed (GDBusObjectManager *manager,
                    gpointer            user_data)
 {
   QmClient *self = QM_CLIENT (user_data);
+  const gchar *path = g_dbus_object_get_object_path (object);
 
-  g_hash_table_remove (self->props, g_dbus_object_get_object_path (object));
+  g_hash_table_remove (self->props, path);
+  g_hash_table_remove (self->stats, path);
+  if (is_volume_path (path))
+    invalidate_disk_usage (self);
   schedule_flush (self);
 }
 
@@ -308,7 +504,11 @@ on_interface_changed (GDBusObjectManager *manager,
                       GDBusInterface     *iface,
                       gpointer            user_data)
 {
-  schedule_flush (QM_CLIENT (user_data));
+  QmClient *self = QM_CLIENT (user_data);
+
+  if (is_volume_path (g_dbus_object_get_object_path (object)))
+    invalidate_disk_usage (self);
+  schedule_flush (self);
 }
 
 static void
@@ -319,7 +519,50 @@ on_properties_changed (GDBusObjectManagerClient *manager,
                        const gchar * const      *invalidated_properties,
                        gpointer                  user_data)
 {
-  schedule_flush (QM_CLIENT (user_data));
+  QmClient *self = QM_CLIENT (user_data);
+  const gchar *path = g_dbus_object_get_object_path (G_DBUS_OBJECT (object_proxy));
+
+  if (QM_IS_VOLUME (interface_proxy))
+    invalidate_disk_usage (self);
+  else if (QM_IS_DOMAIN (interface_proxy)
+           && g_variant_lookup (changed_properties, "PowerState", "&s", NULL))
+    {
+      const gchar *power = qm_domain_get_power_state (QM_DOMAIN (interface_proxy));
+
+      /* Figures of a qube that stopped are no longer true. */
+      if (g_strcmp0 (power, "Running") != 0 && g_strcmp0 (power, "Paused") != 0)
+        g_hash_table_remove (self->stats, path);
+    }
+  schedule_flush (self);
+}
+
+static void
+handle_stats (QmClient    *self,
+              const gchar *path,
+              GVariant    *parameters)
+{
+  GVariantIter *iter;
+  const gchar *key, *value;
+  Stats *stats;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(a(ss))")))
+    return;
+  stats = g_hash_table_lookup (self->stats, path);
+  if (stats == NULL)
+    {
+      stats = g_new0 (Stats, 1);
+      g_hash_table_insert (self->stats, g_strdup (path), stats);
+    }
+  g_variant_get (parameters, "(a(ss))", &iter);
+  while (g_variant_iter_next (iter, "(&s&s)", &key, &value))
+    {
+      if (g_str_equal (key, "cpu_usage"))
+        stats->cpu_usage = g_ascii_strtod (value, NULL);
+      else if (g_str_equal (key, "memory_kb"))
+        stats->memory_kb = g_ascii_strtoull (value, NULL, 10);
+    }
+  g_variant_iter_free (iter);
+  schedule_flush (self);
 }
 
 static void
@@ -331,20 +574,10 @@ on_proxy_signal (GDBusObjectManagerClient *manager,
                  GVariant                 *parameters,
                  gpointer                  user_data)
 {
-  if (g_strcmp0 (signal_name, "Event") == 0)
-    handle_event (QM_CLIENT (user_data),
-                  g_dbus_object_get_object_path (G_DBUS_OBJECT (object_proxy)), parameters);
-}
+  const gchar *path = g_dbus_object_get_object_path (G_DBUS_OBJECT (object_proxy));
 
-static void
-on_manager_signal (GDBusProxy  *proxy,
-                   const gchar *sender_name,
-                   const gchar *signal_name,
-                   GVariant    *parameters,
-                   gpointer     user_data)
-{
-  if (g_strcmp0 (signal_name, "Event") == 0)
-    handle_event (QM_CLIENT (user_data), NULL, parameters);
+  if (g_strcmp0 (signal_name, "Stats") == 0)
+    handle_stats (QM_CLIENT (user_data), path, parameters);
 }
 
 /* ---- appearance and disappearance of qubesd --------------------------------------------- */
@@ -381,11 +614,25 @@ introspect_done (GObject      *source,
 static void
 maybe_ready (QmClient *self)
 {
+
+  GHashTableIter iter;
+  gpointer path;
+
   if (self->object_manager == NULL || self->manager == NULL)
     return;
 
   set_state (self, QM_CLIENT_STATE_READY, NULL);
-  request_all_props (self);
+  if (self->early_bulk != NULL)
+    {
+      apply_bulk (self, self->early_bulk);
+      g_clear_pointer (&self->early_bulk, g_hash_table_unref);
+    }
+  else if (!self->bulk_in_flight)
+    request_all_props (self);
+  g_hash_table_iter_init (&iter, self->early_events);
+  while (g_hash_table_iter_next (&iter, &path, NULL))
+    request_props (self, path);
+  g_hash_table_remove_all (self->early_events);
   schedule_flush (self);
 
   /* Lifecycle methods come with a later issue: offer them only when the daemon has them. */
@@ -443,7 +690,6 @@ manager_proxy_ready (GObject      *source,
     }
   self->manager = manager;
   g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (manager), G_MAXINT);
-  g_signal_connect (manager, "g-signal", G_CALLBACK (on_manager_signal), self);
   maybe_ready (self);
   g_object_unref (self);
 }
@@ -466,8 +712,37 @@ tear_down (QmClient *self)
   g_hash_table_remove_all (self->in_flight);
   g_hash_table_remove_all (self->queued);
   g_queue_clear_full (&self->fetch_queue, g_free);
+  g_hash_table_remove_all (self->stats);
+  g_hash_table_remove_all (self->early_events);
+  g_clear_pointer (&self->early_bulk, g_hash_table_unref);
+  if (self->event_subscription != 0 && self->connection != NULL)
+    g_dbus_connection_signal_unsubscribe (self->connection, self->event_subscription);
+  self->event_subscription = 0;
+  invalidate_disk_usage (self);
+  self->has_bulk = TRUE;
+  self->bulk_in_flight = FALSE;
+  self->bulk_again = FALSE;
   self->has_lifecycle = FALSE;
   self->loaded = FALSE;
+}
+
+/* Asks for the snapshot: the Manager proxy, the object manager (GetManagedObjects, in a worker
+ * thread) and every qube's properties in one call, all at once. */
+static void
+start_snapshot (QmClient *self)
+{
+  set_state (self, QM_CLIENT_STATE_CONNECTING, NULL);
+  qm_manager_proxy_new (self->connection, G_DBUS_PROXY_FLAGS_NONE, QM_BUS_NAME, QM_ROOT_PATH,
+                        self->generation, manager_proxy_ready, g_object_ref (self));
+  self->event_subscription = g_dbus_connection_signal_subscribe (
+    self->connection, QM_BUS_NAME, NULL, "Event", NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+    on_event_signal, self, NULL);
+  qm_object_manager_client_new (self->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+                                QM_BUS_NAME, QM_ROOT_PATH, self->generation,
+                                object_manager_ready, g_object_ref (self));
+  /* In parallel with GetManagedObjects: the daemon answers it while this client builds the
+   * proxies of the snapshot. */
+  request_bulk (self);
 }
 
 static void
@@ -478,13 +753,14 @@ name_appeared (GDBusConnection *connection,
 {
   QmClient *self = QM_CLIENT (user_data);
 
+  /* The snapshot asked for at start-up is for this owner. */
+  if (self->early_snapshot)
+    {
+      self->early_snapshot = FALSE;
+      return;
+    }
   tear_down (self);
-  set_state (self, QM_CLIENT_STATE_CONNECTING, NULL);
-  qm_manager_proxy_new (connection, G_DBUS_PROXY_FLAGS_NONE, QM_BUS_NAME, QM_ROOT_PATH,
-                        self->generation, manager_proxy_ready, g_object_ref (self));
-  qm_object_manager_client_new (connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
-                                QM_BUS_NAME, QM_ROOT_PATH, self->generation,
-                                object_manager_ready, g_object_ref (self));
+  start_snapshot (self);
 }
 
 static void
@@ -494,39 +770,13 @@ name_vanished (GDBusConnection *connection,
 {
   QmClient *self = QM_CLIENT (user_data);
 
+  self->early_snapshot = FALSE;
   tear_down (self);
   if (connection == NULL)
     set_state (self, QM_CLIENT_STATE_NO_BUS, NULL);
   else
     set_state (self, QM_CLIENT_STATE_ABSENT, NULL);
   schedule_flush (self);
-}
-
-static void
-connection_ready (GObject      *source,
-                  GAsyncResult *result,
-                  gpointer      user_data)
-{
-  QmClient *self = QM_CLIENT (user_data);
-  g_autoptr(GError) error = NULL;
-  GDBusConnection *connection;
-
-  if (self->address != NULL)
-    connection = g_dbus_connection_new_for_address_finish (result, &error);
-  else
-    connection = g_bus_get_finish (result, &error);
-  if (connection == NULL)
-    {
-      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        set_state (self, QM_CLIENT_STATE_NO_BUS, error->message);
-      g_object_unref (self);
-      return;
-    }
-  self->connection = connection;
-  self->watch_id = g_bus_watch_name_on_connection (connection, QM_BUS_NAME,
-                                                   G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared,
-                                                   name_vanished, self, NULL);
-  g_object_unref (self);
 }
 
 /* ---- public ----------------------------------------------------------------------------- */
@@ -536,17 +786,32 @@ qm_client_new (GBusType     bus_type,
                const gchar *address)
 {
   QmClient *self = g_object_new (QM_TYPE_CLIENT, NULL);
+  g_autoptr(GError) error = NULL;
 
   self->bus_type = bus_type;
   self->address = g_strdup (address);
+  /* Connecting to a local bus is quick, and done before the window exists it lets qubesd
+   * answer the snapshot while GTK builds the window: at start-up that is most of the wait
+   * for a long list. The calls themselves stay asynchronous. */
   if (address != NULL)
-    g_dbus_connection_new_for_address (address,
-                                       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
-                                       | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                       NULL, self->generation, connection_ready,
-                                       g_object_ref (self));
+    self->connection = g_dbus_connection_new_for_address_sync (
+      address,
+      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+      NULL, NULL, &error);
   else
-    g_bus_get (bus_type, self->generation, connection_ready, g_object_ref (self));
+    self->connection = g_bus_get_sync (bus_type, NULL, &error);
+  if (self->connection == NULL)
+    {
+      set_state (self, QM_CLIENT_STATE_NO_BUS, error->message);
+      return self;
+    }
+  /* Asked for before knowing whether qubesd runs: if it does not, the watcher says so and
+   * throws this away. */
+  start_snapshot (self);
+  self->early_snapshot = TRUE;
+  self->watch_id = g_bus_watch_name_on_connection (self->connection, QM_BUS_NAME,
+                                                   G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared,
+                                                   name_vanished, self, NULL);
   return self;
 }
 
@@ -711,6 +976,63 @@ qm_client_get_property_info (QmClient     *self,
   return TRUE;
 }
 
+gboolean
+qm_client_get_stats (QmClient    *self,
+                     const gchar *object_path,
+                     gdouble     *out_cpu_usage,
+                     guint64     *out_memory_kb)
+{
+  Stats *stats = g_hash_table_lookup (self->stats, object_path);
+
+  if (stats == NULL)
+    return FALSE;
+  if (out_cpu_usage != NULL)
+    *out_cpu_usage = stats->cpu_usage;
+  if (out_memory_kb != NULL)
+    *out_memory_kb = stats->memory_kb;
+  return TRUE;
+}
+
+gboolean
+qm_client_get_disk_usage (QmClient    *self,
+                          const gchar *object_path,
+                          guint64     *out_bytes)
+{
+  guint64 *bytes;
+
+  if (self->object_manager == NULL)
+    return FALSE;
+  if (self->disk_usage == NULL)
+    {
+      GList *objects = g_dbus_object_manager_get_objects (self->object_manager), *l;
+
+      self->disk_usage = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      for (l = objects; l != NULL; l = l->next)
+        {
+          QmVolume *volume = qm_object_peek_volume (l->data);
+          const gchar *domain;
+          guint64 *sum;
+
+          if (volume == NULL || (domain = qm_volume_get_domain (volume)) == NULL)
+            continue;
+          sum = g_hash_table_lookup (self->disk_usage, domain);
+          if (sum == NULL)
+            {
+              sum = g_new0 (guint64, 1);
+              g_hash_table_insert (self->disk_usage, g_strdup (domain), sum);
+            }
+          *sum += qm_volume_get_usage (volume);
+        }
+      g_list_free_full (objects, g_object_unref);
+    }
+  bytes = g_hash_table_lookup (self->disk_usage, object_path);
+  if (bytes == NULL)
+    return FALSE;
+  if (out_bytes != NULL)
+    *out_bytes = *bytes;
+  return TRUE;
+}
+
 static void
 call_done (GObject      *source,
            GAsyncResult *result,
@@ -797,6 +1119,8 @@ qm_client_finalize (GObject *object)
   g_hash_table_unref (self->props);
   g_hash_table_unref (self->in_flight);
   g_hash_table_unref (self->queued);
+  g_hash_table_unref (self->stats);
+  g_hash_table_unref (self->early_events);
   g_free (self->address);
   g_free (self->error_message);
   G_OBJECT_CLASS (qm_client_parent_class)->finalize (object);
@@ -811,6 +1135,9 @@ qm_client_init (QmClient *self)
                                        (GDestroyNotify) g_hash_table_unref);
   self->in_flight = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->queued = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->stats = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->early_events = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->has_bulk = TRUE;
   g_queue_init (&self->fetch_queue);
 }
 

@@ -9,7 +9,7 @@
 
 #include "qm-qube-store.h"
 
-#define PLACEHOLDER "\u2014" /* em dash: a figure the daemon does not serve yet */
+#define PLACEHOLDER "\u2014" /* em dash: a running qube whose first Stats signal is to come */
 
 static GQuark
 index_quark (void)
@@ -40,6 +40,9 @@ qm_qube_store_new (void)
   types[QM_COL_LAST_BACKUP_TS] = G_TYPE_INT64;
   types[QM_COL_TEMPLATE_FOR_DISPVMS] = G_TYPE_BOOLEAN;
   types[QM_COL_PROVIDES_NETWORK] = G_TYPE_BOOLEAN;
+  types[QM_COL_DISK_BYTES] = G_TYPE_INT64;
+  types[QM_COL_CPU_PERCENT] = G_TYPE_INT;
+  types[QM_COL_MEMORY_KB] = G_TYPE_INT64;
 
   store = gtk_list_store_newv (QM_N_COLUMNS, types);
   /* GtkListStore iters persist while the row exists: path -> GtkTreeIter */
@@ -284,6 +287,8 @@ compute_row (QmClient *client,
   const gchar *const *tags;
   GString *state_text;
   const gchar *badge = NULL;
+  guint64 disk_bytes = 0, memory_kb = 0;
+  gdouble cpu_usage = 0;
   gint order;
 
   memset (row, 0, sizeof *row);
@@ -321,9 +326,39 @@ compute_row (QmClient *client,
   row_take_string (row, QM_COL_NETVM,
                    qvm != NULL ? qube_reference (client, path, "netvm", qm_qubes_vm_get_netvm (qvm))
                                : g_strdup (""));
-  row_set_string (row, QM_COL_DISK, PLACEHOLDER);
-  row_set_string (row, QM_COL_CPU, PLACEHOLDER);
-  row_set_string (row, QM_COL_MEMORY, PLACEHOLDER);
+  if (qm_client_get_disk_usage (client, path, &disk_bytes))
+    {
+      row_take_string (row, QM_COL_DISK, g_format_size (disk_bytes));
+      row_set_int64 (row, QM_COL_DISK_BYTES, (gint64) disk_bytes);
+    }
+  else
+    {
+      row_set_string (row, QM_COL_DISK, "");
+      row_set_int64 (row, QM_COL_DISK_BYTES, -1);
+    }
+  if (g_strcmp0 (power, "Running") != 0 && g_strcmp0 (power, "Paused") != 0)
+    {
+      row_set_string (row, QM_COL_CPU, "");
+      row_set_string (row, QM_COL_MEMORY, "");
+      row_set_int (row, QM_COL_CPU_PERCENT, -1);
+      row_set_int64 (row, QM_COL_MEMORY_KB, -1);
+    }
+  else if (qm_client_get_stats (client, path, &cpu_usage, &memory_kb))
+    {
+      /* TRANSLATORS: CPU usage of a qube, in percent of its virtual CPUs */
+      row_take_string (row, QM_COL_CPU, g_strdup_printf (_("%.0f %%"), cpu_usage));
+      row_take_string (row, QM_COL_MEMORY, g_format_size_full (memory_kb * 1024,
+                                                               G_FORMAT_SIZE_IEC_UNITS));
+      row_set_int (row, QM_COL_CPU_PERCENT, (gint) (cpu_usage + 0.5));
+      row_set_int64 (row, QM_COL_MEMORY_KB, (gint64) memory_kb);
+    }
+  else
+    {
+      row_set_string (row, QM_COL_CPU, PLACEHOLDER);
+      row_set_string (row, QM_COL_MEMORY, PLACEHOLDER);
+      row_set_int (row, QM_COL_CPU_PERCENT, 0);
+      row_set_int64 (row, QM_COL_MEMORY_KB, 0);
+    }
   row_set_boolean (row, QM_COL_INTERNAL, feature_bool (features, "internal"));
   row_set_string (row, QM_COL_IP, qvm != NULL ? qm_qubes_vm_get_ip (qvm) : "");
   row_set_boolean (row, QM_COL_INCLUDE_IN_BACKUPS, qm_domain_get_include_in_backups (domain));

@@ -25,9 +25,9 @@ typedef enum
   QM_COL_CLASS,                /* s */
   QM_COL_TEMPLATE,             /* s */
   QM_COL_NETVM,                /* s: "default (sys-firewall)" when at its default */
-  QM_COL_DISK,                 /* s */
-  QM_COL_CPU,                  /* s */
-  QM_COL_MEMORY,               /* s */
+  QM_COL_DISK,                 /* s: sum of the volumes' Usage */
+  QM_COL_CPU,                  /* s: from the Stats signal, "" when not running */
+  QM_COL_MEMORY,               /* s: from the Stats signal, "" when not running */
   QM_COL_INTERNAL,             /* b */
   QM_COL_IP,                   /* s */
   QM_COL_INCLUDE_IN_BACKUPS,   /* b */
@@ -38,6 +38,9 @@ typedef enum
   QM_COL_VIRT_MODE,            /* s */
   QM_COL_TAGS,                 /* s */
   QM_COL_PROVIDES_NETWORK,     /* b */
+  QM_COL_DISK_BYTES,           /* x: sort key of QM_COL_DISK, -1 when unknown */
+  QM_COL_CPU_PERCENT,          /* i: sort key of QM_COL_CPU, -1 when not running */
+  QM_COL_MEMORY_KB,            /* x: sort key of QM_COL_MEMORY, -1 when not running */
   QM_N_COLUMNS
 } QmColumn;
 

@@ -34,6 +34,7 @@ typedef struct
   gint         sort_column;
   SortKind     sort_kind;
   gint         text_column; /* what the search entry matches, -1 for none */
+  gint         shown_column; /* what the cell shows when it is neither: 0 for none */
 } ColumnDef;
 
 static const ColumnDef column_defs[] = {
@@ -43,9 +44,9 @@ static const ColumnDef column_defs[] = {
   { "class", N_("Class"), QM_COL_CLASS, SORT_TEXT, QM_COL_CLASS },
   { "template", N_("Template"), QM_COL_TEMPLATE, SORT_TEXT, QM_COL_TEMPLATE },
   { "netvm", N_("NetVM"), QM_COL_NETVM, SORT_TEXT, QM_COL_NETVM },
-  { "disk", N_("Disk usage"), QM_COL_DISK, SORT_TEXT, -1 },
-  { "cpu", N_("CPU"), QM_COL_CPU, SORT_TEXT, -1 },
-  { "memory", N_("Memory"), QM_COL_MEMORY, SORT_TEXT, -1 },
+  { "disk", N_("Disk usage"), QM_COL_DISK_BYTES, SORT_INT64, -1, QM_COL_DISK },
+  { "cpu", N_("CPU"), QM_COL_CPU_PERCENT, SORT_INT, -1, QM_COL_CPU },
+  { "memory", N_("Memory"), QM_COL_MEMORY_KB, SORT_INT64, -1, QM_COL_MEMORY },
   { "internal", N_("Internal"), QM_COL_INTERNAL, SORT_BOOL, -1 },
   { "ip", N_("IP"), QM_COL_IP, SORT_TEXT, QM_COL_IP },
   { "include-in-backups", N_("Include in backups"), QM_COL_INCLUDE_IN_BACKUPS, SORT_BOOL, -1 },
@@ -83,9 +84,12 @@ static const struct
 } lifecycle_defs[] = {
   { "start", "Start", N_("_Start"), "media-playback-start" },
   { "shutdown", "Shutdown", N_("Shut _down"), "system-shutdown" },
+  { "restart", "Restart", N_("Res_tart"), "view-refresh" },
   { "pause", "Pause", N_("_Pause"), "media-playback-pause" },
   { "kill", "Kill", N_("_Kill"), "process-stop" },
 };
+
+#define PAUSE_INDEX 3
 
 struct _QmWindow
 {
@@ -117,33 +121,126 @@ G_DEFINE_TYPE (QmWindow, qm_window, GTK_TYPE_APPLICATION_WINDOW)
 
 /* ---- selection ------------------------------------------------------------------------- */
 
-static gchar *
-selected_path (QmWindow *self)
+/* Several rows can be selected; settings and removal act on one, the lifecycle on all. */
+typedef struct
 {
-  GtkTreeSelection *selection = gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view));
-  GtkTreeModel *model;
-  GtkTreeIter iter;
-  gchar *path = NULL;
+  gchar *path;
+  gchar *name;
+  gchar *klass;
+  gchar *power;
+} Selected;
 
-  if (!gtk_tree_selection_get_selected (selection, &model, &iter))
-    return NULL;
-  gtk_tree_model_get (model, &iter, QM_COL_PATH, &path, -1);
-  return path;
+static void
+selected_free (gpointer data)
+{
+  Selected *sel = data;
+
+  g_free (sel->path);
+  g_free (sel->name);
+  g_free (sel->klass);
+  g_free (sel->power);
+  g_free (sel);
 }
 
+static GPtrArray *
+selected_qubes (QmWindow *self)
+{
+  GtkTreeSelection *selection = gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view));
+  GPtrArray *result = g_ptr_array_new_with_free_func (selected_free);
+  GList *rows, *l;
+
+  rows = gtk_tree_selection_get_selected_rows (selection, NULL);
+  for (l = rows; l != NULL; l = l->next)
+    {
+      GtkTreeIter iter;
+      Selected *sel;
+
+      if (!gtk_tree_model_get_iter (self->sort_model, &iter, l->data))
+        continue;
+      sel = g_new0 (Selected, 1);
+      gtk_tree_model_get (self->sort_model, &iter, QM_COL_PATH, &sel->path, QM_COL_NAME,
+                          &sel->name, QM_COL_CLASS, &sel->klass, QM_COL_POWER_STATE, &sel->power,
+                          -1);
+      g_ptr_array_add (result, sel);
+    }
+  g_list_free_full (rows, (GDestroyNotify) gtk_tree_path_free);
+  return result;
+}
+
+/* The one selected row, NULL when none or several are. */
 static gchar *
 selected_string (QmWindow *self,
                  gint      column)
 {
   GtkTreeSelection *selection = gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view));
-  GtkTreeModel *model;
+  GList *rows;
   GtkTreeIter iter;
   gchar *value = NULL;
 
-  if (!gtk_tree_selection_get_selected (selection, &model, &iter))
+  if (gtk_tree_selection_count_selected_rows (selection) != 1)
     return NULL;
-  gtk_tree_model_get (model, &iter, column, &value, -1);
+  rows = gtk_tree_selection_get_selected_rows (selection, NULL);
+  if (gtk_tree_model_get_iter (self->sort_model, &iter, rows->data))
+    gtk_tree_model_get (self->sort_model, &iter, column, &value, -1);
+  g_list_free_full (rows, (GDestroyNotify) gtk_tree_path_free);
   return value;
+}
+
+static gchar *
+selected_path (QmWindow *self)
+{
+  return selected_string (self, QM_COL_PATH);
+}
+
+static gboolean
+is_halted (const Selected *sel)
+{
+  return g_strcmp0 (sel->power, "Halted") == 0;
+}
+
+static gboolean
+is_admin (const Selected *sel)
+{
+  return g_strcmp0 (sel->klass, "AdminVM") == 0;
+}
+
+/* What a lifecycle action does to one selected qube: its method, or NULL to leave it alone.
+ * Pause unpauses instead when any selected qube is paused. */
+static const gchar *
+lifecycle_method (const gchar    *action,
+                  const Selected *sel,
+                  gboolean        any_paused)
+{
+  if (is_admin (sel))
+    return NULL;
+  if (g_str_equal (action, "start"))
+    return is_halted (sel) ? "Start" : NULL;
+  if (g_str_equal (action, "pause"))
+    {
+      if (any_paused)
+        return g_strcmp0 (sel->power, "Paused") == 0 ? "Unpause" : NULL;
+      return g_strcmp0 (sel->power, "Running") == 0 ? "Pause" : NULL;
+    }
+  if (is_halted (sel))
+    return NULL;
+  if (g_str_equal (action, "shutdown"))
+    return "Shutdown";
+  if (g_str_equal (action, "restart"))
+    return "Restart";
+  if (g_str_equal (action, "kill"))
+    return "Kill";
+  return NULL;
+}
+
+static gboolean
+any_paused (GPtrArray *selection)
+{
+  guint i;
+
+  for (i = 0; i < selection->len; i++)
+    if (g_strcmp0 (((Selected *) selection->pdata[i])->power, "Paused") == 0)
+      return TRUE;
+  return FALSE;
 }
 
 static void
@@ -159,28 +256,31 @@ enable_action (QmWindow    *self,
 static void
 update_actions (QmWindow *self)
 {
-  g_autofree gchar *path = selected_path (self);
-  g_autofree gchar *klass = selected_string (self, QM_COL_CLASS);
-  g_autofree gchar *power = selected_string (self, QM_COL_POWER_STATE);
+  g_autoptr(GPtrArray) selection = selected_qubes (self);
   gboolean ready = qm_client_get_state (self->client) == QM_CLIENT_STATE_READY;
   gboolean lifecycle = ready && qm_client_has_lifecycle (self->client);
-  gboolean halted = g_strcmp0 (power, "Halted") == 0;
-  gboolean is_dom0 = g_strcmp0 (klass, "AdminVM") == 0;
-  guint i;
+  gboolean one = selection->len == 1;
+  gboolean paused = any_paused (selection);
+  guint i, j;
 
   enable_action (self, "create", ready);
-  enable_action (self, "remove", ready && path != NULL && !is_dom0);
-  enable_action (self, "settings", ready && path != NULL);
-  enable_action (self, "start", lifecycle && path != NULL && halted && !is_dom0);
-  enable_action (self, "shutdown", lifecycle && path != NULL && !halted && !is_dom0);
-  enable_action (self, "pause", lifecycle && path != NULL && !halted && !is_dom0);
-  enable_action (self, "kill", lifecycle && path != NULL && !halted && !is_dom0);
+  enable_action (self, "remove", ready && one && !is_admin (selection->pdata[0]));
+  enable_action (self, "settings", ready && one);
 
   for (i = 0; i < G_N_ELEMENTS (lifecycle_defs); i++)
-    gtk_widget_set_tooltip_text (self->lifecycle_buttons[i],
-                                 lifecycle || !ready ? NULL
-                                 : _("Needs the lifecycle service, which this qubesd does not "
-                                     "offer yet"));
+    {
+      gboolean enabled = FALSE;
+
+      for (j = 0; lifecycle && !enabled && j < selection->len; j++)
+        enabled = lifecycle_method (lifecycle_defs[i].action, selection->pdata[j], paused) != NULL;
+      enable_action (self, lifecycle_defs[i].action, enabled);
+      gtk_widget_set_tooltip_text (self->lifecycle_buttons[i],
+                                   lifecycle || !ready ? NULL
+                                   : _("Needs the lifecycle service, which this qubesd does not "
+                                       "offer yet"));
+    }
+  gtk_tool_button_set_label (GTK_TOOL_BUTTON (self->lifecycle_buttons[PAUSE_INDEX]),
+                             paused ? _("_Unpause") : _(lifecycle_defs[PAUSE_INDEX].label));
 }
 
 /* ---- state of the client --------------------------------------------------------------- */
@@ -518,8 +618,11 @@ create_column (QmWindow        *self,
       renderer = gtk_cell_renderer_text_new ();
       gtk_tree_view_column_pack_start (column, renderer, TRUE);
       gtk_tree_view_column_add_attribute (column, renderer, "text",
-                                          def->text_column >= 0 ? def->text_column
-                                                                : def->sort_column);
+                                          def->shown_column > 0 ? def->shown_column
+                                          : def->text_column >= 0 ? def->text_column
+                                                                  : def->sort_column);
+      if (def->shown_column > 0)
+        gtk_cell_renderer_set_alignment (renderer, 1.0, 0.5);
       if (g_str_equal (def->id, "name"))
         g_object_set (renderer, "weight", PANGO_WEIGHT_BOLD, NULL);
     }
@@ -757,31 +860,338 @@ remove_activated (GSimpleAction *action,
 }
 
 static void
+lifecycle_call (QmWindow    *self,
+                const gchar *path,
+                const gchar *qube,
+                const gchar *method)
+{
+  g_autofree gchar *what = g_strdup_printf (_("Cannot change the state of %s"), qube);
+  GVariant *parameters = NULL;
+
+  /* Shutdown does not wait: the State column follows PowerState as the qube goes down. */
+  if (g_str_equal (method, "Shutdown"))
+    parameters = g_variant_new ("(bb)", FALSE, FALSE);
+  qm_client_call (self->client, path, "org.qubes_os.Admin1.Domain", method, parameters,
+                  self->cancellable, simple_call_done, call_data_new (self, what));
+}
+
+typedef struct
+{
+  QmWindow *self;
+  guint     subscription;
+} JobWatch;
+
+static void
+job_watch_free (gpointer data)
+{
+  JobWatch *watch = data;
+
+  g_object_unref (watch->self);
+  g_free (watch);
+}
+
+static void
+on_job_finished (GDBusConnection *connection,
+                 const gchar     *sender_name,
+                 const gchar     *object_path,
+                 const gchar     *interface_name,
+                 const gchar     *signal_name,
+                 GVariant        *parameters,
+                 gpointer         user_data)
+{
+  JobWatch *watch = user_data;
+  QmWindow *self = watch->self;
+  g_autoptr(GVariantIter) failures = NULL;
+  g_autoptr(GString) text = g_string_new (NULL);
+  const gchar *state, *qube, *error_name, *message;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sa(sss))")))
+    return;
+  g_variant_get (parameters, "(&sa(sss))", &state, &failures);
+  while (g_variant_iter_next (failures, "(&s&s&s)", &qube, &error_name, &message))
+    g_string_append_printf (text, "%s%s: %s", text->len > 0 ? "\n" : "", qube, message);
+  if (text->len > 0 && !g_cancellable_is_cancelled (self->cancellable))
+    {
+      g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, text->str);
+
+      qm_error_show (GTK_WINDOW (self), _("Some qubes did not shut down"), error);
+    }
+  g_dbus_connection_signal_unsubscribe (connection, watch->subscription);
+}
+
+static void
+shutdown_qubes_done (GObject      *source,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  CallData *data = user_data;
+  QmWindow *self = data->self;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  const gchar *job;
+  JobWatch *watch;
+
+  reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
+  if (reply == NULL)
+    {
+      if (!g_cancellable_is_cancelled (self->cancellable))
+        qm_error_show (GTK_WINDOW (self), data->what, error);
+      call_data_free (data);
+      return;
+    }
+  /* The job replies at once; what failed comes with its Finished signal. */
+  g_variant_get (reply, "(&o)", &job);
+  watch = g_new0 (JobWatch, 1);
+  watch->self = g_object_ref (self);
+  watch->subscription = g_dbus_connection_signal_subscribe (
+    qm_client_get_connection (self->client), QM_BUS_NAME, "org.qubes_os.Admin1.Job", "Finished",
+    job, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_job_finished, watch, job_watch_free);
+  call_data_free (data);
+}
+
+/* Running qubes that use one of names as their netvm, directly or through others. */
+static GPtrArray *
+network_clients (QmWindow   *self,
+                 GHashTable *names)
+{
+  GPtrArray *clients = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GHashTable) taken = g_hash_table_new (g_str_hash, g_str_equal);
+  GList *domains = qm_client_get_domains (self->client), *l;
+  gboolean grew = TRUE;
+
+  while (grew)
+    {
+      grew = FALSE;
+      for (l = domains; l != NULL; l = l->next)
+        {
+          QmDomain *domain = qm_object_peek_domain (l->data);
+          QmQubesVM *qvm = qm_object_peek_qubes_vm (l->data);
+          const gchar *path = g_dbus_object_get_object_path (l->data);
+          const gchar *name = qm_domain_get_name (domain);
+          const gchar *netvm = NULL;
+
+          if (qvm == NULL || g_hash_table_contains (names, name)
+              || g_hash_table_contains (taken, name)
+              || g_strcmp0 (qm_domain_get_power_state (domain), "Halted") == 0)
+            continue;
+          /* The effective netvm (a default one too), as GetAllProperties says it. */
+          if (!qm_client_get_property_info (self->client, path, "netvm", NULL, &netvm))
+            netvm = qm_client_domain_name (self->client, qm_qubes_vm_get_netvm (qvm));
+          if (netvm == NULL
+              || (!g_hash_table_contains (names, netvm) && !g_hash_table_contains (taken, netvm)))
+            continue;
+          g_hash_table_add (taken, (gpointer) name);
+          g_ptr_array_add (clients, g_strdup (name));
+          grew = TRUE;
+        }
+    }
+  g_list_free_full (domains, g_object_unref);
+  return clients;
+}
+
+typedef struct
+{
+  gchar     *action;
+  gboolean   paused;   /* pause means unpause: a selected qube is paused */
+  GPtrArray *targets;  /* Selected */
+  GPtrArray *clients;  /* names, shutdown only */
+  GtkWidget *also_clients;
+} Confirmation;
+
+static void
+confirmation_free (gpointer data)
+{
+  Confirmation *confirmation = data;
+
+  g_free (confirmation->action);
+  g_ptr_array_unref (confirmation->targets);
+  g_clear_pointer (&confirmation->clients, g_ptr_array_unref);
+  g_free (confirmation);
+}
+
+static void
+run_lifecycle (QmWindow     *self,
+               Confirmation *confirmation)
+{
+  GPtrArray *targets = confirmation->targets;
+  GtkWidget *also_clients = confirmation->also_clients;
+  gboolean with_clients = also_clients != NULL
+                          && gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (also_clients));
+  guint i;
+
+  /* Several qubes go down as one job, which takes clients down before their netvm. */
+  if (g_str_equal (confirmation->action, "shutdown") && (targets->len > 1 || with_clients))
+    {
+      g_autoptr(GPtrArray) names = g_ptr_array_new ();
+
+      if (with_clients)
+        for (i = 0; i < confirmation->clients->len; i++)
+          g_ptr_array_add (names, confirmation->clients->pdata[i]);
+      for (i = 0; i < targets->len; i++)
+        g_ptr_array_add (names, ((Selected *) targets->pdata[i])->name);
+      g_ptr_array_add (names, NULL);
+      qm_client_call (self->client, QM_ROOT_PATH, "org.qubes_os.Admin1.Manager", "ShutdownQubes",
+                      g_variant_new ("(^asb)", (gchar **) names->pdata, FALSE),
+                      self->cancellable, shutdown_qubes_done,
+                      call_data_new (self, _("Cannot shut the qubes down")));
+      return;
+    }
+  for (i = 0; i < targets->len; i++)
+    {
+      Selected *sel = targets->pdata[i];
+
+      lifecycle_call (self, sel->path, sel->name,
+                      lifecycle_method (confirmation->action, sel, confirmation->paused));
+    }
+}
+
+static void
+on_confirmation_response (GtkDialog *dialog,
+                          gint       response,
+                          gpointer   user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  Confirmation *confirmation = g_object_get_data (G_OBJECT (dialog), "qm-confirmation");
+
+  if (response == GTK_RESPONSE_ACCEPT)
+    run_lifecycle (self, confirmation);
+  gtk_widget_destroy (GTK_WIDGET (dialog));
+}
+
+static gchar *
+join_names (GPtrArray *items,
+            gboolean   selected)
+{
+  g_autoptr(GString) text = g_string_new (NULL);
+  guint i;
+
+  for (i = 0; i < items->len; i++)
+    {
+      if (i > 0)
+        g_string_append (text, ", ");
+      g_string_append (text, selected ? ((Selected *) items->pdata[i])->name
+                                      : (const gchar *) items->pdata[i]);
+    }
+  return g_strdup (text->str);
+}
+
+static void
+confirm_lifecycle (QmWindow     *self,
+                   Confirmation *confirmation)
+{
+  guint n = confirmation->targets->len;
+  const gchar *first = ((Selected *) confirmation->targets->pdata[0])->name;
+  g_autofree gchar *names = join_names (confirmation->targets, TRUE);
+  g_autofree gchar *primary = NULL;
+  const gchar *secondary, *button;
+  GtkWidget *dialog;
+
+  if (g_str_equal (confirmation->action, "kill"))
+    {
+      primary = n == 1 ? g_strdup_printf (_("Kill %s?"), first)
+                       : g_strdup_printf (ngettext ("Kill %u qube?", "Kill %u qubes?", n), n);
+      secondary = _("The qube stops at once, as if its power were cut: unsaved work in it is "
+                    "lost.");
+      button = _("_Kill");
+    }
+  else if (g_str_equal (confirmation->action, "restart"))
+    {
+      primary = n == 1 ? g_strdup_printf (_("Restart %s?"), first)
+                       : g_strdup_printf (ngettext ("Restart %u qube?", "Restart %u qubes?", n), n);
+      secondary = _("The qube shuts down and starts again; its programs are closed.");
+      button = _("Res_tart");
+    }
+  else
+    {
+      primary = n == 1 ? g_strdup_printf (_("Shut down %s?"), first)
+                       : g_strdup_printf (ngettext ("Shut down %u qube?", "Shut down %u qubes?", n),
+                                          n);
+      secondary = _("Its programs are asked to close.");
+      button = _("Shut _Down");
+    }
+
+  dialog = gtk_message_dialog_new (GTK_WINDOW (self),
+                                   GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                   GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE, "%s", primary);
+  if (n > 1)
+    gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog), "%s\n\n%s", names,
+                                              secondary);
+  else
+    gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog), "%s", secondary);
+  gtk_dialog_add_buttons (GTK_DIALOG (dialog), _("_Cancel"), GTK_RESPONSE_CANCEL, button,
+                          GTK_RESPONSE_ACCEPT, NULL);
+  gtk_dialog_set_default_response (GTK_DIALOG (dialog), GTK_RESPONSE_ACCEPT);
+  if (g_str_equal (confirmation->action, "kill"))
+    gtk_style_context_add_class (
+      gtk_widget_get_style_context (gtk_dialog_get_widget_for_response (GTK_DIALOG (dialog),
+                                                                        GTK_RESPONSE_ACCEPT)),
+      "destructive-action");
+
+  if (confirmation->clients != NULL && confirmation->clients->len > 0)
+    {
+      g_autofree gchar *clients = join_names (confirmation->clients, FALSE);
+      g_autofree gchar *label = g_strdup_printf (
+        ngettext ("Shut down first the %u running qube that uses it as network provider: %s",
+                  "Shut down first the %u running qubes that use it as network provider: %s",
+                  confirmation->clients->len),
+        confirmation->clients->len, clients);
+      GtkWidget *area = gtk_message_dialog_get_message_area (GTK_MESSAGE_DIALOG (dialog));
+
+      /* Without them the shutdown fails: a netvm with running clients refuses to go. */
+      confirmation->also_clients = gtk_check_button_new_with_label (label);
+      gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (confirmation->also_clients), TRUE);
+      gtk_widget_set_halign (confirmation->also_clients, GTK_ALIGN_START);
+      gtk_label_set_line_wrap (GTK_LABEL (gtk_bin_get_child (GTK_BIN (confirmation->also_clients))),
+                               TRUE);
+      gtk_container_add (GTK_CONTAINER (area), confirmation->also_clients);
+      gtk_widget_show (confirmation->also_clients);
+    }
+
+  g_object_set_data_full (G_OBJECT (dialog), "qm-confirmation", confirmation, confirmation_free);
+  g_signal_connect (dialog, "response", G_CALLBACK (on_confirmation_response), self);
+  gtk_widget_show (dialog);
+}
+
+static void
 lifecycle_activated (GSimpleAction *action,
                      GVariant      *parameter,
                      gpointer       user_data)
 {
   QmWindow *self = QM_WINDOW (user_data);
   const gchar *name = g_action_get_name (G_ACTION (action));
-  g_autofree gchar *path = selected_path (self);
-  g_autofree gchar *qube = selected_string (self, QM_COL_NAME);
-  g_autofree gchar *power = selected_string (self, QM_COL_POWER_STATE);
+  g_autoptr(GPtrArray) selection = selected_qubes (self);
+  gboolean paused = any_paused (selection);
+  Confirmation *confirmation;
   guint i;
 
-  if (path == NULL)
-    return;
-  for (i = 0; i < G_N_ELEMENTS (lifecycle_defs); i++)
-    if (g_str_equal (name, lifecycle_defs[i].action))
-      {
-        const gchar *method = lifecycle_defs[i].method;
-        g_autofree gchar *what = NULL;
+  confirmation = g_new0 (Confirmation, 1);
+  confirmation->action = g_strdup (name);
+  confirmation->paused = paused;
+  confirmation->targets = g_ptr_array_new_with_free_func (selected_free);
+  for (i = 0; i < selection->len; i++)
+    if (lifecycle_method (name, selection->pdata[i], paused) != NULL)
+      g_ptr_array_add (confirmation->targets, g_ptr_array_steal_index (selection, i--));
+  if (confirmation->targets->len == 0)
+    {
+      confirmation_free (confirmation);
+      return;
+    }
 
-        if (g_str_equal (method, "Pause") && g_strcmp0 (power, "Paused") == 0)
-          method = "Unpause";
-        what = g_strdup_printf (_("Cannot change the state of %s"), qube);
-        qm_client_call (self->client, path, "org.qubes_os.Admin1.Domain", method, NULL,
-                        self->cancellable, simple_call_done, call_data_new (self, what));
-      }
+  if (g_str_equal (name, "start") || g_str_equal (name, "pause"))
+    {
+      run_lifecycle (self, confirmation);
+      confirmation_free (confirmation);
+      return;
+    }
+  if (g_str_equal (name, "shutdown"))
+    {
+      g_autoptr(GHashTable) names = g_hash_table_new (g_str_hash, g_str_equal);
+
+      for (i = 0; i < confirmation->targets->len; i++)
+        g_hash_table_add (names, ((Selected *) confirmation->targets->pdata[i])->name);
+      confirmation->clients = network_clients (self, names);
+    }
+  confirm_lifecycle (self, confirmation);
 }
 
 static void
@@ -890,7 +1300,16 @@ on_tree_button_press (GtkWidget      *widget,
     return GDK_EVENT_PROPAGATE;
   if (gtk_tree_view_get_path_at_pos (GTK_TREE_VIEW (widget), (gint) event->x, (gint) event->y,
                                      &path, NULL, NULL, NULL))
-    gtk_tree_selection_select_path (gtk_tree_view_get_selection (GTK_TREE_VIEW (widget)), path);
+    {
+      GtkTreeSelection *selection = gtk_tree_view_get_selection (GTK_TREE_VIEW (widget));
+
+      /* A click inside the selection acts on all of it; elsewhere on the row clicked. */
+      if (!gtk_tree_selection_path_is_selected (selection, path))
+        {
+          gtk_tree_selection_unselect_all (selection);
+          gtk_tree_selection_select_path (selection, path);
+        }
+    }
   popup_context_menu (self, event);
   return GDK_EVENT_STOP;
 }
@@ -1112,6 +1531,8 @@ build_ui (QmWindow *self)
   gtk_tree_view_set_search_column (GTK_TREE_VIEW (self->tree_view), QM_COL_NAME);
   gtk_tree_view_set_enable_search (GTK_TREE_VIEW (self->tree_view), FALSE);
   gtk_tree_view_set_grid_lines (GTK_TREE_VIEW (self->tree_view), GTK_TREE_VIEW_GRID_LINES_VERTICAL);
+  gtk_tree_selection_set_mode (gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view)),
+                               GTK_SELECTION_MULTIPLE);
   gtk_container_add (GTK_CONTAINER (scrolled), self->tree_view);
   gtk_stack_add_named (GTK_STACK (self->stack), scrolled, "list");
   gtk_stack_add_named (GTK_STACK (self->stack), build_message_page (self), "message");
@@ -1135,6 +1556,7 @@ static const GActionEntry win_entries[] = {
   { "settings", settings_activated, NULL, NULL, NULL, { 0 } },
   { "start", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "shutdown", lifecycle_activated, NULL, NULL, NULL, { 0 } },
+  { "restart", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "pause", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "kill", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "find", find_activated, NULL, NULL, NULL, { 0 } },

@@ -1,15 +1,141 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "auth.h"
 
-#include "util/log.h"
+#include <inttypes.h>
+#include <time.h>
 
-/* Until polkit lands (the authorization issue), the rule is: everyone may read; root and the
- * daemon's own user may change things. The shape of the gate — one function, called before any
- * state is touched, able to answer "later" — is what polkit needs. */
+#include "util/log.h"
+#include "util/strbuf.h"
+
+/* Who may do what:
+ *
+ *  - root and the daemon's own user: everything, without asking anyone (the fast path; the
+ *    qrexec shim is one of them, and the identity it declares is then checked by the qrexec
+ *    policy and the per-caller rules, not here);
+ *  - any other local user on the bus: polkit, one action per kind of operation, with the
+ *    qube's name and tags as details so that rules can hand a user the qubes tagged for them;
+ *  - an untrusted peer on a direct connection (no bus name, so no polkit subject): refused.
+ *
+ * Polkit is asked asynchronously, in the way systemd does it: the first run of a method finds no
+ * verdict, sends CheckAuthorization, keeps a reference to the call and returns 0 ("answered
+ * later") before touching any state. When polkit answers, the verdict is cached for the peer
+ * and the call is put back into the bus's read queue (sd_bus_enqueue_for_read), so the handler
+ * runs again from the start and this time finds the verdict. Handlers must therefore call the
+ * gate before changing anything, which they do. */
+
+#define POLKIT_SERVICE "org.freedesktop.PolicyKit1"
+#define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
+#define POLKIT_INTERFACE "org.freedesktop.PolicyKit1.Authority"
+#define POLKIT_FLAG_ALLOW_USER_INTERACTION 1u
+
+/* An allowed verdict holds this long for the same peer, action, qube and tags (a change of
+ * tags is a different key); a refusal only serves the calls that waited for it, and at most
+ * REFUSAL_USEC (a caller that retries, perhaps now allowing interaction, asks again). */
+#define ALLOWED_USEC (30ULL * 1000000ULL)
+#define REFUSAL_USEC (5ULL * 1000000ULL)
+#define INTERACTIVE_TIMEOUT_USEC (300ULL * 1000000ULL)
+
+/* Bounds on what one peer, and everyone, can make the daemon hold. */
+#define QUERIES_PER_CALLER_MAX 16u
+#define HELD_PER_CALLER_MAX 64u
+#define QUERIES_MAX 256u
+#define VERDICTS_PER_CALLER_MAX 512u
+
+static const char *const action_ids[_AUTH_ACTION_MAX] = {
+        [AUTH_READ] = "org.qubes_os.admin.read",
+        [AUTH_LIFECYCLE] = "org.qubes_os.admin.lifecycle",
+        [AUTH_CHANGE] = "org.qubes_os.admin.change",
+        [AUTH_CREATE_REMOVE] = "org.qubes_os.admin.create-remove",
+        [AUTH_STORAGE] = "org.qubes_os.admin.storage",
+        [AUTH_DEVICES] = "org.qubes_os.admin.devices",
+        [AUTH_FIREWALL] = "org.qubes_os.admin.firewall",
+        [AUTH_BACKUP] = "org.qubes_os.admin.backup",
+        [AUTH_POLICY] = "org.qubes_os.admin.policy",
+};
+
+const char *auth_action_id(AuthAction action) {
+        return action >= 0 && action < _AUTH_ACTION_MAX ? action_ids[action] : NULL;
+}
+
+typedef struct AuthVerdict {
+        char *key;
+        QubesErrorCode error; /* meaningful when !allowed */
+        bool allowed;
+        char *message; /* for a refusal */
+        uint64_t expires;
+        unsigned uses; /* a refusal: calls still to be answered with it */
+} AuthVerdict;
+
+typedef struct AuthQuery {
+        char *key;
+        Manager *m;
+        Caller *caller;
+        sd_bus *bus;
+        sd_bus_slot *slot;
+        sd_bus_message **held;
+        size_t n_held;
+        char *cancel_id; /* interactive queries: for CancelCheckAuthorization */
+} AuthQuery;
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+static AuthVerdict *verdict_free(AuthVerdict *v) {
+        if (!v)
+                return NULL;
+        free(v->key);
+        free(v->message);
+        free(v);
+        return NULL;
+}
+
+static void verdicts_clear(Caller *c) {
+        size_t i = 0;
+        void *v;
+        while (hashmap_iterate(c->verdicts, &i, NULL, &v))
+                verdict_free(v);
+        c->verdicts = hashmap_free(c->verdicts);
+}
+
+/* The query leaves its caller's map; held calls get no answer (used when the peer is gone or
+ * the daemon stops). */
+static AuthQuery *query_free(AuthQuery *q) {
+        if (!q)
+                return NULL;
+        if (q->slot && q->cancel_id) {
+                /* an interactive prompt may be on screen for a peer that no longer waits */
+                (void) sd_bus_call_method_async(q->bus, NULL, POLKIT_SERVICE, POLKIT_PATH, POLKIT_INTERFACE,
+                                                "CancelCheckAuthorization", NULL, NULL, "s", q->cancel_id);
+        }
+        sd_bus_slot_unref(q->slot);
+        for (size_t i = 0; i < q->n_held; i++)
+                sd_bus_message_unref(q->held[i]);
+        if (q->caller)
+                q->caller->n_held -= q->n_held;
+        if (q->m)
+                q->m->auth_queries--;
+        free(q->held);
+        free(q->cancel_id);
+        sd_bus_unref(q->bus);
+        free(q->key);
+        free(q);
+        return NULL;
+}
 
 Caller *caller_free(Caller *c) {
         if (!c)
                 return NULL;
+        size_t i = 0;
+        void *v;
+        while (hashmap_iterate(c->queries, &i, NULL, &v)) {
+                AuthQuery *q = v;
+                query_free(q);
+        }
+        hashmap_free(c->queries);
+        verdicts_clear(c);
         free(c->unique_name);
         free(c->qube);
         free(c);
@@ -77,12 +203,315 @@ static bool uid_trusted(Manager *m, uid_t uid) {
         return uid == 0 || uid == m->own_uid;
 }
 
+/* ---- verdicts --------------------------------------------------------------------------- */
+
+static char *tags_string(Domain *d) {
+        _cleanup_strbuf_ StrBuf b = {};
+        _cleanup_free_ const char **tags = NULL;
+
+        if (!d)
+                return strdup("");
+        tags = domain_tags_sorted(d);
+        if (!tags)
+                return NULL;
+        for (const char **t = tags; *t; t++) {
+                if (t != tags)
+                        strbuf_append_c(&b, ' ');
+                strbuf_append(&b, *t);
+        }
+        if (b.oom)
+                return NULL;
+        return b.buf ? strbuf_steal(&b) : strdup("");
+}
+
+/* Tags and qube names cannot hold a newline, so the key is unambiguous. */
+static char *verdict_key(AuthAction action, Domain *d, const char *tags, bool interactive) {
+        char *k = NULL;
+        if (asprintf(&k, "%s\n%s\n%s\n%c", action_ids[action], d ? d->name : "", tags, interactive ? 'i' : '-') < 0)
+                return NULL;
+        return k;
+}
+
+/* A usable verdict for key (NULL if none); a refusal is used up as it is read. */
+static AuthVerdict *verdict_take(Caller *c, const char *key) {
+        AuthVerdict *v = hashmap_get(c->verdicts, key);
+        if (!v)
+                return NULL;
+        if (v->expires <= now_usec() || (!v->allowed && v->uses == 0)) {
+                verdict_free(hashmap_remove(c->verdicts, key));
+                return NULL;
+        }
+        if (!v->allowed)
+                v->uses--;
+        return v;
+}
+
+static void verdicts_prune(Caller *c) {
+        uint64_t now = now_usec();
+        _cleanup_free_ const char **keys = hashmap_sorted_keys(c->verdicts);
+
+        if (!keys) {
+                verdicts_clear(c);
+                return;
+        }
+        for (const char **k = keys; *k; k++) {
+                AuthVerdict *v = hashmap_get(c->verdicts, *k);
+                if (v->expires <= now || (!v->allowed && v->uses == 0))
+                        verdict_free(hashmap_remove(c->verdicts, *k));
+        }
+        if (hashmap_size(c->verdicts) >= VERDICTS_PER_CALLER_MAX)
+                verdicts_clear(c);
+}
+
+static int verdict_store(Caller *c, const char *key, bool allowed, QubesErrorCode error, const char *message,
+                         unsigned uses) {
+        AuthVerdict *v;
+
+        if (!c->verdicts) {
+                c->verdicts = hashmap_new();
+                if (!c->verdicts)
+                        return -ENOMEM;
+        }
+        verdict_free(hashmap_remove(c->verdicts, key));
+        if (hashmap_size(c->verdicts) >= VERDICTS_PER_CALLER_MAX)
+                verdicts_prune(c);
+        if (!c->verdicts) {
+                c->verdicts = hashmap_new();
+                if (!c->verdicts)
+                        return -ENOMEM;
+        }
+        v = new0(AuthVerdict, 1);
+        if (!v)
+                return -ENOMEM;
+        v->key = strdup(key);
+        v->message = message ? strdup(message) : NULL;
+        v->allowed = allowed;
+        v->error = error;
+        v->uses = uses;
+        v->expires = now_usec() + (allowed ? ALLOWED_USEC : REFUSAL_USEC);
+        if (!v->key || (message && !v->message) || hashmap_put(c->verdicts, v->key, v) < 0) {
+                verdict_free(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int verdict_apply(const AuthVerdict *v, QError *e) {
+        if (v->allowed)
+                return 1;
+        return qerror_set(e, v->error, "%s", v->message ?: "Access denied");
+}
+
+/* ---- the polkit query ------------------------------------------------------------------- */
+
+static void release_held(AuthQuery *q) {
+        for (size_t i = 0; i < q->n_held; i++) {
+                sd_bus_message *msg = q->held[i];
+                /* the handler runs again from its first argument and finds the verdict */
+                int r = sd_bus_message_rewind(msg, true);
+                if (r >= 0)
+                        r = sd_bus_enqueue_for_read(q->bus, msg);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot resume a call after its authorization: %m");
+                        (void) sd_bus_reply_method_errno(msg, -r, NULL);
+                }
+        }
+}
+
+static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        AuthQuery *q = userdata;
+        Caller *c = q->caller;
+        const sd_bus_error *err = sd_bus_message_get_error(reply);
+        QubesErrorCode code = QERR_NOT_AUTHORIZED;
+        const char *message = "Access denied";
+        int authorized = 0, challenge = 0;
+        bool dismissed = false;
+        int r;
+
+        q->slot = sd_bus_slot_unref(q->slot);
+        if (err) {
+                log_warning("polkit did not answer for %s (%s): %s: %s", c->unique_name, q->key, err->name,
+                            strempty(err->message));
+                message = "Access denied: the authorization service is not available";
+        } else {
+                r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+                if (r >= 0)
+                        r = sd_bus_message_enter_container(reply, 'a', "{ss}");
+                if (r >= 0) {
+                        const char *k, *val;
+                        while ((r = sd_bus_message_read(reply, "{ss}", &k, &val)) > 0)
+                                if (streq(k, "polkit.dismissed") && streq(val, "true"))
+                                        dismissed = true;
+                }
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot parse polkit's answer: %m");
+                        authorized = 0;
+                        message = "Access denied: the authorization service gave an unreadable answer";
+                } else if (!authorized && dismissed) {
+                        code = QERR_NOT_AUTHORIZED_DISMISSED;
+                        message = "Access denied: the authentication request was dismissed";
+                } else if (!authorized && challenge) {
+                        code = QERR_NOT_AUTHORIZED_CAN_OBTAIN;
+                        message = "Interactive authentication required";
+                }
+        }
+
+        /* The query leaves the map first: the verdict store and the re-runs see it gone. */
+        hashmap_remove(c->queries, q->key);
+        r = verdict_store(c, q->key, authorized, code, message, (unsigned) q->n_held);
+        if (r < 0) {
+                log_oom();
+                for (size_t i = 0; i < q->n_held; i++)
+                        (void) sd_bus_reply_method_errno(q->held[i], ENOMEM, NULL);
+        } else
+                release_held(q);
+        query_free(q);
+        return 0;
+}
+
+static int query_start(Manager *m, Caller *c, sd_bus_message *msg, AuthAction action, Domain *d,
+                       const char *tags, const char *key, AuthQuery **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        sd_bus *bus = sd_bus_message_get_bus(msg);
+        bool interactive = sd_bus_message_get_allow_interactive_authorization(msg) > 0;
+        AuthQuery *q;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &call, POLKIT_SERVICE, POLKIT_PATH, POLKIT_INTERFACE,
+                                           "CheckAuthorization");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", c->unique_name,
+                                  action_ids[action]);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(call, 'a', "{ss}");
+        if (r < 0)
+                return r;
+        if (d) {
+                r = sd_bus_message_append(call, "{ss}{ss}", "qube", d->name, "tags", tags);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(call);
+        if (r < 0)
+                return r;
+
+        q = new0(AuthQuery, 1);
+        if (!q)
+                return -ENOMEM;
+        q->m = m;
+        m->auth_queries++;
+        q->bus = sd_bus_ref(bus);
+        q->key = strdup(key);
+        if (!q->key) {
+                query_free(q);
+                return -ENOMEM;
+        }
+        if (interactive && asprintf(&q->cancel_id, "qubesd-%" PRIu64, ++m->auth_counter) < 0) {
+                q->cancel_id = NULL;
+                query_free(q);
+                return -ENOMEM;
+        }
+        r = sd_bus_message_append(call, "us", interactive ? POLKIT_FLAG_ALLOW_USER_INTERACTION : 0u,
+                                  strempty(q->cancel_id));
+        if (r >= 0)
+                r = sd_bus_call_async(bus, &q->slot, call, on_polkit_reply, q,
+                                      interactive ? INTERACTIVE_TIMEOUT_USEC : 0);
+        if (r < 0) {
+                query_free(q);
+                return r;
+        }
+        if (!c->queries) {
+                c->queries = hashmap_new();
+                if (!c->queries) {
+                        query_free(q);
+                        return -ENOMEM;
+                }
+        }
+        if (hashmap_put(c->queries, q->key, q) < 0) {
+                query_free(q);
+                return -ENOMEM;
+        }
+        q->caller = c;
+        *ret = q;
+        return 0;
+}
+
+static int query_hold(AuthQuery *q, sd_bus_message *msg) {
+        sd_bus_message **h = realloc(q->held, (q->n_held + 1) * sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        q->held = h;
+        q->held[q->n_held++] = sd_bus_message_ref(msg);
+        q->caller->n_held++;
+        return 0;
+}
+
+/* Properties.Set is answered by sd-bus as soon as the setter returns: such a call cannot wait. */
+static bool call_can_wait(sd_bus_message *msg) {
+        return !sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Properties", "Set");
+}
+
+static int ask_polkit(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QError *e) {
+        const char *sender = sd_bus_message_get_sender(msg);
+        bool interactive = sd_bus_message_get_allow_interactive_authorization(msg) > 0;
+        _cleanup_free_ char *tags = NULL, *key = NULL, *other = NULL;
+        AuthVerdict *v;
+        AuthQuery *q;
+        Caller *c;
+        int r;
+
+        c = caller_get(m, sender, true);
+        tags = tags_string(d);
+        key = tags ? verdict_key(action, d, tags, interactive) : NULL;
+        other = tags ? verdict_key(action, d, tags, !interactive) : NULL;
+        if (!c || !key || !other)
+                return -ENOMEM;
+
+        v = verdict_take(c, key);
+        if (v)
+                return verdict_apply(v, e);
+        /* an answer given with or without interaction allowed serves both, if it allows */
+        v = hashmap_get(c->verdicts, other);
+        if (v && v->allowed && v->expires > now_usec())
+                return 1;
+
+        if (!call_can_wait(msg))
+                return 0;
+
+        q = hashmap_get(c->queries, key);
+        if (!q) {
+                if (hashmap_size(c->queries) >= QUERIES_PER_CALLER_MAX || m->auth_queries >= QUERIES_MAX)
+                        return qerror_set(e, QERR_NOT_AUTHORIZED,
+                                          "Access denied: too many authorization requests in flight");
+                r = query_start(m, c, msg, action, d, tags, key, &q);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot ask polkit: %m");
+                        return qerror_set(e, QERR_NOT_AUTHORIZED,
+                                          "Access denied: the authorization service cannot be asked");
+                }
+        } else if (c->n_held >= HELD_PER_CALLER_MAX)
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: too many calls waiting for authorization");
+        r = query_hold(q, msg);
+        if (r < 0) {
+                if (q->n_held == 0) {
+                        hashmap_remove(c->queries, q->key);
+                        query_free(q);
+                }
+                return r;
+        }
+        return 0;
+}
+
 int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QError *e) {
         uid_t uid;
         int r;
 
-        if (action == AUTH_READ)
-                return 1;
+        if (action < 0 || action >= _AUTH_ACTION_MAX)
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied");
         r = sender_uid(m, msg, &uid);
         if (r < 0) {
                 log_warning_errno(r, "Cannot determine the caller's user: %m");
@@ -90,7 +519,13 @@ int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QE
         }
         if (uid_trusted(m, uid))
                 return 1;
-        return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied");
+        if (!sd_bus_message_get_sender(msg))
+                /* a direct connection has no bus name for polkit to look at */
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied");
+        r = ask_polkit(m, msg, action, d, e);
+        if (r == -ENOMEM)
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: out of memory");
+        return r;
 }
 
 bool auth_caller_wants_error_details(Manager *m, sd_bus_message *msg) {

@@ -5,8 +5,7 @@
 
 #include "manager.h"
 
-/* Kinds of operation; each becomes one polkit action (org.qubes_os.admin.<kind>) with the
- * authorization issue. */
+/* Kinds of operation; each is one polkit action (org.qubes_os.admin.<kind>, polkit/). */
 typedef enum AuthAction {
         AUTH_READ,
         AUTH_LIFECYCLE,
@@ -20,10 +19,18 @@ typedef enum AuthAction {
         _AUTH_ACTION_MAX,
 } AuthAction;
 
+/* The polkit action id of a kind of operation ("org.qubes_os.admin.change"). */
+const char *auth_action_id(AuthAction action);
+
 /* The one authorization gate every method goes through: may the sender of msg do action on d
  * (NULL = the system as a whole)? Returns 1 when allowed, 0 when the answer will come later
- * (the handler is then re-run; reserved for polkit), or a negative error with e filled (one of
- * the three NotAuthorized errors). */
+ * (polkit is being asked; the call is held and put back into the bus's read queue when the
+ * answer comes, so the handler runs again from the start: call this before touching any state),
+ * or a negative error with e filled (one of the three NotAuthorized errors).
+ * Root and the daemon's own user are allowed without asking; other local users are asked
+ * about through polkit with details qube= and tags= (d's name and space-separated tags).
+ * A Properties.Set call cannot wait: it gets a cached verdict, or 0 without any query (the
+ * setter then refuses with NotAuthorizedCanObtain, pointing to SetProperty). */
 int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QError *e);
 
 /* The qube on whose behalf the sender acts: the identity it declared, else "dom0" (local

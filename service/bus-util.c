@@ -218,16 +218,8 @@ int bus_method_get_property(Manager *m, Domain *d, sd_bus_message *msg) {
         return sd_bus_reply_method_return(msg, "sbs", prop_type_word(p), (int) v.is_default, strempty(v.value));
 }
 
-int bus_method_get_all_properties(Manager *m, Domain *d, sd_bus_message *msg) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r = check_read(m, d, msg);
-        if (r != 0)
-                return r;
-
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "(ssbs)");
+int bus_append_all_properties(sd_bus_message *reply, Manager *m, Domain *d) {
+        int r = sd_bus_message_open_container(reply, 'a', "(ssbs)");
         if (r < 0)
                 return r;
         for (const PropDef *const *p = holder_props(d); *p; p++) {
@@ -244,7 +236,19 @@ int bus_method_get_all_properties(Manager *m, Domain *d, sd_bus_message *msg) {
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_message_close_container(reply);
+        return sd_bus_message_close_container(reply);
+}
+
+int bus_method_get_all_properties(Manager *m, Domain *d, sd_bus_message *msg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = check_read(m, d, msg);
+        if (r != 0)
+                return r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = bus_append_all_properties(reply, m, d);
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);

@@ -25,6 +25,8 @@ int bus_read_prop_value(sd_bus_message *value, const PropDef *p, App *app, char 
 int bus_method_list_properties(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_get_property(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_get_all_properties(Manager *m, Domain *d, sd_bus_message *msg);
+/* Append the a(ssbs) array GetAllProperties replies with, for one holder (d == NULL: global). */
+int bus_append_all_properties(sd_bus_message *reply, Manager *m, Domain *d);
 int bus_method_get_property_default(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_get_property_help(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_set_property(Manager *m, Domain *d, sd_bus_message *msg);

@@ -151,7 +151,7 @@ static int method_list_features(sd_bus_message *msg, void *userdata, sd_bus_erro
         const char *k;
         int r = gate(manager_of(d), msg, AUTH_READ, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
@@ -176,7 +176,7 @@ static int feature_lookup(sd_bus_message *msg, Domain *d, int how) {
         const char *name, *value = NULL;
         int r = gate(m, msg, AUTH_READ, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
 
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
@@ -226,7 +226,7 @@ static int feature_change(sd_bus_message *msg, Domain *d, bool remove) {
         const char *name, *value = NULL;
         int r = gate(m, msg, AUTH_CHANGE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
 
         r = remove ? sd_bus_message_read(msg, "s", &name) : sd_bus_message_read(msg, "ss", &name, &value);
         if (r < 0)
@@ -251,7 +251,7 @@ static int method_list_tags(sd_bus_message *msg, void *userdata, sd_bus_error *e
         Domain *d = userdata;
         int r = gate(manager_of(d), msg, AUTH_READ, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         _cleanup_free_ const char **tags = domain_tags_sorted(d);
         if (!tags)
                 return -ENOMEM;
@@ -272,7 +272,7 @@ static int method_has_tag(sd_bus_message *msg, void *userdata, sd_bus_error *err
         const char *tag;
         int r = gate(m, msg, AUTH_READ, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &tag);
         if (r < 0)
                 return r;
@@ -287,7 +287,7 @@ static int tag_change(sd_bus_message *msg, Domain *d, bool remove) {
         const char *tag;
         int r = gate(m, msg, AUTH_CHANGE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &tag);
         if (r < 0)
                 return r;
@@ -316,7 +316,7 @@ static int method_get_notes(sd_bus_message *msg, void *userdata, sd_bus_error *e
         _cleanup_free_ char *notes = NULL;
         int r = gate(m, msg, AUTH_READ, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = domain_notes_get(d, &notes, &e);
         if (r < 0)
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
@@ -330,7 +330,7 @@ static int method_set_notes(sd_bus_message *msg, void *userdata, sd_bus_error *e
         const char *notes;
         int r = gate(m, msg, AUTH_CHANGE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &notes);
         if (r < 0)
                 return r;
@@ -344,7 +344,7 @@ static int method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         _cleanup_qerror_ QError e = {};
         int r = gate(m, msg, AUTH_CREATE_REMOVE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = app_remove_domain(m->app, d, &e);
         return reply_result(m, msg, r, &e, true);
 }
@@ -354,7 +354,7 @@ static int method_get_current_state(sd_bus_message *msg, void *userdata, sd_bus_
         uint64_t mem, mem_max, cputime;
         int r = gate(manager_of(d), msg, AUTH_READ, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         /* cached figures, refreshed by workers on lifecycle events and stats: never blocks */
         vmm_current_state(manager_of(d), d, &mem, &mem_max, &cputime);
         return sd_bus_reply_method_return(msg, "ttts", mem, mem_max, cputime, strempty(d->power_state));

@@ -50,7 +50,7 @@ static int run_op(sd_bus_message *msg, Domain *d, SimpleLifecycleFn fn) {
         Manager *m = d->app->event_userdata;
         int r = gate(m, msg, AUTH_LIFECYCLE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         sd_bus_message_ref(msg);
         r = fn(m, d, reply_op, msg);
         if (r < 0) {
@@ -88,7 +88,7 @@ static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *er
         int force, wait;
         int r = gate(m, msg, AUTH_LIFECYCLE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "bb", &force, &wait);
         if (r < 0)
                 return r;
@@ -399,7 +399,7 @@ static int read_qubes(Manager *m, sd_bus_message *msg, char ***ret) {
                         return -ENOMEM;
                 r = gate(m, msg, AUTH_LIFECYCLE, d);
                 if (r <= 0)
-                        return r;
+                        return r; /* 0: answered, or held until polkit answers */
         }
         /* one operation per qube, even when named twice */
         _cleanup_strv_free_ char **uniq = NULL;
@@ -415,7 +415,7 @@ static int start_job(sd_bus_message *msg, Manager *m, const char *operation, boo
         Job *j;
         int r = read_qubes(m, msg, &names);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         if (!names) {
                 /* an empty set: a job that is done at once */
                 names = new0(char *, 1);
@@ -519,10 +519,10 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
                 return bus_reply_qerror(m, msg, &e);
         r = gate(m, msg, AUTH_CREATE_REMOVE, tpl);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = gate(m, msg, AUTH_LIFECYCLE, tpl);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
 
         label = domain_property_string(tpl, "label");
         CreateParams p = {

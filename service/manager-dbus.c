@@ -85,7 +85,7 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         _cleanup_free_ Domain **list = NULL;
         int r = gate(m, msg, AUTH_READ);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
 
         list = app_domains_sorted(m->app, NULL);
         if (!list)
@@ -120,6 +120,42 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* Every qube's GetAllProperties in one reply: a client listing many qubes makes one round
+ * trip instead of one per qube. Visibility as in ListDomains. */
+static int method_get_all_domain_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ Domain **list = NULL;
+        int r = gate(m, msg, AUTH_READ);
+        if (r <= 0)
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+
+        list = app_domains_sorted(m->app, NULL);
+        if (!list)
+                return -ENOMEM;
+        FilterContext *filter = filter_context_new(m, auth_caller_qube(m, msg));
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{sa(ssbs)}");
+        for (Domain **d = list; r >= 0 && *d; d++) {
+                if (!filter_domain_visible(filter, *d))
+                        continue;
+                r = sd_bus_message_open_container(reply, 'e', "sa(ssbs)");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', (*d)->name);
+                if (r >= 0)
+                        r = bus_append_all_properties(reply, m, *d);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        filter_context_free(filter);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static int method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
@@ -127,7 +163,7 @@ static int method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *
         Domain *d;
         int r = gate(m, msg, AUTH_READ);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &ref);
         if (r < 0)
                 return r;
@@ -162,7 +198,7 @@ static int method_create_domain(sd_bus_message *msg, void *userdata, sd_bus_erro
         Domain *d;
         int r = gate(m, msg, AUTH_CREATE_REMOVE);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
 
         r = sd_bus_message_read(msg, "ssss", &klass, &name, &label, &template);
         if (r < 0)
@@ -224,7 +260,7 @@ static int method_list_labels(sd_bus_message *msg, void *userdata, sd_bus_error 
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r = gate(m, msg, AUTH_READ);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
@@ -252,7 +288,7 @@ static int method_lookup_label(sd_bus_message *msg, void *userdata, sd_bus_error
         const char *ref;
         int r = gate(m, msg, AUTH_READ);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &ref);
         if (r < 0)
                 return r;
@@ -276,7 +312,7 @@ static int method_create_label(sd_bus_message *msg, void *userdata, sd_bus_error
         Label *l;
         int r = gate(m, msg, AUTH_CHANGE);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "ss", &name, &color);
         if (r < 0)
                 return r;
@@ -298,7 +334,7 @@ static int method_remove_label(sd_bus_message *msg, void *userdata, sd_bus_error
         const char *name;
         int r = gate(m, msg, AUTH_CHANGE);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
@@ -323,7 +359,7 @@ static int method_get_system_info(sd_bus_message *msg, void *userdata, sd_bus_er
         Manager *m = userdata;
         int r = gate(m, msg, AUTH_READ);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         _cleanup_free_ char *json = app_system_info_json(m->app);
         if (!json)
                 return -ENOMEM;
@@ -337,7 +373,7 @@ static int method_subscribe_events(sd_bus_message *msg, void *userdata, sd_bus_e
         Domain *d = NULL;
         int r = gate(m, msg, AUTH_READ);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &only);
         if (r < 0)
                 return r;
@@ -375,6 +411,8 @@ static const sd_bus_vtable manager_extra[] = {
         PROPERTY_METHODS_VTABLE(manager),
         SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssso)", domains),
                                 method_list_domains, 0),
+        SD_BUS_METHOD_WITH_ARGS("GetAllDomainProperties", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a{sa(ssbs)}", domains), method_get_all_domain_properties, 0),
         SD_BUS_METHOD_WITH_ARGS("GetDomain", SD_BUS_ARGS("s", ref), SD_BUS_RESULT("o", domain), method_get_domain, 0),
         SD_BUS_METHOD_WITH_ARGS("ListClasses", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", classes), method_list_classes, 0),
         SD_BUS_METHOD_WITH_ARGS("CreateDomain",

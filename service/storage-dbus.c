@@ -262,10 +262,10 @@ static int method_volume_info(sd_bus_message *msg, void *userdata, sd_bus_error 
         _cleanup_(storage_volume_donep) StorageVolume v = {};
         int r = gate(msg, AUTH_READ, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         info = storage_volume_info(&v);
         if (!info)
                 return -ENOMEM;
@@ -280,10 +280,10 @@ static int method_list_snapshots(sd_bus_message *msg, void *userdata, sd_bus_err
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
         int r = gate(msg, AUTH_READ, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         r = storage_volume_list_revisions(&v, &revs);
         if (r < 0)
                 return r;
@@ -304,7 +304,7 @@ static int volume_set(sd_bus_message *msg, Domain *d, SetFunc f, bool refuse_bus
         const char *value;
         int r = gate(msg, AUTH_STORAGE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &value);
         if (r < 0)
                 return r;
@@ -493,16 +493,16 @@ static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
 
         r = gate(msg, AUTH_STORAGE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = with_size ? sd_bus_message_read(msg, "hs", &fd, &size_s) : sd_bus_message_read(msg, "h", &fd);
         if (r < 0)
                 return r;
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         r = check_idle(msg, d, name);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         if (with_size) {
                 r = storage_parse_size(size_s, "size of new data", &size, &e);
                 if (r < 0)
@@ -538,7 +538,7 @@ static int method_cancel_import(sd_bus_message *msg, void *userdata, sd_bus_erro
         _cleanup_free_ char *name = NULL;
         int r = gate(msg, AUTH_STORAGE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = path_volume(sd_bus_message_get_path(msg), &name);
         if (r < 0)
                 return r;
@@ -558,13 +558,13 @@ static int method_clear(sd_bus_message *msg, void *userdata, sd_bus_error *error
         _cleanup_(storage_job_freep) StorageJob *j = NULL;
         int r = gate(msg, AUTH_STORAGE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         r = check_idle(msg, d, name);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         j = storage_job_new(STORAGE_JOB_CLEAR, &v);
         if (!j)
                 return -ENOMEM;
@@ -587,7 +587,7 @@ static int method_revert(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         const char *rev;
         int r = gate(msg, AUTH_STORAGE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &rev);
         if (r < 0)
                 return r;
@@ -596,10 +596,10 @@ static int method_revert(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.-", NULL);
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         r = check_idle(msg, d, name);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         r = storage_volume_list_revisions(&v, &revs);
         if (r < 0)
                 return r;
@@ -630,10 +630,10 @@ static int method_clone_from(sd_bus_message *msg, void *userdata, sd_bus_error *
         _cleanup_(storage_volume_donep) StorageVolume v = {};
         int r = gate(msg, AUTH_STORAGE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         CloneToken *t = new0(CloneToken, 1);
         if (!t)
                 return -ENOMEM;
@@ -666,20 +666,20 @@ static int method_clone_to(sd_bus_message *msg, void *userdata, sd_bus_error *er
         CloneToken *t;
         int r = gate(msg, AUTH_STORAGE, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &token);
         if (r < 0)
                 return r;
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         t = storage_token_valid(token) ? hashmap_get(S.tokens, token) : NULL;
         if (!t)
                 return reply_error(msg, QERR_VOLUME_COPY_TOKEN_NOT_FOUND, "Token to clone volume of qube was not found",
                                    NULL, NULL);
         r = check_idle(msg, d, name);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         /* single use, whatever happens next */
         hashmap_remove(S.tokens, t->token);
         _cleanup_(clone_token_freep) CloneToken *used = t;
@@ -816,7 +816,7 @@ static int pool_property(sd_bus *bus, const char *path, const char *interface, c
 static int method_pool_info(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         int r = gate(msg, AUTH_READ, NULL);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         _cleanup_free_ char *info = storage_pool_info(S.m->app, userdata);
         if (!info)
                 return -ENOMEM;
@@ -826,7 +826,7 @@ static int method_pool_info(sd_bus_message *msg, void *userdata, sd_bus_error *e
 static int method_pool_usage_details(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         int r = gate(msg, AUTH_READ, NULL);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         _cleanup_free_ char *info = storage_pool_usage_details(userdata);
         if (!info)
                 return -ENOMEM;
@@ -838,7 +838,7 @@ static int method_pool_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
         int r = gate(msg, AUTH_READ, NULL);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = storage_pool_list_vids(S.m->app, userdata, &l);
         if (r < 0)
                 return r;
@@ -856,7 +856,7 @@ static int pool_set(sd_bus_message *msg, Pool *p, int (*f)(App *, Pool *, const 
         const char *value;
         int r = gate(msg, AUTH_STORAGE, NULL);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &value);
         if (r < 0)
                 return r;
@@ -903,7 +903,7 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
         int r = gate(msg, AUTH_READ, NULL);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &rep);
         if (r < 0)
                 return r;
@@ -929,7 +929,7 @@ static int method_list_pool_drivers(sd_bus_message *msg, void *userdata, sd_bus_
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
         int r = gate(msg, AUTH_READ, NULL);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &rep);
         if (r < 0)
                 return r;
@@ -957,7 +957,7 @@ static int method_get_pool(sd_bus_message *msg, void *userdata, sd_bus_error *er
         const char *name;
         int r = gate(msg, AUTH_READ, NULL);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
@@ -974,7 +974,7 @@ static int method_add_pool(sd_bus_message *msg, void *userdata, sd_bus_error *er
         Pool *p;
         int r = gate(msg, AUTH_STORAGE, NULL);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         if (!config)
                 return -ENOMEM;
         r = sd_bus_message_read(msg, "s", &driver);
@@ -1008,7 +1008,7 @@ static int method_remove_pool(sd_bus_message *msg, void *userdata, sd_bus_error 
         const char *name;
         int r = gate(msg, AUTH_STORAGE, NULL);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
@@ -1043,10 +1043,10 @@ static int method_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error
                 return r;
         r = lookup_domain(msg, ref, &d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         r = gate(msg, AUTH_READ, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &rep);
         if (r < 0)
                 return r;
@@ -1075,10 +1075,10 @@ static int method_get_volume(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return r;
         r = lookup_domain(msg, ref, &d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered */
         r = gate(msg, AUTH_READ, d);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
         if (!domain_volume_config(d, vol))
                 return reply_error(msg, QERR_VOLUME_NOT_FOUND, "No such volume of %s: %s", d->name, vol);
         _cleanup_free_ char *path = volume_bus_path(d->name, vol);

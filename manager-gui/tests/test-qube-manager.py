@@ -5,8 +5,9 @@
 Runs itself again inside dbus-run-session (for the accessibility bus) and xvfb-run. Checks:
 the list after the first load (--self-test output and the tree read through AT-SPI); reaction
 within a second to a property change and to a new qube made over D-Bus; the New Qube dialog and
-the search entry driven through AT-SPI; the page shown while qubesd is away and the recovery
-when it returns. Saves screenshots in --out-dir. Exit 77 = skipped.
+the search entry driven through AT-SPI; starting a qube with the toolbar (its State follows
+within a second) and killing it through the confirmation; the page shown while qubesd is away
+and the recovery when it returns. Saves screenshots in --out-dir. Exit 77 = skipped.
 """
 import argparse
 import os
@@ -177,6 +178,13 @@ def screenshot(out_dir, name):
     print(f'screenshot: {path}')
 
 
+def wait_sensitive(acc, what, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not acc.get_state_set().contains(Atspi.StateType.SENSITIVE):
+        assert time.monotonic() < deadline, f'{what} never became sensitive'
+        time.sleep(0.05)
+
+
 def wait_owner(bus, present, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -208,8 +216,10 @@ def main():
 
 
 def start_qubesd(args, tmp, address, procs):
+    # libvirt's test driver: Start and Kill work without a hypervisor
     p = subprocess.Popen([args.qubesd, f'--bus-address={address}',
-                          f'--state-dir={tmp}/state'], stderr=open(f'{tmp}/qubesd.log', 'a'))
+                          f'--state-dir={tmp}/state', '--libvirt-uri=test:///default'],
+                         stderr=open(f'{tmp}/qubesd.log', 'a'))
     procs.append(p)
     return p
 
@@ -249,6 +259,13 @@ def run(args, tmp, procs):
     assert manager.rows['work']['netvm'] == 'default (sys-net)', manager.rows['work']
     assert manager.rows['sys-net']['netvm'] == 'none', manager.rows['sys-net']
     assert manager.rows['work']['template'] == 'fedora-42'
+
+    # the start-up call the manager relies on answers as GetAllProperties per qube does
+    bulk = bus.call(ROOT, MANAGER, 'GetAllDomainProperties')[0]
+    assert set(bulk) == expected, bulk.keys()
+    for name in expected:
+        path = bus.call(ROOT, MANAGER, 'GetDomain', '(s)', (name,))[0]
+        assert bulk[name] == bus.call(path, DOMAIN, 'GetAllProperties')[0], name
 
     # ... and so does the tree, read through AT-SPI
     app = find_app('qube-manager')
@@ -313,7 +330,71 @@ def run(args, tmp, procs):
     time.sleep(0.5)
     screenshot(args.out_dir, 'qube-manager.png')
 
-    # 6. qubesd goes away: the page says so; it comes back: the list fills again
+    # 6. lifecycle: select work, Start on the toolbar, its State is Running within a second
+    deadline = time.monotonic() + 5
+    while True:
+        r, cols, cells = row_of(table, 'work')
+        if r is not None:
+            break
+        assert time.monotonic() < deadline, 'work is not in the tree'
+        time.sleep(0.2)
+    table.add_row_selection(r)
+    start = find(app, role='push button', name='Start')
+    wait_sensitive(start, 'Start')
+    before = time.monotonic()
+    do_action(start, 'click')
+    seen = manager.wait_for(lambda l: l.startswith('ROW\twork\t') and '\tstate=Running\t' in l,
+                            1.0, 'work shown Running after Start')
+    print(f'work shown Running {(seen - before) * 1000:.0f} ms after the click')
+    assert bus.call(f'{ROOT}/domain/work', 'org.freedesktop.DBus.Properties', 'Get', '(ss)',
+                    (DOMAIN, 'PowerState'))[0] == 'Running'
+    time.sleep(0.3)
+    screenshot(args.out_dir, 'qube-manager-running.png')
+
+    # ... and Kill asks once, then the qube is halted
+    kill = find(app, role='push button', name='Kill')
+    wait_sensitive(kill, 'Kill')
+    do_action(kill, 'click')
+    confirm = find(app, role='alert', name=None, timeout=5)
+    screenshot(args.out_dir, 'qube-manager-kill-confirmation.png')
+    do_action(find(confirm, role='push button', name='Kill'), 'click')
+    manager.wait_for(lambda l: l.startswith('ROW\twork\t') and '\tstate=Halted\t' in l, 5,
+                     'work shown Halted after Kill')
+    print('work killed through the confirmation')
+
+    # ... and shutting down its netvm offers to take work down first, as one job
+    table.clear_selection()
+    table.add_row_selection(row_of(table, 'work')[0])
+    wait_sensitive(start, 'Start')
+    do_action(start, 'click')
+    manager.wait_for(lambda l: l.startswith('ROW\twork\t') and '\tstate=Running\t' in l, 1.0,
+                     'work Running again')
+    table.clear_selection()
+    table.add_row_selection(row_of(table, 'sys-net')[0])
+    shutdown = find(app, role='push button', name='Shut down')
+    wait_sensitive(shutdown, 'Shut down')
+    do_action(shutdown, 'click')
+    confirm = find(app, role='alert', name=None, timeout=5)
+    also = find(confirm, role='check box', timeout=5)
+    assert 'work' in also.get_name(), also.get_name()
+    assert also.get_state_set().contains(Atspi.StateType.CHECKED)
+    screenshot(args.out_dir, 'qube-manager-shutdown-netvm.png')
+    do_action(find(confirm, role='push button', name='Shut Down'), 'click')
+    halted = set()
+    while halted != {'work', 'sys-net'}:
+        line_qube = {}
+
+        def down(line):
+            if line.startswith('ROW\t') and '\tstate=Halted\t' in line:
+                line_qube['name'] = line.split('\t')[1]
+                return True
+            return False
+        manager.wait_for(down, 10, 'work and sys-net shut down')
+        halted.add(line_qube['name'])
+        halted &= {'work', 'sys-net'}
+    print('sys-net and its client work shut down as one job')
+
+    # 7. qubesd goes away: the page says so; it comes back: the list fills again
     qubesd.terminate()
     qubesd.wait(10)
     manager.wait_for(lambda l: l.startswith('END\tabsent'), 5, 'the list emptied')

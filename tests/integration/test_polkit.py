@@ -1,0 +1,468 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""polkit for local callers: a private *system* bus, a real polkitd on it, qubesd as root, and
+real unprivileged users (created with useradd) calling through setpriv.
+
+Users (created if missing, left in place): alice (the example rule: manages the qubes tagged
+managed-by-alice), bob (no rights; one test rule offers him authentication for lifecycle
+actions), carol (member of the group "qubes"). While the test runs, the actions file and the
+rules are installed into the system's polkit directories, and removed (or restored) afterwards.
+
+Needs root and polkitd (/usr/lib/polkit-1/polkitd, Debian package polkitd); skips without.
+"""
+
+import json
+import os
+import pwd
+import grp
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Gio, GLib  # noqa: E402
+
+POLKITD = '/usr/lib/polkit-1/polkitd'
+ACTIONS_DIR = '/usr/share/polkit-1/actions'
+SHARE_RULES_DIR = '/usr/share/polkit-1/rules.d'
+ETC_RULES_DIR = '/etc/polkit-1/rules.d'
+POLKIT_SRC = os.path.join(harness.SOURCE_DIR, 'polkit')
+ERR = harness.ERROR_PREFIX
+NOT_AUTHORIZED = ERR + 'NotAuthorized'
+CAN_OBTAIN = ERR + 'NotAuthorizedCanObtain'
+
+# what only this test adds: bob may authenticate for lifecycle actions (is_challenge)
+TEST_RULES = '''// installed by qubesd's tests/integration/test_polkit.py for the duration of the test
+polkit.addRule(function(action, subject) {
+    if (subject.user === "bob" && action.id === "org.qubes_os.admin.lifecycle")
+        return polkit.Result.AUTH_ADMIN;
+    return polkit.Result.NOT_HANDLED;
+});
+'''
+
+SYSTEM_BUS_CONF = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>{address}</listen>
+  <auth>EXTERNAL</auth>
+  <!-- the default policy of /usr/share/dbus-1/system.conf -->
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
+          send_member="UpdateActivationEnvironment"/>
+  </policy>
+  <!-- polkitd's own bus policy, and ours -->
+  <includedir>/usr/share/dbus-1/system.d</includedir>
+  <include>{qubes_conf}</include>
+</busconfig>
+'''
+
+# Run as another user: reads [[path, iface, method, signature, args], ...] as JSON on stdin,
+# sends them all at once (parallel) or one after the other, and prints one result per call.
+CLIENT = r'''
+import json, sys
+import gi
+gi.require_version('Gio', '2.0')
+from gi.repository import Gio, GLib
+address, mode = sys.argv[1], sys.argv[2]
+parallel = mode in ('parallel', 'leave')
+calls = json.load(sys.stdin)
+conn = Gio.DBusConnection.new_for_address_sync(address,
+    Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+    None, None)
+results = [None] * len(calls)
+def message(c):
+    path, iface, method, sig, args = c[:5]
+    m = Gio.DBusMessage.new_method_call('org.qubes_os.Admin1', path, iface, method)
+    if len(c) > 5 and c[5] == 'interactive':
+        m.set_flags(Gio.DBusMessageFlags.ALLOW_INTERACTIVE_AUTHORIZATION)
+    if sig == 'ssv':  # a variant travels as [signature, value]
+        args = [args[0], args[1], GLib.Variant(*args[2])]
+    if sig is not None:
+        m.set_body(GLib.Variant('(' + sig + ')', tuple(args)))
+    return m
+def result(reply):
+    body = reply.get_body()
+    values = body.unpack() if body is not None else ()
+    if reply.get_message_type() == Gio.DBusMessageType.ERROR:
+        return {'error': reply.get_error_name(),
+                'message': values[0] if values and isinstance(values[0], str) else ''}
+    return {'error': None, 'value': list(values)}
+if parallel:
+    loop = GLib.MainLoop()
+    left = [len(calls)]
+    def done(conn, res, i):
+        results[i] = result(conn.send_message_with_reply_finish(res))
+        left[0] -= 1
+        if not left[0]:
+            loop.quit()
+    for i, c in enumerate(calls):
+        conn.send_message_with_reply(message(c), Gio.DBusSendMessageFlags.NONE, 120000, None, done, i)
+    if mode == 'leave':  # gone before any answer
+        conn.flush_sync(None)
+        sys.exit(0)
+    if calls:
+        loop.run()
+else:
+    for i, c in enumerate(calls):
+        reply, _ = conn.send_message_with_reply_sync(message(c), Gio.DBusSendMessageFlags.NONE, 120000, None)
+        results[i] = result(reply)
+json.dump(results, sys.stdout)
+'''
+
+
+def run(*cmd):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def ensure_user(name, groups=()):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        run('useradd', '--no-create-home', '--user-group', '--shell', '/usr/sbin/nologin', name)
+    for g in groups:
+        if name not in grp.getgrnam(g).gr_mem:
+            run('usermod', '--append', '--groups', g, name)
+
+
+def built_actions_file():
+    build = os.environ.get('QUBES_BUILD_DIR')
+    if build:
+        path = os.path.join(build, 'polkit', 'org.qubes_os.admin.policy')
+        if os.path.exists(path):
+            return path
+    return os.path.join(POLKIT_SRC, 'org.qubes_os.admin.policy.in')
+
+
+class SystemBusDaemon(harness.Daemon):
+    """qubesd on a bus that is already running (the class's system bus)."""
+
+    def __init__(self, address, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.address = address
+
+    def start_bus(self):
+        if self.conn:
+            return
+        self.conn = Gio.DBusConnection.new_for_address_sync(
+            self.address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+            Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+            None, None)
+        self.conn.set_exit_on_close(False)
+
+
+class PolkitTest(unittest.TestCase):
+    installed = []  # (path, previous content or None)
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest('needs root (users, polkit directories, a system bus)')
+        if not os.access(POLKITD, os.X_OK):
+            raise unittest.SkipTest('polkitd is not installed (Debian package polkitd)')
+        for tool in ('setpriv', 'useradd', 'dbus-daemon'):
+            if not shutil.which(tool):
+                raise unittest.SkipTest(tool + ' is not available')
+        try:
+            pwd.getpwnam('polkitd')
+        except KeyError:
+            raise unittest.SkipTest('there is no polkitd user')
+        harness.find_qubesd()
+
+        run('groupadd', '--force', 'qubes')
+        ensure_user('alice')
+        ensure_user('bob')
+        ensure_user('carol', groups=('qubes',))
+
+        cls.dir = tempfile.mkdtemp(prefix='qubesd-polkit-')
+        os.chmod(cls.dir, 0o755)  # the users must reach the bus socket
+        cls.address = 'unix:path=' + os.path.join(cls.dir, 'system_bus_socket')
+        cls.procs = []
+        try:
+            cls.install(os.path.join(ACTIONS_DIR, 'org.qubes_os.admin.policy'), built_actions_file())
+            cls.install(os.path.join(SHARE_RULES_DIR, '50-qubes.rules'),
+                        os.path.join(POLKIT_SRC, '50-qubes.rules'))
+            cls.install(os.path.join(ETC_RULES_DIR, '50-qubes-managed-by.rules'),
+                        os.path.join(POLKIT_SRC, 'examples', '50-qubes-managed-by.rules'))
+            cls.install(os.path.join(ETC_RULES_DIR, '40-qubesd-test.rules'), None, TEST_RULES)
+            cls.start_system_bus()
+            cls.start_polkitd()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def install(cls, dest, src, text=None):
+        if text is None:
+            with open(src, encoding='utf-8') as f:
+                text = f.read()
+        previous = None
+        if os.path.exists(dest):
+            with open(dest, encoding='utf-8') as f:
+                previous = f.read()
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        cls.installed.append((dest, previous))
+        with open(dest, 'w', encoding='utf-8') as f:
+            f.write(text)
+        os.chmod(dest, 0o644)
+
+    @classmethod
+    def start_system_bus(cls):
+        conf = os.path.join(cls.dir, 'system.conf')
+        with open(conf, 'w', encoding='utf-8') as f:
+            f.write(SYSTEM_BUS_CONF.format(
+                address=cls.address,
+                qubes_conf=os.path.join(harness.SOURCE_DIR, 'data', 'org.qubes_os.Admin1.conf')))
+        bus = subprocess.Popen(['dbus-daemon', '--config-file=' + conf, '--nofork', '--nopidfile',
+                                '--print-address=1'],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        cls.procs.append(bus)
+        if not bus.stdout.readline():
+            raise AssertionError('the system dbus-daemon did not start: ' + bus.stderr.read().decode())
+        cls.conn = Gio.DBusConnection.new_for_address_sync(
+            cls.address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+            None, None)
+        cls.conn.set_exit_on_close(False)
+
+    @classmethod
+    def start_polkitd(cls):
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=cls.address)
+        cls.polkit_log = open(os.path.join(cls.dir, 'polkitd.log'), 'wb')
+        # started as root, it becomes the user polkitd itself (whom its bus policy lets own the name)
+        proc = subprocess.Popen([POLKITD, '--no-debug'],
+                                env=env, stdout=cls.polkit_log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        cls.procs.append(proc)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if cls.has_owner('org.freedesktop.PolicyKit1'):
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError('polkitd did not come up:\n' + cls.polkit_log_text())
+
+    @classmethod
+    def polkit_log_text(cls):
+        with open(os.path.join(cls.dir, 'polkitd.log'), 'rb') as f:
+            return f.read().decode(errors='replace')[-4000:]
+
+    @classmethod
+    def has_owner(cls, name):
+        reply = cls.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                                   'NameHasOwner', GLib.Variant('(s)', (name,)), GLib.VariantType('(b)'),
+                                   Gio.DBusCallFlags.NONE, 5000, None)
+        return reply.unpack()[0]
+
+    @classmethod
+    def tearDownClass(cls):
+        for proc in reversed(getattr(cls, 'procs', [])):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for f in (proc.stdout, proc.stderr):
+                if f:
+                    f.close()
+        if getattr(cls, 'polkit_log', None):
+            cls.polkit_log.close()
+        for dest, previous in reversed(cls.installed):
+            if previous is None:
+                try:
+                    os.unlink(dest)
+                except FileNotFoundError:
+                    pass
+            else:
+                with open(dest, 'w', encoding='utf-8') as f:
+                    f.write(previous)
+        cls.installed = []
+        if getattr(cls, 'dir', None):
+            if os.environ.get('QUBES_TEST_KEEP'):
+                sys.stderr.write('kept %s\n' % cls.dir)
+            else:
+                shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def setUp(self):
+        self.d = SystemBusDaemon(self.address, harness.DEMO_XML)
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+
+    def tearDown(self):
+        status = self.d.stop()
+        self.assertEqual(status, 0, 'qubesd exited with status %s:\n%s' % (status, self.d.log_tail()))
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def as_user(self, user, calls, parallel=False, leave=False):
+        """Make calls as user; returns one {'error': name or None, ...} per call. parallel: all
+        sent at once; leave: sent at once and the caller leaves the bus without waiting."""
+        calls = [list(c) for c in calls]
+        r = subprocess.run(['setpriv', '--reuid=' + user, '--regid=' + user, '--init-groups',
+                            '/usr/bin/python3', '-c', CLIENT, self.address,
+                            'leave' if leave else 'parallel' if parallel else 'sequential'],
+                           input=json.dumps(calls), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=300 if harness.UNDER_WRAPPER else 60)
+        if r.returncode != 0:
+            raise AssertionError('client as %s failed: %s' % (user, r.stderr))
+        return None if leave else json.loads(r.stdout)
+
+    def one(self, user, call):
+        return self.as_user(user, [call])[0]
+
+    @staticmethod
+    def domain_call(name, method, sig=None, args=()):
+        return (harness.domain_path(name), harness.DOMAIN_IFACE, method, sig, list(args))
+
+    @staticmethod
+    def manager_call(method, sig=None, args=()):
+        return (harness.ROOT_PATH, harness.MANAGER_IFACE, method, sig, list(args))
+
+    def set_prop(self, name, prop, value):
+        return self.domain_call(name, 'SetProperty', 'ss', (prop, value))
+
+    def assertAllowed(self, res, what=''):
+        self.assertIsNone(res['error'], '%s refused: %s: %s\n%s' % (
+            what, res.get('error'), res.get('message'), self.d.log_tail()))
+
+    def assertRefused(self, res, name=NOT_AUTHORIZED, what=''):
+        self.assertEqual(res['error'], name, '%s: expected %s, got %r' % (what, name, res))
+
+    # --- tests ------------------------------------------------------------------------------
+
+    def test_user_without_rights_changes_nothing(self):
+        before = self.d.xml_bytes()
+        calls = [
+            self.set_prop('work', 'qrexec_timeout', '77'),
+            self.domain_call('work', 'ResetProperty', 's', ('label',)),
+            self.domain_call('work', 'SetFeature', 'ss', ('x', 'y')),
+            self.domain_call('work', 'AddTag', 's', ('bobs',)),
+            self.domain_call('work', 'RemoveTag', 's', ('audiovm-dom0',)),
+            self.manager_call('CreateDomain', 'ssssa{ss}', ('AppVM', 'bobvm', 'red', '', {})),
+            self.domain_call('personal', 'Remove'),
+            self.manager_call('SetProperty', 'ss', ('default_netvm', '')),
+            # reading needs a rule too (org.qubes_os.admin.read defaults to no)
+            self.domain_call('work', 'GetProperty', 's', ('label',)),
+            self.manager_call('ListDomains'),
+        ]
+        for call, res in zip(calls, self.as_user('bob', calls)):
+            self.assertRefused(res, what='bob: ' + call[2])
+        self.assertEqual(self.d.xml_bytes(), before)
+        self.assertEqual(self.d.get_property('work', 'qrexec_timeout')[1], True)
+        self.assertNotIn('bobvm', str(self.d.manager('ListDomains')))
+
+    def test_challenge_is_can_obtain(self):
+        # a rule that asks bob to authenticate: without an agent the call says so
+        res = self.one('bob', self.domain_call('work', 'Pause'))
+        self.assertRefused(res, CAN_OBTAIN, 'bob: Pause')
+
+    def test_interactive_without_agent(self):
+        # bob allows a prompt but has no authentication agent: polkit answers at once, and the
+        # held call with it
+        start = time.monotonic()
+        res = self.one('bob', self.domain_call('work', 'Pause') + ('interactive',))
+        self.assertIn(res['error'], (NOT_AUTHORIZED, CAN_OBTAIN), res)
+        if not harness.UNDER_WRAPPER:
+            self.assertLess(time.monotonic() - start, 20)
+
+    def test_group_qubes_may_do_everything(self):
+        res = self.as_user('carol', [
+            self.set_prop('work', 'qrexec_timeout', '71'),
+            self.domain_call('work', 'AddTag', 's', ('carols',)),
+            self.manager_call('ListDomains'),
+        ])
+        for r in res:
+            self.assertAllowed(r, 'carol')
+        self.assertEqual(self.d.get_property('work', 'qrexec_timeout'), ('int', False, '71'))
+
+    def test_managed_by_tag(self):
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        res = self.as_user('alice', [
+            self.set_prop('work', 'qrexec_timeout', '72'),
+            self.set_prop('personal', 'qrexec_timeout', '73'),
+            self.manager_call('ListDomains'),
+            self.manager_call('CreateDomain', 'ssssa{ss}', ('AppVM', 'alicevm', 'red', '', {})),
+            self.domain_call('personal', 'SetFeature', 'ss', ('x', 'y')),
+        ])
+        self.assertAllowed(res[0], 'alice on work')
+        self.assertRefused(res[1], what='alice on personal')
+        self.assertAllowed(res[2], 'alice: ListDomains')
+        self.assertRefused(res[3], what='alice: CreateDomain')
+        self.assertRefused(res[4], what='alice: SetFeature on personal')
+        self.assertEqual(self.d.get_property('work', 'qrexec_timeout'), ('int', False, '72'))
+        self.assertEqual(self.d.get_property('personal', 'qrexec_timeout')[1], True)
+
+        # the verdict is for those tags: without the tag, the next call is refused
+        self.d.domain('work', 'RemoveTag', 's', ('managed-by-alice',))
+        self.assertRefused(self.one('alice', self.set_prop('work', 'qrexec_timeout', '74')),
+                           what='alice on work without the tag')
+        self.assertEqual(self.d.get_property('work', 'qrexec_timeout'), ('int', False, '72'))
+
+    def test_root_is_always_allowed(self):
+        self.d.set_property('personal', 'qrexec_timeout', '75')
+        self.assertEqual(self.d.get_property('personal', 'qrexec_timeout'), ('int', False, '75'))
+        self.assertAllowed(self.one('root', self.set_prop('work', 'qrexec_timeout', '76')), 'root')
+
+    def test_many_waiting_calls_all_answered(self):
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        calls = []
+        for i in range(40):
+            calls.append(self.set_prop('work', 'qrexec_timeout', str(100 + i)))
+            calls.append(self.set_prop('personal', 'qrexec_timeout', str(100 + i)))
+        res = self.as_user('alice', calls, parallel=True)
+        for i, r in enumerate(res):
+            if i % 2:
+                self.assertRefused(r, what='alice on personal (parallel)')
+            elif r['error'] is not None:
+                # a caller may have at most 64 calls waiting for polkit: the rest are refused
+                self.assertRefused(r, what='alice on work (parallel)')
+                self.assertIn('too many', r['message'])
+        self.assertIsNone(res[0]['error'], res[0])
+        self.assertIsNone(res[60]['error'], res[60])
+        self.assertEqual(self.d.get_property('personal', 'qrexec_timeout')[1], True)
+
+    def test_caller_leaves_while_waiting(self):
+        # the held calls and the queries go with the caller; the daemon carries on (and, under
+        # ASan, frees everything at exit)
+        calls = [self.set_prop('work', 'qrexec_timeout', str(200 + i)) for i in range(20)]
+        for _ in range(5):
+            self.as_user('carol', calls, leave=True)
+        self.d.set_property('work', 'qrexec_timeout', '99')
+        self.assertEqual(self.d.get_property('work', 'qrexec_timeout'), ('int', False, '99'))
+        self.assertAllowed(self.one('carol', self.set_prop('work', 'qrexec_timeout', '98')), 'carol')
+
+    def test_properties_set_cannot_wait(self):
+        iface = harness.QUBESVM_IFACE
+        # Properties.Set cannot hold the call for polkit: without a verdict at hand it points to
+        # SetProperty; after a SetProperty for the same qube the verdict is cached and it works.
+        client_set = (harness.domain_path('work'), harness.PROPS_IFACE, 'Set', 'ssv',
+                      [iface, 'QrexecTimeout', ['x', 90]])
+        res = self.as_user('carol', [client_set, self.set_prop('work', 'qrexec_timeout', '81'), client_set])
+        self.assertRefused(res[0], CAN_OBTAIN, 'carol: Properties.Set first')
+        self.assertAllowed(res[1], 'carol: SetProperty')
+        self.assertAllowed(res[2], 'carol: Properties.Set after SetProperty')
+
+
+if __name__ == '__main__':
+    harness.main()
