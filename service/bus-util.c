@@ -39,6 +39,16 @@ int bus_reply_qerror(Manager *m, sd_bus_message *call, const QError *e) {
         return 1;
 }
 
+int bus_gate(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d) {
+        _cleanup_qerror_ QError e = {};
+        int r = auth_check(m, msg, action, d, &e);
+        if (r < 0) {
+                r = bus_reply_qerror(m, msg, &e);
+                return r < 0 ? r : 0;
+        }
+        return r;
+}
+
 int bus_set_qerror(sd_bus_error *error, const QError *e) {
         _cleanup_free_ char *msg = qerror_message(e);
         return sd_bus_error_set(error, qubes_error_dbus_name(e->code), msg ?: "Out of memory");
@@ -168,11 +178,10 @@ static int no_such_property(Manager *m, Domain *d, sd_bus_message *msg, const ch
 }
 
 static int check_read(Manager *m, Domain *d, sd_bus_message *msg) {
-        _cleanup_qerror_ QError e = {};
-        int r = auth_check(m, msg, AUTH_READ, d, &e);
+        int r = bus_gate(m, msg, AUTH_READ, d);
         if (r < 0)
-                return bus_reply_qerror(m, msg, &e);
-        return r == 0 ? 1 : 0; /* 1: handled (pending), 0: go on */
+                return r;
+        return r == 0 ? 1 : 0; /* 1: handled (answered or held), 0: go on */
 }
 
 int bus_method_list_properties(Manager *m, Domain *d, sd_bus_message *msg) {

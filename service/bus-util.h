@@ -3,6 +3,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "auth.h"
 #include "manager.h"
 #include "model/model.h"
 #include "qubes-error.h"
@@ -13,6 +14,11 @@
 int bus_reply_qerror(Manager *m, sd_bus_message *call, const QError *e);
 /* Convert a QError to an sd_bus_error (for property setters, which cannot send a body). */
 int bus_set_qerror(sd_bus_error *error, const QError *e);
+
+/* The authorization gate for a method handler: 1 to go on; 0 when the call has been answered
+ * (an error reply) or is held until polkit answers (the handler then returns 1 to sd-bus); a
+ * negative error otherwise. */
+int bus_gate(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d);
 
 /* D-Bus signature of a property's typed representation. */
 const char *prop_dbus_signature(const PropDef *p);

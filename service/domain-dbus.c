@@ -114,13 +114,7 @@ static int property_get_tags(sd_bus *bus, const char *path, const char *interfac
 /* Runs the authorization gate; returns 1 to continue, 0 when the call has been answered (an
  * error reply, or pending authorization), negative on failure. */
 static int gate(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d) {
-        _cleanup_qerror_ QError e = {};
-        int r = auth_check(m, msg, action, d, &e);
-        if (r < 0) {
-                r = bus_reply_qerror(m, msg, &e);
-                return r < 0 ? r : 0;
-        }
-        return r;
+        return bus_gate(m, msg, action, d);
 }
 
 static int reply_result(Manager *m, sd_bus_message *msg, int r, QError *e, bool save) {

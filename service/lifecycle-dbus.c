@@ -20,13 +20,7 @@
 #define JOB_LINGER_USEC (300ULL * 1000000ULL)
 
 static int gate(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d) {
-        _cleanup_qerror_ QError e = {};
-        int r = auth_check(m, msg, action, d, &e);
-        if (r < 0) {
-                r = bus_reply_qerror(m, msg, &e);
-                return r < 0 ? r : 0;
-        }
-        return r;
+        return bus_gate(m, msg, action, d);
 }
 
 static void reply_op(Manager *m, const char *name, int error, const QError *e, void *userdata) {

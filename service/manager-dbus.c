@@ -58,13 +58,7 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
 }
 
 static int gate(Manager *m, sd_bus_message *msg, AuthAction action) {
-        _cleanup_qerror_ QError e = {};
-        int r = auth_check(m, msg, action, NULL, &e);
-        if (r < 0) {
-                r = bus_reply_qerror(m, msg, &e);
-                return r < 0 ? r : 0;
-        }
-        return r;
+        return bus_gate(m, msg, action, NULL);
 }
 
 #define PROPERTY_METHOD(fn)                                                                       \

@@ -117,13 +117,7 @@ static void on_event(App *app, Domain *subject, const char *event, const char *c
 /* ---- common ----------------------------------------------------------------------------- */
 
 static int gate(sd_bus_message *msg, AuthAction action, Domain *d) {
-        _cleanup_qerror_ QError e = {};
-        int r = auth_check(S.m, msg, action, d, &e);
-        if (r < 0) {
-                r = bus_reply_qerror(S.m, msg, &e);
-                return r < 0 ? r : 0;
-        }
-        return r;
+        return bus_gate(S.m, msg, action, d);
 }
 
 static int reply(sd_bus_message *msg, int r, QError *e, bool save) {
