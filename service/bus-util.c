@@ -4,6 +4,7 @@
 #include <inttypes.h>
 
 #include "auth.h"
+#include "constraints.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 
@@ -317,6 +318,8 @@ static int write_method(Manager *m, Domain *d, sd_bus_message *msg, bool reset) 
                 return r;
         if (!holder_find(d, name))
                 return no_such_property(m, d, msg, name);
+        if (constraints_check(m, msg, d, name, value, &e) < 0)
+                return bus_reply_qerror(m, msg, &e);
         if (reset)
                 r = d ? domain_property_reset(d, name, &e) : app_property_reset(m->app, name, &e);
         else

@@ -3,6 +3,7 @@
 
 #include "auth.h"
 #include "bus-util.h"
+#include "constraints.h"
 #include "manager.h"
 #include "util/log.h"
 #include "util/strv.h"
@@ -69,7 +70,9 @@ static int property_set(sd_bus *bus, const char *path, const char *interface, co
         r = bus_read_prop_value(value, p, d->app, &s, error);
         if (r < 0)
                 return r;
-        r = domain_property_set(d, p->name, s, strlen(s), &e);
+        r = constraints_check(m, sd_bus_get_current_message(bus), d, p->name, s, &e);
+        if (r >= 0)
+                r = domain_property_set(d, p->name, s, strlen(s), &e);
         if (r >= 0)
                 r = manager_save(m, &e);
         if (r < 0)
@@ -386,6 +389,9 @@ static const sd_bus_vtable domain_extra[] = {
         SD_BUS_METHOD_WITH_ARGS("GetCurrentState", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("t", mem_kib, "t", mem_static_max_kib, "t", cputime, "s", power_state),
                                 method_get_current_state, 0),
+        SD_BUS_METHOD_WITH_ARGS("GetAllowedValues", SD_BUS_ARGS("s", property),
+                                SD_BUS_RESULT("b", constrained, "as", values),
+                                constraints_method_get_allowed_values, 0),
         EVENT_SIGNAL_VTABLE,
 };
 

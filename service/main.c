@@ -20,6 +20,8 @@ static void help(void) {
                "     --libvirt-uri=URI   Hypervisor connection (default xen:///, or test:///default with --user)\n"
                "     --policy-dir=DIR    qrexec policy directory (repeatable; default /run/qubes/policy.d\n"
                "                         and /etc/qubes/policy.d)\n"
+               "     --constraints-dir=DIR  Value constraints for qubes calling through qrexec (default\n"
+               "                         " QUBESD_DEFAULT_CONSTRAINTS_DIR ")\n"
                "     --private-socket=PATH  Direct connections for trusted clients (default with --system:\n"
                "                         " QUBESD_SYSTEM_PRIVATE_SOCKET "; \"\" for none)\n"
                "     --debug             Debug logging; errors carry a traceback\n");
@@ -36,6 +38,7 @@ int main(int argc, char *argv[]) {
                 ARG_DEBUG,
                 ARG_POLICY_DIR,
                 ARG_PRIVATE_SOCKET,
+                ARG_CONSTRAINTS_DIR,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -48,6 +51,7 @@ int main(int argc, char *argv[]) {
                 { "debug", no_argument, NULL, ARG_DEBUG },
                 { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
                 { "private-socket", required_argument, NULL, ARG_PRIVATE_SOCKET },
+                { "constraints-dir", required_argument, NULL, ARG_CONSTRAINTS_DIR },
                 {},
         };
         ManagerConfig config = { .bus_kind = BUS_SYSTEM };
@@ -91,6 +95,9 @@ int main(int argc, char *argv[]) {
                 case ARG_PRIVATE_SOCKET:
                         config.private_socket = isempty(optarg) ? NULL : optarg;
                         private_socket_set = true;
+                        break;
+                case ARG_CONSTRAINTS_DIR:
+                        config.constraints_dir = optarg;
                         break;
                 default:
                         return 2;

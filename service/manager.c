@@ -6,6 +6,7 @@
 
 #include "auth.h"
 #include "caller-filter.h"
+#include "constraints.h"
 #include "storage-dbus.h"
 #include "util/log.h"
 #include "util/strv.h"
@@ -420,6 +421,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         r = caller_filter_init(m);
         if (r < 0)
                 return r;
+        r = constraints_init(m);
+        if (r < 0)
+                return r;
 
         r = sd_event_add_defer(m->event, &m->flush_source, on_flush, m);
         if (r < 0)
@@ -470,6 +474,7 @@ Manager *manager_free(Manager *m) {
         vmm_free(m);
         private_bus_done(m);
         caller_filter_done(m);
+        constraints_done(m);
         sd_event_source_unref(m->flush_source);
         if (m->bus)
                 sd_bus_flush_close_unref(m->bus);

@@ -31,7 +31,10 @@ typedef struct ManagerConfig {
         bool debug;
         char **policy_dirs;         /* qrexec policy directories (NULL: the system's) */
         const char *private_socket; /* direct-connection socket for trusted clients, or NULL */
+        const char *constraints_dir; /* value constraints (constraints.c); NULL: the default */
 } ManagerConfig;
+
+#define QUBESD_DEFAULT_CONSTRAINTS_DIR "/etc/qubes/constraints.d"
 
 /* Pending PropertiesChanged for one object, flushed once per loop iteration. */
 typedef struct DirtyObject {
@@ -69,6 +72,7 @@ typedef struct Manager {
         uint64_t auth_counter;  /* auth.c: cancellation ids */
         void *vmm; /* Vmm* (vmm.h): libvirt connection, workers, runtime state */
         void *caller_filter; /* caller-filter.c: qrexec policy for per-caller listings and events */
+        void *constraints;   /* constraints.c: value constraints for qrexec callers */
         /* private-bus.c: direct connections */
         void *private_connections;
         sd_event_source *private_source;
