@@ -199,8 +199,13 @@ static int sender_uid(Manager *m, sd_bus_message *msg, uid_t *ret) {
         return 0;
 }
 
-static bool uid_trusted(Manager *m, uid_t uid) {
-        return uid == 0 || uid == m->own_uid;
+bool auth_uid_trusted(Manager *m, uid_t uid) {
+        if (uid == 0 || uid == m->own_uid)
+                return true;
+        for (size_t i = 0; i < m->config.n_trusted_uids; i++)
+                if (m->config.trusted_uids[i] == uid)
+                        return true;
+        return false;
 }
 
 /* ---- verdicts --------------------------------------------------------------------------- */
@@ -517,7 +522,7 @@ int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QE
                 log_warning_errno(r, "Cannot determine the caller's user: %m");
                 return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: the caller could not be identified");
         }
-        if (uid_trusted(m, uid))
+        if (auth_uid_trusted(m, uid))
                 return 1;
         if (!sd_bus_message_get_sender(msg))
                 /* a direct connection has no bus name for polkit to look at */
@@ -556,7 +561,7 @@ int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, 
         int r;
 
         r = sender_uid(m, msg, &uid);
-        if (r < 0 || !uid_trusted(m, uid))
+        if (r < 0 || !auth_uid_trusted(m, uid))
                 return qerror_set(e, QERR_NOT_AUTHORIZED,
                                   "Access denied: only a trusted user may act on behalf of a qube");
         if (!sender)

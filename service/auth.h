@@ -42,6 +42,9 @@ int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, 
  * EnableErrorDetails). Plain D-Bus clients (GDBus expects a single string) get the message only. */
 bool auth_caller_wants_error_details(Manager *m, sd_bus_message *msg);
 int auth_enable_error_details(Manager *m, sd_bus_message *msg);
+/* Root, the daemon's own user, and the users given with --trusted-uid: they never ask polkit,
+ * may declare a caller identity (the shim) and may use the private socket. */
+bool auth_uid_trusted(Manager *m, uid_t uid);
 /* Forget a bus peer that went away. */
 void auth_forget_caller(Manager *m, const char *unique_name);
 Caller *caller_free(Caller *c);

@@ -24,6 +24,8 @@ static void help(void) {
                "                         " QUBESD_DEFAULT_CONSTRAINTS_DIR ")\n"
                "     --private-socket=PATH  Direct connections for trusted clients (default with --system:\n"
                "                         " QUBESD_SYSTEM_PRIVATE_SOCKET "; \"\" for none)\n"
+               "     --trusted-uid=UID   Also trust this user (repeatable): it may act for a qube (the\n"
+               "                         shim), use the private socket and skips polkit\n"
                "     --debug             Debug logging; errors carry a traceback\n");
 }
 
@@ -38,6 +40,7 @@ int main(int argc, char *argv[]) {
                 ARG_DEBUG,
                 ARG_POLICY_DIR,
                 ARG_PRIVATE_SOCKET,
+                ARG_TRUSTED_UID,
                 ARG_CONSTRAINTS_DIR,
         };
         static const struct option options[] = {
@@ -51,12 +54,14 @@ int main(int argc, char *argv[]) {
                 { "debug", no_argument, NULL, ARG_DEBUG },
                 { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
                 { "private-socket", required_argument, NULL, ARG_PRIVATE_SOCKET },
+                { "trusted-uid", required_argument, NULL, ARG_TRUSTED_UID },
                 { "constraints-dir", required_argument, NULL, ARG_CONSTRAINTS_DIR },
                 {},
         };
         ManagerConfig config = { .bus_kind = BUS_SYSTEM };
         _cleanup_free_ char *user_state = NULL;
         _cleanup_strv_free_ char **policy_dirs = NULL;
+        _cleanup_free_ uid_t *trusted_uids = NULL;
         bool private_socket_set = false;
         _cleanup_(manager_freep) Manager *m = NULL;
         int c, r;
@@ -92,6 +97,22 @@ int main(int argc, char *argv[]) {
                         if (strv_extend(&policy_dirs, optarg) < 0)
                                 return log_oom(), 1;
                         break;
+                case ARG_TRUSTED_UID: {
+                        char *end;
+                        errno = 0;
+                        unsigned long u = strtoul(optarg, &end, 10);
+                        if (errno || *end || end == optarg || u >= (unsigned long) (uid_t) -1) {
+                                log_error("Invalid --trusted-uid: %s", optarg);
+                                return 2;
+                        }
+                        uid_t *l = realloc(trusted_uids, sizeof(uid_t) * (config.n_trusted_uids + 1));
+                        if (!l)
+                                return log_oom(), 1;
+                        trusted_uids = l;
+                        trusted_uids[config.n_trusted_uids++] = (uid_t) u;
+                        config.trusted_uids = trusted_uids;
+                        break;
+                }
                 case ARG_PRIVATE_SOCKET:
                         config.private_socket = isempty(optarg) ? NULL : optarg;
                         private_socket_set = true;

@@ -452,6 +452,22 @@ class PolkitTest(unittest.TestCase):
         self.assertEqual(self.d.get_property('work', 'qrexec_timeout'), ('int', False, '99'))
         self.assertAllowed(self.one('carol', self.set_prop('work', 'qrexec_timeout', '98')), 'carol')
 
+    def test_trusted_uid(self):
+        """--trusted-uid: that user may act for a qube (as the shim does) and needs no polkit;
+        anyone else may not declare an identity."""
+        refused = self.one('bob', self.manager_call('SetCallerIdentity', 's', ('work',)))
+        self.assertRefused(refused, what='SetCallerIdentity by an untrusted user')
+        self.d.stop()
+        bob = pwd.getpwnam('bob').pw_uid
+        self.d = SystemBusDaemon(self.address, harness.DEMO_XML, extra_args=['--trusted-uid=%d' % bob])
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+        res = self.as_user('bob', [self.manager_call('SetCallerIdentity', 's', ('work',)),
+                                   self.set_prop('personal', 'qrexec_timeout', '61')])
+        self.assertAllowed(res[0], 'SetCallerIdentity by a trusted user')
+        self.assertAllowed(res[1], 'SetProperty by a trusted user')
+        self.assertEqual(self.d.get_property('personal', 'qrexec_timeout')[2], '61')
+
     def test_properties_set_cannot_wait(self):
         iface = harness.QUBESVM_IFACE
         # Properties.Set cannot hold the call for polkit: without a verdict at hand it points to
