@@ -1101,6 +1101,120 @@ qm_client_call_finish (QmClient      *self,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+/* ---- properties and paths -------------------------------------------------------------- */
+
+gchar *
+qm_property_dbus_name (const gchar *property)
+{
+  GString *out = g_string_new (NULL);
+  gboolean upper = TRUE;
+  const gchar *p;
+
+  for (p = property; *p != '\0'; p++)
+    {
+      if (*p == '_')
+        {
+          upper = TRUE;
+          continue;
+        }
+      g_string_append_c (out, upper ? g_ascii_toupper (*p) : *p);
+      upper = FALSE;
+    }
+  return g_string_free (out, FALSE);
+}
+
+gboolean
+qm_property_is_writable (const gchar *property)
+{
+  /* Identity properties are write-once: set when the qube is made, never after. */
+  static const gchar *const write_once[] = { "name", "qid", "uuid", "dispid", "klass", NULL };
+  GDBusInterfaceInfo *infos[] = {
+    qm_domain_interface_info (), qm_qubes_vm_interface_info (), qm_app_vm_interface_info (),
+    qm_disp_vm_interface_info (), qm_standalone_vm_interface_info (),
+    qm_template_vm_interface_info (), qm_admin_vm_interface_info (),
+    qm_remote_vm_interface_info (),
+  };
+  g_autofree gchar *dbus_name = NULL;
+  guint i;
+
+  if (g_strv_contains (write_once, property))
+    return FALSE;
+  dbus_name = qm_property_dbus_name (property);
+  for (i = 0; i < G_N_ELEMENTS (infos); i++)
+    {
+      GDBusPropertyInfo *info = g_dbus_interface_info_lookup_property (infos[i], dbus_name);
+
+      if (info != NULL)
+        return (info->flags & G_DBUS_PROPERTY_INFO_FLAGS_WRITABLE) != 0;
+    }
+  /* Not on the bus as a D-Bus property (a newer daemon's): SetProperty will say. */
+  return TRUE;
+}
+
+gchar *
+qm_path_encode (const gchar *element)
+{
+  GString *out = g_string_new (NULL);
+  const guchar *p;
+
+  if (element == NULL || element[0] == '\0')
+    return g_strdup ("_");
+  for (p = (const guchar *) element; *p != '\0'; p++)
+    {
+      if (g_ascii_isalnum (*p))
+        g_string_append_c (out, (gchar) *p);
+      else
+        g_string_append_printf (out, "_%02x", *p);
+    }
+  return g_string_free (out, FALSE);
+}
+
+static gint
+compare_volumes (gconstpointer a,
+                 gconstpointer b)
+{
+  return g_strcmp0 (qm_volume_get_name ((QmVolume *) a), qm_volume_get_name ((QmVolume *) b));
+}
+
+GList *
+qm_client_get_volumes (QmClient    *self,
+                       const gchar *domain_path)
+{
+  GList *objects, *l, *result = NULL;
+
+  if (self->object_manager == NULL)
+    return NULL;
+  objects = g_dbus_object_manager_get_objects (self->object_manager);
+  for (l = objects; l != NULL; l = l->next)
+    {
+      QmVolume *volume = qm_object_peek_volume (l->data);
+
+      if (volume != NULL && g_strcmp0 (qm_volume_get_domain (volume), domain_path) == 0)
+        result = g_list_prepend (result, g_object_ref (volume));
+    }
+  g_list_free_full (objects, g_object_unref);
+  return g_list_sort (result, compare_volumes);
+}
+
+QmVolume *
+qm_client_lookup_volume (QmClient    *self,
+                         const gchar *domain_path,
+                         const gchar *volume_name)
+{
+  GList *volumes = qm_client_get_volumes (self, domain_path), *l;
+  QmVolume *found = NULL;
+
+  for (l = volumes; l != NULL; l = l->next)
+    if (g_strcmp0 (qm_volume_get_name (l->data), volume_name) == 0)
+      {
+        found = l->data;
+        break;
+      }
+  g_list_free_full (volumes, g_object_unref);
+  /* the object manager keeps it alive */
+  return found;
+}
+
 /* ---- GObject ---------------------------------------------------------------------------- */
 
 static void

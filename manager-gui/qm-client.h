@@ -82,4 +82,20 @@ GVariant           *qm_client_call_finish          (QmClient            *self,
                                                     GAsyncResult        *result,
                                                     GError             **error);
 
+/* Whether a caller may set a qube property (Qubes name, e.g. "netvm"): FALSE for the ones whose
+ * D-Bus property is read-only in the interface XML and for the write-once identity ones. */
+gboolean            qm_property_is_writable        (const gchar *property);
+/* The D-Bus property name of a Qubes property: "default_dispvm" -> "DefaultDispvm". */
+gchar              *qm_property_dbus_name          (const gchar *property);
+/* One path element the way sd_bus_path_encode writes it ("sys-net" -> "sys_2dnet"). */
+gchar              *qm_path_encode                 (const gchar *element);
+
+/* The qube's volumes (QmVolume, referenced), sorted by name; free with
+ * g_list_free_full (list, g_object_unref). */
+GList              *qm_client_get_volumes          (QmClient    *self,
+                                                    const gchar *domain_path);
+QmVolume           *qm_client_lookup_volume        (QmClient    *self,
+                                                    const gchar *domain_path,
+                                                    const gchar *volume_name);
+
 G_END_DECLS

@@ -50,6 +50,7 @@ ensure (void)
       g_key_file_set_boolean (keyfile, GROUP, "sort-descending", FALSE);
       g_key_file_set_string (keyfile, GROUP, "filter", "all");
       g_key_file_set_boolean (keyfile, GROUP, "show-internal", FALSE);
+      g_key_file_set_string (keyfile, GROUP, "group-by", "none");
       g_key_file_set_integer (keyfile, GROUP, "window-width", 1200);
       g_key_file_set_integer (keyfile, GROUP, "window-height", 640);
     }

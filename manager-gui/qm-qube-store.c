@@ -380,6 +380,14 @@ compute_row (QmClient *client,
                                                   : g_strdup (""));
   row_set_boolean (row, QM_COL_PROVIDES_NETWORK,
                    qvm != NULL ? qm_qubes_vm_get_provides_network (qvm) : FALSE);
+  {
+    const gchar *netvm = NULL;
+
+    if (qvm != NULL
+        && !qm_client_get_property_info (client, path, "netvm", NULL, &netvm))
+      netvm = qm_client_domain_name (client, qm_qubes_vm_get_netvm (qvm));
+    row_set_string (row, QM_COL_NETVM_NAME, netvm != NULL ? netvm : "");
+  }
 }
 
 static gboolean

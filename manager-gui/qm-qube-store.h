@@ -41,6 +41,7 @@ typedef enum
   QM_COL_DISK_BYTES,           /* x: sort key of QM_COL_DISK, -1 when unknown */
   QM_COL_CPU_PERCENT,          /* i: sort key of QM_COL_CPU, -1 when not running */
   QM_COL_MEMORY_KB,            /* x: sort key of QM_COL_MEMORY, -1 when not running */
+  QM_COL_NETVM_NAME,           /* s: the effective netvm's name, "" for none (grouping key) */
   QM_N_COLUMNS
 } QmColumn;
 

@@ -28,6 +28,7 @@ typedef enum
   KIND_COMBO_NETVM,
   KIND_COMBO_DISPVM,
   KIND_COMBO_VIRT_MODE,
+  KIND_INFO,               /* shown, never set (read-only or write-once) */
 } PropKind;
 
 typedef struct
@@ -55,7 +56,26 @@ static const PropDef prop_defs[] = {
   { "template_for_dispvms", N_("Disposable _template (can start disposables)"), KIND_CHECK,
     TRUE },
   { "default_dispvm", N_("Default _disposable template"), KIND_COMBO_DISPVM, TRUE },
+  { "name", N_("Name"), KIND_INFO, FALSE },
+  { "klass", N_("Class"), KIND_INFO, FALSE },
+  { "qid", N_("Qube ID"), KIND_INFO, TRUE },
+  { "uuid", N_("UUID"), KIND_INFO, TRUE },
+  { "visible_ip", N_("IP address"), KIND_INFO, TRUE },
+  { "updateable", N_("Updateable"), KIND_INFO, TRUE },
 };
+
+/* Disk sizes on the Basic tab: Volume.Resize, growing only. */
+static const struct
+{
+  const gchar *volume;
+  const gchar *title;
+} disk_defs[] = {
+  { "private", N_("_Private storage (MiB)") },
+  { "root", N_("S_ystem storage (MiB)") },
+};
+
+#define N_DISKS G_N_ELEMENTS (disk_defs)
+#define MIB ((guint64) 1024 * 1024)
 
 #define N_PROPS G_N_ELEMENTS (prop_defs)
 
@@ -73,7 +93,17 @@ typedef struct
   gchar    *method;
   GVariant *parameters;
   gchar    *what;
+  gchar    *object_path;     /* NULL: the qube's */
+  gchar    *interface_name;  /* NULL: Domain */
 } Op;
+
+typedef struct
+{
+  GtkWidget *spin;
+  GtkWidget *label;
+  gchar     *path;      /* the volume's object path, NULL when the qube has none */
+  guint64    size;      /* bytes, as loaded */
+} DiskState;
 
 struct _QmSettingsWindow
 {
@@ -90,6 +120,7 @@ struct _QmSettingsWindow
   GtkWidget    *apply_button;
   GtkWidget    *ok_button;
   PropState     props[N_PROPS];
+  DiskState     disks[N_DISKS];
 
   GtkWidget    *services_box;
   GtkWidget    *service_entry;
@@ -119,6 +150,8 @@ op_free (Op *op)
   if (op->parameters != NULL)
     g_variant_unref (op->parameters);
   g_free (op->what);
+  g_free (op->object_path);
+  g_free (op->interface_name);
   g_free (op);
 }
 
@@ -172,6 +205,15 @@ make_prop_widget (QmSettingsWindow *self,
       }
     case KIND_ENTRY:
       return gtk_entry_new ();
+    case KIND_INFO:
+      {
+        GtkWidget *entry = gtk_entry_new ();
+
+        gtk_editable_set_editable (GTK_EDITABLE (entry), FALSE);
+        gtk_widget_set_can_focus (entry, TRUE);
+        atk_object_set_name (gtk_widget_get_accessible (entry), _(def->title));
+        return entry;
+      }
     case KIND_COMBO_LABEL:
       {
         GtkWidget *combo = gtk_combo_box_text_new ();
@@ -278,6 +320,23 @@ build_property_page (QmSettingsWindow *self,
           gtk_grid_attach (GTK_GRID (grid), state->label, 0, row, 1, 1);
           gtk_grid_attach (GTK_GRID (grid), state->widget, 1, row, 1, 1);
         }
+      row++;
+    }
+  for (i = 0; !advanced && i < N_DISKS; i++)
+    {
+      DiskState *disk = &self->disks[i];
+
+      disk->spin = gtk_spin_button_new_with_range (0, (gdouble) (G_GUINT64_CONSTANT (1) << 40),
+                                                   1024);
+      gtk_spin_button_set_digits (GTK_SPIN_BUTTON (disk->spin), 0);
+      gtk_widget_set_hexpand (disk->spin, TRUE);
+      disk->label = gtk_label_new_with_mnemonic (_(disk_defs[i].title));
+      gtk_label_set_mnemonic_widget (GTK_LABEL (disk->label), disk->spin);
+      atk_object_set_name (gtk_widget_get_accessible (disk->spin),
+                           gtk_label_get_text (GTK_LABEL (disk->label)));
+      gtk_label_set_xalign (GTK_LABEL (disk->label), 1.0);
+      gtk_grid_attach (GTK_GRID (grid), disk->label, 0, row, 1, 1);
+      gtk_grid_attach (GTK_GRID (grid), disk->spin, 1, row, 1, 1);
       row++;
     }
   gtk_notebook_append_page (GTK_NOTEBOOK (self->notebook), grid,
@@ -461,9 +520,16 @@ show_property (QmSettingsWindow *self,
   PropState *state = &self->props[index];
   const gchar *value = state->value != NULL ? state->value : "";
 
-  gtk_widget_set_sensitive (state->widget, state->present);
+  gboolean writable = qm_property_is_writable (prop_defs[index].name);
+
+  /* What the caller may not set is shown, not offered: info fields stay readable (and
+   * selectable), the other kinds are greyed out. */
+  gtk_widget_set_sensitive (state->widget, state->present
+                                           && (writable || prop_defs[index].kind == KIND_INFO));
   if (state->label != NULL)
     gtk_widget_set_sensitive (state->label, state->present);
+  if (!writable && prop_defs[index].kind != KIND_INFO)
+    gtk_widget_set_tooltip_text (state->widget, _("This property cannot be changed."));
   if (!state->present)
     return;
 
@@ -478,6 +544,7 @@ show_property (QmSettingsWindow *self,
                                  g_ascii_strtod (value, NULL));
       break;
     case KIND_ENTRY:
+    case KIND_INFO:
       gtk_entry_set_text (GTK_ENTRY (state->widget), value);
       break;
     case KIND_COMBO_LABEL:
@@ -618,6 +685,67 @@ load_features (QmSettingsWindow *self)
     }
 }
 
+/* Sizes from the Volume objects; a disk can only grow, so its current size is the minimum. A
+ * snapshot of its template's (an AppVM's root) follows the template: shown, not editable. */
+static void
+load_disks (QmSettingsWindow *self)
+{
+  guint i;
+
+  for (i = 0; i < N_DISKS; i++)
+    {
+      DiskState *disk = &self->disks[i];
+      QmVolume *volume = qm_client_lookup_volume (self->client, self->path, disk_defs[i].volume);
+      guint64 mib;
+
+      g_clear_pointer (&disk->path, g_free);
+      gtk_widget_set_visible (disk->spin, volume != NULL);
+      gtk_widget_set_visible (disk->label, volume != NULL);
+      if (volume == NULL)
+        continue;
+      disk->path = g_strdup (g_dbus_proxy_get_object_path (G_DBUS_PROXY (volume)));
+      disk->size = qm_volume_get_size (volume);
+      mib = (disk->size + MIB - 1) / MIB;
+      gtk_spin_button_set_range (GTK_SPIN_BUTTON (disk->spin), (gdouble) mib,
+                                 (gdouble) (G_GUINT64_CONSTANT (1) << 40));
+      gtk_spin_button_set_value (GTK_SPIN_BUTTON (disk->spin), (gdouble) mib);
+      gtk_widget_set_sensitive (disk->spin, !qm_volume_get_snap_on_start (volume));
+      gtk_widget_set_tooltip_text (disk->spin, qm_volume_get_snap_on_start (volume)
+                                   ? _("A snapshot of the template's: resize the template's.")
+                                   : _("Disks can only grow."));
+    }
+}
+
+static void
+queue_disk_ops (QmSettingsWindow *self)
+{
+  guint i;
+
+  for (i = 0; i < N_DISKS; i++)
+    {
+      DiskState *disk = &self->disks[i];
+      guint64 wanted;
+      Op *op;
+
+      if (disk->path == NULL || !gtk_widget_get_sensitive (disk->spin))
+        continue;
+      wanted = (guint64) gtk_spin_button_get_value (GTK_SPIN_BUTTON (disk->spin)) * MIB;
+      if (wanted <= disk->size)
+        continue;
+      op = g_new0 (Op, 1);
+      op->method = g_strdup ("Resize");
+      {
+        g_autofree gchar *bytes = g_strdup_printf ("%" G_GUINT64_FORMAT, wanted);
+
+        op->parameters = g_variant_ref_sink (g_variant_new ("(s)", bytes));
+      }
+      op->what = g_strdup_printf (_("Cannot resize the volume %s"), disk_defs[i].volume);
+      op->object_path = g_strdup (disk->path);
+      op->interface_name = g_strdup ("org.qubes_os.Admin1.Volume");
+      g_queue_push_tail (&self->ops, op);
+    }
+}
+
 static void
 load (QmSettingsWindow *self)
 {
@@ -625,6 +753,7 @@ load (QmSettingsWindow *self)
 
   set_busy (self, TRUE);
   load_features (self);
+  load_disks (self);
   self->pending_loads = 2;
   g_dbus_connection_call (connection, QM_BUS_NAME, self->path, "org.qubes_os.Admin1.Domain",
                           "GetAllProperties", NULL, G_VARIANT_TYPE ("(a(ssbs))"),
@@ -664,7 +793,7 @@ queue_property_ops (QmSettingsWindow *self)
       g_autofree gchar *what = NULL;
       gboolean reset = FALSE;
 
-      if (!state->present)
+      if (!state->present || prop_defs[i].kind == KIND_INFO || !qm_property_is_writable (name))
         continue;
       switch (prop_defs[i].kind)
         {
@@ -800,7 +929,10 @@ run_next_op (QmSettingsWindow *self)
 
   if (op != NULL)
     {
-      qm_client_call (self->client, self->path, "org.qubes_os.Admin1.Domain", op->method,
+      qm_client_call (self->client, op->object_path != NULL ? op->object_path : self->path,
+                      op->interface_name != NULL ? op->interface_name
+                                                 : "org.qubes_os.Admin1.Domain",
+                      op->method,
                       op->parameters != NULL ? g_variant_ref (op->parameters) : NULL,
                       self->cancellable, op_done, g_object_ref (self));
       return;
@@ -832,6 +964,7 @@ apply (QmSettingsWindow *self,
     return;
   queue_property_ops (self);
   queue_feature_ops (self);
+  queue_disk_ops (self);
   gtk_text_buffer_get_bounds (self->notes, &start, &end);
   notes = gtk_text_buffer_get_text (self->notes, &start, &end, FALSE);
   if (g_strcmp0 (notes, self->orig_notes) != 0)
@@ -945,6 +1078,8 @@ qm_settings_window_finalize (GObject *object)
 
   for (i = 0; i < N_PROPS; i++)
     g_free (self->props[i].value);
+  for (i = 0; i < N_DISKS; i++)
+    g_free (self->disks[i].path);
   g_clear_object (&self->cancellable);
   g_hash_table_unref (self->services);
   g_hash_table_unref (self->orig_features);

@@ -2,8 +2,9 @@
  *
  * The window is shown before anything is known about qubesd and fills in as the client reports
  * changes (coalesced; see qm-client.c). The list is a GtkListStore diffed in place
- * (qm-qube-store.c) under a filter and a sort model, so selection and scroll position survive
- * every update.
+ * (qm-qube-store.c), mirrored (diffed too) into a GtkTreeStore that adds the group headers of
+ * View > Group by, under a filter and a sort model, so selection, folding and scroll position
+ * survive every update.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -12,6 +13,7 @@
 #include <glib/gi18n.h>
 #include <string.h>
 
+#include "qm-clone-dialog.h"
 #include "qm-create-dialog.h"
 #include "qm-error.h"
 #include "qm-prefs.h"
@@ -91,6 +93,28 @@ static const struct
 
 #define PAUSE_INDEX 3
 
+/* The view store has the store's columns and these. */
+enum
+{
+  VIEW_COL_IS_GROUP = QM_N_COLUMNS, /* b: a group's header row */
+  VIEW_COL_IS_QUBE,                 /* b: a qube's row */
+  VIEW_COL_GROUP_KEY,               /* s */
+  VIEW_COL_GROUP_ORDER,             /* i: headers sort by this, then by name */
+  VIEW_N_COLUMNS
+};
+
+static const struct
+{
+  const gchar *id;
+  const gchar *title;
+} group_defs[] = {
+  { "none", N_("No grouping") },
+  { "template", N_("Template") },
+  { "netvm", N_("NetVM") },
+  { "label", N_("Label") },
+  { "tag", N_("Tag") },
+};
+
 struct _QmWindow
 {
   GtkApplicationWindow parent_instance;
@@ -98,13 +122,19 @@ struct _QmWindow
   QmClient            *client;
   GCancellable        *cancellable;
   GtkListStore        *store;
+  GtkTreeStore        *view_store;   /* what the tree shows: the store's rows, grouped */
   GtkTreeModel        *filter_model;
   GtkTreeModel        *sort_model;
+  GHashTable          *view_rows;    /* object path -> GPtrArray of ViewEntry */
+  GHashTable          *groups;       /* group key -> GtkTreeIter (header row) */
+  GHashTable          *collapsed;    /* keys of the groups the user folded */
+  gchar               *group_by;
 
   GtkWidget           *stack;
   GtkWidget           *tree_view;
   GtkWidget           *search_entry;
   GtkWidget           *filter_combo;
+  GtkWidget           *group_combo;
   GtkWidget           *status_label;
   GtkWidget           *message_title;
   GtkWidget           *message_body;
@@ -147,6 +177,7 @@ selected_qubes (QmWindow *self)
 {
   GtkTreeSelection *selection = gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view));
   GPtrArray *result = g_ptr_array_new_with_free_func (selected_free);
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   GList *rows, *l;
 
   rows = gtk_tree_selection_get_selected_rows (selection, NULL);
@@ -161,35 +192,24 @@ selected_qubes (QmWindow *self)
       gtk_tree_model_get (self->sort_model, &iter, QM_COL_PATH, &sel->path, QM_COL_NAME,
                           &sel->name, QM_COL_CLASS, &sel->klass, QM_COL_POWER_STATE, &sel->power,
                           -1);
+      /* Headers are not qubes; a qube under several tags is selected once. */
+      if (sel->path == NULL || !g_hash_table_add (seen, g_strdup (sel->path)))
+        {
+          selected_free (sel);
+          continue;
+        }
       g_ptr_array_add (result, sel);
     }
   g_list_free_full (rows, (GDestroyNotify) gtk_tree_path_free);
   return result;
 }
 
-/* The one selected row, NULL when none or several are. */
-static gchar *
-selected_string (QmWindow *self,
-                 gint      column)
-{
-  GtkTreeSelection *selection = gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view));
-  GList *rows;
-  GtkTreeIter iter;
-  gchar *value = NULL;
-
-  if (gtk_tree_selection_count_selected_rows (selection) != 1)
-    return NULL;
-  rows = gtk_tree_selection_get_selected_rows (selection, NULL);
-  if (gtk_tree_model_get_iter (self->sort_model, &iter, rows->data))
-    gtk_tree_model_get (self->sort_model, &iter, column, &value, -1);
-  g_list_free_full (rows, (GDestroyNotify) gtk_tree_path_free);
-  return value;
-}
-
 static gchar *
 selected_path (QmWindow *self)
 {
-  return selected_string (self, QM_COL_PATH);
+  g_autoptr(GPtrArray) selection = selected_qubes (self);
+
+  return selection->len == 1 ? g_strdup (((Selected *) selection->pdata[0])->path) : NULL;
 }
 
 static gboolean
@@ -266,6 +286,9 @@ update_actions (QmWindow *self)
   enable_action (self, "create", ready);
   enable_action (self, "remove", ready && one && !is_admin (selection->pdata[0]));
   enable_action (self, "settings", ready && one);
+  enable_action (self, "clone", ready && one && !is_admin (selection->pdata[0])
+                                && g_strcmp0 (((Selected *) selection->pdata[0])->klass,
+                                              "DispVM") != 0);
 
   for (i = 0; i < G_N_ELEMENTS (lifecycle_defs); i++)
     {
@@ -283,13 +306,489 @@ update_actions (QmWindow *self)
                              paused ? _("_Unpause") : _(lifecycle_defs[PAUSE_INDEX].label));
 }
 
+/* ---- grouping -------------------------------------------------------------------------- */
+
+/* The tree shows view_store: a copy of the store's rows, flat or under one header row per group,
+ * kept in step by sync_view() after every update of the store (a diff too, so that rows, and with
+ * them selection and folding, survive). A qube with several tags has one row under each. */
+
+typedef struct
+{
+  gchar       *key;   /* NULL: at the top level, no grouping */
+  GtkTreeIter  iter;
+} ViewEntry;
+
+typedef struct
+{
+  gchar     *key;
+  gchar     *title;
+  gint       order;
+  GdkPixbuf *pixbuf;
+} GroupKey;
+
+static void
+view_entry_free (gpointer data)
+{
+  ViewEntry *entry = data;
+
+  g_free (entry->key);
+  g_free (entry);
+}
+
+static void
+group_key_free (gpointer data)
+{
+  GroupKey *key = data;
+
+  g_free (key->key);
+  g_free (key->title);
+  g_clear_object (&key->pixbuf);
+  g_free (key);
+}
+
+static void
+add_group_key (GPtrArray   *keys,
+               const gchar *key,
+               const gchar *title,
+               gint         order,
+               GdkPixbuf   *pixbuf)
+{
+  GroupKey *group = g_new0 (GroupKey, 1);
+
+  group->key = g_strdup (key);
+  group->title = g_strdup (title);
+  group->order = order;
+  group->pixbuf = pixbuf != NULL ? g_object_ref (pixbuf) : NULL;
+  g_ptr_array_add (keys, group);
+}
+
+/* The groups a row of the store belongs to. The "no ..." groups have the key "" and come last. */
+static GPtrArray *
+row_group_keys (QmWindow     *self,
+                GtkTreeModel *model,
+                GtkTreeIter  *iter)
+{
+  GPtrArray *keys = g_ptr_array_new_with_free_func (group_key_free);
+  const gchar *by = self->group_by;
+  g_autofree gchar *value = NULL;
+
+  if (g_strcmp0 (by, "template") == 0 || g_strcmp0 (by, "netvm") == 0)
+    {
+      gboolean template = g_str_equal (by, "template");
+
+      gtk_tree_model_get (model, iter, template ? QM_COL_TEMPLATE : QM_COL_NETVM_NAME, &value, -1);
+      if (value != NULL && value[0] != '\0')
+        add_group_key (keys, value, value, 0, NULL);
+      else
+        add_group_key (keys, "", template ? _("No template") : _("No network"), 1, NULL);
+    }
+  else if (g_strcmp0 (by, "label") == 0)
+    {
+      g_autoptr(GdkPixbuf) pixbuf = NULL;
+      gint index = 0;
+
+      gtk_tree_model_get (model, iter, QM_COL_LABEL_NAME, &value, QM_COL_LABEL_INDEX, &index,
+                          QM_COL_LABEL_PIXBUF, &pixbuf, -1);
+      add_group_key (keys, value != NULL ? value : "", value != NULL ? value : "", index, pixbuf);
+    }
+  else if (g_strcmp0 (by, "tag") == 0)
+    {
+      g_auto(GStrv) tags = NULL;
+      guint i;
+
+      gtk_tree_model_get (model, iter, QM_COL_TAGS, &value, -1);
+      tags = g_strsplit (value != NULL ? value : "", ", ", -1);
+      for (i = 0; tags[i] != NULL; i++)
+        if (tags[i][0] != '\0')
+          add_group_key (keys, tags[i], tags[i], 0, NULL);
+      if (keys->len == 0)
+        add_group_key (keys, "", _("No tags"), 1, NULL);
+    }
+  else
+    add_group_key (keys, NULL, NULL, 0, NULL);
+  return keys;
+}
+
+static gboolean
+same_keys (GPtrArray *entries,
+           GPtrArray *keys)
+{
+  guint i;
+
+  if (entries->len != keys->len)
+    return FALSE;
+  for (i = 0; i < keys->len; i++)
+    if (g_strcmp0 (((ViewEntry *) entries->pdata[i])->key, ((GroupKey *) keys->pdata[i])->key)
+        != 0)
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+view_values_equal (const GValue *a,
+                   const GValue *b)
+{
+  if (G_VALUE_TYPE (a) == G_TYPE_STRING)
+    return g_strcmp0 (g_value_get_string (a), g_value_get_string (b)) == 0;
+  if (G_VALUE_TYPE (a) == G_TYPE_INT)
+    return g_value_get_int (a) == g_value_get_int (b);
+  if (G_VALUE_TYPE (a) == G_TYPE_INT64)
+    return g_value_get_int64 (a) == g_value_get_int64 (b);
+  if (G_VALUE_TYPE (a) == G_TYPE_BOOLEAN)
+    return !g_value_get_boolean (a) == !g_value_get_boolean (b);
+  return g_value_get_object (a) == g_value_get_object (b);
+}
+
+/* Copies a row of the store into a row of the view store: only what differs. */
+static void
+copy_row (QmWindow    *self,
+          GtkTreeIter *src,
+          GtkTreeIter *dest,
+          gboolean     is_new)
+{
+  gint columns[VIEW_N_COLUMNS];
+  GValue values[VIEW_N_COLUMNS];
+  gint n = 0, i;
+
+  memset (values, 0, sizeof values);
+  for (i = 0; i < QM_N_COLUMNS; i++)
+    {
+      GValue current = G_VALUE_INIT;
+
+      gtk_tree_model_get_value (GTK_TREE_MODEL (self->store), src, i, &values[n]);
+      if (!is_new)
+        {
+          gtk_tree_model_get_value (GTK_TREE_MODEL (self->view_store), dest, i, &current);
+          if (view_values_equal (&current, &values[n]))
+            {
+              g_value_unset (&current);
+              g_value_unset (&values[n]);
+              continue;
+            }
+          g_value_unset (&current);
+        }
+      columns[n++] = i;
+    }
+  if (is_new)
+    {
+      g_value_init (&values[n], G_TYPE_BOOLEAN);
+      g_value_set_boolean (&values[n], TRUE);
+      columns[n++] = VIEW_COL_IS_QUBE;
+    }
+  if (n > 0)
+    gtk_tree_store_set_valuesv (self->view_store, dest, columns, values, n);
+  for (i = 0; i < n; i++)
+    g_value_unset (&values[i]);
+}
+
+static GtkTreeIter *
+ensure_group (QmWindow *self,
+              GroupKey *key)
+{
+  GtkTreeIter *header = g_hash_table_lookup (self->groups, key->key);
+  GtkTreeIter iter;
+
+  if (header != NULL)
+    return header;
+  gtk_tree_store_insert_with_values (self->view_store, &iter, NULL, -1,
+                                     QM_COL_NAME, key->title,
+                                     QM_COL_LABEL_PIXBUF, key->pixbuf,
+                                     QM_COL_LABEL_INDEX, key->order,
+                                     QM_COL_DISK_BYTES, (gint64) -1,
+                                     QM_COL_CPU_PERCENT, -1,
+                                     QM_COL_MEMORY_KB, (gint64) -1,
+                                     VIEW_COL_IS_GROUP, TRUE,
+                                     VIEW_COL_GROUP_KEY, key->key,
+                                     VIEW_COL_GROUP_ORDER, key->order,
+                                     -1);
+  header = g_memdup2 (&iter, sizeof iter);
+  g_hash_table_insert (self->groups, g_strdup (key->key), header);
+  return header;
+}
+
+static void
+touch_group (GHashTable  *touched,
+             const gchar *key)
+{
+  if (key != NULL)
+    g_hash_table_add (touched, g_strdup (key));
+}
+
+static void expand_groups (QmWindow *self);
+
+static void
+sync_view (QmWindow *self)
+{
+  GtkTreeModel *src = GTK_TREE_MODEL (self->store);
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GHashTable) touched = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GHashTableIter hiter;
+  gpointer key, value;
+  GtkTreeIter iter;
+  gboolean valid;
+  guint i;
+
+  for (valid = gtk_tree_model_get_iter_first (src, &iter); valid;
+       valid = gtk_tree_model_iter_next (src, &iter))
+    {
+      g_autoptr(GPtrArray) keys = row_group_keys (self, src, &iter);
+      gchar *path = NULL;
+      GPtrArray *entries;
+
+      gtk_tree_model_get (src, &iter, QM_COL_PATH, &path, -1);
+      if (path == NULL)
+        continue;
+      g_hash_table_add (seen, path);
+      entries = g_hash_table_lookup (self->view_rows, path);
+      if (entries != NULL && same_keys (entries, keys))
+        {
+          for (i = 0; i < entries->len; i++)
+            {
+              ViewEntry *entry = entries->pdata[i];
+
+              copy_row (self, &iter, &entry->iter, FALSE);
+              touch_group (touched, entry->key);
+            }
+          continue;
+        }
+      if (entries != NULL)
+        for (i = 0; i < entries->len; i++)
+          {
+            ViewEntry *entry = entries->pdata[i];
+
+            gtk_tree_store_remove (self->view_store, &entry->iter);
+            touch_group (touched, entry->key);
+          }
+      entries = g_ptr_array_new_with_free_func (view_entry_free);
+      for (i = 0; i < keys->len; i++)
+        {
+          GroupKey *group = keys->pdata[i];
+          ViewEntry *entry = g_new0 (ViewEntry, 1);
+
+          entry->key = g_strdup (group->key);
+          gtk_tree_store_insert (self->view_store, &entry->iter,
+                                 group->key != NULL ? ensure_group (self, group) : NULL, -1);
+          copy_row (self, &iter, &entry->iter, TRUE);
+          touch_group (touched, entry->key);
+          g_ptr_array_add (entries, entry);
+        }
+      g_hash_table_insert (self->view_rows, g_strdup (path), entries);
+    }
+
+  g_hash_table_iter_init (&hiter, self->view_rows);
+  while (g_hash_table_iter_next (&hiter, &key, &value))
+    if (!g_hash_table_contains (seen, key))
+      {
+        GPtrArray *entries = value;
+
+        for (i = 0; i < entries->len; i++)
+          {
+            ViewEntry *entry = entries->pdata[i];
+
+            gtk_tree_store_remove (self->view_store, &entry->iter);
+            touch_group (touched, entry->key);
+          }
+        g_hash_table_iter_remove (&hiter);
+      }
+
+  /* Headers: gone when empty; else their count, and a row-changed so that the filter asks
+   * again whether they have a child to show. */
+  g_hash_table_iter_init (&hiter, touched);
+  while (g_hash_table_iter_next (&hiter, &key, NULL))
+    {
+      GtkTreeIter *header = g_hash_table_lookup (self->groups, key);
+      g_autofree gchar *count = NULL;
+      g_autofree gchar *old = NULL;
+      gint n;
+
+      if (header == NULL)
+        continue;
+      n = gtk_tree_model_iter_n_children (GTK_TREE_MODEL (self->view_store), header);
+      if (n == 0)
+        {
+          gtk_tree_store_remove (self->view_store, header);
+          g_hash_table_remove (self->groups, key);
+          continue;
+        }
+      count = g_strdup_printf (ngettext ("%d qube", "%d qubes", n), n);
+      gtk_tree_model_get (GTK_TREE_MODEL (self->view_store), header, QM_COL_STATE_TEXT, &old, -1);
+      if (g_strcmp0 (old, count) != 0)
+        gtk_tree_store_set (self->view_store, header, QM_COL_STATE_TEXT, count, -1);
+      else
+        {
+          g_autoptr(GtkTreePath) tree_path =
+            gtk_tree_model_get_path (GTK_TREE_MODEL (self->view_store), header);
+
+          gtk_tree_model_row_changed (GTK_TREE_MODEL (self->view_store), tree_path, header);
+        }
+    }
+  expand_groups (self);
+}
+
+/* Unfolds every header the user did not fold. */
+static void
+expand_groups (QmWindow *self)
+{
+  GtkTreeIter iter;
+  gboolean valid;
+
+  if (self->tree_view == NULL || g_strcmp0 (self->group_by, "none") == 0)
+    return;
+  for (valid = gtk_tree_model_get_iter_first (self->sort_model, &iter); valid;
+       valid = gtk_tree_model_iter_next (self->sort_model, &iter))
+    {
+      g_autofree gchar *key = NULL;
+      g_autoptr(GtkTreePath) path = NULL;
+      gboolean is_group = FALSE;
+
+      gtk_tree_model_get (self->sort_model, &iter, VIEW_COL_IS_GROUP, &is_group,
+                          VIEW_COL_GROUP_KEY, &key, -1);
+      if (!is_group || g_hash_table_contains (self->collapsed, key))
+        continue;
+      path = gtk_tree_model_get_path (self->sort_model, &iter);
+      if (!gtk_tree_view_row_expanded (GTK_TREE_VIEW (self->tree_view), path))
+        gtk_tree_view_expand_row (GTK_TREE_VIEW (self->tree_view), path, FALSE);
+    }
+}
+
+static void
+on_row_folded (GtkTreeView *view,
+               GtkTreeIter *iter,
+               GtkTreePath *path,
+               gpointer     user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autofree gchar *key = NULL;
+  GtkTreeIter it = *iter;
+
+  gtk_tree_model_get (self->sort_model, &it, VIEW_COL_GROUP_KEY, &key, -1);
+  if (key == NULL)
+    return;
+  if (gtk_tree_view_row_expanded (view, path))
+    g_hash_table_remove (self->collapsed, key);
+  else
+    g_hash_table_add (self->collapsed, g_steal_pointer (&key));
+}
+
+static gboolean
+select_qubes_only (GtkTreeSelection *selection,
+                   GtkTreeModel     *model,
+                   GtkTreePath      *path,
+                   gboolean          selected,
+                   gpointer          user_data)
+{
+  GtkTreeIter iter;
+  gboolean is_group = FALSE;
+
+  if (gtk_tree_model_get_iter (model, &iter, path))
+    gtk_tree_model_get (model, &iter, VIEW_COL_IS_GROUP, &is_group, -1);
+  return !is_group;
+}
+
+/* Regroups from scratch; the selected qubes stay selected. */
+static void
+regroup (QmWindow *self)
+{
+  g_autoptr(GPtrArray) selection = selected_qubes (self);
+  GtkTreeSelection *tree_selection = gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view));
+  guint i, j;
+
+  gtk_tree_view_set_show_expanders (GTK_TREE_VIEW (self->tree_view),
+                                    g_strcmp0 (self->group_by, "none") != 0);
+  g_hash_table_remove_all (self->view_rows);
+  g_hash_table_remove_all (self->groups);
+  gtk_tree_store_clear (self->view_store);
+  sync_view (self);
+  for (i = 0; i < selection->len; i++)
+    {
+      GPtrArray *entries = g_hash_table_lookup (self->view_rows,
+                                                ((Selected *) selection->pdata[i])->path);
+
+      for (j = 0; entries != NULL && j < entries->len; j++)
+        {
+          GtkTreeIter filter_iter, sort_iter;
+          ViewEntry *entry = entries->pdata[j];
+
+          if (gtk_tree_model_filter_convert_child_iter_to_iter (
+                GTK_TREE_MODEL_FILTER (self->filter_model), &filter_iter, &entry->iter))
+            {
+              gtk_tree_model_sort_convert_child_iter_to_iter (GTK_TREE_MODEL_SORT (self->sort_model),
+                                                              &sort_iter, &filter_iter);
+              gtk_tree_selection_select_iter (tree_selection, &sort_iter);
+            }
+        }
+    }
+}
+
+static void
+change_group_by (GSimpleAction *action,
+                 GVariant      *state,
+                 gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  const gchar *by = g_variant_get_string (state, NULL);
+  guint i;
+  gboolean known = FALSE;
+
+  for (i = 0; i < G_N_ELEMENTS (group_defs); i++)
+    known |= g_str_equal (group_defs[i].id, by);
+  if (!known || g_strcmp0 (self->group_by, by) == 0)
+    return;
+  g_free (self->group_by);
+  self->group_by = g_strdup (by);
+  g_simple_action_set_state (action, state);
+  qm_prefs_set_string ("group-by", by);
+  if (self->group_combo != NULL)
+    gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->group_combo), by);
+  regroup (self);
+}
+
+static void
+on_group_combo_changed (GtkComboBox *combo,
+                        gpointer     user_data)
+{
+  const gchar *id = gtk_combo_box_get_active_id (combo);
+
+  if (id != NULL)
+    g_action_group_change_action_state (G_ACTION_GROUP (user_data), "group-by",
+                                        g_variant_new_string (id));
+}
+
 /* ---- state of the client --------------------------------------------------------------- */
+
+/* Qubes the filter lets through, each once however many groups it is in. */
+static gint
+count_shown (QmWindow *self)
+{
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GtkTreeIter iter, child;
+  gboolean valid, more;
+
+  for (valid = gtk_tree_model_get_iter_first (self->filter_model, &iter); valid;
+       valid = gtk_tree_model_iter_next (self->filter_model, &iter))
+    {
+      gchar *path = NULL;
+
+      gtk_tree_model_get (self->filter_model, &iter, QM_COL_PATH, &path, -1);
+      if (path != NULL)
+        g_hash_table_add (seen, path);
+      for (more = gtk_tree_model_iter_children (self->filter_model, &child, &iter); more;
+           more = gtk_tree_model_iter_next (self->filter_model, &child))
+        {
+          path = NULL;
+          gtk_tree_model_get (self->filter_model, &child, QM_COL_PATH, &path, -1);
+          if (path != NULL)
+            g_hash_table_add (seen, path);
+        }
+    }
+  return (gint) g_hash_table_size (seen);
+}
 
 static void
 update_status (QmWindow *self)
 {
   gint total = gtk_tree_model_iter_n_children (GTK_TREE_MODEL (self->store), NULL);
-  gint shown = gtk_tree_model_iter_n_children (self->filter_model, NULL);
+  gint shown = count_shown (self);
   g_autofree gchar *text = NULL;
 
   if (qm_client_get_state (self->client) == QM_CLIENT_STATE_ABSENT)
@@ -315,6 +814,7 @@ on_client_changed (QmClient *client,
   QmWindow *self = QM_WINDOW (user_data);
 
   qm_qube_store_update (self->store, client);
+  sync_view (self);
   update_status (self);
   update_actions (self);
 }
@@ -349,7 +849,11 @@ on_client_state_changed (QmClient *client,
       break;
     }
   if (qm_client_get_state (client) != QM_CLIENT_STATE_READY)
-    qm_qube_store_update (self->store, client);
+    {
+      qm_qube_store_update (self->store, client);
+      sync_view (self);
+    }
+  sync_view (self);
   update_status (self);
   update_actions (self);
 }
@@ -364,11 +868,10 @@ column_visible (QmWindow *self,
 }
 
 static gboolean
-filter_visible (GtkTreeModel *model,
-                GtkTreeIter  *iter,
-                gpointer      user_data)
+row_visible (QmWindow     *self,
+             GtkTreeModel *model,
+             GtkTreeIter  *iter)
 {
-  QmWindow *self = QM_WINDOW (user_data);
   g_autofree gchar *klass = NULL;
   g_autofree gchar *power = NULL;
   gboolean internal, provides_network;
@@ -415,14 +918,84 @@ filter_visible (GtkTreeModel *model,
   return FALSE;
 }
 
+/* A header is shown while one of its qubes is. */
+static gboolean
+filter_visible (GtkTreeModel *model,
+                GtkTreeIter  *iter,
+                gpointer      user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  gboolean is_group = FALSE;
+  GtkTreeIter child;
+  gboolean valid;
+
+  gtk_tree_model_get (model, iter, VIEW_COL_IS_GROUP, &is_group, -1);
+  if (!is_group)
+    return row_visible (self, model, iter);
+  for (valid = gtk_tree_model_iter_children (model, &child, iter); valid;
+       valid = gtk_tree_model_iter_next (model, &child))
+    if (row_visible (self, model, &child))
+      return TRUE;
+  return FALSE;
+}
+
+static void
+refilter (QmWindow *self)
+{
+  gtk_tree_model_filter_refilter (GTK_TREE_MODEL_FILTER (self->filter_model));
+  expand_groups (self);
+  update_status (self);
+}
+
+typedef struct
+{
+  QmWindow        *self;
+  const ColumnDef *def;
+} SortContext;
+
+/* Headers sort by their group (label index, then name; "no ..." last) whatever the column and
+ * order: the sort model reverses what this says when descending, so it is reversed here too. */
+static gint
+compare_groups (QmWindow     *self,
+                GtkTreeModel *model,
+                GtkTreeIter  *a,
+                GtkTreeIter  *b)
+{
+  g_autofree gchar *ta = NULL, *tb = NULL, *ka = NULL, *kb = NULL;
+  gint oa = 0, ob = 0, result, id;
+  GtkSortType order = GTK_SORT_ASCENDING;
+
+  gtk_tree_model_get (model, a, VIEW_COL_GROUP_ORDER, &oa, QM_COL_NAME, &ta, -1);
+  gtk_tree_model_get (model, b, VIEW_COL_GROUP_ORDER, &ob, QM_COL_NAME, &tb, -1);
+  result = (oa > ob) - (oa < ob);
+  if (result == 0)
+    {
+      ka = g_utf8_collate_key_for_filename (ta != NULL ? ta : "", -1);
+      kb = g_utf8_collate_key_for_filename (tb != NULL ? tb : "", -1);
+      result = strcmp (ka, kb);
+    }
+  if (self->sort_model != NULL
+      && gtk_tree_sortable_get_sort_column_id (GTK_TREE_SORTABLE (self->sort_model), &id, &order)
+      && order == GTK_SORT_DESCENDING)
+    result = -result;
+  return result;
+}
+
 static gint
 compare_rows (GtkTreeModel *model,
               GtkTreeIter  *a,
               GtkTreeIter  *b,
               gpointer      user_data)
 {
-  const ColumnDef *def = user_data;
+  const SortContext *context = user_data;
+  const ColumnDef *def = context->def;
+  gboolean group_a = FALSE, group_b = FALSE;
   gint result = 0;
+
+  gtk_tree_model_get (model, a, VIEW_COL_IS_GROUP, &group_a, -1);
+  gtk_tree_model_get (model, b, VIEW_COL_IS_GROUP, &group_b, -1);
+  if (group_a || group_b)
+    return compare_groups (context->self, model, a, b);
 
   switch (def->sort_kind)
     {
@@ -496,8 +1069,7 @@ on_search_changed (GtkSearchEntry *entry,
 
   g_free (self->search_casefold);
   self->search_casefold = g_utf8_casefold (gtk_entry_get_text (GTK_ENTRY (entry)), -1);
-  gtk_tree_model_filter_refilter (GTK_TREE_MODEL_FILTER (self->filter_model));
-  update_status (self);
+  refilter (self);
 }
 
 /* ---- columns --------------------------------------------------------------------------- */
@@ -530,8 +1102,7 @@ change_column_state (GSimpleAction *action,
         gtk_tree_view_column_set_visible (self->columns[i], g_variant_get_boolean (state));
         g_simple_action_set_state (action, state);
         save_hidden_columns (self);
-        gtk_tree_model_filter_refilter (GTK_TREE_MODEL_FILTER (self->filter_model));
-        update_status (self);
+        refilter (self);
         return;
       }
 }
@@ -608,6 +1179,7 @@ create_column (QmWindow        *self,
       renderer = gtk_cell_renderer_toggle_new ();
       gtk_tree_view_column_pack_start (column, renderer, FALSE);
       gtk_tree_view_column_add_attribute (column, renderer, "active", def->sort_column);
+      gtk_tree_view_column_add_attribute (column, renderer, "visible", VIEW_COL_IS_QUBE);
       if (g_str_equal (def->id, "include-in-backups"))
         g_signal_connect (renderer, "toggled", G_CALLBACK (on_backup_toggled), self);
       else
@@ -648,8 +1220,14 @@ add_columns (QmWindow *self)
       self->columns[i] = create_column (self, def);
       gtk_tree_view_column_set_visible (self->columns[i], visible);
       gtk_tree_view_column_set_sort_column_id (self->columns[i], (gint) i);
-      gtk_tree_sortable_set_sort_func (GTK_TREE_SORTABLE (self->sort_model), (gint) i,
-                                       compare_rows, (gpointer) def, NULL);
+      {
+        SortContext *context = g_new0 (SortContext, 1);
+
+        context->self = self;
+        context->def = def;
+        gtk_tree_sortable_set_sort_func (GTK_TREE_SORTABLE (self->sort_model), (gint) i,
+                                         compare_rows, context, g_free);
+      }
       gtk_tree_view_append_column (GTK_TREE_VIEW (self->tree_view), self->columns[i]);
       button = gtk_tree_view_column_get_button (self->columns[i]);
       if (button != NULL)
@@ -729,6 +1307,8 @@ on_backup_toggled (GtkCellRendererToggle *renderer,
     return;
   gtk_tree_model_get (self->sort_model, &iter, QM_COL_PATH, &object_path, QM_COL_NAME, &name,
                       QM_COL_INCLUDE_IN_BACKUPS, &active, -1);
+  if (object_path == NULL)
+    return;
   what = g_strdup_printf (_("Cannot change whether backups include %s"), name);
   /* The row changes when qubesd announces the new value, not before. */
   qm_client_call (self->client, object_path, "org.qubes_os.Admin1.Domain", "SetProperty",
@@ -818,18 +1398,144 @@ on_remove_response (GtkDialog *dialog,
   gtk_widget_destroy (GTK_WIDGET (dialog));
 }
 
+/* The proxies' value of a qube reference (a path), as a name; NULL for none. */
+static const gchar *
+proxy_reference (QmWindow    *self,
+                 GDBusObject *object,
+                 const gchar *property)
+{
+  QmQubesVM *qvm = qm_object_peek_qubes_vm (QM_OBJECT (object));
+  QmAppVM *appvm = qm_object_peek_app_vm (QM_OBJECT (object));
+  QmDispVM *dispvm = qm_object_peek_disp_vm (QM_OBJECT (object));
+  const gchar *path = NULL;
+
+  if (g_str_equal (property, "template"))
+    path = appvm != NULL ? qm_app_vm_get_template (appvm)
+         : dispvm != NULL ? qm_disp_vm_get_template (dispvm) : NULL;
+  else if (qvm == NULL)
+    return NULL;
+  else if (g_str_equal (property, "netvm"))
+    path = qm_qubes_vm_get_netvm (qvm);
+  else if (g_str_equal (property, "default_dispvm"))
+    path = qm_qubes_vm_get_default_dispvm (qvm);
+  else if (g_str_equal (property, "management_dispvm"))
+    path = qm_qubes_vm_get_management_dispvm (qvm);
+  else if (g_str_equal (property, "guivm"))
+    path = qm_qubes_vm_get_guivm (qvm);
+  else if (g_str_equal (property, "audiovm"))
+    path = qm_qubes_vm_get_audiovm (qvm);
+  return qm_client_domain_name (self->client, path);
+}
+
+/* What uses the qube, from the client's model: one line per qube (its properties that name it,
+ * explicitly or through their default) and per global default. Empty when nothing does. */
+static GPtrArray *
+dependants (QmWindow    *self,
+            const gchar *target_path,
+            const gchar *target)
+{
+  static const gchar *const properties[] = { "netvm", "template", "default_dispvm",
+                                             "management_dispvm", "guivm", "audiovm" };
+  GPtrArray *lines = g_ptr_array_new_with_free_func (g_free);
+  GList *domains = qm_client_get_domains (self->client), *l;
+  QmManager *manager = qm_client_get_manager (self->client);
+  guint i;
+
+  for (l = domains; l != NULL; l = l->next)
+    {
+      const gchar *path = g_dbus_object_get_object_path (l->data);
+      const gchar *name = qm_domain_get_name (qm_object_peek_domain (l->data));
+      g_autoptr(GString) uses = g_string_new (NULL);
+
+      if (g_strcmp0 (path, target_path) == 0)
+        continue;
+      for (i = 0; i < G_N_ELEMENTS (properties); i++)
+        {
+          gboolean is_default = FALSE;
+          const gchar *value = NULL;
+
+          if (!qm_client_get_property_info (self->client, path, properties[i], &is_default,
+                                            &value))
+            value = proxy_reference (self, l->data, properties[i]);
+          if (g_strcmp0 (value, target) != 0)
+            continue;
+          if (uses->len > 0)
+            g_string_append (uses, ", ");
+          if (is_default)
+            /* TRANSLATORS: a property of a qube that names another through its default */
+            g_string_append_printf (uses, _("%s (by default)"), properties[i]);
+          else
+            g_string_append (uses, properties[i]);
+        }
+      if (uses->len > 0)
+        g_ptr_array_add (lines, g_strdup_printf ("%s: %s", name, uses->str));
+    }
+  g_list_free_full (domains, g_object_unref);
+
+  if (manager != NULL)
+    {
+      const struct
+      {
+        const gchar *property;
+        const gchar *path;
+      } globals[] = {
+        { "default_netvm", qm_manager_get_default_netvm (manager) },
+        { "default_template", qm_manager_get_default_template (manager) },
+        { "default_dispvm", qm_manager_get_default_dispvm (manager) },
+        { "management_dispvm", qm_manager_get_management_dispvm (manager) },
+        { "default_guivm", qm_manager_get_default_guivm (manager) },
+        { "default_audiovm", qm_manager_get_default_audiovm (manager) },
+        { "clockvm", qm_manager_get_clockvm (manager) },
+        { "updatevm", qm_manager_get_updatevm (manager) },
+      };
+
+      for (i = 0; i < G_N_ELEMENTS (globals); i++)
+        if (g_strcmp0 (globals[i].path, target_path) == 0)
+          /* TRANSLATORS: %s is a global property such as default_netvm */
+          g_ptr_array_add (lines, g_strdup_printf (_("global setting %s"), globals[i].property));
+    }
+  return lines;
+}
+
 static void
 remove_activated (GSimpleAction *action,
                   GVariant      *parameter,
                   gpointer       user_data)
 {
   QmWindow *self = QM_WINDOW (user_data);
-  g_autofree gchar *path = selected_path (self);
-  g_autofree gchar *name = selected_string (self, QM_COL_NAME);
+  g_autoptr(GPtrArray) selection = selected_qubes (self);
+  g_autoptr(GPtrArray) users = NULL;
+  const gchar *path, *name;
   GtkWidget *dialog, *entry, *area;
 
-  if (path == NULL)
+  if (selection->len != 1)
     return;
+  path = ((Selected *) selection->pdata[0])->path;
+  name = ((Selected *) selection->pdata[0])->name;
+
+  /* A qube in use cannot go: say by what before asking anything. */
+  users = dependants (self, path, name);
+  if (users->len > 0)
+    {
+      g_autoptr(GString) list = g_string_new (NULL);
+      guint i;
+
+      for (i = 0; i < users->len; i++)
+        g_string_append_printf (list, "\u2022 %s\n", (const gchar *) users->pdata[i]);
+      dialog = gtk_message_dialog_new (GTK_WINDOW (self),
+                                       GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                       GTK_MESSAGE_ERROR, GTK_BUTTONS_CLOSE,
+                                       _("%s cannot be removed: it is in use"), name);
+      gtk_message_dialog_format_secondary_text (
+        GTK_MESSAGE_DIALOG (dialog), "%s\n\n%s",
+        ngettext ("This uses it; change it first:", "These use it; change them first:",
+                  users->len),
+        list->str);
+      g_signal_connect (dialog, "response", G_CALLBACK (gtk_widget_destroy), NULL);
+      gtk_widget_show (dialog);
+      return;
+    }
+
   dialog = gtk_message_dialog_new (GTK_WINDOW (self),
                                    GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
                                    GTK_MESSAGE_WARNING, GTK_BUTTONS_NONE,
@@ -857,6 +1563,22 @@ remove_activated (GSimpleAction *action,
   g_signal_connect (entry, "changed", G_CALLBACK (on_remove_entry_changed), dialog);
   g_signal_connect (dialog, "response", G_CALLBACK (on_remove_response), self);
   gtk_widget_show (dialog);
+}
+
+static void
+clone_activated (GSimpleAction *action,
+                 GVariant      *parameter,
+                 gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autofree gchar *path = selected_path (self);
+  QmCloneDialog *dialog;
+
+  if (path == NULL)
+    return;
+  dialog = qm_clone_dialog_new (GTK_WINDOW (self), self->client, path);
+  if (dialog != NULL)
+    gtk_widget_show (GTK_WIDGET (dialog));
 }
 
 static void
@@ -1214,8 +1936,7 @@ change_show_internal (GSimpleAction *action,
   self->show_internal = g_variant_get_boolean (state);
   g_simple_action_set_state (action, state);
   qm_prefs_set_boolean ("show-internal", self->show_internal);
-  gtk_tree_model_filter_refilter (GTK_TREE_MODEL_FILTER (self->filter_model));
-  update_status (self);
+  refilter (self);
 }
 
 static void
@@ -1233,8 +1954,7 @@ change_filter (GSimpleAction *action,
   g_simple_action_set_state (action, state);
   qm_prefs_set_string ("filter", filter);
   gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->filter_combo), filter);
-  gtk_tree_model_filter_refilter (GTK_TREE_MODEL_FILTER (self->filter_model));
-  update_status (self);
+  refilter (self);
 }
 
 static void
@@ -1258,6 +1978,7 @@ build_context_menu (void)
   guint i;
 
   g_menu_append (section, _("_Settings"), "win.settings");
+  g_menu_append (section, _("_Clone\u2026"), "win.clone");
   g_menu_append (section, _("_Remove\u2026"), "win.remove");
   g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
   g_object_unref (section);
@@ -1351,6 +2072,15 @@ on_row_activated (GtkTreeView       *view,
   if (!gtk_tree_model_get_iter (self->sort_model, &iter, path))
     return;
   gtk_tree_model_get (self->sort_model, &iter, QM_COL_PATH, &object_path, -1);
+  if (object_path == NULL)
+    {
+      /* a header: folds and unfolds */
+      if (gtk_tree_view_row_expanded (view, path))
+        gtk_tree_view_collapse_row (view, path);
+      else
+        gtk_tree_view_expand_row (view, path, FALSE);
+      return;
+    }
   open_settings (self, object_path);
 }
 
@@ -1400,6 +2130,16 @@ qm_window_build_menubar (void)
       g_menu_append_item (submenu, item);
     }
   g_menu_append_submenu (menu, _("_Show"), G_MENU_MODEL (submenu));
+  g_object_unref (submenu);
+  submenu = g_menu_new ();
+  for (i = 0; i < G_N_ELEMENTS (group_defs); i++)
+    {
+      g_autoptr(GMenuItem) item = g_menu_item_new (_(group_defs[i].title), NULL);
+
+      g_menu_item_set_action_and_target (item, "win.group-by", "s", group_defs[i].id);
+      g_menu_append_item (submenu, item);
+    }
+  g_menu_append_submenu (menu, _("_Group by"), G_MENU_MODEL (submenu));
   g_object_unref (submenu);
   g_menu_append_submenu (menu, _("_Columns"), columns);
   g_menu_append_submenu (bar, _("_View"), G_MENU_MODEL (menu));
@@ -1476,6 +2216,9 @@ build_ui (QmWindow *self)
                      tool_button ("document-properties", _("S_ettings"), "win.settings",
                                   _("Settings of the selected qube (Enter)")));
   gtk_container_add (GTK_CONTAINER (toolbar),
+                     tool_button ("edit-copy", _("C_lone"), "win.clone",
+                                  _("Clone the selected qube (Ctrl+Shift+C)")));
+  gtk_container_add (GTK_CONTAINER (toolbar),
                      tool_button ("list-remove", _("_Remove"), "win.remove",
                                   _("Remove the selected qube (Delete)")));
   separator = gtk_separator_tool_item_new ();
@@ -1513,6 +2256,18 @@ build_ui (QmWindow *self)
   g_signal_connect (self->filter_combo, "changed", G_CALLBACK (on_filter_combo_changed), self);
   gtk_box_pack_start (GTK_BOX (find_bar), self->filter_combo, FALSE, FALSE, 0);
 
+  label = gtk_label_new_with_mnemonic (_("_Group by:"));
+  gtk_box_pack_start (GTK_BOX (find_bar), label, FALSE, FALSE, 6);
+  self->group_combo = gtk_combo_box_text_new ();
+  for (i = 0; i < G_N_ELEMENTS (group_defs); i++)
+    gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (self->group_combo), group_defs[i].id,
+                               _(group_defs[i].title));
+  gtk_label_set_mnemonic_widget (GTK_LABEL (label), self->group_combo);
+  atk_object_set_name (gtk_widget_get_accessible (self->group_combo), _("Group by"));
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->group_combo), self->group_by);
+  g_signal_connect (self->group_combo, "changed", G_CALLBACK (on_group_combo_changed), self);
+  gtk_box_pack_start (GTK_BOX (find_bar), self->group_combo, FALSE, FALSE, 0);
+
   check = gtk_check_button_new_with_mnemonic (_("Show _internal qubes"));
   gtk_actionable_set_action_name (GTK_ACTIONABLE (check), "win.show-internal");
   gtk_box_pack_start (GTK_BOX (find_bar), check, FALSE, FALSE, 6);
@@ -1539,6 +2294,13 @@ build_ui (QmWindow *self)
   gtk_container_add (GTK_CONTAINER (vbox), self->stack);
 
   add_columns (self);
+  gtk_tree_view_set_expander_column (GTK_TREE_VIEW (self->tree_view), self->columns[1]);
+  gtk_tree_view_set_show_expanders (GTK_TREE_VIEW (self->tree_view),
+                                    g_strcmp0 (self->group_by, "none") != 0);
+  gtk_tree_selection_set_select_function (
+    gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view)), select_qubes_only, NULL, NULL);
+  g_signal_connect (self->tree_view, "row-expanded", G_CALLBACK (on_row_folded), self);
+  g_signal_connect (self->tree_view, "row-collapsed", G_CALLBACK (on_row_folded), self);
 
   g_signal_connect (gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view)), "changed",
                     G_CALLBACK (on_selection_changed), self);
@@ -1553,6 +2315,7 @@ build_ui (QmWindow *self)
 static const GActionEntry win_entries[] = {
   { "create", create_activated, NULL, NULL, NULL, { 0 } },
   { "remove", remove_activated, NULL, NULL, NULL, { 0 } },
+  { "clone", clone_activated, NULL, NULL, NULL, { 0 } },
   { "settings", settings_activated, NULL, NULL, NULL, { 0 } },
   { "start", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "shutdown", lifecycle_activated, NULL, NULL, NULL, { 0 } },
@@ -1562,6 +2325,7 @@ static const GActionEntry win_entries[] = {
   { "find", find_activated, NULL, NULL, NULL, { 0 } },
   { "show-internal", NULL, NULL, "false", change_show_internal, { 0 } },
   { "filter", NULL, "s", "'all'", change_filter, { 0 } },
+  { "group-by", NULL, "s", "'none'", change_group_by, { 0 } },
 };
 
 static gboolean
@@ -1583,6 +2347,7 @@ qm_window_new (GtkApplication *application,
 {
   QmWindow *self = g_object_new (QM_TYPE_WINDOW, "application", application, NULL);
   g_autofree gchar *filter = qm_prefs_get_string ("filter");
+  g_autofree gchar *group_by = qm_prefs_get_string ("group-by");
   gint width = qm_prefs_get_int ("window-width");
   gint height = qm_prefs_get_int ("window-height");
 
@@ -1596,6 +2361,16 @@ qm_window_new (GtkApplication *application,
                                    self);
   self->filter = g_strdup (filter[0] != '\0' ? filter : "all");
   self->show_internal = qm_prefs_get_boolean ("show-internal");
+  self->group_by = g_strdup ("none");
+  for (guint i = 0; i < G_N_ELEMENTS (group_defs); i++)
+    if (g_strcmp0 (group_defs[i].id, group_by) == 0)
+      {
+        g_free (self->group_by);
+        self->group_by = g_strdup (group_by);
+      }
+  g_simple_action_set_state (G_SIMPLE_ACTION (g_action_map_lookup_action (G_ACTION_MAP (self),
+                                                                           "group-by")),
+                             g_variant_new_string (self->group_by));
   g_simple_action_set_state (G_SIMPLE_ACTION (g_action_map_lookup_action (G_ACTION_MAP (self),
                                                                            "filter")),
                              g_variant_new_string (self->filter));
@@ -1604,7 +2379,19 @@ qm_window_new (GtkApplication *application,
                              g_variant_new_boolean (self->show_internal));
 
   self->store = qm_qube_store_new ();
-  self->filter_model = gtk_tree_model_filter_new (GTK_TREE_MODEL (self->store), NULL);
+  {
+    GType types[VIEW_N_COLUMNS];
+    gint i;
+
+    for (i = 0; i < QM_N_COLUMNS; i++)
+      types[i] = gtk_tree_model_get_column_type (GTK_TREE_MODEL (self->store), i);
+    types[VIEW_COL_IS_GROUP] = G_TYPE_BOOLEAN;
+    types[VIEW_COL_IS_QUBE] = G_TYPE_BOOLEAN;
+    types[VIEW_COL_GROUP_KEY] = G_TYPE_STRING;
+    types[VIEW_COL_GROUP_ORDER] = G_TYPE_INT;
+    self->view_store = gtk_tree_store_newv (VIEW_N_COLUMNS, types);
+  }
+  self->filter_model = gtk_tree_model_filter_new (GTK_TREE_MODEL (self->view_store), NULL);
   gtk_tree_model_filter_set_visible_func (GTK_TREE_MODEL_FILTER (self->filter_model),
                                           filter_visible, self, NULL);
   self->sort_model = gtk_tree_model_sort_new_with_model (self->filter_model);
@@ -1649,8 +2436,13 @@ qm_window_finalize (GObject *object)
   g_clear_object (&self->cancellable);
   g_clear_object (&self->sort_model);
   g_clear_object (&self->filter_model);
+  g_clear_object (&self->view_store);
   g_clear_object (&self->store);
   g_clear_object (&self->client);
+  g_hash_table_unref (self->view_rows);
+  g_hash_table_unref (self->groups);
+  g_hash_table_unref (self->collapsed);
+  g_free (self->group_by);
   g_free (self->search_casefold);
   g_free (self->filter);
   G_OBJECT_CLASS (qm_window_parent_class)->finalize (object);
@@ -1661,6 +2453,10 @@ qm_window_init (QmWindow *self)
 {
   self->cancellable = g_cancellable_new ();
   self->settings_windows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->view_rows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify) g_ptr_array_unref);
+  self->groups = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->collapsed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 static void

@@ -5,7 +5,10 @@
 Runs itself again inside dbus-run-session (for the accessibility bus) and xvfb-run. Checks:
 the list after the first load (--self-test output and the tree read through AT-SPI); reaction
 within a second to a property change and to a new qube made over D-Bus; the New Qube dialog and
-the search entry driven through AT-SPI; starting a qube with the toolbar (its State follows
+the search entry driven through AT-SPI; grouping by template (the template's qubes under its
+header, search inside groups); Clone (the copied memory, tag and private data; a failing clone
+shows its error and is removed); Remove refused with the qubes that use the template; the
+Settings window (identity read-only, private disk grown by Volume.Resize); starting a qube with the toolbar (its State follows
 within a second) and killing it through the confirmation; the page shown while qubesd is away
 and the recovery when it returns. Saves screenshots in --out-dir. Exit 77 = skipped.
 """
@@ -172,6 +175,22 @@ def row_of(table, name):
     return None, cols, cells
 
 
+def grouped_rows(table):
+    """{group header: set of qube names under it} as the tree shows it ({} when flat)."""
+    cols, cells = table_cells(table)
+    groups, current = {}, None
+    for r in range(table.get_n_rows()):
+        acc = cells.get((r, 'Name'))
+        if acc is None:
+            continue
+        if acc.get_state_set().contains(Atspi.StateType.EXPANDABLE):
+            current = acc.get_name()
+            groups[current] = set()
+        elif current is not None:
+            groups[current].add(acc.get_name())
+    return groups
+
+
 def screenshot(out_dir, name):
     path = os.path.join(out_dir, name)
     subprocess.run(['import', '-window', 'root', path], check=True)
@@ -234,6 +253,11 @@ def run(args, tmp, procs):
         f.write(xml)
     for sub in ('appvms', 'vm-templates', 'vm-kernels', 'standalone'):
         os.makedirs(f'{tmp}/state/{sub}', exist_ok=True)
+    # work's private image (sparse), for the clone to copy
+    os.makedirs(f'{tmp}/state/appvms/work', exist_ok=True)
+    with open(f'{tmp}/state/appvms/work/private.img', 'wb') as f:
+        f.write(b'work data')
+        f.truncate(2147483648)
     address = f'unix:path={tmp}/bus'
     procs.append(subprocess.Popen(['dbus-daemon', '--session', f'--address={address}',
                                    '--nofork', '--nopidfile']))
@@ -269,7 +293,7 @@ def run(args, tmp, procs):
 
     # ... and so does the tree, read through AT-SPI
     app = find_app('qube-manager')
-    table = find(app, role='table', name='Qubes')
+    table = find(app, role='tree table', name='Qubes')
     cols, cells = table_cells(table)
     for title in ('Label', 'Name', 'State', 'Class', 'Template', 'NetVM', 'IP'):
         assert title in cols, cols
@@ -329,6 +353,132 @@ def run(args, tmp, procs):
     search.set_text_contents('')
     time.sleep(0.5)
     screenshot(args.out_dir, 'qube-manager.png')
+
+    # 5b. View > Group by template: each template's qubes are listed under it
+    group_combo = find(app, role='combo box', name='Group by')
+    group_combo.select_child(1)   # Template
+    deadline = time.monotonic() + 5
+    while True:
+        groups = grouped_rows(table)
+        if 'fedora-42' in groups and 'work' in groups['fedora-42']:
+            break
+        assert time.monotonic() < deadline, f'no fedora-42 group with work: {groups}'
+        time.sleep(0.2)
+    assert {'work', 'sys-net', 'default-dvm'} <= groups['fedora-42'], groups
+    assert 'dom0' not in groups['fedora-42'] and 'fedora-42' not in groups['fedora-42'], groups
+    assert 'disp1234' in groups.get('default-dvm', set()), groups
+    print('grouped by template:', {k: sorted(v) for k, v in groups.items()})
+    time.sleep(0.3)
+    screenshot(args.out_dir, 'qube-manager-grouped.png')
+    # the search still filters inside the groups
+    search.set_text_contents('disp1234')
+    deadline = time.monotonic() + 5
+    while grouped_rows(table) != {'default-dvm': {'disp1234'}}:
+        assert time.monotonic() < deadline, f'search in groups: {grouped_rows(table)}'
+        time.sleep(0.2)
+    search.set_text_contents('')
+    group_combo.select_child(0)   # no grouping again
+    deadline = time.monotonic() + 5
+    while grouped_rows(table):
+        assert time.monotonic() < deadline, 'grouping did not go away'
+        time.sleep(0.2)
+
+    # 5c. Clone work: the clone has its explicitly set memory and its tag
+    bus.call(f'{ROOT}/domain/work', DOMAIN, 'AddTag', '(s)', ('project-x',))
+    r, cols, cells = row_of(table, 'work')
+    table.clear_selection()
+    table.add_row_selection(r)
+    clone = find(app, role='push button', name='Clone')
+    wait_sensitive(clone, 'Clone')
+    do_action(clone, 'click')
+    dialog = find(app, role='dialog', name='Clone Qube')
+    entry = find(dialog, role='text', name='Name of the clone')
+    assert entry.get_text(0, -1) == 'work-clone', entry.get_text(0, -1)
+    screenshot(args.out_dir, 'qube-manager-clone-dialog.png')
+    do_action(find(dialog, role='push button', name='Clone'), 'click')
+    try:
+        manager.wait_for(lambda l: l.startswith('ROW\twork-clone\t'), 10, 'the clone in the list')
+    except AssertionError:
+        raise AssertionError('no clone in the list; the dialog says: ' + ' / '.join(
+            a.get_name() for a in walk(dialog) if a.get_role_name() in ('label', 'progress bar')))
+    deadline = time.monotonic() + 20
+    clone_path = f'{ROOT}/domain/work_2dclone'
+    while True:
+        try:
+            dialog.get_name()
+            showing = dialog.get_state_set().contains(Atspi.StateType.SHOWING)
+        except GLib.Error:
+            showing = False
+        if not showing:
+            break
+        assert time.monotonic() < deadline, 'the clone dialog did not finish: ' + ' / '.join(
+            a.get_name() for a in walk(dialog) if a.get_role_name() == 'label')
+        time.sleep(0.2)
+    _, is_default, memory = bus.call(clone_path, DOMAIN, 'GetProperty', '(s)', ('memory',))
+    assert memory == '800' and not is_default, (memory, is_default)
+    tags = bus.call(clone_path, DOMAIN, 'ListTags')[0]
+    assert 'project-x' in tags, tags
+    print('cloned work as work-clone: memory', memory, 'tags', tags)
+    with open(f'{tmp}/state/appvms/work-clone/private.img', 'rb') as f:
+        assert f.read(9) == b'work data', 'the private volume was not copied'
+
+    # ... and a clone that fails (sys-net has no private image here) says why and is removed
+    table.clear_selection()
+    table.add_row_selection(row_of(table, 'sys-net')[0])
+    wait_sensitive(clone, 'Clone')
+    do_action(clone, 'click')
+    dialog = find(app, role='dialog', name='Clone Qube')
+    do_action(find(dialog, role='push button', name='Clone'), 'click')
+    deadline = time.monotonic() + 10
+    while True:
+        labels = [a.get_name() for a in walk(dialog) if a.get_role_name() == 'label']
+        domains = [d[0] for d in bus.call(ROOT, MANAGER, 'ListDomains')[0]]
+        if any('Copying the volume private' in t for t in labels) and 'sys-net-clone' not in domains:
+            break
+        assert time.monotonic() < deadline, f'failed clone: {labels} {domains}'
+        time.sleep(0.2)
+    screenshot(args.out_dir, 'qube-manager-clone-failed.png')
+    do_action(find(dialog, role='push button', name='Cancel'), 'click')
+    print('a failed clone shows the error and is removed')
+
+    # 5e. Settings: the identity is shown read-only; the private disk grows by Volume.Resize
+    table.clear_selection()
+    table.add_row_selection(row_of(table, 'work')[0])
+    settings = find(app, role='push button', name='Settings')
+    wait_sensitive(settings, 'Settings')
+    do_action(settings, 'click')
+    window = find(app, role='frame', name='work: Settings')
+    qid = find(window, role='text', name='Qube ID')
+    assert not qid.get_state_set().contains(Atspi.StateType.EDITABLE), 'qid is editable'
+    private = find(window, role='spin button', name='Private storage (MiB)')
+    deadline = time.monotonic() + 5
+    while private.get_current_value() != 2048:
+        assert time.monotonic() < deadline, f'private size shown {private.get_current_value()}'
+        time.sleep(0.1)
+    assert private.get_minimum_value() == 2048, private.get_minimum_value()
+    private.set_current_value(3072)
+    screenshot(args.out_dir, 'qube-manager-settings-disks.png')
+    do_action(find(window, role='push button', name='OK'), 'click')
+    vol = f'{ROOT}/domain/work/volume/private'
+    deadline = time.monotonic() + 10
+    while bus.call(vol, 'org.freedesktop.DBus.Properties', 'Get', '(ss)',
+                   ('org.qubes_os.Admin1.Volume', 'Size'))[0] != 3072 * 1024 * 1024:
+        assert time.monotonic() < deadline, 'work/private was not resized'
+        time.sleep(0.2)
+    print('settings resized work/private to 3 GiB')
+
+    # 5d. Remove refuses a qube in use and says by what
+    table.clear_selection()
+    table.add_row_selection(row_of(table, 'fedora-42')[0])
+    remove = find(app, role='push button', name='Remove')
+    wait_sensitive(remove, 'Remove')
+    do_action(remove, 'click')
+    refusal = find(app, role='alert', name=None, timeout=5)
+    text = ' '.join(a.get_name() for a in walk(refusal) if a.get_role_name() == 'label')
+    assert 'in use' in text and 'work: template' in text, text
+    screenshot(args.out_dir, 'qube-manager-remove-in-use.png')
+    do_action(find(refusal, role='push button', name='Close'), 'click')
+    print('removal of fedora-42 refused, naming its dependants')
 
     # 6. lifecycle: select work, Start on the toolbar, its State is Running within a second
     deadline = time.monotonic() + 5

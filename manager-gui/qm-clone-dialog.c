@@ -1,0 +1,694 @@
+/* qm-clone-dialog.c: the dialog that clones a qube
+ *
+ * A clone is made by the client, one call after another, each allowing interactive
+ * authorization: GetAllProperties of the source; CreateDomain with its class, label and template;
+ * SetProperty of every property set explicitly on the source (is_default false) that a caller
+ * may set (not read-only in the interface XML, not write-once); SetFeature of its features;
+ * AddTag of its tags but created-by-*; then, for each volume saved on stop, Volume.CloneFrom on
+ * the source's volume for a token and Volume.CloneTo with it on the clone's. The progress bar
+ * follows the steps (and the bytes copied, from the clone's volume's ImportBytesDone). When a
+ * step fails or the user stops, the half-made clone is removed and the error stays in the
+ * dialog.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <string.h>
+
+#include "qm-clone-dialog.h"
+#include "qm-error.h"
+
+typedef enum
+{
+  STEP_CALL,    /* a method on the clone */
+  STEP_VOLUME,  /* CloneFrom on the source's volume, then CloneTo on the clone's */
+} StepKind;
+
+typedef struct
+{
+  StepKind  kind;
+  gchar    *interface_name;
+  gchar    *method;
+  GVariant *parameters;
+  gchar    *volume;       /* STEP_VOLUME: its name */
+  gchar    *source_path;  /* STEP_VOLUME: the source's volume */
+  gchar    *what;         /* shown while it runs, and in the error */
+} Step;
+
+struct _QmCloneDialog
+{
+  GtkDialog     parent_instance;
+
+  QmClient     *client;
+  GCancellable *cancellable;   /* the dialog's life: cancels the replies' handling */
+  gchar        *source_path;
+  gchar        *source_name;
+  gchar        *klass;
+
+  GtkWidget    *info_bar;
+  GtkWidget    *error_label;
+  GtkWidget    *name_entry;
+  GtkWidget    *progress;
+  GtkWidget    *clone_button;
+
+  gboolean      busy;
+  gboolean      stop;          /* the user asked to stop: the clone is removed */
+  gchar        *clone_name;
+  gchar        *clone_path;    /* set once CreateDomain answered */
+  GQueue        steps;
+  guint         n_steps;
+  guint         n_done;
+  gchar        *current_volume; /* the clone's volume CloneTo fills */
+  guint         progress_watch;
+};
+
+G_DEFINE_TYPE (QmCloneDialog, qm_clone_dialog, GTK_TYPE_DIALOG)
+
+static void
+step_free (Step *step)
+{
+  g_free (step->interface_name);
+  g_free (step->method);
+  if (step->parameters != NULL)
+    g_variant_unref (step->parameters);
+  g_free (step->volume);
+  g_free (step->source_path);
+  g_free (step->what);
+  g_free (step);
+}
+
+static void
+add_step (QmCloneDialog *self,
+          const gchar   *interface_name,
+          const gchar   *method,
+          GVariant      *parameters,
+          gchar         *what)
+{
+  Step *step = g_new0 (Step, 1);
+
+  step->kind = STEP_CALL;
+  step->interface_name = g_strdup (interface_name);
+  step->method = g_strdup (method);
+  step->parameters = g_variant_ref_sink (parameters);
+  step->what = what;
+  g_queue_push_tail (&self->steps, step);
+}
+
+static void
+show_error (QmCloneDialog *self,
+            const gchar   *text)
+{
+  gtk_label_set_text (GTK_LABEL (self->error_label), text);
+  gtk_widget_show (self->info_bar);
+}
+
+static gboolean
+name_taken (QmCloneDialog *self,
+            const gchar   *name)
+{
+  return qm_client_lookup_domain_by_name (self->client, name) != NULL;
+}
+
+static void
+update_sensitivity (QmCloneDialog *self)
+{
+  const gchar *name = gtk_entry_get_text (GTK_ENTRY (self->name_entry));
+  gboolean valid = name[0] != '\0' && strlen (name) <= 31 && g_ascii_isalpha (name[0]);
+  const gchar *p;
+
+  for (p = name; valid && *p != '\0'; p++)
+    valid = g_ascii_isalnum (*p) || *p == '-' || *p == '_' || *p == '.';
+  gtk_widget_set_sensitive (self->clone_button, !self->busy && valid && !name_taken (self, name));
+  gtk_widget_set_sensitive (self->name_entry, !self->busy);
+}
+
+static void
+set_progress (QmCloneDialog *self,
+              const gchar   *text,
+              gdouble        within_step)
+{
+  gdouble fraction = self->n_steps > 0
+                     ? (self->n_done + CLAMP (within_step, 0.0, 1.0)) / (self->n_steps + 1.0)
+                     : 0.0;
+
+  gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress), fraction);
+  if (text != NULL)
+    gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress), text);
+}
+
+/* ---- the end ------------------------------------------------------------------------------ */
+
+static void
+finish (QmCloneDialog *self)
+{
+  self->busy = FALSE;
+  g_queue_clear_full (&self->steps, (GDestroyNotify) step_free);
+  g_clear_pointer (&self->clone_path, g_free);
+  gtk_widget_hide (self->progress);
+  update_sensitivity (self);
+}
+
+static void
+removed (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  QmCloneDialog *self = QM_CLONE_DIALOG (user_data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
+
+  if (!g_cancellable_is_cancelled (self->cancellable))
+    {
+      if (reply == NULL)
+        {
+          g_autofree gchar *text = qm_error_describe (error);
+          g_autofree gchar *full = g_strdup_printf (
+            _("%s\nThe partial clone %s could not be removed: %s"),
+            gtk_label_get_text (GTK_LABEL (self->error_label)), self->clone_name,
+            text != NULL ? text : _("not authorized"));
+
+          show_error (self, full);
+        }
+      finish (self);
+    }
+  g_object_unref (self);
+}
+
+/* Stops with an error (NULL when the user stopped or dismissed a prompt) and removes the
+ * half-made clone. */
+static void
+fail (QmCloneDialog *self,
+      const gchar   *what,
+      const GError  *error)
+{
+  g_autofree gchar *text = qm_error_describe (error);
+
+  if (text != NULL)
+    {
+      g_autofree gchar *full = g_strdup_printf ("%s: %s", what, text);
+
+      show_error (self, full);
+    }
+  else if (self->stop)
+    show_error (self, _("Cloning stopped."));
+  else
+    gtk_widget_hide (self->info_bar);
+
+  if (self->clone_path == NULL)
+    {
+      finish (self);
+      return;
+    }
+  set_progress (self, _("Removing the partial clone\u2026"), 0);
+  qm_client_call (self->client, self->clone_path, "org.qubes_os.Admin1.Domain", "Remove", NULL,
+                  NULL, removed, g_object_ref (self));
+}
+
+/* ---- the steps ---------------------------------------------------------------------------- */
+
+static void run_next_step (QmCloneDialog *self);
+
+static void
+unwatch_progress (QmCloneDialog *self)
+{
+  if (self->progress_watch != 0)
+    g_dbus_connection_signal_unsubscribe (qm_client_get_connection (self->client),
+                                          self->progress_watch);
+  self->progress_watch = 0;
+  g_clear_pointer (&self->current_volume, g_free);
+}
+
+static void
+on_volume_progress (GDBusConnection *connection,
+                    const gchar     *sender_name,
+                    const gchar     *object_path,
+                    const gchar     *interface_name,
+                    const gchar     *signal_name,
+                    GVariant        *parameters,
+                    gpointer         user_data)
+{
+  QmCloneDialog *self = QM_CLONE_DIALOG (user_data);
+  g_autoptr(GVariant) changed = NULL;
+  const gchar *iface;
+  guint64 done = 0, total = 0;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sa{sv}as)")))
+    return;
+  g_variant_get (parameters, "(&s@a{sv}as)", &iface, &changed, NULL);
+  if (g_strcmp0 (iface, "org.qubes_os.Admin1.Volume") != 0
+      || !g_variant_lookup (changed, "ImportBytesDone", "t", &done))
+    return;
+  if (!g_variant_lookup (changed, "ImportBytesTotal", "t", &total))
+    {
+      QmVolume *volume = qm_client_lookup_volume (self->client, self->clone_path,
+                                                  self->current_volume);
+
+      total = volume != NULL ? qm_volume_get_import_bytes_total (volume) : 0;
+    }
+  if (total > 0)
+    set_progress (self, NULL, (gdouble) done / (gdouble) total);
+}
+
+static void
+step_done (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  QmCloneDialog *self = QM_CLONE_DIALOG (user_data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
+  Step *step;
+
+  if (g_cancellable_is_cancelled (self->cancellable))
+    {
+      g_object_unref (self);
+      return;
+    }
+  unwatch_progress (self);
+  step = g_queue_pop_head (&self->steps);
+  if (reply == NULL || self->stop)
+    {
+      fail (self, step->what, error);
+      step_free (step);
+      g_object_unref (self);
+      return;
+    }
+  step_free (step);
+  self->n_done++;
+  run_next_step (self);
+  g_object_unref (self);
+}
+
+static void
+token_done (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  QmCloneDialog *self = QM_CLONE_DIALOG (user_data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
+  Step *step;
+  const gchar *token;
+  g_autofree gchar *encoded = NULL;
+  g_autofree gchar *volume_path = NULL;
+
+  if (g_cancellable_is_cancelled (self->cancellable))
+    {
+      g_object_unref (self);
+      return;
+    }
+  step = g_queue_peek_head (&self->steps);
+  if (reply == NULL || self->stop)
+    {
+      g_queue_pop_head (&self->steps);
+      fail (self, step->what, error);
+      step_free (step);
+      g_object_unref (self);
+      return;
+    }
+  g_variant_get (reply, "(&s)", &token);
+  encoded = qm_path_encode (step->volume);
+  volume_path = g_strdup_printf ("%s/volume/%s", self->clone_path, encoded);
+  self->current_volume = g_strdup (step->volume);
+  self->progress_watch = g_dbus_connection_signal_subscribe (
+    qm_client_get_connection (self->client), QM_BUS_NAME, "org.freedesktop.DBus.Properties",
+    "PropertiesChanged", volume_path, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_volume_progress, self,
+    NULL);
+  qm_client_call (self->client, volume_path, "org.qubes_os.Admin1.Volume", "CloneTo",
+                  g_variant_new ("(s)", token), self->cancellable, step_done,
+                  g_object_ref (self));
+  g_object_unref (self);
+}
+
+static void
+run_next_step (QmCloneDialog *self)
+{
+  Step *step = g_queue_peek_head (&self->steps);
+
+  if (step == NULL)
+    {
+      /* done */
+      gtk_widget_destroy (GTK_WIDGET (self));
+      return;
+    }
+  set_progress (self, step->what, 0);
+  if (step->kind == STEP_VOLUME)
+    qm_client_call (self->client, step->source_path, "org.qubes_os.Admin1.Volume", "CloneFrom",
+                    NULL, self->cancellable, token_done, g_object_ref (self));
+  else
+    qm_client_call (self->client, self->clone_path, step->interface_name, step->method,
+                    g_variant_ref (step->parameters), self->cancellable, step_done,
+                    g_object_ref (self));
+}
+
+/* ---- planning --------------------------------------------------------------------------- */
+
+/* Everything to do on the clone once it exists. */
+static void
+plan_steps (QmCloneDialog *self,
+            GVariant      *properties)
+{
+  static const gchar *const given[] = { "label", "template", NULL };
+  QmObject *source = qm_client_lookup_domain (self->client, self->source_path);
+  QmDomain *domain = source != NULL ? qm_object_peek_domain (source) : NULL;
+  GVariant *features = domain != NULL ? qm_domain_get_features (domain) : NULL;
+  const gchar *const *tags = domain != NULL ? qm_domain_get_tags (domain) : NULL;
+  GList *volumes, *l;
+  GVariantIter iter;
+  const gchar *name, *type, *value;
+  gboolean is_default;
+  guint i;
+
+  g_variant_iter_init (&iter, properties);
+  while (g_variant_iter_next (&iter, "(&s&sb&s)", &name, &type, &is_default, &value))
+    {
+      if (is_default || g_strv_contains (given, name) || !qm_property_is_writable (name))
+        continue;
+      add_step (self, "org.qubes_os.Admin1.Domain", "SetProperty",
+                g_variant_new ("(ss)", name, value),
+                g_strdup_printf (_("Setting the property %s"), name));
+    }
+  if (features != NULL)
+    {
+      g_variant_iter_init (&iter, features);
+      while (g_variant_iter_next (&iter, "{&s&s}", &name, &value))
+        add_step (self, "org.qubes_os.Admin1.Domain", "SetFeature",
+                  g_variant_new ("(ss)", name, value),
+                  g_strdup_printf (_("Setting the feature %s"), name));
+    }
+  for (i = 0; tags != NULL && tags[i] != NULL; i++)
+    if (!g_str_has_prefix (tags[i], "created-by-"))
+      add_step (self, "org.qubes_os.Admin1.Domain", "AddTag", g_variant_new ("(s)", tags[i]),
+                g_strdup_printf (_("Adding the tag %s"), tags[i]));
+
+  volumes = qm_client_get_volumes (self->client, self->source_path);
+  for (l = volumes; l != NULL; l = l->next)
+    {
+      Step *step;
+
+      if (!qm_volume_get_save_on_stop (l->data))
+        continue;
+      step = g_new0 (Step, 1);
+      step->kind = STEP_VOLUME;
+      step->volume = g_strdup (qm_volume_get_name (l->data));
+      step->source_path = g_strdup (g_dbus_proxy_get_object_path (G_DBUS_PROXY (l->data)));
+      step->what = g_strdup_printf (_("Copying the volume %s"), step->volume);
+      g_queue_push_tail (&self->steps, step);
+    }
+  g_list_free_full (volumes, g_object_unref);
+  self->n_steps = g_queue_get_length (&self->steps) + 1;
+  self->n_done = 1;
+}
+
+typedef struct
+{
+  QmCloneDialog *self;
+  GVariant      *properties;
+} CreateData;
+
+static void
+created (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  CreateData *data = user_data;
+  QmCloneDialog *self = data->self;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
+
+  if (g_cancellable_is_cancelled (self->cancellable))
+    goto out;
+  if (reply == NULL)
+    {
+      g_autofree gchar *what = g_strdup_printf (_("Cannot create %s"), self->clone_name);
+
+      fail (self, what, error);
+      goto out;
+    }
+  g_variant_get (reply, "(o)", &self->clone_path);
+  if (self->stop)
+    {
+      fail (self, NULL, NULL);
+      goto out;
+    }
+  plan_steps (self, data->properties);
+  run_next_step (self);
+
+out:
+  g_variant_unref (data->properties);
+  g_object_unref (data->self);
+  g_free (data);
+}
+
+static const gchar *
+lookup_property (GVariant    *properties,
+                 const gchar *wanted)
+{
+  GVariantIter iter;
+  const gchar *name, *type, *value;
+  gboolean is_default;
+
+  g_variant_iter_init (&iter, properties);
+  while (g_variant_iter_next (&iter, "(&s&sb&s)", &name, &type, &is_default, &value))
+    if (g_str_equal (name, wanted))
+      return value;
+  return NULL;
+}
+
+static void
+properties_read (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  QmCloneDialog *self = QM_CLONE_DIALOG (user_data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
+  const gchar *label, *template_name;
+  CreateData *data;
+
+  if (g_cancellable_is_cancelled (self->cancellable))
+    {
+      g_object_unref (self);
+      return;
+    }
+  if (reply == NULL || self->stop)
+    {
+      g_autofree gchar *what = g_strdup_printf (_("Cannot read the properties of %s"),
+                                                self->source_name);
+
+      fail (self, what, error);
+      g_object_unref (self);
+      return;
+    }
+  data = g_new0 (CreateData, 1);
+  data->self = self;  /* takes the reference */
+  data->properties = g_variant_get_child_value (reply, 0);
+  label = lookup_property (data->properties, "label");
+  template_name = lookup_property (data->properties, "template");
+  set_progress (self, _("Creating the clone"), 0);
+  qm_client_call (self->client, QM_ROOT_PATH, "org.qubes_os.Admin1.Manager", "CreateDomain",
+                  g_variant_new ("(ssss@a{ss})", self->klass, self->clone_name,
+                                 label != NULL ? label : "red",
+                                 template_name != NULL ? template_name : "",
+                                 g_variant_new_array (G_VARIANT_TYPE ("{ss}"), NULL, 0)),
+                  self->cancellable, created, data);
+}
+
+static void
+start_clone (QmCloneDialog *self)
+{
+  g_free (self->clone_name);
+  self->clone_name = g_strdup (gtk_entry_get_text (GTK_ENTRY (self->name_entry)));
+  self->busy = TRUE;
+  self->stop = FALSE;
+  self->n_steps = 1;
+  self->n_done = 0;
+  gtk_widget_hide (self->info_bar);
+  gtk_widget_show (self->progress);
+  set_progress (self, _("Reading the source qube"), 0);
+  update_sensitivity (self);
+  qm_client_call (self->client, self->source_path, "org.qubes_os.Admin1.Domain",
+                  "GetAllProperties", NULL, self->cancellable, properties_read,
+                  g_object_ref (self));
+}
+
+static void
+on_response (GtkDialog *dialog,
+             gint       response,
+             gpointer   user_data)
+{
+  QmCloneDialog *self = QM_CLONE_DIALOG (dialog);
+
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      if (!self->busy)
+        start_clone (self);
+      return;
+    }
+  if (self->busy)
+    {
+      /* The step running finishes first (a volume's copy is asked to stop); then the partial
+       * clone is removed. */
+      self->stop = TRUE;
+      if (self->current_volume != NULL && self->clone_path != NULL)
+        {
+          g_autofree gchar *encoded = qm_path_encode (self->current_volume);
+          g_autofree gchar *path = g_strdup_printf ("%s/volume/%s", self->clone_path, encoded);
+
+          qm_client_call (self->client, path, "org.qubes_os.Admin1.Volume", "CancelImport", NULL,
+                          NULL, NULL, NULL);
+        }
+      set_progress (self, _("Stopping\u2026"), 0);
+      return;
+    }
+  gtk_widget_destroy (GTK_WIDGET (dialog));
+}
+
+static gboolean
+on_delete (GtkWidget *widget,
+           GdkEvent  *event,
+           gpointer   user_data)
+{
+  /* While cloning, closing stops instead: the partial clone must be removed first. */
+  if (QM_CLONE_DIALOG (widget)->busy)
+    {
+      gtk_dialog_response (GTK_DIALOG (widget), GTK_RESPONSE_CANCEL);
+      return GDK_EVENT_STOP;
+    }
+  return GDK_EVENT_PROPAGATE;
+}
+
+/* ---- construction --------------------------------------------------------------------------- */
+
+QmCloneDialog *
+qm_clone_dialog_new (GtkWindow   *parent,
+                     QmClient    *client,
+                     const gchar *source_path)
+{
+  QmObject *object = qm_client_lookup_domain (client, source_path);
+  QmCloneDialog *self;
+  GtkWidget *content, *grid, *label;
+  g_autofree gchar *text = NULL;
+  g_autofree gchar *suggestion = NULL;
+  guint n;
+
+  if (object == NULL)
+    return NULL;
+  self = g_object_new (QM_TYPE_CLONE_DIALOG, "use-header-bar", FALSE, NULL);
+  self->client = g_object_ref (client);
+  self->source_path = g_strdup (source_path);
+  self->source_name = g_strdup (qm_domain_get_name (qm_object_peek_domain (object)));
+  self->klass = g_strdup (qm_domain_get_klass (qm_object_peek_domain (object)));
+
+  gtk_window_set_title (GTK_WINDOW (self), _("Clone Qube"));
+  gtk_window_set_transient_for (GTK_WINDOW (self), parent);
+  gtk_window_set_destroy_with_parent (GTK_WINDOW (self), TRUE);
+  gtk_window_set_default_size (GTK_WINDOW (self), 440, -1);
+
+  content = gtk_dialog_get_content_area (GTK_DIALOG (self));
+  self->info_bar = gtk_info_bar_new ();
+  gtk_info_bar_set_message_type (GTK_INFO_BAR (self->info_bar), GTK_MESSAGE_ERROR);
+  self->error_label = gtk_label_new (NULL);
+  gtk_label_set_line_wrap (GTK_LABEL (self->error_label), TRUE);
+  gtk_label_set_xalign (GTK_LABEL (self->error_label), 0.0);
+  gtk_label_set_selectable (GTK_LABEL (self->error_label), TRUE);
+  gtk_container_add (GTK_CONTAINER (gtk_info_bar_get_content_area (GTK_INFO_BAR (self->info_bar))),
+                     self->error_label);
+  gtk_container_add (GTK_CONTAINER (content), self->info_bar);
+
+  grid = gtk_grid_new ();
+  gtk_grid_set_row_spacing (GTK_GRID (grid), 8);
+  gtk_grid_set_column_spacing (GTK_GRID (grid), 12);
+  gtk_container_set_border_width (GTK_CONTAINER (grid), 12);
+  /* TRANSLATORS: %s is the qube cloned */
+  text = g_strdup_printf (_("A copy of %s: its properties, features, tags and the data of its "
+                            "disks."), self->source_name);
+  label = gtk_label_new (text);
+  gtk_label_set_line_wrap (GTK_LABEL (label), TRUE);
+  gtk_label_set_xalign (GTK_LABEL (label), 0.0);
+  gtk_grid_attach (GTK_GRID (grid), label, 0, 0, 2, 1);
+  label = gtk_label_new_with_mnemonic (_("_Name of the clone:"));
+  gtk_label_set_xalign (GTK_LABEL (label), 1.0);
+  gtk_grid_attach (GTK_GRID (grid), label, 0, 1, 1, 1);
+  self->name_entry = gtk_entry_new ();
+  gtk_widget_set_hexpand (self->name_entry, TRUE);
+  gtk_entry_set_activates_default (GTK_ENTRY (self->name_entry), TRUE);
+  gtk_label_set_mnemonic_widget (GTK_LABEL (label), self->name_entry);
+  atk_object_set_name (gtk_widget_get_accessible (self->name_entry), _("Name of the clone"));
+  gtk_grid_attach (GTK_GRID (grid), self->name_entry, 1, 1, 1, 1);
+  self->progress = gtk_progress_bar_new ();
+  gtk_progress_bar_set_show_text (GTK_PROGRESS_BAR (self->progress), TRUE);
+  gtk_grid_attach (GTK_GRID (grid), self->progress, 0, 2, 2, 1);
+  gtk_container_add (GTK_CONTAINER (content), grid);
+
+  gtk_dialog_add_button (GTK_DIALOG (self), _("_Cancel"), GTK_RESPONSE_CANCEL);
+  self->clone_button = gtk_dialog_add_button (GTK_DIALOG (self), _("C_lone"),
+                                              GTK_RESPONSE_ACCEPT);
+  gtk_style_context_add_class (gtk_widget_get_style_context (self->clone_button),
+                               GTK_STYLE_CLASS_SUGGESTED_ACTION);
+  gtk_dialog_set_default_response (GTK_DIALOG (self), GTK_RESPONSE_ACCEPT);
+
+  /* A free name to start from: NAME-clone, NAME-clone-2, ... */
+  suggestion = g_strdup_printf ("%s-clone", self->source_name);
+  for (n = 2; name_taken (self, suggestion) && n < 1000; n++)
+    {
+      g_free (suggestion);
+      suggestion = g_strdup_printf ("%s-clone-%u", self->source_name, n);
+    }
+  gtk_entry_set_text (GTK_ENTRY (self->name_entry), suggestion);
+  g_signal_connect_swapped (self->name_entry, "changed", G_CALLBACK (update_sensitivity), self);
+  g_signal_connect (self, "response", G_CALLBACK (on_response), NULL);
+  g_signal_connect (self, "delete-event", G_CALLBACK (on_delete), NULL);
+
+  gtk_widget_show_all (content);
+  gtk_widget_hide (self->info_bar);
+  gtk_widget_hide (self->progress);
+  update_sensitivity (self);
+  return self;
+}
+
+static void
+qm_clone_dialog_dispose (GObject *object)
+{
+  QmCloneDialog *self = QM_CLONE_DIALOG (object);
+
+  g_cancellable_cancel (self->cancellable);
+  if (self->client != NULL)
+    unwatch_progress (self);
+  g_queue_clear_full (&self->steps, (GDestroyNotify) step_free);
+  g_clear_object (&self->client);
+  G_OBJECT_CLASS (qm_clone_dialog_parent_class)->dispose (object);
+}
+
+static void
+qm_clone_dialog_finalize (GObject *object)
+{
+  QmCloneDialog *self = QM_CLONE_DIALOG (object);
+
+  g_clear_object (&self->cancellable);
+  g_free (self->source_path);
+  g_free (self->source_name);
+  g_free (self->klass);
+  g_free (self->clone_name);
+  g_free (self->clone_path);
+  g_free (self->current_volume);
+  G_OBJECT_CLASS (qm_clone_dialog_parent_class)->finalize (object);
+}
+
+static void
+qm_clone_dialog_init (QmCloneDialog *self)
+{
+  self->cancellable = g_cancellable_new ();
+  g_queue_init (&self->steps);
+}
+
+static void
+qm_clone_dialog_class_init (QmCloneDialogClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = qm_clone_dialog_dispose;
+  object_class->finalize = qm_clone_dialog_finalize;
+}
