@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The Qube Manager with many qubes (issue 8's figures): time to first paint and to the full list
+(qube-manager --bench, through manager-gui/tests/bench-qube-manager.py), then the window's CPU
+while 20 qubes change state: qube-manager runs under Xvfb against qubesd with 300 generated qubes
+on libvirt's test:///default driver; 20 of them are started and shut down again (StartQubes /
+ShutdownQubes) for a few seconds, and the manager's CPU time over that window is read from /proc.
+Skips (exit 0 with a line saying so) when Xvfb is not installed.
+"""
+
+import argparse
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'integration'))
+import harness  # noqa: E402
+from gi.repository import Gio, GLib  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location('bench_dbus', os.path.join(HERE, 'bench-dbus.py'))
+bench_dbus = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_dbus)
+
+
+def cpu_seconds(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def descendants(pid):
+    out = subprocess.run(['ps', '-o', 'pid=', '--ppid', str(pid)], capture_output=True, text=True).stdout
+    kids = [int(x) for x in out.split()]
+    return kids + [g for k in kids for g in descendants(k)]
+
+
+def wait_job(d, path, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = d.conn.call_sync(harness.BUS_NAME, path, 'org.freedesktop.DBus.Properties', 'Get',
+                                 GLib.Variant('(ss)', ('org.qubes_os.Admin1.Job', 'State')), None,
+                                 Gio.DBusCallFlags.NONE, 10000, None).unpack()[0]
+        if state not in ('running', 'queued', 'pending'):
+            return state
+        time.sleep(0.01)
+    raise RuntimeError('job did not finish')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--qubesd', required=True)
+    ap.add_argument('--qube-manager', required=True)
+    ap.add_argument('--qubes', type=int, default=300)
+    ap.add_argument('--runs', type=int, default=5)
+    ap.add_argument('--seconds', type=float, default=5)
+    args = ap.parse_args()
+    if not shutil.which('xvfb-run') or not os.path.exists(args.qube_manager):
+        print('Qube Manager: skipped (xvfb-run or qube-manager missing)')
+        return 0
+
+    print('Qube Manager with %d qubes (Xvfb; manager-gui/tests/bench-qube-manager.py, %d runs)'
+          % (args.qubes, args.runs))
+    out = subprocess.run([sys.executable, os.path.join(HERE, '..', 'manager-gui', 'tests', 'bench-qube-manager.py'),
+                          '--qube-manager', args.qube_manager, '--qubesd', args.qubesd,
+                          '--qubes', str(args.qubes), '--runs', str(args.runs)],
+                         capture_output=True, text=True, timeout=600).stdout
+    targets = {'first-paint-ms': 300, 'full-list-ms': 500}
+    for line in out.splitlines():
+        key = line.split('\t')[0]
+        if key in targets:
+            print('  %-18s %s   [target: %d ms]' % (key, line.split('\t', 1)[1], targets[key]))
+
+    os.environ['QUBESD'] = args.qubesd
+    d = harness.Daemon()
+    mgr = None
+    try:
+        with open(d.xml_path, 'w') as f:
+            f.write(bench_dbus.synthetic_xml(args.qubes).replace('dir_path="/var/lib/qubes',
+                                                                 'dir_path="' + d.state_dir))
+        os.makedirs(os.path.join(d.state_dir, 'vm-kernels', '6.6.1-1.fc37'), exist_ok=True)
+        d.start()
+        names = [row[0] for row in d.manager('ListDomains')[0] if row[0] != 'dom0'][:20]
+        for n in names:
+            d.domain(n, 'SetProperty', 'ss', ('netvm', ''))
+        env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(d.dir, 'config'), GSETTINGS_BACKEND='memory',
+                   NO_AT_BRIDGE='1', LC_ALL='C.UTF-8')
+        mgr = subprocess.Popen(['xvfb-run', '-a', '-s', '-screen 0 1280x800x24', args.qube_manager,
+                                '--bus-address=' + d.address], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        time.sleep(4)  # the window is up and the list complete
+        pids = [p for p in descendants(mgr.pid)
+                if os.path.basename(os.readlink('/proc/%d/exe' % p)) == 'qube-manager']
+        if not pids:
+            print('  CPU while 20 qubes change state: qube-manager did not start')
+            return 0
+        pid = pids[0]
+        changes = 0
+        c0, t0 = cpu_seconds(pid), time.monotonic()
+        while time.monotonic() - t0 < args.seconds:
+            wait_job(d, d.manager('StartQubes', 'as', (names,))[0])
+            wait_job(d, d.manager('ShutdownQubes', 'asb', (names, True))[0])
+            changes += 2 * len(names)
+        time.sleep(0.3)  # the last coalesced update
+        c1, t1 = cpu_seconds(pid), time.monotonic()
+        print('  CPU while 20 qubes change state: %.1f %% of one core over %.1f s (%d state changes, '
+              '%.2f ms of CPU per change)' % (100 * (c1 - c0) / (t1 - t0), t1 - t0, changes,
+                                              1000 * (c1 - c0) / max(changes, 1)))
+    finally:
+        if mgr:
+            mgr.terminate()
+            try:
+                mgr.wait(5)
+            except subprocess.TimeoutExpired:
+                mgr.kill()
+        d.stop()
+        d.cleanup()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
