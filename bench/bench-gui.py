@@ -77,6 +77,7 @@ def main():
     os.environ['QUBESD'] = args.qubesd
     d = harness.Daemon()
     mgr = None
+    pids = []
     try:
         with open(d.xml_path, 'w') as f:
             f.write(bench_dbus.synthetic_xml(args.qubes).replace('dir_path="/var/lib/qubes',
@@ -110,6 +111,12 @@ def main():
               '%.2f ms of CPU per change)' % (100 * (c1 - c0) / (t1 - t0), t1 - t0, changes,
                                               1000 * (c1 - c0) / max(changes, 1)))
     finally:
+        # xvfb-run does not pass SIGTERM on to its client: stop the manager itself
+        for p in pids:
+            try:
+                os.kill(p, 15)
+            except ProcessLookupError:
+                pass
         if mgr:
             mgr.terminate()
             try:
