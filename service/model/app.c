@@ -1075,6 +1075,10 @@ Label *app_find_label(const App *app, const char *name_or_index) {
 
 #define LABEL_SAFE_SET "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 
+#define LABEL_NAME_MAX 64
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
 int validate_label_name(const char *name, bool creating, QError *err) {
         if (isempty(name))
                 return qerror_set(err, QERR_INVALID_LABEL, "Label name must be set");
@@ -1082,6 +1086,10 @@ int validate_label_name(const char *name, bool creating, QError *err) {
                 return qerror_set(err, QERR_INVALID_LABEL, "Label must be in safe set: " LABEL_SAFE_SET);
         if (creating && strspn(name, "0123456789") == strlen(name))
                 return qerror_set(err, QERR_INVALID_LABEL, "Label must not be a digit");
+        /* Not an upstream rule: a label is a D-Bus object and travels in every listing, so a
+         * caller may not make one too big to list (a 300 kB name broke ListLabels). */
+        if (creating && strlen(name) > LABEL_NAME_MAX)
+                return qerror_set(err, QERR_INVALID_LABEL, "Label name must be at most " STRINGIFY(LABEL_NAME_MAX) " characters");
         return 0;
 }
 

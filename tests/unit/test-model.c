@@ -579,6 +579,18 @@ static void test_labels(App *app) {
         CHECK_ERROR(app_create_label(app, "red", "0x123456", NULL, &err), QERR_LABEL_IN_USE,
                     "Label is still in use: 'red'");
         CHECK_ERROR(app_create_label(app, "123", "0x123456", NULL, &err), QERR_INVALID_LABEL, "Label must not be a digit");
+        {
+                /* a label is a D-Bus object listed to everyone: its name is bounded */
+                char long_name[66];
+                memset(long_name, 'l', 65);
+                long_name[65] = 0;
+                CHECK_ERROR(app_create_label(app, long_name, "0x123456", NULL, &err), QERR_INVALID_LABEL,
+                            "Label name must be at most 64 characters");
+                long_name[64] = 0;
+                Label *ok = NULL;
+                CHECK(app_create_label(app, long_name, "0x123456", &ok, &err) >= 0);
+                CHECK(app_remove_label(app, long_name, &err) >= 0);
+        }
         CHECK_ERROR(app_create_label(app, "a/b", "0x123456", NULL, &err), QERR_INVALID_LABEL,
                     "Label must be in safe set: abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
         CHECK_ERROR(app_create_label(app, "", "0x123456", NULL, &err), QERR_INVALID_LABEL, "Label name must be set");
