@@ -508,6 +508,23 @@ static void test_features(App *app) {
 
         CHECK_ERROR(domain_feature_set(work, "a/b", "x", &err), QERR_PROTOCOL, "feature name contains illegal characters");
         CHECK_ERROR(domain_feature_set(work, "", "x", &err), QERR_PROTOCOL, "feature name contains illegal characters");
+        {
+                /* bounds over D-Bus, where no request limit applies */
+                char *big = malloc(65538);
+                CHECK(big);
+                memset(big, 'v', 65537);
+                big[65537] = 0;
+                CHECK_ERROR(domain_feature_set(work, "big", big, &err), QERR_PROTOCOL,
+                            "big value longer than 65536 characters");
+                big[65536] = 0;
+                CHECK(domain_feature_set(work, "big", big, &err) >= 0);
+                CHECK(domain_feature_remove(work, "big", &err) >= 0);
+                big[256] = 0;
+                CHECK_ERROR(domain_feature_set(work, big, "x", &err), QERR_PROTOCOL,
+                            "feature name longer than 255 characters");
+                CHECK_ERROR(domain_tag_add(work, big, &err), QERR_INVALID_TAG, "tag longer than 255 characters");
+                free(big);
+        }
         CHECK_ERROR(domain_feature_set(work, "f2", "a\nb", &err), QERR_PROTOCOL, "f2 value contains illegal characters");
         CHECK_ERROR(domain_feature_set(work, "f2", "\x7f", &err), QERR_PROTOCOL, "f2 value contains illegal characters");
         CHECK_ERROR(domain_feature_set(work, "service.", "1", &err), QERR_VALUE, "Service name cannot be empty");
