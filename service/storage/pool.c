@@ -196,6 +196,9 @@ int storage_pool_add(App *app, const char *driver, char *const *config, Pool **r
                 return qerror_set(e, QERR_PROTOCOL, "Pool configuration must contain key: name");
         if (!storage_pool_name_valid(name))
                 return qerror_set(e, QERR_PROTOCOL, "Pool name must be in safe set: %s", SAFE_SET);
+        /* not an upstream rule: a pool is a D-Bus object listed to every client (as labels) */
+        if (strlen(name) > 64)
+                return qerror_set(e, QERR_PROTOCOL, "Pool name must be at most 64 characters");
         for (char *const *a = config; a && a[0] && a[1]; a += 2)
                 if (!streq(a[0], "name") && !in_list(drv->params, a[0]))
                         return qerror_set(e, QERR_PROTOCOL, "Unexpected driver options found");
