@@ -2,8 +2,11 @@
 #include "auth.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <time.h>
 
+#include "bus-util.h"
+#include "caller-filter.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 
@@ -39,7 +42,7 @@
 #define QUERIES_PER_CALLER_MAX 16u
 #define HELD_PER_CALLER_MAX 64u
 #define QUERIES_MAX 256u
-#define VERDICTS_PER_CALLER_MAX 512u
+#define VERDICTS_PER_CALLER_MAX 512u /* plus two per qube: what a user sees needs one per qube */
 
 static const char *const action_ids[_AUTH_ACTION_MAX] = {
         [AUTH_READ] = "org.qubes_os.admin.read",
@@ -51,6 +54,7 @@ static const char *const action_ids[_AUTH_ACTION_MAX] = {
         [AUTH_FIREWALL] = "org.qubes_os.admin.firewall",
         [AUTH_BACKUP] = "org.qubes_os.admin.backup",
         [AUTH_POLICY] = "org.qubes_os.admin.policy",
+        [AUTH_READ_ALL] = "org.qubes_os.admin.read-all",
 };
 
 const char *auth_action_id(AuthAction action) {
@@ -75,6 +79,7 @@ typedef struct AuthQuery {
         sd_bus_message **held;
         size_t n_held;
         char *cancel_id; /* interactive queries: for CancelCheckAuthorization */
+        bool view;       /* a question about what the peer sees: a refusal is kept too */
 } AuthQuery;
 
 static uint64_t now_usec(void) {
@@ -251,7 +256,11 @@ static AuthVerdict *verdict_take(Caller *c, const char *key) {
         return v;
 }
 
-static void verdicts_prune(Caller *c) {
+static size_t verdicts_max(Manager *m) {
+        return VERDICTS_PER_CALLER_MAX + 2 * hashmap_size(m->app->domains);
+}
+
+static void verdicts_prune(Caller *c, size_t max) {
         uint64_t now = now_usec();
         _cleanup_free_ const char **keys = hashmap_sorted_keys(c->verdicts);
 
@@ -264,12 +273,14 @@ static void verdicts_prune(Caller *c) {
                 if (v->expires <= now || (!v->allowed && v->uses == 0))
                         verdict_free(hashmap_remove(c->verdicts, *k));
         }
-        if (hashmap_size(c->verdicts) >= VERDICTS_PER_CALLER_MAX)
+        if (hashmap_size(c->verdicts) >= max)
                 verdicts_clear(c);
 }
 
-static int verdict_store(Caller *c, const char *key, bool allowed, QubesErrorCode error, const char *message,
-                         unsigned uses) {
+/* lasting: a refusal is kept as long as an allowance (answers about what a peer sees: asked
+ * without interaction, so asking again would give the same answer) */
+static int verdict_store(Manager *m, Caller *c, const char *key, bool allowed, QubesErrorCode error,
+                         const char *message, unsigned uses, bool lasting) {
         AuthVerdict *v;
 
         if (!c->verdicts) {
@@ -278,8 +289,8 @@ static int verdict_store(Caller *c, const char *key, bool allowed, QubesErrorCod
                         return -ENOMEM;
         }
         verdict_free(hashmap_remove(c->verdicts, key));
-        if (hashmap_size(c->verdicts) >= VERDICTS_PER_CALLER_MAX)
-                verdicts_prune(c);
+        if (hashmap_size(c->verdicts) >= verdicts_max(m))
+                verdicts_prune(c, verdicts_max(m));
         if (!c->verdicts) {
                 c->verdicts = hashmap_new();
                 if (!c->verdicts)
@@ -292,8 +303,8 @@ static int verdict_store(Caller *c, const char *key, bool allowed, QubesErrorCod
         v->message = message ? strdup(message) : NULL;
         v->allowed = allowed;
         v->error = error;
-        v->uses = uses;
-        v->expires = now_usec() + (allowed ? ALLOWED_USEC : REFUSAL_USEC);
+        v->uses = lasting ? UINT_MAX : uses;
+        v->expires = now_usec() + (allowed || lasting ? ALLOWED_USEC : REFUSAL_USEC);
         if (!v->key || (message && !v->message) || hashmap_put(c->verdicts, v->key, v) < 0) {
                 verdict_free(v);
                 return -ENOMEM;
@@ -365,22 +376,25 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
         /* The query leaves the map first: the verdict store and the re-runs see it gone. */
         hashmap_remove(c->queries, q->key);
-        r = verdict_store(c, q->key, authorized, code, message, (unsigned) q->n_held);
+        r = verdict_store(q->m, c, q->key, authorized, code, message, (unsigned) q->n_held, q->view);
         if (r < 0) {
                 log_oom();
                 for (size_t i = 0; i < q->n_held; i++)
                         (void) sd_bus_reply_method_errno(q->held[i], ENOMEM, NULL);
         } else
                 release_held(q);
+        Manager *m = q->m;
+        _cleanup_free_ char *peer = q->view ? strdup(c->unique_name) : NULL;
         query_free(q);
+        /* subscribed events that waited for this answer can go now */
+        if (peer)
+                caller_filter_flush(m, peer);
         return 0;
 }
 
-static int query_start(Manager *m, Caller *c, sd_bus_message *msg, AuthAction action, Domain *d,
+static int query_start(Manager *m, Caller *c, sd_bus *bus, bool interactive, AuthAction action, Domain *d,
                        const char *tags, const char *key, AuthQuery **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        sd_bus *bus = sd_bus_message_get_bus(msg);
-        bool interactive = sd_bus_message_get_allow_interactive_authorization(msg) > 0;
         AuthQuery *q;
         int r;
 
@@ -492,7 +506,7 @@ static int ask_polkit(Manager *m, sd_bus_message *msg, AuthAction action, Domain
                 if (hashmap_size(c->queries) >= QUERIES_PER_CALLER_MAX || m->auth_queries >= QUERIES_MAX)
                         return qerror_set(e, QERR_NOT_AUTHORIZED,
                                           "Access denied: too many authorization requests in flight");
-                r = query_start(m, c, msg, action, d, tags, key, &q);
+                r = query_start(m, c, sd_bus_message_get_bus(msg), interactive, action, d, tags, key, &q);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot ask polkit: %m");
                         return qerror_set(e, QERR_NOT_AUTHORIZED,
@@ -577,4 +591,272 @@ int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, 
         c->qube = strdup(d->name);
         c->error_details = true;
         return c->qube ? 0 : -ENOMEM;
+}
+
+/* ---- what a local user sees ------------------------------------------------------------------
+ *
+ * Root, the daemon's own user and the trusted uids see every qube (the qrexec identities they
+ * declare are filtered by caller-filter.c). Any other local user on the bus sees a qube when
+ * polkit lets them read it: org.qubes_os.admin.read-all answers for every qube at once (the
+ * shipped rules grant it to root and the group "qubes"); without it, org.qubes_os.admin.read is
+ * asked per qube, with the details qube= and tags=, before the listing is answered. A qube the
+ * user does not see is absent from listings, GetManagedObjects, Introspect and subscribed events,
+ * and its objects answer UnknownObject. The answers (refusals too) are kept ALLOWED_USEC per
+ * peer; a change of tags is a new question. A user who may not read at all is not shown
+ * anything and is refused by the methods themselves. */
+
+static int peer_restricted(Manager *m, sd_bus_message *msg) {
+        uid_t uid;
+        int r;
+
+        if (!sd_bus_message_get_sender(msg))
+                return 0; /* direct connections: trusted peers only (private-bus.c) */
+        r = sender_uid(m, msg, &uid);
+        if (r < 0)
+                return r;
+        return !auth_uid_trusted(m, uid);
+}
+
+/* 1 allowed, 0 refused, -ENOENT not known (or no longer) */
+static int verdict_peek(Caller *c, const char *key) {
+        AuthVerdict *v = c ? hashmap_get(c->verdicts, key) : NULL;
+        if (!v || v->expires <= now_usec())
+                return -ENOENT;
+        return v->allowed;
+}
+
+/* The answer to a non-interactive question, or -ENOENT with *wait set to the query that will
+ * bring it (started here if needed), or -EBUSY when no more queries may start now. */
+static int view_ask(Manager *m, Caller *c, sd_bus *bus, AuthAction action, Domain *d, AuthQuery **wait) {
+        _cleanup_free_ char *tags = tags_string(d);
+        _cleanup_free_ char *key = tags ? verdict_key(action, d, tags, false) : NULL;
+        AuthQuery *q;
+        int r;
+
+        if (!key)
+                return -ENOMEM;
+        r = verdict_peek(c, key);
+        if (r >= 0)
+                return r;
+        q = hashmap_get(c->queries, key);
+        if (!q) {
+                if (hashmap_size(c->queries) >= QUERIES_PER_CALLER_MAX || m->auth_queries >= QUERIES_MAX)
+                        return -EBUSY;
+                r = query_start(m, c, bus, false, action, d, tags, key, &q);
+                if (r < 0)
+                        return r;
+        }
+        q->view = true;
+        *wait = q;
+        return -ENOENT;
+}
+
+static int view_ask_all(Manager *m, Caller *c, sd_bus *bus, Domain *only, AuthQuery **wait) {
+        bool pending = false;
+        int r;
+
+        /* someone who may not read at all sees nothing: no question per qube */
+        r = view_ask(m, c, bus, AUTH_READ, NULL, wait);
+        if (r <= 0)
+                return r;
+        r = view_ask(m, c, bus, AUTH_READ_ALL, NULL, wait);
+        if (r != 0)
+                return r;
+        if (only)
+                return view_ask(m, c, bus, AUTH_READ, only, wait);
+        size_t i = 0;
+        void *v;
+        while (hashmap_iterate(m->app->domains, &i, NULL, &v)) {
+                r = view_ask(m, c, bus, AUTH_READ, v, wait);
+                if (r == -ENOENT || r == -EBUSY)
+                        pending = true;
+                else if (r < 0)
+                        return r;
+        }
+        return pending ? -ENOENT : 1;
+}
+
+int auth_view_prepare(Manager *m, sd_bus_message *msg, Domain *d, QError *e) {
+        AuthQuery *wait = NULL;
+        Caller *c;
+        int r;
+
+        r = peer_restricted(m, msg);
+        if (r < 0)
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: the caller could not be identified");
+        if (r == 0)
+                return 1;
+        c = caller_get(m, sd_bus_message_get_sender(msg), true);
+        if (!c)
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: out of memory");
+        r = view_ask_all(m, c, sd_bus_message_get_bus(msg), d, &wait);
+        if (r >= 0)
+                return 1;
+        if (r != -ENOENT && r != -EBUSY) {
+                log_warning_errno(r, "Cannot ask polkit: %m");
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: the authorization service cannot be asked");
+        }
+        if (!wait) {
+                /* the limit on queries in flight is reached: wait for one of this peer's */
+                size_t i = 0;
+                void *v;
+                if (hashmap_iterate(c->queries, &i, NULL, &v))
+                        wait = v;
+        }
+        if (!wait)
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: too many authorization requests in flight");
+        if (c->n_held >= HELD_PER_CALLER_MAX)
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: too many calls waiting for authorization");
+        r = query_hold(wait, msg);
+        if (r < 0)
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: out of memory");
+        return 0;
+}
+
+static int peer_sees(Caller *c, Domain *d) {
+        _cleanup_free_ char *tags = NULL, *key = NULL;
+        int r;
+
+        key = verdict_key(AUTH_READ, NULL, "", false);
+        r = key ? verdict_peek(c, key) : -ENOMEM;
+        if (r <= 0)
+                return r;
+        free(key);
+        key = verdict_key(AUTH_READ_ALL, NULL, "", false);
+        r = key ? verdict_peek(c, key) : -ENOMEM;
+        if (r != 0 || !d)
+                return r;
+        free(key);
+        tags = tags_string(d);
+        key = tags ? verdict_key(AUTH_READ, d, tags, false) : NULL;
+        return key ? verdict_peek(c, key) : -ENOMEM;
+}
+
+bool auth_sees(Manager *m, sd_bus_message *msg, Domain *d) {
+        if (!msg || peer_restricted(m, msg) == 0)
+                return true;
+        return peer_sees(caller_get(m, sd_bus_message_get_sender(msg), false), d) > 0;
+}
+
+int auth_may_read(Manager *m, sd_bus_message *msg) {
+        _cleanup_free_ char *key = NULL;
+        if (!msg || peer_restricted(m, msg) == 0)
+                return 1;
+        key = verdict_key(AUTH_READ, NULL, "", false);
+        return key ? verdict_peek(caller_get(m, sd_bus_message_get_sender(msg), false), key) : -ENOMEM;
+}
+
+int auth_peer_sees(Manager *m, const char *unique_name, Domain *d) {
+        Caller *c = caller_get(m, unique_name, false);
+        AuthQuery *wait = NULL;
+        int r;
+
+        if (!c || !c->uid_known)
+                return 0;
+        if (auth_uid_trusted(m, c->uid))
+                return 1;
+        r = peer_sees(c, d);
+        if (r != -ENOENT)
+                return r;
+        /* not known (a new qube, new tags, or the answer aged): ask in the background */
+        r = view_ask_all(m, c, m->bus, d, &wait);
+        return r == -EBUSY ? -ENOENT : r;
+}
+
+/* The qube whose object (or sub-object) path is path, or NULL. */
+static Domain *path_domain(Manager *m, const char *path) {
+        const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
+        _cleanup_free_ char *node = NULL, *name = NULL;
+
+        if (!rest || !*rest)
+                return NULL;
+        node = strndup(path, (size_t) (rest - path) + strcspn(rest, "/"));
+        if (!node || sd_bus_path_decode(node, QUBESD_DOMAIN_PREFIX, &name) <= 0)
+                return NULL;
+        return app_get_domain(m->app, name);
+}
+
+static bool is_listing(sd_bus_message *msg, const char *path) {
+        if (streq(path, QUBESD_ROOT_PATH))
+                return sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects") ||
+                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "ListDomains") ||
+                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetAllDomainProperties") ||
+                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "SubscribeEvents") ||
+                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetSystemInfo") ||
+                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetDomain");
+        return streq(path, QUBESD_DOMAIN_PREFIX) &&
+               sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Introspectable", "Introspect");
+}
+
+static int view_filter(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        const char *path = sd_bus_message_get_path(msg);
+        Domain *d = NULL;
+        int r;
+
+        uint8_t type = 0;
+        if (sd_bus_message_get_type(msg, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_CALL || !path ||
+            !startswith(path, QUBESD_ROOT_PATH) || peer_restricted(m, msg) == 0)
+                return 0;
+        if (!is_listing(msg, path)) {
+                d = path_domain(m, path);
+                if (!d)
+                        return 0;
+        }
+        r = auth_view_prepare(m, msg, d, &e);
+        if (r < 0)
+                return bus_reply_qerror(m, msg, &e), 1;
+        if (r == 0)
+                return 1; /* held: comes back through this filter when polkit has answered */
+        if (!d || auth_sees(m, msg, d))
+                return 0;
+        if (auth_may_read(m, msg) > 0) {
+                /* the qube exists only for those who see it */
+                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_UNKNOWN_OBJECT, "Unknown object '%s'.", path);
+                return 1;
+        }
+        /* Someone who may not read at all: the qube's methods refuse with the right error; its
+         * properties and interfaces, which sd-bus answers without asking us, are refused here. */
+        if (sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Properties", "Get") ||
+            sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Properties", "GetAll") ||
+            sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Introspectable", "Introspect")) {
+                qerror_set(&e, QERR_NOT_AUTHORIZED, "Access denied");
+                return bus_reply_qerror(m, msg, &e), 1;
+        }
+        return 0;
+}
+
+int auth_add_view_filter(Manager *m) {
+        return sd_bus_add_filter(m->bus, NULL, view_filter, m);
+}
+
+int bus_reply_not_seen(Manager *m, sd_bus_message *msg, const char *ref) {
+        _cleanup_qerror_ QError e = {};
+        app_set_domain_not_found(&e, ref);
+        return bus_reply_qerror(m, msg, &e);
+}
+
+int auth_peer_saw(Manager *m, const char *unique_name, const char *name) {
+        Caller *c = caller_get(m, unique_name, false);
+        _cleanup_free_ char *prefix = NULL;
+        size_t i = 0;
+        void *v;
+        int r;
+
+        if (!c || !c->uid_known)
+                return 0;
+        if (auth_uid_trusted(m, c->uid))
+                return 1;
+        r = peer_sees(c, NULL); /* read, then read-all */
+        if (r != 0)
+                return r == -ENOENT ? 0 : r;
+        if (asprintf(&prefix, "%s\n%s\n", action_ids[AUTH_READ], name) < 0)
+                return -ENOMEM;
+        while (hashmap_iterate(c->verdicts, &i, NULL, &v)) {
+                AuthVerdict *verdict = v;
+                if (verdict->allowed && startswith(verdict->key, prefix))
+                        return 1;
+        }
+        return 0;
 }

@@ -16,6 +16,7 @@ typedef enum AuthAction {
         AUTH_FIREWALL,
         AUTH_BACKUP,
         AUTH_POLICY,
+        AUTH_READ_ALL, /* see every qube: listings need no question per qube */
         _AUTH_ACTION_MAX,
 } AuthAction;
 
@@ -45,6 +46,24 @@ int auth_enable_error_details(Manager *m, sd_bus_message *msg);
 /* Root, the daemon's own user, and the users given with --trusted-uid: they never ask polkit,
  * may declare a caller identity (the shim) and may use the private socket. */
 bool auth_uid_trusted(Manager *m, uid_t uid);
+/* What a local user sees (auth.c explains): make sure the answers that decide it are known for
+ * d, or for every qube when d is NULL. 1: known (or the sender sees everything); 0: msg is held
+ * and put back into the read queue when more answers come; negative with e set on failure. */
+int auth_view_prepare(Manager *m, sd_bus_message *msg, Domain *d, QError *e);
+/* Whether the sender of msg sees d (false while not known). msg NULL: true. */
+bool auth_sees(Manager *m, sd_bus_message *msg, Domain *d);
+/* Whether the sender of msg may read at all: 1 yes, 0 no, -ENOENT not known yet. */
+int auth_may_read(Manager *m, sd_bus_message *msg);
+/* For events to a subscribed peer: 1 sees d, 0 does not, -ENOENT not known yet (asked now;
+ * caller_filter_flush() runs when the answer comes). */
+int auth_peer_sees(Manager *m, const char *unique_name, Domain *d);
+/* The answer about a qube the sender does not see: the same as for a qube that does not exist. */
+int bus_reply_not_seen(Manager *m, sd_bus_message *msg, const char *ref);
+/* For an event about a qube that is gone: whether the peer saw a qube of that name (a kept
+ * answer, whatever its tags then were). */
+int auth_peer_saw(Manager *m, const char *unique_name, const char *name);
+/* The bus filter that applies the above to calls on the bus before they are dispatched. */
+int auth_add_view_filter(Manager *m);
 /* Forget a bus peer that went away. */
 void auth_forget_caller(Manager *m, const char *unique_name);
 Caller *caller_free(Caller *c);

@@ -3,14 +3,33 @@
 
 #include <sys/inotify.h>
 
+#include "auth.h"
 #include "policy.h"
 #include "util/log.h"
 #include "util/strv.h"
+
+/* An event kept for a subscriber until polkit has said whether it sees the qube it is about. */
+typedef struct PendingEvent {
+        uint64_t seq;
+        char *subject; /* NULL: a system event */
+        char *about;   /* the qube it is about (subject, or the "vm" argument), or NULL */
+        char *event;
+        char **kv;
+        size_t n_kv;
+        struct PendingEvent *next;
+} PendingEvent;
+
+/* A local user's copies wait at most this many events for polkit; beyond, the subscription ends
+ * (the peer sees the gap in the sequence numbers, and can subscribe again). */
+#define PENDING_MAX 4096u
 
 typedef struct Subscriber {
         char *unique_name; /* key */
         char *caller;      /* the qube it acts for */
         char *only;        /* NULL: every qube's events (dest dom0); else only this qube's */
+        PendingEvent *pending, **pending_tail; /* local users: in order, held for polkit */
+        size_t n_pending;
+        bool overflow; /* too many held: the subscription ends */
 } Subscriber;
 
 typedef struct FilterState {
@@ -30,9 +49,27 @@ static FilterState *state(Manager *m) {
         return m->caller_filter;
 }
 
+static PendingEvent *pending_free(PendingEvent *p) {
+        if (!p)
+                return NULL;
+        free(p->subject);
+        free(p->about);
+        free(p->event);
+        for (size_t i = 0; i < p->n_kv; i++)
+                free(p->kv[i]);
+        free(p->kv);
+        free(p);
+        return NULL;
+}
+
 static Subscriber *subscriber_free(Subscriber *s) {
         if (!s)
                 return NULL;
+        while (s->pending) {
+                PendingEvent *p = s->pending;
+                s->pending = p->next;
+                pending_free(p);
+        }
         free(s->unique_name);
         free(s->caller);
         free(s->only);
@@ -230,13 +267,79 @@ void caller_filter_forget(Manager *m, const char *unique_name) {
 static int send_unicast(Manager *m, const char *destination, Domain *subject, const char *event,
                         const char *const *kv, size_t n_kv, uint64_t seq) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-        int r = manager_new_event_signal(m, subject, event, kv, n_kv, seq, &s);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_set_destination(s, destination);
+        int r = manager_new_event_signal(m, subject, event, kv, n_kv, seq, destination, &s);
         if (r < 0)
                 return r;
         return sd_bus_send(m->bus, s, NULL);
+}
+
+static int pending_add(Subscriber *s, Domain *subject, const char *about, const char *event, const char *const *kv,
+                       size_t n_kv, uint64_t seq) {
+        PendingEvent *p = new0(PendingEvent, 1);
+        if (!p)
+                return -ENOMEM;
+        p->seq = seq;
+        p->subject = subject ? strdup(subject->name) : NULL;
+        p->about = about ? strdup(about) : NULL;
+        p->event = strdup(event);
+        p->kv = new0(char *, n_kv + 1);
+        if ((subject && !p->subject) || (about && !p->about) || !p->event || !p->kv) {
+                pending_free(p);
+                return -ENOMEM;
+        }
+        for (; p->n_kv < n_kv; p->n_kv++)
+                if (kv[p->n_kv] && !(p->kv[p->n_kv] = strdup(kv[p->n_kv]))) {
+                        pending_free(p);
+                        return -ENOMEM;
+                }
+        if (!s->pending_tail)
+                s->pending_tail = &s->pending;
+        *s->pending_tail = p;
+        s->pending_tail = &p->next;
+        s->n_pending++;
+        return 0;
+}
+
+/* Whether a local user's subscriber sees an event about the qube named about: 1, 0, or -ENOENT
+ * while polkit is being asked. A qube that is gone is judged by the verdicts still kept for its
+ * name (none: not seen). */
+static int subscriber_sees(Manager *m, Subscriber *s, const char *about) {
+        if (!about)
+                return auth_peer_sees(m, s->unique_name, NULL);
+        Domain *d = app_get_domain(m->app, about);
+        if (!d)
+                return auth_peer_saw(m, s->unique_name, about);
+        return auth_peer_sees(m, s->unique_name, d);
+}
+
+/* Send what no longer waits for polkit, in order. */
+static void subscriber_flush(Manager *m, Subscriber *s) {
+        while (s->pending) {
+                PendingEvent *p = s->pending;
+                int r = subscriber_sees(m, s, p->about);
+                if (r == -ENOENT)
+                        return;
+                if (r > 0) {
+                        Domain *subject = p->subject ? app_get_domain(m->app, p->subject) : NULL;
+                        if (!p->subject || subject)
+                                r = send_unicast(m, s->unique_name, subject, p->event, (const char *const *) p->kv,
+                                                 p->n_kv, p->seq);
+                        if (r < 0)
+                                log_debug_errno(r, "Cannot deliver %s to %s: %m", p->event, s->unique_name);
+                }
+                s->pending = p->next;
+                if (!s->pending)
+                        s->pending_tail = &s->pending;
+                s->n_pending--;
+                pending_free(p);
+        }
+}
+
+void caller_filter_flush(Manager *m, const char *unique_name) {
+        FilterState *st = state(m);
+        Subscriber *s = st ? hashmap_get(st->subscribers, unique_name) : NULL;
+        if (s)
+                subscriber_flush(m, s);
 }
 
 void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
@@ -264,10 +367,36 @@ void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const
                                 si = system_info(m->app);
                         if (!p || !si || !qubes_policy_event_allowed(p, si, s->caller, event, about))
                                 continue;
+                } else {
+                        /* a local user sees the events of the qubes polkit lets them read */
+                        int r = s->pending ? -ENOENT : subscriber_sees(m, s, about);
+                        if (r == 0)
+                                continue;
+                        if (r == -ENOENT) {
+                                if (s->n_pending >= PENDING_MAX || pending_add(s, subject, about, event, kv, n_kv, seq) < 0)
+                                        s->overflow = true;
+                                continue;
+                        }
                 }
                 int r = send_unicast(m, s->unique_name, subject, event, kv, n_kv, seq);
                 if (r < 0)
                         log_debug_errno(r, "Cannot deliver %s to %s: %m", event, s->unique_name);
         }
         qubes_system_info_free(si);
+
+        /* after the loop: removing from the map while iterating it would skip entries */
+        for (bool again = true; again;) {
+                again = false;
+                i = 0;
+                while (hashmap_iterate(st->subscribers, &i, NULL, &v)) {
+                        Subscriber *s = v;
+                        if (!s->overflow)
+                                continue;
+                        log_warning("Ending the event subscription of %s: too many events wait for polkit.",
+                                    s->unique_name);
+                        subscriber_free(hashmap_remove(st->subscribers, s->unique_name));
+                        again = true;
+                        break;
+                }
+        }
 }

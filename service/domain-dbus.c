@@ -430,10 +430,13 @@ static int domain_enumerate(sd_bus *bus, const char *path, void *userdata, char 
         size_t n = hashmap_size(m->app->domains), k = 0, i = 0;
         void *v;
 
+        sd_bus_message *msg = sd_bus_get_current_message(bus);
         l = new0(char *, n + 1);
         if (!l)
                 return -ENOMEM;
         while (hashmap_iterate(m->app->domains, &i, NULL, &v)) {
+                if (!auth_sees(m, msg, v))
+                        continue;
                 l[k] = domain_bus_path(v);
                 if (!l[k])
                         return -ENOMEM;

@@ -93,7 +93,7 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
         for (Domain **d = list; *d; d++) {
-                if (!filter_domain_visible(filter, *d))
+                if (!filter_domain_visible(filter, *d) || !auth_sees(m, msg, *d))
                         continue;
                 _cleanup_free_ char *path = domain_bus_path(*d);
                 if (!path) {
@@ -132,7 +132,7 @@ static int method_get_all_domain_properties(sd_bus_message *msg, void *userdata,
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "{sa(ssbs)}");
         for (Domain **d = list; r >= 0 && *d; d++) {
-                if (!filter_domain_visible(filter, *d))
+                if (!filter_domain_visible(filter, *d) || !auth_sees(m, msg, *d))
                         continue;
                 r = sd_bus_message_open_container(reply, 'e', "sa(ssbs)");
                 if (r >= 0)
@@ -163,6 +163,8 @@ static int method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return r;
         if (app_resolve_domain(m->app, ref, &d, &e) < 0)
                 return bus_reply_qerror(m, msg, &e);
+        if (!auth_sees(m, msg, d))
+                return bus_reply_not_seen(m, msg, ref);
         _cleanup_free_ char *path = domain_bus_path(d);
         if (!path)
                 return -ENOMEM;
@@ -354,6 +356,12 @@ static int method_get_system_info(sd_bus_message *msg, void *userdata, sd_bus_er
         int r = gate(m, msg, AUTH_READ);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered, or held until polkit answers */
+        if (!auth_sees(m, msg, NULL)) {
+                /* the system information names every qube */
+                _cleanup_qerror_ QError e = {};
+                qerror_set(&e, QERR_NOT_AUTHORIZED, "Access denied: the system information lists every qube");
+                return bus_reply_qerror(m, msg, &e);
+        }
         _cleanup_free_ char *json = app_system_info_json(m->app);
         if (!json)
                 return -ENOMEM;
@@ -373,6 +381,8 @@ static int method_subscribe_events(sd_bus_message *msg, void *userdata, sd_bus_e
                 return r;
         if (!isempty(only) && app_resolve_domain(m->app, only, &d, &e) < 0)
                 return bus_reply_qerror(m, msg, &e);
+        if (d && !auth_sees(m, msg, d))
+                return bus_reply_not_seen(m, msg, only);
         r = caller_filter_subscribe(m, msg, auth_caller_qube(m, msg), d ? d->name : NULL);
         if (r < 0)
                 return r;

@@ -228,7 +228,7 @@ static void mark_property_change(Manager *m, Domain *subject, const char *name) 
 }
 
 int manager_new_event_signal(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
-                             uint64_t seq, sd_bus_message **ret) {
+                             uint64_t seq, const char *destination, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
         _cleanup_free_ char *path = subject ? domain_bus_path(subject) : NULL;
         int r;
@@ -236,7 +236,12 @@ int manager_new_event_signal(Manager *m, Domain *subject, const char *event, con
         if (subject && !path)
                 return -ENOMEM;
         r = sd_bus_message_new_signal(m->bus, &s, path ?: QUBESD_ROOT_PATH,
-                                      subject ? QUBESD_IFACE_DOMAIN : QUBESD_IFACE_MANAGER, "Event");
+                                      destination ? QUBESD_IFACE_SUBSCRIPTION
+                                      : subject   ? QUBESD_IFACE_DOMAIN
+                                                  : QUBESD_IFACE_MANAGER,
+                                      "Event");
+        if (r >= 0 && destination)
+                r = sd_bus_message_set_destination(s, destination);
         if (r < 0)
                 return r;
         r = sd_bus_message_append(s, "tss", seq, subject ? subject->name : "", event);
@@ -275,7 +280,7 @@ void manager_on_event(App *app, Domain *subject, const char *event, const char *
                         (void) sd_bus_emit_object_removed(m->bus, p);
         }
 
-        r = manager_new_event_signal(m, subject, event, kv, n_kv, ++m->event_seq, &s);
+        r = manager_new_event_signal(m, subject, event, kv, n_kv, ++m->event_seq, NULL, &s);
         if (r < 0)
                 goto fail;
         r = sd_bus_send(m->bus, s, NULL);
@@ -441,6 +446,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (r < 0)
                 return r;
         r = manager_register_objects(m, m->bus);
+        if (r < 0)
+                return r;
+        r = auth_add_view_filter(m);
         if (r < 0)
                 return r;
         r = vmm_init(m);

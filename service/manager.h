@@ -16,6 +16,9 @@
 #define QUBESD_IFACE_DOMAIN "org.qubes_os.Admin1.Domain"
 #define QUBESD_IFACE_QUBESVM "org.qubes_os.Admin1.QubesVM"
 #define QUBESD_IFACE_LABEL "org.qubes_os.Admin1.Label"
+/* The interface of the Event copies addressed to one subscriber (Manager.SubscribeEvents): not a
+ * broadcast, so the bus policy can let everyone receive these and only administrators the rest. */
+#define QUBESD_IFACE_SUBSCRIPTION "org.qubes_os.Admin1.Subscription"
 
 typedef enum BusKind {
         BUS_SYSTEM,
@@ -106,9 +109,10 @@ void vmm_free(Manager *m);
 /* The cached memory/CPU figures of a qube (vmm.c). */
 void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime);
 
-/* The Event signal for one Qubes event (not yet sent: the caller may address it). */
+/* The Event signal for one Qubes event (not yet sent). destination NULL: the broadcast (on the
+ * Domain or Manager interface); else the copy addressed to that peer (Subscription interface). */
 int manager_new_event_signal(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
-                             uint64_t seq, sd_bus_message **ret);
+                             uint64_t seq, const char *destination, sd_bus_message **ret);
 /* The Admin API event callback (installed as App.event_cb). */
 void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                       void *userdata);

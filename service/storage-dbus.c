@@ -162,8 +162,11 @@ static int volume_enumerate(sd_bus *bus, const char *path, void *userdata, char 
 
         if (!l)
                 return -ENOMEM;
+        sd_bus_message *msg = sd_bus_get_current_message(bus);
         while (hashmap_iterate(S.m->app->domains, &i, NULL, &v)) {
                 Domain *d = v;
+                if (!auth_sees(S.m, msg, d))
+                        continue; /* only the volumes of the qubes the caller sees */
                 for (size_t k = 0; k < d->n_volumes; k++) {
                         char *p = volume_bus_path(d->name, d->volumes[k].name);
                         if (!p || strv_consume(&l, p) < 0)

@@ -249,9 +249,13 @@ int app_resolve_domain(const App *app, const char *ref, Domain **ret, QError *er
                 d = app_get_domain(app, ref);
         }
         if (!d)
-                return qerror_set_repr(err, QERR_VM_NOT_FOUND, "No such domain: %s", ref);
+                return app_set_domain_not_found(err, ref);
         *ret = d;
         return 0;
+}
+
+int app_set_domain_not_found(QError *err, const char *ref) {
+        return qerror_set_repr(err, QERR_VM_NOT_FOUND, "No such domain: %s", ref);
 }
 
 static Domain **newa_copy_domains(Domain *const *l, size_t n) {

@@ -245,6 +245,8 @@ Domain *app_get_domain_by_qid(const App *app, int64_t qid);
 Domain *app_dom0(const App *app);
 /* Admin API reference: a name or "uuid:<uuid>" (spec admin-api.md 1.2). */
 int app_resolve_domain(const App *app, const char *ref, Domain **ret, QError *err);
+/* The error for a qube that does not exist (also given for one the caller may not see). */
+int app_set_domain_not_found(QError *err, const char *ref);
 /* dom0 first, then by the bytes of the name. malloc'ed NULL-terminated array. */
 Domain **app_domains_sorted(const App *app, size_t *ret_n);
 /* Forget the cached order (after a qube is added or removed). */

@@ -34,6 +34,9 @@ POLKIT_SRC = os.path.join(harness.SOURCE_DIR, 'polkit')
 ERR = harness.ERROR_PREFIX
 NOT_AUTHORIZED = ERR + 'NotAuthorized'
 CAN_OBTAIN = ERR + 'NotAuthorizedCanObtain'
+VM_NOT_FOUND = ERR + 'QubesVMNotFoundError'
+# a qube a user may not read does not exist for them
+UNKNOWN_OBJECT = 'org.freedesktop.DBus.Error.UnknownObject'
 
 # what only this test adds: bob may authenticate for lifecycle actions (is_challenge)
 TEST_RULES = '''// installed by qubesd's tests/integration/test_polkit.py for the duration of the test
@@ -127,6 +130,37 @@ else:
 json.dump(results, sys.stdout)
 '''
 
+
+# Run as another user: subscribes to everything qubesd sends it (broadcasts the bus lets through,
+# and the copies SubscribeEvents addresses to it), prints "ready", and stops when an Event carries
+# newvalue=<stop> (or after 60 s); prints the signals as JSON.
+SUBSCRIBER = r'''
+import json, sys
+import gi
+gi.require_version('Gio', '2.0')
+from gi.repository import Gio, GLib
+address, stop = sys.argv[1], sys.argv[2]
+conn = Gio.DBusConnection.new_for_address_sync(address,
+    Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+    None, None)
+got = []
+loop = GLib.MainLoop()
+def on_signal(conn, sender, path, iface, member, params):
+    entry = {'interface': iface, 'member': member, 'path': path}
+    if member == 'Event':
+        seq, subject, event, kwargs = params.unpack()
+        entry.update(seq=seq, subject=subject, event=event, kwargs=dict(kwargs))
+        if dict(kwargs).get('newvalue') == stop:
+            GLib.timeout_add(500, loop.quit)
+    got.append(entry)
+conn.signal_subscribe('org.qubes_os.Admin1', None, None, None, None, Gio.DBusSignalFlags.NONE, on_signal)
+conn.call_sync('org.qubes_os.Admin1', '/org/qubes_os/Admin1', 'org.qubes_os.Admin1.Manager', 'SubscribeEvents',
+               GLib.Variant('(s)', ('',)), None, Gio.DBusCallFlags.NONE, 60000, None)
+print('ready', flush=True)
+GLib.timeout_add_seconds(60, loop.quit)
+loop.run()
+json.dump(got, sys.stdout)
+'''
 
 def run(*cmd):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -331,6 +365,26 @@ class PolkitTest(unittest.TestCase):
     def one(self, user, call):
         return self.as_user(user, [call])[0]
 
+    def subscriber(self, user, stop):
+        """A client of user that collects signals until an Event with newvalue=stop; call
+        .collect() on the result after making changes."""
+        proc = subprocess.Popen(['setpriv', '--reuid=' + user, '--regid=' + user, '--init-groups',
+                                 '/usr/bin/python3', '-c', SUBSCRIBER, self.address, stop],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        line = proc.stdout.readline()
+        if line.strip() != 'ready':
+            proc.kill()
+            raise AssertionError('subscriber %s did not start: %s' % (user, proc.stderr.read()))
+
+        def collect():
+            out, err = proc.communicate(timeout=120)
+            if proc.returncode != 0:
+                raise AssertionError('subscriber %s failed: %s' % (user, err))
+            return json.loads(out)
+        proc.collect = collect
+        return proc
+
     @staticmethod
     def domain_call(name, method, sig=None, args=()):
         return (harness.domain_path(name), harness.DOMAIN_IFACE, method, sig, list(args))
@@ -406,18 +460,93 @@ class PolkitTest(unittest.TestCase):
             self.domain_call('personal', 'SetFeature', 'ss', ('x', 'y')),
         ])
         self.assertAllowed(res[0], 'alice on work')
-        self.assertRefused(res[1], what='alice on personal')
+        self.assertRefused(res[1], UNKNOWN_OBJECT, 'alice on personal')
         self.assertAllowed(res[2], 'alice: ListDomains')
         self.assertRefused(res[3], what='alice: CreateDomain')
-        self.assertRefused(res[4], what='alice: SetFeature on personal')
+        self.assertRefused(res[4], UNKNOWN_OBJECT, 'alice: SetFeature on personal')
         self.assertEqual(self.d.get_property('work', 'qrexec_timeout'), ('int', False, '72'))
         self.assertEqual(self.d.get_property('personal', 'qrexec_timeout')[1], True)
 
         # the verdict is for those tags: without the tag, the next call is refused
         self.d.domain('work', 'RemoveTag', 's', ('managed-by-alice',))
         self.assertRefused(self.one('alice', self.set_prop('work', 'qrexec_timeout', '74')),
-                           what='alice on work without the tag')
+                           UNKNOWN_OBJECT, 'alice on work without the tag')
         self.assertEqual(self.d.get_property('work', 'qrexec_timeout'), ('int', False, '72'))
+
+    def test_alice_sees_only_her_qubes(self):
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        personal = harness.domain_path('personal')
+        res = self.as_user('alice', [
+            self.manager_call('ListDomains'),
+            (harness.ROOT_PATH, 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects', None, []),
+            self.domain_call('personal', 'GetProperty', 's', ('label',)),
+            (personal, harness.PROPS_IFACE, 'GetAll', 's', [harness.DOMAIN_IFACE]),
+            (personal, 'org.freedesktop.DBus.Introspectable', 'Introspect', None, []),
+            self.manager_call('GetDomain', 's', ('personal',)),
+            self.manager_call('SubscribeEvents', 's', ('personal',)),
+            self.manager_call('GetSystemInfo'),
+            (harness.ROOT_PATH + '/domain', 'org.freedesktop.DBus.Introspectable', 'Introspect', None, []),
+            self.manager_call('GetAllDomainProperties'),
+            self.domain_call('work', 'GetProperty', 's', ('label',)),
+        ])
+        for r in (res[0], res[1], res[8], res[9], res[10]):
+            self.assertAllowed(r, 'alice')
+        self.assertEqual([row[0] for row in res[0]['value'][0]], ['work'])
+        qube_paths = [p for p in res[1]['value'][0] if p.startswith(harness.ROOT_PATH + '/domain/')]
+        self.assertIn(harness.domain_path('work'), qube_paths)
+        self.assertGreater(len(qube_paths), 1, 'the volumes of work are listed too')
+        for p in qube_paths:
+            self.assertTrue(p == harness.domain_path('work') or p.startswith(harness.domain_path('work') + '/'), p)
+        self.assertTrue(any('/label/' in p for p in res[1]['value'][0]), 'labels are for everyone who reads')
+        for r, what in ((res[2], 'GetProperty'), (res[3], 'GetAll'), (res[4], 'Introspect')):
+            self.assertRefused(r, UNKNOWN_OBJECT, 'alice: %s on personal' % what)
+        self.assertRefused(res[5], VM_NOT_FOUND, 'alice: GetDomain personal')
+        self.assertRefused(res[6], VM_NOT_FOUND, 'alice: SubscribeEvents personal')
+        self.assertRefused(res[7], NOT_AUTHORIZED, 'alice: GetSystemInfo')
+        self.assertIn('<node name="%s"/>' % harness.bus_path_escape('work'), res[8]['value'][0])
+        self.assertNotIn('"%s"' % harness.bus_path_escape('personal'), res[8]['value'][0])
+        self.assertEqual(list(res[9]['value'][0]), ['work'])
+
+        # carol (group qubes) sees everything; bob, who may not read, sees nothing
+        names = [row[0] for row in self.one('carol', self.manager_call('ListDomains'))['value'][0]]
+        self.assertEqual(names, [row[0] for row in self.d.manager('ListDomains')[0]])
+        bob = self.one('bob', (harness.ROOT_PATH, 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects',
+                               None, []))
+        self.assertFalse([p for p in bob['value'][0] if '/domain/' in p], bob)
+
+        # when the tag goes, so does the qube (a new question to polkit, not the kept answer)
+        self.d.domain('work', 'RemoveTag', 's', ('managed-by-alice',))
+        self.assertEqual(self.one('alice', self.manager_call('ListDomains'))['value'][0], [])
+
+    def test_alice_gets_only_the_events_she_may_see(self):
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        alice = self.subscriber('alice', '43')
+        carol = self.subscriber('carol', '43')
+        self.d.set_property('work', 'qrexec_timeout', '41')
+        self.d.set_property('personal', 'qrexec_timeout', '42')
+        # personal becomes alice's: its events reach her from then on, in order
+        self.d.domain('personal', 'AddTag', 's', ('managed-by-alice',))
+        self.d.set_property('personal', 'qrexec_timeout', '43')
+        got_alice, got_carol = alice.collect(), carol.collect()
+
+        # alice: only copies addressed to her, nothing about personal before it was hers
+        self.assertTrue(got_alice)
+        self.assertEqual({(g['interface'], g['member']) for g in got_alice},
+                         {('org.qubes_os.Admin1.Subscription', 'Event')})
+        seen = [(g['subject'], g['kwargs'].get('newvalue')) for g in got_alice
+                if g['event'] == 'property-set:qrexec_timeout']
+        self.assertEqual(seen, [('work', '41'), ('personal', '43')])
+        self.assertFalse([g for g in got_alice if g['subject'] not in ('work', 'personal')], got_alice)
+        seqs = [g['seq'] for g in got_alice]
+        self.assertEqual(seqs, sorted(seqs))
+
+        # carol: the broadcasts, everything
+        values = [(g['subject'], g['kwargs'].get('newvalue')) for g in got_carol
+                  if g['member'] == 'Event' and g['interface'] == harness.DOMAIN_IFACE
+                  and g['event'] == 'property-set:qrexec_timeout']
+        self.assertEqual(values, [('work', '41'), ('personal', '42'), ('personal', '43')])
+        self.assertIn(harness.domain_path('personal'),
+                      [g['path'] for g in got_carol if g['member'] == 'PropertiesChanged'])
 
     def test_root_is_always_allowed(self):
         self.d.set_property('personal', 'qrexec_timeout', '75')
@@ -433,7 +562,7 @@ class PolkitTest(unittest.TestCase):
         res = self.as_user('alice', calls, parallel=True)
         for i, r in enumerate(res):
             if i % 2:
-                self.assertRefused(r, what='alice on personal (parallel)')
+                self.assertIn(r['error'], (UNKNOWN_OBJECT, NOT_AUTHORIZED), 'alice on personal (parallel)')
             elif r['error'] is not None:
                 # a caller may have at most 64 calls waiting for polkit: the rest are refused
                 self.assertRefused(r, what='alice on work (parallel)')
