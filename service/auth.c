@@ -160,6 +160,16 @@ static Caller *caller_get(Manager *m, const char *sender, bool create) {
         return c;
 }
 
+/* Answers about what a user sees are shared by all that user's connections (a Caller keyed
+ * "uid:N", holding only verdicts): a new client of the same user finds them. */
+static Caller *uid_caller(Manager *m, const Caller *c, bool create) {
+        char key[32];
+        if (!c || !c->uid_known)
+                return NULL;
+        snprintf(key, sizeof key, "uid:%u", (unsigned) c->uid);
+        return caller_get(m, key, create);
+}
+
 /* A caller is a bus peer: its unique name, or on a private (peer-to-peer) connection, which has
  * no names, that connection's description. */
 static const char *caller_key(sd_bus_message *msg) {
@@ -377,6 +387,9 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         /* The query leaves the map first: the verdict store and the re-runs see it gone. */
         hashmap_remove(c->queries, q->key);
         r = verdict_store(q->m, c, q->key, authorized, code, message, (unsigned) q->n_held, q->view);
+        Caller *u = q->view && r >= 0 ? uid_caller(q->m, c, true) : NULL;
+        if (u)
+                r = verdict_store(q->m, u, q->key, authorized, code, message, 0, true);
         if (r < 0) {
                 log_oom();
                 for (size_t i = 0; i < q->n_held; i++)
@@ -635,18 +648,27 @@ static int view_ask(Manager *m, Caller *c, sd_bus *bus, AuthAction action, Domai
 
         if (!key)
                 return -ENOMEM;
+        Caller *u = uid_caller(m, c, false);
         r = verdict_peek(c, key);
+        if (r < 0)
+                r = verdict_peek(u, key);
         if (r >= 0)
                 return r;
+        /* An answer that aged still serves (one listing more) while the question is asked again
+         * in the background: a user's listing of hundreds of qubes waits for polkit only the
+         * first time. (Only what is seen; every action is still asked about afresh.) */
+        AuthVerdict *old = hashmap_get(c->verdicts, key) ?: (u ? hashmap_get(u->verdicts, key) : NULL);
         q = hashmap_get(c->queries, key);
         if (!q) {
                 if (hashmap_size(c->queries) >= QUERIES_PER_CALLER_MAX || m->auth_queries >= QUERIES_MAX)
-                        return -EBUSY;
+                        return old ? old->allowed : -EBUSY;
                 r = query_start(m, c, bus, false, action, d, tags, key, &q);
                 if (r < 0)
                         return r;
         }
         q->view = true;
+        if (old)
+                return old->allowed;
         *wait = q;
         return -ENOENT;
 }
@@ -713,29 +735,38 @@ int auth_view_prepare(Manager *m, sd_bus_message *msg, Domain *d, QError *e) {
         return 0;
 }
 
-static int peer_sees(Caller *c, Domain *d) {
+/* Like verdict_peek, but an aged answer counts (view_ask has asked again in the background). */
+static int verdict_peek_any(Manager *m, Caller *c, const char *key) {
+        AuthVerdict *v = c ? hashmap_get(c->verdicts, key) : NULL;
+        Caller *u = v ? NULL : uid_caller(m, c, false);
+        if (u)
+                v = hashmap_get(u->verdicts, key);
+        return v ? v->allowed : -ENOENT;
+}
+
+static int peer_sees(Manager *m, Caller *c, Domain *d) {
         _cleanup_free_ char *tags = NULL, *key = NULL;
         int r;
 
         key = verdict_key(AUTH_READ, NULL, "", false);
-        r = key ? verdict_peek(c, key) : -ENOMEM;
+        r = key ? verdict_peek_any(m, c, key) : -ENOMEM;
         if (r <= 0)
                 return r;
         free(key);
         key = verdict_key(AUTH_READ_ALL, NULL, "", false);
-        r = key ? verdict_peek(c, key) : -ENOMEM;
+        r = key ? verdict_peek_any(m, c, key) : -ENOMEM;
         if (r != 0 || !d)
                 return r;
         free(key);
         tags = tags_string(d);
         key = tags ? verdict_key(AUTH_READ, d, tags, false) : NULL;
-        return key ? verdict_peek(c, key) : -ENOMEM;
+        return key ? verdict_peek_any(m, c, key) : -ENOMEM;
 }
 
 bool auth_sees(Manager *m, sd_bus_message *msg, Domain *d) {
         if (!msg || peer_restricted(m, msg) == 0)
                 return true;
-        return peer_sees(caller_get(m, sd_bus_message_get_sender(msg), false), d) > 0;
+        return peer_sees(m, caller_get(m, sd_bus_message_get_sender(msg), false), d) > 0;
 }
 
 int auth_may_read(Manager *m, sd_bus_message *msg) {
@@ -743,7 +774,7 @@ int auth_may_read(Manager *m, sd_bus_message *msg) {
         if (!msg || peer_restricted(m, msg) == 0)
                 return 1;
         key = verdict_key(AUTH_READ, NULL, "", false);
-        return key ? verdict_peek(caller_get(m, sd_bus_message_get_sender(msg), false), key) : -ENOMEM;
+        return key ? verdict_peek_any(m, caller_get(m, sd_bus_message_get_sender(msg), false), key) : -ENOMEM;
 }
 
 int auth_peer_sees(Manager *m, const char *unique_name, Domain *d) {
@@ -755,10 +786,8 @@ int auth_peer_sees(Manager *m, const char *unique_name, Domain *d) {
                 return 0;
         if (auth_uid_trusted(m, c->uid))
                 return 1;
-        r = peer_sees(c, d);
-        if (r != -ENOENT)
-                return r;
-        /* not known (a new qube, new tags, or the answer aged): ask in the background */
+        /* not known (a new qube, new tags): asked in the background; aged: the old answer, and
+         * asked again */
         r = view_ask_all(m, c, m->bus, d, &wait);
         return r == -EBUSY ? -ENOENT : r;
 }
@@ -848,15 +877,16 @@ int auth_peer_saw(Manager *m, const char *unique_name, const char *name) {
                 return 0;
         if (auth_uid_trusted(m, c->uid))
                 return 1;
-        r = peer_sees(c, NULL); /* read, then read-all */
+        r = peer_sees(m, c, NULL); /* read, then read-all */
         if (r != 0)
                 return r == -ENOENT ? 0 : r;
         if (asprintf(&prefix, "%s\n%s\n", action_ids[AUTH_READ], name) < 0)
                 return -ENOMEM;
-        while (hashmap_iterate(c->verdicts, &i, NULL, &v)) {
-                AuthVerdict *verdict = v;
-                if (verdict->allowed && startswith(verdict->key, prefix))
-                        return 1;
-        }
+        for (Caller *k = c; k; k = k == c ? uid_caller(m, c, false) : NULL)
+                for (i = 0; hashmap_iterate(k->verdicts, &i, NULL, &v);) {
+                        AuthVerdict *verdict = v;
+                        if (verdict->allowed && startswith(verdict->key, prefix))
+                                return 1;
+                }
         return 0;
 }
