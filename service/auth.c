@@ -813,6 +813,9 @@ static bool is_listing(sd_bus_message *msg, const char *path) {
                        sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "SubscribeEvents") ||
                        sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetSystemInfo") ||
                        sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetDomain");
+        /* a job is seen by who sees all its qubes (lifecycle-dbus.c) */
+        if (startswith(path, QUBESD_ROOT_PATH "/job"))
+                return true;
         return streq(path, QUBESD_DOMAIN_PREFIX) &&
                sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Introspectable", "Introspect");
 }

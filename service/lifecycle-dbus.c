@@ -314,6 +314,17 @@ static int job_new(Manager *m, const char *operation, char **qubes, bool force, 
         return 0;
 }
 
+/* A local user sees a job when they see every qube it is about (auth.c). */
+static bool job_visible(Vmm *v, sd_bus *bus, const Job *j) {
+        sd_bus_message *msg = sd_bus_get_current_message(bus);
+        for (char **q = j->qubes; q && *q; q++) {
+                Domain *d = app_get_domain(v->manager->app, *q);
+                if (!auth_sees(v->manager, msg, d))
+                        return false;
+        }
+        return true;
+}
+
 static int job_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                     sd_bus_error *error) {
         Vmm *v = userdata;
@@ -322,7 +333,7 @@ static int job_find(sd_bus *bus, const char *path, const char *interface, void *
         if (r <= 0)
                 return r;
         Job *j = hashmap_get(v->jobs, key);
-        if (!j)
+        if (!j || !job_visible(v, bus, j))
                 return 0;
         *found = j;
         return 1;
@@ -335,7 +346,7 @@ static int job_enumerate(sd_bus *bus, const char *path, void *userdata, char ***
         void *val;
 
         while (hashmap_iterate(v->jobs, &i, NULL, &val))
-                if (strv_extend(&l, ((Job *) val)->path) < 0)
+                if (job_visible(v, bus, val) && strv_extend(&l, ((Job *) val)->path) < 0)
                         return -ENOMEM;
         *nodes = TAKE_PTR(l);
         return 1;

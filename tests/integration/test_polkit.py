@@ -514,6 +514,16 @@ class PolkitTest(unittest.TestCase):
                                None, []))
         self.assertFalse([p for p in bob['value'][0] if '/domain/' in p], bob)
 
+        # jobs: alice sees hers (about her qubes), not one about a qube she does not see
+        other_job = self.d.manager('StartQubes', 'as', (['personal'],))[0]
+        res = self.as_user('alice', [self.manager_call('StartQubes', 'as', (['work'],))])
+        self.assertAllowed(res[0], 'alice: StartQubes work')
+        job_props = (harness.PROPS_IFACE, 'Get', 'ss', ['org.qubes_os.Admin1.Job', 'Qubes'])
+        res = self.as_user('alice', [(res[0]['value'][0],) + job_props, (other_job,) + job_props])
+        self.assertAllowed(res[0], 'alice: her job')
+        self.assertEqual(res[0]['value'][0], ['work'])
+        self.assertRefused(res[1], UNKNOWN_OBJECT, 'alice: the job about personal')
+
         # when the tag goes, so does the qube (a new question to polkit, not the kept answer)
         self.d.domain('work', 'RemoveTag', 's', ('managed-by-alice',))
         self.assertEqual(self.one('alice', self.manager_call('ListDomains'))['value'][0], [])
