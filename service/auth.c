@@ -812,7 +812,10 @@ static bool is_listing(sd_bus_message *msg, const char *path) {
                        sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetAllDomainProperties") ||
                        sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "SubscribeEvents") ||
                        sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetSystemInfo") ||
-                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetDomain");
+                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetDomain") ||
+                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "StartQubes") ||
+                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "ShutdownQubes") ||
+                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "CreateDisposable");
         /* a job is seen by who sees all its qubes (lifecycle-dbus.c) */
         if (startswith(path, QUBESD_ROOT_PATH "/job"))
                 return true;
@@ -863,10 +866,15 @@ int auth_add_view_filter(Manager *m) {
         return sd_bus_add_filter(m->bus, NULL, view_filter, m);
 }
 
-int bus_reply_not_seen(Manager *m, sd_bus_message *msg, const char *ref) {
-        _cleanup_qerror_ QError e = {};
-        app_set_domain_not_found(&e, ref);
-        return bus_reply_qerror(m, msg, &e);
+int auth_resolve_domain(Manager *m, sd_bus_message *msg, const char *ref, Domain **ret, QError *e) {
+        Domain *d;
+        int r = app_resolve_domain(m->app, ref, &d, e);
+        if (r < 0)
+                return r;
+        if (!auth_sees(m, msg, d))
+                return app_set_domain_not_found(e, ref);
+        *ret = d;
+        return 0;
 }
 
 int auth_peer_saw(Manager *m, const char *unique_name, const char *name) {

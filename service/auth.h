@@ -57,8 +57,8 @@ int auth_may_read(Manager *m, sd_bus_message *msg);
 /* For events to a subscribed peer: 1 sees d, 0 does not, -ENOENT not known yet (asked now;
  * caller_filter_flush() runs when the answer comes). */
 int auth_peer_sees(Manager *m, const char *unique_name, Domain *d);
-/* The answer about a qube the sender does not see: the same as for a qube that does not exist. */
-int bus_reply_not_seen(Manager *m, sd_bus_message *msg, const char *ref);
+/* app_resolve_domain() for a qube named by the sender: one it does not see does not exist. */
+int auth_resolve_domain(Manager *m, sd_bus_message *msg, const char *ref, Domain **ret, QError *e);
 /* For an event about a qube that is gone: whether the peer saw a qube of that name (a kept
  * answer, whatever its tags then were). */
 int auth_peer_saw(Manager *m, const char *unique_name, const char *name);

@@ -393,7 +393,7 @@ static int read_qubes(Manager *m, sd_bus_message *msg, char ***ret) {
                 return r;
         for (char **n = names; n && *n; n++) {
                 Domain *d;
-                if (app_resolve_domain(m->app, *n, &d, &e) < 0) {
+                if (auth_resolve_domain(m, msg, *n, &d, &e) < 0) {
                         r = bus_reply_qerror(m, msg, &e);
                         return r < 0 ? r : 0;
                 }
@@ -520,7 +520,7 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
                 }
                 ref = dflt;
         }
-        if (app_resolve_domain(m->app, ref, &tpl, &e) < 0)
+        if (auth_resolve_domain(m, msg, ref, &tpl, &e) < 0)
                 return bus_reply_qerror(m, msg, &e);
         r = gate(m, msg, AUTH_CREATE_REMOVE, tpl);
         if (r <= 0)

@@ -161,10 +161,8 @@ static int method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = sd_bus_message_read(msg, "s", &ref);
         if (r < 0)
                 return r;
-        if (app_resolve_domain(m->app, ref, &d, &e) < 0)
+        if (auth_resolve_domain(m, msg, ref, &d, &e) < 0)
                 return bus_reply_qerror(m, msg, &e);
-        if (!auth_sees(m, msg, d))
-                return bus_reply_not_seen(m, msg, ref);
         _cleanup_free_ char *path = domain_bus_path(d);
         if (!path)
                 return -ENOMEM;
@@ -379,10 +377,8 @@ static int method_subscribe_events(sd_bus_message *msg, void *userdata, sd_bus_e
         r = sd_bus_message_read(msg, "s", &only);
         if (r < 0)
                 return r;
-        if (!isempty(only) && app_resolve_domain(m->app, only, &d, &e) < 0)
+        if (!isempty(only) && auth_resolve_domain(m, msg, only, &d, &e) < 0)
                 return bus_reply_qerror(m, msg, &e);
-        if (d && !auth_sees(m, msg, d))
-                return bus_reply_not_seen(m, msg, only);
         r = caller_filter_subscribe(m, msg, auth_caller_qube(m, msg), d ? d->name : NULL);
         if (r < 0)
                 return r;

@@ -488,6 +488,8 @@ class PolkitTest(unittest.TestCase):
             (harness.ROOT_PATH + '/domain', 'org.freedesktop.DBus.Introspectable', 'Introspect', None, []),
             self.manager_call('GetAllDomainProperties'),
             self.domain_call('work', 'GetProperty', 's', ('label',)),
+            self.manager_call('StartQubes', 'as', (['personal'],)),
+            self.manager_call('CreateDisposable', 's', ('personal',)),
         ])
         for r in (res[0], res[1], res[8], res[9], res[10]):
             self.assertAllowed(r, 'alice')
@@ -503,6 +505,8 @@ class PolkitTest(unittest.TestCase):
         self.assertRefused(res[5], VM_NOT_FOUND, 'alice: GetDomain personal')
         self.assertRefused(res[6], VM_NOT_FOUND, 'alice: SubscribeEvents personal')
         self.assertRefused(res[7], NOT_AUTHORIZED, 'alice: GetSystemInfo')
+        self.assertRefused(res[11], VM_NOT_FOUND, 'alice: StartQubes personal')
+        self.assertRefused(res[12], VM_NOT_FOUND, 'alice: CreateDisposable from personal')
         self.assertIn('<node name="%s"/>' % harness.bus_path_escape('work'), res[8]['value'][0])
         self.assertNotIn('"%s"' % harness.bus_path_escape('personal'), res[8]['value'][0])
         self.assertEqual(list(res[9]['value'][0]), ['work'])
