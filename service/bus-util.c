@@ -71,32 +71,36 @@ const char *prop_dbus_signature(const PropDef *p) {
         }
 }
 
+/* Every property read of every qube comes through here (some 16,000 for one
+ * GetManagedObjects with 300 qubes): basic appends, no signature to parse. */
 int bus_append_prop_value(sd_bus_message *reply, const PropDef *p, const PropValue *v, App *app) {
         const char *s = v->value;
 
         switch (p->type) {
         case PROP_INT: {
-                int64_t x = 0;
-                if (s)
-                        x = strtoll(s, NULL, 10);
-                return sd_bus_message_append(reply, "x", x);
+                int64_t x = s ? strtoll(s, NULL, 10) : 0;
+                return sd_bus_message_append_basic(reply, 'x', &x);
         }
-        case PROP_BOOL:
-                return sd_bus_message_append(reply, "b", (int) (s && streq(s, "True")));
-        case PROP_FLOAT:
-                return sd_bus_message_append(reply, "d", s ? strtod(s, NULL) : 0.0);
+        case PROP_BOOL: {
+                int b = s && streq(s, "True");
+                return sd_bus_message_append_basic(reply, 'b', &b);
+        }
+        case PROP_FLOAT: {
+                double x = s ? strtod(s, NULL) : 0.0;
+                return sd_bus_message_append_basic(reply, 'd', &x);
+        }
         case PROP_VM: {
                 Domain *d = s ? app_get_domain(app, s) : NULL;
                 _cleanup_free_ char *path = d ? domain_bus_path(d) : NULL;
-                return sd_bus_message_append(reply, "o", path ?: "/");
+                return sd_bus_message_append_basic(reply, 'o', path ?: "/");
         }
         case PROP_LABEL: {
                 Label *l = s ? app_find_label(app, s) : NULL;
                 _cleanup_free_ char *path = l ? label_bus_path(l) : NULL;
-                return sd_bus_message_append(reply, "o", path ?: "/");
+                return sd_bus_message_append_basic(reply, 'o', path ?: "/");
         }
         default:
-                return sd_bus_message_append(reply, "s", strempty(s));
+                return sd_bus_message_append_basic(reply, 's', strempty(s));
         }
 }
 

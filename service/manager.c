@@ -483,6 +483,7 @@ Manager *manager_free(Manager *m) {
         private_bus_done(m);
         caller_filter_done(m);
         constraints_done(m);
+        storage_dbus_done(m);
         sd_event_source_unref(m->flush_source);
         if (m->bus)
                 sd_bus_flush_close_unref(m->bus);

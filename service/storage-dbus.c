@@ -193,63 +193,152 @@ static int msg_volume(sd_bus_message *msg, Domain *d, char **ret_name, StorageVo
         return 1;
 }
 
+/* sd-bus reads properties one getter call at a time: 17 for one volume's GetAll, for each of the
+ * ~1,200 volumes of GetManagedObjects with 300 qubes. What they show is resolved once per object
+ * and reply: the getters that fill one message run back to back on the loop, with no model
+ * change in between. The memo holds a reference to that message, so no later message can take
+ * its address, and lets it go at the next loop iteration. Nothing outlives the reply: the next
+ * message resolves again and reads Size and Usage from disk again (each file once per reply;
+ * the directories on the way are opened once per reply too). */
+static struct {
+        sd_bus_message *msg; /* the message being filled (a reference); NULL when empty */
+        VolDirs dirs;
+        sd_event_source *release;
+        /* the object last read in msg */
+        char *path;
+        Domain *d;
+        char *name;
+        int r; /* of storage_volume_get(): 0, or < 0 with error set */
+        QError error;
+        StorageVolume v;
+        ActiveJob *job;
+        bool have_sizes;
+        uint64_t size, usage;
+} memo;
+
+static void volume_memo_forget_object(void) {
+        memo.path = mfree(memo.path);
+        memo.name = mfree(memo.name);
+        memo.d = NULL;
+        memo.r = 0;
+        qerror_done(&memo.error);
+        storage_volume_done(&memo.v);
+        memo.job = NULL;
+        memo.have_sizes = false;
+}
+
+static void volume_memo_clear(void) {
+        volume_memo_forget_object();
+        vol_dirs_done(&memo.dirs);
+        memo.msg = sd_bus_message_unref(memo.msg);
+}
+
+static int on_memo_release(sd_event_source *s, void *userdata) {
+        volume_memo_clear();
+        return 0;
+}
+
+/* The volume behind path for a getter filling msg: from the memo, or resolved now. */
+static int volume_memo_get(sd_bus_message *msg, const char *path, Domain *d) {
+        int r;
+
+        if (memo.msg == msg && memo.d == d && streq_ptr(memo.path, path))
+                return 0;
+        if (memo.msg != msg) {
+                volume_memo_clear();
+                if (!memo.release) {
+                        r = sd_event_add_defer(S.m->event, &memo.release, on_memo_release, NULL);
+                        if (r < 0)
+                                return r;
+                        (void) sd_event_source_set_description(memo.release, "volume-property-memo");
+                }
+                r = sd_event_source_set_enabled(memo.release, SD_EVENT_ONESHOT);
+                if (r < 0)
+                        return r;
+                memo.msg = sd_bus_message_ref(msg);
+        } else
+                volume_memo_forget_object();
+
+        memo.path = strdup(path);
+        if (!memo.path)
+                return -ENOMEM;
+        r = path_volume(path, &memo.name);
+        if (r < 0) {
+                volume_memo_forget_object();
+                return r;
+        }
+        memo.r = storage_volume_get(d->app, d, memo.name, &memo.v, &memo.error);
+        if (memo.r < 0 && !qerror_is_set(&memo.error)) {
+                r = memo.r;
+                volume_memo_forget_object();
+                return r;
+        }
+        memo.job = active_job(d->name, memo.name);
+        memo.d = d;
+        return 0;
+}
+
+static int append_bool(sd_bus_message *m, bool b) {
+        int x = b;
+        return sd_bus_message_append_basic(m, 'b', &x);
+}
+
+static int append_u64(sd_bus_message *m, uint64_t x) {
+        return sd_bus_message_append_basic(m, 't', &x);
+}
+
 static int volume_property(sd_bus *bus, const char *path, const char *interface, const char *property,
                            sd_bus_message *reply_msg, void *userdata, sd_bus_error *error) {
-        Domain *d = userdata;
-        _cleanup_free_ char *name = NULL;
-        _cleanup_(storage_volume_donep) StorageVolume v = {};
-        _cleanup_qerror_ QError e = {};
-        int r = path_volume(path, &name);
+        int r = volume_memo_get(reply_msg, path, userdata);
         if (r < 0)
                 return r;
-        ActiveJob *a = active_job(d->name, name);
+        ActiveJob *a = memo.job;
+        const StorageVolume *v = &memo.v;
 
         if (streq(property, "Name"))
-                return sd_bus_message_append(reply_msg, "s", name);
+                return sd_bus_message_append_basic(reply_msg, 's', memo.name);
         if (streq(property, "Domain")) {
-                _cleanup_free_ char *p = domain_bus_path(d);
-                return sd_bus_message_append(reply_msg, "o", p ?: "/");
+                _cleanup_free_ char *p = domain_bus_path(memo.d);
+                return sd_bus_message_append_basic(reply_msg, 'o', p ?: "/");
         }
         if (streq(property, "ImportInProgress"))
-                return sd_bus_message_append(reply_msg, "b", (int) !!a);
+                return append_bool(reply_msg, a != NULL);
         if (streq(property, "ImportBytesDone"))
-                return sd_bus_message_append(reply_msg, "t", a ? (uint64_t) a->job->done : (uint64_t) 0);
+                return append_u64(reply_msg, a ? (uint64_t) a->job->done : 0);
         if (streq(property, "ImportBytesTotal"))
-                return sd_bus_message_append(reply_msg, "t", a ? a->job->size : (uint64_t) 0);
+                return append_u64(reply_msg, a ? a->job->size : 0);
 
-        r = storage_volume_get(d->app, d, name, &v, &e);
-        if (r < 0) {
-                if (!qerror_is_set(&e))
-                        return r;
-                return bus_set_qerror(error, &e);
-        }
+        if (memo.r < 0)
+                return bus_set_qerror(error, &memo.error);
         if (streq(property, "Pool"))
-                return sd_bus_message_append(reply_msg, "s", v.pool);
+                return sd_bus_message_append_basic(reply_msg, 's', v->pool);
         if (streq(property, "Vid"))
-                return sd_bus_message_append(reply_msg, "s", strempty(v.vid));
-        if (streq(property, "Size"))
-                return sd_bus_message_append(reply_msg, "t", v.driver->current_size(&v));
-        if (streq(property, "Usage"))
-                return sd_bus_message_append(reply_msg, "t", v.driver->usage(&v));
+                return sd_bus_message_append_basic(reply_msg, 's', strempty(v->vid));
+        if (streq(property, "Size") || streq(property, "Usage")) {
+                if (!memo.have_sizes) {
+                        storage_volume_sizes(v, &memo.dirs, &memo.size, &memo.usage);
+                        memo.have_sizes = true;
+                }
+                return append_u64(reply_msg, streq(property, "Size") ? memo.size : memo.usage);
+        }
         if (streq(property, "Rw"))
-                return sd_bus_message_append(reply_msg, "b", (int) v.rw);
+                return append_bool(reply_msg, v->rw);
         if (streq(property, "Source"))
-                return sd_bus_message_append(reply_msg, "s", strempty(v.source));
+                return sd_bus_message_append_basic(reply_msg, 's', strempty(v->source));
         if (streq(property, "Path")) {
-                _cleanup_free_ char *p = v.driver->path(&v);
-                return sd_bus_message_append(reply_msg, "s", strempty(p));
+                _cleanup_free_ char *p = v->driver->path(v);
+                return sd_bus_message_append_basic(reply_msg, 's', strempty(p));
         }
         if (streq(property, "SaveOnStop"))
-                return sd_bus_message_append(reply_msg, "b", (int) v.save_on_stop);
+                return append_bool(reply_msg, v->save_on_stop);
         if (streq(property, "SnapOnStart"))
-                return sd_bus_message_append(reply_msg, "b", (int) v.snap_on_start);
+                return append_bool(reply_msg, v->snap_on_start);
         if (streq(property, "RevisionsToKeep"))
-                return sd_bus_message_append(reply_msg, "x", v.revisions_to_keep);
+                return sd_bus_message_append_basic(reply_msg, 'x', &v->revisions_to_keep);
         if (streq(property, "Ephemeral"))
-                return sd_bus_message_append(reply_msg, "b", (int) v.ephemeral);
+                return append_bool(reply_msg, v->ephemeral);
         if (streq(property, "IsOutdated"))
-                return sd_bus_message_append(reply_msg, "b",
-                                             (int) (v.driver->is_outdated && v.driver->is_outdated(&v)));
+                return append_bool(reply_msg, v->driver->is_outdated && v->driver->is_outdated(v));
         return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
 }
 
@@ -1110,6 +1199,11 @@ int storage_dbus_init(Manager *m) {
         S.prev_userdata = m->app->event_userdata;
         m->app->event_cb = on_event;
         return 0;
+}
+
+void storage_dbus_done(Manager *m) {
+        volume_memo_clear();
+        memo.release = sd_event_source_disable_unref(memo.release);
 }
 
 /* On the bus and on every private connection. */

@@ -12,6 +12,8 @@
 /* Pool and Volume objects, the Manager's pool and volume methods, the model's storage hooks. */
 /* State and model hooks, once. */
 int storage_dbus_init(Manager *m);
+/* What outlives one loop iteration (the volume property memo): freed at exit. */
+void storage_dbus_done(Manager *m);
 /* The Pool and Volume objects and the Manager's storage methods, on one connection. */
 int storage_dbus_register(Manager *m, sd_bus *bus);
 char *pool_bus_path(const char *name);

@@ -1414,40 +1414,95 @@ bool prop_is_readonly_for(const PropDef *p, QubesClass c) {
 
 /* ---- lookups and orders ----------------------------------------------------------------- */
 
+/* Property reads look a row up by name on every call (the D-Bus getters by D-Bus name, the
+ * defaults by Qubes name, often several levels deep): open-addressing tables of row indexes,
+ * built before main() with the orders below, instead of a strcmp() over every row. */
+#define LOOKUP_SLOTS 256 /* power of two, at least twice the rows of either table */
+
+typedef struct PropIndex {
+        int16_t slot[LOOKUP_SLOTS]; /* row + 1 by the key's text; 0 = empty */
+        int16_t by_ptr[LOOKUP_SLOTS]; /* row + 1 by the address of the row's own string */
+        bool shared_keys;             /* two rows have the same text: by_ptr is not used */
+} PropIndex;
+
+static PropIndex domain_by_name, domain_by_dbus, global_by_name, global_by_dbus;
+
+static uint32_t name_hash(const char *s) {
+        uint32_t h = 2166136261u; /* FNV-1a */
+        for (; *s; s++)
+                h = (h ^ (uint8_t) *s) * 16777619u;
+        return h;
+}
+
+static uint32_t ptr_hash(const char *s) {
+        uint64_t x = (uint64_t) (uintptr_t) s * UINT64_C(0x9E3779B97F4A7C15);
+        return (uint32_t) (x >> 32);
+}
+
+static const char *row_key(const PropDef *p, bool dbus) {
+        return dbus ? p->dbus_name : p->name;
+}
+
+static void index_add(PropIndex *ix, const PropDef *rows, bool dbus, size_t row) {
+        const char *key = row_key(&rows[row], dbus);
+        for (uint32_t i = name_hash(key);; i++) {
+                int16_t k = ix->slot[i & (LOOKUP_SLOTS - 1)];
+                if (k == 0) {
+                        ix->slot[i & (LOOKUP_SLOTS - 1)] = (int16_t) (row + 1);
+                        break;
+                }
+                if (streq(row_key(&rows[k - 1], dbus), key))
+                        ix->shared_keys = true;
+        }
+        for (uint32_t i = ptr_hash(key);; i++)
+                if (ix->by_ptr[i & (LOOKUP_SLOTS - 1)] == 0) {
+                        ix->by_ptr[i & (LOOKUP_SLOTS - 1)] = (int16_t) (row + 1);
+                        break;
+                }
+}
+
+/* The first row (in table order, which is the order a key's rows sit along its probe chain)
+ * with that key and one of the classes; classes 0 takes any row. The D-Bus getters pass the
+ * very string of the row (sd-bus hands back the vtable's member name, which is the row's), so
+ * the address is tried before the text. */
+static const PropDef *index_find(const PropIndex *ix, const PropDef *rows, bool dbus, const char *key,
+                                 uint32_t classes) {
+        for (uint32_t i = ptr_hash(key); !ix->shared_keys; i++) {
+                int16_t k = ix->by_ptr[i & (LOOKUP_SLOTS - 1)];
+                if (k == 0)
+                        break;
+                const PropDef *p = &rows[k - 1];
+                if (row_key(p, dbus) == key)
+                        return !classes || (p->classes & classes) ? p : NULL;
+        }
+        for (uint32_t i = name_hash(key);; i++) {
+                int16_t k = ix->slot[i & (LOOKUP_SLOTS - 1)];
+                if (k == 0)
+                        return NULL;
+                const PropDef *p = &rows[k - 1];
+                if ((!classes || (p->classes & classes)) && streq(row_key(p, dbus), key))
+                        return p;
+        }
+}
+
 const PropDef *domain_prop_find(QubesClass klass, const char *name) {
         if (!name || klass < 0 || klass >= _QUBES_CLASS_MAX)
                 return NULL;
-        for (size_t i = 0; i < n_domain_props; i++)
-                if ((domain_props[i].classes & (1u << klass)) && streq(domain_props[i].name, name))
-                        return &domain_props[i];
-        return NULL;
+        return index_find(&domain_by_name, domain_props, false, name, 1u << klass);
 }
 
 const PropDef *domain_prop_find_dbus(QubesClass klass, const char *dbus_name) {
         if (!dbus_name || klass < 0 || klass >= _QUBES_CLASS_MAX)
                 return NULL;
-        for (size_t i = 0; i < n_domain_props; i++)
-                if ((domain_props[i].classes & (1u << klass)) && streq(domain_props[i].dbus_name, dbus_name))
-                        return &domain_props[i];
-        return NULL;
+        return index_find(&domain_by_dbus, domain_props, true, dbus_name, 1u << klass);
 }
 
 const PropDef *global_prop_find(const char *name) {
-        if (!name)
-                return NULL;
-        for (size_t i = 0; i < n_global_props; i++)
-                if (streq(global_props[i].name, name))
-                        return &global_props[i];
-        return NULL;
+        return name ? index_find(&global_by_name, global_props, false, name, 0) : NULL;
 }
 
 const PropDef *global_prop_find_dbus(const char *dbus_name) {
-        if (!dbus_name)
-                return NULL;
-        for (size_t i = 0; i < n_global_props; i++)
-                if (streq(global_props[i].dbus_name, dbus_name))
-                        return &global_props[i];
-        return NULL;
+        return dbus_name ? index_find(&global_by_dbus, global_props, true, dbus_name, 0) : NULL;
 }
 
 /* Generous fixed bounds keep the ordered lists static; checked when they are built. */
@@ -1467,6 +1522,16 @@ static int cmp_prop(const void *a, const void *b) {
 static void __attribute__((constructor)) build_orders(void) {
         _Static_assert(ELEMENTSOF(domain_props) <= MAX_PROPS, "raise MAX_PROPS");
         _Static_assert(ELEMENTSOF(global_props) <= MAX_PROPS, "raise MAX_PROPS");
+        _Static_assert(2 * MAX_PROPS <= LOOKUP_SLOTS, "raise LOOKUP_SLOTS");
+
+        for (size_t i = 0; i < n_domain_props; i++) {
+                index_add(&domain_by_name, domain_props, false, i);
+                index_add(&domain_by_dbus, domain_props, true, i);
+        }
+        for (size_t i = 0; i < n_global_props; i++) {
+                index_add(&global_by_name, global_props, false, i);
+                index_add(&global_by_dbus, global_props, true, i);
+        }
 
         for (int c = 0; c < _QUBES_CLASS_MAX; c++) {
                 size_t n = 0;

@@ -129,6 +129,27 @@ static uint64_t file_usage(const StorageVolume *v) {
         return u;
 }
 
+static void file_sizes(const StorageVolume *v, VolDirs *dirs, uint64_t *ret_size, uint64_t *ret_usage) {
+        struct stat st;
+        uint64_t own = 0; /* usage of the volume's own image, when that image also gave the size */
+
+        *ret_size = v->size;
+        if (image_vid(v) && vol_stat_in(dirs, v->dir_path, image_vid(v), ".img", &st) >= 0) {
+                *ret_size = (uint64_t) st.st_size;
+                if (!v->snap_on_start)
+                        own = st_usage(&st);
+        }
+        *ret_usage = 0;
+        if (!v->vid)
+                return;
+        if ((v->save_on_stop || v->snap_on_start) && vol_stat_in(dirs, v->dir_path, v->vid, "-cow.img", &st) >= 0)
+                *ret_usage += st_usage(&st);
+        if (!v->snap_on_start)
+                *ret_usage += own; /* the image_vid() stat above: same file */
+        else if (v->save_on_stop && vol_stat_in(dirs, v->dir_path, v->vid, ".img", &st) >= 0)
+                *ret_usage += st_usage(&st);
+}
+
 static bool file_is_outdated(const StorageVolume *v) {
         return false; /* as upstream: the file driver cannot tell */
 }
@@ -207,6 +228,7 @@ const StorageDriver storage_driver_file = {
         .current_size = file_current_size,
         .usage = file_usage,
         .is_outdated = file_is_outdated,
+        .sizes = file_sizes,
         .revisions = file_revisions,
         .revert = file_revert,
         .resize = file_resize,

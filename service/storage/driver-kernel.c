@@ -60,6 +60,16 @@ static uint64_t kernel_usage(const StorageVolume *v) {
         return 0;
 }
 
+static void kernel_sizes(const StorageVolume *v, VolDirs *dirs, uint64_t *ret_size, uint64_t *ret_usage) {
+        _cleanup_free_ char *m = modules_vid(v);
+        struct stat st;
+        if (m && vol_stat_in(dirs, v->dir_path, m, ".img", &st) >= 0) {
+                *ret_size = (uint64_t) st.st_size;
+                *ret_usage = st_usage(&st);
+        } else
+                *ret_size = *ret_usage = 0;
+}
+
 static int kernel_revisions(const StorageVolume *v, char ***ret) {
         *ret = new0(char *, 1);
         return *ret ? 0 : -ENOMEM;
@@ -129,6 +139,7 @@ const StorageDriver storage_driver_kernel = {
         .path = kernel_path,
         .current_size = kernel_current_size,
         .usage = kernel_usage,
+        .sizes = kernel_sizes,
         .revisions = kernel_revisions,
         .revert = kernel_revert,
         .resize = kernel_resize,

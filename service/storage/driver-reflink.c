@@ -291,6 +291,18 @@ static uint64_t reflink_usage(const StorageVolume *v) {
         return 0;
 }
 
+static void reflink_sizes(const StorageVolume *v, VolDirs *dirs, uint64_t *ret_size, uint64_t *ret_usage) {
+        struct stat st;
+        if (v->vid && (vol_stat_in(dirs, v->dir_path, v->vid, "-dirty.img", &st) >= 0 ||
+                       vol_stat_in(dirs, v->dir_path, v->vid, ".img", &st) >= 0)) {
+                *ret_size = (uint64_t) st.st_size;
+                *ret_usage = st_usage(&st);
+        } else {
+                *ret_size = v->size;
+                *ret_usage = 0;
+        }
+}
+
 static bool reflink_is_outdated(const StorageVolume *v) {
         struct stat src, own;
         if (!v->snap_on_start || !v->vid || !v->source)
@@ -389,6 +401,7 @@ const StorageDriver storage_driver_reflink = {
         .path = reflink_path,
         .current_size = reflink_current_size,
         .usage = reflink_usage,
+        .sizes = reflink_sizes,
         .is_outdated = reflink_is_outdated,
         .revisions = reflink_revisions,
         .revert = reflink_revert,

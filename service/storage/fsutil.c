@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* File helpers of the file-based drivers. Every name below a pool is reached with openat() one
- * component at a time, O_NOFOLLOW, so a symlink planted anywhere under the pool (or a vid that
- * slipped through validation) cannot lead outside it. */
+ * component at a time, O_NOFOLLOW (or one openat2() with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
+ * where the kernel has it), so a symlink planted anywhere under the pool (or a vid that slipped
+ * through validation) cannot lead outside it. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 
 #include "storage/storage.h"
 #include "util/log.h"
@@ -20,6 +23,27 @@ char *vol_path_string(const char *dir_path, const char *vid, const char *suffix)
         if (asprintf(&p, "%s/%s%s", dir_path, vid, strempty(suffix)) < 0)
                 return NULL;
         return p;
+}
+
+/* The directory at the relative path sub below fd, in one openat2() that refuses every symlink
+ * and any way out of fd; -ENOSYS (old kernel) or -EPERM (a seccomp filter that does not know the
+ * call) when the caller must walk instead. */
+static int open_beneath(int fd, const char *sub) {
+        static atomic_bool unsupported;
+        struct open_how how = {
+                .flags = O_DIRECTORY | O_CLOEXEC | O_PATH | O_NOFOLLOW,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+        };
+        if (atomic_load(&unsupported))
+                return -ENOSYS;
+        int nfd = (int) syscall(SYS_openat2, fd, sub, &how, sizeof how);
+        if (nfd >= 0)
+                return nfd;
+        if (errno == ENOSYS || errno == EPERM) {
+                atomic_store(&unsupported, true);
+                return -ENOSYS;
+        }
+        return errno == ENOTDIR ? -ELOOP : -errno; /* as the walk below reports it */
 }
 
 int vol_parent(const char *dir_path, const char *vid, const char *suffix, bool mkdirs, int *ret_dirfd,
@@ -37,6 +61,20 @@ int vol_parent(const char *dir_path, const char *vid, const char *suffix, bool m
         if (!copy)
                 return -ENOMEM;
         p = copy;
+        slash = strrchr(copy, '/');
+        if (slash && !mkdirs) {
+                /* reading (the common case: every Size and Usage read): the whole way at once */
+                *slash = 0;
+                int nfd = open_beneath(fd, copy);
+                *slash = '/';
+                if (nfd != -ENOSYS) {
+                        if (nfd < 0)
+                                return nfd;
+                        close(fd);
+                        fd = nfd;
+                        p = slash + 1;
+                }
+        }
         while ((slash = strchr(p, '/'))) {
                 *slash = 0;
                 int nfd = openat(fd, p, O_DIRECTORY | O_CLOEXEC | O_PATH | O_NOFOLLOW);
@@ -76,12 +114,79 @@ int vol_open(const char *dir_path, const char *vid, const char *suffix, int flag
 }
 
 int vol_stat(const char *dir_path, const char *vid, const char *suffix, struct stat *st) {
+        return vol_stat_in(NULL, dir_path, vid, suffix, st);
+}
+
+void vol_dirs_done(VolDirs *c) {
+        for (size_t i = 0; c && i < ELEMENTSOF(c->e); i++)
+                if (c->e[i].dir_path) {
+                        close(c->e[i].fd);
+                        free(c->e[i].dir_path);
+                        free(c->e[i].parent);
+                }
+        if (c)
+                *c = (VolDirs) {};
+}
+
+/* The directory of vid kept in c, or -1. */
+static int dirs_find(VolDirs *c, const char *dir_path, const char *vid, size_t plen) {
+        for (size_t i = 0; c && i < ELEMENTSOF(c->e); i++)
+                if (c->e[i].dir_path && streq(c->e[i].dir_path, dir_path) && strlen(c->e[i].parent) == plen &&
+                    memcmp(c->e[i].parent, vid, plen) == 0) {
+                        c->e[i].used = ++c->clock;
+                        return c->e[i].fd;
+                }
+        return -1;
+}
+
+/* Keep fd in c, in place of the least recently used; false (fd not taken) when out of memory.
+ * (The template's and the kernel's directories stay while each qube's own comes and goes.) */
+static bool dirs_add(VolDirs *c, const char *dir_path, const char *vid, size_t plen, int fd) {
+        char *dp = strdup(dir_path), *pp = strndup(vid, plen);
+        size_t k = 0;
+
+        if (!dp || !pp) {
+                free(dp);
+                free(pp);
+                return false;
+        }
+        for (size_t i = 1; i < ELEMENTSOF(c->e); i++)
+                if (c->e[i].used < c->e[k].used)
+                        k = i;
+        if (c->e[k].dir_path) {
+                close(c->e[k].fd);
+                free(c->e[k].dir_path);
+                free(c->e[k].parent);
+        }
+        c->e[k].dir_path = dp;
+        c->e[k].parent = pp;
+        c->e[k].fd = fd;
+        c->e[k].used = ++c->clock;
+        return true;
+}
+
+int vol_stat_in(VolDirs *c, const char *dir_path, const char *vid, const char *suffix, struct stat *st) {
         _cleanup_close_ int dfd = -EBADF;
         _cleanup_free_ char *name = NULL;
-        int r = vol_parent(dir_path, vid, suffix, false, &dfd, &name);
-        if (r < 0)
-                return r;
-        if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+        int fd, r;
+
+        if (!dir_path || !vid || !storage_vid_valid(vid))
+                return -EINVAL;
+        const char *slash = strrchr(vid, '/');
+        size_t plen = slash ? (size_t) (slash - vid) : 0;
+        fd = dirs_find(c, dir_path, vid, plen);
+        if (fd >= 0) {
+                if (asprintf(&name, "%s%s", slash ? slash + 1 : vid, strempty(suffix)) < 0)
+                        return -ENOMEM;
+        } else {
+                r = vol_parent(dir_path, vid, suffix, false, &dfd, &name);
+                if (r < 0)
+                        return r;
+                fd = dfd;
+                if (c && dirs_add(c, dir_path, vid, plen, fd))
+                        dfd = -EBADF; /* c has it now */
+        }
+        if (fstatat(fd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
         return S_ISREG(st->st_mode) ? 0 : -EBADFD;
 }

@@ -28,6 +28,7 @@
 #define STORAGE_TOKEN_LEN 32
 
 typedef struct StorageDriver StorageDriver;
+typedef struct VolDirs VolDirs;
 
 typedef struct StorageVolume {
         char *domain;      /* qube name */
@@ -64,6 +65,9 @@ struct StorageDriver {
         uint64_t (*current_size)(const StorageVolume *v);
         uint64_t (*usage)(const StorageVolume *v);
         bool (*is_outdated)(const StorageVolume *v);
+        /* current_size and usage together, each file read once (NULL: the two calls); dirs as
+         * for vol_stat_in() (may be NULL). */
+        void (*sizes)(const StorageVolume *v, VolDirs *dirs, uint64_t *ret_size, uint64_t *ret_usage);
         /* Revision ids, oldest first (malloc'ed strv, maybe empty). */
         int (*revisions)(const StorageVolume *v, char ***ret);
         int (*revert)(const StorageVolume *v, const char *revision, QError *e); /* blocking */
@@ -134,6 +138,9 @@ int storage_volume_get(App *app, Domain *d, const char *name, StorageVolume *ret
 void storage_volume_done(StorageVolume *v);
 int storage_volume_copy(const StorageVolume *src, StorageVolume *dst);
 
+/* The driver's current_size and usage, read from disk now (every call); dirs as for
+ * vol_stat_in() (may be NULL). */
+void storage_volume_sizes(const StorageVolume *v, VolDirs *dirs, uint64_t *ret_size, uint64_t *ret_usage);
 /* admin.vm.volume.Info text (data-model.md 5.4, exact order). */
 char *storage_volume_info(const StorageVolume *v);
 int storage_volume_list_revisions(const StorageVolume *v, char ***ret);
@@ -171,6 +178,22 @@ int vol_parent(const char *dir_path, const char *vid, const char *suffix, bool m
 /* Open "<vid><suffix>" (O_NOFOLLOW; a regular file only). */
 int vol_open(const char *dir_path, const char *vid, const char *suffix, int flags, int *ret_fd);
 int vol_stat(const char *dir_path, const char *vid, const char *suffix, struct stat *st);
+/* Directories below pools kept open for a burst of reads on one thread: the Size and Usage of
+ * every volume in one D-Bus reply (the files of one qube share a directory). Each vol_stat_in()
+ * still reads the file now; only the way to its directory is reused, so keep a VolDirs for one
+ * burst only (a directory renamed meanwhile is still read where it was). Zero-initialised;
+ * vol_dirs_done() closes them. */
+struct VolDirs {
+        struct {
+                char *dir_path, *parent; /* the pool's directory, the vid up to its last '/'; NULL: free */
+                int fd;
+                uint64_t used;
+        } e[8];
+        uint64_t clock;
+};
+void vol_dirs_done(VolDirs *c);
+/* vol_stat() through c (NULL: nothing kept). */
+int vol_stat_in(VolDirs *c, const char *dir_path, const char *vid, const char *suffix, struct stat *st);
 bool vol_exists(const char *dir_path, const char *vid, const char *suffix);
 int vol_unlink(const char *dir_path, const char *vid, const char *suffix);
 int vol_rename(const char *dir_path, const char *vid, const char *from_suffix, const char *to_suffix);

@@ -182,13 +182,23 @@ static const char *word(bool b) {
         return b ? "True" : "False";
 }
 
+void storage_volume_sizes(const StorageVolume *v, VolDirs *dirs, uint64_t *ret_size, uint64_t *ret_usage) {
+        if (v->driver->sizes) {
+                v->driver->sizes(v, dirs, ret_size, ret_usage);
+                return;
+        }
+        *ret_size = v->driver->current_size(v);
+        *ret_usage = v->driver->usage(v);
+}
+
 char *storage_volume_info(const StorageVolume *v) {
         _cleanup_strbuf_ StrBuf b = {};
         _cleanup_free_ char *path = v->driver->path(v);
+        uint64_t size, usage;
 
+        storage_volume_sizes(v, NULL, &size, &usage);
         strbuf_printf(&b, "pool=%s\nvid=%s\nsize=%" PRIu64 "\nusage=%" PRIu64 "\nrw=%s\nsource=%s\npath=%s\n",
-                      v->pool, strempty(v->vid), v->driver->current_size(v), v->driver->usage(v), word(v->rw),
-                      strempty(v->source), strempty(path));
+                      v->pool, strempty(v->vid), size, usage, word(v->rw), strempty(v->source), strempty(path));
         strbuf_printf(&b, "save_on_stop=%s\nsnap_on_start=%s\nrevisions_to_keep=%" PRId64 "\nephemeral=%s\n",
                       word(v->save_on_stop), word(v->snap_on_start), v->revisions_to_keep, word(v->ephemeral));
         if (v->driver->has_is_outdated && v->driver->is_outdated)
