@@ -11,6 +11,7 @@
 #include "vmm.h"
 
 #include "util/log.h"
+#include "util/strv.h"
 
 #define ST_HALTED "Halted"
 #define ST_TRANSIENT "Transient"
@@ -446,6 +447,8 @@ static void start_waiter_adapter(Manager *m, const char *name, int error, const 
         done(m, name, error, e, ud);
 }
 
+static int start_continue(Manager *m, Domain *d);
+
 int lifecycle_start(Manager *m, Domain *d, OpDoneFn done, void *userdata) {
         VmRuntime *rt;
         void **pair;
@@ -497,6 +500,28 @@ int lifecycle_start(Manager *m, Domain *d, OpDoneFn done, void *userdata) {
 
         app_emit_event(m->app, d, "domain-pre-start", "start_guid", "True", "mem_required", NULL);
 
+        if (!vmm_connected(m) && vmm_of(m)->connecting) {
+                /* qubesd has just started (or is reconnecting): the start waits for the attempt */
+                if (strv_extend(&vmm_of(m)->connect_waiters, d->name) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+        return start_continue(m, d);
+}
+
+void lifecycle_connection_settled(Manager *m) {
+        _cleanup_strv_free_ char **names = TAKE_PTR(vmm_of(m)->connect_waiters);
+
+        if (vmm_of(m)->stopping)
+                return; /* qubesd is going: nothing starts */
+        for (char **n = names; n && *n; n++) {
+                Domain *d = app_get_domain(m->app, *n);
+                if (d && start_continue(m, d) < 0)
+                        start_failed(m, d, QERR_QUBES_EXCEPTION, "Start failed: out of memory");
+        }
+}
+
+static int start_continue(Manager *m, Domain *d) {
         if (!vmm_connected(m)) {
                 _cleanup_free_ char *msg = start_failed_message(m, "no connection to the hypervisor");
                 start_failed(m, d, QERR_QUBES_EXCEPTION, msg ?: "Start failed");

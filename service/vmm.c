@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 
 #include "util/log.h"
+#include "util/strv.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
@@ -359,6 +360,7 @@ static void open_done(Manager *m, void *data) {
         free(q->error);
         free(q->uri);
         free(q);
+        lifecycle_connection_settled(m);
 }
 
 static void start_connect(Manager *m) {
@@ -473,6 +475,7 @@ void vmm_free(Manager *m) {
 
         lifecycle_free(m);
         lifecycle_dbus_free(m);
+        v->connect_waiters = strv_free(v->connect_waiters);
         v->reconnect_source = sd_event_source_disable_unref(v->reconnect_source);
         v->stats_source = sd_event_source_disable_unref(v->stats_source);
         v->done_source = sd_event_source_disable_unref(v->done_source);

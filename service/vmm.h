@@ -62,6 +62,7 @@ struct Vmm {
         virConnectPtr conn;
         char *driver;     /* "test", "qemu", "xen", … from the URI scheme */
         bool connecting;
+        char **connect_waiters; /* qubes whose start waits for the connection attempt (lifecycle.c) */
         bool has_domain0; /* the connection knows "Domain-0" (Xen): dom0's own figures */
         int lifecycle_cb_id;
         unsigned reconnect_delay_s;
@@ -132,6 +133,8 @@ typedef struct VmmActive {
         unsigned vcpus;
 } VmmActive;
 void lifecycle_sync(Manager *m, VmmActive *active, size_t n);
+/* The connection attempt is over (connected or not): the starts that waited for it go on. */
+void lifecycle_connection_settled(Manager *m);
 /* A finished start/shutdown/etc.: error < 0 with e set (or not, for a plain errno). */
 typedef void (*OpDoneFn)(Manager *m, const char *name, int error, const QError *e, void *userdata);
 int lifecycle_start(Manager *m, Domain *d, OpDoneFn done, void *userdata);
