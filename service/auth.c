@@ -805,17 +805,24 @@ static Domain *path_domain(Manager *m, const char *path) {
         return app_get_domain(m->app, name);
 }
 
+/* Manager methods that list qubes or take qube names: what the caller sees is asked about first. */
+static const char *const manager_listings[] = {
+        "ListDomains", "GetAllDomainProperties", "SubscribeEvents", "GetSystemInfo", "GetDomain",
+        "StartQubes",  "ShutdownQubes",          "CreateDisposable", "ListVolumes",  "GetVolume",
+};
+
 static bool is_listing(sd_bus_message *msg, const char *path) {
-        if (streq(path, QUBESD_ROOT_PATH))
-                return sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects") ||
-                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "ListDomains") ||
-                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetAllDomainProperties") ||
-                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "SubscribeEvents") ||
-                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetSystemInfo") ||
-                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "GetDomain") ||
-                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "StartQubes") ||
-                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "ShutdownQubes") ||
-                       sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, "CreateDisposable");
+        if (streq(path, QUBESD_ROOT_PATH)) {
+                if (sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"))
+                        return true;
+                for (size_t i = 0; i < ELEMENTSOF(manager_listings); i++)
+                        if (sd_bus_message_is_method_call(msg, QUBESD_IFACE_MANAGER, manager_listings[i]))
+                                return true;
+                return false;
+        }
+        /* a pool's volumes are listed by their qubes' visibility (storage-dbus.c) */
+        if (startswith(path, QUBESD_ROOT_PATH "/pool/"))
+                return sd_bus_message_is_method_call(msg, "org.qubes_os.Admin1.Pool", "ListVolumes");
         /* a job is seen by who sees all its qubes (lifecycle-dbus.c) */
         if (startswith(path, QUBESD_ROOT_PATH "/job"))
                 return true;

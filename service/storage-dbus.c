@@ -919,6 +919,33 @@ static int method_pool_usage_details(sd_bus_message *msg, void *userdata, sd_bus
         return sd_bus_reply_method_return(msg, "s", info);
 }
 
+static int vids_seen(sd_bus_message *msg, const Pool *p, char ***l) {
+        _cleanup_strv_free_ char **seen = new0(char *, 1);
+        size_t i = 0;
+        void *v;
+
+        if (!seen)
+                return -ENOMEM;
+        while (hashmap_iterate(S.m->app->domains, &i, NULL, &v)) {
+                Domain *d = v;
+                if (!auth_sees(S.m, msg, d))
+                        continue;
+                for (size_t k = 0; k < d->n_volumes; k++) {
+                        _cleanup_(storage_volume_donep) StorageVolume vol = {};
+                        _cleanup_qerror_ QError e = {};
+                        if (storage_volume_get(S.m->app, d, d->volumes[k].name, &vol, &e) < 0 || !vol.vid ||
+                            !streq_ptr(vol.pool, p->name) || !strv_contains(*l, vol.vid) ||
+                            strv_contains(seen, vol.vid))
+                                continue;
+                        if (strv_extend(&seen, vol.vid) < 0)
+                                return -ENOMEM;
+                }
+        }
+        strv_free(*l);
+        *l = TAKE_PTR(seen);
+        return 0;
+}
+
 static int method_pool_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_strv_free_ char **l = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
@@ -928,6 +955,12 @@ static int method_pool_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_
         r = storage_pool_list_vids(S.m->app, userdata, &l);
         if (r < 0)
                 return r;
+        if (!auth_sees(S.m, msg, NULL)) {
+                /* a local user who does not see every qube: the volumes of those they see */
+                r = vids_seen(msg, userdata, &l);
+                if (r < 0)
+                        return r;
+        }
         r = sd_bus_message_new_method_return(msg, &rep);
         if (r < 0)
                 return r;
@@ -1110,7 +1143,7 @@ static int method_remove_pool(sd_bus_message *msg, void *userdata, sd_bus_error 
 
 static int lookup_domain(sd_bus_message *msg, const char *ref, Domain **ret) {
         _cleanup_qerror_ QError e = {};
-        int r = app_resolve_domain(S.m->app, ref, ret, &e);
+        int r = auth_resolve_domain(S.m, msg, ref, ret, &e);
         if (r < 0) {
                 if (!qerror_is_set(&e))
                         return r;

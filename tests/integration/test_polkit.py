@@ -518,6 +518,23 @@ class PolkitTest(unittest.TestCase):
                                None, []))
         self.assertFalse([p for p in bob['value'][0] if '/domain/' in p], bob)
 
+        # volumes: hers only, by qube and by pool
+        pool = harness.ROOT_PATH + '/pool/varlibqubes'
+        res = self.as_user('alice', [self.manager_call('ListVolumes', 's', ('work',)),
+                                     self.manager_call('ListVolumes', 's', ('personal',)),
+                                     self.manager_call('GetVolume', 'ss', ('personal', 'private')),
+                                     (pool, 'org.qubes_os.Admin1.Pool', 'ListVolumes', None, [])])
+        self.assertAllowed(res[0], 'alice: ListVolumes work')
+        self.assertIn('private', [v[0] for v in res[0]['value'][0]])
+        self.assertRefused(res[1], VM_NOT_FOUND, 'alice: ListVolumes personal')
+        self.assertRefused(res[2], VM_NOT_FOUND, 'alice: GetVolume personal')
+        self.assertAllowed(res[3], 'alice: Pool.ListVolumes')
+        all_vids = self.d.call(pool, 'org.qubes_os.Admin1.Pool', 'ListVolumes')[0]
+        self.assertTrue([v for v in all_vids if 'personal' in v], all_vids)
+        self.assertTrue(res[3]['value'][0], 'alice sees the volumes of work')
+        self.assertTrue(set(res[3]['value'][0]) <= set(all_vids))
+        self.assertEqual([v for v in res[3]['value'][0] if '/work/' not in v], [])
+
         # jobs: alice sees hers (about her qubes), not one about a qube she does not see
         other_job = self.d.manager('StartQubes', 'as', (['personal'],))[0]
         res = self.as_user('alice', [self.manager_call('StartQubes', 'as', (['work'],))])
