@@ -795,14 +795,12 @@ int auth_peer_sees(Manager *m, const char *unique_name, Domain *d) {
 /* The qube whose object (or sub-object) path is path, or NULL. */
 static Domain *path_domain(Manager *m, const char *path) {
         const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
-        _cleanup_free_ char *node = NULL, *name = NULL;
+        _cleanup_free_ char *node = NULL;
 
         if (!rest || !*rest)
                 return NULL;
         node = strndup(path, (size_t) (rest - path) + strcspn(rest, "/"));
-        if (!node || sd_bus_path_decode(node, QUBESD_DOMAIN_PREFIX, &name) <= 0)
-                return NULL;
-        return app_get_domain(m->app, name);
+        return node ? domain_of_bus_path(m->app, node) : NULL;
 }
 
 /* Manager methods that list qubes or take qube names: what the caller sees is asked about first. */

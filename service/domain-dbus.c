@@ -409,11 +409,7 @@ static InterfaceScope scopes[_QUBES_CLASS_MAX + 2];
 static int domain_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                        sd_bus_error *error) {
         InterfaceScope *s = userdata;
-        _cleanup_free_ char *name = NULL;
-        int r = sd_bus_path_decode(path, QUBESD_DOMAIN_PREFIX, &name);
-        if (r <= 0)
-                return r;
-        Domain *d = app_get_domain(s->manager->app, name);
+        Domain *d = domain_of_bus_path(s->manager->app, path);
         if (!d)
                 return 0;
         if (s->scope == -2 && !class_is_local(d->klass))

@@ -116,11 +116,7 @@ static const sd_bus_vtable lifecycle_domain_vtable[] = {
 static int lifecycle_domain_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                                  sd_bus_error *error) {
         Vmm *v = userdata;
-        _cleanup_free_ char *name = NULL;
-        int r = sd_bus_path_decode(path, QUBESD_DOMAIN_PREFIX, &name);
-        if (r <= 0)
-                return r;
-        Domain *d = app_get_domain(v->manager->app, name);
+        Domain *d = domain_of_bus_path(v->manager->app, path);
         if (!d)
                 return 0;
         *found = d;

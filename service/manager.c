@@ -18,6 +18,18 @@ char *domain_bus_path(const Domain *d) {
         return p;
 }
 
+Domain *domain_of_bus_path(App *app, const char *path) {
+        const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
+        _cleanup_free_ char *name = NULL;
+
+        /* a volume's path (…/domain/<qube>/volume/<name>) is not a qube's: no decoding needed */
+        if (!rest || !*rest || strchr(rest, '/'))
+                return NULL;
+        if (sd_bus_path_decode(path, QUBESD_DOMAIN_PREFIX, &name) <= 0)
+                return NULL;
+        return app_get_domain(app, name);
+}
+
 char *label_bus_path(const Label *l) {
         char *p = NULL;
         if (sd_bus_path_encode(QUBESD_LABEL_PREFIX, l->name, &p) < 0)

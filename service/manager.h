@@ -91,6 +91,8 @@ int manager_run(Manager *m);
 
 /* Paths. */
 char *domain_bus_path(const Domain *d);
+/* The qube whose object path is path (exactly; not a sub-object), or NULL. */
+Domain *domain_of_bus_path(App *app, const char *path);
 char *label_bus_path(const Label *l);
 
 /* Save qubes.xml after a change. Returns 0 or fills err. */
