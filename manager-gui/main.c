@@ -252,13 +252,15 @@ main (int   argc,
       g_printerr ("%s\n", _("Choose one of --system, --user and --bus-address."));
       return 2;
     }
+  /* Before the display is opened (GDK's set-up is a good part of the start-up time): qubesd
+   * answers the snapshot meanwhile. Nothing here needs GTK; the replies wait for the main loop. */
+  client = qm_client_new (opt_user ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, opt_address);
   if (!gtk_init_check (&argc, &argv))
     {
       g_printerr ("%s\n", _("Cannot open the display."));
       return 1;
     }
 
-  client = qm_client_new (opt_user ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, opt_address);
   /* Non-unique: one manager per bus may run, and the tests run several. */
   application = gtk_application_new ("org.qubes_os.QubeManager", G_APPLICATION_NON_UNIQUE);
   g_signal_connect (application, "startup", G_CALLBACK (startup), NULL);

@@ -1,13 +1,19 @@
 /* qm-client.c: the Qube Manager's view of qubesd on one bus
  *
- * One GetManagedObjects (through GDBusObjectManagerClient) when qubesd appears, then signals
- * only: PropertiesChanged, InterfacesAdded/Removed and the Event signal. Everything that changes
- * marks the client dirty; "changed" is emitted at most every 100 ms, so that a storm of signals
- * costs the view one diff. What D-Bus properties cannot say (is a property at its default?) comes
- * from one Manager.GetAllDomainProperties for all qubes at start-up (one round trip instead of one
- * per qube), then from GetAllProperties of one qube when an Event says one of its properties was
- * set or reset. Figures that change all the time (CPU, memory) come from the Stats signal and are
- * kept here, never as properties; disk usage is the sum of the qube's Volume objects' Usage.
+ * One GetManagedObjects when qubesd appears, kept as QmObjects (the properties of each
+ * interface, no proxies: for 300 qubes GDBusObjectManagerClient built ~7,800 of them, which cost
+ * about as much as the call itself), then signals only: InterfacesAdded/Removed,
+ * PropertiesChanged, Event and Stats, through one subscription made before the snapshot is asked
+ * for. A change signal that arrives before the snapshot was sent before it (one sender, one
+ * connection: D-Bus keeps the order), so the snapshot already holds its effect and the signal is
+ * dropped. Everything that changes marks the client dirty; "changed" is emitted at most every
+ * 100 ms, so that a storm of signals costs the view one diff. What D-Bus properties cannot say
+ * (is a property at its default?) comes from one Manager.GetAllDomainProperties for all qubes at
+ * start-up (one round trip instead of one per qube), then from GetAllProperties of one qube when
+ * an Event says one of its properties was set or reset. Figures that change all the time (CPU,
+ * memory) come from the Stats signal and are kept here, never as properties; disk usage is the
+ * sum of the qube's Volume objects' Usage, the only thing read of the snapshot's volumes unless
+ * a window asks for more.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -16,17 +22,25 @@
 #include <string.h>
 
 #include "qm-client.h"
+#include "qm-interfaces.h"
 
 #define FLUSH_INTERVAL_US (100 * G_TIME_SPAN_MILLISECOND)
 /* At most this many GetAllProperties in flight: the system bus limits pending replies per
  * connection (128 by default), and a daemon should not see 300 calls at once from one window. */
 #define MAX_FETCHES_IN_FLIGHT 16
 
+#define OBJECT_MANAGER_INTERFACE "org.freedesktop.DBus.ObjectManager"
+#define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
+#define LABEL_PATH_PREFIX QM_ROOT_PATH "/label/"
+#define VOLUME_PATH_ELEMENT "/volume/"
+
+/* One qube's GetAllProperties answer (a(ssbs)), indexed by name; the strings handed out point
+ * into the array, valid as long as it is kept. */
 typedef struct
 {
-  gboolean is_default;
-  gchar   *value;
-} PropInfo;
+  GVariant   *array;
+  GHashTable *index; /* property name (in array) -> row number + 1 */
+} PropTable;
 
 typedef struct
 {
@@ -34,43 +48,59 @@ typedef struct
   guint64 memory_kb;
 } Stats;
 
+/* The objects the window shows, by where they live; the others (pools, jobs, devices) are not
+ * kept. */
+typedef enum
+{
+  KIND_NONE,
+  KIND_DOMAIN,
+  KIND_VOLUME,
+  KIND_LABEL,
+} ObjectKind;
+
 struct _QmClient
 {
-  GObject             parent_instance;
+  GObject          parent_instance;
 
-  GBusType            bus_type;
-  gchar              *address;
-  GDBusConnection    *connection;
-  guint               watch_id;
+  GBusType         bus_type;
+  gchar           *address;
+  GDBusConnection *connection;
+  guint            watch_id;
 
   /* One per appearance of the name: cancelled when qubesd vanishes. */
-  GCancellable       *generation;
+  GCancellable    *generation;
 
-  QmClientState       state;
-  gchar              *error_message;
-  GDBusObjectManager *object_manager;
-  QmManager          *manager;
-  gboolean            has_lifecycle;
+  QmClientState    state;
+  gchar           *error_message;
+  guint            subscription;
+  gboolean         has_snapshot;   /* GetManagedObjects answered */
+  QmObject        *manager;        /* the root object, once Properties.GetAll answered */
+  GHashTable      *domains;        /* path -> QmObject */
+  GPtrArray       *sorted_domains; /* those with a Domain interface, by name; NULL: sort again */
+  GHashTable      *labels;         /* path -> QmObject */
+  GHashTable      *volumes;        /* path -> QmObject */
+  GHashTable      *domain_volumes; /* domain path -> GPtrArray of its volumes (QmObject) */
+  GHashTable      *disk_usage;     /* domain path -> guint64, the sum of its volumes' Usage;
+                                      missing: add up again */
+  gboolean         has_lifecycle;
 
-  GHashTable         *props;        /* path -> GHashTable (property name -> PropInfo) */
-  GHashTable         *in_flight;    /* path -> GINT_TO_POINTER (fetch again when done) */
-  GQueue              fetch_queue;  /* paths (owned) */
-  GHashTable         *queued;       /* path set, mirrors fetch_queue */
-  gboolean            has_bulk;     /* the daemon has Manager.GetAllDomainProperties */
-  gboolean            bulk_in_flight;
-  gboolean            bulk_again;   /* a global default changed while it was in flight */
-  GHashTable         *early_bulk;   /* its answer (name -> property table) when it came before
-                                       the object manager */
-  GHashTable         *early_events; /* paths whose properties changed before it was ready */
-  guint               event_subscription;
-  gboolean            early_snapshot; /* start_snapshot() ran before the name watcher spoke */
+  GHashTable      *props;        /* path -> PropTable */
+  GHashTable      *in_flight;    /* path -> GINT_TO_POINTER (fetch again when done) */
+  GQueue           fetch_queue;  /* paths (owned) */
+  GHashTable      *queued;       /* path set, mirrors fetch_queue */
+  gboolean         has_bulk;     /* the daemon has Manager.GetAllDomainProperties */
+  gboolean         bulk_in_flight;
+  gboolean         bulk_again;   /* a global default changed while it was in flight */
+  GHashTable      *early_bulk;   /* its answer (name -> property table) when it came before
+                                    the snapshot */
+  GHashTable      *early_events; /* paths whose properties changed before the snapshot */
+  gboolean         early_snapshot; /* start_snapshot() ran before the name watcher spoke */
 
-  GHashTable         *stats;        /* path -> Stats, from the last Stats signal */
-  GHashTable         *disk_usage;   /* domain path -> guint64 bytes; NULL: recompute */
+  GHashTable      *stats;        /* path -> Stats, from the last Stats signal */
 
-  guint               flush_id;
-  gint64              last_flush;
-  gboolean            loaded;
+  guint            flush_id;
+  gint64           last_flush;
+  gboolean         loaded;
 };
 
 enum
@@ -85,12 +115,13 @@ static guint signals[N_SIGNALS];
 G_DEFINE_TYPE (QmClient, qm_client, G_TYPE_OBJECT)
 
 static void
-prop_info_free (gpointer data)
+prop_table_free (gpointer data)
 {
-  PropInfo *info = data;
+  PropTable *table = data;
 
-  g_free (info->value);
-  g_free (info);
+  g_hash_table_unref (table->index);
+  g_variant_unref (table->array);
+  g_free (table);
 }
 
 static gboolean
@@ -100,23 +131,98 @@ is_domain_path (const gchar *path)
          && strchr (path + strlen (QM_DOMAIN_PATH_PREFIX), '/') == NULL;
 }
 
+/* What lives at a path; for a volume, the length of its qube's path. */
+static ObjectKind
+path_kind (const gchar *path,
+           gsize       *out_domain_len)
+{
+  const gchar *rest, *slash;
+
+  if (g_str_has_prefix (path, LABEL_PATH_PREFIX))
+    return strchr (path + strlen (LABEL_PATH_PREFIX), '/') == NULL ? KIND_LABEL : KIND_NONE;
+  if (!g_str_has_prefix (path, QM_DOMAIN_PATH_PREFIX))
+    return KIND_NONE;
+  rest = path + strlen (QM_DOMAIN_PATH_PREFIX);
+  slash = strchr (rest, '/');
+  if (slash == NULL)
+    return KIND_DOMAIN;
+  if (!g_str_has_prefix (slash, VOLUME_PATH_ELEMENT)
+      || strchr (slash + strlen (VOLUME_PATH_ELEMENT), '/') != NULL)
+    return KIND_NONE;
+  if (out_domain_len != NULL)
+    *out_domain_len = (gsize) (slash - path);
+  return KIND_VOLUME;
+}
+
+static GHashTable *
+table_for_kind (QmClient   *self,
+                ObjectKind  kind)
+{
+  switch (kind)
+    {
+    case KIND_DOMAIN:
+      return self->domains;
+    case KIND_VOLUME:
+      return self->volumes;
+    case KIND_LABEL:
+      return self->labels;
+    case KIND_NONE:
+    default:
+      return NULL;
+    }
+}
+
+/* The object at a path, the root (Manager) included; NULL for one not kept. */
+static QmObject *
+lookup_object (QmClient    *self,
+               const gchar *path)
+{
+  GHashTable *table;
+
+  if (g_strcmp0 (path, QM_ROOT_PATH) == 0)
+    return self->manager;
+  table = table_for_kind (self, path_kind (path, NULL));
+  return table != NULL ? g_hash_table_lookup (table, path) : NULL;
+}
+
+/* "org.qubes_os.Admin1.Domain" -> "Domain"; NULL for an interface not ours. */
+static const gchar *
+short_interface (const gchar *interface)
+{
+  if (!g_str_has_prefix (interface, QM_INTERFACE_PREFIX))
+    return NULL;
+  return interface + strlen (QM_INTERFACE_PREFIX);
+}
+
+/* One uint64 of an a{sv}, read without indexing the rest. */
+static guint64
+dict_get_uint64 (GVariant    *dict,
+                 const gchar *key)
+{
+  gsize i, n = g_variant_n_children (dict);
+
+  for (i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) entry = g_variant_get_child_value (dict, i);
+      g_autoptr(GVariant) name = g_variant_get_child_value (entry, 0);
+
+      if (g_str_equal (g_variant_get_string (name, NULL), key))
+        {
+          g_autoptr(GVariant) boxed = g_variant_get_child_value (entry, 1);
+          g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+
+          return g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64) ? g_variant_get_uint64 (value)
+                                                                     : 0;
+        }
+    }
+  return 0;
+}
+
 static gboolean
 fetches_idle (QmClient *self)
 {
   return !self->bulk_in_flight && g_hash_table_size (self->in_flight) == 0
          && g_queue_is_empty (&self->fetch_queue);
-}
-
-static gboolean
-is_volume_path (const gchar *path)
-{
-  return g_str_has_prefix (path, QM_DOMAIN_PATH_PREFIX) && strstr (path, "/volume/") != NULL;
-}
-
-static void
-invalidate_disk_usage (QmClient *self)
-{
-  g_clear_pointer (&self->disk_usage, g_hash_table_unref);
 }
 
 static gboolean
@@ -137,10 +243,18 @@ schedule_flush (QmClient *self)
 {
   gint64 now, wait_us;
 
-  if (self->flush_id != 0)
-    return;
   now = g_get_monotonic_time ();
   wait_us = self->last_flush + FLUSH_INTERVAL_US - now;
+  /* The spacing is for storms of changes; the moment the list becomes complete happens once
+   * per snapshot and is shown at once. */
+  if (!self->loaded && self->state == QM_CLIENT_STATE_READY && fetches_idle (self))
+    wait_us = 0;
+  if (self->flush_id != 0)
+    {
+      if (wait_us > 0)
+        return;
+      g_source_remove (self->flush_id);
+    }
   if (wait_us <= 0)
     self->flush_id = g_idle_add_full (G_PRIORITY_DEFAULT, flush_cb, self, NULL);
   else
@@ -165,23 +279,23 @@ set_state (QmClient      *self,
 
 static void pump_fetches (QmClient *self);
 
-/* A GetAllProperties array (a(ssbs)) as a table property name -> PropInfo. */
-static GHashTable *
-props_table_new (GVariant *array)
+/* A GetAllProperties array (a(ssbs)) as a table. Only the names are read now: at start-up this
+ * runs for every property of every qube, and a few per qube are ever looked up. */
+static PropTable *
+prop_table_new (GVariant *array)
 {
-  GHashTable *table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, prop_info_free);
-  GVariantIter iter;
-  const gchar *name, *type, *value;
-  gboolean is_default;
+  PropTable *table = g_new0 (PropTable, 1);
+  gsize i, n = g_variant_n_children (array);
 
-  g_variant_iter_init (&iter, array);
-  while (g_variant_iter_next (&iter, "(&s&sb&s)", &name, &type, &is_default, &value))
+  table->array = g_variant_ref (array);
+  table->index = g_hash_table_new (g_str_hash, g_str_equal);
+  for (i = 0; i < n; i++)
     {
-      PropInfo *info = g_new0 (PropInfo, 1);
+      g_autoptr(GVariant) row = g_variant_get_child_value (array, i);
+      const gchar *name;
 
-      info->is_default = is_default;
-      info->value = g_strdup (value);
-      g_hash_table_insert (table, g_strdup (name), info);
+      g_variant_get_child (row, 0, "&s", &name);
+      g_hash_table_insert (table->index, (gpointer) name, GSIZE_TO_POINTER (i + 1));
     }
   return table;
 }
@@ -201,7 +315,6 @@ fetch_done (GObject      *source,
   QmClient *self = data->self;
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GDBusInterface) domain = NULL;
   gpointer again;
 
   reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
@@ -211,15 +324,12 @@ fetch_done (GObject      *source,
   again = g_hash_table_lookup (self->in_flight, data->path);
   g_hash_table_remove (self->in_flight, data->path);
 
-  if (self->object_manager != NULL)
-    domain = g_dbus_object_manager_get_interface (self->object_manager, data->path,
-                                                  "org.qubes_os.Admin1.Domain");
   /* A reply for a qube removed meanwhile is dropped. */
-  if (reply != NULL && domain != NULL)
+  if (reply != NULL && qm_client_lookup_domain (self, data->path) != NULL)
     {
       g_autoptr(GVariant) array = g_variant_get_child_value (reply, 0);
 
-      g_hash_table_insert (self->props, g_strdup (data->path), props_table_new (array));
+      g_hash_table_insert (self->props, g_strdup (data->path), prop_table_new (array));
     }
   else if (error != NULL)
     g_debug ("GetAllProperties %s: %s", data->path, error->message);
@@ -280,24 +390,17 @@ static void request_bulk (QmClient *self);
 static void
 request_all_props (QmClient *self)
 {
-  GList *objects, *l;
+  GHashTableIter iter;
+  gpointer path;
 
   if (self->has_bulk)
     {
       request_bulk (self);
       return;
     }
-  if (self->object_manager == NULL)
-    return;
-  objects = g_dbus_object_manager_get_objects (self->object_manager);
-  for (l = objects; l != NULL; l = l->next)
-    {
-      const gchar *path = g_dbus_object_get_object_path (l->data);
-
-      if (is_domain_path (path))
-        request_props (self, path);
-    }
-  g_list_free_full (objects, g_object_unref);
+  g_hash_table_iter_init (&iter, self->domains);
+  while (g_hash_table_iter_next (&iter, &path, NULL))
+    request_props (self, path);
 }
 
 /* ---- GetAllDomainProperties: every qube in one call ------------------------------------- */
@@ -310,17 +413,17 @@ static GHashTable *
 bulk_tables_new (GVariant *reply)
 {
   GHashTable *tables = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                              (GDestroyNotify) g_hash_table_unref);
+                                              prop_table_free);
   g_autoptr(GVariant) dict = g_variant_get_child_value (reply, 0);
-  GVariantIter iter;
-  const gchar *name;
-  GVariant *array;
+  gsize i, n = g_variant_n_children (dict);
 
-  g_variant_iter_init (&iter, dict);
-  while (g_variant_iter_next (&iter, "{&s@a(ssbs)}", &name, &array))
+  for (i = 0; i < n; i++)
     {
-      g_hash_table_insert (tables, g_strdup (name), props_table_new (array));
-      g_variant_unref (array);
+      g_autoptr(GVariant) entry = g_variant_get_child_value (dict, i);
+      g_autoptr(GVariant) name = g_variant_get_child_value (entry, 0);
+      g_autoptr(GVariant) array = g_variant_get_child_value (entry, 1);
+
+      g_hash_table_insert (tables, g_variant_dup_string (name, NULL), prop_table_new (array));
     }
   return tables;
 }
@@ -346,9 +449,8 @@ bulk_done (GObject      *source,
     {
       g_autoptr(GHashTable) tables = bulk_tables_new (reply);
 
-      /* Sent alongside GetManagedObjects, it usually comes first: kept (already parsed, while
-       * the proxies are still being built) until the objects are there to map names. */
-      if (self->object_manager == NULL)
+      /* Kept (already parsed) until the objects are there to map names to paths. */
+      if (!self->has_snapshot)
         {
           g_clear_pointer (&self->early_bulk, g_hash_table_unref);
           self->early_bulk = g_steal_pointer (&tables);
@@ -378,18 +480,19 @@ static void
 apply_bulk (QmClient   *self,
             GHashTable *tables)
 {
-  GList *domains = qm_client_get_domains (self), *l;
+  GHashTableIter iter;
+  gpointer path, object;
 
   /* Names map to paths through the objects themselves: no second copy of the escaping. */
-  for (l = domains; l != NULL; l = l->next)
+  g_hash_table_iter_init (&iter, self->domains);
+  while (g_hash_table_iter_next (&iter, &path, &object))
     {
-      const gchar *path = g_dbus_object_get_object_path (l->data);
-      const gchar *name = qm_domain_get_name (qm_object_peek_domain (l->data));
+      const gchar *name = qm_object_get_string (object, "Domain", "Name");
       gpointer key, table;
 
       /* A qube fetched one by one meanwhile has the fresher answer; one the answer did not
        * cover (added meanwhile) is fetched one by one. */
-      if (g_hash_table_contains (self->in_flight, path))
+      if (name == NULL || g_hash_table_contains (self->in_flight, path))
         continue;
       if (g_hash_table_steal_extended (tables, name, &key, &table))
         {
@@ -399,7 +502,6 @@ apply_bulk (QmClient   *self,
       else
         request_props (self, path);
     }
-  g_list_free_full (domains, g_object_unref);
 }
 
 static void
@@ -417,7 +519,232 @@ request_bulk (QmClient *self)
                           self->generation, bulk_done, g_object_ref (self));
 }
 
-/* ---- signals from the object manager --------------------------------------------------- */
+/* ---- the objects: snapshot and signals -------------------------------------------------- */
+
+static void
+domain_added (QmClient    *self,
+              const gchar *path)
+{
+  g_clear_pointer (&self->sorted_domains, g_ptr_array_unref);
+  /* The snapshot's qubes are covered by the bulk answer and maybe_ready(). */
+  if (!self->has_snapshot)
+    return;
+  self->loaded = FALSE;
+  if (!self->bulk_in_flight)
+    request_props (self, path);
+}
+
+static void
+domain_removed (QmClient    *self,
+                const gchar *path)
+{
+  g_clear_pointer (&self->sorted_domains, g_ptr_array_unref);
+  g_hash_table_remove (self->props, path);
+  g_hash_table_remove (self->stats, path);
+}
+
+/* After a change of the object at path: if a volume, its qube's sum is added up again. */
+static void
+invalidate_disk_usage (QmClient    *self,
+                       const gchar *path)
+{
+  gsize domain_len = 0;
+
+  if (path_kind (path, &domain_len) == KIND_VOLUME)
+    {
+      g_autofree gchar *domain_path = g_strndup (path, domain_len);
+
+      g_hash_table_remove (self->disk_usage, domain_path);
+    }
+}
+
+/* Interfaces of one object (a{sa{sv}}), from the snapshot or InterfacesAdded. */
+static void
+add_interfaces (QmClient    *self,
+                const gchar *path,
+                GVariant    *interfaces)
+{
+  gsize domain_len = 0;
+  ObjectKind kind = path_kind (path, &domain_len);
+  GHashTable *table = table_for_kind (self, kind);
+  QmObject *object;
+  gboolean is_new = FALSE, was_domain;
+  gsize i, n;
+
+  if (table == NULL)
+    return;
+  object = g_hash_table_lookup (table, path);
+  if (object == NULL)
+    {
+      object = qm_object_new (path);
+      g_hash_table_insert (table, g_strdup (path), object);
+      is_new = TRUE;
+    }
+  was_domain = qm_object_has_interface (object, "Domain");
+
+  n = g_variant_n_children (interfaces);
+  for (i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) entry = g_variant_get_child_value (interfaces, i);
+      g_autoptr(GVariant) name = g_variant_get_child_value (entry, 0);
+      g_autoptr(GVariant) properties = g_variant_get_child_value (entry, 1);
+      const gchar *interface = short_interface (g_variant_get_string (name, NULL));
+
+      if (interface == NULL)
+        continue;
+      qm_object_set_interface (object, interface, properties);
+      /* The snapshot's volumes are read for their Usage only: added up here, their properties
+       * are never indexed unless a window asks for them. */
+      if (kind == KIND_VOLUME && g_str_equal (interface, "Volume") && !self->has_snapshot)
+        {
+          g_autofree gchar *domain_path = g_strndup (path, domain_len);
+          guint64 *sum = g_hash_table_lookup (self->disk_usage, domain_path);
+
+          if (sum == NULL)
+            {
+              sum = g_new0 (guint64, 1);
+              g_hash_table_insert (self->disk_usage, g_steal_pointer (&domain_path), sum);
+            }
+          *sum += dict_get_uint64 (properties, "Usage");
+        }
+    }
+
+  if (kind == KIND_DOMAIN && !was_domain && qm_object_has_interface (object, "Domain"))
+    domain_added (self, path);
+  if (kind == KIND_VOLUME && self->has_snapshot)
+    invalidate_disk_usage (self, path);
+  if (kind == KIND_VOLUME && is_new)
+    {
+      g_autofree gchar *domain_path = g_strndup (path, domain_len);
+      GPtrArray *list = g_hash_table_lookup (self->domain_volumes, domain_path);
+
+      if (list == NULL)
+        {
+          list = g_ptr_array_new_with_free_func (g_object_unref);
+          g_hash_table_insert (self->domain_volumes, g_steal_pointer (&domain_path), list);
+        }
+      g_ptr_array_add (list, g_object_ref (object));
+    }
+}
+
+static void
+remove_interfaces (QmClient           *self,
+                   const gchar        *path,
+                   const gchar *const *interfaces)
+{
+  gsize domain_len = 0;
+  ObjectKind kind = path_kind (path, &domain_len);
+  GHashTable *table = table_for_kind (self, kind);
+  QmObject *object = table != NULL ? g_hash_table_lookup (table, path) : NULL;
+  gboolean was_domain;
+  guint i;
+
+  if (object == NULL)
+    return;
+  was_domain = qm_object_has_interface (object, "Domain");
+  for (i = 0; interfaces[i] != NULL; i++)
+    {
+      const gchar *interface = short_interface (interfaces[i]);
+
+      if (interface != NULL)
+        qm_object_remove_interface (object, interface);
+    }
+  if (kind == KIND_DOMAIN && was_domain && !qm_object_has_interface (object, "Domain"))
+    domain_removed (self, path);
+  invalidate_disk_usage (self, path);
+  if (!qm_object_is_empty (object))
+    return;
+  if (kind == KIND_VOLUME)
+    {
+      g_autofree gchar *domain_path = g_strndup (path, domain_len);
+      GPtrArray *list = g_hash_table_lookup (self->domain_volumes, domain_path);
+
+      if (list != NULL && g_ptr_array_remove (list, object) && list->len == 0)
+        g_hash_table_remove (self->domain_volumes, domain_path);
+    }
+  g_hash_table_remove (table, path);
+}
+
+typedef struct
+{
+  QmClient *self;
+  QmObject *object;
+  gchar    *interface; /* short name */
+} RefetchData;
+
+static void
+refetch_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  RefetchData *data = user_data;
+  QmClient *self = data->self;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  if (reply != NULL)
+    {
+      g_autoptr(GVariant) changed = g_variant_get_child_value (reply, 0);
+
+      /* Applied only to the object still at that path: one removed meanwhile is gone. */
+      if (lookup_object (self, qm_object_get_path (data->object)) == data->object
+          && qm_object_update (data->object, data->interface, changed, NULL))
+        {
+          invalidate_disk_usage (self, qm_object_get_path (data->object));
+          schedule_flush (self);
+        }
+    }
+  else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    g_debug ("GetAll %s: %s", qm_object_get_path (data->object), error->message);
+  g_object_unref (data->self);
+  g_object_unref (data->object);
+  g_free (data->interface);
+  g_free (data);
+}
+
+static void
+properties_changed (QmClient    *self,
+                    const gchar *path,
+                    GVariant    *parameters)
+{
+  const gchar *full_interface, *interface;
+  g_autoptr(GVariant) changed = NULL;
+  g_autofree const gchar **invalidated = NULL;
+  QmObject *object;
+
+  g_variant_get (parameters, "(&s@a{sv}^a&s)", &full_interface, &changed, &invalidated);
+  interface = short_interface (full_interface);
+  object = lookup_object (self, path);
+  if (interface == NULL || object == NULL
+      || !qm_object_update (object, interface, changed, invalidated))
+    return;
+  invalidate_disk_usage (self, path);
+
+  /* Invalidated: the signal says it changed, not its value; read it again. */
+  if (invalidated[0] != NULL)
+    {
+      RefetchData *data = g_new0 (RefetchData, 1);
+
+      data->self = g_object_ref (self);
+      data->object = g_object_ref (object);
+      data->interface = g_strdup (interface);
+      g_dbus_connection_call (self->connection, QM_BUS_NAME, path, PROPERTIES_INTERFACE,
+                              "GetAll", g_variant_new ("(s)", full_interface),
+                              G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, -1,
+                              self->generation, refetch_done, data);
+    }
+
+  if (g_str_equal (interface, "Domain") && g_variant_lookup (changed, "PowerState", "&s", NULL))
+    {
+      const gchar *power = qm_object_get_string (object, "Domain", "PowerState");
+
+      /* Figures of a qube that stopped are no longer true. */
+      if (g_strcmp0 (power, "Running") != 0 && g_strcmp0 (power, "Paused") != 0)
+        g_hash_table_remove (self->stats, path);
+    }
+  schedule_flush (self);
+}
 
 static void
 handle_event (QmClient    *self,
@@ -436,104 +763,10 @@ handle_event (QmClient    *self,
   if (path == NULL)
     /* A global default changed: any qube at its default may now show another value. */
     request_all_props (self);
-  else if (self->object_manager == NULL)
+  else if (!self->has_snapshot)
     g_hash_table_add (self->early_events, g_strdup (path));
   else
     request_props (self, path);
-}
-
-/* Events are watched on the connection from the moment qubesd appears, before the snapshot is
- * asked for: a property set between the snapshot and the object manager being ready is not
- * missed. */
-static void
-on_event_signal (GDBusConnection *connection,
-                 const gchar     *sender_name,
-                 const gchar     *object_path,
-                 const gchar     *interface_name,
-                 const gchar     *signal_name,
-                 GVariant        *parameters,
-                 gpointer         user_data)
-{
-  QmClient *self = QM_CLIENT (user_data);
-
-  if (g_strcmp0 (interface_name, "org.qubes_os.Admin1.Manager") == 0)
-    handle_event (self, NULL, parameters);
-  else if (g_strcmp0 (interface_name, "org.qubes_os.Admin1.Domain") == 0
-           && is_domain_path (object_path))
-    handle_event (self, object_path, parameters);
-}
-
-static void
-on_object_added (GDBusObjectManager *manager,
-                 GDBusObject        *object,
-                 gpointer            user_data)
-{
-  QmClient *self = QM_CLIENT (user_data);
-  const gchar *path = g_dbus_object_get_object_path (object);
-
-  if (is_domain_path (path))
-    {
-      self->loaded = FALSE;
-      /* Objects added before the first bulk answer are covered by it. */
-      if (!self->bulk_in_flight)
-        request_props (self, path);
-    }
-  else if (is_volume_path (path))
-    invalidate_disk_usage (self);
-  schedule_flush (self);
-}
-
-static void
-on_object_removed (GDBusObjectManager *manager,
-                   GDBusObject        *object,
-                   gpointer            user_data)
-{
-  QmClient *self = QM_CLIENT (user_data);
-  const gchar *path = g_dbus_object_get_object_path (object);
-
-  g_hash_table_remove (self->props, path);
-  g_hash_table_remove (self->stats, path);
-  if (is_volume_path (path))
-    invalidate_disk_usage (self);
-  schedule_flush (self);
-}
-
-static void
-on_interface_changed (GDBusObjectManager *manager,
-                      GDBusObject        *object,
-                      GDBusInterface     *iface,
-                      gpointer            user_data)
-{
-  QmClient *self = QM_CLIENT (user_data);
-
-  if (is_volume_path (g_dbus_object_get_object_path (object)))
-    invalidate_disk_usage (self);
-  schedule_flush (self);
-}
-
-static void
-on_properties_changed (GDBusObjectManagerClient *manager,
-                       GDBusObjectProxy         *object_proxy,
-                       GDBusProxy               *interface_proxy,
-                       GVariant                 *changed_properties,
-                       const gchar * const      *invalidated_properties,
-                       gpointer                  user_data)
-{
-  QmClient *self = QM_CLIENT (user_data);
-  const gchar *path = g_dbus_object_get_object_path (G_DBUS_OBJECT (object_proxy));
-
-  if (QM_IS_VOLUME (interface_proxy))
-    invalidate_disk_usage (self);
-  else if (QM_IS_DOMAIN (interface_proxy)
-           && g_variant_lookup (changed_properties, "PowerState", "&s", NULL))
-    {
-      const gchar *power = qm_domain_get_power_state (QM_DOMAIN (interface_proxy));
-
-      /* Figures of a qube that stopped are no longer true. */
-      if (g_strcmp0 (power, "Running") != 0 && g_strcmp0 (power, "Paused") != 0)
-        g_hash_table_remove (self->stats, path);
-    }
-  schedule_flush (self);
 }
 
 static void
@@ -545,7 +778,8 @@ handle_stats (QmClient    *self,
   const gchar *key, *value;
   Stats *stats;
 
-  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(a(ss))")))
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(a(ss))"))
+      || qm_client_lookup_domain (self, path) == NULL)
     return;
   stats = g_hash_table_lookup (self->stats, path);
   if (stats == NULL)
@@ -565,19 +799,66 @@ handle_stats (QmClient    *self,
   schedule_flush (self);
 }
 
+/* Every signal of qubesd comes here, from the moment it appears, before the snapshot is asked
+ * for: nothing is lost between the snapshot and the stream. */
 static void
-on_proxy_signal (GDBusObjectManagerClient *manager,
-                 GDBusObjectProxy         *object_proxy,
-                 GDBusProxy               *interface_proxy,
-                 const gchar              *sender_name,
-                 const gchar              *signal_name,
-                 GVariant                 *parameters,
-                 gpointer                  user_data)
+on_signal (GDBusConnection *connection,
+           const gchar     *sender_name,
+           const gchar     *object_path,
+           const gchar     *interface_name,
+           const gchar     *signal_name,
+           GVariant        *parameters,
+           gpointer         user_data)
 {
-  const gchar *path = g_dbus_object_get_object_path (G_DBUS_OBJECT (object_proxy));
+  QmClient *self = QM_CLIENT (user_data);
 
-  if (g_strcmp0 (signal_name, "Stats") == 0)
-    handle_stats (QM_CLIENT (user_data), path, parameters);
+  if (g_str_equal (signal_name, "Event"))
+    {
+      if (g_strcmp0 (interface_name, "org.qubes_os.Admin1.Manager") == 0)
+        handle_event (self, NULL, parameters);
+      else if (g_strcmp0 (interface_name, "org.qubes_os.Admin1.Domain") == 0
+               && is_domain_path (object_path))
+        handle_event (self, object_path, parameters);
+      return;
+    }
+  if (g_str_equal (signal_name, "Stats"))
+    {
+      if (g_strcmp0 (interface_name, "org.qubes_os.Admin1.Domain") == 0)
+        handle_stats (self, object_path, parameters);
+      return;
+    }
+  /* Sent before the snapshot: already in it. */
+  if (!self->has_snapshot)
+    return;
+
+  if (g_strcmp0 (interface_name, PROPERTIES_INTERFACE) == 0
+      && g_str_equal (signal_name, "PropertiesChanged")
+      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sa{sv}as)")))
+    properties_changed (self, object_path, parameters);
+  else if (g_strcmp0 (interface_name, OBJECT_MANAGER_INTERFACE) == 0
+           && g_strcmp0 (object_path, QM_ROOT_PATH) == 0)
+    {
+      if (g_str_equal (signal_name, "InterfacesAdded")
+          && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(oa{sa{sv}})")))
+        {
+          const gchar *path;
+          g_autoptr(GVariant) interfaces = NULL;
+
+          g_variant_get (parameters, "(&o@a{sa{sv}})", &path, &interfaces);
+          add_interfaces (self, path, interfaces);
+          schedule_flush (self);
+        }
+      else if (g_str_equal (signal_name, "InterfacesRemoved")
+               && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(oas)")))
+        {
+          const gchar *path;
+          g_autofree const gchar **interfaces = NULL;
+
+          g_variant_get (parameters, "(&o^a&s)", &path, &interfaces);
+          remove_interfaces (self, path, interfaces);
+          schedule_flush (self);
+        }
+    }
 }
 
 /* ---- appearance and disappearance of qubesd --------------------------------------------- */
@@ -614,14 +895,16 @@ introspect_done (GObject      *source,
 static void
 maybe_ready (QmClient *self)
 {
-
   GHashTableIter iter;
   gpointer path;
 
-  if (self->object_manager == NULL || self->manager == NULL)
+  if (!self->has_snapshot || self->manager == NULL)
     return;
 
   set_state (self, QM_CLIENT_STATE_READY, NULL);
+  /* The bulk answer usually follows within a few ms: a partial list ("Loading…") shows only
+   * when it takes longer than the flush interval, rather than a second diff right after. */
+  self->last_flush = g_get_monotonic_time ();
   if (self->early_bulk != NULL)
     {
       apply_bulk (self, self->early_bulk);
@@ -643,53 +926,62 @@ maybe_ready (QmClient *self)
 }
 
 static void
-object_manager_ready (GObject      *source,
-                      GAsyncResult *result,
-                      gpointer      user_data)
+snapshot_done (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
 {
   QmClient *self = QM_CLIENT (user_data);
   g_autoptr(GError) error = NULL;
-  GDBusObjectManager *om;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) objects = NULL;
+  gsize i, n;
 
-  om = qm_object_manager_client_new_finish (result, &error);
-  if (om == NULL)
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  if (reply == NULL)
     {
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         set_state (self, QM_CLIENT_STATE_ABSENT, error->message);
       g_object_unref (self);
       return;
     }
-  self->object_manager = om;
-  g_signal_connect (om, "object-added", G_CALLBACK (on_object_added), self);
-  g_signal_connect (om, "object-removed", G_CALLBACK (on_object_removed), self);
-  g_signal_connect (om, "interface-added", G_CALLBACK (on_interface_changed), self);
-  g_signal_connect (om, "interface-removed", G_CALLBACK (on_interface_changed), self);
-  g_signal_connect (om, "interface-proxy-properties-changed",
-                    G_CALLBACK (on_properties_changed), self);
-  g_signal_connect (om, "interface-proxy-signal", G_CALLBACK (on_proxy_signal), self);
+
+  /* By index: a format string per element costs more than the rest of the walk. */
+  objects = g_variant_get_child_value (reply, 0);
+  n = g_variant_n_children (objects);
+  for (i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) entry = g_variant_get_child_value (objects, i);
+      g_autoptr(GVariant) path = g_variant_get_child_value (entry, 0);
+      g_autoptr(GVariant) interfaces = g_variant_get_child_value (entry, 1);
+
+      add_interfaces (self, g_variant_get_string (path, NULL), interfaces);
+    }
+  self->has_snapshot = TRUE;
   maybe_ready (self);
   g_object_unref (self);
 }
 
 static void
-manager_proxy_ready (GObject      *source,
-                     GAsyncResult *result,
-                     gpointer      user_data)
+manager_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
 {
   QmClient *self = QM_CLIENT (user_data);
   g_autoptr(GError) error = NULL;
-  QmManager *manager;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) properties = NULL;
 
-  manager = qm_manager_proxy_new_finish (result, &error);
-  if (manager == NULL)
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  if (reply == NULL)
     {
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         set_state (self, QM_CLIENT_STATE_ABSENT, error->message);
       g_object_unref (self);
       return;
     }
-  self->manager = manager;
-  g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (manager), G_MAXINT);
+  properties = g_variant_get_child_value (reply, 0);
+  self->manager = qm_object_new (QM_ROOT_PATH);
+  qm_object_set_interface (self->manager, "Manager", properties);
   maybe_ready (self);
   g_object_unref (self);
 }
@@ -701,12 +993,17 @@ tear_down (QmClient *self)
   g_clear_object (&self->generation);
   self->generation = g_cancellable_new ();
 
-  if (self->object_manager != NULL)
-    g_signal_handlers_disconnect_by_data (self->object_manager, self);
-  g_clear_object (&self->object_manager);
-  if (self->manager != NULL)
-    g_signal_handlers_disconnect_by_data (self->manager, self);
+  if (self->subscription != 0 && self->connection != NULL)
+    g_dbus_connection_signal_unsubscribe (self->connection, self->subscription);
+  self->subscription = 0;
+  self->has_snapshot = FALSE;
   g_clear_object (&self->manager);
+  g_hash_table_remove_all (self->domains);
+  g_clear_pointer (&self->sorted_domains, g_ptr_array_unref);
+  g_hash_table_remove_all (self->labels);
+  g_hash_table_remove_all (self->volumes);
+  g_hash_table_remove_all (self->domain_volumes);
+  g_hash_table_remove_all (self->disk_usage);
 
   g_hash_table_remove_all (self->props);
   g_hash_table_remove_all (self->in_flight);
@@ -715,10 +1012,6 @@ tear_down (QmClient *self)
   g_hash_table_remove_all (self->stats);
   g_hash_table_remove_all (self->early_events);
   g_clear_pointer (&self->early_bulk, g_hash_table_unref);
-  if (self->event_subscription != 0 && self->connection != NULL)
-    g_dbus_connection_signal_unsubscribe (self->connection, self->event_subscription);
-  self->event_subscription = 0;
-  invalidate_disk_usage (self);
   self->has_bulk = TRUE;
   self->bulk_in_flight = FALSE;
   self->bulk_again = FALSE;
@@ -726,22 +1019,24 @@ tear_down (QmClient *self)
   self->loaded = FALSE;
 }
 
-/* Asks for the snapshot: the Manager proxy, the object manager (GetManagedObjects, in a worker
- * thread) and every qube's properties in one call, all at once. */
+/* Subscribes to qubesd's signals, then asks for the snapshot: every object (GetManagedObjects),
+ * the Manager's properties and every qube's properties in one call, all at once. */
 static void
 start_snapshot (QmClient *self)
 {
   set_state (self, QM_CLIENT_STATE_CONNECTING, NULL);
-  qm_manager_proxy_new (self->connection, G_DBUS_PROXY_FLAGS_NONE, QM_BUS_NAME, QM_ROOT_PATH,
-                        self->generation, manager_proxy_ready, g_object_ref (self));
-  self->event_subscription = g_dbus_connection_signal_subscribe (
-    self->connection, QM_BUS_NAME, NULL, "Event", NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
-    on_event_signal, self, NULL);
-  qm_object_manager_client_new (self->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
-                                QM_BUS_NAME, QM_ROOT_PATH, self->generation,
-                                object_manager_ready, g_object_ref (self));
-  /* In parallel with GetManagedObjects: the daemon answers it while this client builds the
-   * proxies of the snapshot. */
+  /* One match rule for everything qubesd emits; on_signal sorts them out. */
+  self->subscription = g_dbus_connection_signal_subscribe (
+    self->connection, QM_BUS_NAME, NULL, NULL, NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_signal,
+    self, NULL);
+  g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, OBJECT_MANAGER_INTERFACE,
+                          "GetManagedObjects", NULL, G_VARIANT_TYPE ("(a{oa{sa{sv}}})"),
+                          G_DBUS_CALL_FLAGS_NONE, -1, self->generation, snapshot_done,
+                          g_object_ref (self));
+  g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, PROPERTIES_INTERFACE,
+                          "GetAll", g_variant_new ("(s)", "org.qubes_os.Admin1.Manager"),
+                          G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, -1,
+                          self->generation, manager_done, g_object_ref (self));
   request_bulk (self);
 }
 
@@ -752,13 +1047,13 @@ name_appeared (GDBusConnection *connection,
                gpointer         user_data)
 {
   QmClient *self = QM_CLIENT (user_data);
+  gboolean early = self->early_snapshot;
 
-  /* The snapshot asked for at start-up is for this owner. */
-  if (self->early_snapshot)
-    {
-      self->early_snapshot = FALSE;
-      return;
-    }
+  self->early_snapshot = FALSE;
+  /* The snapshot asked for at start-up is for this owner, unless it failed: qubesd took the
+   * name between that call and the watcher's. */
+  if (early && self->state != QM_CLIENT_STATE_ABSENT)
+    return;
   tear_down (self);
   start_snapshot (self);
 }
@@ -845,7 +1140,7 @@ qm_client_get_connection (QmClient *self)
   return self->connection;
 }
 
-QmManager *
+QmObject *
 qm_client_get_manager (QmClient *self)
 {
   return self->manager;
@@ -855,59 +1150,60 @@ static gint
 compare_domains (gconstpointer a,
                  gconstpointer b)
 {
-  return g_strcmp0 (qm_domain_get_name (qm_object_peek_domain ((QmObject *) a)),
-                    qm_domain_get_name (qm_object_peek_domain ((QmObject *) b)));
+  QmObject *x = *(QmObject **) a, *y = *(QmObject **) b;
+
+  return g_strcmp0 (qm_object_get_string (x, "Domain", "Name"),
+                    qm_object_get_string (y, "Domain", "Name"));
 }
 
 GList *
 qm_client_get_domains (QmClient *self)
 {
-  GList *objects, *l, *result = NULL;
+  GList *result = NULL;
+  guint i;
 
-  if (self->object_manager == NULL)
-    return NULL;
-  objects = g_dbus_object_manager_get_objects (self->object_manager);
-  for (l = objects; l != NULL; l = l->next)
+  /* Names never change: sorted again only when a qube comes or goes. */
+  if (self->sorted_domains == NULL)
     {
-      if (qm_object_peek_domain (l->data) != NULL
-          && is_domain_path (g_dbus_object_get_object_path (l->data)))
-        result = g_list_prepend (result, g_object_ref (l->data));
+      GHashTableIter iter;
+      gpointer object;
+
+      self->sorted_domains = g_ptr_array_new_with_free_func (g_object_unref);
+      g_hash_table_iter_init (&iter, self->domains);
+      while (g_hash_table_iter_next (&iter, NULL, &object))
+        if (qm_object_has_interface (object, "Domain"))
+          g_ptr_array_add (self->sorted_domains, g_object_ref (object));
+      g_ptr_array_sort (self->sorted_domains, compare_domains);
     }
-  g_list_free_full (objects, g_object_unref);
-  return g_list_sort (result, compare_domains);
+  for (i = self->sorted_domains->len; i > 0; i--)
+    result = g_list_prepend (result, g_object_ref (self->sorted_domains->pdata[i - 1]));
+  return result;
 }
 
 QmObject *
 qm_client_lookup_domain (QmClient    *self,
                          const gchar *object_path)
 {
-  g_autoptr(GDBusObject) object = NULL;
+  QmObject *object;
 
-  if (self->object_manager == NULL || object_path == NULL || !g_variant_is_object_path (object_path))
+  if (object_path == NULL)
     return NULL;
-  object = g_dbus_object_manager_get_object (self->object_manager, object_path);
-  if (object == NULL || qm_object_peek_domain (QM_OBJECT (object)) == NULL)
-    return NULL;
-  /* the object manager keeps it alive */
-  return QM_OBJECT (object);
+  object = g_hash_table_lookup (self->domains, object_path);
+  return object != NULL && qm_object_has_interface (object, "Domain") ? object : NULL;
 }
 
 QmObject *
 qm_client_lookup_domain_by_name (QmClient    *self,
                                  const gchar *name)
 {
-  GList *domains, *l;
-  QmObject *found = NULL;
+  GHashTableIter iter;
+  gpointer object;
 
-  domains = qm_client_get_domains (self);
-  for (l = domains; l != NULL; l = l->next)
-    if (g_strcmp0 (qm_domain_get_name (qm_object_peek_domain (l->data)), name) == 0)
-      {
-        found = l->data;
-        break;
-      }
-  g_list_free_full (domains, g_object_unref);
-  return found;
+  g_hash_table_iter_init (&iter, self->domains);
+  while (g_hash_table_iter_next (&iter, NULL, &object))
+    if (g_strcmp0 (qm_object_get_string (object, "Domain", "Name"), name) == 0)
+      return object;
+  return NULL;
 }
 
 const gchar *
@@ -916,45 +1212,41 @@ qm_client_domain_name (QmClient    *self,
 {
   QmObject *object = qm_client_lookup_domain (self, object_path);
 
-  return object != NULL ? qm_domain_get_name (qm_object_peek_domain (object)) : NULL;
+  return object != NULL ? qm_object_get_string (object, "Domain", "Name") : NULL;
 }
 
 static gint
 compare_labels (gconstpointer a,
                 gconstpointer b)
 {
-  return qm_label_get_index ((QmLabel *) a) - qm_label_get_index ((QmLabel *) b);
+  return qm_object_get_int32 ((QmObject *) a, "Label", "Index")
+         - qm_object_get_int32 ((QmObject *) b, "Label", "Index");
 }
 
 GList *
 qm_client_get_labels (QmClient *self)
 {
-  GList *objects, *l, *result = NULL;
+  GHashTableIter iter;
+  gpointer object;
+  GList *result = NULL;
 
-  if (self->object_manager == NULL)
-    return NULL;
-  objects = g_dbus_object_manager_get_objects (self->object_manager);
-  for (l = objects; l != NULL; l = l->next)
-    {
-      QmLabel *label = qm_object_peek_label (l->data);
-
-      if (label != NULL)
-        result = g_list_prepend (result, g_object_ref (label));
-    }
-  g_list_free_full (objects, g_object_unref);
+  g_hash_table_iter_init (&iter, self->labels);
+  while (g_hash_table_iter_next (&iter, NULL, &object))
+    if (qm_object_has_interface (object, "Label"))
+      result = g_list_prepend (result, g_object_ref (object));
   return g_list_sort (result, compare_labels);
 }
 
-QmLabel *
+QmObject *
 qm_client_lookup_label (QmClient    *self,
                         const gchar *object_path)
 {
-  g_autoptr(GDBusObject) object = NULL;
+  QmObject *object;
 
-  if (self->object_manager == NULL || object_path == NULL || !g_variant_is_object_path (object_path))
+  if (object_path == NULL)
     return NULL;
-  object = g_dbus_object_manager_get_object (self->object_manager, object_path);
-  return object != NULL ? qm_object_peek_label (QM_OBJECT (object)) : NULL;
+  object = g_hash_table_lookup (self->labels, object_path);
+  return object != NULL && qm_object_has_interface (object, "Label") ? object : NULL;
 }
 
 gboolean
@@ -964,15 +1256,18 @@ qm_client_get_property_info (QmClient     *self,
                              gboolean     *out_is_default,
                              const gchar **out_value)
 {
-  GHashTable *table = g_hash_table_lookup (self->props, object_path);
-  PropInfo *info;
+  PropTable *table = g_hash_table_lookup (self->props, object_path);
+  gsize row_number;
+  g_autoptr(GVariant) row = NULL;
 
-  if (table == NULL || (info = g_hash_table_lookup (table, property)) == NULL)
+  if (table == NULL
+      || (row_number = GPOINTER_TO_SIZE (g_hash_table_lookup (table->index, property))) == 0)
     return FALSE;
+  row = g_variant_get_child_value (table->array, row_number - 1);
   if (out_is_default != NULL)
-    *out_is_default = info->is_default;
+    g_variant_get_child (row, 2, "b", out_is_default);
   if (out_value != NULL)
-    *out_value = info->value;
+    g_variant_get_child (row, 3, "&s", out_value);
   return TRUE;
 }
 
@@ -998,38 +1293,22 @@ qm_client_get_disk_usage (QmClient    *self,
                           const gchar *object_path,
                           guint64     *out_bytes)
 {
-  guint64 *bytes;
+  GPtrArray *list = g_hash_table_lookup (self->domain_volumes, object_path);
+  guint64 *sum;
+  guint i;
 
-  if (self->object_manager == NULL)
+  if (list == NULL)
     return FALSE;
-  if (self->disk_usage == NULL)
+  sum = g_hash_table_lookup (self->disk_usage, object_path);
+  if (sum == NULL)
     {
-      GList *objects = g_dbus_object_manager_get_objects (self->object_manager), *l;
-
-      self->disk_usage = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-      for (l = objects; l != NULL; l = l->next)
-        {
-          QmVolume *volume = qm_object_peek_volume (l->data);
-          const gchar *domain;
-          guint64 *sum;
-
-          if (volume == NULL || (domain = qm_volume_get_domain (volume)) == NULL)
-            continue;
-          sum = g_hash_table_lookup (self->disk_usage, domain);
-          if (sum == NULL)
-            {
-              sum = g_new0 (guint64, 1);
-              g_hash_table_insert (self->disk_usage, g_strdup (domain), sum);
-            }
-          *sum += qm_volume_get_usage (volume);
-        }
-      g_list_free_full (objects, g_object_unref);
+      sum = g_new0 (guint64, 1);
+      for (i = 0; i < list->len; i++)
+        *sum += qm_object_get_uint64 (list->pdata[i], "Volume", "Usage");
+      g_hash_table_insert (self->disk_usage, g_strdup (object_path), sum);
     }
-  bytes = g_hash_table_lookup (self->disk_usage, object_path);
-  if (bytes == NULL)
-    return FALSE;
   if (out_bytes != NULL)
-    *out_bytes = *bytes;
+    *out_bytes = *sum;
   return TRUE;
 }
 
@@ -1042,10 +1321,7 @@ call_done (GObject      *source,
   GError *error = NULL;
   GVariant *reply;
 
-  if (G_IS_DBUS_PROXY (source))
-    reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
-  else
-    reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
   if (reply == NULL)
     g_task_return_error (task, error);
   else
@@ -1063,7 +1339,6 @@ qm_client_call (QmClient            *self,
                 gpointer             user_data)
 {
   GTask *task = g_task_new (self, cancellable, callback, user_data);
-  g_autoptr(GDBusInterface) iface = NULL;
 
   if (self->connection == NULL)
     {
@@ -1074,23 +1349,10 @@ qm_client_call (QmClient            *self,
       g_object_unref (task);
       return;
     }
-
-  if (g_strcmp0 (object_path, QM_ROOT_PATH) == 0 && self->manager != NULL
-      && g_strcmp0 (interface_name, "org.qubes_os.Admin1.Manager") == 0)
-    iface = g_object_ref (G_DBUS_INTERFACE (self->manager));
-  else if (self->object_manager != NULL)
-    iface = g_dbus_object_manager_get_interface (self->object_manager, object_path,
-                                                 interface_name);
-
   /* Interactive authorization can take as long as the user needs: no timeout. */
-  if (iface != NULL)
-    g_dbus_proxy_call (G_DBUS_PROXY (iface), method, parameters,
-                       G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION, G_MAXINT, cancellable,
-                       call_done, task);
-  else
-    g_dbus_connection_call (self->connection, QM_BUS_NAME, object_path, interface_name, method,
-                            parameters, NULL, G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION,
-                            G_MAXINT, cancellable, call_done, task);
+  g_dbus_connection_call (self->connection, QM_BUS_NAME, object_path, interface_name, method,
+                          parameters, NULL, G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION,
+                          G_MAXINT, cancellable, call_done, task);
 }
 
 GVariant *
@@ -1128,11 +1390,11 @@ qm_property_is_writable (const gchar *property)
 {
   /* Identity properties are write-once: set when the qube is made, never after. */
   static const gchar *const write_once[] = { "name", "qid", "uuid", "dispid", "klass", NULL };
-  GDBusInterfaceInfo *infos[] = {
-    qm_domain_interface_info (), qm_qubes_vm_interface_info (), qm_app_vm_interface_info (),
-    qm_disp_vm_interface_info (), qm_standalone_vm_interface_info (),
-    qm_template_vm_interface_info (), qm_admin_vm_interface_info (),
-    qm_remote_vm_interface_info (),
+  /* The contract (dbus-interfaces/), compiled in by gdbus-codegen --interface-info-body. */
+  const GDBusInterfaceInfo *infos[] = {
+    &qm_domain_interface, &qm_qubes_vm_interface, &qm_app_vm_interface,
+    &qm_disp_vm_interface, &qm_standalone_vm_interface, &qm_template_vm_interface,
+    &qm_admin_vm_interface, &qm_remote_vm_interface,
   };
   g_autofree gchar *dbus_name = NULL;
   guint i;
@@ -1142,10 +1404,11 @@ qm_property_is_writable (const gchar *property)
   dbus_name = qm_property_dbus_name (property);
   for (i = 0; i < G_N_ELEMENTS (infos); i++)
     {
-      GDBusPropertyInfo *info = g_dbus_interface_info_lookup_property (infos[i], dbus_name);
+      GDBusPropertyInfo *const *p;
 
-      if (info != NULL)
-        return (info->flags & G_DBUS_PROPERTY_INFO_FLAGS_WRITABLE) != 0;
+      for (p = infos[i]->properties; p != NULL && *p != NULL; p++)
+        if (g_str_equal ((*p)->name, dbus_name))
+          return ((*p)->flags & G_DBUS_PROPERTY_INFO_FLAGS_WRITABLE) != 0;
     }
   /* Not on the bus as a D-Bus property (a newer daemon's): SetProperty will say. */
   return TRUE;
@@ -1173,46 +1436,36 @@ static gint
 compare_volumes (gconstpointer a,
                  gconstpointer b)
 {
-  return g_strcmp0 (qm_volume_get_name ((QmVolume *) a), qm_volume_get_name ((QmVolume *) b));
+  return g_strcmp0 (qm_object_get_string ((QmObject *) a, "Volume", "Name"),
+                    qm_object_get_string ((QmObject *) b, "Volume", "Name"));
 }
 
 GList *
 qm_client_get_volumes (QmClient    *self,
                        const gchar *domain_path)
 {
-  GList *objects, *l, *result = NULL;
+  GPtrArray *list = g_hash_table_lookup (self->domain_volumes, domain_path);
+  GList *result = NULL;
+  guint i;
 
-  if (self->object_manager == NULL)
-    return NULL;
-  objects = g_dbus_object_manager_get_objects (self->object_manager);
-  for (l = objects; l != NULL; l = l->next)
-    {
-      QmVolume *volume = qm_object_peek_volume (l->data);
-
-      if (volume != NULL && g_strcmp0 (qm_volume_get_domain (volume), domain_path) == 0)
-        result = g_list_prepend (result, g_object_ref (volume));
-    }
-  g_list_free_full (objects, g_object_unref);
+  for (i = 0; list != NULL && i < list->len; i++)
+    if (qm_object_has_interface (list->pdata[i], "Volume"))
+      result = g_list_prepend (result, g_object_ref (list->pdata[i]));
   return g_list_sort (result, compare_volumes);
 }
 
-QmVolume *
+QmObject *
 qm_client_lookup_volume (QmClient    *self,
                          const gchar *domain_path,
                          const gchar *volume_name)
 {
-  GList *volumes = qm_client_get_volumes (self, domain_path), *l;
-  QmVolume *found = NULL;
+  GPtrArray *list = g_hash_table_lookup (self->domain_volumes, domain_path);
+  guint i;
 
-  for (l = volumes; l != NULL; l = l->next)
-    if (g_strcmp0 (qm_volume_get_name (l->data), volume_name) == 0)
-      {
-        found = l->data;
-        break;
-      }
-  g_list_free_full (volumes, g_object_unref);
-  /* the object manager keeps it alive */
-  return found;
+  for (i = 0; list != NULL && i < list->len; i++)
+    if (g_strcmp0 (qm_object_get_string (list->pdata[i], "Volume", "Name"), volume_name) == 0)
+      return list->pdata[i];
+  return NULL;
 }
 
 /* ---- GObject ---------------------------------------------------------------------------- */
@@ -1230,6 +1483,11 @@ qm_client_finalize (GObject *object)
   g_cancellable_cancel (self->generation);
   g_clear_object (&self->generation);
   g_clear_object (&self->connection);
+  g_hash_table_unref (self->domains);
+  g_hash_table_unref (self->labels);
+  g_hash_table_unref (self->volumes);
+  g_hash_table_unref (self->domain_volumes);
+  g_hash_table_unref (self->disk_usage);
   g_hash_table_unref (self->props);
   g_hash_table_unref (self->in_flight);
   g_hash_table_unref (self->queued);
@@ -1245,8 +1503,13 @@ qm_client_init (QmClient *self)
 {
   self->state = QM_CLIENT_STATE_CONNECTING;
   self->generation = g_cancellable_new ();
-  self->props = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                       (GDestroyNotify) g_hash_table_unref);
+  self->domains = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->labels = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->volumes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->domain_volumes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                (GDestroyNotify) g_ptr_array_unref);
+  self->disk_usage = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->props = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, prop_table_free);
   self->in_flight = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->queued = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->stats = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);

@@ -242,10 +242,10 @@ on_volume_progress (GDBusConnection *connection,
     return;
   if (!g_variant_lookup (changed, "ImportBytesTotal", "t", &total))
     {
-      QmVolume *volume = qm_client_lookup_volume (self->client, self->clone_path,
+      QmObject *volume = qm_client_lookup_volume (self->client, self->clone_path,
                                                   self->current_volume);
 
-      total = volume != NULL ? qm_volume_get_import_bytes_total (volume) : 0;
+      total = volume != NULL ? qm_object_get_uint64 (volume, "Volume", "ImportBytesTotal") : 0;
     }
   if (total > 0)
     set_progress (self, NULL, (gdouble) done / (gdouble) total);
@@ -352,9 +352,14 @@ plan_steps (QmCloneDialog *self,
 {
   static const gchar *const given[] = { "label", "template", NULL };
   QmObject *source = qm_client_lookup_domain (self->client, self->source_path);
-  QmDomain *domain = source != NULL ? qm_object_peek_domain (source) : NULL;
-  GVariant *features = domain != NULL ? qm_domain_get_features (domain) : NULL;
-  const gchar *const *tags = domain != NULL ? qm_domain_get_tags (domain) : NULL;
+  GVariant *features = source != NULL ? qm_object_get_value (source, "Domain", "Features",
+                                                             G_VARIANT_TYPE ("a{ss}"))
+                                      : NULL;
+  GVariant *tags_value = source != NULL ? qm_object_get_value (source, "Domain", "Tags",
+                                                               G_VARIANT_TYPE_STRING_ARRAY)
+                                        : NULL;
+  g_autofree const gchar **tags = tags_value != NULL ? g_variant_get_strv (tags_value, NULL)
+                                                     : NULL;
   GList *volumes, *l;
   GVariantIter iter;
   const gchar *name, *type, *value;
@@ -388,12 +393,12 @@ plan_steps (QmCloneDialog *self,
     {
       Step *step;
 
-      if (!qm_volume_get_save_on_stop (l->data))
+      if (!qm_object_get_boolean (l->data, "Volume", "SaveOnStop"))
         continue;
       step = g_new0 (Step, 1);
       step->kind = STEP_VOLUME;
-      step->volume = g_strdup (qm_volume_get_name (l->data));
-      step->source_path = g_strdup (g_dbus_proxy_get_object_path (G_DBUS_PROXY (l->data)));
+      step->volume = g_strdup (qm_object_get_string (l->data, "Volume", "Name"));
+      step->source_path = g_strdup (qm_object_get_path (l->data));
       step->what = g_strdup_printf (_("Copying the volume %s"), step->volume);
       g_queue_push_tail (&self->steps, step);
     }
@@ -579,8 +584,8 @@ qm_clone_dialog_new (GtkWindow   *parent,
   self = g_object_new (QM_TYPE_CLONE_DIALOG, "use-header-bar", FALSE, NULL);
   self->client = g_object_ref (client);
   self->source_path = g_strdup (source_path);
-  self->source_name = g_strdup (qm_domain_get_name (qm_object_peek_domain (object)));
-  self->klass = g_strdup (qm_domain_get_klass (qm_object_peek_domain (object)));
+  self->source_name = g_strdup (qm_object_get_string (object, "Domain", "Name"));
+  self->klass = g_strdup (qm_object_get_string (object, "Domain", "Klass"));
 
   gtk_window_set_title (GTK_WINDOW (self), _("Clone Qube"));
   gtk_window_set_transient_for (GTK_WINDOW (self), parent);

@@ -77,12 +77,11 @@ fill_templates (QmCreateDialog *self)
   domains = none ? NULL : qm_client_get_domains (self->client);
   for (l = domains; l != NULL; l = l->next)
     {
-      QmDomain *domain = qm_object_peek_domain (l->data);
-      QmAppVM *appvm = qm_object_peek_app_vm (l->data);
-      const gchar *name = qm_domain_get_name (domain);
+      const gchar *name = qm_object_get_string (l->data, "Domain", "Name");
 
-      if (want_dispvm_template ? (appvm != NULL && qm_app_vm_get_template_for_dispvms (appvm))
-                               : g_strcmp0 (qm_domain_get_klass (domain), "TemplateVM") == 0)
+      if (want_dispvm_template
+          ? qm_object_get_boolean (l->data, "AppVM", "TemplateForDispvms")
+          : g_strcmp0 (qm_object_get_string (l->data, "Domain", "Klass"), "TemplateVM") == 0)
         gtk_combo_box_text_append (combo, name, name);
     }
   g_list_free_full (domains, g_object_unref);
@@ -102,15 +101,16 @@ fill_labels_and_netvms (QmCreateDialog *self)
   g_autoptr(GtkListStore) labels = gtk_list_store_new (2, GDK_TYPE_PIXBUF, G_TYPE_STRING);
   GtkComboBoxText *netvm = GTK_COMBO_BOX_TEXT (self->netvm_combo);
   GList *list, *l;
-  QmManager *manager;
+  QmObject *manager;
   const gchar *default_netvm = NULL;
   g_autofree gchar *default_text = NULL;
 
   list = qm_client_get_labels (self->client);
   for (l = list; l != NULL; l = l->next)
     gtk_list_store_insert_with_values (labels, NULL, -1,
-                                       0, qm_label_swatch (qm_label_get_color (l->data)),
-                                       1, qm_label_get_name (l->data), -1);
+                                       0, qm_label_swatch (qm_object_get_string (l->data, "Label",
+                                                                                 "Color")),
+                                       1, qm_object_get_string (l->data, "Label", "Name"), -1);
   g_list_free_full (list, g_object_unref);
   gtk_combo_box_set_model (GTK_COMBO_BOX (self->label_combo), GTK_TREE_MODEL (labels));
   if (!gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->label_combo), "red"))
@@ -119,7 +119,9 @@ fill_labels_and_netvms (QmCreateDialog *self)
   /* The default netvm as the daemon reports it: the global property default_netvm. */
   manager = qm_client_get_manager (self->client);
   if (manager != NULL)
-    default_netvm = qm_client_domain_name (self->client, qm_manager_get_default_netvm (manager));
+    default_netvm = qm_client_domain_name (self->client,
+                                           qm_object_get_string (manager, "Manager",
+                                                                 "DefaultNetvm"));
   default_text = g_strdup_printf (_("default (%s)"),
                                   default_netvm != NULL ? default_netvm : _("none"));
   gtk_combo_box_text_append (netvm, NETVM_DEFAULT, default_text);
@@ -127,11 +129,9 @@ fill_labels_and_netvms (QmCreateDialog *self)
   list = qm_client_get_domains (self->client);
   for (l = list; l != NULL; l = l->next)
     {
-      QmQubesVM *qvm = qm_object_peek_qubes_vm (l->data);
-
-      if (qvm != NULL && qm_qubes_vm_get_provides_network (qvm))
+      if (qm_object_get_boolean (l->data, "QubesVM", "ProvidesNetwork"))
         {
-          const gchar *name = qm_domain_get_name (qm_object_peek_domain (l->data));
+          const gchar *name = qm_object_get_string (l->data, "Domain", "Name");
 
           gtk_combo_box_text_append (netvm, name, name);
         }

@@ -169,6 +169,14 @@ feature (GVariant    *features,
   return value;
 }
 
+static gchar *
+tags_text (GVariant *tags)
+{
+  g_autofree const gchar **strv = tags != NULL ? g_variant_get_strv (tags, NULL) : NULL;
+
+  return strv != NULL ? g_strjoinv (", ", (gchar **) strv) : g_strdup ("");
+}
+
 /* Qubes reads a feature as a boolean the way Python does: present and non-empty. */
 static gboolean
 feature_bool (GVariant    *features,
@@ -274,17 +282,16 @@ compute_row (QmClient *client,
              QmObject *object,
              Row      *row)
 {
-  QmDomain *domain = qm_object_peek_domain (object);
-  QmQubesVM *qvm = qm_object_peek_qubes_vm (object);
-  QmAppVM *appvm = qm_object_peek_app_vm (object);
-  QmDispVM *dispvm = qm_object_peek_disp_vm (object);
-  QmStandaloneVM *standalone = qm_object_peek_standalone_vm (object);
-  const gchar *path = g_dbus_object_get_object_path (G_DBUS_OBJECT (object));
-  QmLabel *label = qm_client_lookup_label (client, qm_domain_get_label (domain));
-  GVariant *features = qm_domain_get_features (domain);
-  const gchar *power = qm_domain_get_power_state (domain);
+  gboolean qubes_vm = qm_object_has_interface (object, "QubesVM");
+  const gchar *path = qm_object_get_path (object);
+  QmObject *label = qm_client_lookup_label (client,
+                                            qm_object_get_string (object, "Domain", "Label"));
+  GVariant *features = qm_object_get_value (object, "Domain", "Features",
+                                            G_VARIANT_TYPE ("a{ss}"));
+  GVariant *tags = qm_object_get_value (object, "Domain", "Tags", G_VARIANT_TYPE_STRING_ARRAY);
+  const gchar *power = qm_object_get_string (object, "Domain", "PowerState");
+  gint64 backup_timestamp = qm_object_get_int64 (object, "QubesVM", "BackupTimestamp");
   const gchar *template_path = NULL;
-  const gchar *const *tags;
   GString *state_text;
   const gchar *badge = NULL;
   guint64 disk_bytes = 0, memory_kb = 0;
@@ -294,10 +301,13 @@ compute_row (QmClient *client,
   memset (row, 0, sizeof *row);
   row_set_string (row, QM_COL_PATH, path);
   row_set_object (row, QM_COL_LABEL_PIXBUF,
-                  label != NULL ? qm_label_swatch (qm_label_get_color (label)) : NULL);
-  row_set_string (row, QM_COL_LABEL_NAME, label != NULL ? qm_label_get_name (label) : "");
-  row_set_int (row, QM_COL_LABEL_INDEX, label != NULL ? qm_label_get_index (label) : 0);
-  row_set_string (row, QM_COL_NAME, qm_domain_get_name (domain));
+                  label != NULL ? qm_label_swatch (qm_object_get_string (label, "Label", "Color"))
+                                : NULL);
+  row_set_string (row, QM_COL_LABEL_NAME,
+                  label != NULL ? qm_object_get_string (label, "Label", "Name") : "");
+  row_set_int (row, QM_COL_LABEL_INDEX,
+               label != NULL ? qm_object_get_int32 (label, "Label", "Index") : 0);
+  row_set_string (row, QM_COL_NAME, qm_object_get_string (object, "Domain", "Name"));
   row_set_string (row, QM_COL_POWER_STATE, power);
   row_set_string (row, QM_COL_STATE_ICON, power_state_icon (power, &order));
 
@@ -316,16 +326,17 @@ compute_row (QmClient *client,
   row_set_int (row, QM_COL_STATE_ORDER, order);
   row_set_string (row, QM_COL_BADGE_ICON, badge);
 
-  row_set_string (row, QM_COL_CLASS, qm_domain_get_klass (domain));
-  if (appvm != NULL)
-    template_path = qm_app_vm_get_template (appvm);
-  else if (dispvm != NULL)
-    template_path = qm_disp_vm_get_template (dispvm);
+  row_set_string (row, QM_COL_CLASS, qm_object_get_string (object, "Domain", "Klass"));
+  if (qm_object_has_interface (object, "AppVM"))
+    template_path = qm_object_get_string (object, "AppVM", "Template");
+  else if (qm_object_has_interface (object, "DispVM"))
+    template_path = qm_object_get_string (object, "DispVM", "Template");
   row_set_string (row, QM_COL_TEMPLATE, qm_client_domain_name (client, template_path));
 
   row_take_string (row, QM_COL_NETVM,
-                   qvm != NULL ? qube_reference (client, path, "netvm", qm_qubes_vm_get_netvm (qvm))
-                               : g_strdup (""));
+                   qubes_vm ? qube_reference (client, path, "netvm",
+                                              qm_object_get_string (object, "QubesVM", "Netvm"))
+                            : g_strdup (""));
   if (qm_client_get_disk_usage (client, path, &disk_bytes))
     {
       row_take_string (row, QM_COL_DISK, g_format_size (disk_bytes));
@@ -360,32 +371,30 @@ compute_row (QmClient *client,
       row_set_int64 (row, QM_COL_MEMORY_KB, 0);
     }
   row_set_boolean (row, QM_COL_INTERNAL, feature_bool (features, "internal"));
-  row_set_string (row, QM_COL_IP, qvm != NULL ? qm_qubes_vm_get_ip (qvm) : "");
-  row_set_boolean (row, QM_COL_INCLUDE_IN_BACKUPS, qm_domain_get_include_in_backups (domain));
-  row_take_string (row, QM_COL_LAST_BACKUP,
-                   qm_format_timestamp (qvm != NULL ? qm_qubes_vm_get_backup_timestamp (qvm) : 0));
-  row_set_int64 (row, QM_COL_LAST_BACKUP_TS,
-                 qvm != NULL ? qm_qubes_vm_get_backup_timestamp (qvm) : 0);
+  row_set_string (row, QM_COL_IP,
+                  qubes_vm ? qm_object_get_string (object, "QubesVM", "Ip") : "");
+  row_set_boolean (row, QM_COL_INCLUDE_IN_BACKUPS,
+                   qm_object_get_boolean (object, "Domain", "IncludeInBackups"));
+  row_take_string (row, QM_COL_LAST_BACKUP, qm_format_timestamp (backup_timestamp));
+  row_set_int64 (row, QM_COL_LAST_BACKUP_TS, backup_timestamp);
   row_take_string (row, QM_COL_DEFAULT_DISPVM,
-                   qvm != NULL ? qube_reference (client, path, "default_dispvm",
-                                                 qm_qubes_vm_get_default_dispvm (qvm))
-                               : g_strdup (""));
+                   qubes_vm ? qube_reference (client, path, "default_dispvm",
+                                              qm_object_get_string (object, "QubesVM",
+                                                                    "DefaultDispvm"))
+                            : g_strdup (""));
   row_set_boolean (row, QM_COL_TEMPLATE_FOR_DISPVMS,
-                   appvm != NULL ? qm_app_vm_get_template_for_dispvms (appvm)
-                   : standalone != NULL ? qm_standalone_vm_get_template_for_dispvms (standalone)
-                   : FALSE);
-  row_set_string (row, QM_COL_VIRT_MODE, qvm != NULL ? qm_qubes_vm_get_virt_mode (qvm) : "");
-  tags = qm_domain_get_tags (domain);
-  row_take_string (row, QM_COL_TAGS, tags != NULL ? g_strjoinv (", ", (gchar **) tags)
-                                                  : g_strdup (""));
+                   qm_object_get_boolean (object, "AppVM", "TemplateForDispvms")
+                   || qm_object_get_boolean (object, "StandaloneVM", "TemplateForDispvms"));
+  row_set_string (row, QM_COL_VIRT_MODE,
+                  qubes_vm ? qm_object_get_string (object, "QubesVM", "VirtMode") : "");
+  row_take_string (row, QM_COL_TAGS, tags_text (tags));
   row_set_boolean (row, QM_COL_PROVIDES_NETWORK,
-                   qvm != NULL ? qm_qubes_vm_get_provides_network (qvm) : FALSE);
+                   qm_object_get_boolean (object, "QubesVM", "ProvidesNetwork"));
   {
     const gchar *netvm = NULL;
 
-    if (qvm != NULL
-        && !qm_client_get_property_info (client, path, "netvm", NULL, &netvm))
-      netvm = qm_client_domain_name (client, qm_qubes_vm_get_netvm (qvm));
+    if (qubes_vm && !qm_client_get_property_info (client, path, "netvm", NULL, &netvm))
+      netvm = qm_client_domain_name (client, qm_object_get_string (object, "QubesVM", "Netvm"));
     row_set_string (row, QM_COL_NETVM_NAME, netvm != NULL ? netvm : "");
   }
 }
@@ -461,7 +470,7 @@ qm_qube_store_update (GtkListStore *store,
           if (n_changed > 0)
             gtk_list_store_set_valuesv (store, iter, changed_columns, changed_values, n_changed);
         }
-      g_hash_table_add (seen, (gpointer) g_dbus_object_get_object_path (l->data));
+      g_hash_table_add (seen, (gpointer) qm_object_get_path (l->data));
       for (i = 0; i < row.n; i++)
         g_value_unset (&row.values[i]);
     }

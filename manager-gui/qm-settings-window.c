@@ -220,8 +220,11 @@ make_prop_widget (QmSettingsWindow *self,
         GList *labels = qm_client_get_labels (self->client), *l;
 
         for (l = labels; l != NULL; l = l->next)
-          gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (combo), qm_label_get_name (l->data),
-                                     qm_label_get_name (l->data));
+          {
+            const gchar *name = qm_object_get_string (l->data, "Label", "Name");
+
+            gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (combo), name, name);
+          }
         g_list_free_full (labels, g_object_unref);
         return combo;
       }
@@ -238,7 +241,7 @@ fill_qube_combo (QmSettingsWindow *self,
   GtkComboBoxText *combo = GTK_COMBO_BOX_TEXT (state->widget);
   PropKind kind = prop_defs[index].kind;
   QmObject *me = qm_client_lookup_domain (self->client, self->path);
-  gboolean dispvm_child = me != NULL && qm_object_peek_disp_vm (me) != NULL;
+  gboolean dispvm_child = me != NULL && qm_object_has_interface (me, "DispVM");
   GList *domains, *l;
 
   gtk_combo_box_text_remove_all (combo);
@@ -259,14 +262,10 @@ fill_qube_combo (QmSettingsWindow *self,
   domains = qm_client_get_domains (self->client);
   for (l = domains; l != NULL; l = l->next)
     {
-      QmDomain *domain = qm_object_peek_domain (l->data);
-      QmQubesVM *qvm = qm_object_peek_qubes_vm (l->data);
-      QmAppVM *appvm = qm_object_peek_app_vm (l->data);
-      QmStandaloneVM *standalone = qm_object_peek_standalone_vm (l->data);
-      const gchar *name = qm_domain_get_name (domain);
-      gboolean dispvm_template = (appvm != NULL && qm_app_vm_get_template_for_dispvms (appvm))
-                                 || (standalone != NULL
-                                     && qm_standalone_vm_get_template_for_dispvms (standalone));
+      const gchar *name = qm_object_get_string (l->data, "Domain", "Name");
+      gboolean dispvm_template
+        = qm_object_get_boolean (l->data, "AppVM", "TemplateForDispvms")
+          || qm_object_get_boolean (l->data, "StandaloneVM", "TemplateForDispvms");
       gboolean fits;
 
       if (g_strcmp0 (name, self->name) == 0)
@@ -275,10 +274,11 @@ fill_qube_combo (QmSettingsWindow *self,
         {
         case KIND_COMBO_TEMPLATE:
           fits = dispvm_child ? dispvm_template
-                              : g_strcmp0 (qm_domain_get_klass (domain), "TemplateVM") == 0;
+                              : g_strcmp0 (qm_object_get_string (l->data, "Domain", "Klass"),
+                                           "TemplateVM") == 0;
           break;
         case KIND_COMBO_NETVM:
-          fits = qvm != NULL && qm_qubes_vm_get_provides_network (qvm);
+          fits = qm_object_get_boolean (l->data, "QubesVM", "ProvidesNetwork");
           break;
         case KIND_COMBO_DISPVM:
           fits = dispvm_template;
@@ -657,7 +657,8 @@ static void
 load_features (QmSettingsWindow *self)
 {
   QmObject *object = qm_client_lookup_domain (self->client, self->path);
-  GVariant *features = object != NULL ? qm_domain_get_features (qm_object_peek_domain (object))
+  GVariant *features = object != NULL ? qm_object_get_value (object, "Domain", "Features",
+                                                             G_VARIANT_TYPE ("a{ss}"))
                                       : NULL;
   GHashTableIter hiter;
   gpointer check;
@@ -695,7 +696,8 @@ load_disks (QmSettingsWindow *self)
   for (i = 0; i < N_DISKS; i++)
     {
       DiskState *disk = &self->disks[i];
-      QmVolume *volume = qm_client_lookup_volume (self->client, self->path, disk_defs[i].volume);
+      QmObject *volume = qm_client_lookup_volume (self->client, self->path, disk_defs[i].volume);
+      gboolean snap_on_start;
       guint64 mib;
 
       g_clear_pointer (&disk->path, g_free);
@@ -703,14 +705,15 @@ load_disks (QmSettingsWindow *self)
       gtk_widget_set_visible (disk->label, volume != NULL);
       if (volume == NULL)
         continue;
-      disk->path = g_strdup (g_dbus_proxy_get_object_path (G_DBUS_PROXY (volume)));
-      disk->size = qm_volume_get_size (volume);
+      disk->path = g_strdup (qm_object_get_path (volume));
+      disk->size = qm_object_get_uint64 (volume, "Volume", "Size");
+      snap_on_start = qm_object_get_boolean (volume, "Volume", "SnapOnStart");
       mib = (disk->size + MIB - 1) / MIB;
       gtk_spin_button_set_range (GTK_SPIN_BUTTON (disk->spin), (gdouble) mib,
                                  (gdouble) (G_GUINT64_CONSTANT (1) << 40));
       gtk_spin_button_set_value (GTK_SPIN_BUTTON (disk->spin), (gdouble) mib);
-      gtk_widget_set_sensitive (disk->spin, !qm_volume_get_snap_on_start (volume));
-      gtk_widget_set_tooltip_text (disk->spin, qm_volume_get_snap_on_start (volume)
+      gtk_widget_set_sensitive (disk->spin, !snap_on_start);
+      gtk_widget_set_tooltip_text (disk->spin, snap_on_start
                                    ? _("A snapshot of the template's: resize the template's.")
                                    : _("Disks can only grow."));
     }
@@ -1005,7 +1008,7 @@ qm_settings_window_new (GtkWindow   *parent,
   self = g_object_new (QM_TYPE_SETTINGS_WINDOW, NULL);
   self->client = g_object_ref (client);
   self->path = g_strdup (object_path);
-  self->name = g_strdup (qm_domain_get_name (qm_object_peek_domain (object)));
+  self->name = g_strdup (qm_object_get_string (object, "Domain", "Name"));
   /* TRANSLATORS: window title, %s is the qube's name */
   title = g_strdup_printf (_("%s: Settings"), self->name);
   gtk_window_set_title (GTK_WINDOW (self), title);

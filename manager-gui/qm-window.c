@@ -1398,32 +1398,21 @@ on_remove_response (GtkDialog *dialog,
   gtk_widget_destroy (GTK_WIDGET (dialog));
 }
 
-/* The proxies' value of a qube reference (a path), as a name; NULL for none. */
+/* The D-Bus property's value of a qube reference (a path), as a name; NULL for none. */
 static const gchar *
 proxy_reference (QmWindow    *self,
-                 GDBusObject *object,
+                 QmObject    *object,
                  const gchar *property)
 {
-  QmQubesVM *qvm = qm_object_peek_qubes_vm (QM_OBJECT (object));
-  QmAppVM *appvm = qm_object_peek_app_vm (QM_OBJECT (object));
-  QmDispVM *dispvm = qm_object_peek_disp_vm (QM_OBJECT (object));
-  const gchar *path = NULL;
+  g_autofree gchar *dbus_name = qm_property_dbus_name (property);
+  const gchar *path;
 
   if (g_str_equal (property, "template"))
-    path = appvm != NULL ? qm_app_vm_get_template (appvm)
-         : dispvm != NULL ? qm_disp_vm_get_template (dispvm) : NULL;
-  else if (qvm == NULL)
-    return NULL;
-  else if (g_str_equal (property, "netvm"))
-    path = qm_qubes_vm_get_netvm (qvm);
-  else if (g_str_equal (property, "default_dispvm"))
-    path = qm_qubes_vm_get_default_dispvm (qvm);
-  else if (g_str_equal (property, "management_dispvm"))
-    path = qm_qubes_vm_get_management_dispvm (qvm);
-  else if (g_str_equal (property, "guivm"))
-    path = qm_qubes_vm_get_guivm (qvm);
-  else if (g_str_equal (property, "audiovm"))
-    path = qm_qubes_vm_get_audiovm (qvm);
+    path = qm_object_has_interface (object, "AppVM")
+           ? qm_object_get_string (object, "AppVM", "Template")
+           : qm_object_get_string (object, "DispVM", "Template");
+  else
+    path = qm_object_get_string (object, "QubesVM", dbus_name);
   return qm_client_domain_name (self->client, path);
 }
 
@@ -1438,13 +1427,13 @@ dependants (QmWindow    *self,
                                              "management_dispvm", "guivm", "audiovm" };
   GPtrArray *lines = g_ptr_array_new_with_free_func (g_free);
   GList *domains = qm_client_get_domains (self->client), *l;
-  QmManager *manager = qm_client_get_manager (self->client);
+  QmObject *manager = qm_client_get_manager (self->client);
   guint i;
 
   for (l = domains; l != NULL; l = l->next)
     {
-      const gchar *path = g_dbus_object_get_object_path (l->data);
-      const gchar *name = qm_domain_get_name (qm_object_peek_domain (l->data));
+      const gchar *path = qm_object_get_path (l->data);
+      const gchar *name = qm_object_get_string (l->data, "Domain", "Name");
       g_autoptr(GString) uses = g_string_new (NULL);
 
       if (g_strcmp0 (path, target_path) == 0)
@@ -1474,25 +1463,19 @@ dependants (QmWindow    *self,
 
   if (manager != NULL)
     {
-      const struct
-      {
-        const gchar *property;
-        const gchar *path;
-      } globals[] = {
-        { "default_netvm", qm_manager_get_default_netvm (manager) },
-        { "default_template", qm_manager_get_default_template (manager) },
-        { "default_dispvm", qm_manager_get_default_dispvm (manager) },
-        { "management_dispvm", qm_manager_get_management_dispvm (manager) },
-        { "default_guivm", qm_manager_get_default_guivm (manager) },
-        { "default_audiovm", qm_manager_get_default_audiovm (manager) },
-        { "clockvm", qm_manager_get_clockvm (manager) },
-        { "updatevm", qm_manager_get_updatevm (manager) },
+      static const gchar *const globals[] = {
+        "default_netvm", "default_template", "default_dispvm", "management_dispvm",
+        "default_guivm", "default_audiovm", "clockvm", "updatevm",
       };
 
       for (i = 0; i < G_N_ELEMENTS (globals); i++)
-        if (g_strcmp0 (globals[i].path, target_path) == 0)
-          /* TRANSLATORS: %s is a global property such as default_netvm */
-          g_ptr_array_add (lines, g_strdup_printf (_("global setting %s"), globals[i].property));
+        {
+          g_autofree gchar *dbus_name = qm_property_dbus_name (globals[i]);
+
+          if (g_strcmp0 (qm_object_get_string (manager, "Manager", dbus_name), target_path) == 0)
+            /* TRANSLATORS: %s is a global property such as default_netvm */
+            g_ptr_array_add (lines, g_strdup_printf (_("global setting %s"), globals[i]));
+        }
     }
   return lines;
 }
@@ -1686,19 +1669,19 @@ network_clients (QmWindow   *self,
       grew = FALSE;
       for (l = domains; l != NULL; l = l->next)
         {
-          QmDomain *domain = qm_object_peek_domain (l->data);
-          QmQubesVM *qvm = qm_object_peek_qubes_vm (l->data);
-          const gchar *path = g_dbus_object_get_object_path (l->data);
-          const gchar *name = qm_domain_get_name (domain);
+          const gchar *path = qm_object_get_path (l->data);
+          const gchar *name = qm_object_get_string (l->data, "Domain", "Name");
           const gchar *netvm = NULL;
 
-          if (qvm == NULL || g_hash_table_contains (names, name)
-              || g_hash_table_contains (taken, name)
-              || g_strcmp0 (qm_domain_get_power_state (domain), "Halted") == 0)
+          if (!qm_object_has_interface (l->data, "QubesVM") || name == NULL
+              || g_hash_table_contains (names, name) || g_hash_table_contains (taken, name)
+              || g_strcmp0 (qm_object_get_string (l->data, "Domain", "PowerState"),
+                            "Halted") == 0)
             continue;
           /* The effective netvm (a default one too), as GetAllProperties says it. */
           if (!qm_client_get_property_info (self->client, path, "netvm", NULL, &netvm))
-            netvm = qm_client_domain_name (self->client, qm_qubes_vm_get_netvm (qvm));
+            netvm = qm_client_domain_name (self->client,
+                                           qm_object_get_string (l->data, "QubesVM", "Netvm"));
           if (netvm == NULL
               || (!g_hash_table_contains (names, netvm) && !g_hash_table_contains (taken, netvm)))
             continue;
