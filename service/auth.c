@@ -805,8 +805,9 @@ static Domain *path_domain(Manager *m, const char *path) {
 
 /* Manager methods that list qubes or take qube names: what the caller sees is asked about first. */
 static const char *const manager_listings[] = {
-        "ListDomains", "GetAllDomainProperties", "SubscribeEvents", "GetSystemInfo", "GetDomain",
-        "StartQubes",  "ShutdownQubes",          "CreateDisposable", "ListVolumes",  "GetVolume",
+        "ListDomains", "ListDomainsText", "GetAllDomainProperties", "SubscribeEvents", "GetSystemInfo",
+        "GetDomain",   "StartQubes",      "ShutdownQubes",          "CreateDisposable", "ListVolumes",
+        "GetVolume",
 };
 
 static bool is_listing(sd_bus_message *msg, const char *path) {

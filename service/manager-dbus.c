@@ -5,6 +5,7 @@
 #include "config.h"
 #include "manager.h"
 #include "util/log.h"
+#include "util/strbuf.h"
 #include "util/strv.h"
 
 static int global_get(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -112,6 +113,56 @@ static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static int append_listing_line(StrBuf *b, const Domain *d) {
+        /* pieces, not printf: this runs once per qube */
+        strbuf_append(b, d->name);
+        strbuf_append(b, " class=");
+        strbuf_append(b, qubes_class_to_string(d->klass));
+        strbuf_append(b, " state=");
+        strbuf_append(b, strempty(d->power_state));
+        strbuf_append(b, " uuid=");
+        strbuf_append(b, d->uuid);
+        strbuf_append_c(b, '\n');
+        return b->oom ? -ENOMEM : 0;
+}
+
+/* admin.vm.List's text, built once for everyone who sees every qube (kept until a qube comes,
+ * goes or changes power state: manager_listing_changed()), else for the caller. The shim sends
+ * it as it is: one string to marshal instead of five per qube. */
+static int method_list_domains_text(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_strbuf_ StrBuf b = {};
+        _cleanup_free_ Domain **list = NULL;
+        int r = gate(m, msg, AUTH_READ);
+        if (r <= 0)
+                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+
+        FilterContext *filter = filter_context_new(m, auth_caller_qube(m, msg));
+        bool everyone = !filter && auth_sees(m, msg, NULL);
+        if (everyone && m->listing) {
+                filter_context_free(filter);
+                return sd_bus_reply_method_return(msg, "s", m->listing);
+        }
+        list = app_domains_sorted(m->app, NULL);
+        if (!list) {
+                filter_context_free(filter);
+                return -ENOMEM;
+        }
+        for (Domain **d = list; r >= 0 && *d; d++)
+                if (filter_domain_visible(filter, *d) && auth_sees(m, msg, *d))
+                        r = append_listing_line(&b, *d);
+        filter_context_free(filter);
+        if (r < 0)
+                return r;
+        if (everyone) {
+                m->listing = b.buf ? strbuf_steal(&b) : strdup("");
+                if (!m->listing)
+                        return -ENOMEM;
+                return sd_bus_reply_method_return(msg, "s", m->listing);
+        }
+        return sd_bus_reply_method_return(msg, "s", strempty(b.buf));
 }
 
 /* Every qube's GetAllProperties in one reply: a client listing many qubes makes one round
@@ -411,6 +462,8 @@ static const sd_bus_vtable manager_extra[] = {
         PROPERTY_METHODS_VTABLE(manager),
         SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssso)", domains),
                                 method_list_domains, 0),
+        SD_BUS_METHOD_WITH_ARGS("ListDomainsText", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", listing),
+                                method_list_domains_text, 0),
         SD_BUS_METHOD_WITH_ARGS("GetAllDomainProperties", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a{sa(ssbs)}", domains), method_get_all_domain_properties, 0),
         SD_BUS_METHOD_WITH_ARGS("GetDomain", SD_BUS_ARGS("s", ref), SD_BUS_RESULT("o", domain), method_get_domain, 0),

@@ -142,7 +142,12 @@ void manager_mark_dirty(Manager *m, const char *name, const PropDef *prop, bool 
                 (void) sd_event_source_set_enabled(m->flush_source, SD_EVENT_ONESHOT);
 }
 
+void manager_listing_changed(Manager *m) {
+        m->listing = mfree(m->listing);
+}
+
 void manager_mark_power_state_dirty(Manager *m, const char *name) {
+        manager_listing_changed(m);
         manager_mark_dirty(m, name, NULL, false, false);
         DirtyObject *o = hashmap_get(m->dirty, name);
         if (o)
@@ -300,6 +305,8 @@ void manager_on_event(App *app, Domain *subject, const char *event, const char *
                 goto fail;
         /* qubes calling through qrexec get their own, policy-filtered copy */
         caller_filter_deliver(m, subject, event, kv, n_kv, m->event_seq);
+        if (!subject && (streq(event, "domain-add") || streq(event, "domain-delete")))
+                manager_listing_changed(m);
 
         if ((rest = startswith(event, "property-set:")) || (rest = startswith(event, "property-reset:")))
                 mark_property_change(m, subject, rest);
@@ -509,6 +516,7 @@ Manager *manager_free(Manager *m) {
         while (hashmap_iterate(m->dirty, &i, NULL, &v))
                 dirty_object_free(v);
         hashmap_free(m->dirty);
+        free(m->listing);
         app_free(m->app);
         for (size_t k = 0; k < ELEMENTSOF(m->vtables); k++)
                 free(m->vtables[k]);

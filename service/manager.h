@@ -83,6 +83,9 @@ typedef struct Manager {
         sd_event_source *private_source;
         char *private_path;
         uint64_t private_counter;
+        /* manager-dbus.c: ListDomainsText for callers who see every qube, until a qube comes,
+         * goes or changes power state (NULL: to be built) */
+        char *listing;
 } Manager;
 
 int manager_new(const ManagerConfig *config, Manager **ret);
@@ -104,6 +107,8 @@ void manager_mark_dirty(Manager *m, const char *name, const PropDef *prop, bool 
 
 /* Announce PowerState of a qube with the coalesced PropertiesChanged. */
 void manager_mark_power_state_dirty(Manager *m, const char *name);
+/* The text of ListDomainsText changes (a qube came, went or changed power state). */
+void manager_listing_changed(Manager *m);
 /* vmm.c: libvirt, the worker pool and the lifecycle objects; after the bus objects, before the
  * bus name. */
 int vmm_init(Manager *m);

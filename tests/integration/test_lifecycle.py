@@ -124,6 +124,30 @@ class TestLifecycle(DaemonTestCase):
         self.assertEqual([(n, a) for _, n, a in self.take('personal')], STOP_SEQUENCE)
         self.assertEqual(self.state('personal'), 'Halted')
 
+    def test_listing_text_follows_the_qubes(self):
+        """ListDomainsText (admin.vm.List's payload, kept between calls) is current after a start,
+        a pause, a kill, a new qube and a removal."""
+        def expected():
+            return ''.join('%s class=%s state=%s uuid=%s\n' % row[:4] for row in self.d.manager('ListDomains')[0])
+
+        def text():
+            return self.d.manager('ListDomainsText')[0]
+
+        self.assertEqual(text(), expected())
+        self.assertIn('\npersonal class=AppVM state=Halted ', text())
+        self.d.domain('personal', 'Start')
+        self.assertIn('\npersonal class=AppVM state=Running ', text())
+        self.d.domain('personal', 'Pause')
+        self.assertIn('\npersonal class=AppVM state=Paused ', text())
+        self.d.domain('personal', 'Kill')
+        self.assertIn('\npersonal class=AppVM state=Halted ', text())
+        self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', 'listed', 'red', '', {}))
+        self.assertIn('\nlisted class=AppVM state=Halted ', text())
+        self.assertEqual(text(), expected())
+        self.d.domain('listed', 'Remove')
+        self.assertNotIn('listed', text())
+        self.assertEqual(text(), expected())
+
     def test_errors_when_halted(self):
         self.assertDBusError(E + 'QubesVMNotStartedError', self.d.domain, 'work', 'Kill',
                              message=r"^Domain is powered off: 'work'$")
