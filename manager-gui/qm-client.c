@@ -3,8 +3,9 @@
  * One GetManagedObjects when qubesd appears, kept as QmObjects (the properties of each
  * interface, no proxies: for 300 qubes GDBusObjectManagerClient built ~7,800 of them, which cost
  * about as much as the call itself), then signals only: InterfacesAdded/Removed,
- * PropertiesChanged, Event and Stats, through one subscription made before the snapshot is asked
- * for. A change signal that arrives before the snapshot was sent before it (one sender, one
+ * PropertiesChanged and Stats (broadcasts), and the Event copies qubesd addresses to this
+ * connection after Manager.SubscribeEvents, all subscribed to before the snapshot is asked for.
+ * A change signal that arrives before the snapshot was sent before it (one sender, one
  * connection: D-Bus keeps the order), so the snapshot already holds its effect and the signal is
  * dropped. Everything that changes marks the client dirty; "changed" is emitted at most every
  * 100 ms, so that a storm of signals costs the view one diff. What D-Bus properties cannot say
@@ -14,6 +15,15 @@
  * memory) come from the Stats signal and are kept here, never as properties; disk usage is the
  * sum of the qube's Volume objects' Usage, the only thing read of the snapshot's volumes unless
  * a window asks for more.
+ *
+ * Events come only as the Subscription copies, never as broadcasts too: an administrator would
+ * get each twice, and events are most of what qubesd sends while qubes start and stop. A user
+ * whom the bus policy denies the broadcasts (see "What a local user sees" in docs/dbus-api.md)
+ * gets no PropertiesChanged or InterfacesAdded/Removed either; until a broadcast has come, the
+ * events themselves keep the model current: an event about a qube has it read again
+ * (Properties.GetAll of each of its interfaces, at most once per qube per 100 ms), one about a
+ * qube not known yet has the objects read again (GetManagedObjects), domain-delete drops the
+ * qube. See docs/qube-manager.md.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -28,11 +38,86 @@
 /* At most this many GetAllProperties in flight: the system bus limits pending replies per
  * connection (128 by default), and a daemon should not see 300 calls at once from one window. */
 #define MAX_FETCHES_IN_FLIGHT 16
+/* At most this many Properties.GetAll of the qubes re-read after events (see refresh_cb()). */
+#define MAX_REFRESH_CALLS 32
 
 #define OBJECT_MANAGER_INTERFACE "org.freedesktop.DBus.ObjectManager"
 #define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
 #define LABEL_PATH_PREFIX QM_ROOT_PATH "/label/"
 #define VOLUME_PATH_ELEMENT "/volume/"
+#define MANAGER_INTERFACE QM_INTERFACE_PREFIX "Manager"
+#define DOMAIN_INTERFACE QM_INTERFACE_PREFIX "Domain"
+#define SUBSCRIPTION_INTERFACE QM_INTERFACE_PREFIX "Subscription"
+
+/* What the message filter (filter_events(), in GDBus' worker thread) reads. GDBus frees it
+ * when the filter can no longer run. */
+typedef struct
+{
+  gint broadcasts_seen; /* atomic: QmClient.broadcasts_seen */
+} EventFilter;
+
+/* Set at every start and stop of a qube, and nothing the window shows depends on them: their
+ * events do not have the qube's GetAllProperties read again. */
+static const gchar *const volatile_properties[] = { "xid", "stubdom_xid", "start_time", NULL };
+
+/* The property an event says was set or reset ("property-set:netvm" -> "netvm"), or NULL. */
+static const gchar *
+event_property (const gchar *name)
+{
+  static const gchar *const prefixes[] = { "property-set:", "property-reset:", "property-del:" };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (prefixes); i++)
+    if (g_str_has_prefix (name, prefixes[i]))
+      return name + strlen (prefixes[i]);
+  return NULL;
+}
+
+/* Whether an event tells a client that gets the broadcasts anything they do not: only that a
+ * property was set or reset (whether it is at its default comes from GetAllProperties), but for
+ * the volatile ones of a qube. Called from both threads. */
+static gboolean
+event_matters_with_broadcasts (const gchar *name,
+                               gboolean     about_qube)
+{
+  const gchar *property = event_property (name);
+
+  return property != NULL && (!about_qube || !g_strv_contains (volatile_properties, property));
+}
+
+/* In GDBus' worker thread, for every message the connection receives: once broadcasts come,
+ * the Event copies that do not matter (all but a few while qubes start and stop, two thirds of
+ * what qubesd sends then) are dropped here rather than each handed to the main loop. */
+static GDBusMessage *
+filter_events (GDBusConnection *connection,
+               GDBusMessage    *message,
+               gboolean         incoming,
+               gpointer         user_data)
+{
+  EventFilter *filter = user_data;
+  const gchar *interface;
+  GVariant *body;
+  g_autoptr(GVariant) name = NULL;
+
+  if (!incoming || !g_atomic_int_get (&filter->broadcasts_seen)
+      || g_dbus_message_get_message_type (message) != G_DBUS_MESSAGE_TYPE_SIGNAL
+      || g_strcmp0 (g_dbus_message_get_member (message), "Event") != 0)
+    return message;
+  interface = g_dbus_message_get_interface (message);
+  body = g_dbus_message_get_body (message);
+  if ((g_strcmp0 (interface, SUBSCRIPTION_INTERFACE) != 0
+       && g_strcmp0 (interface, DOMAIN_INTERFACE) != 0
+       && g_strcmp0 (interface, MANAGER_INTERFACE) != 0)
+      || body == NULL || !g_variant_is_of_type (body, G_VARIANT_TYPE ("(tssa(ss))")))
+    return message;
+  name = g_variant_get_child_value (body, 2);
+  if (event_matters_with_broadcasts (g_variant_get_string (name, NULL),
+                                     g_strcmp0 (g_dbus_message_get_path (message), QM_ROOT_PATH)
+                                     != 0))
+    return message;
+  g_object_unref (message);
+  return NULL;
+}
 
 /* One qube's GetAllProperties answer (a(ssbs)), indexed by name; the strings handed out point
  * into the array, valid as long as it is kept. */
@@ -72,7 +157,8 @@ struct _QmClient
 
   QmClientState    state;
   gchar           *error_message;
-  guint            subscription;
+  guint            subscriptions[6];
+  gchar           *owner;          /* qubesd's unique name, once the watcher said it */
   gboolean         has_snapshot;   /* GetManagedObjects answered */
   QmObject        *manager;        /* the root object, once Properties.GetAll answered */
   GHashTable      *domains;        /* path -> QmObject */
@@ -98,9 +184,29 @@ struct _QmClient
 
   GHashTable      *stats;        /* path -> Stats, from the last Stats signal */
 
+  /* Events (see the top of the file) */
+  gboolean         has_seq;
+  guint64          last_seq;      /* the last event handled: each is handled once */
+  gboolean         broadcasts_seen; /* a broadcast came: PropertiesChanged and
+                                       InterfacesAdded/Removed keep the model current */
+  EventFilter     *filter;         /* owned by the connection */
+  guint            filter_id;
+  GHashTable      *stale;          /* paths to read again (Properties.GetAll) */
+  GHashTable      *refreshing;     /* path -> GUINT_TO_POINTER (its GetAll calls in flight) */
+  guint            refresh_calls;  /* GetAll calls in flight, all paths */
+  guint            refresh_id;
+  gint64           last_refresh;
+  gboolean         resync_wanted;  /* GetManagedObjects again */
+  gboolean         resync_in_flight;
+
   guint            flush_id;
   gint64           last_flush;
   gboolean         loaded;
+  /* What the next "changed" is about: the paths of the qubes whose rows may differ, or every
+   * row; handed to the handlers of "changed" (qm_client_get_changed_domains()). */
+  GHashTable      *dirty;
+  gboolean         all_dirty;
+  GHashTable      *changes;      /* during "changed": what dirty held; NULL: every row */
 };
 
 enum
@@ -229,12 +335,28 @@ static gboolean
 flush_cb (gpointer user_data)
 {
   QmClient *self = QM_CLIENT (user_data);
+  g_autoptr(GHashTable) changes = NULL;
 
   self->flush_id = 0;
   self->last_flush = g_get_monotonic_time ();
   if (self->state == QM_CLIENT_STATE_READY && fetches_idle (self))
-    self->loaded = TRUE;
+    {
+      /* The list becomes complete: everything is news. */
+      if (!self->loaded)
+        self->all_dirty = TRUE;
+      self->loaded = TRUE;
+    }
+  if (!self->all_dirty)
+    {
+      changes = g_steal_pointer (&self->dirty);
+      self->dirty = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+    }
+  else
+    g_hash_table_remove_all (self->dirty);
+  self->all_dirty = FALSE;
+  self->changes = changes;
   g_signal_emit (self, signals[SIGNAL_CHANGED], 0);
+  self->changes = NULL;
   return G_SOURCE_REMOVE;
 }
 
@@ -262,6 +384,76 @@ schedule_flush (QmClient *self)
                                          flush_cb, self, NULL);
 }
 
+/* The row of the qube at path may differ; NULL: any row may. */
+static void
+mark_dirty (QmClient    *self,
+            const gchar *domain_path)
+{
+  if (domain_path == NULL)
+    self->all_dirty = TRUE;
+  else if (!self->all_dirty && !g_hash_table_contains (self->dirty, domain_path))
+    g_hash_table_add (self->dirty, g_strdup (domain_path));
+  schedule_flush (self);
+}
+
+/* After a change of the object at path: a qube's or one of its volumes' changes that qube's
+ * row; a label or a global property can change any row. */
+static void
+object_changed (QmClient    *self,
+                const gchar *path)
+{
+  gsize domain_len = 0;
+
+  switch (path_kind (path, &domain_len))
+    {
+    case KIND_DOMAIN:
+      mark_dirty (self, path);
+      break;
+    case KIND_VOLUME:
+      {
+        g_autofree gchar *domain_path = g_strndup (path, domain_len);
+
+        mark_dirty (self, domain_path);
+        break;
+      }
+    case KIND_LABEL:
+    case KIND_NONE:
+    default:
+      mark_dirty (self, NULL);
+      break;
+    }
+}
+
+/* After an object came or went: a qube, which other rows may name, or a label can change any
+ * row, a volume its qube's; the objects not kept (jobs: two per StartQubes) none. */
+static void
+objects_changed (QmClient    *self,
+                 const gchar *path)
+{
+  switch (path_kind (path, NULL))
+    {
+    case KIND_VOLUME:
+      object_changed (self, path);
+      break;
+    case KIND_DOMAIN:
+    case KIND_LABEL:
+      mark_dirty (self, NULL);
+      break;
+    case KIND_NONE:
+    default:
+      break;
+    }
+}
+
+static void
+saw_broadcast (QmClient *self)
+{
+  if (self->broadcasts_seen)
+    return;
+  self->broadcasts_seen = TRUE;
+  g_atomic_int_set (&self->filter->broadcasts_seen, TRUE);
+}
+
 static void
 set_state (QmClient      *self,
            QmClientState  state,
@@ -272,6 +464,7 @@ set_state (QmClient      *self,
   if (self->state == state)
     return;
   self->state = state;
+  self->all_dirty = TRUE;
   g_signal_emit (self, signals[SIGNAL_STATE_CHANGED], 0);
 }
 
@@ -340,7 +533,7 @@ fetch_done (GObject      *source,
       g_queue_push_tail (&self->fetch_queue, g_strdup (data->path));
     }
   pump_fetches (self);
-  schedule_flush (self);
+  mark_dirty (self, data->path);
 
 out:
   g_object_unref (data->self);
@@ -472,7 +665,7 @@ bulk_done (GObject      *source,
       self->bulk_again = FALSE;
       request_bulk (self);
     }
-  schedule_flush (self);
+  mark_dirty (self, NULL);
   g_object_unref (self);
 }
 
@@ -692,7 +885,7 @@ refetch_done (GObject      *source,
           && qm_object_update (data->object, data->interface, changed, NULL))
         {
           invalidate_disk_usage (self, qm_object_get_path (data->object));
-          schedule_flush (self);
+          object_changed (self, qm_object_get_path (data->object));
         }
     }
   else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -708,12 +901,17 @@ properties_changed (QmClient    *self,
                     const gchar *path,
                     GVariant    *parameters)
 {
+  g_autoptr(GVariant) interface_value = g_variant_get_child_value (parameters, 0);
+  g_autoptr(GVariant) changed = g_variant_get_child_value (parameters, 1);
+  g_autoptr(GVariant) invalidated_value = g_variant_get_child_value (parameters, 2);
   const gchar *full_interface, *interface;
-  g_autoptr(GVariant) changed = NULL;
   g_autofree const gchar **invalidated = NULL;
   QmObject *object;
 
-  g_variant_get (parameters, "(&s@a{sv}^a&s)", &full_interface, &changed, &invalidated);
+  /* Child by child: a format string with "&" has GVariant serialise the whole message first,
+   * which was a tenth of the window's CPU while qubes start and stop. */
+  full_interface = g_variant_get_string (interface_value, NULL);
+  invalidated = g_variant_get_strv (invalidated_value, NULL);
   interface = short_interface (full_interface);
   object = lookup_object (self, path);
   if (interface == NULL || object == NULL
@@ -743,30 +941,395 @@ properties_changed (QmClient    *self,
       if (g_strcmp0 (power, "Running") != 0 && g_strcmp0 (power, "Paused") != 0)
         g_hash_table_remove (self->stats, path);
     }
-  schedule_flush (self);
+  object_changed (self, path);
+}
+
+/* ---- the model kept current by events alone ------------------------------------------- */
+
+static void schedule_refresh (QmClient *self);
+
+/* Drops an object and what the client knows of it, as an InterfacesRemoved of all its
+ * interfaces would. */
+static void
+drop_object (QmClient    *self,
+             const gchar *path)
+{
+  GHashTable *table = table_for_kind (self, path_kind (path, NULL));
+  QmObject *found = table != NULL ? g_hash_table_lookup (table, path) : NULL;
+  g_autoptr(QmObject) object = found != NULL ? g_object_ref (found) : NULL;
+  g_autofree const gchar **names = NULL;
+  g_autoptr(GPtrArray) full = NULL;
+  guint i, n = 0;
+
+  if (object == NULL)
+    return;
+  names = qm_object_list_interfaces (object, &n);
+  full = g_ptr_array_new_with_free_func (g_free);
+  for (i = 0; i < n; i++)
+    g_ptr_array_add (full, g_strconcat (QM_INTERFACE_PREFIX, names[i], NULL));
+  g_ptr_array_add (full, NULL);
+  remove_interfaces (self, path, (const gchar *const *) full->pdata);
+  /* An object with interfaces not ours left is dropped all the same. */
+  if (g_hash_table_lookup (table, path) == object)
+    g_hash_table_remove (table, path);
 }
 
 static void
+drop_domain (QmClient    *self,
+             const gchar *path)
+{
+  GPtrArray *list = g_hash_table_lookup (self->domain_volumes, path);
+  g_autoptr(GPtrArray) volumes = g_ptr_array_new_with_free_func (g_free);
+  guint i;
+
+  for (i = 0; list != NULL && i < list->len; i++)
+    g_ptr_array_add (volumes, g_strdup (qm_object_get_path (list->pdata[i])));
+  for (i = 0; i < volumes->len; i++)
+    drop_object (self, volumes->pdata[i]);
+  drop_object (self, path);
+}
+
+typedef struct
+{
+  QmClient *self;
+  QmObject *object;
+  gchar    *interface; /* short name */
+} RefreshData;
+
+static void
+refresh_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  RefreshData *data = user_data;
+  QmClient *self = data->self;
+  const gchar *path = qm_object_get_path (data->object);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  guint left;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  /* Cancelled: qubesd went away and the counters were reset with everything else. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    goto out;
+
+  self->refresh_calls--;
+  left = GPOINTER_TO_UINT (g_hash_table_lookup (self->refreshing, path)) - 1;
+  if (left > 0)
+    g_hash_table_insert (self->refreshing, g_strdup (path), GUINT_TO_POINTER (left));
+  else
+    g_hash_table_remove (self->refreshing, path);
+
+  /* Replies and signals come in the order qubesd sent them: what a reply says is newer than
+   * what came before it. Applied only to the object still at that path. */
+  if (reply != NULL && lookup_object (self, path) == data->object)
+    {
+      g_autoptr(GVariant) properties = g_variant_get_child_value (reply, 0);
+
+      qm_object_set_interface (data->object, data->interface, properties);
+      if (g_str_equal (data->interface, "Domain"))
+        {
+          const gchar *power = qm_object_get_string (data->object, "Domain", "PowerState");
+
+          if (g_strcmp0 (power, "Running") != 0 && g_strcmp0 (power, "Paused") != 0)
+            g_hash_table_remove (self->stats, path);
+        }
+      object_changed (self, path);
+    }
+  else if (error != NULL)
+    /* Gone meanwhile, or no longer seen: its domain-delete, or the next read of the objects,
+     * says so. */
+    g_debug ("GetAll %s %s: %s", path, data->interface, error->message);
+
+  if (g_hash_table_size (self->stale) > 0 || self->resync_wanted)
+    schedule_refresh (self);
+
+out:
+  g_object_unref (data->self);
+  g_object_unref (data->object);
+  g_free (data->interface);
+  g_free (data);
+}
+
+static void resync_done (GObject      *source,
+                         GAsyncResult *result,
+                         gpointer      user_data);
+
+/* Reads again what events said changed: at most once per 100 ms, so that the events of a qube
+ * starting (half a dozen in a few ms) cost one read. */
+static gboolean
+refresh_cb (gpointer user_data)
+{
+  QmClient *self = QM_CLIENT (user_data);
+  GHashTableIter iter;
+  gpointer path;
+
+  self->refresh_id = 0;
+  self->last_refresh = g_get_monotonic_time ();
+  if (self->resync_wanted && !self->resync_in_flight)
+    {
+      self->resync_wanted = FALSE;
+      self->resync_in_flight = TRUE;
+      g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH,
+                              OBJECT_MANAGER_INTERFACE, "GetManagedObjects", NULL,
+                              G_VARIANT_TYPE ("(a{oa{sa{sv}}})"), G_DBUS_CALL_FLAGS_NONE, -1,
+                              self->generation, resync_done, g_object_ref (self));
+    }
+
+  g_hash_table_iter_init (&iter, self->stale);
+  while (g_hash_table_iter_next (&iter, &path, NULL)
+         && self->refresh_calls < MAX_REFRESH_CALLS)
+    {
+      QmObject *object;
+      g_autofree const gchar **interfaces = NULL;
+      guint i, n = 0;
+
+      /* One read at a time per object: the one in flight may predate the event. This one
+       * stays stale and is read when that one is done. */
+      if (g_hash_table_contains (self->refreshing, path))
+        continue;
+      object = lookup_object (self, path);
+      if (object != NULL)
+        interfaces = qm_object_list_interfaces (object, &n);
+      for (i = 0; i < n; i++)
+        {
+          RefreshData *data = g_new0 (RefreshData, 1);
+          g_autofree gchar *full = g_strconcat (QM_INTERFACE_PREFIX, interfaces[i], NULL);
+
+          data->self = g_object_ref (self);
+          data->object = g_object_ref (object);
+          data->interface = g_strdup (interfaces[i]);
+          g_dbus_connection_call (self->connection, QM_BUS_NAME, path, PROPERTIES_INTERFACE,
+                                  "GetAll", g_variant_new ("(s)", full),
+                                  G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, -1,
+                                  self->generation, refresh_done, data);
+        }
+      if (n > 0)
+        {
+          g_hash_table_insert (self->refreshing, g_strdup (path), GUINT_TO_POINTER (n));
+          self->refresh_calls += n;
+        }
+      g_hash_table_iter_remove (&iter);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_refresh (QmClient *self)
+{
+  gint64 wait_us;
+
+  if (self->refresh_id != 0)
+    return;
+  wait_us = self->last_refresh + FLUSH_INTERVAL_US - g_get_monotonic_time ();
+  if (wait_us <= 0)
+    self->refresh_id = g_idle_add_full (G_PRIORITY_DEFAULT, refresh_cb, self, NULL);
+  else
+    self->refresh_id = g_timeout_add_full (G_PRIORITY_DEFAULT, (guint) (wait_us / 1000) + 1,
+                                           refresh_cb, self, NULL);
+}
+
+static void
+mark_stale (QmClient    *self,
+            const gchar *path)
+{
+  if (!g_hash_table_contains (self->stale, path))
+    g_hash_table_add (self->stale, g_strdup (path));
+  schedule_refresh (self);
+}
+
+static void
+want_resync (QmClient *self)
+{
+  self->resync_wanted = TRUE;
+  schedule_refresh (self);
+}
+
+/* A fresh GetManagedObjects: objects new to the client are added (a qube just created, or one
+ * the user was just allowed to see), the others replaced, and the ones no longer listed
+ * dropped. */
+static void
+resync_done (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  QmClient *self = QM_CLIENT (user_data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) objects = NULL;
+  g_autoptr(GHashTable) listed = NULL;
+  g_autoptr(GPtrArray) gone = NULL;
+  GHashTable *tables[3];
+  GHashTableIter iter;
+  gpointer path;
+  gsize i, n;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_object_unref (self);
+      return;
+    }
+  self->resync_in_flight = FALSE;
+  if (reply == NULL)
+    g_debug ("GetManagedObjects: %s", error->message);
+  else
+    {
+      listed = g_hash_table_new (g_str_hash, g_str_equal);
+      objects = g_variant_get_child_value (reply, 0);
+      n = g_variant_n_children (objects);
+      for (i = 0; i < n; i++)
+        {
+          g_autoptr(GVariant) entry = g_variant_get_child_value (objects, i);
+          g_autoptr(GVariant) object_path = g_variant_get_child_value (entry, 0);
+          g_autoptr(GVariant) interfaces = g_variant_get_child_value (entry, 1);
+          const gchar *p = g_variant_get_string (object_path, NULL);
+
+          add_interfaces (self, p, interfaces);
+          /* Points into the reply, kept until the end. */
+          g_hash_table_add (listed, (gpointer) p);
+        }
+      gone = g_ptr_array_new_with_free_func (g_free);
+      tables[0] = self->volumes;
+      tables[1] = self->domains;
+      tables[2] = self->labels;
+      for (i = 0; i < G_N_ELEMENTS (tables); i++)
+        {
+          g_hash_table_iter_init (&iter, tables[i]);
+          while (g_hash_table_iter_next (&iter, &path, NULL))
+            if (!g_hash_table_contains (listed, path))
+              g_ptr_array_add (gone, g_strdup (path));
+        }
+      for (i = 0; i < gone->len; i++)
+        drop_object (self, gone->pdata[i]);
+      mark_dirty (self, NULL);
+    }
+  if (self->resync_wanted || g_hash_table_size (self->stale) > 0)
+    schedule_refresh (self);
+  g_object_unref (self);
+}
+
+/* The value of one key of an event's arguments or a Stats signal's (a(ss)), or NULL. */
+static gchar *
+event_argument (GVariant    *arguments,
+                const gchar *key)
+{
+  gsize i, n = g_variant_n_children (arguments);
+
+  for (i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) pair = g_variant_get_child_value (arguments, i);
+      g_autoptr(GVariant) k = g_variant_get_child_value (pair, 0);
+
+      if (g_str_equal (g_variant_get_string (k, NULL), key))
+        {
+          g_autoptr(GVariant) v = g_variant_get_child_value (pair, 1);
+
+          return g_variant_dup_string (v, NULL);
+        }
+    }
+  return NULL;
+}
+
+/* "domain-pre-start", "property-pre-set:netvm": what is announced has not happened yet. */
+static gboolean
+is_pre_event (const gchar *name)
+{
+  const gchar *colon = strchr (name, ':');
+  gsize len = colon != NULL ? (gsize) (colon - name) : strlen (name);
+
+  return g_strstr_len (name, (gssize) len, "-pre-") != NULL;
+}
+
+/* An event no broadcast accompanies (see the top of the file): what it is about is read again. */
+static void
+event_without_broadcast (QmClient    *self,
+                         const gchar *path,
+                         const gchar *name,
+                         GVariant    *arguments)
+{
+  if (is_pre_event (name))
+    return;
+  if (path != NULL)
+    {
+      /* Any event of a qube can change what a row shows (state, features, tags, properties);
+       * one about a qube not known has just become visible. */
+      if (qm_client_lookup_domain (self, path) != NULL)
+        mark_stale (self, path);
+      else
+        want_resync (self);
+      return;
+    }
+  if (g_str_equal (name, "domain-delete"))
+    {
+      g_autofree gchar *vm = event_argument (arguments, "vm");
+      g_autofree gchar *encoded = vm != NULL ? qm_path_encode (vm) : NULL;
+      g_autofree gchar *domain_path = encoded != NULL
+                                      ? g_strconcat (QM_DOMAIN_PATH_PREFIX, encoded, NULL)
+                                      : NULL;
+
+      if (domain_path != NULL && qm_client_lookup_domain (self, domain_path) != NULL)
+        {
+          drop_domain (self, domain_path);
+          mark_dirty (self, NULL);
+        }
+    }
+  else if (g_str_equal (name, "domain-add"))
+    {
+      g_autofree gchar *vm = event_argument (arguments, "vm");
+
+      if (vm == NULL || qm_client_lookup_domain_by_name (self, vm) == NULL)
+        want_resync (self);
+    }
+  else if (g_str_has_prefix (name, "property-"))
+    /* A global property: the Manager's D-Bus properties. */
+    mark_stale (self, QM_ROOT_PATH);
+}
+
+/* Event(t sequence, s subject, s name, a(ss) arguments), from the Subscription copy or (an
+ * older qubesd without SubscribeEvents) the broadcast; path is NULL for the Manager's. */
+static void
 handle_event (QmClient    *self,
               const gchar *path,
-              GVariant    *parameters)
+              GVariant    *parameters,
+              gboolean     broadcast)
 {
+  g_autoptr(GVariant) name_value = NULL;
+  g_autoptr(GVariant) arguments = NULL;
   const gchar *name;
+  guint64 seq;
 
   if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tssa(ss))")))
     return;
-  g_variant_get (parameters, "(t&s&s@a(ss))", NULL, NULL, &name, NULL);
-  if (!g_str_has_prefix (name, "property-set:") && !g_str_has_prefix (name, "property-reset:")
-      && !g_str_has_prefix (name, "property-del:"))
+  /* Child by child: a format with "&s" would have GVariant serialise the whole message. */
+  g_variant_get_child (parameters, 0, "t", &seq);
+  /* Each event once: an administrator may get it both ways (an older daemon, or a broadcast
+   * match added after SubscribeEvents failed), and one sender's signals come in order. */
+  if (self->has_seq && seq <= self->last_seq)
     return;
+  self->has_seq = TRUE;
+  self->last_seq = seq;
+  if (broadcast)
+    saw_broadcast (self);
+  name_value = g_variant_get_child_value (parameters, 2);
+  name = g_variant_get_string (name_value, NULL);
 
-  if (path == NULL)
-    /* A global default changed: any qube at its default may now show another value. */
-    request_all_props (self);
-  else if (!self->has_snapshot)
-    g_hash_table_add (self->early_events, g_strdup (path));
-  else
-    request_props (self, path);
+  if (event_matters_with_broadcasts (name, path != NULL))
+    {
+      if (path == NULL)
+        /* A global default changed: any qube at its default may now show another value. */
+        request_all_props (self);
+      else if (!self->has_snapshot)
+        g_hash_table_add (self->early_events, g_strdup (path));
+      else if (qm_client_lookup_domain (self, path) != NULL)
+        request_props (self, path);
+    }
+
+  /* Before the snapshot: it is newer than the event. */
+  if (self->broadcasts_seen || !self->has_snapshot)
+    return;
+  arguments = g_variant_get_child_value (parameters, 3);
+  event_without_broadcast (self, path, name, arguments);
 }
 
 static void
@@ -774,8 +1337,9 @@ handle_stats (QmClient    *self,
               const gchar *path,
               GVariant    *parameters)
 {
-  GVariantIter *iter;
-  const gchar *key, *value;
+  g_autoptr(GVariant) pairs = NULL;
+  g_autofree gchar *cpu_usage = NULL;
+  g_autofree gchar *memory_kb = NULL;
   Stats *stats;
 
   if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(a(ss))"))
@@ -787,16 +1351,12 @@ handle_stats (QmClient    *self,
       stats = g_new0 (Stats, 1);
       g_hash_table_insert (self->stats, g_strdup (path), stats);
     }
-  g_variant_get (parameters, "(a(ss))", &iter);
-  while (g_variant_iter_next (iter, "(&s&s)", &key, &value))
-    {
-      if (g_str_equal (key, "cpu_usage"))
-        stats->cpu_usage = g_ascii_strtod (value, NULL);
-      else if (g_str_equal (key, "memory_kb"))
-        stats->memory_kb = g_ascii_strtoull (value, NULL, 10);
-    }
-  g_variant_iter_free (iter);
-  schedule_flush (self);
+  pairs = g_variant_get_child_value (parameters, 0);
+  if ((cpu_usage = event_argument (pairs, "cpu_usage")) != NULL)
+    stats->cpu_usage = g_ascii_strtod (cpu_usage, NULL);
+  if ((memory_kb = event_argument (pairs, "memory_kb")) != NULL)
+    stats->memory_kb = g_ascii_strtoull (memory_kb, NULL, 10);
+  mark_dirty (self, path);
 }
 
 /* Every signal of qubesd comes here, from the moment it appears, before the snapshot is asked
@@ -812,18 +1372,28 @@ on_signal (GDBusConnection *connection,
 {
   QmClient *self = QM_CLIENT (user_data);
 
+  /* A GLib without the fix for CVE-2024-34397 matches a well-known sender name against any
+   * sender: a unicast signal from another peer must not pass for qubesd's. */
+  if (self->owner != NULL && g_strcmp0 (sender_name, self->owner) != 0)
+    return;
   if (g_str_equal (signal_name, "Event"))
     {
-      if (g_strcmp0 (interface_name, "org.qubes_os.Admin1.Manager") == 0)
-        handle_event (self, NULL, parameters);
-      else if (g_strcmp0 (interface_name, "org.qubes_os.Admin1.Domain") == 0
-               && is_domain_path (object_path))
-        handle_event (self, object_path, parameters);
+      /* NULL: the Manager's */
+      const gchar *subject = g_strcmp0 (object_path, QM_ROOT_PATH) == 0 ? NULL : object_path;
+
+      if (subject != NULL && !is_domain_path (subject))
+        return;
+      if (g_strcmp0 (interface_name, SUBSCRIPTION_INTERFACE) == 0)
+        handle_event (self, subject, parameters, FALSE);
+      else if (g_strcmp0 (interface_name, subject == NULL ? MANAGER_INTERFACE : DOMAIN_INTERFACE)
+               == 0)
+        handle_event (self, subject, parameters, TRUE);
       return;
     }
+  saw_broadcast (self);
   if (g_str_equal (signal_name, "Stats"))
     {
-      if (g_strcmp0 (interface_name, "org.qubes_os.Admin1.Domain") == 0)
+      if (g_strcmp0 (interface_name, DOMAIN_INTERFACE) == 0)
         handle_stats (self, object_path, parameters);
       return;
     }
@@ -846,7 +1416,7 @@ on_signal (GDBusConnection *connection,
 
           g_variant_get (parameters, "(&o@a{sa{sv}})", &path, &interfaces);
           add_interfaces (self, path, interfaces);
-          schedule_flush (self);
+          objects_changed (self, path);
         }
       else if (g_str_equal (signal_name, "InterfacesRemoved")
                && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(oas)")))
@@ -856,7 +1426,7 @@ on_signal (GDBusConnection *connection,
 
           g_variant_get (parameters, "(&o^a&s)", &path, &interfaces);
           remove_interfaces (self, path, interfaces);
-          schedule_flush (self);
+          objects_changed (self, path);
         }
     }
 }
@@ -916,7 +1486,7 @@ maybe_ready (QmClient *self)
   while (g_hash_table_iter_next (&iter, &path, NULL))
     request_props (self, path);
   g_hash_table_remove_all (self->early_events);
-  schedule_flush (self);
+  mark_dirty (self, NULL);
 
   /* Lifecycle methods come with a later issue: offer them only when the daemon has them. */
   g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_DOMAIN_PATH_PREFIX "dom0",
@@ -989,13 +1559,19 @@ manager_done (GObject      *source,
 static void
 tear_down (QmClient *self)
 {
+  guint i;
+
   g_cancellable_cancel (self->generation);
   g_clear_object (&self->generation);
   self->generation = g_cancellable_new ();
 
-  if (self->subscription != 0 && self->connection != NULL)
-    g_dbus_connection_signal_unsubscribe (self->connection, self->subscription);
-  self->subscription = 0;
+  for (i = 0; i < G_N_ELEMENTS (self->subscriptions); i++)
+    {
+      if (self->subscriptions[i] != 0 && self->connection != NULL)
+        g_dbus_connection_signal_unsubscribe (self->connection, self->subscriptions[i]);
+      self->subscriptions[i] = 0;
+    }
+  g_clear_pointer (&self->owner, g_free);
   self->has_snapshot = FALSE;
   g_clear_object (&self->manager);
   g_hash_table_remove_all (self->domains);
@@ -1017,6 +1593,61 @@ tear_down (QmClient *self)
   self->bulk_again = FALSE;
   self->has_lifecycle = FALSE;
   self->loaded = FALSE;
+
+  self->has_seq = FALSE;
+  self->last_seq = 0;
+  self->broadcasts_seen = FALSE;
+  if (self->filter != NULL)
+    g_atomic_int_set (&self->filter->broadcasts_seen, FALSE);
+  g_hash_table_remove_all (self->stale);
+  g_hash_table_remove_all (self->refreshing);
+  self->refresh_calls = 0;
+  if (self->refresh_id != 0)
+    g_source_remove (self->refresh_id);
+  self->refresh_id = 0;
+  self->resync_wanted = FALSE;
+  self->resync_in_flight = FALSE;
+  self->all_dirty = TRUE;
+}
+
+static guint
+subscribe (QmClient    *self,
+           const gchar *interface,
+           const gchar *member,
+           const gchar *path)
+{
+  return g_dbus_connection_signal_subscribe (self->connection, QM_BUS_NAME, interface, member,
+                                             path, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_signal,
+                                             self, NULL);
+}
+
+static void
+subscribe_done (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  QmClient *self = QM_CLIENT (user_data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_object_unref (self);
+      return;
+    }
+  if (reply == NULL)
+    {
+      /* An older qubesd: its broadcasts, as before (what was sent meanwhile is lost). */
+      g_debug ("SubscribeEvents: %s", error->message);
+      self->subscriptions[4] = subscribe (self, MANAGER_INTERFACE, "Event", QM_ROOT_PATH);
+      self->subscriptions[5] = subscribe (self, DOMAIN_INTERFACE, "Event", NULL);
+    }
+  else if (self->has_snapshot && !self->broadcasts_seen)
+    /* Answered after the snapshot (polkit answered in another order): events in between
+     * reached neither. Without broadcasts nothing else says what they changed. */
+    want_resync (self);
+  g_object_unref (self);
 }
 
 /* Subscribes to qubesd's signals, then asks for the snapshot: every object (GetManagedObjects),
@@ -1025,10 +1656,17 @@ static void
 start_snapshot (QmClient *self)
 {
   set_state (self, QM_CLIENT_STATE_CONNECTING, NULL);
-  /* One match rule for everything qubesd emits; on_signal sorts them out. */
-  self->subscription = g_dbus_connection_signal_subscribe (
-    self->connection, QM_BUS_NAME, NULL, NULL, NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_signal,
-    self, NULL);
+  /* The broadcasts the model needs, and the Event copies addressed to this connection (no
+   * match rule brings those: they come anyway; the subscription hands them to on_signal). The
+   * broadcast Events are left out: see the top of the file. */
+  self->subscriptions[0] = subscribe (self, PROPERTIES_INTERFACE, "PropertiesChanged", NULL);
+  self->subscriptions[1] = subscribe (self, OBJECT_MANAGER_INTERFACE, NULL, QM_ROOT_PATH);
+  self->subscriptions[2] = subscribe (self, DOMAIN_INTERFACE, "Stats", NULL);
+  self->subscriptions[3] = subscribe (self, SUBSCRIPTION_INTERFACE, "Event", NULL);
+  g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, MANAGER_INTERFACE,
+                          "SubscribeEvents", g_variant_new ("(s)", ""), G_VARIANT_TYPE ("(t)"),
+                          G_DBUS_CALL_FLAGS_NONE, -1, self->generation, subscribe_done,
+                          g_object_ref (self));
   g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, OBJECT_MANAGER_INTERFACE,
                           "GetManagedObjects", NULL, G_VARIANT_TYPE ("(a{oa{sa{sv}}})"),
                           G_DBUS_CALL_FLAGS_NONE, -1, self->generation, snapshot_done,
@@ -1052,10 +1690,13 @@ name_appeared (GDBusConnection *connection,
   self->early_snapshot = FALSE;
   /* The snapshot asked for at start-up is for this owner, unless it failed: qubesd took the
    * name between that call and the watcher's. */
-  if (early && self->state != QM_CLIENT_STATE_ABSENT)
-    return;
-  tear_down (self);
-  start_snapshot (self);
+  if (!early || self->state == QM_CLIENT_STATE_ABSENT)
+    {
+      tear_down (self);
+      start_snapshot (self);
+    }
+  g_free (self->owner);
+  self->owner = g_strdup (name_owner);
 }
 
 static void
@@ -1071,7 +1712,7 @@ name_vanished (GDBusConnection *connection,
     set_state (self, QM_CLIENT_STATE_NO_BUS, NULL);
   else
     set_state (self, QM_CLIENT_STATE_ABSENT, NULL);
-  schedule_flush (self);
+  mark_dirty (self, NULL);
 }
 
 /* ---- public ----------------------------------------------------------------------------- */
@@ -1100,6 +1741,9 @@ qm_client_new (GBusType     bus_type,
       set_state (self, QM_CLIENT_STATE_NO_BUS, error->message);
       return self;
     }
+  self->filter = g_new0 (EventFilter, 1);
+  self->filter_id = g_dbus_connection_add_filter (self->connection, filter_events, self->filter,
+                                                  g_free);
   /* Asked for before knowing whether qubesd runs: if it does not, the watcher says so and
    * throws this away. */
   start_snapshot (self);
@@ -1120,6 +1764,12 @@ const gchar *
 qm_client_get_error_message (QmClient *self)
 {
   return self->error_message;
+}
+
+GHashTable *
+qm_client_get_changed_domains (QmClient *self)
+{
+  return self->changes;
 }
 
 gboolean
@@ -1480,6 +2130,10 @@ qm_client_finalize (GObject *object)
   if (self->watch_id != 0)
     g_bus_unwatch_name (self->watch_id);
   tear_down (self);
+  /* GDBus frees the filter's data once it cannot run any more. */
+  if (self->filter_id != 0)
+    g_dbus_connection_remove_filter (self->connection, self->filter_id);
+  self->filter = NULL;
   g_cancellable_cancel (self->generation);
   g_clear_object (&self->generation);
   g_clear_object (&self->connection);
@@ -1493,6 +2147,9 @@ qm_client_finalize (GObject *object)
   g_hash_table_unref (self->queued);
   g_hash_table_unref (self->stats);
   g_hash_table_unref (self->early_events);
+  g_hash_table_unref (self->stale);
+  g_hash_table_unref (self->refreshing);
+  g_hash_table_unref (self->dirty);
   g_free (self->address);
   g_free (self->error_message);
   G_OBJECT_CLASS (qm_client_parent_class)->finalize (object);
@@ -1514,6 +2171,10 @@ qm_client_init (QmClient *self)
   self->queued = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->stats = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->early_events = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->stale = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->refreshing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->dirty = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->all_dirty = TRUE;
   self->has_bulk = TRUE;
   g_queue_init (&self->fetch_queue);
 }

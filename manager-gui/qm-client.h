@@ -30,6 +30,9 @@ QmClient           *qm_client_new                  (GBusType     bus_type,
 QmClientState       qm_client_get_state            (QmClient    *self);
 const gchar        *qm_client_get_error_message    (QmClient    *self);
 gboolean            qm_client_is_loaded            (QmClient    *self);
+/* While "changed" is emitted: the object paths of the qubes whose rows may differ since the
+ * last "changed" (added, removed or changed), or NULL when any row may. */
+GHashTable         *qm_client_get_changed_domains  (QmClient    *self);
 gboolean            qm_client_has_lifecycle        (QmClient    *self);
 GDBusConnection    *qm_client_get_connection       (QmClient    *self);
 /* The root object (its "Manager" interface), or NULL before the snapshot. */

@@ -105,6 +105,13 @@ qm_object_is_empty (QmObject *self)
   return g_hash_table_size (self->interfaces) == 0;
 }
 
+const gchar **
+qm_object_list_interfaces (QmObject *self,
+                           guint    *out_n)
+{
+  return (const gchar **) g_hash_table_get_keys_as_array (self->interfaces, out_n);
+}
+
 gboolean
 qm_object_update (QmObject           *self,
                   const gchar        *interface,

@@ -51,6 +51,9 @@ void         qm_object_set_interface    (QmObject    *self,
 void         qm_object_remove_interface (QmObject    *self,
                                          const gchar *interface);
 gboolean     qm_object_is_empty         (QmObject    *self);
+/* The short names of the object's interfaces (interned strings); free the array with g_free. */
+const gchar **qm_object_list_interfaces (QmObject    *self,
+                                         guint       *out_n);
 /* PropertiesChanged: changed (a{sv}) set, invalidated dropped. FALSE when the object lacks the
  * interface (nothing done). */
 gboolean     qm_object_update           (QmObject           *self,

@@ -418,74 +418,109 @@ values_equal (const GValue *a,
     }
 }
 
+/* Adds the qube's row, or changes the columns that differ. */
+static void
+update_row (GtkListStore *store,
+            GHashTable   *index,
+            QmClient     *client,
+            QmObject     *object)
+{
+  Row row;
+  GtkTreeIter *iter;
+  gint i;
+
+  compute_row (client, object, &row);
+  iter = g_hash_table_lookup (index, g_value_get_string (&row.values[0]));
+  if (iter == NULL)
+    {
+      GtkTreeIter new_iter;
+
+      gtk_list_store_insert_with_valuesv (store, &new_iter, -1, row.columns, row.values, row.n);
+      g_hash_table_insert (index, g_value_dup_string (&row.values[0]),
+                           g_memdup2 (&new_iter, sizeof new_iter));
+    }
+  else
+    {
+      gint changed_columns[QM_N_COLUMNS];
+      GValue changed_values[QM_N_COLUMNS];
+      gint n_changed = 0;
+
+      for (i = 1; i < row.n; i++)
+        {
+          GValue current = G_VALUE_INIT;
+
+          gtk_tree_model_get_value (GTK_TREE_MODEL (store), iter, row.columns[i], &current);
+          if (!values_equal (&current, &row.values[i]))
+            {
+              changed_columns[n_changed] = row.columns[i];
+              changed_values[n_changed] = row.values[i];
+              n_changed++;
+            }
+          g_value_unset (&current);
+        }
+      if (n_changed > 0)
+        gtk_list_store_set_valuesv (store, iter, changed_columns, changed_values, n_changed);
+    }
+  for (i = 0; i < row.n; i++)
+    g_value_unset (&row.values[i]);
+}
+
+static void
+remove_row (GtkListStore *store,
+            GHashTable   *index,
+            const gchar  *path)
+{
+  GtkTreeIter *iter = g_hash_table_lookup (index, path);
+
+  if (iter == NULL)
+    return;
+  gtk_list_store_remove (store, iter);
+  g_hash_table_remove (index, path);
+}
+
 void
 qm_qube_store_update (GtkListStore *store,
-                      QmClient     *client)
+                      QmClient     *client,
+                      GHashTable   *changed)
 {
   GHashTable *index = store_index (store);
-  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GHashTable) seen = NULL;
+  g_autoptr(GPtrArray) gone = NULL;
   GList *domains, *l;
   GHashTableIter hiter;
-  gpointer key, value;
-  GSList *gone = NULL, *s;
+  gpointer key;
+  guint i;
 
+  /* Only the rows said to have changed: while qubes start and stop that is a few of hundreds. */
+  if (changed != NULL)
+    {
+      g_hash_table_iter_init (&hiter, changed);
+      while (g_hash_table_iter_next (&hiter, &key, NULL))
+        {
+          QmObject *object = qm_client_lookup_domain (client, key);
+
+          if (object != NULL)
+            update_row (store, index, client, object);
+          else
+            remove_row (store, index, key);
+        }
+      return;
+    }
+
+  seen = g_hash_table_new (g_str_hash, g_str_equal);
   domains = qm_client_get_domains (client);
   for (l = domains; l != NULL; l = l->next)
     {
-      Row row;
-      GtkTreeIter *iter;
-      gint i;
-
-      compute_row (client, l->data, &row);
-      iter = g_hash_table_lookup (index, g_value_get_string (&row.values[0]));
-      if (iter == NULL)
-        {
-          GtkTreeIter new_iter;
-
-          gtk_list_store_insert_with_valuesv (store, &new_iter, -1, row.columns, row.values,
-                                              row.n);
-          g_hash_table_insert (index, g_value_dup_string (&row.values[0]),
-                               g_memdup2 (&new_iter, sizeof new_iter));
-          iter = g_hash_table_lookup (index, g_value_get_string (&row.values[0]));
-        }
-      else
-        {
-          gint changed_columns[QM_N_COLUMNS];
-          GValue changed_values[QM_N_COLUMNS];
-          gint n_changed = 0;
-
-          for (i = 1; i < row.n; i++)
-            {
-              GValue current = G_VALUE_INIT;
-
-              gtk_tree_model_get_value (GTK_TREE_MODEL (store), iter, row.columns[i], &current);
-              if (!values_equal (&current, &row.values[i]))
-                {
-                  changed_columns[n_changed] = row.columns[i];
-                  changed_values[n_changed] = row.values[i];
-                  n_changed++;
-                }
-              g_value_unset (&current);
-            }
-          if (n_changed > 0)
-            gtk_list_store_set_valuesv (store, iter, changed_columns, changed_values, n_changed);
-        }
+      update_row (store, index, client, l->data);
       g_hash_table_add (seen, (gpointer) qm_object_get_path (l->data));
-      for (i = 0; i < row.n; i++)
-        g_value_unset (&row.values[i]);
     }
 
+  gone = g_ptr_array_new_with_free_func (g_free);
   g_hash_table_iter_init (&hiter, index);
-  while (g_hash_table_iter_next (&hiter, &key, &value))
+  while (g_hash_table_iter_next (&hiter, &key, NULL))
     if (!g_hash_table_contains (seen, key))
-      gone = g_slist_prepend (gone, g_strdup (key));
-  for (s = gone; s != NULL; s = s->next)
-    {
-      GtkTreeIter *iter = g_hash_table_lookup (index, s->data);
-
-      gtk_list_store_remove (store, iter);
-      g_hash_table_remove (index, s->data);
-    }
-  g_slist_free_full (gone, g_free);
+      g_ptr_array_add (gone, g_strdup (key));
+  for (i = 0; i < gone->len; i++)
+    remove_row (store, index, gone->pdata[i]);
   g_list_free_full (domains, g_object_unref);
 }

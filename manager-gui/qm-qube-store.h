@@ -46,9 +46,12 @@ typedef enum
 } QmColumn;
 
 GtkListStore *qm_qube_store_new     (void);
-/* Brings the store in line with the client: adds, removes and changes only what differs. */
+/* Brings the store in line with the client: adds, removes and changes only what differs, in
+ * the rows of the qubes whose object paths are in changed (a set), or in all rows if it is
+ * NULL. */
 void          qm_qube_store_update  (GtkListStore *store,
-                                     QmClient     *client);
+                                     QmClient     *client,
+                                     GHashTable   *changed);
 gboolean      qm_qube_store_lookup  (GtkListStore *store,
                                      const gchar  *object_path,
                                      GtkTreeIter  *iter);

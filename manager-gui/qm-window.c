@@ -129,6 +129,7 @@ struct _QmWindow
   GHashTable          *groups;       /* group key -> GtkTreeIter (header row) */
   GHashTable          *collapsed;    /* keys of the groups the user folded */
   gchar               *group_by;
+  gboolean             synced;       /* the store holds every row the client had */
 
   GtkWidget           *stack;
   GtkWidget           *tree_view;
@@ -516,80 +517,113 @@ touch_group (GHashTable  *touched,
 
 static void expand_groups (QmWindow *self);
 
+/* Removes the view rows of the qube at path. */
 static void
-sync_view (QmWindow *self)
+forget_view_rows (QmWindow    *self,
+                  const gchar *path,
+                  GHashTable  *touched)
+{
+  GPtrArray *entries = g_hash_table_lookup (self->view_rows, path);
+  guint i;
+
+  for (i = 0; entries != NULL && i < entries->len; i++)
+    {
+      ViewEntry *entry = entries->pdata[i];
+
+      gtk_tree_store_remove (self->view_store, &entry->iter);
+      touch_group (touched, entry->key);
+    }
+  g_hash_table_remove (self->view_rows, path);
+}
+
+/* Brings the view rows of the qube at path in line with its row iter of the store. */
+static void
+sync_view_row (QmWindow    *self,
+               const gchar *path,
+               GtkTreeIter *iter,
+               GHashTable  *touched)
 {
   GtkTreeModel *src = GTK_TREE_MODEL (self->store);
-  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GPtrArray) keys = row_group_keys (self, src, iter);
+  GPtrArray *entries = g_hash_table_lookup (self->view_rows, path);
+  guint i;
+
+  if (entries != NULL && same_keys (entries, keys))
+    {
+      for (i = 0; i < entries->len; i++)
+        {
+          ViewEntry *entry = entries->pdata[i];
+
+          copy_row (self, iter, &entry->iter, FALSE);
+          touch_group (touched, entry->key);
+        }
+      return;
+    }
+  forget_view_rows (self, path, touched);
+  entries = g_ptr_array_new_with_free_func (view_entry_free);
+  for (i = 0; i < keys->len; i++)
+    {
+      GroupKey *group = keys->pdata[i];
+      ViewEntry *entry = g_new0 (ViewEntry, 1);
+
+      entry->key = g_strdup (group->key);
+      gtk_tree_store_insert (self->view_store, &entry->iter,
+                             group->key != NULL ? ensure_group (self, group) : NULL, -1);
+      copy_row (self, iter, &entry->iter, TRUE);
+      touch_group (touched, entry->key);
+      g_ptr_array_add (entries, entry);
+    }
+  g_hash_table_insert (self->view_rows, g_strdup (path), entries);
+}
+
+/* Brings the view in line with the store: the rows of the qubes whose paths are in changed, or
+ * all rows when it is NULL. */
+static void
+sync_view (QmWindow   *self,
+           GHashTable *changed)
+{
+  GtkTreeModel *src = GTK_TREE_MODEL (self->store);
   g_autoptr(GHashTable) touched = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   GHashTableIter hiter;
   gpointer key, value;
   GtkTreeIter iter;
   gboolean valid;
-  guint i;
 
-  for (valid = gtk_tree_model_get_iter_first (src, &iter); valid;
-       valid = gtk_tree_model_iter_next (src, &iter))
+  if (changed != NULL)
     {
-      g_autoptr(GPtrArray) keys = row_group_keys (self, src, &iter);
-      gchar *path = NULL;
-      GPtrArray *entries;
-
-      gtk_tree_model_get (src, &iter, QM_COL_PATH, &path, -1);
-      if (path == NULL)
-        continue;
-      g_hash_table_add (seen, path);
-      entries = g_hash_table_lookup (self->view_rows, path);
-      if (entries != NULL && same_keys (entries, keys))
+      g_hash_table_iter_init (&hiter, changed);
+      while (g_hash_table_iter_next (&hiter, &key, NULL))
         {
-          for (i = 0; i < entries->len; i++)
-            {
-              ViewEntry *entry = entries->pdata[i];
-
-              copy_row (self, &iter, &entry->iter, FALSE);
-              touch_group (touched, entry->key);
-            }
-          continue;
+          if (qm_qube_store_lookup (self->store, key, &iter))
+            sync_view_row (self, key, &iter, touched);
+          else
+            forget_view_rows (self, key, touched);
         }
-      if (entries != NULL)
-        for (i = 0; i < entries->len; i++)
-          {
-            ViewEntry *entry = entries->pdata[i];
-
-            gtk_tree_store_remove (self->view_store, &entry->iter);
-            touch_group (touched, entry->key);
-          }
-      entries = g_ptr_array_new_with_free_func (view_entry_free);
-      for (i = 0; i < keys->len; i++)
-        {
-          GroupKey *group = keys->pdata[i];
-          ViewEntry *entry = g_new0 (ViewEntry, 1);
-
-          entry->key = g_strdup (group->key);
-          gtk_tree_store_insert (self->view_store, &entry->iter,
-                                 group->key != NULL ? ensure_group (self, group) : NULL, -1);
-          copy_row (self, &iter, &entry->iter, TRUE);
-          touch_group (touched, entry->key);
-          g_ptr_array_add (entries, entry);
-        }
-      g_hash_table_insert (self->view_rows, g_strdup (path), entries);
     }
+  else
+    {
+      g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
+      guint i;
 
-  g_hash_table_iter_init (&hiter, self->view_rows);
-  while (g_hash_table_iter_next (&hiter, &key, &value))
-    if (!g_hash_table_contains (seen, key))
-      {
-        GPtrArray *entries = value;
+      for (valid = gtk_tree_model_get_iter_first (src, &iter); valid;
+           valid = gtk_tree_model_iter_next (src, &iter))
+        {
+          gchar *path = NULL;
 
-        for (i = 0; i < entries->len; i++)
-          {
-            ViewEntry *entry = entries->pdata[i];
-
-            gtk_tree_store_remove (self->view_store, &entry->iter);
-            touch_group (touched, entry->key);
-          }
-        g_hash_table_iter_remove (&hiter);
-      }
+          gtk_tree_model_get (src, &iter, QM_COL_PATH, &path, -1);
+          if (path == NULL)
+            continue;
+          g_hash_table_add (seen, path);
+          sync_view_row (self, path, &iter, touched);
+        }
+      g_hash_table_iter_init (&hiter, self->view_rows);
+      while (g_hash_table_iter_next (&hiter, &key, &value))
+        if (!g_hash_table_contains (seen, key))
+          g_ptr_array_add (gone, g_strdup (key));
+      for (i = 0; i < gone->len; i++)
+        forget_view_rows (self, gone->pdata[i], touched);
+    }
 
   /* Headers: gone when empty; else their count, and a row-changed so that the filter asks
    * again whether they have a child to show. */
@@ -698,7 +732,7 @@ regroup (QmWindow *self)
   g_hash_table_remove_all (self->view_rows);
   g_hash_table_remove_all (self->groups);
   gtk_tree_store_clear (self->view_store);
-  sync_view (self);
+  sync_view (self, NULL);
   for (i = 0; i < selection->len; i++)
     {
       GPtrArray *entries = g_hash_table_lookup (self->view_rows,
@@ -812,9 +846,12 @@ on_client_changed (QmClient *client,
                    gpointer  user_data)
 {
   QmWindow *self = QM_WINDOW (user_data);
+  /* All rows after a change of state: the window may have been made after the first list. */
+  GHashTable *changed = self->synced ? qm_client_get_changed_domains (client) : NULL;
 
-  qm_qube_store_update (self->store, client);
-  sync_view (self);
+  qm_qube_store_update (self->store, client, changed);
+  sync_view (self, changed);
+  self->synced = TRUE;
   update_status (self);
   update_actions (self);
 }
@@ -848,12 +885,12 @@ on_client_state_changed (QmClient *client,
       gtk_stack_set_visible_child_name (GTK_STACK (self->stack), "list");
       break;
     }
+  self->synced = FALSE;
   if (qm_client_get_state (client) != QM_CLIENT_STATE_READY)
     {
-      qm_qube_store_update (self->store, client);
-      sync_view (self);
+      qm_qube_store_update (self->store, client, NULL);
+      sync_view (self, NULL);
     }
-  sync_view (self);
   update_status (self);
   update_actions (self);
 }

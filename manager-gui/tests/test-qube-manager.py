@@ -54,6 +54,8 @@ try:
     import gi
     gi.require_version('Atspi', '2.0')
     from gi.repository import Atspi, Gio, GLib
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from qm_atspi import find, find_app, walk  # noqa: E402 (after gi.require_version)
 except (ImportError, ValueError) as e:
     print(f'SKIP: python3-gi with gir1.2-atspi-2.0 is needed ({e})')
     sys.exit(SKIP)
@@ -114,40 +116,6 @@ class Bus:
 ROOT = '/org/qubes_os/Admin1'
 MANAGER = 'org.qubes_os.Admin1.Manager'
 DOMAIN = 'org.qubes_os.Admin1.Domain'
-
-
-def walk(acc, depth=0):
-    if acc is None or depth > 40:
-        return
-    yield acc
-    for i in range(acc.get_child_count()):
-        yield from walk(acc.get_child_at_index(i), depth + 1)
-
-
-def find(root, role=None, name=None, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for acc in walk(root):
-            try:
-                if ((role is None or acc.get_role_name() == role)
-                        and (name is None or acc.get_name() == name)):
-                    return acc
-            except GLib.Error:
-                continue
-        time.sleep(0.2)
-    raise AssertionError(f'no accessible {role!r} named {name!r}')
-
-
-def find_app(name, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        desktop = Atspi.get_desktop(0)
-        for i in range(desktop.get_child_count()):
-            app = desktop.get_child_at_index(i)
-            if app is not None and app.get_name() == name:
-                return app
-        time.sleep(0.2)
-    raise AssertionError(f'application {name} not on the accessibility bus')
 
 
 def do_action(acc, wanted):
