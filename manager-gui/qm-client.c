@@ -1037,9 +1037,17 @@ refresh_done (GObject      *source,
       object_changed (self, path);
     }
   else if (error != NULL)
-    /* Gone meanwhile, or no longer seen: its domain-delete, or the next read of the objects,
-     * says so. */
-    g_debug ("GetAll %s %s: %s", path, data->interface, error->message);
+    {
+      g_autofree gchar *remote = g_dbus_error_get_remote_error (error);
+
+      /* No longer there for this user: a qube that lost the tag that gave it to them (its
+       * domain-tag-delete is the last event about it they get), or removed meanwhile. Reading
+       * the objects again drops it, with its volumes. */
+      if (g_strcmp0 (remote, "org.freedesktop.DBus.Error.UnknownObject") == 0)
+        self->resync_wanted = TRUE;
+      else
+        g_debug ("GetAll %s %s: %s", path, data->interface, error->message);
+    }
 
   if (g_hash_table_size (self->stale) > 0 || self->resync_wanted)
     schedule_refresh (self);
@@ -1390,6 +1398,13 @@ on_signal (GDBusConnection *connection,
         handle_event (self, subject, parameters, TRUE);
       return;
     }
+  /* The Stats copies of a user who gets no broadcasts (not a broadcast itself) */
+  if (g_strcmp0 (interface_name, SUBSCRIPTION_INTERFACE) == 0)
+    {
+      if (g_str_equal (signal_name, "Stats") && is_domain_path (object_path))
+        handle_stats (self, object_path, parameters);
+      return;
+    }
   saw_broadcast (self);
   if (g_str_equal (signal_name, "Stats"))
     {
@@ -1662,7 +1677,7 @@ start_snapshot (QmClient *self)
   self->subscriptions[0] = subscribe (self, PROPERTIES_INTERFACE, "PropertiesChanged", NULL);
   self->subscriptions[1] = subscribe (self, OBJECT_MANAGER_INTERFACE, NULL, QM_ROOT_PATH);
   self->subscriptions[2] = subscribe (self, DOMAIN_INTERFACE, "Stats", NULL);
-  self->subscriptions[3] = subscribe (self, SUBSCRIPTION_INTERFACE, "Event", NULL);
+  self->subscriptions[3] = subscribe (self, SUBSCRIPTION_INTERFACE, NULL, NULL);
   g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, MANAGER_INTERFACE,
                           "SubscribeEvents", g_variant_new ("(s)", ""), G_VARIANT_TYPE ("(t)"),
                           G_DBUS_CALL_FLAGS_NONE, -1, self->generation, subscribe_done,

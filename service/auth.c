@@ -787,9 +787,19 @@ int auth_peer_sees(Manager *m, const char *unique_name, Domain *d) {
         if (auth_uid_trusted(m, c->uid))
                 return 1;
         /* not known (a new qube, new tags): asked in the background; aged: the old answer, and
-         * asked again */
-        r = view_ask_all(m, c, m->bus, d, &wait);
+         * asked again. A system event needs only leave to read the system. */
+        r = d ? view_ask_all(m, c, m->bus, d, &wait) : view_ask(m, c, m->bus, AUTH_READ, NULL, &wait);
         return r == -EBUSY ? -ENOENT : r;
+}
+
+/* Subscribers who get no broadcast copies of what they see: local users who do not see every
+ * qube (the bus policy lets only root and the group qubes, who do, receive broadcasts). */
+bool auth_peer_needs_copies(Manager *m, const char *unique_name, Domain *d) {
+        Caller *c = caller_get(m, unique_name, false);
+
+        if (!c || !c->uid_known || auth_uid_trusted(m, c->uid))
+                return false;
+        return peer_sees(m, c, NULL) == 0 && peer_sees(m, c, d) > 0;
 }
 
 /* The qube whose object (or sub-object) path is path, or NULL. */

@@ -50,13 +50,18 @@ bool auth_uid_trusted(Manager *m, uid_t uid);
  * d, or for every qube when d is NULL. 1: known (or the sender sees everything); 0: msg is held
  * and put back into the read queue when more answers come; negative with e set on failure. */
 int auth_view_prepare(Manager *m, sd_bus_message *msg, Domain *d, QError *e);
-/* Whether the sender of msg sees d (false while not known). msg NULL: true. */
+/* Whether the sender of msg sees d (false while not known); d NULL: whether it sees every qube
+ * (read-all). msg NULL: true. */
 bool auth_sees(Manager *m, sd_bus_message *msg, Domain *d);
 /* Whether the sender of msg may read at all: 1 yes, 0 no, -ENOENT not known yet. */
 int auth_may_read(Manager *m, sd_bus_message *msg);
-/* For events to a subscribed peer: 1 sees d, 0 does not, -ENOENT not known yet (asked now;
- * caller_filter_flush() runs when the answer comes). */
+/* For events to a subscribed peer: 1 sees d (d NULL: may read the system, for events about no
+ * qube), 0 does not, -ENOENT not known yet (asked now; caller_filter_flush() runs when the
+ * answer comes). */
 int auth_peer_sees(Manager *m, const char *unique_name, Domain *d);
+/* Whether the peer sees d but not every qube, and so gets no broadcasts of d's Stats (the bus
+ * policy) and needs unicast copies. */
+bool auth_peer_needs_copies(Manager *m, const char *unique_name, Domain *d);
 /* app_resolve_domain() for a qube named by the sender: one it does not see does not exist. */
 int auth_resolve_domain(Manager *m, sd_bus_message *msg, const char *ref, Domain **ret, QError *e);
 /* For an event about a qube that is gone: whether the peer saw a qube of that name (a kept

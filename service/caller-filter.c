@@ -303,20 +303,25 @@ static int pending_add(Subscriber *s, Domain *subject, const char *about, const 
 /* Whether a local user's subscriber sees an event about the qube named about: 1, 0, or -ENOENT
  * while polkit is being asked. A qube that is gone is judged by the verdicts still kept for its
  * name (none: not seen). */
-static int subscriber_sees(Manager *m, Subscriber *s, const char *about) {
+static int subscriber_sees(Manager *m, Subscriber *s, const char *about, const char *event) {
         if (!about)
                 return auth_peer_sees(m, s->unique_name, NULL);
         Domain *d = app_get_domain(m->app, about);
         if (!d)
                 return auth_peer_saw(m, s->unique_name, about);
-        return auth_peer_sees(m, s->unique_name, d);
+        int r = auth_peer_sees(m, s->unique_name, d);
+        /* The tag that made the qube theirs went: they saw it until now, and this event is how
+         * they learn that it left their view. */
+        if (r == 0 && startswith(event, "domain-tag-delete:"))
+                r = auth_peer_saw(m, s->unique_name, about);
+        return r;
 }
 
 /* Send what no longer waits for polkit, in order. */
 static void subscriber_flush(Manager *m, Subscriber *s) {
         while (s->pending) {
                 PendingEvent *p = s->pending;
-                int r = subscriber_sees(m, s, p->about);
+                int r = subscriber_sees(m, s, p->about, p->event);
                 if (r == -ENOENT)
                         return;
                 if (r > 0) {
@@ -333,6 +338,25 @@ static void subscriber_flush(Manager *m, Subscriber *s) {
                 s->n_pending--;
                 pending_free(p);
         }
+}
+
+char **caller_filter_copy_destinations(Manager *m, Domain *d) {
+        FilterState *st = state(m);
+        char **l = NULL;
+        size_t i = 0;
+        void *v;
+
+        if (!st)
+                return NULL;
+        while (hashmap_iterate(st->subscribers, &i, NULL, &v)) {
+                Subscriber *s = v;
+                if (!streq(s->caller, "dom0") || (s->only && !streq(s->only, d->name)) ||
+                    !auth_peer_needs_copies(m, s->unique_name, d))
+                        continue;
+                if (strv_extend(&l, s->unique_name) < 0)
+                        return strv_free(l);
+        }
+        return l;
 }
 
 void caller_filter_flush(Manager *m, const char *unique_name) {
@@ -369,7 +393,7 @@ void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const
                                 continue;
                 } else {
                         /* a local user sees the events of the qubes polkit lets them read */
-                        int r = s->pending ? -ENOENT : subscriber_sees(m, s, about);
+                        int r = s->pending ? -ENOENT : subscriber_sees(m, s, about, event);
                         if (r == 0)
                                 continue;
                         if (r == -ENOENT) {

@@ -23,5 +23,8 @@ int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller,
 void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                            uint64_t seq);
 void caller_filter_forget(Manager *m, const char *unique_name);
+/* The local users subscribed with SubscribeEvents who see d but get no broadcasts (auth.c): the
+ * unique names to send copies of d's other signals (Stats) to, or NULL. */
+char **caller_filter_copy_destinations(Manager *m, Domain *d);
 /* polkit answered a question about what unique_name sees: send its events that waited. */
 void caller_filter_flush(Manager *m, const char *unique_name);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "caller-filter.h"
 #include "vmm.h"
 
 #include "util/log.h"
@@ -1006,15 +1007,29 @@ static void stats_work(virConnectPtr conn, void *data) {
         q->sample_usec = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static void emit_stats(Manager *m, Domain *d, const StatsRec *s, VmRuntime *rt, uint64_t sample_usec) {
+static void send_stats(Manager *m, Domain *d, const char *path, const char *dest, char v[7][32]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+        int r = sd_bus_message_new_signal(m->bus, &sig, path, dest ? QUBESD_IFACE_SUBSCRIPTION : QUBESD_IFACE_DOMAIN,
+                                          "Stats");
+        if (r >= 0 && dest)
+                r = sd_bus_message_set_destination(sig, dest);
+        if (r >= 0)
+                r = sd_bus_message_append(sig, "a(ss)", 7, "memory_kb", v[0], "memory_assigned_total", v[1],
+                                          "memory_assigned_usable", v[2], "memory_with_swap_used", v[3],
+                                          "cpu_time", v[4], "cpu_usage", v[5], "online_vcpus", v[6]);
+        if (r >= 0)
+                r = sd_bus_send(m->bus, sig, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Cannot send Stats for %s to %s: %m", d->name, dest ?: "everyone");
+}
+
+static void emit_stats(Manager *m, Domain *d, const StatsRec *s, VmRuntime *rt, uint64_t sample_usec) {
         _cleanup_free_ char *path = domain_bus_path(d);
         uint64_t mem = s->has_balloon ? s->balloon_cur : rt->mem_kib;
         uint64_t with_swap = s->has_unused && s->balloon_unused <= mem ? mem - s->balloon_unused : mem;
         unsigned vcpus = s->vcpus ?: (rt->vcpus ?: 1);
         uint64_t usage = 0;
         char v[7][32];
-        int r;
 
         if (rt->prev_sample_usec > 0 && sample_usec > rt->prev_sample_usec && s->cpu_ns >= rt->prev_cpu_ns) {
                 double elapsed_ns = (double) (sample_usec - rt->prev_sample_usec) * 1000.0;
@@ -1040,15 +1055,12 @@ static void emit_stats(Manager *m, Domain *d, const StatsRec *s, VmRuntime *rt, 
         snprintf(v[4], sizeof v[4], "%" PRIu64, (uint64_t) (s->cpu_ns / 1000000ULL));
         snprintf(v[5], sizeof v[5], "%" PRIu64, usage);
         snprintf(v[6], sizeof v[6], "%u", vcpus);
-        r = sd_bus_message_new_signal(m->bus, &sig, path, QUBESD_IFACE_DOMAIN, "Stats");
-        if (r >= 0)
-                r = sd_bus_message_append(sig, "a(ss)", 7, "memory_kb", v[0], "memory_assigned_total", v[1],
-                                          "memory_assigned_usable", v[2], "memory_with_swap_used", v[3],
-                                          "cpu_time", v[4], "cpu_usage", v[5], "online_vcpus", v[6]);
-        if (r >= 0)
-                r = sd_bus_send(m->bus, sig, NULL);
-        if (r < 0)
-                log_debug_errno(r, "Cannot send Stats for %s: %m", d->name);
+        /* the broadcast, then a copy for each subscriber who sees the qube but gets no
+         * broadcasts (the same arguments, on the Subscription interface) */
+        send_stats(m, d, path, NULL, v);
+        _cleanup_strv_free_ char **copies = caller_filter_copy_destinations(m, d);
+        STRV_FOREACH(dest, copies)
+                send_stats(m, d, path, *dest, v);
 }
 
 static void stats_done(Manager *m, void *data) {

@@ -553,31 +553,48 @@ class PolkitTest(unittest.TestCase):
         self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
         alice = self.subscriber('alice', '43')
         carol = self.subscriber('carol', '43')
+        self.d.manager('SetProperty', 'ss', ('stats_interval', '1'))  # about no qube: for all readers
+        stats = harness.SignalCollector(self.d.conn, interface=harness.DOMAIN_IFACE, member='Stats')
+        self.addCleanup(stats.close)
+        self.d.domain('work', 'Start')  # alice's: its Stats reach her as copies
+        self.assertTrue(stats.wait_for(lambda s: any(x[0] == harness.domain_path('work') for x in s), timeout=10),
+                        'no Stats for work within 10 s')
         self.d.set_property('work', 'qrexec_timeout', '41')
         self.d.set_property('personal', 'qrexec_timeout', '42')
-        # personal becomes alice's: its events reach her from then on, in order
+        # personal becomes alice's: its events reach her from then on, in order; work stops being
+        # hers: she hears of that, and of nothing after
         self.d.domain('personal', 'AddTag', 's', ('managed-by-alice',))
+        self.d.domain('work', 'RemoveTag', 's', ('managed-by-alice',))
+        self.d.set_property('work', 'qrexec_timeout', '44')
         self.d.set_property('personal', 'qrexec_timeout', '43')
         got_alice, got_carol = alice.collect(), carol.collect()
 
         # alice: only copies addressed to her, nothing about personal before it was hers
         self.assertTrue(got_alice)
         self.assertEqual({(g['interface'], g['member']) for g in got_alice},
-                         {('org.qubes_os.Admin1.Subscription', 'Event')})
-        seen = [(g['subject'], g['kwargs'].get('newvalue')) for g in got_alice
+                         {('org.qubes_os.Admin1.Subscription', 'Event'),
+                          ('org.qubes_os.Admin1.Subscription', 'Stats')})
+        events = [g for g in got_alice if g['member'] == 'Event']
+        seen = [(g['subject'], g['kwargs'].get('newvalue')) for g in events
                 if g['event'] == 'property-set:qrexec_timeout']
         self.assertEqual(seen, [('work', '41'), ('personal', '43')])
-        self.assertFalse([g for g in got_alice if g['subject'] not in ('work', 'personal')], got_alice)
-        seqs = [g['seq'] for g in got_alice]
+        self.assertIn(('', 'property-set:stats_interval'), [(g['subject'], g['event']) for g in events])
+        self.assertIn(('work', 'domain-tag-delete:managed-by-alice'), [(g['subject'], g['event']) for g in events])
+        self.assertFalse([g for g in events if g['subject'] not in ('', 'work', 'personal')], events)
+        seqs = [g['seq'] for g in events]
         self.assertEqual(seqs, sorted(seqs))
+        self.assertIn(harness.domain_path('work'), [g['path'] for g in got_alice if g['member'] == 'Stats'])
 
-        # carol: the broadcasts, everything
+        # carol: the broadcasts, everything; no copies of Stats (she gets the broadcasts)
         values = [(g['subject'], g['kwargs'].get('newvalue')) for g in got_carol
                   if g['member'] == 'Event' and g['interface'] == harness.DOMAIN_IFACE
                   and g['event'] == 'property-set:qrexec_timeout']
-        self.assertEqual(values, [('work', '41'), ('personal', '42'), ('personal', '43')])
+        self.assertEqual(values, [('work', '41'), ('personal', '42'), ('work', '44'), ('personal', '43')])
         self.assertIn(harness.domain_path('personal'),
                       [g['path'] for g in got_carol if g['member'] == 'PropertiesChanged'])
+        self.assertIn((harness.DOMAIN_IFACE, 'Stats'), [(g['interface'], g['member']) for g in got_carol])
+        self.assertNotIn(('org.qubes_os.Admin1.Subscription', 'Stats'),
+                         [(g['interface'], g['member']) for g in got_carol])
 
     def test_root_is_always_allowed(self):
         self.d.set_property('personal', 'qrexec_timeout', '75')
