@@ -65,7 +65,7 @@ static int service_call(const char *shim, const char *bus, const char *method, c
         snprintf(dest_env, sizeof dest_env, "QREXEC_REQUESTED_TARGET=%s", qube);
         snprintf(bus_env, sizeof bus_env, "DBUS_SYSTEM_BUS_ADDRESS=%s", bus);
         char *envp[] = { name_env, arg_env, "QREXEC_REMOTE_DOMAIN=dom0", "QREXEC_REQUESTED_TARGET_TYPE=name",
-                         dest_env, bus_env, "PATH=/usr/bin:/bin", NULL };
+                         dest_env, bus_env, "PATH=/usr/bin:/bin",        NULL };
         char argv0[300];
         snprintf(argv0, sizeof argv0, "/etc/qubes-rpc/%s", method);
         char *argv[] = { argv0, (char *) arg, NULL };
@@ -120,8 +120,8 @@ static int run_service(const char *shim, const char *bus, const char *qube, int 
                         (void) service_call(shim, bus, kinds[k].method, kinds[k].arg, qube, "");
                 for (int i = 0; i < calls; i++) {
                         double t = now_ms();
-                        if (service_call(shim, bus, kinds[k].method, kinds[k].arg,
-                                         kinds[k].arg ? qube : "dom0", "") < 0)
+                        if (service_call(shim, bus, kinds[k].method, kinds[k].arg, kinds[k].arg ? qube : "dom0", "") <
+                            0)
                                 fail++;
                         v[i] = now_ms() - t;
                 }
@@ -172,8 +172,8 @@ typedef struct Subscriber {
         int fd;
         char *buf;
         size_t len, alloc;
-        long frames;      /* event frames after connection-established */
-        long matching;    /* property-set:<prop> frames */
+        long frames;   /* event frames after connection-established */
+        long matching; /* property-set:<prop> frames */
         bool established;
         bool closed;
 } Subscriber;
@@ -247,7 +247,7 @@ static bool pump(Subscriber *subs, int k, const char *match, int timeout_ms) {
         int n = 0;
         for (int i = 0; i < k; i++)
                 if (!subs[i].closed)
-                        pfd[n++] = (struct pollfd) { .fd = subs[i].fd, .events = POLLIN };
+                        pfd[n++] = (struct pollfd){ .fd = subs[i].fd, .events = POLLIN };
         if (n == 0 || poll(pfd, (nfds_t) n, timeout_ms) <= 0)
                 return false;
         for (int j = 0; j < n; j++) {
@@ -309,7 +309,7 @@ static int run_events(const char *sock, const char *qube, int k, int sets, int s
         double t0 = now_ms();
         int per = sets / setters, failures = 0;
         for (int j = 0; j < setters; j++) {
-                st[j] = (Setter) { sock, qube, j * per, j == setters - 1 ? sets - j * per : per, 0 };
+                st[j] = (Setter){ sock, qube, j * per, j == setters - 1 ? sets - j * per : per, 0 };
                 pthread_create(&th[j], NULL, run_setter, &st[j]);
         }
         /* deliveries are read while the setters run */
@@ -377,10 +377,14 @@ static int run_events(const char *sock, const char *qube, int k, int sets, int s
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "shim", required_argument, NULL, 'x' },        { "bus", required_argument, NULL, 'b' },
-                { "socket", required_argument, NULL, 's' },      { "calls", required_argument, NULL, 'n' },
-                { "qube", required_argument, NULL, 'q' },        { "subscribers", required_argument, NULL, 'k' },
-                { "sets", required_argument, NULL, 'N' },        { "setters", required_argument, NULL, 'j' },
+                { "shim", required_argument, NULL, 'x' },
+                { "bus", required_argument, NULL, 'b' },
+                { "socket", required_argument, NULL, 's' },
+                { "calls", required_argument, NULL, 'n' },
+                { "qube", required_argument, NULL, 'q' },
+                { "subscribers", required_argument, NULL, 'k' },
+                { "sets", required_argument, NULL, 'N' },
+                { "setters", required_argument, NULL, 'j' },
                 {},
         };
         const char *shim = NULL, *bus = NULL, *sock = NULL, *qube = "work";
@@ -392,20 +396,37 @@ int main(int argc, char *argv[]) {
         optind = 2;
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
-                case 'x': shim = optarg; break;
-                case 'b': bus = optarg; break;
-                case 's': sock = optarg; break;
-                case 'n': calls = atoi(optarg); break;
-                case 'q': qube = optarg; break;
-                case 'k': subscribers = atoi(optarg); break;
-                case 'N': sets = atoi(optarg); break;
-                case 'j': setters = atoi(optarg); break;
-                default: goto usage;
+                case 'x':
+                        shim = optarg;
+                        break;
+                case 'b':
+                        bus = optarg;
+                        break;
+                case 's':
+                        sock = optarg;
+                        break;
+                case 'n':
+                        calls = atoi(optarg);
+                        break;
+                case 'q':
+                        qube = optarg;
+                        break;
+                case 'k':
+                        subscribers = atoi(optarg);
+                        break;
+                case 'N':
+                        sets = atoi(optarg);
+                        break;
+                case 'j':
+                        setters = atoi(optarg);
+                        break;
+                default:
+                        goto usage;
                 }
         if (strcmp(mode, "service") == 0 && shim && bus && calls > 0)
                 return run_service(shim, bus, qube, calls);
-        if (strcmp(mode, "events") == 0 && sock && subscribers > 0 && subscribers <= 256 && sets > 0 &&
-            setters > 0 && setters <= 64 && sets >= setters)
+        if (strcmp(mode, "events") == 0 && sock && subscribers > 0 && subscribers <= 256 && sets > 0 && setters > 0 &&
+            setters <= 64 && sets >= setters)
                 return run_events(sock, qube, subscribers, sets, setters);
 usage:
         fprintf(stderr, "usage: bench-admin service --shim PATH --bus ADDRESS [--calls N] [--qube NAME]\n"

@@ -49,8 +49,8 @@ static Stats stats_of(double *v, size_t n) {
 
 static void print_stats(int n_qubes, const char *what, double *v, size_t n, size_t bytes) {
         Stats s = stats_of(v, n);
-        printf("  %5d qubes  %-22s median %8.3f ms   p10 %8.3f   p90 %8.3f   min %8.3f   max %8.3f",
-               n_qubes, what, s.median, s.p10, s.p90, s.min, s.max);
+        printf("  %5d qubes  %-22s median %8.3f ms   p10 %8.3f   p90 %8.3f   min %8.3f   max %8.3f", n_qubes, what,
+               s.median, s.p10, s.p90, s.min, s.max);
         if (bytes)
                 printf("   (%zu KiB)", bytes / 1024);
         printf("   [%zu runs]\n", n);
@@ -70,7 +70,8 @@ static char *synthetic_xml(int n, const char *pool_dir) {
                               label_names[i]);
         strbuf_printf(&b,
                       "  </labels>\n  <pools>\n"
-                      "    <pool name=\"varlibqubes\" dir_path=\"%s\" driver=\"file\" revisions_to_keep=\"1\" ephemeral_volatile=\"False\"/>\n"
+                      "    <pool name=\"varlibqubes\" dir_path=\"%s\" driver=\"file\" revisions_to_keep=\"1\" "
+                      "ephemeral_volatile=\"False\"/>\n"
                       "    <pool name=\"linux-kernel\" dir_path=\"%s/vm-kernels\" driver=\"linux-kernel\"/>\n"
                       "  </pools>\n  <properties>\n"
                       "    <property name=\"default_kernel\">6.6.1-1.fc37</property>\n"
@@ -116,16 +117,26 @@ static char *synthetic_xml(int n, const char *pool_dir) {
                 strbuf_printf(&b, "        <tag name=\"group-%d\"/>\n      </tags>\n      <volume-config>\n", qid % 10);
                 if (qid == 1)
                         strbuf_printf(&b,
-                                      "        <volume name=\"root\" pool=\"varlibqubes\" vid=\"%s/%s/root\" revisions_to_keep=\"1\" rw=\"True\" save_on_stop=\"True\" snap_on_start=\"False\" size=\"10737418240\"/>\n",
+                                      "        <volume name=\"root\" pool=\"varlibqubes\" vid=\"%s/%s/root\" "
+                                      "revisions_to_keep=\"1\" rw=\"True\" save_on_stop=\"True\" "
+                                      "snap_on_start=\"False\" size=\"10737418240\"/>\n",
                                       dir, name);
                 else
-                        strbuf_printf(&b,
-                                      "        <volume name=\"root\" pool=\"varlibqubes\" vid=\"%s/%s/root\" revisions_to_keep=\"0\" rw=\"True\" save_on_stop=\"False\" snap_on_start=\"True\" size=\"10737418240\" source=\"vm-templates/tpl/root\"/>\n",
-                                      dir, name);
+                        strbuf_printf(
+                                &b,
+                                "        <volume name=\"root\" pool=\"varlibqubes\" vid=\"%s/%s/root\" "
+                                "revisions_to_keep=\"0\" rw=\"True\" save_on_stop=\"False\" snap_on_start=\"True\" "
+                                "size=\"10737418240\" source=\"vm-templates/tpl/root\"/>\n",
+                                dir, name);
                 strbuf_printf(&b,
-                              "        <volume name=\"private\" pool=\"varlibqubes\" vid=\"%s/%s/private\" revisions_to_keep=\"1\" rw=\"True\" save_on_stop=\"True\" snap_on_start=\"False\" size=\"2147483648\"/>\n"
-                              "        <volume name=\"volatile\" pool=\"varlibqubes\" vid=\"%s/%s/volatile\" revisions_to_keep=\"0\" rw=\"True\" save_on_stop=\"False\" snap_on_start=\"False\" size=\"10737418240\"/>\n"
-                              "        <volume name=\"kernel\" pool=\"linux-kernel\" vid=\"6.6.1-1.fc37\" revisions_to_keep=\"0\" rw=\"False\" save_on_stop=\"False\" snap_on_start=\"False\"/>\n"
+                              "        <volume name=\"private\" pool=\"varlibqubes\" vid=\"%s/%s/private\" "
+                              "revisions_to_keep=\"1\" rw=\"True\" save_on_stop=\"True\" snap_on_start=\"False\" "
+                              "size=\"2147483648\"/>\n"
+                              "        <volume name=\"volatile\" pool=\"varlibqubes\" vid=\"%s/%s/volatile\" "
+                              "revisions_to_keep=\"0\" rw=\"True\" save_on_stop=\"False\" snap_on_start=\"False\" "
+                              "size=\"10737418240\"/>\n"
+                              "        <volume name=\"kernel\" pool=\"linux-kernel\" vid=\"6.6.1-1.fc37\" "
+                              "revisions_to_keep=\"0\" rw=\"False\" save_on_stop=\"False\" snap_on_start=\"False\"/>\n"
                               "      </volume-config>\n    </domain>\n",
                               dir, name, dir, name);
         }
@@ -182,8 +193,7 @@ static int bench_size(const char *base, int n, int runs) {
                 if (r < 0)
                         goto out;
                 if (i == 0 && hashmap_size(app->domains) != (size_t) n) {
-                        fprintf(stderr, "bench-model: loaded %zu qubes, expected %d\n",
-                                hashmap_size(app->domains), n);
+                        fprintf(stderr, "bench-model: loaded %zu qubes, expected %d\n", hashmap_size(app->domains), n);
                         app_free(app);
                         r = -EINVAL;
                         goto out;
@@ -234,13 +244,11 @@ int main(int argc, char **argv) {
         int runs = 21;
         const char *sizes = "50,200,1000";
         const char *base = NULL;
-        static const struct option options[] = {
-                { "runs", required_argument, NULL, 'r' },
-                { "sizes", required_argument, NULL, 's' },
-                { "dir", required_argument, NULL, 'd' },
-                { "help", no_argument, NULL, 'h' },
-                {}
-        };
+        static const struct option options[] = { { "runs", required_argument, NULL, 'r' },
+                                                 { "sizes", required_argument, NULL, 's' },
+                                                 { "dir", required_argument, NULL, 'd' },
+                                                 { "help", no_argument, NULL, 'h' },
+                                                 {} };
         int c;
         while ((c = getopt_long(argc, argv, "r:s:d:h", options, NULL)) >= 0)
                 switch (c) {

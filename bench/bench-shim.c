@@ -71,8 +71,7 @@ static int cmp_double(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-static void measure(const char *label, const char *socket_path, const char *req, size_t len, int calls,
-                    int clients) {
+static void measure(const char *label, const char *socket_path, const char *req, size_t len, int calls, int clients) {
         Job jobs[64];
         pthread_t threads[64];
         double *all = calloc((size_t) calls * clients, sizeof(double));
@@ -82,7 +81,7 @@ static void measure(const char *label, const char *socket_path, const char *req,
                 return;
         double t0 = now_ms();
         for (int k = 0; k < clients; k++) {
-                jobs[k] = (Job) { socket_path, req, len, calls, all + (size_t) k * calls, 0 };
+                jobs[k] = (Job){ socket_path, req, len, calls, all + (size_t) k * calls, 0 };
                 pthread_create(&threads[k], NULL, run_job, &jobs[k]);
         }
         for (int k = 0; k < clients; k++) {
@@ -101,8 +100,10 @@ static void measure(const char *label, const char *socket_path, const char *req,
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "socket", required_argument, NULL, 's' }, { "calls", required_argument, NULL, 'n' },
-                { "qube", required_argument, NULL, 'q' },   { "set", no_argument, NULL, 'S' },
+                { "socket", required_argument, NULL, 's' },
+                { "calls", required_argument, NULL, 'n' },
+                { "qube", required_argument, NULL, 'q' },
+                { "set", no_argument, NULL, 'S' },
                 {},
         };
         const char *sock = NULL, *qube = "work";
@@ -111,11 +112,20 @@ int main(int argc, char *argv[]) {
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
-                case 's': sock = optarg; break;
-                case 'n': calls = atoi(optarg); break;
-                case 'q': qube = optarg; break;
-                case 'S': with_set = true; break;
-                default: return 2;
+                case 's':
+                        sock = optarg;
+                        break;
+                case 'n':
+                        calls = atoi(optarg);
+                        break;
+                case 'q':
+                        qube = optarg;
+                        break;
+                case 'S':
+                        with_set = true;
+                        break;
+                default:
+                        return 2;
                 }
         if (!sock || calls <= 0) {
                 fprintf(stderr, "usage: bench-shim --socket PATH [--calls N] [--qube NAME] [--set]\n");

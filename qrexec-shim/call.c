@@ -146,8 +146,8 @@ static int bus_entry_new(Shim *shim, const char *source, bool events, BusEntry *
         r = bus_open(shim, b->direct, &b->bus);
         if (r < 0)
                 return r;
-        r = sd_bus_call_method_async(b->bus, &b->slot, ADMIN_BUS_NAME, ADMIN_PATH, MANAGER_IFACE,
-                                     "SetCallerIdentity", on_identity_reply, b, "s", source);
+        r = sd_bus_call_method_async(b->bus, &b->slot, ADMIN_BUS_NAME, ADMIN_PATH, MANAGER_IFACE, "SetCallerIdentity",
+                                     on_identity_reply, b, "s", source);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(b);
@@ -252,10 +252,9 @@ void call_reply_dbus_error(Call *c, sd_bus_message *m, int r) {
         }
 
         /* A qube that does not exist has no object: say it as qubesd.sock would. */
-        if (call_targets_domain(c) &&
-            (sd_bus_error_has_name(be, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
-             sd_bus_error_has_name(be, SD_BUS_ERROR_UNKNOWN_METHOD) ||
-             sd_bus_error_has_name(be, SD_BUS_ERROR_UNKNOWN_INTERFACE))) {
+        if (call_targets_domain(c) && (sd_bus_error_has_name(be, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
+                                       sd_bus_error_has_name(be, SD_BUS_ERROR_UNKNOWN_METHOD) ||
+                                       sd_bus_error_has_name(be, SD_BUS_ERROR_UNKNOWN_INTERFACE))) {
                 call_reply_error(c, QERR_VM_NOT_FOUND, "No such domain: '%s'", c->req.dest);
                 return;
         }
@@ -274,8 +273,7 @@ void call_reply_dbus_error(Call *c, sd_bus_message *m, int r) {
         }
 
         (void) sd_bus_message_rewind(m, true);
-        if (sd_bus_message_read(m, "ss", &message, &format) >= 0 &&
-            sd_bus_message_read_strv(m, &fields) >= 0) {
+        if (sd_bus_message_read(m, "ss", &message, &format) >= 0 && sd_bus_message_read_strv(m, &fields) >= 0) {
                 /* With --debug qubesd appends "\n\n<traceback>" to the message: put it where
                  * qubesd.sock puts a traceback. */
                 rendered = qerror_format_message(format, fields);
@@ -328,8 +326,8 @@ bool call_handle_error(Call *c, sd_bus_message *m, sd_bus_error *ret_error) {
         return true;
 }
 
-int call_method(Call *c, const char *path, const char *iface, const char *member,
-                sd_bus_message_handler_t cb, const char *types, ...) {
+int call_method(Call *c, const char *path, const char *iface, const char *member, sd_bus_message_handler_t cb,
+                const char *types, ...) {
         va_list ap;
         int r;
 

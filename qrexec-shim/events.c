@@ -139,8 +139,7 @@ static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *r
         /* Another qube sees only what the qrexec policy allows (spec qrexec-policy.md §4):
          * qubesd sends it its own filtered copy of each event, addressed to this connection. */
         int r = sd_bus_call_method_async(c->bus->bus, &c->slot, c->bus->owner, ADMIN_PATH, MANAGER_IFACE,
-                                         "SubscribeEvents", on_subscribed, c, "s",
-                                         c->dest_is_dom0 ? "" : c->req.dest);
+                                         "SubscribeEvents", on_subscribed, c, "s", c->dest_is_dom0 ? "" : c->req.dest);
         if (r < 0) {
                 c->match_slot = sd_bus_slot_unref(c->match_slot);
                 call_reply_dbus_error(c, NULL, r);
@@ -159,7 +158,9 @@ static int events_subscribe(Call *c) {
                 if (r < 0)
                         return r;
                 /* only the copies addressed to us, never the unfiltered broadcast */
-                r = asprintf(&match, "type='signal',sender='%s',member='Event',destination='%s',path_namespace='" ADMIN_PATH "'",
+                r = asprintf(&match,
+                             "type='signal',sender='%s',member='Event',destination='%s',path_namespace='" ADMIN_PATH
+                             "'",
                              c->bus->owner, me);
         } else if (c->dest_is_dom0)
                 r = asprintf(&match, "type='signal',sender='%s',member='Event',path_namespace='" ADMIN_PATH "'",

@@ -422,7 +422,16 @@ static void help(void) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_LISTEN, ARG_LISTEN_FD, ARG_BUS_ADDRESS, ARG_USER, ARG_LIST_METHODS, ARG_EVENT_QUEUE_MAX, ARG_PRIVATE_SOCKET };
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_LISTEN,
+                ARG_LISTEN_FD,
+                ARG_BUS_ADDRESS,
+                ARG_USER,
+                ARG_LIST_METHODS,
+                ARG_EVENT_QUEUE_MAX,
+                ARG_PRIVATE_SOCKET
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -494,7 +503,8 @@ int main(int argc, char *argv[]) {
         /* Calls take qubesd's private socket when told to, or by default next to the system bus. */
         if (!shim.private_socket)
                 shim.private_socket = getenv("QUBESD_PRIVATE_SOCKET");
-        if (!shim.private_socket && !shim.bus_address && !shim.user_bus && access(QUBESD_SYSTEM_PRIVATE_SOCKET, W_OK) == 0)
+        if (!shim.private_socket && !shim.bus_address && !shim.user_bus &&
+            access(QUBESD_SYSTEM_PRIVATE_SOCKET, W_OK) == 0)
                 shim.private_socket = (char *) QUBESD_SYSTEM_PRIVATE_SOCKET;
         if (isempty(shim.private_socket))
                 shim.private_socket = NULL;

@@ -149,7 +149,8 @@ static int format_reply(Call *c, sd_bus_message *m, StrBuf *o) {
         case FMT_CURRENT_STATE:
                 r = sd_bus_message_read(m, "ttts", &u1, &u2, &u3, &s);
                 if (r >= 0)
-                        strbuf_printf(o, "mem=%" PRIu64 " mem_static_max=%" PRIu64 " cputime=%" PRIu64 " power_state=%s",
+                        strbuf_printf(o,
+                                      "mem=%" PRIu64 " mem_static_max=%" PRIu64 " cputime=%" PRIu64 " power_state=%s",
                                       u1, u2, u3, s);
                 return r;
         }
@@ -194,8 +195,7 @@ int call_generic_start(Call *c) {
                 return call_method(c, c->path, call_iface(c), m->member, on_generic_reply, "ss", c->req.arg,
                                    c->payload_copy ?: "");
         case ARGS_PAYLOAD:
-                return call_method(c, c->path, call_iface(c), m->member, on_generic_reply, "s",
-                                   c->payload_copy ?: "");
+                return call_method(c, c->path, call_iface(c), m->member, on_generic_reply, "s", c->payload_copy ?: "");
         }
         return -EINVAL;
 }
@@ -423,9 +423,10 @@ static int notes_set_check(Call *c, QError *e) {
         if (why) {
                 snprintf(num, sizeof num, "%zu", pos);
                 snprintf(byte, sizeof byte, "0x%02x", (unsigned char) c->req.payload[pos]);
-                return qerror_set(e, QERR_PROTOCOL,
-                                  "Unable to sanitise qube notes: 'utf-8' codec can't decode byte %s in position %s: %s",
-                                  byte, num, why);
+                return qerror_set(
+                        e, QERR_PROTOCOL,
+                        "Unable to sanitise qube notes: 'utf-8' codec can't decode byte %s in position %s: %s", byte,
+                        num, why);
         }
         if (copy_payload(c) < 0)
                 return -ENOMEM;
@@ -499,7 +500,8 @@ static int create_check(Call *c, QError *e) {
                 eq = strchr(item, '=');
                 if (!eq)
                         /* upstream fails here with a plain ValueError (an empty reply) */
-                        return qerror_set(e, QERR_PROTOCOL, "Parameters must be key=value pairs separated by single spaces");
+                        return qerror_set(e, QERR_PROTOCOL,
+                                          "Parameters must be key=value pairs separated by single spaces");
                 *eq = 0;
                 value = eq + 1;
 
@@ -531,7 +533,8 @@ static int create_check(Call *c, QError *e) {
                         const char *vol = item + 5;
                         if (!streq(vol, "root") && !streq(vol, "private") && !streq(vol, "volatile") &&
                             !streq(vol, "kernel"))
-                                return qerror_set(e, QERR_PROTOCOL, "Volume must be one of: root, private, volatile, kernel");
+                                return qerror_set(e, QERR_PROTOCOL,
+                                                  "Volume must be one of: root, private, volatile, kernel");
                         if (strv_extend(&c->create_pools, vol) < 0 || strv_extend(&c->create_pools, value) < 0)
                                 return -ENOMEM;
                 } else if (streq(item, "pool") || startswith(item, "pool:"))
@@ -622,7 +625,6 @@ static int create_start(Call *c) {
         /* The label must exist before anything else is reported (spec §2.3.5): ask first. */
         return call_method(c, ADMIN_PATH, MANAGER_IFACE, "LookupLabel", on_create_label, "s", c->create_label);
 }
-
 
 /* ---- storage: pools and volumes --------------------------------------------------------- */
 
@@ -895,8 +897,8 @@ static int on_volume_path(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 
                 c->slot = sd_bus_slot_unref(c->slot);
                 (void) sd_bus_message_rewind(m, true);
-                if (sd_bus_message_read(m, "ss", &message, &format) < 0 ||
-                    sd_bus_message_read_strv(m, &fields) < 0 || strv_length(fields) < 1)
+                if (sd_bus_message_read(m, "ss", &message, &format) < 0 || sd_bus_message_read_strv(m, &fields) < 0 ||
+                    strv_length(fields) < 1)
                         fields = NULL;
                 /* upstream's enforce_arg, with the qube's name */
                 call_reply_error(c, QERR_PERMISSION_DENIED, "Argument not in '%s volumes'",
@@ -967,8 +969,7 @@ static int shutdown_start(Call *c) {
 static int create_disposable_check(Call *c, QError *e) {
         if (!streq(c->req.arg, "") && !streq(c->req.arg, "preload"))
                 return qerror_set(e, QERR_PERMISSION_DENIED, "Argument not in \"'', 'preload'\"");
-        if (c->req.payload_len > 0 &&
-            !(c->req.payload_len == 4 && memcmp(c->req.payload, "uuid", 4) == 0))
+        if (c->req.payload_len > 0 && !(c->req.payload_len == 4 && memcmp(c->req.payload, "uuid", 4) == 0))
                 return qerror_set(e, QERR_PROTOCOL, "Invalid payload, expected empty string or 'uuid'");
         if (streq(c->req.arg, "preload"))
                 return qerror_set(e, QERR_QUBES_EXCEPTION, "Preloaded disposables are not supported");
@@ -1080,8 +1081,10 @@ static int stats_subscribe(Call *c) {
         int r;
 
         if (c->dest_is_dom0)
-                r = asprintf(&match, "type='signal',sender='%s',interface='" DOMAIN_IFACE "',member='Stats',"
-                             "path_namespace='" ADMIN_DOMAIN_PREFIX "'", c->bus->owner);
+                r = asprintf(&match,
+                             "type='signal',sender='%s',interface='" DOMAIN_IFACE "',member='Stats',"
+                             "path_namespace='" ADMIN_DOMAIN_PREFIX "'",
+                             c->bus->owner);
         else
                 r = asprintf(&match, "type='signal',sender='%s',interface='" DOMAIN_IFACE "',member='Stats',path='%s'",
                              c->bus->owner, c->path);
@@ -1133,35 +1136,36 @@ static int stats_start(Call *c) {
 
 /* ---- the table -------------------------------------------------------------------------- */
 
-#define M(n, d, a, p, ...) { .name = n, .dest = d, .arg = a, .payload = p, __VA_ARGS__ }
-#define CREATE(klass)                                                                                    \
+#define M(n, d, a, p, ...) \
+        { .name = n, .dest = d, .arg = a, .payload = p, __VA_ARGS__ }
+#define CREATE(klass)                                                                                            \
         M("admin.vm.Create." klass, DEST_DOM0, RULE_OPT, RULE_OPT, .check = create_check, .start = create_start, \
-          .extra = klass),                                                                               \
-        M("admin.vm.CreateInPool." klass, DEST_DOM0, RULE_OPT, RULE_OPT, .check = create_check,          \
-          .start = create_start, .extra = klass)
-#define PROPERTY_METHODS(prefix, d, mgr)                                                                 \
-        M(prefix ".List", d, RULE_NO, RULE_NO, .on_manager = mgr, .member = "ListProperties",            \
-          .args = ARGS_NONE, .fmt = FMT_LINES),                                                          \
-        M(prefix ".Get", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetProperty",               \
-          .args = ARGS_ARG, .fmt = FMT_PROPERTY),                                                        \
-        M(prefix ".GetAll", d, RULE_NO, RULE_NO, .on_manager = mgr, .member = "GetAllProperties",        \
-          .args = ARGS_NONE, .fmt = FMT_PROPERTY_ALL),                                                   \
-        M(prefix ".GetDefault", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetPropertyDefault", \
-          .args = ARGS_ARG, .fmt = FMT_PROPERTY_DEF),                                                    \
-        M(prefix ".Help", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetPropertyHelp",          \
-          .args = ARGS_ARG, .fmt = FMT_STRING),                                                          \
-        M(prefix ".Set", d, RULE_REQ, RULE_OPT, .on_manager = mgr, .member = "SetProperty",              \
-          .start = property_set_start, .args = ARGS_ARG_PAYLOAD, .fmt = FMT_EMPTY),                      \
-        M(prefix ".Reset", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "ResetProperty",           \
-          .args = ARGS_ARG, .fmt = FMT_EMPTY)
+          .extra = klass),                                                                                       \
+                M("admin.vm.CreateInPool." klass, DEST_DOM0, RULE_OPT, RULE_OPT, .check = create_check,          \
+                  .start = create_start, .extra = klass)
+#define PROPERTY_METHODS(prefix, d, mgr)                                                                             \
+        M(prefix ".List", d, RULE_NO, RULE_NO, .on_manager = mgr, .member = "ListProperties", .args = ARGS_NONE,     \
+          .fmt = FMT_LINES),                                                                                         \
+                M(prefix ".Get", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetProperty", .args = ARGS_ARG, \
+                  .fmt = FMT_PROPERTY),                                                                              \
+                M(prefix ".GetAll", d, RULE_NO, RULE_NO, .on_manager = mgr, .member = "GetAllProperties",            \
+                  .args = ARGS_NONE, .fmt = FMT_PROPERTY_ALL),                                                       \
+                M(prefix ".GetDefault", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetPropertyDefault",     \
+                  .args = ARGS_ARG, .fmt = FMT_PROPERTY_DEF),                                                        \
+                M(prefix ".Help", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetPropertyHelp",              \
+                  .args = ARGS_ARG, .fmt = FMT_STRING),                                                              \
+                M(prefix ".Set", d, RULE_REQ, RULE_OPT, .on_manager = mgr, .member = "SetProperty",                  \
+                  .start = property_set_start, .args = ARGS_ARG_PAYLOAD, .fmt = FMT_EMPTY),                          \
+                M(prefix ".Reset", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "ResetProperty",               \
+                  .args = ARGS_ARG, .fmt = FMT_EMPTY)
 
 /* Method name → destination rule, argument rule, payload rule, handler. Later issues
  * (lifecycle, storage, devices, firewall, backup, stats) add their rows here. */
 static const Method methods[] = {
         M("admin.vmclass.List", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true, .member = "ListClasses",
           .fmt = FMT_LINES),
-        M("admin.deviceclass.List", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true,
-          .member = "ListDeviceClasses", .fmt = FMT_LINES),
+        M("admin.deviceclass.List", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true, .member = "ListDeviceClasses",
+          .fmt = FMT_LINES),
         M("admin.vm.List", DEST_ANY, RULE_NO, RULE_NO, .start = vm_list_start),
         CREATE("AppVM"),
         CREATE("DispVM"),
@@ -1170,8 +1174,7 @@ static const Method methods[] = {
         CREATE("RemoteVM"),
         CREATE("AdminVM"),
         M("admin.vm.Remove", DEST_ANY, RULE_NO, RULE_NO, .member = "Remove", .fmt = FMT_EMPTY),
-        M("admin.vm.CurrentState", DEST_ANY, RULE_NO, RULE_NO, .member = "GetCurrentState",
-          .fmt = FMT_CURRENT_STATE),
+        M("admin.vm.CurrentState", DEST_ANY, RULE_NO, RULE_NO, .member = "GetCurrentState", .fmt = FMT_CURRENT_STATE),
 
         M("admin.label.List", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true, .member = "ListLabels",
           .fmt = FMT_LABEL_NAMES),
@@ -1190,24 +1193,22 @@ static const Method methods[] = {
         M("admin.vm.feature.List", DEST_ANY, RULE_NO, RULE_NO, .member = "ListFeatures", .fmt = FMT_LINES),
         M("admin.vm.feature.Get", DEST_ANY, RULE_REQ, RULE_NO, .member = "GetFeature", .args = ARGS_ARG,
           .fmt = FMT_STRING),
-        M("admin.vm.feature.CheckWithTemplate", DEST_ANY, RULE_REQ, RULE_NO,
-          .member = "CheckFeatureWithTemplate", .args = ARGS_ARG, .fmt = FMT_STRING),
+        M("admin.vm.feature.CheckWithTemplate", DEST_ANY, RULE_REQ, RULE_NO, .member = "CheckFeatureWithTemplate",
+          .args = ARGS_ARG, .fmt = FMT_STRING),
         M("admin.vm.feature.CheckWithNetvm", DEST_ANY, RULE_REQ, RULE_NO, .member = "CheckFeatureWithNetvm",
           .args = ARGS_ARG, .fmt = FMT_STRING),
-        M("admin.vm.feature.CheckWithAdminVM", DEST_ANY, RULE_REQ, RULE_NO,
-          .member = "CheckFeatureWithAdminVM", .args = ARGS_ARG, .fmt = FMT_STRING),
+        M("admin.vm.feature.CheckWithAdminVM", DEST_ANY, RULE_REQ, RULE_NO, .member = "CheckFeatureWithAdminVM",
+          .args = ARGS_ARG, .fmt = FMT_STRING),
         M("admin.vm.feature.CheckWithTemplateAndAdminVM", DEST_ANY, RULE_REQ, RULE_NO,
           .member = "CheckFeatureWithTemplateAndAdminVM", .args = ARGS_ARG, .fmt = FMT_STRING),
-        M("admin.vm.feature.Set", DEST_ANY, RULE_REQ, RULE_OPT, .check = feature_set_check,
-          .member = "SetFeature", .args = ARGS_ARG_PAYLOAD, .fmt = FMT_EMPTY),
-        M("admin.vm.feature.Remove", DEST_ANY, RULE_REQ, RULE_NO, .member = "RemoveFeature",
-          .args = ARGS_ARG, .fmt = FMT_EMPTY),
+        M("admin.vm.feature.Set", DEST_ANY, RULE_REQ, RULE_OPT, .check = feature_set_check, .member = "SetFeature",
+          .args = ARGS_ARG_PAYLOAD, .fmt = FMT_EMPTY),
+        M("admin.vm.feature.Remove", DEST_ANY, RULE_REQ, RULE_NO, .member = "RemoveFeature", .args = ARGS_ARG,
+          .fmt = FMT_EMPTY),
 
         M("admin.vm.tag.List", DEST_ANY, RULE_NO, RULE_NO, .member = "ListTags", .fmt = FMT_LINES),
-        M("admin.vm.tag.Get", DEST_ANY, RULE_REQ, RULE_NO, .member = "HasTag", .args = ARGS_ARG,
-          .fmt = FMT_BOOL01),
-        M("admin.vm.tag.Set", DEST_ANY, RULE_REQ, RULE_NO, .member = "AddTag", .args = ARGS_ARG,
-          .fmt = FMT_EMPTY),
+        M("admin.vm.tag.Get", DEST_ANY, RULE_REQ, RULE_NO, .member = "HasTag", .args = ARGS_ARG, .fmt = FMT_BOOL01),
+        M("admin.vm.tag.Set", DEST_ANY, RULE_REQ, RULE_NO, .member = "AddTag", .args = ARGS_ARG, .fmt = FMT_EMPTY),
         M("admin.vm.tag.Remove", DEST_ANY, RULE_REQ, RULE_NO, .member = "RemoveTag", .args = ARGS_ARG,
           .fmt = FMT_EMPTY),
 
@@ -1215,15 +1216,12 @@ static const Method methods[] = {
         M("admin.vm.notes.Set", DEST_VM, RULE_NO, RULE_REQ, .check = notes_set_check, .start = notes_set_start,
           .fmt = FMT_EMPTY),
 
-
         M("admin.vm.Start", DEST_ANY, RULE_NO, RULE_NO, .member = "Start", .no_timeout = true, .fmt = FMT_EMPTY),
         M("admin.vm.Shutdown", DEST_ANY, RULE_OPT, RULE_NO, .check = shutdown_check, .start = shutdown_start,
           .no_timeout = true, .fmt = FMT_EMPTY),
         M("admin.vm.Pause", DEST_ANY, RULE_NO, RULE_NO, .member = "Pause", .no_timeout = true, .fmt = FMT_EMPTY),
-        M("admin.vm.Unpause", DEST_ANY, RULE_NO, RULE_NO, .member = "Unpause", .no_timeout = true,
-          .fmt = FMT_EMPTY),
-        M("admin.vm.Suspend", DEST_ANY, RULE_NO, RULE_NO, .member = "Suspend", .no_timeout = true,
-          .fmt = FMT_EMPTY),
+        M("admin.vm.Unpause", DEST_ANY, RULE_NO, RULE_NO, .member = "Unpause", .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.Suspend", DEST_ANY, RULE_NO, RULE_NO, .member = "Suspend", .no_timeout = true, .fmt = FMT_EMPTY),
         M("admin.vm.Resume", DEST_ANY, RULE_NO, RULE_NO, .member = "Resume", .no_timeout = true, .fmt = FMT_EMPTY),
         M("admin.vm.Kill", DEST_ANY, RULE_NO, RULE_NO, .member = "Kill", .no_timeout = true, .fmt = FMT_EMPTY),
         M("admin.vm.CreateDisposable", DEST_ANY, RULE_OPT, RULE_OPT, .check = create_disposable_check,
@@ -1234,8 +1232,8 @@ static const Method methods[] = {
           .fmt = FMT_POOL_NAMES),
         M("admin.pool.ListDrivers", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true, .member = "ListPoolDrivers",
           .fmt = FMT_POOL_DRIVERS),
-        M("admin.pool.Info", DEST_DOM0, RULE_REQ, RULE_NO, .start = pool_start, .iface = POOL_IFACE,
-          .member = "Info", .fmt = FMT_STRING),
+        M("admin.pool.Info", DEST_DOM0, RULE_REQ, RULE_NO, .start = pool_start, .iface = POOL_IFACE, .member = "Info",
+          .fmt = FMT_STRING),
         M("admin.pool.UsageDetails", DEST_DOM0, RULE_REQ, RULE_NO, .start = pool_start, .iface = POOL_IFACE,
           .member = "UsageDetails", .fmt = FMT_STRING),
         M("admin.pool.Add", DEST_DOM0, RULE_REQ, RULE_REQ, .start = pool_add_start, .fmt = FMT_EMPTY),
@@ -1243,25 +1241,22 @@ static const Method methods[] = {
           .args = ARGS_ARG, .fmt = FMT_EMPTY),
         M("admin.pool.volume.List", DEST_DOM0, RULE_REQ, RULE_NO, .start = pool_start, .iface = POOL_IFACE,
           .member = "ListVolumes", .fmt = FMT_LINES),
-        M("admin.pool.Set.revisions_to_keep", DEST_DOM0, RULE_REQ, RULE_REQ, .check = value_check,
-          .start = pool_start, .iface = POOL_IFACE, .member = "SetRevisionsToKeep", .args = ARGS_PAYLOAD,
-          .fmt = FMT_EMPTY),
-        M("admin.pool.Set.ephemeral_volatile", DEST_DOM0, RULE_REQ, RULE_REQ, .check = value_check,
-          .start = pool_start, .iface = POOL_IFACE, .member = "SetEphemeralVolatile", .args = ARGS_PAYLOAD,
-          .fmt = FMT_EMPTY),
+        M("admin.pool.Set.revisions_to_keep", DEST_DOM0, RULE_REQ, RULE_REQ, .check = value_check, .start = pool_start,
+          .iface = POOL_IFACE, .member = "SetRevisionsToKeep", .args = ARGS_PAYLOAD, .fmt = FMT_EMPTY),
+        M("admin.pool.Set.ephemeral_volatile", DEST_DOM0, RULE_REQ, RULE_REQ, .check = value_check, .start = pool_start,
+          .iface = POOL_IFACE, .member = "SetEphemeralVolatile", .args = ARGS_PAYLOAD, .fmt = FMT_EMPTY),
 
         M("admin.vm.volume.List", DEST_ANY, RULE_NO, RULE_NO, .start = volume_list_start, .fmt = FMT_VOLUME_NAMES),
         M("admin.vm.volume.Info", DEST_ANY, RULE_REQ, RULE_NO, .start = volume_start, .iface = VOLUME_IFACE,
           .member = "Info", .fmt = FMT_STRING),
-        M("admin.vm.volume.ListSnapshots", DEST_ANY, RULE_REQ, RULE_NO, .start = volume_start,
-          .iface = VOLUME_IFACE, .member = "ListSnapshots", .fmt = FMT_LINES),
+        M("admin.vm.volume.ListSnapshots", DEST_ANY, RULE_REQ, RULE_NO, .start = volume_start, .iface = VOLUME_IFACE,
+          .member = "ListSnapshots", .fmt = FMT_LINES),
         M("admin.vm.volume.Revert", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_strip_check, .start = volume_start,
           .iface = VOLUME_IFACE, .member = "Revert", .args = ARGS_PAYLOAD, .no_timeout = true, .fmt = FMT_EMPTY),
         M("admin.vm.volume.CloneFrom", DEST_ANY, RULE_REQ, RULE_NO, .start = volume_start, .iface = VOLUME_IFACE,
           .member = "CloneFrom", .fmt = FMT_STRING),
-        M("admin.vm.volume.CloneTo", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_strip_check,
-          .start = volume_start, .iface = VOLUME_IFACE, .member = "CloneTo", .args = ARGS_PAYLOAD,
-          .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.volume.CloneTo", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_strip_check, .start = volume_start,
+          .iface = VOLUME_IFACE, .member = "CloneTo", .args = ARGS_PAYLOAD, .no_timeout = true, .fmt = FMT_EMPTY),
         M("admin.vm.volume.Resize", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_strip_check, .start = volume_start,
           .iface = VOLUME_IFACE, .member = "Resize", .args = ARGS_PAYLOAD, .no_timeout = true, .fmt = FMT_EMPTY),
         M("admin.vm.volume.Clear", DEST_ANY, RULE_REQ, RULE_NO, .start = volume_start, .iface = VOLUME_IFACE,
@@ -1271,13 +1266,12 @@ static const Method methods[] = {
           .fmt = FMT_EMPTY),
         M("admin.vm.volume.Set.rw", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_check, .start = volume_start,
           .iface = VOLUME_IFACE, .member = "SetRw", .args = ARGS_PAYLOAD, .fmt = FMT_EMPTY),
-        M("admin.vm.volume.Set.ephemeral", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_check,
-          .start = volume_start, .iface = VOLUME_IFACE, .member = "SetEphemeral", .args = ARGS_PAYLOAD,
-          .fmt = FMT_EMPTY),
+        M("admin.vm.volume.Set.ephemeral", DEST_ANY, RULE_REQ, RULE_REQ, .check = value_check, .start = volume_start,
+          .iface = VOLUME_IFACE, .member = "SetEphemeral", .args = ARGS_PAYLOAD, .fmt = FMT_EMPTY),
         M("admin.vm.volume.Import", DEST_ANY, RULE_REQ, RULE_OPT, .check = import_check, .start = volume_start,
           .no_timeout = true, .fmt = FMT_EMPTY),
-        M("admin.vm.volume.ImportWithSize", DEST_ANY, RULE_REQ, RULE_OPT, .check = import_check,
-          .start = volume_start, .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.vm.volume.ImportWithSize", DEST_ANY, RULE_REQ, RULE_OPT, .check = import_check, .start = volume_start,
+          .no_timeout = true, .fmt = FMT_EMPTY),
 
         M("admin.Events", DEST_ANY, RULE_NO, RULE_NO, .start = events_start, .signals = true),
 };

@@ -134,7 +134,7 @@ struct Shim {
         char *bus_address; /* NULL: the system bus (DBUS_SYSTEM_BUS_ADDRESS applies) */
         bool user_bus;
         char *private_socket; /* qubesd's direct-connection socket for calls, or NULL */
-        Hashmap *buses; /* source -> BusEntry* (socket door: identity holds per connection) */
+        Hashmap *buses;       /* source -> BusEntry* (socket door: identity holds per connection) */
         size_t event_queue_max;
         unsigned n_clients;
 };
@@ -196,8 +196,8 @@ void call_dispatch(Client *client, char *req_buf, size_t len);
 Call *call_free(Call *c);
 
 /* Helpers for handlers. */
-int call_method(Call *c, const char *path, const char *iface, const char *member,
-                sd_bus_message_handler_t cb, const char *types, ...);
+int call_method(Call *c, const char *path, const char *iface, const char *member, sd_bus_message_handler_t cb,
+                const char *types, ...);
 /* Ends the call with an OK reply (body appended by the caller after call_reply_ok_begin). */
 StrBuf *call_reply_ok_begin(Call *c);
 void call_reply_end(Call *c);
@@ -227,11 +227,11 @@ struct Client {
         bool got_eof;
         StrBuf out;
         size_t out_off;
-        bool finishing;   /* close once out is flushed */
-        bool blocking;    /* out_fd cannot be polled: write synchronously */
+        bool finishing; /* close once out is flushed */
+        bool blocking;  /* out_fd cannot be polled: write synchronously */
         bool service_door;
         bool payload_on_stdin; /* service door, volume Import*: the data stays on stdin (fd 0) */
-        bool released;    /* gone or done: output is discarded, freed soon */
+        bool released;         /* gone or done: output is discarded, freed soon */
         Call *call;
 };
 

@@ -33,7 +33,7 @@ int request_parse(char *buf, size_t len, Request *ret) {
         } else if (!streq(f[2], "name"))
                 return -EBADMSG;
 
-        *ret = (Request) {
+        *ret = (Request){
                 .method = f[0],
                 .src = f[1],
                 .dest = f[3],

@@ -45,16 +45,11 @@
 #define VERDICTS_PER_CALLER_MAX 512u /* plus two per qube: what a user sees needs one per qube */
 
 static const char *const action_ids[_AUTH_ACTION_MAX] = {
-        [AUTH_READ] = "org.qubes_os.admin.read",
-        [AUTH_LIFECYCLE] = "org.qubes_os.admin.lifecycle",
-        [AUTH_CHANGE] = "org.qubes_os.admin.change",
-        [AUTH_CREATE_REMOVE] = "org.qubes_os.admin.create-remove",
-        [AUTH_STORAGE] = "org.qubes_os.admin.storage",
-        [AUTH_DEVICES] = "org.qubes_os.admin.devices",
-        [AUTH_FIREWALL] = "org.qubes_os.admin.firewall",
-        [AUTH_BACKUP] = "org.qubes_os.admin.backup",
-        [AUTH_POLICY] = "org.qubes_os.admin.policy",
-        [AUTH_READ_ALL] = "org.qubes_os.admin.read-all",
+        [AUTH_READ] = "org.qubes_os.admin.read",         [AUTH_LIFECYCLE] = "org.qubes_os.admin.lifecycle",
+        [AUTH_CHANGE] = "org.qubes_os.admin.change",     [AUTH_CREATE_REMOVE] = "org.qubes_os.admin.create-remove",
+        [AUTH_STORAGE] = "org.qubes_os.admin.storage",   [AUTH_DEVICES] = "org.qubes_os.admin.devices",
+        [AUTH_FIREWALL] = "org.qubes_os.admin.firewall", [AUTH_BACKUP] = "org.qubes_os.admin.backup",
+        [AUTH_POLICY] = "org.qubes_os.admin.policy",     [AUTH_READ_ALL] = "org.qubes_os.admin.read-all",
 };
 
 const char *auth_action_id(AuthAction action) {
@@ -815,9 +810,8 @@ static Domain *path_domain(Manager *m, const char *path) {
 
 /* Manager methods that list qubes or take qube names: what the caller sees is asked about first. */
 static const char *const manager_listings[] = {
-        "ListDomains", "ListDomainsText", "GetAllDomainProperties", "SubscribeEvents", "GetSystemInfo",
-        "GetDomain",   "StartQubes",      "ShutdownQubes",          "CreateDisposable", "ListVolumes",
-        "GetVolume",
+        "ListDomains", "ListDomainsText", "GetAllDomainProperties", "SubscribeEvents", "GetSystemInfo", "GetDomain",
+        "StartQubes",  "ShutdownQubes",   "CreateDisposable",       "ListVolumes",     "GetVolume",
 };
 
 static bool is_listing(sd_bus_message *msg, const char *path) {

@@ -144,8 +144,7 @@ int bus_read_prop_value(sd_bus_message *value, const PropDef *p, App *app, char 
                 if (r < 0)
                         return r;
                 if (r == 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Not a %s object path: %s",
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Not a %s object path: %s",
                                                  p->type == PROP_VM ? "qube" : "label", path);
                 return 0;
         }
@@ -348,9 +347,8 @@ int bus_method_reset_property(Manager *m, Domain *d, sd_bus_message *msg) {
         return write_method(m, d, msg, true);
 }
 
-sd_bus_vtable *bus_build_property_vtable(const PropDef *const *props, size_t n_props,
-                                         sd_bus_property_get_t get, sd_bus_property_set_t set,
-                                         const sd_bus_vtable *extra, size_t n_extra) {
+sd_bus_vtable *bus_build_property_vtable(const PropDef *const *props, size_t n_props, sd_bus_property_get_t get,
+                                         sd_bus_property_set_t set, const sd_bus_vtable *extra, size_t n_extra) {
         sd_bus_vtable *v = calloc(n_props + n_extra + 2, sizeof(sd_bus_vtable));
         size_t k = 0;
 
@@ -368,9 +366,9 @@ sd_bus_vtable *bus_build_property_vtable(const PropDef *const *props, size_t n_p
                         v[k++] = (sd_bus_vtable) SD_BUS_PROPERTY(p->dbus_name, sig, get, 0,
                                                                  SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE);
                 else
-                        v[k++] = (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(
-                                p->dbus_name, sig, get, set, 0,
-                                SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED);
+                        v[k++] = (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(p->dbus_name, sig, get, set, 0,
+                                                                          SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE |
+                                                                                  SD_BUS_VTABLE_UNPRIVILEGED);
         }
         for (size_t i = 0; i < n_extra; i++) {
                 v[k] = extra[i];

@@ -38,31 +38,29 @@ int bus_method_get_property_help(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_set_property(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_reset_property(Manager *m, Domain *d, sd_bus_message *msg);
 
-#define PROPERTY_METHODS_VTABLE(prefix)                                                                  \
-        SD_BUS_METHOD_WITH_ARGS("ListProperties", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", names),           \
-                                prefix##_list_properties, 0),                                          \
-        SD_BUS_METHOD_WITH_ARGS("GetProperty", SD_BUS_ARGS("s", name),                                 \
-                                SD_BUS_RESULT("s", type, "b", is_default, "s", value),                 \
-                                prefix##_get_property, 0),                                             \
-        SD_BUS_METHOD_WITH_ARGS("GetAllProperties", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssbs)", properties), \
-                                prefix##_get_all_properties, 0),                                       \
-        SD_BUS_METHOD_WITH_ARGS("GetPropertyDefault", SD_BUS_ARGS("s", name),                          \
-                                SD_BUS_RESULT("b", has_default, "s", type, "s", value),                \
-                                prefix##_get_property_default, 0),                                     \
-        SD_BUS_METHOD_WITH_ARGS("GetPropertyHelp", SD_BUS_ARGS("s", name), SD_BUS_RESULT("s", help),   \
-                                prefix##_get_property_help, 0),                                        \
-        SD_BUS_METHOD_WITH_ARGS("SetProperty", SD_BUS_ARGS("s", name, "s", value), SD_BUS_NO_RESULT,   \
-                                prefix##_set_property, SD_BUS_VTABLE_UNPRIVILEGED),                    \
-        SD_BUS_METHOD_WITH_ARGS("ResetProperty", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,             \
-                                prefix##_reset_property, SD_BUS_VTABLE_UNPRIVILEGED)
+#define PROPERTY_METHODS_VTABLE(prefix)                                                                               \
+        SD_BUS_METHOD_WITH_ARGS("ListProperties", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", names),                         \
+                                prefix##_list_properties, 0),                                                         \
+                SD_BUS_METHOD_WITH_ARGS("GetProperty", SD_BUS_ARGS("s", name),                                        \
+                                        SD_BUS_RESULT("s", type, "b", is_default, "s", value), prefix##_get_property, \
+                                        0),                                                                           \
+                SD_BUS_METHOD_WITH_ARGS("GetAllProperties", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssbs)", properties),     \
+                                        prefix##_get_all_properties, 0),                                              \
+                SD_BUS_METHOD_WITH_ARGS("GetPropertyDefault", SD_BUS_ARGS("s", name),                                 \
+                                        SD_BUS_RESULT("b", has_default, "s", type, "s", value),                       \
+                                        prefix##_get_property_default, 0),                                            \
+                SD_BUS_METHOD_WITH_ARGS("GetPropertyHelp", SD_BUS_ARGS("s", name), SD_BUS_RESULT("s", help),          \
+                                        prefix##_get_property_help, 0),                                               \
+                SD_BUS_METHOD_WITH_ARGS("SetProperty", SD_BUS_ARGS("s", name, "s", value), SD_BUS_NO_RESULT,          \
+                                        prefix##_set_property, SD_BUS_VTABLE_UNPRIVILEGED),                           \
+                SD_BUS_METHOD_WITH_ARGS("ResetProperty", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,                    \
+                                        prefix##_reset_property, SD_BUS_VTABLE_UNPRIVILEGED)
 
 /* The "Event" signal, shared by the Manager and Domain interfaces. */
-#define EVENT_SIGNAL_VTABLE                                                                              \
-        SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("t", sequence, "s", subject, "s", name,           \
-                                                     "a(ss)", arguments), 0)
+#define EVENT_SIGNAL_VTABLE \
+        SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("t", sequence, "s", subject, "s", name, "a(ss)", arguments), 0)
 
 /* Build a vtable of typed properties (plus extra entries, then END). Writable unless the
  * property is write-once (CONST), stateless or read-only. Free with free(). */
-sd_bus_vtable *bus_build_property_vtable(const PropDef *const *props, size_t n_props,
-                                         sd_bus_property_get_t get, sd_bus_property_set_t set,
-                                         const sd_bus_vtable *extra, size_t n_extra);
+sd_bus_vtable *bus_build_property_vtable(const PropDef *const *props, size_t n_props, sd_bus_property_get_t get,
+                                         sd_bus_property_set_t set, const sd_bus_vtable *extra, size_t n_extra);

@@ -24,9 +24,9 @@ typedef struct PendingEvent {
 #define PENDING_MAX 4096u
 
 typedef struct Subscriber {
-        char *unique_name; /* key */
-        char *caller;      /* the qube it acts for */
-        char *only;        /* NULL: every qube's events (dest dom0); else only this qube's */
+        char *unique_name;                     /* key */
+        char *caller;                          /* the qube it acts for */
+        char *only;                            /* NULL: every qube's events (dest dom0); else only this qube's */
         PendingEvent *pending, **pending_tail; /* local users: in order, held for polkit */
         size_t n_pending;
         bool overflow; /* too many held: the subscription ends */
@@ -117,8 +117,8 @@ int caller_filter_init(Manager *m) {
                                 return log_oom();
                         st->watches = w;
                         if (sd_event_add_inotify(m->event, &st->watches[st->n_watches], path,
-                                                 IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
-                                                         IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF,
+                                                 IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE |
+                                                         IN_ATTRIB | IN_DELETE_SELF,
                                                  on_policy_changed, m) >= 0)
                                 st->n_watches++;
                 }
@@ -264,8 +264,8 @@ void caller_filter_forget(Manager *m, const char *unique_name) {
                 subscriber_free(hashmap_remove(st->subscribers, unique_name));
 }
 
-static int send_unicast(Manager *m, const char *destination, Domain *subject, const char *event,
-                        const char *const *kv, size_t n_kv, uint64_t seq) {
+static int send_unicast(Manager *m, const char *destination, Domain *subject, const char *event, const char *const *kv,
+                        size_t n_kv, uint64_t seq) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
         int r = manager_new_event_signal(m, subject, event, kv, n_kv, seq, destination, &s);
         if (r < 0)
@@ -397,7 +397,8 @@ void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const
                         if (r == 0)
                                 continue;
                         if (r == -ENOENT) {
-                                if (s->n_pending >= PENDING_MAX || pending_add(s, subject, about, event, kv, n_kv, seq) < 0)
+                                if (s->n_pending >= PENDING_MAX ||
+                                    pending_add(s, subject, about, event, kv, n_kv, seq) < 0)
                                         s->overflow = true;
                                 continue;
                         }

@@ -35,7 +35,7 @@ typedef enum TokenKind {
 
 typedef struct Token {
         TokenKind kind;
-        char *arg; /* name, tag or literal; NULL otherwise */
+        char *arg;        /* name, tag or literal; NULL otherwise */
         QubesClass klass; /* TOKEN_TYPE */
 } Token;
 
@@ -108,7 +108,7 @@ static bool valid_name(const char *s) {
 static const char *parse_token(const char *word, TokenRole role, Token *ret) {
         const char *arg;
 
-        *ret = (Token) {};
+        *ret = (Token){};
         if ((arg = startswith(word, "@tag:"))) {
                 if (role == ROLE_LIT_VALUE)
                         return "@tag: only applies to properties that name a qube";
@@ -471,8 +471,7 @@ static const char *constrained_caller(Manager *m, sd_bus_message *msg) {
         return streq(caller, "dom0") ? NULL : caller;
 }
 
-int constraints_check(Manager *m, sd_bus_message *msg, Domain *d, const char *property, const char *value,
-                      QError *e) {
+int constraints_check(Manager *m, sd_bus_message *msg, Domain *d, const char *property, const char *value, QError *e) {
         const char *caller;
         RuleSet *s;
 
@@ -495,12 +494,12 @@ int constraints_check(Manager *m, sd_bus_message *msg, Domain *d, const char *pr
                   property, d->name, value ? " to " : "", strempty(value), state(m)->dir, rule->file, rule->line);
         if (value)
                 qerror_set(e, QERR_PERMISSION_DENIED,
-                           "Setting %s of %s to '%s' is not allowed by the value constraints for %s", property,
-                           d->name, value, caller);
+                           "Setting %s of %s to '%s' is not allowed by the value constraints for %s", property, d->name,
+                           value, caller);
         else
                 qerror_set(e, QERR_PERMISSION_DENIED,
-                           "Resetting %s of %s to its default is not allowed by the value constraints for %s",
-                           property, d->name, caller);
+                           "Resetting %s of %s to its default is not allowed by the value constraints for %s", property,
+                           d->name, caller);
         return -EPERM;
 }
 

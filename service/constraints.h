@@ -18,8 +18,7 @@ void constraints_done(Manager *m);
 /* May the caller of msg give property of d the value (NULL: reset to default)? Returns 0 when
  * allowed (no rule, dom0, a global property when d is NULL), else -EPERM with e filled
  * (PermissionDenied). */
-int constraints_check(Manager *m, sd_bus_message *msg, Domain *d, const char *property, const char *value,
-                      QError *e);
+int constraints_check(Manager *m, sd_bus_message *msg, Domain *d, const char *property, const char *value, QError *e);
 
 /* Domain.GetAllowedValues(s property) → (b constrained, as values); userdata is the Domain. */
 int constraints_method_get_allowed_values(sd_bus_message *msg, void *userdata, sd_bus_error *error);

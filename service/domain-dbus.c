@@ -66,7 +66,9 @@ static int property_set(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
         r = auth_check(m, sd_bus_get_current_message(bus), AUTH_CHANGE, d, &e);
         if (r <= 0) /* a property write cannot wait for an interactive answer */
-                return r < 0 ? bus_set_qerror(error, &e) : sd_bus_error_set(error, qubes_error_dbus_name(QERR_NOT_AUTHORIZED_CAN_OBTAIN), "Interactive authorization needed: use SetProperty");
+                return r < 0 ? bus_set_qerror(error, &e)
+                             : sd_bus_error_set(error, qubes_error_dbus_name(QERR_NOT_AUTHORIZED_CAN_OBTAIN),
+                                                "Interactive authorization needed: use SetProperty");
         r = bus_read_prop_value(value, p, d->app, &s, error);
         if (r < 0)
                 return r;
@@ -128,10 +130,10 @@ static int reply_result(Manager *m, sd_bus_message *msg, int r, QError *e, bool 
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-#define PROPERTY_METHOD(fn)                                                                       \
-        static int domain_##fn(sd_bus_message *msg, void *userdata, sd_bus_error *error) {        \
-                Domain *d = userdata;                                                            \
-                return bus_method_##fn(manager_of(d), d, msg);                                   \
+#define PROPERTY_METHOD(fn)                                                                \
+        static int domain_##fn(sd_bus_message *msg, void *userdata, sd_bus_error *error) { \
+                Domain *d = userdata;                                                      \
+                return bus_method_##fn(manager_of(d), d, msg);                             \
         }
 PROPERTY_METHOD(list_properties)
 PROPERTY_METHOD(get_property)
@@ -208,7 +210,9 @@ static int method_check_feature_with_template_and_adminvm(sd_bus_message *msg, v
 /* Features that no caller may change through the API, not even dom0 (upstream's AdminExtension). */
 static bool feature_prohibited(const char *name) {
         static const char *const prohibited[] = {
-                "deferred-netvm-original", "preload-dispvm", "preload-dispvm-completed",
+                "deferred-netvm-original",
+                "preload-dispvm",
+                "preload-dispvm-completed",
                 "preload-dispvm-in-progress",
         };
         for (size_t i = 0; i < ELEMENTSOF(prohibited); i++)
@@ -370,10 +374,10 @@ static const sd_bus_vtable domain_extra[] = {
                                 method_check_feature_with_netvm, 0),
         SD_BUS_METHOD_WITH_ARGS("CheckFeatureWithAdminVM", SD_BUS_ARGS("s", name), SD_BUS_RESULT("s", value),
                                 method_check_feature_with_adminvm, 0),
-        SD_BUS_METHOD_WITH_ARGS("CheckFeatureWithTemplateAndAdminVM", SD_BUS_ARGS("s", name),
-                                SD_BUS_RESULT("s", value), method_check_feature_with_template_and_adminvm, 0),
-        SD_BUS_METHOD_WITH_ARGS("SetFeature", SD_BUS_ARGS("s", name, "s", value), SD_BUS_NO_RESULT,
-                                method_set_feature, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CheckFeatureWithTemplateAndAdminVM", SD_BUS_ARGS("s", name), SD_BUS_RESULT("s", value),
+                                method_check_feature_with_template_and_adminvm, 0),
+        SD_BUS_METHOD_WITH_ARGS("SetFeature", SD_BUS_ARGS("s", name, "s", value), SD_BUS_NO_RESULT, method_set_feature,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemoveFeature", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_remove_feature,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListTags", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", tags), method_list_tags, 0),
@@ -390,8 +394,8 @@ static const sd_bus_vtable domain_extra[] = {
                                 SD_BUS_RESULT("t", mem_kib, "t", mem_static_max_kib, "t", cputime, "s", power_state),
                                 method_get_current_state, 0),
         SD_BUS_METHOD_WITH_ARGS("GetAllowedValues", SD_BUS_ARGS("s", property),
-                                SD_BUS_RESULT("b", constrained, "as", values),
-                                constraints_method_get_allowed_values, 0),
+                                SD_BUS_RESULT("b", constrained, "as", values), constraints_method_get_allowed_values,
+                                0),
         EVENT_SIGNAL_VTABLE,
 };
 
@@ -479,7 +483,7 @@ int domain_dbus_register(Manager *m, sd_bus *bus) {
                 { QUBESD_IFACE_QUBESVM, want_qubesvm, -2, NULL, 0 },
         };
         for (int c = 0; c < _QUBES_CLASS_MAX; c++)
-                ifaces[2 + c] = (typeof(ifaces[0])) { class_interfaces[c], want_class, c, NULL, 0 };
+                ifaces[2 + c] = (typeof(ifaces[0])){ class_interfaces[c], want_class, c, NULL, 0 };
 
         for (size_t k = 0; k < ELEMENTSOF(ifaces); k++) {
                 /* built once, shared by every connection the objects are registered on */
@@ -493,7 +497,7 @@ int domain_dbus_register(Manager *m, sd_bus *bus) {
                         m->vtables[slot] = vt;
                 }
                 slot++;
-                scopes[k] = (InterfaceScope) { m, ifaces[k].scope };
+                scopes[k] = (InterfaceScope){ m, ifaces[k].scope };
                 r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_DOMAIN_PREFIX, ifaces[k].iface, vt, domain_find,
                                                &scopes[k]);
                 if (r < 0)

@@ -70,8 +70,8 @@ static const sd_bus_vtable label_vtable[] = {
 };
 
 int label_dbus_register(Manager *m, sd_bus *bus) {
-        int r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_LABEL_PREFIX, QUBESD_IFACE_LABEL, label_vtable,
-                                           label_find, m);
+        int r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_LABEL_PREFIX, QUBESD_IFACE_LABEL, label_vtable, label_find,
+                                           m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register labels: %m");
         r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_LABEL_PREFIX, label_enumerate, m);

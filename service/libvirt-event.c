@@ -286,7 +286,7 @@ static int lv_add_handle(int fd, int events, virEventHandleCallback cb, void *op
         LvHandle *h = new0(LvHandle, 1);
         if (!h)
                 return -1;
-        *h = (LvHandle) { .fd = fd, .events = events, .cb = cb, .opaque = opaque, .ff = ff, .changed = true };
+        *h = (LvHandle){ .fd = fd, .events = events, .cb = cb, .opaque = opaque, .ff = ff, .changed = true };
         pthread_mutex_lock(&lv.lock);
         LvHandle **n = realloc(lv.handles, (lv.n_handles + 1) * sizeof(LvHandle *));
         if (!n) {
@@ -332,7 +332,7 @@ static int lv_add_timeout(int frequency, virEventTimeoutCallback cb, void *opaqu
         LvTimeout *t = new0(LvTimeout, 1);
         if (!t)
                 return -1;
-        *t = (LvTimeout) { .frequency = frequency, .cb = cb, .opaque = opaque, .ff = ff, .changed = true };
+        *t = (LvTimeout){ .frequency = frequency, .cb = cb, .opaque = opaque, .ff = ff, .changed = true };
         pthread_mutex_lock(&lv.lock);
         LvTimeout **n = realloc(lv.timeouts, (lv.n_timeouts + 1) * sizeof(LvTimeout *));
         if (!n) {

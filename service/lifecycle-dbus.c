@@ -192,8 +192,8 @@ static void job_finish(Job *j) {
         if (r < 0)
                 log_debug_errno(r, "Cannot send Finished for %s: %m", j->path);
         if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
-                (void) sd_event_add_time(m->event, &j->linger, CLOCK_MONOTONIC, now + JOB_LINGER_USEC, 0,
-                                         on_job_linger, j);
+                (void) sd_event_add_time(m->event, &j->linger, CLOCK_MONOTONIC, now + JOB_LINGER_USEC, 0, on_job_linger,
+                                         j);
 }
 
 static void job_pump_shutdown(Job *j);
@@ -570,11 +570,10 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
 
 static const sd_bus_vtable lifecycle_manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD_WITH_ARGS("CreateDisposable", SD_BUS_ARGS("s", template),
-                                SD_BUS_RESULT("s", name, "o", path), method_create_disposable,
+        SD_BUS_METHOD_WITH_ARGS("CreateDisposable", SD_BUS_ARGS("s", template), SD_BUS_RESULT("s", name, "o", path),
+                                method_create_disposable, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("StartQubes", SD_BUS_ARGS("as", names), SD_BUS_RESULT("o", job), method_start_qubes,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("StartQubes", SD_BUS_ARGS("as", names), SD_BUS_RESULT("o", job),
-                                method_start_qubes, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ShutdownQubes", SD_BUS_ARGS("as", names, "b", force), SD_BUS_RESULT("o", job),
                                 method_shutdown_qubes, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
@@ -592,8 +591,8 @@ int lifecycle_dbus_register(Manager *m) {
                                      lifecycle_manager_vtable, v);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the Manager lifecycle methods: %m");
-        r = sd_bus_add_fallback_vtable(m->bus, &v->job_slot, QUBESD_JOB_PREFIX, QUBESD_IFACE_JOB, job_vtable,
-                                       job_find, v);
+        r = sd_bus_add_fallback_vtable(m->bus, &v->job_slot, QUBESD_JOB_PREFIX, QUBESD_IFACE_JOB, job_vtable, job_find,
+                                       v);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the Job interface: %m");
         r = sd_bus_add_node_enumerator(m->bus, &v->job_enum_slot, QUBESD_JOB_PREFIX, job_enumerate, v);

@@ -27,8 +27,8 @@ static bool state_is(const Domain *d, const char *s) {
         return streq_ptr(d->power_state, s);
 }
 
-static void fail(Manager *m, const char *name, OpDoneFn done, void *userdata, QubesErrorCode code,
-                 const char *format, const char *field) {
+static void fail(Manager *m, const char *name, OpDoneFn done, void *userdata, QubesErrorCode code, const char *format,
+                 const char *field) {
         _cleanup_qerror_ QError e = {};
         qerror_set(&e, code, format, field);
         done(m, name, -EINVAL, &e, userdata);
@@ -330,10 +330,10 @@ static void start_failed(Manager *m, Domain *d, QubesErrorCode code, const char 
 static char *start_failed_message(Manager *m, const char *err) {
         char *s = NULL;
         /* upstream names the libxl log; other drivers log under their own name */
-        if (streq(vmm_of(m)->driver, "xen"))
-                return asprintf(&s, "Start failed: %s, see /var/log/libvirt/libxl/libxl-driver.log for details",
-                                err) < 0 ? NULL : s;
-        return asprintf(&s, "Start failed: %s", err) < 0 ? NULL : s;
+        bool xen = streq(vmm_of(m)->driver, "xen");
+        int r = asprintf(&s, "Start failed: %s%s", err,
+                         xen ? ", see /var/log/libvirt/libxl/libxl-driver.log for details" : "");
+        return r < 0 ? NULL : s;
 }
 
 static void spawn_work(virConnectPtr conn, void *data) {
@@ -792,8 +792,9 @@ static void simple_done(Manager *m, void *data) {
                                 lifecycle_on_libvirt_event(m, d->name, VIR_DOMAIN_EVENT_RESUMED, 0);
                                 break;
                         case OP_SUSPEND:
-                                lifecycle_on_libvirt_event(m, d->name, c->pm ? VIR_DOMAIN_EVENT_PMSUSPENDED
-                                                                             : VIR_DOMAIN_EVENT_SUSPENDED, 0);
+                                lifecycle_on_libvirt_event(
+                                        m, d->name, c->pm ? VIR_DOMAIN_EVENT_PMSUSPENDED : VIR_DOMAIN_EVENT_SUSPENDED,
+                                        0);
                                 break;
                         case OP_RESUME:
                                 if (state_is(d, ST_SUSPENDED)) {
@@ -946,8 +947,8 @@ static void stats_work(virConnectPtr conn, void *data) {
         if (!conn)
                 return;
         n = virConnectGetAllDomainStats(conn,
-                                        VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL |
-                                                VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU,
+                                        VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON |
+                                                VIR_DOMAIN_STATS_VCPU,
                                         &records, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
         if (n >= 0) {
                 q->recs = calloc(n ?: 1, sizeof(StatsRec));
@@ -1015,8 +1016,8 @@ static void send_stats(Manager *m, Domain *d, const char *path, const char *dest
                 r = sd_bus_message_set_destination(sig, dest);
         if (r >= 0)
                 r = sd_bus_message_append(sig, "a(ss)", 7, "memory_kb", v[0], "memory_assigned_total", v[1],
-                                          "memory_assigned_usable", v[2], "memory_with_swap_used", v[3],
-                                          "cpu_time", v[4], "cpu_usage", v[5], "online_vcpus", v[6]);
+                                          "memory_assigned_usable", v[2], "memory_with_swap_used", v[3], "cpu_time",
+                                          v[4], "cpu_usage", v[5], "online_vcpus", v[6]);
         if (r >= 0)
                 r = sd_bus_send(m->bus, sig, NULL);
         if (r < 0)

@@ -8,8 +8,8 @@
 #include "util/strbuf.h"
 #include "util/strv.h"
 
-static int global_get(sd_bus *bus, const char *path, const char *interface, const char *property,
-                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+static int global_get(sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
+                      void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
         _cleanup_(prop_value_done) PropValue v = {};
@@ -21,8 +21,8 @@ static int global_get(sd_bus *bus, const char *path, const char *interface, cons
         return bus_append_prop_value(reply, p, &v, m->app);
 }
 
-static int global_set(sd_bus *bus, const char *path, const char *interface, const char *property,
-                      sd_bus_message *value, void *userdata, sd_bus_error *error) {
+static int global_set(sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *value,
+                      void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *s = NULL;
@@ -62,9 +62,9 @@ static int gate(Manager *m, sd_bus_message *msg, AuthAction action) {
         return bus_gate(m, msg, action, NULL);
 }
 
-#define PROPERTY_METHOD(fn)                                                                       \
-        static int manager_##fn(sd_bus_message *msg, void *userdata, sd_bus_error *error) {       \
-                return bus_method_##fn(userdata, NULL, msg);                                      \
+#define PROPERTY_METHOD(fn)                                                                 \
+        static int manager_##fn(sd_bus_message *msg, void *userdata, sd_bus_error *error) { \
+                return bus_method_##fn(userdata, NULL, msg);                                \
         }
 PROPERTY_METHOD(list_properties)
 PROPERTY_METHOD(get_property)
@@ -460,12 +460,12 @@ static const sd_bus_vtable manager_extra[] = {
         SD_BUS_PROPERTY("EventSequence", "t", property_get_event_sequence, 0, 0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         PROPERTY_METHODS_VTABLE(manager),
-        SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssso)", domains),
-                                method_list_domains, 0),
+        SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssso)", domains), method_list_domains,
+                                0),
         SD_BUS_METHOD_WITH_ARGS("ListDomainsText", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", listing),
                                 method_list_domains_text, 0),
-        SD_BUS_METHOD_WITH_ARGS("GetAllDomainProperties", SD_BUS_NO_ARGS,
-                                SD_BUS_RESULT("a{sa(ssbs)}", domains), method_get_all_domain_properties, 0),
+        SD_BUS_METHOD_WITH_ARGS("GetAllDomainProperties", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sa(ssbs)}", domains),
+                                method_get_all_domain_properties, 0),
         SD_BUS_METHOD_WITH_ARGS("GetDomain", SD_BUS_ARGS("s", ref), SD_BUS_RESULT("o", domain), method_get_domain, 0),
         SD_BUS_METHOD_WITH_ARGS("ListClasses", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", classes), method_list_classes, 0),
         SD_BUS_METHOD_WITH_ARGS("CreateDomain",
@@ -480,12 +480,10 @@ static const sd_bus_vtable manager_extra[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListDeviceClasses", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", classes),
                                 method_list_device_classes, 0),
-        SD_BUS_METHOD_WITH_ARGS("GetSystemInfo", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_get_system_info,
-                                0),
+        SD_BUS_METHOD_WITH_ARGS("GetSystemInfo", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_get_system_info, 0),
         SD_BUS_METHOD_WITH_ARGS("SubscribeEvents", SD_BUS_ARGS("s", qube), SD_BUS_RESULT("t", sequence),
                                 method_subscribe_events, 0),
-        SD_BUS_METHOD_WITH_ARGS("EnableErrorDetails", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
-                                method_enable_error_details, 0),
+        SD_BUS_METHOD_WITH_ARGS("EnableErrorDetails", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable_error_details, 0),
         SD_BUS_METHOD_WITH_ARGS("SetCallerIdentity", SD_BUS_ARGS("s", qube), SD_BUS_NO_RESULT,
                                 method_set_caller_identity, SD_BUS_VTABLE_UNPRIVILEGED),
         EVENT_SIGNAL_VTABLE,

@@ -128,8 +128,7 @@ void manager_mark_dirty(Manager *m, const char *name, const PropDef *prop, bool 
                 o->props = calloc(name ? n_domain_props : n_global_props, 1);
                 if (name)
                         o->name = strdup(name);
-                if (!o->props || (name && !o->name) ||
-                    hashmap_put(m->dirty, o->name ?: "", o) < 0) {
+                if (!o->props || (name && !o->name) || hashmap_put(m->dirty, o->name ?: "", o) < 0) {
                         dirty_object_free(o);
                         return;
                 }
@@ -161,8 +160,9 @@ static const struct {
 } dependencies[] = {
         { "label", { "icon" } },
         { "template_for_dispvms", { "icon" } },
-        { "netvm", { "ip", "ip6", "visible_ip", "visible_ip6", "visible_gateway", "visible_gateway6",
-                     "visible_netmask", "dns" } },
+        { "netvm",
+          { "ip", "ip6", "visible_ip", "visible_ip6", "visible_gateway", "visible_gateway6", "visible_netmask",
+            "dns" } },
         { "provides_network", { "gateway", "gateway6", "dns", "icon" } },
         { "kernel", { "kernelopts" } },
         { "memory", { "maxmem" } },
@@ -190,7 +190,8 @@ static void mark_domain_prop(Manager *m, Domain *d, const char *name) {
         manager_mark_dirty(m, d->name, p, false, false);
         for (size_t i = 0; i < ELEMENTSOF(dependencies); i++)
                 if (streq(dependencies[i].prop, name))
-                        for (size_t k = 0; k < ELEMENTSOF(dependencies[i].dependents) && dependencies[i].dependents[k]; k++) {
+                        for (size_t k = 0; k < ELEMENTSOF(dependencies[i].dependents) && dependencies[i].dependents[k];
+                             k++) {
                                 const PropDef *q = domain_prop_find(d->klass, dependencies[i].dependents[k]);
                                 if (q)
                                         manager_mark_dirty(m, d->name, q, false, false);
@@ -229,7 +230,8 @@ static void mark_property_change(Manager *m, Domain *subject, const char *name) 
                         return;
         }
         /* Only templates (and disposable templates) pass values down their chain. */
-        if (subject && subject->klass != QUBES_CLASS_TEMPLATEVM && !domain_property_bool(subject, "template_for_dispvms"))
+        if (subject && subject->klass != QUBES_CLASS_TEMPLATEVM &&
+            !domain_property_bool(subject, "template_for_dispvms"))
                 return;
         while (hashmap_iterate(m->app->domains, &i, NULL, &v)) {
                 Domain *d = v;
@@ -475,8 +477,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 return r;
 
         r = sd_bus_match_signal_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                      "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed,
-                                      NULL, m);
+                                      "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, NULL, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch bus peers: %m");
 

@@ -43,7 +43,7 @@ typedef struct ManagerConfig {
 
 /* Pending PropertiesChanged for one object, flushed once per loop iteration. */
 typedef struct DirtyObject {
-        char *name; /* qube name, or NULL for the Manager */
+        char *name;     /* qube name, or NULL for the Manager */
         uint8_t *props; /* one flag per domain_props[] / global_props[] entry */
         bool features, tags;
         bool power_state; /* PowerState (lifecycle) */
@@ -73,11 +73,11 @@ typedef struct Manager {
         /* generated vtables (class interfaces and the Manager's global properties) */
         sd_bus_vtable *vtables[_QUBES_CLASS_MAX + 3];
         uid_t own_uid;
-        unsigned auth_queries;  /* auth.c: polkit queries in flight, all callers together */
-        uint64_t auth_counter;  /* auth.c: cancellation ids */
-        void *vmm; /* Vmm* (vmm.h): libvirt connection, workers, runtime state */
-        void *caller_filter; /* caller-filter.c: qrexec policy for per-caller listings and events */
-        void *constraints;   /* constraints.c: value constraints for qrexec callers */
+        unsigned auth_queries; /* auth.c: polkit queries in flight, all callers together */
+        uint64_t auth_counter; /* auth.c: cancellation ids */
+        void *vmm;             /* Vmm* (vmm.h): libvirt connection, workers, runtime state */
+        void *caller_filter;   /* caller-filter.c: qrexec policy for per-caller listings and events */
+        void *constraints;     /* constraints.c: value constraints for qrexec callers */
         /* private-bus.c: direct connections */
         void *private_connections;
         sd_event_source *private_source;
@@ -121,8 +121,7 @@ void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_s
 int manager_new_event_signal(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                              uint64_t seq, const char *destination, sd_bus_message **ret);
 /* The Admin API event callback (installed as App.event_cb). */
-void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
-                      void *userdata);
+void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata);
 
 /* private-bus.c */
 int private_bus_listen(Manager *m, const char *path);

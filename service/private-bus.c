@@ -64,8 +64,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
         if (cfd < 0)
                 return 0;
-        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-            !auth_uid_trusted(m, cred.uid)) {
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || !auth_uid_trusted(m, cred.uid)) {
                 log_warning("Refused a private connection from uid %d.", len ? (int) cred.uid : -1);
                 return 0;
         }

@@ -68,7 +68,7 @@ bool qubes_error_is_protocol(QubesErrorCode code) {
 
 bool qubes_error_is_permission(QubesErrorCode code) {
         return code == QERR_PERMISSION_DENIED || code == QERR_NOT_AUTHORIZED ||
-                code == QERR_NOT_AUTHORIZED_CAN_OBTAIN || code == QERR_NOT_AUTHORIZED_DISMISSED;
+               code == QERR_NOT_AUTHORIZED_CAN_OBTAIN || code == QERR_NOT_AUTHORIZED_DISMISSED;
 }
 
 static bool debug_tracebacks = false;
@@ -137,13 +137,13 @@ void qerror_done(QError *e) {
         free(e->format);
         strv_free(e->fields);
         free(e->traceback);
-        *e = (QError) {};
+        *e = (QError){};
 }
 
 void qerror_move(QError *dst, QError *src) {
         qerror_done(dst);
         *dst = *src;
-        *src = (QError) {};
+        *src = (QError){};
 }
 
 char *qerror_format_message(const char *format, char *const *fields) {

@@ -7,54 +7,54 @@
  * Admin API puts on the wire), a D-Bus error name org.qubes_os.Admin1.Error.<Name> and the wire
  * name a client sees (the class itself, except for our own authorization errors, which travel as
  * PermissionDenied). Order matters only for readability. */
-#define QUBES_ERRORS(X)                                         \
-        X(QUBES_EXCEPTION, "QubesException")                     \
-        X(VM_NOT_FOUND, "QubesVMNotFoundError")                  \
-        X(VM_INVALID_UUID, "QubesVMInvalidUUIDError")            \
-        X(VM_ALREADY_EXISTS, "QubesVMAlreadyExistsError")        \
-        X(VM_ERROR, "QubesVMError")                              \
-        X(VM_IN_USE, "QubesVMInUseError")                        \
-        X(VM_NOT_STARTED, "QubesVMNotStartedError")              \
-        X(VM_NOT_RUNNING, "QubesVMNotRunningError")              \
-        X(VM_NOT_PAUSED, "QubesVMNotPausedError")                \
-        X(VM_CANCELLED_PAUSE, "QubesVMCancelledPauseError")      \
-        X(VM_NOT_SUSPENDED, "QubesVMNotSuspendedError")          \
-        X(VM_NOT_HALTED, "QubesVMNotHaltedError")                \
-        X(VM_SHUTDOWN_TIMEOUT, "QubesVMShutdownTimeoutError")    \
-        X(NO_TEMPLATE, "QubesNoTemplateError")                   \
-        X(MEMORY, "QubesMemoryError")                            \
-        X(POOL_IN_USE, "QubesPoolInUseError")                    \
-        X(VALUE, "QubesValueError")                              \
-        X(PROPERTY_VALUE, "QubesPropertyValueError")             \
-        X(NO_SUCH_PROPERTY, "QubesNoSuchPropertyError")          \
-        X(NOT_IMPLEMENTED, "QubesNotImplementedError")           \
-        X(BACKUP_PROFILE_NOT_FOUND, "QubesBackupProfileNotFoundError") \
-        X(BACKUP_CANCELLED, "BackupCancelledError")              \
-        X(BACKUP_ALREADY_RUNNING, "BackupAlreadyRunningError")   \
-        X(FEATURE_NOT_FOUND, "QubesFeatureNotFoundError")        \
-        X(TAG_NOT_FOUND, "QubesTagNotFoundError")                \
-        X(LABEL_NOT_FOUND, "QubesLabelNotFoundError")            \
-        X(LABEL_IN_USE, "QubesLabelInUseError")                  \
-        X(DEVICE_NOT_ASSIGNED, "DeviceNotAssigned")              \
-        X(DEVICE_NOT_FOUND, "DeviceNotFound")                    \
-        X(DEVICE_ALREADY_ATTACHED, "DeviceAlreadyAttached")      \
-        X(DEVICE_ALREADY_ASSIGNED, "DeviceAlreadyAssigned")      \
-        X(UNRECOGNIZED_DEVICE, "UnrecognizedDevice")             \
-        X(UNEXPECTED_DEVICE_PROPERTY, "UnexpectedDeviceProperty") \
-        X(STORAGE_POOL, "StoragePoolException")                  \
-        X(VOLUME_COPY_IN_USE, "QubesVolumeCopyInUseError")       \
-        X(VOLUME_REVISION_NOT_FOUND, "QubesVolumeRevisionNotFoundError") \
-        X(POOL_NOT_FOUND, "QubesPoolNotFoundError")              \
-        X(VOLUME_NOT_FOUND, "QubesVolumeNotFoundError")          \
-        X(PROTOCOL, "ProtocolError")                             \
+#define QUBES_ERRORS(X)                                                          \
+        X(QUBES_EXCEPTION, "QubesException")                                     \
+        X(VM_NOT_FOUND, "QubesVMNotFoundError")                                  \
+        X(VM_INVALID_UUID, "QubesVMInvalidUUIDError")                            \
+        X(VM_ALREADY_EXISTS, "QubesVMAlreadyExistsError")                        \
+        X(VM_ERROR, "QubesVMError")                                              \
+        X(VM_IN_USE, "QubesVMInUseError")                                        \
+        X(VM_NOT_STARTED, "QubesVMNotStartedError")                              \
+        X(VM_NOT_RUNNING, "QubesVMNotRunningError")                              \
+        X(VM_NOT_PAUSED, "QubesVMNotPausedError")                                \
+        X(VM_CANCELLED_PAUSE, "QubesVMCancelledPauseError")                      \
+        X(VM_NOT_SUSPENDED, "QubesVMNotSuspendedError")                          \
+        X(VM_NOT_HALTED, "QubesVMNotHaltedError")                                \
+        X(VM_SHUTDOWN_TIMEOUT, "QubesVMShutdownTimeoutError")                    \
+        X(NO_TEMPLATE, "QubesNoTemplateError")                                   \
+        X(MEMORY, "QubesMemoryError")                                            \
+        X(POOL_IN_USE, "QubesPoolInUseError")                                    \
+        X(VALUE, "QubesValueError")                                              \
+        X(PROPERTY_VALUE, "QubesPropertyValueError")                             \
+        X(NO_SUCH_PROPERTY, "QubesNoSuchPropertyError")                          \
+        X(NOT_IMPLEMENTED, "QubesNotImplementedError")                           \
+        X(BACKUP_PROFILE_NOT_FOUND, "QubesBackupProfileNotFoundError")           \
+        X(BACKUP_CANCELLED, "BackupCancelledError")                              \
+        X(BACKUP_ALREADY_RUNNING, "BackupAlreadyRunningError")                   \
+        X(FEATURE_NOT_FOUND, "QubesFeatureNotFoundError")                        \
+        X(TAG_NOT_FOUND, "QubesTagNotFoundError")                                \
+        X(LABEL_NOT_FOUND, "QubesLabelNotFoundError")                            \
+        X(LABEL_IN_USE, "QubesLabelInUseError")                                  \
+        X(DEVICE_NOT_ASSIGNED, "DeviceNotAssigned")                              \
+        X(DEVICE_NOT_FOUND, "DeviceNotFound")                                    \
+        X(DEVICE_ALREADY_ATTACHED, "DeviceAlreadyAttached")                      \
+        X(DEVICE_ALREADY_ASSIGNED, "DeviceAlreadyAssigned")                      \
+        X(UNRECOGNIZED_DEVICE, "UnrecognizedDevice")                             \
+        X(UNEXPECTED_DEVICE_PROPERTY, "UnexpectedDeviceProperty")                \
+        X(STORAGE_POOL, "StoragePoolException")                                  \
+        X(VOLUME_COPY_IN_USE, "QubesVolumeCopyInUseError")                       \
+        X(VOLUME_REVISION_NOT_FOUND, "QubesVolumeRevisionNotFoundError")         \
+        X(POOL_NOT_FOUND, "QubesPoolNotFoundError")                              \
+        X(VOLUME_NOT_FOUND, "QubesVolumeNotFoundError")                          \
+        X(PROTOCOL, "ProtocolError")                                             \
         X(UNRECOGNIZED_ASSIGNMENT_MODE, "QubesUnrecognizedDeviceAssignmentMode") \
-        X(VOLUME_COPY_TOKEN_NOT_FOUND, "QubesVolumeCopyTokenNotFoundError") \
-        X(INVALID_TAG, "QubesInvalidTagError")                   \
-        X(INVALID_LABEL, "QubesInvalidLabelError")               \
-        X(INVALID_LABEL_VALUE, "QubesInvalidLabelValueError")    \
-        X(PERMISSION_DENIED, "PermissionDenied")                 \
-        X(NOT_AUTHORIZED, "NotAuthorized")                       \
-        X(NOT_AUTHORIZED_CAN_OBTAIN, "NotAuthorizedCanObtain")   \
+        X(VOLUME_COPY_TOKEN_NOT_FOUND, "QubesVolumeCopyTokenNotFoundError")      \
+        X(INVALID_TAG, "QubesInvalidTagError")                                   \
+        X(INVALID_LABEL, "QubesInvalidLabelError")                               \
+        X(INVALID_LABEL_VALUE, "QubesInvalidLabelValueError")                    \
+        X(PERMISSION_DENIED, "PermissionDenied")                                 \
+        X(NOT_AUTHORIZED, "NotAuthorized")                                       \
+        X(NOT_AUTHORIZED_CAN_OBTAIN, "NotAuthorizedCanObtain")                   \
         X(NOT_AUTHORIZED_DISMISSED, "NotAuthorizedDismissed")
 
 typedef enum QubesErrorCode {
@@ -62,7 +62,7 @@ typedef enum QubesErrorCode {
 #define X(code, name) QERR_##code,
         QUBES_ERRORS(X)
 #undef X
-        _QERR_MAX,
+                _QERR_MAX,
 } QubesErrorCode;
 
 #define QUBES_DBUS_ERROR_PREFIX "org.qubes_os.Admin1.Error."
@@ -96,9 +96,9 @@ char *qerror_message(const QError *e);
 /* Substitute fields into a format; shared with clients (the shim). */
 char *qerror_format_message(const char *format, char *const *fields);
 
-const char *qubes_error_class_name(QubesErrorCode code);    /* "QubesVMNotFoundError" */
-const char *qubes_error_wire_name(QubesErrorCode code);     /* class name on the Admin API wire */
-const char *qubes_error_dbus_name(QubesErrorCode code);     /* "org.qubes_os.Admin1.Error.…" */
+const char *qubes_error_class_name(QubesErrorCode code); /* "QubesVMNotFoundError" */
+const char *qubes_error_wire_name(QubesErrorCode code);  /* class name on the Admin API wire */
+const char *qubes_error_dbus_name(QubesErrorCode code);  /* "org.qubes_os.Admin1.Error.…" */
 QubesErrorCode qubes_error_from_dbus_name(const char *name);
 /* Whether this class is (a subclass of) ProtocolError / PermissionDenied upstream. */
 bool qubes_error_is_protocol(QubesErrorCode code);

@@ -70,8 +70,7 @@ static void volume_changed(const char *qube, const char *volume, const char *poo
         if (path)
                 (void) sd_bus_emit_properties_changed(S.m->bus, path, QUBESD_IFACE_VOLUME, "Size", "Usage", "Rw",
                                                       "RevisionsToKeep", "Ephemeral", "IsOutdated", "Path",
-                                                      "ImportInProgress", "ImportBytesDone", "ImportBytesTotal",
-                                                      NULL);
+                                                      "ImportInProgress", "ImportBytesDone", "ImportBytesTotal", NULL);
         _cleanup_free_ char *pp = pool ? pool_bus_path(pool) : NULL;
         if (pp)
                 (void) sd_bus_emit_properties_changed(S.m->bus, pp, QUBESD_IFACE_POOL, "Usage", NULL);
@@ -90,8 +89,7 @@ static void pool_changed(const Pool *p) {
 }
 
 /* Volume objects appear and disappear with their qube (ObjectManager signals). */
-static void on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
-                     void *userdata) {
+static void on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata) {
         Domain *d = !subject && n_kv >= 2 ? app_get_domain(app, kv[1]) : NULL;
 
         if (d && streq(event, "domain-pre-delete")) {
@@ -532,8 +530,7 @@ static int start_job(sd_bus_message *msg, Domain *d, const char *name, StorageJo
                 goto fail;
         uint64_t now;
         (void) sd_event_now(S.m->event, CLOCK_MONOTONIC, &now);
-        r = sd_event_add_time(S.m->event, &a->timer, CLOCK_MONOTONIC, now + PROGRESS_INTERVAL_USEC, 0, on_progress,
-                              a);
+        r = sd_event_add_time(S.m->event, &a->timer, CLOCK_MONOTONIC, now + PROGRESS_INTERVAL_USEC, 0, on_progress, a);
         if (r < 0)
                 goto fail;
         r = hashmap_put(S.jobs, a->key, a);
@@ -818,9 +815,10 @@ static const sd_bus_vtable volume_vtable[] = {
         VOLUME_PROP("ImportInProgress", "b", CHANGES),
         VOLUME_PROP("ImportBytesDone", "t", CHANGES),
         VOLUME_PROP("ImportBytesTotal", "t", CHANGES),
-        SD_BUS_METHOD_WITH_ARGS("Info", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", info), method_volume_info, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("ListSnapshots", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", revisions),
-                                method_list_snapshots, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Info", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", info), method_volume_info,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListSnapshots", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", revisions), method_list_snapshots,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Revert", SD_BUS_ARGS("s", revision), SD_BUS_NO_RESULT, method_revert,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Resize", SD_BUS_ARGS("s", size), SD_BUS_NO_RESULT, method_resize,
@@ -1005,10 +1003,12 @@ static const sd_bus_vtable pool_vtable[] = {
         POOL_PROP("EphemeralVolatile", "b", CHANGES),
         POOL_PROP("Size", "t", CHANGES),
         POOL_PROP("Usage", "t", CHANGES),
-        SD_BUS_METHOD_WITH_ARGS("Info", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", info), method_pool_info, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("UsageDetails", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", details),
-                                method_pool_usage_details, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("ListVolumes", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", vids), method_pool_list_volumes, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Info", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", info), method_pool_info,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UsageDetails", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", details), method_pool_usage_details,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListVolumes", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", vids), method_pool_list_volumes,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetRevisionsToKeep", SD_BUS_ARGS("s", value), SD_BUS_NO_RESULT,
                                 method_pool_set_revisions, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetEphemeralVolatile", SD_BUS_ARGS("s", value), SD_BUS_NO_RESULT,
@@ -1206,10 +1206,12 @@ static int method_get_volume(sd_bus_message *msg, void *userdata, sd_bus_error *
 
 static const sd_bus_vtable manager_storage_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD_WITH_ARGS("ListPools", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sso)", pools), method_list_pools, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListPools", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sso)", pools), method_list_pools,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListPoolDrivers", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sas)", drivers),
                                 method_list_pool_drivers, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("GetPool", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", pool), method_get_pool, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetPool", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", pool), method_get_pool,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AddPool", SD_BUS_ARGS("s", driver, "a(ss)", config), SD_BUS_RESULT("o", pool),
                                 method_add_pool, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemovePool", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_remove_pool,
@@ -1252,8 +1254,8 @@ int storage_dbus_register(Manager *m, sd_bus *bus) {
         r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_POOL_PREFIX, pool_enumerate, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the pool enumerator: %m");
-        r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_DOMAIN_PREFIX, QUBESD_IFACE_VOLUME, volume_vtable,
-                                       volume_find, m);
+        r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_DOMAIN_PREFIX, QUBESD_IFACE_VOLUME, volume_vtable, volume_find,
+                                       m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register volumes: %m");
         r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_DOMAIN_PREFIX, volume_enumerate, m);

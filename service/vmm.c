@@ -323,8 +323,7 @@ static void open_work(virConnectPtr unused, void *data) {
         }
         /* callbacks first, then the list: what changes after the list is reported */
         q->cb_id = virConnectDomainEventRegisterAny(q->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                    VIR_DOMAIN_EVENT_CALLBACK(on_libvirt_lifecycle), q->manager,
-                                                    NULL);
+                                                    VIR_DOMAIN_EVENT_CALLBACK(on_libvirt_lifecycle), q->manager, NULL);
         if (q->cb_id < 0)
                 log_warning("Cannot watch libvirt lifecycle events: %s", virGetLastErrorMessage());
         (void) virConnectRegisterCloseCallback(q->conn, on_libvirt_close, q->manager, NULL);

@@ -44,8 +44,8 @@ typedef struct VmWaiter {
 
 struct VmRuntime {
         char *name;
-        int xid;             /* -1 when not running */
-        double start_time;   /* 0 when not running */
+        int xid;           /* -1 when not running */
+        double start_time; /* 0 when not running */
         uint64_t mem_kib, mem_static_max_kib, cputime_ns;
         unsigned vcpus;
         /* an operation of ours is in progress: libvirt events about it are expected */
@@ -60,10 +60,10 @@ struct Vmm {
         Manager *manager;
         /* connection (loop only) */
         virConnectPtr conn;
-        char *driver;     /* "test", "qemu", "xen", … from the URI scheme */
+        char *driver; /* "test", "qemu", "xen", … from the URI scheme */
         bool connecting;
         char **connect_waiters; /* qubes whose start waits for the connection attempt (lifecycle.c) */
-        bool has_domain0; /* the connection knows "Domain-0" (Xen): dom0's own figures */
+        bool has_domain0;       /* the connection knows "Domain-0" (Xen): dom0's own figures */
         int lifecycle_cb_id;
         unsigned reconnect_delay_s;
         sd_event_source *reconnect_source;

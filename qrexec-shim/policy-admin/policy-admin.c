@@ -75,8 +75,8 @@ static int get_path(const char *arg, bool include, char **ret) {
         if (isempty(arg))
                 return admin_error("Expecting a file name, got none");
         for (const char *c = arg; *c; c++)
-                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                      *c == '_' || *c == '-'))
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+                      *c == '-'))
                         return admin_error("Expecting a path inside %s", dir);
         if (asprintf(&path, "%s/%s%s", dir, arg, include ? "" : POLICY_SUFFIX) < 0)
                 return internal_error(ENOMEM, "path");
@@ -238,8 +238,8 @@ static int validate(const char *name, bool include, const char *content) {
         r = qubes_policy_load(&cfg, &policy);
         if (r == -EINVAL) {
                 char *const *errors = qubes_policy_errors(policy);
-                _cleanup_free_ char *msg = replace_all(errors && errors[0] ? errors[0] : "invalid policy", shadow,
-                                                       policy_dir);
+                _cleanup_free_ char *msg =
+                        replace_all(errors && errors[0] ? errors[0] : "invalid policy", shadow, policy_dir);
                 ret = admin_error("Policy change validation failed: %s", msg ?: "invalid policy");
         } else if (r < 0)
                 ret = internal_error(r, "validation");
@@ -682,7 +682,7 @@ int main(int argc, char *argv[]) {
 
         r = read_payload(&payload, &payload_len);
         if (r >= 0)
-                r = handle(service, &(Request) { .arg = arg, .payload = payload, .payload_len = payload_len });
+                r = handle(service, &(Request){ .arg = arg, .payload = payload, .payload_len = payload_len });
         free(include_dir);
         /* as upstream, the error message has no trailing newline */
         return r < 0 ? -r : 0;

@@ -10,9 +10,9 @@
 
 typedef struct Request {
         const char *service;
-        const char *argument;   /* starts with '+' */
+        const char *argument; /* starts with '+' */
         const char *source;
-        const char *target;     /* normalised intended target */
+        const char *target; /* normalised intended target */
         const QubesSystemInfo *si;
 } Request;
 
@@ -92,8 +92,7 @@ static bool token_match(const Token *t, const char *value, const Request *req, b
 
 static bool rule_match_but_target(const Rule *r, const Request *req) {
         return (!r->service || streq(r->service, req->service)) &&
-                (!r->argument || streq(r->argument, req->argument)) &&
-                token_match(&r->source, req->source, req, true);
+               (!r->argument || streq(r->argument, req->argument)) && token_match(&r->source, req->source, req, true);
 }
 
 static bool rule_match(const Rule *r, const Request *req) {
@@ -347,7 +346,8 @@ static int evaluate_allow(const Rule *rule, const Request *req, QubesPolicyDecis
                 dom = lookup(req->si, req->source);
                 if (!dom || !dom->default_dispvm)
                         return deny(d, true,
-                                    "policy defines 'allow' action to @dispvm at %s:%u but no DispVM base is set for this VM",
+                                    "policy defines 'allow' action to @dispvm at %s:%u but no DispVM base is set for "
+                                    "this VM",
                                     rule->file, rule->line);
                 if (asprintf(&dispvm, "@dispvm:%s", dom->default_dispvm) < 0)
                         return -ENOMEM;
@@ -387,8 +387,7 @@ static int evaluate_allow(const Rule *rule, const Request *req, QubesPolicyDecis
                 d->user = mfree(d->user);
                 d->target = strdup(relay->name);
                 if (!d->target || asprintf(&d->target_uuid, "uuid:%s", strempty(relay->uuid)) < 0 ||
-                    asprintf(&d->service, "%s+%s+%s%s", dom->transport_rpc, dom->name, req->service,
-                             req->argument) < 0)
+                    asprintf(&d->service, "%s+%s+%s%s", dom->transport_rpc, dom->name, req->service, req->argument) < 0)
                         return -ENOMEM;
                 return 0;
         }
@@ -423,8 +422,7 @@ static int evaluate_ask(const QubesPolicy *p, const Rule *rule, const Request *r
                                 set_update(&targets, targets[i], true);
                 }
         if (strv_length(targets) == 0)
-                return deny(d, true,
-                            "policy defines 'ask' action at %s:%u but no target is available to choose from",
+                return deny(d, true, "policy defines 'ask' action at %s:%u but no target is available to choose from",
                             rule->file, rule->line);
         strv_sort(targets);
 
@@ -445,14 +443,8 @@ static int evaluate_ask(const QubesPolicy *p, const Rule *rule, const Request *r
         return 0;
 }
 
-int qubes_policy_evaluate(
-                const QubesPolicy *p,
-                const QubesSystemInfo *si,
-                const char *source,
-                const char *target,
-                const char *service,
-                const char *argument,
-                QubesPolicyDecision **ret) {
+int qubes_policy_evaluate(const QubesPolicy *p, const QubesSystemInfo *si, const char *source, const char *target,
+                          const char *service, const char *argument, QubesPolicyDecision **ret) {
 
         _cleanup_(qubes_policy_decision_freep) QubesPolicyDecision *d = NULL;
         Request req = {
@@ -504,8 +496,8 @@ int qubes_policy_evaluate(
                         }
                         if (r >= 0 && !d->reason) {
                                 if (asprintf(&d->reason, "%s by policy %s:%u",
-                                             d->result == QUBES_POLICY_ALLOW ? "allowed" : "ask",
-                                             rule->file, rule->line) < 0) {
+                                             d->result == QUBES_POLICY_ALLOW ? "allowed" : "ask", rule->file,
+                                             rule->line) < 0) {
                                         d->reason = NULL;
                                         r = -ENOMEM;
                                 }
@@ -518,13 +510,8 @@ int qubes_policy_evaluate(
         return 0;
 }
 
-bool qubes_policy_check(
-                const QubesPolicy *p,
-                const QubesSystemInfo *si,
-                const char *source,
-                const char *target,
-                const char *service,
-                const char *argument) {
+bool qubes_policy_check(const QubesPolicy *p, const QubesSystemInfo *si, const char *source, const char *target,
+                        const char *service, const char *argument) {
 
         _cleanup_(qubes_policy_decision_freep) QubesPolicyDecision *d = NULL;
 
@@ -533,12 +520,8 @@ bool qubes_policy_check(
         return d->result == QUBES_POLICY_ALLOW;
 }
 
-bool qubes_policy_vm_list_allowed(
-                const QubesPolicy *p,
-                const QubesSystemInfo *si,
-                const char *caller,
-                const char *candidate,
-                const char *arg) {
+bool qubes_policy_vm_list_allowed(const QubesPolicy *p, const QubesSystemInfo *si, const char *caller,
+                                  const char *candidate, const char *arg) {
 
         _cleanup_free_ char *argument = NULL;
 
@@ -547,12 +530,8 @@ bool qubes_policy_vm_list_allowed(
         return qubes_policy_check(p, si, caller, candidate, "admin.vm.List", argument);
 }
 
-bool qubes_policy_event_allowed(
-                const QubesPolicy *p,
-                const QubesSystemInfo *si,
-                const char *caller,
-                const char *event,
-                const char *subject) {
+bool qubes_policy_event_allowed(const QubesPolicy *p, const QubesSystemInfo *si, const char *caller, const char *event,
+                                const char *subject) {
 
         _cleanup_free_ char *argument = NULL;
 

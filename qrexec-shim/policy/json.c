@@ -41,8 +41,8 @@ JsonValue *json_free(JsonValue *v) {
 }
 
 static void skip_ws(Parser *p) {
-        while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\r' ||
-                                   p->s[p->pos] == '\n'))
+        while (p->pos < p->len &&
+               (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\r' || p->s[p->pos] == '\n'))
                 p->pos++;
 }
 
@@ -166,14 +166,30 @@ static char *parse_string(Parser *p) {
                 }
                 char e = p->s[p->pos++];
                 switch (e) {
-                case '"': strbuf_append_c(&b, '"'); break;
-                case '\\': strbuf_append_c(&b, '\\'); break;
-                case '/': strbuf_append_c(&b, '/'); break;
-                case 'b': strbuf_append_c(&b, '\b'); break;
-                case 'f': strbuf_append_c(&b, '\f'); break;
-                case 'n': strbuf_append_c(&b, '\n'); break;
-                case 'r': strbuf_append_c(&b, '\r'); break;
-                case 't': strbuf_append_c(&b, '\t'); break;
+                case '"':
+                        strbuf_append_c(&b, '"');
+                        break;
+                case '\\':
+                        strbuf_append_c(&b, '\\');
+                        break;
+                case '/':
+                        strbuf_append_c(&b, '/');
+                        break;
+                case 'b':
+                        strbuf_append_c(&b, '\b');
+                        break;
+                case 'f':
+                        strbuf_append_c(&b, '\f');
+                        break;
+                case 'n':
+                        strbuf_append_c(&b, '\n');
+                        break;
+                case 'r':
+                        strbuf_append_c(&b, '\r');
+                        break;
+                case 't':
+                        strbuf_append_c(&b, '\t');
+                        break;
                 case 'u': {
                         uint32_t cp, lo;
                         if (hex4(p, &cp) < 0) {

@@ -22,10 +22,10 @@ struct JsonValue {
         JsonType type;
         bool boolean;
         double number;
-        char *string;          /* JSON_STRING (NUL-free, UTF-8); JSON_NUMBER: its text */
-        size_t n;              /* array / object: number of items */
-        JsonValue **items;     /* array items, object values */
-        char **keys;           /* object keys */
+        char *string;      /* JSON_STRING (NUL-free, UTF-8); JSON_NUMBER: its text */
+        size_t n;          /* array / object: number of items */
+        JsonValue **items; /* array items, object values */
+        char **keys;       /* object keys */
 };
 
 /* 0, or -EINVAL with a message in *error ("offset N: …"), or -ENOMEM. */

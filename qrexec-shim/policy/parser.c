@@ -62,7 +62,7 @@ void token_done(Token *t) {
         if (!t)
                 return;
         free(t->text);
-        *t = (Token) {};
+        *t = (Token){};
 }
 
 static void token_freep(Token **t) {
@@ -182,11 +182,20 @@ static const char *token_parse(const char *text, unsigned ctx, Token *ret, char 
                 return "out of memory";
         t.value = t.text;
         switch (t.kind) {
-        case TOKEN_TYPE: t.value += STRLEN("@type:"); break;
-        case TOKEN_TAG: t.value += STRLEN("@tag:"); break;
-        case TOKEN_DISPVM_TEMPLATE: t.value += STRLEN("@dispvm:"); break;
-        case TOKEN_DISPVM_TAG: t.value += STRLEN("@dispvm:@tag:"); break;
-        default: break;
+        case TOKEN_TYPE:
+                t.value += STRLEN("@type:");
+                break;
+        case TOKEN_TAG:
+                t.value += STRLEN("@tag:");
+                break;
+        case TOKEN_DISPVM_TEMPLATE:
+                t.value += STRLEN("@dispvm:");
+                break;
+        case TOKEN_DISPVM_TAG:
+                t.value += STRLEN("@dispvm:@tag:");
+                break;
+        default:
+                break;
         }
         *ret = t;
         return NULL;
@@ -200,8 +209,8 @@ invalid:
 /* ---- rules ---- */
 
 static bool rpcname_char(char c, bool allow_plus) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                c == '.' || c == '_' || (allow_plus && c == '+');
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+               c == '_' || (allow_plus && c == '+');
 }
 
 static const char *validate_service_and_argument(const char *service, const char *argument, char **buf) {
@@ -242,7 +251,7 @@ static int policy_append_rule(QubesPolicy *p, Rule *r) {
                 p->n_alloc = n;
         }
         p->rules[p->n_rules++] = *r;
-        *r = (Rule) {};
+        *r = (Rule){};
         return 0;
 }
 
@@ -331,9 +340,9 @@ static void rule_add(Loader *l, const char *service, const char *argument, char 
         for (size_t i = 0; i < n_params; i++) {
                 const char *k = keys[i], *v = values[i];
                 bool ok = streq(k, "notify") ||
-                        (r.action != ACTION_DENY &&
-                         (streq(k, "target") || streq(k, "user") || streq(k, "autostart"))) ||
-                        (r.action == ACTION_ASK && streq(k, "default_target"));
+                          (r.action != ACTION_DENY &&
+                           (streq(k, "target") || streq(k, "user") || streq(k, "autostart"))) ||
+                          (r.action == ACTION_ASK && streq(k, "default_target"));
                 if (!ok) {
                         if (asprintf(&buf, "invalid parameter for action %s: '%s'", action_names[r.action], k) < 0)
                                 goto oom;
@@ -475,8 +484,8 @@ static void load_file(Loader *l, const char *path, const char *base_dir, bool ol
 static void load_text(Loader *l, char *text, const char *path, const char *base_dir, bool old_syntax,
                       const char *service, const char *argument);
 
-static void handle_include(Loader *l, const char *included, const char *base_dir, bool old_syntax,
-                           const char *service, const char *argument, const char *file, unsigned line) {
+static void handle_include(Loader *l, const char *included, const char *base_dir, bool old_syntax, const char *service,
+                           const char *argument, const char *file, unsigned line) {
         _cleanup_free_ char *path = resolve_path(base_dir, included);
         if (!path) {
                 l->p->oom = true;
@@ -536,8 +545,7 @@ static int list_policy_dir(Loader *l, const char *dir, char ***ret) {
         return 0;
 }
 
-static void handle_include_dir(Loader *l, const char *included, const char *base_dir, const char *file,
-                               unsigned line) {
+static void handle_include_dir(Loader *l, const char *included, const char *base_dir, const char *file, unsigned line) {
         _cleanup_free_ char *path = resolve_path(base_dir, included);
         _cleanup_strv_free_ char **names = NULL;
         int r;
@@ -611,7 +619,7 @@ static void handle_compat40(Loader *l, const char *file, unsigned line) {
                         goto oom;
                 entries = a;
                 CompatEntry *e = &entries[n];
-                *e = (CompatEntry) {};
+                *e = (CompatEntry){};
                 n++;
                 e->name = strdup(nm);
                 if (!e->name)
@@ -806,7 +814,7 @@ int qubes_policy_load(const QubesPolicyConfig *cfg, QubesPolicy **ret) {
         p = new0(QubesPolicy, 1);
         if (!p)
                 return -ENOMEM;
-        l = (Loader) { .p = p, .compat_dir = cfg ? cfg->compat_dir : NULL };
+        l = (Loader){ .p = p, .compat_dir = cfg ? cfg->compat_dir : NULL };
 
         /* pool the files of all directories by basename; the first directory wins */
         for (const char *const *dir = dirs; *dir; dir++) {
@@ -878,7 +886,7 @@ int qubes_policy_load_string(const char *text, const char *name, const char *bas
         copy = strdup(text);
         if (!p || !copy)
                 return -ENOMEM;
-        l = (Loader) { .p = p, .depth = 1 };
+        l = (Loader){ .p = p, .depth = 1 };
         load_text(&l, copy, name ? name : "<string>", base_dir, false, NULL, NULL);
         if (p->oom)
                 return -ENOMEM;

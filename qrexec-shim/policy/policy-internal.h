@@ -21,8 +21,8 @@ typedef enum TokenKind {
 
 typedef struct Token {
         TokenKind kind;
-        char *text;            /* as written */
-        const char *value;     /* points into text: name, type, tag or template */
+        char *text;        /* as written */
+        const char *value; /* points into text: name, type, tag or template */
 } Token;
 
 typedef enum Action {
@@ -32,22 +32,22 @@ typedef enum Action {
 } Action;
 
 typedef struct Rule {
-        char *service;         /* NULL: * */
-        char *argument;        /* NULL: *; otherwise starts with '+' */
+        char *service;  /* NULL: * */
+        char *argument; /* NULL: *; otherwise starts with '+' */
         Token source, target;
         Action action;
         Token *redirect;       /* target= */
         Token *default_target; /* default_target= (ask) */
         char *user;
         bool notify, autostart;
-        const char *file;      /* owned by the policy's file list */
+        const char *file; /* owned by the policy's file list */
         unsigned line;
 } Rule;
 
 struct QubesPolicy {
         Rule *rules;
         size_t n_rules, n_alloc;
-        char **files;          /* every path read, owns the strings Rule.file points to */
+        char **files; /* every path read, owns the strings Rule.file points to */
         char **errors;
         bool oom;
 };
@@ -55,8 +55,8 @@ struct QubesPolicy {
 struct QubesSystemInfo {
         QubesDomain **domains;
         size_t n, n_alloc;
-        void *by_key;          /* Hashmap: name and "uuid:<UUID>" → QubesDomain */
-        char **uuid_keys;      /* storage for the "uuid:…" keys */
+        void *by_key;     /* Hashmap: name and "uuid:<UUID>" → QubesDomain */
+        char **uuid_keys; /* storage for the "uuid:…" keys */
 };
 
 bool is_dom0ish(const char *s);

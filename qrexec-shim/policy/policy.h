@@ -20,18 +20,18 @@
 
 typedef struct QubesDomain {
         char *name;
-        char *type;                  /* class: AdminVM, AppVM, TemplateVM, StandaloneVM, DispVM, RemoteVM */
-        char **tags;                 /* NULL-terminated, may be NULL */
+        char *type;  /* class: AdminVM, AppVM, TemplateVM, StandaloneVM, DispVM, RemoteVM */
+        char **tags; /* NULL-terminated, may be NULL */
         bool template_for_dispvms;
-        char *default_dispvm;        /* NULL: none */
+        char *default_dispvm; /* NULL: none */
         char *icon;
-        char *label;                 /* the colour, e.g. 0xcc0000 */
+        char *label; /* the colour, e.g. 0xcc0000 */
         char *guivm;
-        char *relayvm;               /* RemoteVM only */
-        char *transport_rpc;         /* RemoteVM only */
-        bool internal;               /* the "internal" feature is truthy */
-        char *power_state;           /* Running, Halted, ... */
-        char *uuid;                  /* lowercase, without the "uuid:" prefix */
+        char *relayvm;       /* RemoteVM only */
+        char *transport_rpc; /* RemoteVM only */
+        bool internal;       /* the "internal" feature is truthy */
+        char *power_state;   /* Running, Halted, ... */
+        char *uuid;          /* lowercase, without the "uuid:" prefix */
 } QubesDomain;
 
 typedef struct QubesSystemInfo QubesSystemInfo;
@@ -91,22 +91,22 @@ typedef enum QubesPolicyResult {
 
 typedef struct QubesPolicyDecision {
         QubesPolicyResult result;
-        bool notify;                 /* tell the GUI qube (deny notifies by default) */
-        char *reason;                /* why, for logs; always set */
-        char *rule_file;             /* the matching rule, NULL if none matched */
+        bool notify;     /* tell the GUI qube (deny notifies by default) */
+        char *reason;    /* why, for logs; always set */
+        char *rule_file; /* the matching rule, NULL if none matched */
         unsigned rule_line;
-        char *requested_target;      /* the normalised intended target (NULL if refused) */
+        char *requested_target; /* the normalised intended target (NULL if refused) */
 
         /* allow */
-        char *target;                /* final target: dom0, a name, uuid:…, @dispvm:TEMPLATE, or the relay qube */
-        char *target_uuid;           /* uuid:<UUID>, @dispvm:uuid:<UUID>; NULL for dom0 */
-        char *user;                  /* NULL: DEFAULT */
+        char *target;      /* final target: dom0, a name, uuid:…, @dispvm:TEMPLATE, or the relay qube */
+        char *target_uuid; /* uuid:<UUID>, @dispvm:uuid:<UUID>; NULL for dom0 */
+        char *user;        /* NULL: DEFAULT */
         bool autostart;
-        char *service;               /* RemoteVM relay: <transport_rpc>+<remote>+<service><argument> */
+        char *service; /* RemoteVM relay: <transport_rpc>+<remote>+<service><argument> */
 
         /* ask */
-        char **targets;              /* candidates, byte-sorted, NULL-terminated */
-        char *default_target;        /* NULL: no default */
+        char **targets;       /* candidates, byte-sorted, NULL-terminated */
+        char *default_target; /* NULL: no default */
 } QubesPolicyDecision;
 
 QubesPolicyDecision *qubes_policy_decision_free(QubesPolicyDecision *d);
@@ -117,43 +117,24 @@ int qubes_policy_split_call(const char *call, char **service, char **argument);
 /* Evaluate one request. argument starts with '+' (NULL means "+"); target "" or NULL means
  * @default. A NULL policy or system info denies. Only -ENOMEM is an error: every refusal is a
  * decision with result QUBES_POLICY_DENY and a reason. */
-int qubes_policy_evaluate(
-                const QubesPolicy *p,
-                const QubesSystemInfo *si,
-                const char *source,
-                const char *target,
-                const char *service,
-                const char *argument,
-                QubesPolicyDecision **ret);
+int qubes_policy_evaluate(const QubesPolicy *p, const QubesSystemInfo *si, const char *source, const char *target,
+                          const char *service, const char *argument, QubesPolicyDecision **ret);
 
 /* Non-interactive check (§4): true only when the request would be allowed; ask, deny, an invalid
  * policy and out-of-memory all count as not allowed. argument as above. */
-bool qubes_policy_check(
-                const QubesPolicy *p,
-                const QubesSystemInfo *si,
-                const char *source,
-                const char *target,
-                const char *service,
-                const char *argument);
+bool qubes_policy_check(const QubesPolicy *p, const QubesSystemInfo *si, const char *source, const char *target,
+                        const char *service, const char *argument);
 
 /* admin.vm.List filter: may caller see candidate? (request admin.vm.List +arg caller candidate;
  * arg is the call's argument without '+', normally NULL). */
-bool qubes_policy_vm_list_allowed(
-                const QubesPolicy *p,
-                const QubesSystemInfo *si,
-                const char *caller,
-                const char *candidate,
-                const char *arg);
+bool qubes_policy_vm_list_allowed(const QubesPolicy *p, const QubesSystemInfo *si, const char *caller,
+                                  const char *candidate, const char *arg);
 
 /* admin.Events filter: may caller receive event about subject? subject is the qube the event is
  * about (for system events the "vm" argument's name), NULL for other system events (→ @adminvm).
  * The argument is '+' and the event name with every ':' replaced by '_'. */
-bool qubes_policy_event_allowed(
-                const QubesPolicy *p,
-                const QubesSystemInfo *si,
-                const char *caller,
-                const char *event,
-                const char *subject);
+bool qubes_policy_event_allowed(const QubesPolicy *p, const QubesSystemInfo *si, const char *caller, const char *event,
+                                const char *subject);
 
 /* Print a decision in the key=value format of §1.10, result= first (FILE*: stdio). With verbose,
  * also notify=, reason= and rule=. */

@@ -122,8 +122,8 @@ static int get_string(const JsonValue *o, const char *key, bool nullable, char *
         if (!v || (nullable && v->type == JSON_NULL))
                 return 0;
         if (v->type != JSON_STRING) {
-                if (asprintf(error, "field \"%s\" is a %s, expected a string%s", key,
-                             json_type_name(v->type), nullable ? " or null" : "") < 0)
+                if (asprintf(error, "field \"%s\" is a %s, expected a string%s", key, json_type_name(v->type),
+                             nullable ? " or null" : "") < 0)
                         *error = NULL;
                 return -EINVAL;
         }
@@ -136,11 +136,16 @@ static bool json_truthy(const JsonValue *v) {
         if (!v)
                 return false;
         switch (v->type) {
-        case JSON_NULL: return false;
-        case JSON_BOOL: return v->boolean;
-        case JSON_NUMBER: return v->number != 0;
-        case JSON_STRING: return !isempty(v->string);
-        default: return v->n > 0;
+        case JSON_NULL:
+                return false;
+        case JSON_BOOL:
+                return v->boolean;
+        case JSON_NUMBER:
+                return v->number != 0;
+        case JSON_STRING:
+                return !isempty(v->string);
+        default:
+                return v->n > 0;
         }
 }
 
@@ -174,7 +179,9 @@ static int domain_from_json(const char *name, const JsonValue *o, QubesDomain **
         if (v && v->type != JSON_NULL) {
                 if (v->type != JSON_BOOL) {
                         r = asprintf(&e, "field \"template_for_dispvms\" is a %s, expected a boolean",
-                                     json_type_name(v->type)) < 0 ? -ENOMEM : -EINVAL;
+                                     json_type_name(v->type)) < 0
+                                    ? -ENOMEM
+                                    : -EINVAL;
                         goto fail;
                 }
                 d->template_for_dispvms = v->boolean;
@@ -185,14 +192,17 @@ static int domain_from_json(const char *name, const JsonValue *o, QubesDomain **
         v = json_object_get(o, "tags");
         if (v && v->type != JSON_NULL) {
                 if (v->type != JSON_ARRAY) {
-                        r = asprintf(&e, "field \"tags\" is a %s, expected an array",
-                                     json_type_name(v->type)) < 0 ? -ENOMEM : -EINVAL;
+                        r = asprintf(&e, "field \"tags\" is a %s, expected an array", json_type_name(v->type)) < 0
+                                    ? -ENOMEM
+                                    : -EINVAL;
                         goto fail;
                 }
                 for (size_t i = 0; i < v->n; i++) {
                         if (v->items[i]->type != JSON_STRING) {
                                 r = asprintf(&e, "tag %zu is a %s, expected a string", i,
-                                             json_type_name(v->items[i]->type)) < 0 ? -ENOMEM : -EINVAL;
+                                             json_type_name(v->items[i]->type)) < 0
+                                            ? -ENOMEM
+                                            : -EINVAL;
                                 goto fail;
                         }
                         r = strv_extend(&d->tags, v->items[i]->string);

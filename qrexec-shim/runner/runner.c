@@ -42,12 +42,12 @@ typedef struct Options {
         char *system_info;
         char *bus_address;
         char **services_dirs;
-        char *service_stderr;        /* NULL: discard (as dom0 does); "inherit"; or a file */
+        char *service_stderr; /* NULL: discard (as dom0 does); "inherit"; or a file */
         char *prefix_data;
         char *assume_yes_target;
         bool assume_yes;
         bool use_stdin_socket;
-        int filter_stdout;           /* -1: default (on if stdout is a TTY and no local program) */
+        int filter_stdout; /* -1: default (on if stdout is a TTY and no local program) */
         bool verbose;
 } Options;
 
@@ -73,8 +73,7 @@ static void help(void) {
                "services directory (an executable, or a UNIX socket such as qubesd.sock).\n\n"
                "  --source=QUBE            the calling qube (default $QREXEC_SOURCE,\n"
                "                           $QUBES_RUNNER_SOURCE, else dom0)\n"
-               "  --policy-dir=DIR         a policy directory (repeatable; default "
-               QUBES_POLICY_RUN_DIR " and\n"
+               "  --policy-dir=DIR         a policy directory (repeatable; default " QUBES_POLICY_RUN_DIR " and\n"
                "                           " QUBES_POLICY_DIR ")\n"
                "  --compat-dir=DIR         legacy policy files for !compat-4.0\n"
                "  --system-info=FILE       system info JSON instead of asking qubesd\n"
@@ -122,8 +121,7 @@ static bool valid_qube_name(const char *s) {
 }
 
 static bool is_dom0ish(const char *t) {
-        return streq_ptr(t, "dom0") || streq_ptr(t, "@adminvm") ||
-               streq_ptr(t, "uuid:" QUBES_POLICY_DOM0_UUID);
+        return streq_ptr(t, "dom0") || streq_ptr(t, "@adminvm") || streq_ptr(t, "uuid:" QUBES_POLICY_DOM0_UUID);
 }
 
 static void refuse(const char *why) {
@@ -134,8 +132,8 @@ static void refuse(const char *why) {
 
 /* Evaluate the policy. Returns 0 with the final target (dom0-ish or not) and the requested
  * target to report to the service, or EXIT_REFUSED after printing the refusal. */
-static int decide(const char *source, const char *target, const char *service, const char *argument,
-                  char **ret_target, char **ret_requested) {
+static int decide(const char *source, const char *target, const char *service, const char *argument, char **ret_target,
+                  char **ret_requested) {
         _cleanup_free_ char *error = NULL;
         QubesSystemInfo *si = NULL;
         QubesPolicy *policy = NULL;
@@ -263,10 +261,10 @@ static int find_service(const char *full, const char *service, char **ret_path, 
 /* ---- data pump ------------------------------------------------------------------------ */
 
 typedef struct Pump {
-        int local_in, local_out;     /* caller side (blocking fds) */
-        int remote_in, remote_out;   /* service side (non-blocking; the same fd for a socket) */
+        int local_in, local_out;   /* caller side (blocking fds) */
+        int remote_in, remote_out; /* service side (non-blocking; the same fd for a socket) */
         bool remote_is_socket;
-        char *buf;                   /* pending for remote_in */
+        char *buf; /* pending for remote_in */
         size_t len, off, alloc;
         bool filter;
 } Pump;
@@ -312,15 +310,15 @@ static void pump_run(Pump *p) {
                 int n = 0, i_local = -1, i_rin = -1, i_rout;
 
                 if (p->remote_in >= 0 && p->off >= p->len && p->local_in < 0)
-                        pump_close_remote_in(p);          /* all sent and no more to come */
+                        pump_close_remote_in(p); /* all sent and no more to come */
 
-                fds[n] = (struct pollfd) { .fd = p->remote_out, .events = POLLIN };
+                fds[n] = (struct pollfd){ .fd = p->remote_out, .events = POLLIN };
                 i_rout = n++;
                 if (p->remote_in >= 0 && p->off < p->len) {
-                        fds[n] = (struct pollfd) { .fd = p->remote_in, .events = POLLOUT };
+                        fds[n] = (struct pollfd){ .fd = p->remote_in, .events = POLLOUT };
                         i_rin = n++;
                 } else if (p->remote_in >= 0 && p->local_in >= 0) {
-                        fds[n] = (struct pollfd) { .fd = p->local_in, .events = POLLIN };
+                        fds[n] = (struct pollfd){ .fd = p->local_in, .events = POLLIN };
                         i_local = n++;
                 }
                 if (poll(fds, n, -1) < 0) {
@@ -335,7 +333,7 @@ static void pump_run(Pump *p) {
                         if (k < 0 && errno != EINTR && errno != EAGAIN)
                                 k = 0;
                         if (k == 0)
-                                p->local_in = -1;         /* EOF: half-close once flushed */
+                                p->local_in = -1; /* EOF: half-close once flushed */
                         else if (k > 0) {
                                 if ((size_t) k > p->alloc) {
                                         char *nb = realloc(p->buf, (size_t) k);
@@ -367,7 +365,7 @@ static void pump_run(Pump *p) {
                         if (k < 0 && (errno == EINTR || errno == EAGAIN))
                                 continue;
                         if (k <= 0)
-                                return;                   /* the service is done */
+                                return; /* the service is done */
                         if (p->local_out >= 0) {
                                 if (p->filter)
                                         filter_bytes(chunk, (size_t) k);
@@ -429,8 +427,8 @@ static int connect_socket_service(const char *path, const char *header, size_t h
 
 /* The environment of §2.3: ours without QREXEC* (but QREXEC_SERVICE_PATH and QREXEC_AGENT_PID),
  * plus the call's variables. */
-static char **service_environment(const char *source, const char *full, const char *argument,
-                                  const char *type, const char *reqtarget) {
+static char **service_environment(const char *source, const char *full, const char *argument, const char *type,
+                                  const char *reqtarget) {
         _cleanup_strv_free_ char **env = NULL;
         extern char **environ;
 
@@ -443,12 +441,12 @@ static char **service_environment(const char *source, const char *full, const ch
         }
 
         _cleanup_strbuf_ StrBuf b = {};
-#define ADD(fmt, ...)                                                   \
-        do {                                                            \
-                strbuf_reset(&b);                                       \
-                strbuf_printf(&b, fmt, __VA_ARGS__);                    \
-                if (b.oom || strv_extend(&env, b.buf) < 0)              \
-                        return NULL;                                    \
+#define ADD(fmt, ...)                                      \
+        do {                                               \
+                strbuf_reset(&b);                          \
+                strbuf_printf(&b, fmt, __VA_ARGS__);       \
+                if (b.oom || strv_extend(&env, b.buf) < 0) \
+                        return NULL;                       \
         } while (0)
         ADD("QREXEC_REMOTE_DOMAIN=%s", source);
         ADD("QREXEC_SERVICE_FULL_NAME=%s", full);
@@ -471,7 +469,8 @@ static int open_service_stderr(void) {
 }
 
 /* Start the executable service with pipes for stdin and stdout. */
-static int spawn_service(const char *path, const char *argument, char **env, int *ret_in, int *ret_out, pid_t *ret_pid) {
+static int spawn_service(const char *path, const char *argument, char **env, int *ret_in, int *ret_out,
+                         pid_t *ret_pid) {
         int in[2], out[2];
         _cleanup_close_ int errfd = open_service_stderr();
         pid_t pid;
@@ -499,8 +498,7 @@ static int spawn_service(const char *path, const char *argument, char **env, int
         if (pid == 0) {
                 char *argv[] = { (char *) path, isempty(argument) ? NULL : (char *) argument, NULL };
                 (void) signal(SIGPIPE, SIG_DFL);
-                if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
-                    dup2(errfd, STDERR_FILENO) < 0)
+                if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 || dup2(errfd, STDERR_FILENO) < 0)
                         _exit(EXIT_PROBLEM);
                 execve(path, argv, env);
                 _exit(EXIT_PROBLEM);
@@ -572,9 +570,19 @@ static int spawn_local(char **argv, int *ret_in, int *ret_out, pid_t *ret_pid) {
 
 static int parse_argv(int argc, char *argv[]) {
         enum {
-                ARG_SOURCE = 0x100, ARG_POLICY_DIR, ARG_COMPAT_DIR, ARG_SYSTEM_INFO, ARG_BUS_ADDRESS,
-                ARG_SERVICES_DIR, ARG_SERVICE_STDERR, ARG_ASSUME_YES, ARG_ASSUME_YES_TARGET,
-                ARG_USE_STDIN_SOCKET, ARG_NO_FILTER_STDOUT, ARG_NO_FILTER_STDERR, ARG_BUFFER_SIZE,
+                ARG_SOURCE = 0x100,
+                ARG_POLICY_DIR,
+                ARG_COMPAT_DIR,
+                ARG_SYSTEM_INFO,
+                ARG_BUS_ADDRESS,
+                ARG_SERVICES_DIR,
+                ARG_SERVICE_STDERR,
+                ARG_ASSUME_YES,
+                ARG_ASSUME_YES_TARGET,
+                ARG_USE_STDIN_SOCKET,
+                ARG_NO_FILTER_STDOUT,
+                ARG_NO_FILTER_STDERR,
+                ARG_BUFFER_SIZE,
                 ARG_VERBOSE,
         };
         static const struct option options[] = {
@@ -602,10 +610,10 @@ static int parse_argv(int argc, char *argv[]) {
         };
         int c;
 
-#define SET(field, value)                                               \
-        do {                                                            \
-                if (free_and_strdup(&arg.field, value) < 0)             \
-                        return -ENOMEM;                                 \
+#define SET(field, value)                                   \
+        do {                                                \
+                if (free_and_strdup(&arg.field, value) < 0) \
+                        return -ENOMEM;                     \
         } while (0)
         /* '+': stop at the first non-option, as qrexec-client-vm (LOCAL_PROGRAM has its own) */
         while ((c = getopt_long(argc, argv, "+p:tTa:s:h", options, NULL)) >= 0)
@@ -776,8 +784,8 @@ int main(int argc, char *argv[]) {
         if (ret != 0)
                 goto finish;
         if (!is_dom0ish(final)) {
-                fprintf(stderr, "%s: the policy sends %s to %s; only calls to dom0 are supported here\n", prog,
-                        full, final);
+                fprintf(stderr, "%s: the policy sends %s to %s; only calls to dom0 are supported here\n", prog, full,
+                        final);
                 ret = EXIT_PROBLEM;
                 goto finish;
         }

@@ -20,9 +20,8 @@ static const struct {
         const char *name;
         const char *color;
 } default_labels[MAX_DEFAULT_LABEL] = {
-        { "red", "0xcc0000" },    { "orange", "0xf57900" }, { "yellow", "0xedd400" },
-        { "green", "0x73d216" },  { "gray", "0x555555" },   { "blue", "0x3465a4" },
-        { "purple", "0x75507b" }, { "black", "0x000000" },
+        { "red", "0xcc0000" },  { "orange", "0xf57900" }, { "yellow", "0xedd400" }, { "green", "0x73d216" },
+        { "gray", "0x555555" }, { "blue", "0x3465a4" },   { "purple", "0x75507b" }, { "black", "0x000000" },
 };
 
 /* Python's repr() of a str, for messages that upstream builds with {!r}: the quote character
@@ -163,9 +162,13 @@ int app_init_default(App *app) {
         }
 
         if (!app_find_pool(app, "varlibqubes")) {
-                char *const config[] = { (char *) "dir_path", app->state_dir,
-                                         (char *) "revisions_to_keep", (char *) "1",
-                                         (char *) "ephemeral_volatile", (char *) "False", NULL };
+                char *const config[] = { (char *) "dir_path",
+                                         app->state_dir,
+                                         (char *) "revisions_to_keep",
+                                         (char *) "1",
+                                         (char *) "ephemeral_volatile",
+                                         (char *) "False",
+                                         NULL };
                 r = app_add_pool(app, "varlibqubes", "file", config);
                 if (r < 0)
                         return r;
@@ -186,8 +189,7 @@ int app_init_default(App *app) {
 
         dom0 = app_dom0(app);
         if (!dom0) {
-                r = app_add_domain(app, QUBES_CLASS_ADMINVM, "dom0", 0, "00000000-0000-0000-0000-000000000000",
-                                   &dom0);
+                r = app_add_domain(app, QUBES_CLASS_ADMINVM, "dom0", 0, "00000000-0000-0000-0000-000000000000", &dom0);
                 if (r < 0)
                         return r;
         }
@@ -307,8 +309,7 @@ int validate_vm_name(const char *name, QError *err) {
                 return qerror_set(err, QERR_VALUE, "VM name cannot start with hyphen, underscore, dot or numbers");
         bool ok = len > 0 && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z'));
         for (size_t i = 1; ok && i < len; i++)
-                ok = isascii((unsigned char) name[i]) &&
-                        (isalnum((unsigned char) name[i]) || strchr("_.-", name[i]));
+                ok = isascii((unsigned char) name[i]) && (isalnum((unsigned char) name[i]) || strchr("_.-", name[i]));
         if (!ok)
                 return qerror_set(err, QERR_VALUE, "VM name contains illegal characters");
         if (streq(name, "Domain-0"))
@@ -337,10 +338,8 @@ static int random_uuid(char ret[static 37]) {
         }
         b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
         b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-        snprintf(ret, 37,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-                 b[14], b[15]);
+        snprintf(ret, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+                 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
         return 0;
 }
 
@@ -513,20 +512,29 @@ static int volume_add(Domain *d, const char *name, char **attrs) {
 }
 
 /* Builds one volume's attributes in upstream's XML attribute order. */
-static int volume_build(Domain *d, const char *name, const char *pool, const char *vid, const char *revisions,
-                        bool rw, bool save_on_stop, bool snap_on_start, const char *ephemeral, const char *size,
+static int volume_build(Domain *d, const char *name, const char *pool, const char *vid, const char *revisions, bool rw,
+                        bool save_on_stop, bool snap_on_start, const char *ephemeral, const char *size,
                         const char *source) {
         _cleanup_strv_free_ char **a = NULL;
         const char *kv[] = {
-                "pool", pool,
-                "vid", vid,
-                "revisions_to_keep", revisions,
-                "rw", rw ? "True" : "False",
-                "save_on_stop", save_on_stop ? "True" : "False",
-                "snap_on_start", snap_on_start ? "True" : "False",
-                "ephemeral", ephemeral,
-                "size", size,
-                "source", source,
+                "pool",
+                pool,
+                "vid",
+                vid,
+                "revisions_to_keep",
+                revisions,
+                "rw",
+                rw ? "True" : "False",
+                "save_on_stop",
+                save_on_stop ? "True" : "False",
+                "snap_on_start",
+                snap_on_start ? "True" : "False",
+                "ephemeral",
+                ephemeral,
+                "size",
+                size,
+                "source",
+                source,
         };
 
         for (size_t i = 0; i < ELEMENTSOF(kv); i += 2) {
@@ -585,9 +593,9 @@ static int create_volumes(App *app, Domain *d, Domain *tpl, const CreateParams *
                 pool_root = tpool ? strdup(tpool) : volume_pool(app, params, "root", false);
                 if (!pool_root)
                         return -ENOMEM;
-                r = volume_build(d, "root", pool_root, vid_root, "0", !streq_ptr(volume_attr(tv, "rw"), "False"),
-                                 false, true, volume_attr(tv, "ephemeral"),
-                                 volume_attr(origin, "size") ?: ROOT_IMG_SIZE, volume_attr(origin, "vid"));
+                r = volume_build(d, "root", pool_root, vid_root, "0", !streq_ptr(volume_attr(tv, "rw"), "False"), false,
+                                 true, volume_attr(tv, "ephemeral"), volume_attr(origin, "size") ?: ROOT_IMG_SIZE,
+                                 volume_attr(origin, "vid"));
                 if (r < 0)
                         return r;
 
@@ -597,9 +605,8 @@ static int create_volumes(App *app, Domain *d, Domain *tpl, const CreateParams *
                 if (!pool_private)
                         return -ENOMEM;
                 r = volume_build(d, "private", pool_private, vid_private, "0",
-                                 !streq_ptr(volume_attr(tv, "rw"), "False"), false, true,
-                                 volume_attr(tv, "ephemeral"), volume_attr(tv, "size") ?: PRIVATE_IMG_SIZE,
-                                 volume_attr(tv, "vid"));
+                                 !streq_ptr(volume_attr(tv, "rw"), "False"), false, true, volume_attr(tv, "ephemeral"),
+                                 volume_attr(tv, "size") ?: PRIVATE_IMG_SIZE, volume_attr(tv, "vid"));
                 if (r < 0)
                         return r;
 
@@ -609,8 +616,8 @@ static int create_volumes(App *app, Domain *d, Domain *tpl, const CreateParams *
                 if (!pool_volatile)
                         return -ENOMEM;
                 r = volume_build(d, "volatile", pool_volatile, vid_volatile, "0",
-                                 !streq_ptr(volume_attr(tv, "rw"), "False"), false, false,
-                                 volume_attr(tv, "ephemeral"), DISPVM_VOLATILE_SIZE, NULL);
+                                 !streq_ptr(volume_attr(tv, "rw"), "False"), false, false, volume_attr(tv, "ephemeral"),
+                                 DISPVM_VOLATILE_SIZE, NULL);
                 if (r < 0)
                         return r;
 
@@ -642,8 +649,8 @@ static int create_volumes(App *app, Domain *d, Domain *tpl, const CreateParams *
                 pool_private = volume_pool(app, params, "private", true);
                 if (!pool_private)
                         return -ENOMEM;
-                r = volume_build(d, "private", pool_private, vid_private, pool_revisions(app, pool_private), true,
-                                 true, false, NULL, PRIVATE_IMG_SIZE, NULL);
+                r = volume_build(d, "private", pool_private, vid_private, pool_revisions(app, pool_private), true, true,
+                                 false, NULL, PRIVATE_IMG_SIZE, NULL);
                 if (r < 0)
                         return r;
 
@@ -837,9 +844,8 @@ int app_create_domain(App *app, const CreateParams *params, Domain **ret, QError
                         return qerror_set(err, QERR_VALUE, "wrong VM class: domains[%s] is of type %s and not %s", rn,
                                           qubes_class_to_string(tpl->klass), "TemplateVM");
                 }
-                if (params->klass == QUBES_CLASS_DISPVM &&
-                    (!domain_prop_find(tpl->klass, "template_for_dispvms") ||
-                     !domain_property_bool(tpl, "template_for_dispvms")))
+                if (params->klass == QUBES_CLASS_DISPVM && (!domain_prop_find(tpl->klass, "template_for_dispvms") ||
+                                                            !domain_property_bool(tpl, "template_for_dispvms")))
                         return qerror_set(err, QERR_QUBES_EXCEPTION,
                                           "Refusing to create disposable out of app qube which has "
                                           "template_for_dispvms=False");
@@ -1093,7 +1099,8 @@ int validate_label_name(const char *name, bool creating, QError *err) {
         /* Not an upstream rule: a label is a D-Bus object and travels in every listing, so a
          * caller may not make one too big to list (a 300 kB name broke ListLabels). */
         if (creating && strlen(name) > LABEL_NAME_MAX)
-                return qerror_set(err, QERR_INVALID_LABEL, "Label name must be at most " STRINGIFY(LABEL_NAME_MAX) " characters");
+                return qerror_set(err, QERR_INVALID_LABEL,
+                                  "Label name must be at most " STRINGIFY(LABEL_NAME_MAX) " characters");
         return 0;
 }
 
@@ -1288,8 +1295,8 @@ static void app_holder_str(const App *app, char *buf, size_t size) {
         snprintf(buf, size, "<qubes.app.Qubes object>");
 }
 
-static void emit_property_event(App *app, Domain *subject, const char *kind, const char *name,
-                                const char *newvalue, bool with_new, const PropValue *old) {
+static void emit_property_event(App *app, Domain *subject, const char *kind, const char *name, const char *newvalue,
+                                bool with_new, const PropValue *old) {
         _cleanup_free_ char *ev = NULL;
         const char *kv[6];
         size_t n = 0;
@@ -1337,7 +1344,7 @@ int app_property_set(App *app, const char *name, const char *raw, size_t len, QE
 
         r = app_property_get(app, p, &old, NULL);
         if (r < 0)
-                old = (PropValue) {};
+                old = (PropValue){};
 
         emit_property_event(app, NULL, "pre-set", p->name, canonical, true, &old);
         PropSlot *s = &app->props[global_prop_index(p)];
@@ -1372,7 +1379,7 @@ int app_property_reset(App *app, const char *name, QError *err) {
 
         r = app_property_get(app, p, &old, NULL);
         if (r < 0)
-                old = (PropValue) {};
+                old = (PropValue){};
         emit_property_event(app, NULL, "pre-reset", p->name, NULL, false, &old);
         emit_property_event(app, NULL, "pre-del", p->name, NULL, false, &old);
         s->set = false;

@@ -93,8 +93,8 @@ int domain_property_store(Domain *d, const PropDef *p, const char *value) {
 
 /* Event keys as upstream's property events: name, [newvalue], [oldvalue] (left out when
  * there was no previous value at all; a None value is sent as NULL). */
-static void emit_property_event(Domain *d, const char *kind, const char *name, const char *newvalue,
-                                bool with_new, const PropValue *old) {
+static void emit_property_event(Domain *d, const char *kind, const char *name, const char *newvalue, bool with_new,
+                                const PropValue *old) {
         _cleanup_free_ char *ev = NULL;
         const char *kv[6];
         size_t n = 0;
@@ -142,7 +142,7 @@ int domain_property_set(Domain *d, const char *name, const char *raw, size_t len
 
         r = domain_property_get(d, p, &old, NULL);
         if (r < 0)
-                old = (PropValue) {};
+                old = (PropValue){};
 
         emit_property_event(d, "pre-set", p->name, canonical, true, &old);
         free(s->value);
@@ -173,7 +173,7 @@ int domain_property_reset(Domain *d, const char *name, QError *err) {
 
         r = domain_property_get(d, p, &old, NULL);
         if (r < 0)
-                old = (PropValue) {};
+                old = (PropValue){};
         emit_property_event(d, "pre-reset", p->name, NULL, false, &old);
         emit_property_event(d, "pre-del", p->name, NULL, false, &old);
         s->set = false;
@@ -297,8 +297,8 @@ int domain_feature_set(Domain *d, const char *name, const char *value, QError *e
         const char *old;
         int r;
 
-        if (isempty(name) || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-                                     strlen(name))
+        if (isempty(name) ||
+            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(name))
                 return qerror_set(err, QERR_PROTOCOL, "feature name contains illegal characters");
         for (const unsigned char *c = (const unsigned char *) value; *c; c++)
                 if (*c < 0x20 || *c > 0x7e)
@@ -321,8 +321,7 @@ int domain_feature_set(Domain *d, const char *name, const char *value, QError *e
                 if (!oldvalue)
                         return -ENOMEM;
         }
-        if (asprintf(&pre, "domain-feature-pre-set:%s", name) < 0 ||
-            asprintf(&post, "domain-feature-set:%s", name) < 0)
+        if (asprintf(&pre, "domain-feature-pre-set:%s", name) < 0 || asprintf(&post, "domain-feature-set:%s", name) < 0)
                 return -ENOMEM;
 
         const char *kv[] = { "feature", name, "value", value, "oldvalue", oldvalue };
@@ -449,8 +448,8 @@ const char **domain_tags_sorted(const Domain *d) {
 char *domain_dir(const Domain *d) {
         char *p;
 
-        if (asprintf(&p, "%s/%s/%s", d->app->state_dir,
-                     d->klass == QUBES_CLASS_TEMPLATEVM ? "vm-templates" : "appvms", d->name) < 0)
+        if (asprintf(&p, "%s/%s/%s", d->app->state_dir, d->klass == QUBES_CLASS_TEMPLATEVM ? "vm-templates" : "appvms",
+                     d->name) < 0)
                 return NULL;
         return p;
 }
@@ -535,8 +534,7 @@ static bool code_point_safe_for_display(uint32_t c) {
                 return true;
         if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
                 return false;
-        if ((c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) ||
-            c == 0xfeff)
+        if ((c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || c == 0xfeff)
                 return false;
         if (c >= 0xd800 && c <= 0xdfff)
                 return false;
@@ -565,8 +563,8 @@ int domain_notes_set(Domain *d, const char *text, size_t len, QError *err) {
                 if (n == 0) {
                         char detail[128];
                         /* worded as Python's UnicodeDecodeError, which upstream prints */
-                        snprintf(detail, sizeof detail,
-                                 "'utf-8' codec can't decode byte 0x%02x in position %zu: %s", s[i], i, why);
+                        snprintf(detail, sizeof detail, "'utf-8' codec can't decode byte 0x%02x in position %zu: %s",
+                                 s[i], i, why);
                         return qerror_set(err, QERR_PROTOCOL, "Unable to sanitise qube notes: %s", detail);
                 }
                 if (code_point_safe_for_display(c))

@@ -49,10 +49,10 @@ bool qubes_class_has_template(QubesClass c);
 /* ---- properties ------------------------------------------------------------------------- */
 
 typedef enum PropType {
-        PROP_STR,   /* also untyped upstream properties: default_kernel, default_pool* */
+        PROP_STR, /* also untyped upstream properties: default_kernel, default_pool* */
         PROP_INT,
         PROP_BOOL,
-        PROP_VM,    /* reference to a qube by name, or None */
+        PROP_VM, /* reference to a qube by name, or None */
         PROP_LABEL,
         PROP_UUID,
         PROP_IPV4,
@@ -73,10 +73,10 @@ struct PropDef {
         const char *name;      /* Qubes name: "netvm" */
         const char *dbus_name; /* D-Bus property name: "Netvm" */
         PropType type;
-        uint8_t load_stage;    /* 2 or 4 for qubes, 3 for globals; ordering is (stage, name) */
+        uint8_t load_stage; /* 2 or 4 for qubes, 3 for globals; ordering is (stage, name) */
         uint16_t flags;
-        uint32_t classes;      /* qube properties: CLASS_BIT()s of the classes that have it; globals: 0 */
-        const char *help;      /* our own words; one paragraph, no markup */
+        uint32_t classes; /* qube properties: CLASS_BIT()s of the classes that have it; globals: 0 */
+        const char *help; /* our own words; one paragraph, no markup */
         /* The default for this holder (a Domain* or the App*): *ret is malloc'ed, NULL for None.
          * Returns 0, -ENOENT when there is no default (Get then reads "default=True" with an
          * empty value, GetDefault answers empty), or another negative error with err set. NULL
@@ -146,7 +146,7 @@ int parse_bool_word(const char *s);
 /* ---- labels, pools ---------------------------------------------------------------------- */
 
 struct Label {
-        int index;   /* 1..8 default, above 8 custom */
+        int index; /* 1..8 default, above 8 custom */
         char *name;
         char *color; /* "0xRRGGBB" */
         void *userdata;
@@ -172,7 +172,7 @@ typedef struct VolumeConfig {
 
 typedef struct DeviceAssignment {
         char *devclass;
-        char *backend;  /* backend qube name */
+        char *backend; /* backend qube name */
         char *port_id;
         char *mode;     /* required | auto-attach | ask-to-attach */
         char *identity; /* device_id or "*" */
@@ -182,17 +182,17 @@ typedef struct DeviceAssignment {
 struct Domain {
         App *app;
         QubesClass klass;
-        char *name;     /* never changes after creation */
+        char *name; /* never changes after creation */
         int64_t qid;
         char uuid[37];
-        PropSlot *props; /* n_domain_props slots, only those of props of this class are used */
+        PropSlot *props;   /* n_domain_props slots, only those of props of this class are used */
         Hashmap *features; /* name -> Feature*, insertion order */
         Hashmap *tags;     /* tag -> (char*) the tag itself, owned */
         VolumeConfig *volumes;
         size_t n_volumes;
         DeviceAssignment *devices;
         size_t n_devices;
-        char **device_classes; /* classes with a <devices> element (kept for round trips) */
+        char **device_classes;   /* classes with a <devices> element (kept for round trips) */
         const char *power_state; /* "Halted", "Running", … (static strings) */
         void *userdata;          /* owned by the bus layer */
         char *xml_cache;         /* this qube's <domain> element as last serialised, or NULL */
@@ -200,21 +200,21 @@ struct Domain {
 
 /* ---- the app ---------------------------------------------------------------------------- */
 
-typedef void (*AppEventCallback)(App *app, Domain *subject, const char *event, const char *const *kv,
-                                 size_t n_kv, void *userdata);
+typedef void (*AppEventCallback)(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+                                 void *userdata);
 
 struct App {
-        char *state_dir;  /* vm dirs (appvms/, vm-templates/) and notes live here */
-        char *xml_path;   /* <state_dir>/qubes.xml */
-        Hashmap *domains; /* name -> Domain* */
+        char *state_dir;          /* vm dirs (appvms/, vm-templates/) and notes live here */
+        char *xml_path;           /* <state_dir>/qubes.xml */
+        Hashmap *domains;         /* name -> Domain* */
         Hashmap *domains_by_uuid; /* uuid -> Domain* */
-        Domain **by_qid;  /* QUBES_MAX_QID + 1 entries */
-        Domain **sorted;  /* app_domains_sorted() order, NULL-terminated; NULL when stale */
-        Label **labels;   /* sorted by index */
+        Domain **by_qid;          /* QUBES_MAX_QID + 1 entries */
+        Domain **sorted;          /* app_domains_sorted() order, NULL-terminated; NULL when stale */
+        Label **labels;           /* sorted by index */
         size_t n_labels;
-        Pool **pools;     /* in qubes.xml order */
+        Pool **pools; /* in qubes.xml order */
         size_t n_pools;
-        PropSlot *props;  /* n_global_props slots */
+        PropSlot *props; /* n_global_props slots */
         /* host facts used by defaults (global maxmem, no_cpus, qube maxmem) */
         uint64_t host_memory_mib;
         unsigned host_cpus;
@@ -292,9 +292,9 @@ int app_property_reset(App *app, const char *name, QError *err);
 
 /* Events: kv holds n_kv/2 key/value pairs (a NULL value is sent as "None"). */
 void app_emit_eventv(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv);
-#define app_emit_event(app, subject, event, ...)                                          \
-        app_emit_eventv(app, subject, event, (const char *const[]) { __VA_ARGS__ },      \
-                        ELEMENTSOF(((const char *const[]) { __VA_ARGS__ })))
+#define app_emit_event(app, subject, event, ...)                                   \
+        app_emit_eventv(app, subject, event, (const char *const[]){ __VA_ARGS__ }, \
+                        ELEMENTSOF(((const char *const[]){ __VA_ARGS__ })))
 #define app_emit_event0(app, subject, event) app_emit_eventv(app, subject, event, NULL, 0)
 
 /* domain.c */

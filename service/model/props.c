@@ -303,8 +303,7 @@ static int default_icon(const void *h, const PropDef *p, char **ret, QError *err
                 return -ENOENT;
 
         if (d->klass == QUBES_CLASS_TEMPLATEVM ||
-            (domain_prop_find(d->klass, "template_for_dispvms") &&
-             domain_property_bool(d, "template_for_dispvms")))
+            (domain_prop_find(d->klass, "template_for_dispvms") && domain_property_bool(d, "template_for_dispvms")))
                 kind = "templatevm";
         else if (feature_true(domain_feature_get(d, "servicevm")))
                 kind = "servicevm";
@@ -741,8 +740,8 @@ static int default_g_pool_sub(const void *h, const PropDef *p, char **ret, QErro
 /* ---- checks ----------------------------------------------------------------------------- */
 
 static int check_forbidden(void *h, const PropDef *p, const char *value, char **canonical, QError *err) {
-        return qerror_set(err, QERR_PROPERTY_VALUE, "property '%s' on %s instance cannot be set",
-                          p->name, holder_class_name(h, prop_is_global(p)));
+        return qerror_set(err, QERR_PROPERTY_VALUE, "property '%s' on %s instance cannot be set", p->name,
+                          holder_class_name(h, prop_is_global(p)));
 }
 
 /* AdminVM's identity and maxmem are fixed; the same rows are writable (once) for the others. */
@@ -867,8 +866,9 @@ static int check_g_default_template(void *h, const PropDef *p, const char *value
         if (r < 0)
                 return r;
         if (vm && vm->klass != QUBES_CLASS_TEMPLATEVM)
-                return qerror_set(err, QERR_PROPERTY_VALUE, "wrong VM class: domains['%s'] is of type %s and not TemplateVM",
-                                  vm->name, qubes_class_to_string(vm->klass));
+                return qerror_set(err, QERR_PROPERTY_VALUE,
+                                  "wrong VM class: domains['%s'] is of type %s and not TemplateVM", vm->name,
+                                  qubes_class_to_string(vm->klass));
         return canonical_vm(vm, canonical);
 }
 
@@ -929,8 +929,9 @@ static int check_template(void *h, const PropDef *p, const char *value, char **c
         }
 
         if (vm->klass != QUBES_CLASS_TEMPLATEVM)
-                return qerror_set(err, QERR_PROPERTY_VALUE, "wrong VM class: domains['%s'] is of type %s and not TemplateVM",
-                                  vm->name, qubes_class_to_string(vm->klass));
+                return qerror_set(err, QERR_PROPERTY_VALUE,
+                                  "wrong VM class: domains['%s'] is of type %s and not TemplateVM", vm->name,
+                                  qubes_class_to_string(vm->klass));
         if (vm != domain_template(d)) {
                 if (domain_is_running(d))
                         return qerror_set(err, QERR_VM_NOT_HALTED, "Cannot change template while qube is running");
@@ -954,7 +955,8 @@ static int check_virt_mode(void *h, const PropDef *p, const char *value, char **
         for (char *c = v; *c; c++)
                 *c = (char) tolower((unsigned char) *c);
         if (!streq(v, "hvm") && !streq(v, "pv") && !streq(v, "pvh"))
-                return qerror_set(err, QERR_PROPERTY_VALUE, "Invalid virtualization mode, supported values: hvm, pv, pvh");
+                return qerror_set(err, QERR_PROPERTY_VALUE,
+                                  "Invalid virtualization mode, supported values: hvm, pv, pvh");
         if (streq(v, "pvh") && domain_has_pci(DOM(h)))
                 return qerror_set(err, QERR_PROPERTY_VALUE, "pvh mode can't be set if pci devices are assigned");
         *canonical = TAKE_PTR(v);
@@ -998,7 +1000,8 @@ static int check_kernelopts(void *h, const PropDef *p, const char *value, char *
 static int check_default_user(void *h, const PropDef *p, const char *value, char **canonical, QError *err) {
         const char *v = strempty(value);
         if (v[strspn(v, USERNAME_CHARS)] != '\0')
-                return qerror_set(err, QERR_PROPERTY_VALUE, "Username can contain only those characters: " USERNAME_CHARS);
+                return qerror_set(err, QERR_PROPERTY_VALUE,
+                                  "Username can contain only those characters: " USERNAME_CHARS);
         return ret_strdup(canonical, v);
 }
 
@@ -1042,8 +1045,7 @@ static int check_devices_denied(void *h, const PropDef *p, const char *value, ch
         _cleanup_strbuf_ StrBuf b = {};
 
         if (len % 7 != 0)
-                return qerror_set(err, QERR_PROPERTY_VALUE,
-                                  "Device interface codes must be 7 characters each: %s", v);
+                return qerror_set(err, QERR_PROPERTY_VALUE, "Device interface codes must be 7 characters each: %s", v);
         codes = new0(char *, n + 1);
         if (!codes)
                 return -ENOMEM;
@@ -1222,11 +1224,10 @@ static void changed_provides_network(void *h, const PropDef *p, const char *oldv
 #define QVM CLASSES_QUBESVM
 #define QVM_ADMIN (CLASSES_QUBESVM | CLASS_BIT(ADMINVM))
 
-#define ROW(_name, _dbus, _type, _stage, _flags, _classes, _default, _check, _changed, _help) \
-        {                                                                                    \
-                .name = _name, .dbus_name = _dbus, .type = _type, .load_stage = _stage,      \
-                .flags = _flags, .classes = _classes, .help = _help, .get_default = _default, \
-                .check = _check, .changed = _changed,                                        \
+#define ROW(_name, _dbus, _type, _stage, _flags, _classes, _default, _check, _changed, _help)                      \
+        {                                                                                                          \
+                .name = _name, .dbus_name = _dbus, .type = _type, .load_stage = _stage, .flags = _flags,           \
+                .classes = _classes, .help = _help, .get_default = _default, .check = _check, .changed = _changed, \
         }
 
 const PropDef domain_props[] = {
@@ -1264,8 +1265,7 @@ const PropDef domain_props[] = {
         ROW("ip6", "Ip6", PROP_IPV6, 2, 0, QVM, default_ip6, NULL, NULL,
             "IPv6 address of the qube; empty unless it is networked and the ipv6 feature is enabled."),
         ROW("is_preload", "IsPreload", PROP_BOOL, 2, PROP_STATELESS, CLASS_BIT(DISPVM), default_is_preload,
-            check_forbidden, NULL,
-            "True while this disposable is one of those its template keeps started in advance."),
+            check_forbidden, NULL, "True while this disposable is one of those its template keeps started in advance."),
         ROW("kernel", "Kernel", PROP_STR, 2, 0, QVM, default_kernel, check_kernel, NULL,
             "Version of the dom0-provided kernel the qube boots; empty to boot the kernel installed inside "
             "the qube."),
@@ -1292,8 +1292,8 @@ const PropDef domain_props[] = {
             "Seconds to wait for the qube's qrexec agent to answer after start before giving up."),
         ROW("remote_name", "RemoteName", PROP_STR, 2, 0, CLASS_BIT(REMOTEVM), default_none, NULL, NULL,
             "The name of this qube on the remote system it stands for."),
-        ROW("shutdown_timeout", "ShutdownTimeout", PROP_INT, 2, 0, QVM, default_shutdown_timeout, check_positive,
-            NULL, "Seconds a clean shutdown may take before it is reported as failed."),
+        ROW("shutdown_timeout", "ShutdownTimeout", PROP_INT, 2, 0, QVM, default_shutdown_timeout, check_positive, NULL,
+            "Seconds a clean shutdown may take before it is reported as failed."),
         ROW("start_time", "StartTime", PROP_FLOAT, 2, PROP_STATELESS, QVM, default_none, check_forbidden, NULL,
             "When the qube was started, in seconds since the epoch; empty while it is not running."),
         ROW("stubdom_mem", "StubdomMem", PROP_INT, 2, 0, QVM, default_none, check_positive, NULL,
@@ -1302,14 +1302,13 @@ const PropDef domain_props[] = {
             "UUID of the qube's stub domain while it runs; empty otherwise."),
         ROW("stubdom_xid", "StubdomXid", PROP_INT, 2, PROP_STATELESS, QVM, default_minus_one, check_forbidden, NULL,
             "Hypervisor id of the qube's stub domain while it runs; -1 otherwise."),
-        ROW("template_for_dispvms", "TemplateForDispvms", PROP_BOOL, 2, 0,
-            CLASS_BIT(APPVM) | CLASS_BIT(STANDALONEVM), default_false, check_template_for_dispvms, NULL,
+        ROW("template_for_dispvms", "TemplateForDispvms", PROP_BOOL, 2, 0, CLASS_BIT(APPVM) | CLASS_BIT(STANDALONEVM),
+            default_false, check_template_for_dispvms, NULL,
             "Whether disposables may be started from this qube, which then acts as their template."),
         ROW("transport_rpc", "TransportRpc", PROP_STR, 2, 0, CLASS_BIT(REMOTEVM), default_none, NULL, NULL,
             "The qrexec service that carries calls to the remote system."),
-        ROW("updateable", "Updateable", PROP_BOOL, 2, PROP_READONLY, QVM_ADMIN, default_updateable,
-            check_forbidden, NULL,
-            "Whether changes to the qube's root filesystem persist, so software can be installed in it."),
+        ROW("updateable", "Updateable", PROP_BOOL, 2, PROP_READONLY, QVM_ADMIN, default_updateable, check_forbidden,
+            NULL, "Whether changes to the qube's root filesystem persist, so software can be installed in it."),
         ROW("uuid", "Uuid", PROP_UUID, 2, PROP_WRITE_ONCE | PROP_NO_CLONE, CLASSES_ALL, default_uuid,
             check_adminvm_forbidden, NULL, "Universally unique identifier of the qube."),
         ROW("vcpus", "Vcpus", PROP_INT, 2, 0, QVM, default_vcpus, check_positive, NULL,
@@ -1322,8 +1321,8 @@ const PropDef domain_props[] = {
             check_forbidden, NULL, "The IPv6 gateway address as the qube itself sees it."),
         ROW("visible_ip", "VisibleIp", PROP_STR, 2, PROP_STATELESS, QVM, default_visible_ip, check_forbidden, NULL,
             "The IPv4 address as the qube itself sees it (it can differ from ip when hidden)."),
-        ROW("visible_ip6", "VisibleIp6", PROP_STR, 2, PROP_STATELESS, QVM, default_visible_ip6, check_forbidden,
-            NULL, "The IPv6 address as the qube itself sees it."),
+        ROW("visible_ip6", "VisibleIp6", PROP_STR, 2, PROP_STATELESS, QVM, default_visible_ip6, check_forbidden, NULL,
+            "The IPv6 address as the qube itself sees it."),
         ROW("visible_netmask", "VisibleNetmask", PROP_STR, 2, PROP_STATELESS, QVM, default_visible_netmask,
             check_forbidden, NULL, "The netmask as the qube itself sees it."),
         ROW("xid", "Xid", PROP_INT, 2, PROP_STATELESS, QVM, default_minus_one, check_forbidden, NULL,
@@ -1336,15 +1335,14 @@ const PropDef domain_props[] = {
             "The qube that plays and records sound for this qube; empty for none."),
         ROW("bootmode", "Bootmode", PROP_STR, 4, 0, QVM, default_bootmode, NULL, NULL,
             "Named set of extra kernel options the qube boots with."),
-        ROW("default_dispvm", "DefaultDispvm", PROP_VM, 4, 0, QVM_ADMIN, default_default_dispvm, check_dispvm_ref,
-            NULL, "The disposable template used when this qube asks for a new disposable."),
+        ROW("default_dispvm", "DefaultDispvm", PROP_VM, 4, 0, QVM_ADMIN, default_default_dispvm, check_dispvm_ref, NULL,
+            "The disposable template used when this qube asks for a new disposable."),
         ROW("guivm", "Guivm", PROP_VM, 4, 0, QVM, default_guivm, check_vm, changed_guivm,
             "The qube that shows this qube's windows; empty for none."),
         ROW("kernelopts", "Kernelopts", PROP_STR, 4, 0, QVM, default_kernelopts, check_kernelopts, NULL,
             "Extra options on the kernel command line of the qube."),
-        ROW("management_dispvm", "ManagementDispvm", PROP_VM, 4, 0, QVM, default_management_dispvm,
-            check_dispvm_ref, NULL,
-            "The disposable template used for management tasks (such as configuration) of this qube."),
+        ROW("management_dispvm", "ManagementDispvm", PROP_VM, 4, 0, QVM, default_management_dispvm, check_dispvm_ref,
+            NULL, "The disposable template used for management tasks (such as configuration) of this qube."),
         ROW("netvm", "Netvm", PROP_VM, 4, 0, QVM, default_netvm, check_netvm, NULL,
             "The qube that provides network access to this one; empty for no network."),
         ROW("relayvm", "Relayvm", PROP_VM, 4, 0, CLASS_BIT(REMOTEVM), default_none, check_vm, NULL,
@@ -1365,8 +1363,8 @@ const PropDef global_props[] = {
             changed_g_default_audiovm, "The sound qube of qubes that do not choose their own."),
         ROW("default_dispvm", "DefaultDispvm", PROP_VM, 3, 0, 0, default_none, check_g_dispvm_ref, NULL,
             "The disposable template used by qubes that do not choose their own."),
-        ROW("default_guivm", "DefaultGuivm", PROP_VM, 3, 0, 0, default_g_dom0, check_g_vm,
-            changed_g_default_guivm, "The GUI qube of qubes that do not choose their own."),
+        ROW("default_guivm", "DefaultGuivm", PROP_VM, 3, 0, 0, default_g_dom0, check_g_vm, changed_g_default_guivm,
+            "The GUI qube of qubes that do not choose their own."),
         ROW("default_kernel", "DefaultKernel", PROP_STR, 3, 0, 0, NULL, check_kernel, NULL,
             "The dom0-provided kernel of qubes that do not choose their own."),
         ROW("default_netvm", "DefaultNetvm", PROP_VM, 3, 0, 0, default_none, check_g_default_netvm, NULL,
@@ -1375,12 +1373,12 @@ const PropDef global_props[] = {
             "The storage pool new volumes go to unless a more specific default applies."),
         ROW("default_pool_kernel", "DefaultPoolKernel", PROP_POOL, 3, 0, 0, default_g_pool_sub, check_g_pool, NULL,
             "The storage pool for new kernel volumes."),
-        ROW("default_pool_private", "DefaultPoolPrivate", PROP_POOL, 3, 0, 0, default_g_pool_sub, check_g_pool,
-            NULL, "The storage pool for new private volumes."),
+        ROW("default_pool_private", "DefaultPoolPrivate", PROP_POOL, 3, 0, 0, default_g_pool_sub, check_g_pool, NULL,
+            "The storage pool for new private volumes."),
         ROW("default_pool_root", "DefaultPoolRoot", PROP_POOL, 3, 0, 0, default_g_pool_sub, check_g_pool, NULL,
             "The storage pool for new root volumes."),
-        ROW("default_pool_volatile", "DefaultPoolVolatile", PROP_POOL, 3, 0, 0, default_g_pool_sub, check_g_pool,
-            NULL, "The storage pool for new volatile volumes."),
+        ROW("default_pool_volatile", "DefaultPoolVolatile", PROP_POOL, 3, 0, 0, default_g_pool_sub, check_g_pool, NULL,
+            "The storage pool for new volatile volumes."),
         ROW("default_qrexec_timeout", "DefaultQrexecTimeout", PROP_INT, 3, 0, 0, default_g_60, NULL, NULL,
             "Seconds a qube's qrexec agent may take to answer after start, unless the qube says otherwise."),
         ROW("default_shutdown_timeout", "DefaultShutdownTimeout", PROP_INT, 3, 0, 0, default_g_60, NULL, NULL,
@@ -1408,7 +1406,7 @@ bool prop_is_readonly_for(const PropDef *p, QubesClass c) {
         /* dom0's identity and memory belong to the system, not to the Admin API. */
         if (c == QUBES_CLASS_ADMINVM && !prop_is_global(p))
                 return streq(p->name, "maxmem") || streq(p->name, "name") || streq(p->name, "qid") ||
-                        streq(p->name, "uuid") || streq(p->name, "icon") || streq(p->name, "klass");
+                       streq(p->name, "uuid") || streq(p->name, "icon") || streq(p->name, "klass");
         return false;
 }
 
@@ -1420,7 +1418,7 @@ bool prop_is_readonly_for(const PropDef *p, QubesClass c) {
 #define LOOKUP_SLOTS 256 /* power of two, at least twice the rows of either table */
 
 typedef struct PropIndex {
-        int16_t slot[LOOKUP_SLOTS]; /* row + 1 by the key's text; 0 = empty */
+        int16_t slot[LOOKUP_SLOTS];   /* row + 1 by the key's text; 0 = empty */
         int16_t by_ptr[LOOKUP_SLOTS]; /* row + 1 by the address of the row's own string */
         bool shared_keys;             /* two rows have the same text: by_ptr is not used */
 } PropIndex;
@@ -1852,10 +1850,10 @@ int prop_read(const void *holder, const PropDef *p, const PropSlot *slot, PropVa
                         if (!v)
                                 return -ENOMEM;
                 }
-                *ret = (PropValue) { .is_default = false, .has_value = true, .value = v };
+                *ret = (PropValue){ .is_default = false, .has_value = true, .value = v };
                 return 0;
         }
-        *ret = (PropValue) { .is_default = true };
+        *ret = (PropValue){ .is_default = true };
         if (!p->get_default)
                 return 0;
         r = p->get_default(holder, p, &v, err);

@@ -54,8 +54,8 @@ static xmlNode *next_element(xmlNode *n) {
 
 static xmlNode *child_element(xmlNode *parent, const char *name) {
         FOREACH_CHILD_ELEMENT(c, parent)
-                if (node_is(c, name))
-                        return c;
+        if (node_is(c, name))
+                return c;
         return NULL;
 }
 
@@ -142,9 +142,9 @@ static bool parse_uuid(const char *s, char ret[static 37]) {
                 return false;
         if (n != 16)
                 return false;
-        snprintf(ret, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                 bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                 bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]);
+        snprintf(ret, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", bytes[0], bytes[1],
+                 bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10], bytes[11],
+                 bytes[12], bytes[13], bytes[14], bytes[15]);
         return true;
 }
 
@@ -163,9 +163,8 @@ static int random_uuid(char ret[static 37]) {
         }
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
-        snprintf(ret, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-                 b[14], b[15]);
+        snprintf(ret, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+                 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
         return 0;
 }
 
@@ -235,7 +234,7 @@ static int add_ref(LoadContext *c, Domain *d, const PropDef *p, long line) {
                 c->refs = n;
                 c->alloc_refs = na;
         }
-        c->refs[c->n_refs++] = (PendingRef) { .domain = d, .prop = p, .line = line };
+        c->refs[c->n_refs++] = (PendingRef){ .domain = d, .prop = p, .line = line };
         return 0;
 }
 
@@ -248,7 +247,7 @@ static int add_domain_node(LoadContext *c, Domain *d, xmlNode *node) {
                 c->doms = n;
                 c->alloc_doms = na;
         }
-        c->doms[c->n_doms++] = (DomainNode) { .domain = d, .node = node };
+        c->doms[c->n_doms++] = (DomainNode){ .domain = d, .node = node };
         return 0;
 }
 
@@ -476,7 +475,7 @@ static int load_volumes(LoadContext *c, Domain *d, xmlNode *volumes) {
                 if (!nv)
                         return -ENOMEM;
                 d->volumes = nv;
-                d->volumes[d->n_volumes++] = (VolumeConfig) {
+                d->volumes[d->n_volumes++] = (VolumeConfig){
                         .name = TAKE_PTR(name),
                         .attrs = TAKE_PTR(attrs),
                 };
@@ -560,8 +559,7 @@ static int load_domain_properties(LoadContext *c, Domain *d, xmlNode *props) {
                         return load_fail(c, node_line(n), "property '%s' is not valid for class %s", pname,
                                          qubes_class_to_string(d->klass));
                 if (p->flags & PROP_STATELESS)
-                        return load_fail(c, node_line(n), "property '%s' is computed and cannot be stored",
-                                         pname);
+                        return load_fail(c, node_line(n), "property '%s' is computed and cannot be stored", pname);
 
                 r = canonical_value(c, n, p, raw, &value);
                 if (r < 0)
@@ -763,8 +761,7 @@ static int load_global_properties(LoadContext *c, xmlNode *props) {
                 if (!p)
                         return load_fail(c, node_line(n), "global property '%s' is not valid", pname);
                 if (p->flags & PROP_STATELESS)
-                        return load_fail(c, node_line(n), "property '%s' is computed and cannot be stored",
-                                         pname);
+                        return load_fail(c, node_line(n), "property '%s' is computed and cannot be stored", pname);
                 r = canonical_value(c, n, p, raw, &value);
                 if (r < 0)
                         return r;
@@ -794,8 +791,7 @@ static int load_devices(LoadContext *c, Domain *d, xmlNode *devices) {
                 return -ENOMEM;
 
         FOREACH_CHILD_ELEMENT(n, devices) {
-                _cleanup_free_ char *backend = NULL, *port = NULL, *mode = NULL, *required = NULL,
-                                    *identity = NULL;
+                _cleanup_free_ char *backend = NULL, *port = NULL, *mode = NULL, *required = NULL, *identity = NULL;
                 _cleanup_strv_free_ char **options = NULL;
                 const char *effective_mode;
                 DeviceAssignment *na;
@@ -810,8 +806,7 @@ static int load_devices(LoadContext *c, Domain *d, xmlNode *devices) {
                 if (oom)
                         return -ENOMEM;
                 if (isempty(backend) || isempty(port))
-                        return load_fail(c, node_line(n), "device without backend-domain or id in qube '%s'",
-                                         d->name);
+                        return load_fail(c, node_line(n), "device without backend-domain or id in qube '%s'", d->name);
 
                 FOREACH_CHILD_ELEMENT(o, n) {
                         _cleanup_free_ char *oname = NULL, *ovalue = NULL;
@@ -823,8 +818,7 @@ static int load_devices(LoadContext *c, Domain *d, xmlNode *devices) {
                         if (oom || !ovalue)
                                 return -ENOMEM;
                         if (isempty(oname))
-                                return load_fail(c, node_line(o), "device option without name in qube '%s'",
-                                                 d->name);
+                                return load_fail(c, node_line(o), "device option without name in qube '%s'", d->name);
                         /* Legacy: the identity once travelled as an option. */
                         if (streq(oname, "identity") && !identity) {
                                 identity = TAKE_PTR(ovalue);
@@ -847,13 +841,13 @@ static int load_devices(LoadContext *c, Domain *d, xmlNode *devices) {
                         effective_mode = mode ?: "required";
                 if (!streq(effective_mode, "required") && !streq(effective_mode, "auto-attach") &&
                     !streq(effective_mode, "ask-to-attach")) {
-                        log_warning("%s:%ld: skipping device %s:%s of qube '%s': unrecognised mode '%s'",
-                                    c->path, node_line(n), backend, port, d->name, effective_mode);
+                        log_warning("%s:%ld: skipping device %s:%s of qube '%s': unrecognised mode '%s'", c->path,
+                                    node_line(n), backend, port, d->name, effective_mode);
                         continue;
                 }
                 if (!app_get_domain(c->app, backend)) {
-                        log_warning("%s:%ld: skipping device %s:%s of qube '%s': no such backend qube",
-                                    c->path, node_line(n), backend, port, d->name);
+                        log_warning("%s:%ld: skipping device %s:%s of qube '%s': no such backend qube", c->path,
+                                    node_line(n), backend, port, d->name);
                         continue;
                 }
                 if (!options) {
@@ -947,14 +941,14 @@ static int check_references(LoadContext *c) {
                                                  t->name, ref->domain->name);
                         if (ref->domain->klass == QUBES_CLASS_DISPVM && !domain_slot_true(t, "template_for_dispvms"))
                                 return load_fail(c, ref->line,
-                                                 "template '%s' of qube '%s' is not a disposable template",
-                                                 t->name, ref->domain->name);
+                                                 "template '%s' of qube '%s' is not a disposable template", t->name,
+                                                 ref->domain->name);
                 }
                 if (streq(pname, "default_template") && !ref->domain && t->klass != QUBES_CLASS_TEMPLATEVM)
                         return load_fail(c, ref->line, "default_template '%s' is not a TemplateVM", t->name);
                 if (streq(pname, "netvm") && ref->domain && !domain_slot_true(t, "provides_network"))
-                        return load_fail(c, ref->line, "netvm '%s' of qube '%s' does not provide network",
-                                         t->name, ref->domain->name);
+                        return load_fail(c, ref->line, "netvm '%s' of qube '%s' does not provide network", t->name,
+                                         ref->domain->name);
         }
         return 0;
 }
@@ -970,8 +964,8 @@ static int blank_bad_dispvm_refs(LoadContext *c) {
                 if (gs && gs->set && gs->value) {
                         Domain *t = app_get_domain(c->app, gs->value);
                         if (!t || !domain_slot_true(t, "template_for_dispvms")) {
-                                log_info("%s: global %s '%s' is not a disposable template, reset to None",
-                                         c->path, names[k], gs->value);
+                                log_info("%s: global %s '%s' is not a disposable template, reset to None", c->path,
+                                         names[k], gs->value);
                                 if (global_store(c->app, gp, NULL) < 0)
                                         return -ENOMEM;
                         }
@@ -985,8 +979,8 @@ static int blank_bad_dispvm_refs(LoadContext *c) {
                         Domain *t = app_get_domain(c->app, s->value);
                         if (t && domain_slot_true(t, "template_for_dispvms"))
                                 continue;
-                        log_info("%s: %s of qube '%s' ('%s') is not a disposable template, reset to None",
-                                 c->path, names[k], d->name, s->value);
+                        log_info("%s: %s of qube '%s' ('%s') is not a disposable template, reset to None", c->path,
+                                 names[k], d->name, s->value);
                         if (domain_property_store(d, p, NULL) < 0)
                                 return -ENOMEM;
                 }
@@ -1129,11 +1123,11 @@ static void parse_error_handler(void *userdata, XMLERROR_CONST xmlError *error) 
 /* Move everything that qubes.xml describes from one App to the other (both directions), so
  * that a failed load leaves the target untouched and a good one replaces it at once. */
 static void app_swap_content(App *a, App *b) {
-#define SWAP(x, y)                        \
-        do {                              \
-                typeof(x) _t_ = (x);      \
-                (x) = (y);                \
-                (y) = _t_;                \
+#define SWAP(x, y)                   \
+        do {                         \
+                typeof(x) _t_ = (x); \
+                (x) = (y);           \
+                (y) = _t_;           \
         } while (0)
         app_domains_changed(a);
         app_domains_changed(b);
@@ -1331,8 +1325,7 @@ int app_load(App *app, QError *err) {
 
         r = read_fd_limited(fd, QUBES_XML_MAX_SIZE, &data, &len);
         if (r == -EFBIG)
-                return qerror_set(err, QERR_QUBES_EXCEPTION, "%s: the file is larger than 64 MiB",
-                                  app->xml_path);
+                return qerror_set(err, QERR_QUBES_EXCEPTION, "%s: the file is larger than 64 MiB", app->xml_path);
         if (r < 0) {
                 qerror_set(err, QERR_QUBES_EXCEPTION, "%s: cannot read: %s", app->xml_path, strerror(-r));
                 return r;
@@ -1388,8 +1381,7 @@ int app_save(App *app, QError *err) {
                 if (fstat(fd, &st) < 0)
                         return -errno;
                 if (st.st_mtim.tv_sec != app->xml_mtime.tv_sec || st.st_mtim.tv_nsec != app->xml_mtime.tv_nsec)
-                        return qerror_set(err, QERR_QUBES_EXCEPTION,
-                                          "Someone else modified qubes.xml in the meantime");
+                        return qerror_set(err, QERR_QUBES_EXCEPTION, "Someone else modified qubes.xml in the meantime");
         }
 
         r = write_file_atomic(app->xml_path, xml, strlen(xml), 0660);

@@ -10,11 +10,21 @@ static void json_string(StrBuf *b, const char *s) {
         strbuf_append_c(b, '"');
         for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
                 switch (*p) {
-                case '"': strbuf_append(b, "\\\""); break;
-                case '\\': strbuf_append(b, "\\\\"); break;
-                case '\n': strbuf_append(b, "\\n"); break;
-                case '\r': strbuf_append(b, "\\r"); break;
-                case '\t': strbuf_append(b, "\\t"); break;
+                case '"':
+                        strbuf_append(b, "\\\"");
+                        break;
+                case '\\':
+                        strbuf_append(b, "\\\\");
+                        break;
+                case '\n':
+                        strbuf_append(b, "\\n");
+                        break;
+                case '\r':
+                        strbuf_append(b, "\\r");
+                        break;
+                case '\t':
+                        strbuf_append(b, "\\t");
+                        break;
                 default:
                         if (*p < 0x20 || *p == 0x7f)
                                 strbuf_printf(b, "\\u%04x", *p);

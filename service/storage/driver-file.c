@@ -213,9 +213,9 @@ static int file_export_open(const StorageVolume *v, int *ret_fd, QError *e) {
 
 const StorageDriver storage_driver_file = {
         .name = "file",
-        .params = (const char *const[]) { "revisions_to_keep", "dir_path", "ephemeral_volatile", NULL },
-        .required = (const char *const[]) { "dir_path", NULL },
-        .stored = (const char *const[]) { "dir_path", "revisions_to_keep", "ephemeral_volatile", NULL },
+        .params = (const char *const[]){ "revisions_to_keep", "dir_path", "ephemeral_volatile", NULL },
+        .required = (const char *const[]){ "dir_path", NULL },
+        .stored = (const char *const[]){ "dir_path", "revisions_to_keep", "ephemeral_volatile", NULL },
         .max_revisions = 1,
         .has_is_outdated = true,
         .dir_pool = true,

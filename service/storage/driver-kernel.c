@@ -125,9 +125,9 @@ static int kernel_list_vids(const char *dir_path, char ***ret) {
 
 const StorageDriver storage_driver_kernel = {
         .name = "linux-kernel",
-        .params = (const char *const[]) { "dir_path", NULL },
-        .required = (const char *const[]) { "dir_path", NULL },
-        .stored = (const char *const[]) { "dir_path", NULL },
+        .params = (const char *const[]){ "dir_path", NULL },
+        .required = (const char *const[]){ "dir_path", NULL },
+        .stored = (const char *const[]){ "dir_path", NULL },
         .max_revisions = -2,
         .has_is_outdated = false,
         .dir_pool = false,

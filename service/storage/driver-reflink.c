@@ -277,16 +277,16 @@ static char *reflink_path(const StorageVolume *v) {
 
 static uint64_t reflink_current_size(const StorageVolume *v) {
         struct stat st;
-        if (v->vid && (vol_stat(v->dir_path, v->vid, "-dirty.img", &st) >= 0 ||
-                       vol_stat(v->dir_path, v->vid, ".img", &st) >= 0))
+        if (v->vid &&
+            (vol_stat(v->dir_path, v->vid, "-dirty.img", &st) >= 0 || vol_stat(v->dir_path, v->vid, ".img", &st) >= 0))
                 return (uint64_t) st.st_size;
         return v->size;
 }
 
 static uint64_t reflink_usage(const StorageVolume *v) {
         struct stat st;
-        if (v->vid && (vol_stat(v->dir_path, v->vid, "-dirty.img", &st) >= 0 ||
-                       vol_stat(v->dir_path, v->vid, ".img", &st) >= 0))
+        if (v->vid &&
+            (vol_stat(v->dir_path, v->vid, "-dirty.img", &st) >= 0 || vol_stat(v->dir_path, v->vid, ".img", &st) >= 0))
                 return st_usage(&st);
         return 0;
 }
@@ -387,9 +387,9 @@ static int reflink_export_open(const StorageVolume *v, int *ret_fd, QError *e) {
 
 const StorageDriver storage_driver_reflink = {
         .name = "file-reflink",
-        .params = (const char *const[]) { "revisions_to_keep", "dir_path", "setup_check", "ephemeral_volatile", NULL },
-        .required = (const char *const[]) { "dir_path", NULL },
-        .stored = (const char *const[]) { "dir_path", "revisions_to_keep", "ephemeral_volatile", NULL },
+        .params = (const char *const[]){ "revisions_to_keep", "dir_path", "setup_check", "ephemeral_volatile", NULL },
+        .required = (const char *const[]){ "dir_path", NULL },
+        .stored = (const char *const[]){ "dir_path", "revisions_to_keep", "ephemeral_volatile", NULL },
         .max_revisions = INT64_MAX,
         .has_is_outdated = true,
         .dir_pool = true,

@@ -125,7 +125,7 @@ void vol_dirs_done(VolDirs *c) {
                         free(c->e[i].parent);
                 }
         if (c)
-                *c = (VolDirs) {};
+                *c = (VolDirs){};
 }
 
 /* The directory of vid kept in c, or -1. */
@@ -316,7 +316,8 @@ int fd_copy_sparse(int in_fd, int out_fd, _Atomic uint64_t *progress, atomic_boo
                         if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
                                 /* plain copy for file systems without copy_file_range */
                                 char buf[65536];
-                                size_t want = (size_t) (end - in_off) < sizeof buf ? (size_t) (end - in_off) : sizeof buf;
+                                size_t want =
+                                        (size_t) (end - in_off) < sizeof buf ? (size_t) (end - in_off) : sizeof buf;
                                 n = pread(in_fd, buf, want, in_off);
                                 if (n > 0 && pwrite(out_fd, buf, (size_t) n, out_off) != n)
                                         return errno ? -errno : -EIO;
@@ -339,8 +340,7 @@ int fd_copy_sparse(int in_fd, int out_fd, _Atomic uint64_t *progress, atomic_boo
         return 0;
 }
 
-int vol_copy(const char *dir_path, const char *src_vid, const char *src_suffix, const char *vid,
-             const char *suffix) {
+int vol_copy(const char *dir_path, const char *src_vid, const char *src_suffix, const char *vid, const char *suffix) {
         _cleanup_close_ int in = -EBADF, dfd = -EBADF, fd = -EBADF;
         _cleanup_free_ char *name = NULL, *tmp = NULL;
         int r = vol_open(dir_path, src_vid, src_suffix, O_RDONLY, &in);
@@ -366,8 +366,7 @@ int reflink_supported(const char *dir) {
         return ioctl(b, FICLONE, a) >= 0;
 }
 
-int storage_errno_set(QError *e, int r, const char *what, const char *dir_path, const char *vid,
-                      const char *suffix) {
+int storage_errno_set(QError *e, int r, const char *what, const char *dir_path, const char *vid, const char *suffix) {
         _cleanup_free_ char *path = vid ? vol_path_string(dir_path, vid, suffix) : NULL;
         char buf[64];
         const char *msg = r == -ELOOP ? "refusing to follow a symlink" : strerror_r(-r, buf, sizeof buf);

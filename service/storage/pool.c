@@ -88,8 +88,7 @@ bool storage_vid_valid(const char *vid) {
                 if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
                         return false;
                 for (size_t i = 0; i < n; i++)
-                        if (!isascii((unsigned char) p[i]) ||
-                            !(isalnum((unsigned char) p[i]) || strchr("_.+-", p[i])))
+                        if (!isascii((unsigned char) p[i]) || !(isalnum((unsigned char) p[i]) || strchr("_.+-", p[i])))
                                 return false;
                 if (!p[n])
                         return true;
@@ -263,9 +262,10 @@ int storage_pool_add(App *app, const char *driver, char *const *config, Pool **r
         snprintf(revbuf, sizeof revbuf, "%" PRId64, revisions);
         for (const char *const *k = drv->stored; *k; k++) {
                 const char *v = streq(*k, "dir_path")            ? dir
-                                : streq(*k, "revisions_to_keep")  ? revbuf
-                                : streq(*k, "ephemeral_volatile") ? (eph && parse_bool_word(eph) == 1 ? "True" : "False")
-                                                                  : NULL;
+                                : streq(*k, "revisions_to_keep") ? revbuf
+                                : streq(*k, "ephemeral_volatile")
+                                        ? (eph && parse_bool_word(eph) == 1 ? "True" : "False")
+                                        : NULL;
                 if (v && (strv_extend(&stored, *k) < 0 || strv_extend(&stored, v) < 0))
                         return -ENOMEM;
         }

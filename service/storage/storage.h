@@ -31,17 +31,17 @@ typedef struct StorageDriver StorageDriver;
 typedef struct VolDirs VolDirs;
 
 typedef struct StorageVolume {
-        char *domain;      /* qube name */
-        char *name;        /* root, private, … */
-        char *pool;        /* pool name */
-        char *dir_path;    /* the pool's directory */
+        char *domain;   /* qube name */
+        char *name;     /* root, private, … */
+        char *pool;     /* pool name */
+        char *dir_path; /* the pool's directory */
         const StorageDriver *driver;
-        char *vid;         /* NULL for a kernel volume with kernel=None */
-        char *source;      /* vid of the source volume (snap_on_start), or NULL */
+        char *vid;    /* NULL for a kernel volume with kernel=None */
+        char *source; /* vid of the source volume (snap_on_start), or NULL */
         bool rw, save_on_stop, snap_on_start;
-        bool ephemeral;    /* effective value (explicit, else the pool's ephemeral_volatile for volatile volumes) */
+        bool ephemeral; /* effective value (explicit, else the pool's ephemeral_volatile for volatile volumes) */
         int64_t revisions_to_keep;
-        uint64_t size;     /* configured size (0 when none) */
+        uint64_t size; /* configured size (0 when none) */
 } StorageVolume;
 
 struct StorageDriver {
@@ -51,7 +51,7 @@ struct StorageDriver {
         const char *const *stored;   /* config keys saved in qubes.xml, in order (besides name, driver) */
         int64_t max_revisions;       /* upper bound of revisions_to_keep; -2 = the driver has none */
         bool has_is_outdated;
-        bool dir_pool;               /* has dir_path, size and usage of its filesystem */
+        bool dir_pool; /* has dir_path, size and usage of its filesystem */
 
         /* Pool set-up on admin.pool.Add (create directories, check features). */
         int (*pool_setup)(const char *dir_path, bool setup_check, QError *e);
@@ -173,8 +173,7 @@ void storage_volumes_free(StorageVolume *v, size_t n);
 /* Open the directory that holds "<vid><suffix>" below dir_path (creating the intermediate
  * directories if mkdirs), without following any symlink. *ret_name is the last component plus
  * suffix. */
-int vol_parent(const char *dir_path, const char *vid, const char *suffix, bool mkdirs, int *ret_dirfd,
-               char **ret_name);
+int vol_parent(const char *dir_path, const char *vid, const char *suffix, bool mkdirs, int *ret_dirfd, char **ret_name);
 /* Open "<vid><suffix>" (O_NOFOLLOW; a regular file only). */
 int vol_open(const char *dir_path, const char *vid, const char *suffix, int flags, int *ret_fd);
 int vol_stat(const char *dir_path, const char *vid, const char *suffix, struct stat *st);
@@ -201,8 +200,7 @@ int vol_rename(const char *dir_path, const char *vid, const char *from_suffix, c
 int vol_create_sparse(const char *dir_path, const char *vid, const char *suffix, uint64_t size);
 /* Copy src to dst (a reflink when the filesystem can, else a sparse copy), via a temporary
  * name and rename. Blocking. */
-int vol_copy(const char *dir_path, const char *src_vid, const char *src_suffix, const char *vid,
-             const char *suffix);
+int vol_copy(const char *dir_path, const char *src_vid, const char *src_suffix, const char *vid, const char *suffix);
 /* FICLONE, else a sparse copy of in_fd's size (copy_file_range over the data extents).
  * progress (may be NULL) counts bytes done; cancel (may be NULL) stops it with -ECANCELED. */
 int fd_copy_sparse(int in_fd, int out_fd, _Atomic uint64_t *progress, atomic_bool *cancel);
@@ -210,8 +208,7 @@ int fd_copy_sparse(int in_fd, int out_fd, _Atomic uint64_t *progress, atomic_boo
 int reflink_supported(const char *dir);
 char *vol_path_string(const char *dir_path, const char *vid, const char *suffix);
 uint64_t st_usage(const struct stat *st);
-int storage_errno_set(QError *e, int r, const char *what, const char *dir_path, const char *vid,
-                      const char *suffix);
+int storage_errno_set(QError *e, int r, const char *what, const char *dir_path, const char *vid, const char *suffix);
 
 /* ---- worker jobs (job.c) ------------------------------------------------------------------ */
 
@@ -231,7 +228,7 @@ typedef struct StorageJob {
         _Atomic uint64_t done;
         atomic_bool cancel;
         atomic_bool finished;
-        int result;  /* 0 or negative errno, valid once finished */
+        int result; /* 0 or negative errno, valid once finished */
         QError error;
         int notify_fd; /* eventfd written once when finished (or -1) */
         pthread_t thread;

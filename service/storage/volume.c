@@ -73,7 +73,7 @@ void storage_volume_done(StorageVolume *v) {
         free(v->dir_path);
         free(v->vid);
         free(v->source);
-        *v = (StorageVolume) {};
+        *v = (StorageVolume){};
 }
 
 int storage_volume_copy(const StorageVolume *src, StorageVolume *dst) {
@@ -84,8 +84,8 @@ int storage_volume_copy(const StorageVolume *src, StorageVolume *dst) {
         dst->dir_path = src->dir_path ? strdup(src->dir_path) : NULL;
         dst->vid = src->vid ? strdup(src->vid) : NULL;
         dst->source = src->source ? strdup(src->source) : NULL;
-        if (!dst->domain || !dst->name || !dst->pool || (src->dir_path && !dst->dir_path) ||
-            (src->vid && !dst->vid) || (src->source && !dst->source)) {
+        if (!dst->domain || !dst->name || !dst->pool || (src->dir_path && !dst->dir_path) || (src->vid && !dst->vid) ||
+            (src->source && !dst->source)) {
                 storage_volume_done(dst);
                 return -ENOMEM;
         }
@@ -139,8 +139,8 @@ int storage_volume_get(App *app, Domain *d, const char *name, StorageVolume *ret
                 v.vid = strdup(s);
                 if (!v.vid)
                         return -ENOMEM;
-        } else if (asprintf(&v.vid, "%s/%s/%s", d->klass == QUBES_CLASS_TEMPLATEVM ? "vm-templates" : "appvms",
-                            d->name, name) < 0)
+        } else if (asprintf(&v.vid, "%s/%s/%s", d->klass == QUBES_CLASS_TEMPLATEVM ? "vm-templates" : "appvms", d->name,
+                            name) < 0)
                 return -ENOMEM;
         if (v.vid && !storage_vid_valid(v.vid))
                 return qerror_set(e, QERR_STORAGE_POOL, "Refusing volume id outside of its pool: %s", v.vid);
@@ -152,7 +152,8 @@ int storage_volume_get(App *app, Domain *d, const char *name, StorageVolume *ret
                 s = volume_config_get(vc, "source") ?: resolve_source(d, name);
                 if (s) {
                         if (!storage_vid_valid(s))
-                                return qerror_set(e, QERR_STORAGE_POOL, "Refusing volume id outside of its pool: %s", s);
+                                return qerror_set(e, QERR_STORAGE_POOL, "Refusing volume id outside of its pool: %s",
+                                                  s);
                         v.source = strdup(s);
                         if (!v.source)
                                 return -ENOMEM;
@@ -174,7 +175,7 @@ int storage_volume_get(App *app, Domain *d, const char *name, StorageVolume *ret
                 v.ephemeral = !v.snap_on_start && !v.save_on_stop && v.rw &&
                               streq_ptr(pool_config_get(p, "ephemeral_volatile"), "True");
         *ret = v;
-        v = (StorageVolume) {};
+        v = (StorageVolume){};
         return 0;
 }
 
@@ -197,8 +198,8 @@ char *storage_volume_info(const StorageVolume *v) {
         uint64_t size, usage;
 
         storage_volume_sizes(v, NULL, &size, &usage);
-        strbuf_printf(&b, "pool=%s\nvid=%s\nsize=%" PRIu64 "\nusage=%" PRIu64 "\nrw=%s\nsource=%s\npath=%s\n",
-                      v->pool, strempty(v->vid), size, usage, word(v->rw), strempty(v->source), strempty(path));
+        strbuf_printf(&b, "pool=%s\nvid=%s\nsize=%" PRIu64 "\nusage=%" PRIu64 "\nrw=%s\nsource=%s\npath=%s\n", v->pool,
+                      strempty(v->vid), size, usage, word(v->rw), strempty(v->source), strempty(path));
         strbuf_printf(&b, "save_on_stop=%s\nsnap_on_start=%s\nrevisions_to_keep=%" PRId64 "\nephemeral=%s\n",
                       word(v->save_on_stop), word(v->snap_on_start), v->revisions_to_keep, word(v->ephemeral));
         if (v->driver->has_is_outdated && v->driver->is_outdated)

@@ -10,10 +10,10 @@ typedef struct Entry {
 } Entry;
 
 struct Hashmap {
-        Entry *entries;  /* insertion order, with holes for removed entries */
+        Entry *entries; /* insertion order, with holes for removed entries */
         size_t n_entries, n_alloc, n_live;
-        int32_t *index;  /* open addressing over entry indexes; -1 empty, -2 deleted */
-        size_t n_index;  /* power of two */
+        int32_t *index; /* open addressing over entry indexes; -1 empty, -2 deleted */
+        size_t n_index; /* power of two */
 };
 
 static uint32_t hash_string(const char *s) {
@@ -119,7 +119,7 @@ int hashmap_put(Hashmap *h, const char *key, void *value) {
         if (r < 0)
                 return r;
         slot = find_slot(h, key, hash, true);
-        h->entries[h->n_entries] = (Entry) { .key = key, .value = value, .hash = hash };
+        h->entries[h->n_entries] = (Entry){ .key = key, .value = value, .hash = hash };
         *slot = (int32_t) h->n_entries++;
         h->n_live++;
         return 0;

@@ -41,24 +41,24 @@ static inline void fclosep(FILE **f) {
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
 /* Declare a cleanup helper for a type whose destructor returns or accepts NULL. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)         \
-        static inline void func##p(type *p) {           \
-                if (*p)                                 \
-                        func(*p);                       \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p) {   \
+                if (*p)                         \
+                        func(*p);               \
         }
 
 /* Take ownership of a pointer out of a _cleanup_ variable. */
-#define TAKE_PTR(p)                             \
-        ({                                      \
-                typeof(p) _ptr_ = (p);          \
-                (p) = NULL;                     \
-                _ptr_;                          \
+#define TAKE_PTR(p)                    \
+        ({                             \
+                typeof(p) _ptr_ = (p); \
+                (p) = NULL;            \
+                _ptr_;                 \
         })
-#define TAKE_FD(fd)                             \
-        ({                                      \
-                int _fd_ = (fd);                \
-                (fd) = -EBADF;                  \
-                _fd_;                           \
+#define TAKE_FD(fd)              \
+        ({                       \
+                int _fd_ = (fd); \
+                (fd) = -EBADF;   \
+                _fd_;            \
         })
 
 static inline bool streq(const char *a, const char *b) {

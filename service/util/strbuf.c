@@ -59,11 +59,21 @@ void strbuf_append_xml_escaped(StrBuf *b, const char *s) {
                 const char *rep = NULL;
                 char tmp[8];
                 switch (*s) {
-                case '&': rep = "&amp;"; break;
-                case '<': rep = "&lt;"; break;
-                case '>': rep = "&gt;"; break;
-                case '"': rep = "&quot;"; break;
-                case '\'': rep = "&apos;"; break;
+                case '&':
+                        rep = "&amp;";
+                        break;
+                case '<':
+                        rep = "&lt;";
+                        break;
+                case '>':
+                        rep = "&gt;";
+                        break;
+                case '"':
+                        rep = "&quot;";
+                        break;
+                case '\'':
+                        rep = "&apos;";
+                        break;
                 default:
                         if ((unsigned char) *s < 0x20 && *s != '\n' && *s != '\t') {
                                 snprintf(tmp, sizeof tmp, "&#%d;", *s);
@@ -93,11 +103,11 @@ char *strbuf_steal(StrBuf *b) {
                 return NULL;
         }
         char *r = b->buf ? b->buf : strdup("");
-        *b = (StrBuf) {};
+        *b = (StrBuf){};
         return r;
 }
 
 void strbuf_done(StrBuf *b) {
         free(b->buf);
-        *b = (StrBuf) {};
+        *b = (StrBuf){};
 }

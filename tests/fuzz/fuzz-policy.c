@@ -71,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         QubesSystemInfo *si = system_info();
         for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++) {
                 QubesPolicyDecision *d = NULL;
-                if (qubes_policy_evaluate(p, si, requests[i][0], requests[i][1], requests[i][2], requests[i][3], &d) < 0)
+                if (qubes_policy_evaluate(p, si, requests[i][0], requests[i][1], requests[i][2], requests[i][3], &d) <
+                    0)
                         continue;
                 if (!d || !d->reason) {
                         fprintf(stderr, "fuzz-policy: a decision without a reason\n");

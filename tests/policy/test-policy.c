@@ -9,12 +9,12 @@
 
 static int failures;
 
-#define check(expr)                                                                      \
-        do {                                                                             \
-                if (!(expr)) {                                                           \
+#define check(expr)                                                                              \
+        do {                                                                                     \
+                if (!(expr)) {                                                                   \
                         fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #expr); \
-                        failures++;                                                      \
-                }                                                                        \
+                        failures++;                                                              \
+                }                                                                                \
         } while (0)
 
 static void test_json(void) {
@@ -36,7 +36,8 @@ static void test_json(void) {
                 "{\"domains\": {\"a\": {\"type\": \"AppVM\", \"uuid\": \"u\"}, \"b\": {\"uuid\": \"u\"}}}",
                 "{\"domains\": {\"a\": {\"label\": 01}}}",
                 "{\"domains\": {\"a\": {\"label\": \"\xff\"}}}",
-                "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+                "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+                "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 QubesSystemInfo *si = NULL;
@@ -50,9 +51,10 @@ static void test_json(void) {
                 free(error);
         }
 
-        const char *good = " {\"domains\": {\"d\\u00e9j\\u00e0\": {\"type\": \"AppVM\", \"tags\": [\"a\", \"b\"],"
-                           " \"internal\": \"1\", \"default_dispvm\": null, \"uuid\": \"x-y\", \"extra\": [1, 2.5e3, true, {}],"
-                           " \"template_for_dispvms\": true, \"power_state\": \"Running\"}}} \n";
+        const char *good =
+                " {\"domains\": {\"d\\u00e9j\\u00e0\": {\"type\": \"AppVM\", \"tags\": [\"a\", \"b\"],"
+                " \"internal\": \"1\", \"default_dispvm\": null, \"uuid\": \"x-y\", \"extra\": [1, 2.5e3, true, {}],"
+                " \"template_for_dispvms\": true, \"power_state\": \"Running\"}}} \n";
         QubesSystemInfo *si = NULL;
         check(qubes_system_info_from_json(good, strlen(good), &si, NULL) == 0);
         const QubesDomain *d = qubes_system_info_lookup(si, "d\xc3\xa9j\xc3\xa0");

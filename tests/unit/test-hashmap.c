@@ -11,14 +11,14 @@
 
 static int failures = 0;
 
-#define CHECK(cond, ...)                                                               \
-        do {                                                                           \
-                if (!(cond)) {                                                         \
+#define CHECK(cond, ...)                                                                         \
+        do {                                                                                     \
+                if (!(cond)) {                                                                   \
                         fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-                        fprintf(stderr, __VA_ARGS__);                                  \
-                        fputc('\n', stderr);                                           \
-                        failures++;                                                    \
-                }                                                                      \
+                        fprintf(stderr, __VA_ARGS__);                                            \
+                        fputc('\n', stderr);                                                     \
+                        failures++;                                                              \
+                }                                                                                \
         } while (0)
 
 /* Keys must outlive their entries: the tests keep them in arrays of fixed strings. */
@@ -103,8 +103,8 @@ static void test_put_get_replace(void) {
 
 static void test_order_after_removals(void) {
         _cleanup_hashmap_free_ Hashmap *h = hashmap_new();
-        static const char *const names[] = { "service.cups", "servicevm", "os", "gui", "qrexec", "vmexec",
-                                             "appmenus-dispvm", "internal", "stubdom", "menu-items" };
+        static const char *const names[] = { "service.cups", "servicevm",       "os",       "gui",     "qrexec",
+                                             "vmexec",       "appmenus-dispvm", "internal", "stubdom", "menu-items" };
         int vals[ELEMENTSOF(names)];
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
                 vals[i] = (int) i;
@@ -115,8 +115,8 @@ static void test_order_after_removals(void) {
         CHECK(hashmap_remove(h, "service.cups") == &vals[0], "remove of the first key");
         CHECK(hashmap_remove(h, "menu-items") == &vals[9], "remove of the last key");
         _cleanup_free_ char *o1 = keys_in_order(h);
-        CHECK(streq(o1, "servicevm gui qrexec vmexec appmenus-dispvm internal stubdom"),
-              "order after removals: '%s'", o1);
+        CHECK(streq(o1, "servicevm gui qrexec vmexec appmenus-dispvm internal stubdom"), "order after removals: '%s'",
+              o1);
 
         /* a removed key put again goes to the end, like a Python dict */
         CHECK(hashmap_put(h, "os", &vals[2]) == 0, "put os again");
@@ -140,8 +140,8 @@ static void test_order_after_removals(void) {
         size_t i = 0, n = 0;
         const char *k;
         /* the nine survivors first, in their order, then k0..k63 */
-        static const char *const survivors[] = { "servicevm", "gui", "qrexec", "vmexec", "appmenus-dispvm",
-                                                 "internal", "stubdom", "os", "service.cups" };
+        static const char *const survivors[] = { "servicevm", "gui",     "qrexec", "vmexec",      "appmenus-dispvm",
+                                                 "internal",  "stubdom", "os",     "service.cups" };
         while (hashmap_iterate(h, &i, &k, NULL)) {
                 char want[32];
                 const char *w = want;

@@ -11,22 +11,22 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                       \
-        do {                                                                              \
-                if (!(cond)) {                                                            \
+#define CHECK(cond)                                                                              \
+        do {                                                                                     \
+                if (!(cond)) {                                                                   \
                         fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-                        failures++;                                                       \
-                }                                                                         \
+                        failures++;                                                              \
+                }                                                                                \
         } while (0)
 
-#define CHECK_STREQ(a, b)                                                                 \
-        do {                                                                              \
-                const char *_a = (a), *_b = (b);                                          \
-                if (!streq_ptr(_a, _b)) {                                                 \
+#define CHECK_STREQ(a, b)                                                                               \
+        do {                                                                                            \
+                const char *_a = (a), *_b = (b);                                                        \
+                if (!streq_ptr(_a, _b)) {                                                               \
                         fprintf(stderr, "%s:%d: %s: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, #a, \
-                                _a ? _a : "(null)", _b ? _b : "(null)");                  \
-                        failures++;                                                       \
-                }                                                                         \
+                                _a ? _a : "(null)", _b ? _b : "(null)");                                \
+                        failures++;                                                                     \
+                }                                                                                       \
         } while (0)
 
 /* Checks that a call failed with this exception class and message, then clears the error. */
@@ -34,8 +34,8 @@ static void check_error(int line, int r, QError *err, QubesErrorCode code, const
         _cleanup_free_ char *m = NULL;
 
         if (r >= 0) {
-                fprintf(stderr, "%s:%d: call succeeded, want %s \"%s\"\n", __FILE__, line,
-                        qubes_error_class_name(code), message);
+                fprintf(stderr, "%s:%d: call succeeded, want %s \"%s\"\n", __FILE__, line, qubes_error_class_name(code),
+                        message);
                 failures++;
                 return;
         }
@@ -51,23 +51,22 @@ static void check_error(int line, int r, QError *err, QubesErrorCode code, const
 #define CHECK_ERROR(call, code, message) check_error(__LINE__, (call), &err, code, message, false)
 #define CHECK_ERROR_PREFIX(call, code, message) check_error(__LINE__, (call), &err, code, message, true)
 
-#define CHECK_OK(call)                                                                    \
-        do {                                                                              \
-                int _r = (call);                                                          \
-                if (_r < 0) {                                                             \
-                        _cleanup_free_ char *_m = err.code != QERR_NONE ? qerror_message(&err) : NULL; \
+#define CHECK_OK(call)                                                                                             \
+        do {                                                                                                       \
+                int _r = (call);                                                                                   \
+                if (_r < 0) {                                                                                      \
+                        _cleanup_free_ char *_m = err.code != QERR_NONE ? qerror_message(&err) : NULL;             \
                         fprintf(stderr, "%s:%d: %s failed: %d %s\n", __FILE__, __LINE__, #call, _r, strempty(_m)); \
-                        failures++;                                                       \
-                        qerror_done(&err);                                                \
-                }                                                                         \
+                        failures++;                                                                                \
+                        qerror_done(&err);                                                                         \
+                }                                                                                                  \
         } while (0)
 
 /* ---- event capture: each event as "subject|event|k=v|k=v" -------------------------------- */
 
 static char **events;
 
-static void on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
-                     void *userdata) {
+static void on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata) {
         _cleanup_strbuf_ StrBuf b = {};
 
         strbuf_printf(&b, "%s|%s", subject ? subject->name : "", event);
@@ -98,7 +97,7 @@ static void check_events(int line, const char *const *want) {
         }
         events_clear();
 }
-#define CHECK_EVENTS(...) check_events(__LINE__, (const char *const[]) { __VA_ARGS__, NULL })
+#define CHECK_EVENTS(...) check_events(__LINE__, (const char *const[]){ __VA_ARGS__, NULL })
 
 static bool has_event(const char *e) {
         return strv_contains(events, e);
@@ -285,7 +284,8 @@ static void test_create(App *app) {
                     "wrong VM class: domains['work'] is of type AppVM and not TemplateVM");
         {
                 CreateParams p = { .klass = QUBES_CLASS_APPVM, .name = "work2", .label = "red", .pool = "nopool" };
-                CHECK_ERROR(app_create_domain(app, &p, NULL, &err), QERR_QUBES_EXCEPTION, "Unknown storage pool nopool");
+                CHECK_ERROR(app_create_domain(app, &p, NULL, &err), QERR_QUBES_EXCEPTION,
+                            "Unknown storage pool nopool");
         }
         CHECK(!app_get_domain(app, "work2"));
         CHECK(strv_length(events) == 0);
@@ -293,8 +293,7 @@ static void test_create(App *app) {
         /* a pool for everything movable; the snapshot root stays with its origin */
         {
                 char *vp[] = { (char *) "volatile", (char *) "linux-kernel", NULL };
-                CreateParams p = { .klass = QUBES_CLASS_APPVM, .name = "pooled", .label = "red",
-                                   .volume_pools = vp };
+                CreateParams p = { .klass = QUBES_CLASS_APPVM, .name = "pooled", .label = "red", .volume_pools = vp };
                 Domain *d = NULL;
                 CHECK_OK(app_create_domain(app, &p, &d, &err));
                 if (d) {
@@ -374,13 +373,14 @@ static void test_lookup(App *app) {
         d = NULL;
         CHECK_OK(app_resolve_domain(app, ref, &d, &err));
         CHECK(d == work);
-        CHECK_ERROR(app_resolve_domain(app, "uuid:1234", &d, &err), QERR_VM_INVALID_UUID, "VM UUID is not valid: '1234'");
+        CHECK_ERROR(app_resolve_domain(app, "uuid:1234", &d, &err), QERR_VM_INVALID_UUID,
+                    "VM UUID is not valid: '1234'");
         CHECK_ERROR(app_resolve_domain(app, "uuid:0000000-0000-0000-0000-0000000000000", &d, &err),
                     QERR_VM_INVALID_UUID, "VM UUID is not valid: '0000000-0000-0000-0000-0000000000000'");
         CHECK_ERROR(app_resolve_domain(app, "uuid:ABCDEF00-0000-0000-0000-000000000000", &d, &err),
                     QERR_VM_INVALID_UUID, "VM UUID is not valid: 'ABCDEF00-0000-0000-0000-000000000000'");
-        CHECK_ERROR(app_resolve_domain(app, "uuid:abcdef00-0000-0000-0000-000000000000", &d, &err),
-                    QERR_VM_NOT_FOUND, "No such domain: 'uuid:abcdef00-0000-0000-0000-000000000000'");
+        CHECK_ERROR(app_resolve_domain(app, "uuid:abcdef00-0000-0000-0000-000000000000", &d, &err), QERR_VM_NOT_FOUND,
+                    "No such domain: 'uuid:abcdef00-0000-0000-0000-000000000000'");
         CHECK_ERROR(app_resolve_domain(app, ".test", &d, &err), QERR_VALUE,
                     "VM name cannot start with hyphen, underscore, dot or numbers");
         CHECK_ERROR(app_resolve_domain(app, "no-such-vm", &d, &err), QERR_VM_NOT_FOUND, "No such domain: 'no-such-vm'");
@@ -506,7 +506,8 @@ static void test_features(App *app) {
                      "work|domain-feature-delete:evfeat|feature=evfeat");
         CHECK(!domain_feature_get(work, "evfeat"));
 
-        CHECK_ERROR(domain_feature_set(work, "a/b", "x", &err), QERR_PROTOCOL, "feature name contains illegal characters");
+        CHECK_ERROR(domain_feature_set(work, "a/b", "x", &err), QERR_PROTOCOL,
+                    "feature name contains illegal characters");
         CHECK_ERROR(domain_feature_set(work, "", "x", &err), QERR_PROTOCOL, "feature name contains illegal characters");
         {
                 /* bounds over D-Bus, where no request limit applies */
@@ -525,8 +526,10 @@ static void test_features(App *app) {
                 CHECK_ERROR(domain_tag_add(work, big, &err), QERR_INVALID_TAG, "tag longer than 255 characters");
                 free(big);
         }
-        CHECK_ERROR(domain_feature_set(work, "f2", "a\nb", &err), QERR_PROTOCOL, "f2 value contains illegal characters");
-        CHECK_ERROR(domain_feature_set(work, "f2", "\x7f", &err), QERR_PROTOCOL, "f2 value contains illegal characters");
+        CHECK_ERROR(domain_feature_set(work, "f2", "a\nb", &err), QERR_PROTOCOL,
+                    "f2 value contains illegal characters");
+        CHECK_ERROR(domain_feature_set(work, "f2", "\x7f", &err), QERR_PROTOCOL,
+                    "f2 value contains illegal characters");
         CHECK_ERROR(domain_feature_set(work, "service.", "1", &err), QERR_VALUE, "Service name cannot be empty");
         CHECK_ERROR(domain_feature_set(work, "service..", "1", &err), QERR_VALUE,
                     "Service name cannot be \".\" or \"..\"");
@@ -595,7 +598,8 @@ static void test_labels(App *app) {
         CHECK(app->n_labels == 10 && app->labels[9]->index == 10);
         CHECK_ERROR(app_create_label(app, "red", "0x123456", NULL, &err), QERR_LABEL_IN_USE,
                     "Label is still in use: 'red'");
-        CHECK_ERROR(app_create_label(app, "123", "0x123456", NULL, &err), QERR_INVALID_LABEL, "Label must not be a digit");
+        CHECK_ERROR(app_create_label(app, "123", "0x123456", NULL, &err), QERR_INVALID_LABEL,
+                    "Label must not be a digit");
         {
                 /* a label is a D-Bus object listed to everyone: its name is bounded */
                 char long_name[66];
@@ -613,7 +617,8 @@ static void test_labels(App *app) {
         CHECK_ERROR(app_create_label(app, "", "0x123456", NULL, &err), QERR_INVALID_LABEL, "Label name must be set");
         CHECK_ERROR(app_create_label(app, "cyan2", "ffffff", NULL, &err), QERR_INVALID_LABEL_VALUE,
                     "Label value must have length of 8");
-        CHECK_ERROR(app_create_label(app, "cyan2", "", NULL, &err), QERR_INVALID_LABEL_VALUE, "Label value must be set");
+        CHECK_ERROR(app_create_label(app, "cyan2", "", NULL, &err), QERR_INVALID_LABEL_VALUE,
+                    "Label value must be set");
         CHECK_ERROR(app_create_label(app, "cyan2", "0x\xc3\xa9\xc3\xa9\xc3\xa9", NULL, &err), QERR_INVALID_LABEL_VALUE,
                     "Label value must be encoded in ASCII");
         CHECK_ERROR(app_create_label(app, "cyan2", "00ffffff", NULL, &err), QERR_INVALID_LABEL_VALUE,
@@ -650,17 +655,21 @@ static void test_notes(App *app) {
         CHECK_OK(domain_notes_get(work, &n0, &err));
         CHECK_STREQ(n0, "");
 
-        const char in[] = "hello\tworld\n\x01\xe2\x80\x8b\xef\xbb\xbf\xc2\x85 caf\xc3\xa9 \xf0\x9f\x98\x80\r\x7f\xef\xbf\xbe";
+        const char in[] =
+                "hello\tworld\n\x01\xe2\x80\x8b\xef\xbb\xbf\xc2\x85 caf\xc3\xa9 \xf0\x9f\x98\x80\r\x7f\xef\xbf\xbe";
         CHECK_OK(domain_notes_set(work, in, strlen(in), &err));
         CHECK_OK(domain_notes_get(work, &n1, &err));
         CHECK_STREQ(n1, "hello\tworld\n____ caf\xc3\xa9 \xf0\x9f\x98\x80___");
 
         CHECK_ERROR(domain_notes_set(work, "ok\xff", 3, &err), QERR_PROTOCOL,
-                    "Unable to sanitise qube notes: 'utf-8' codec can't decode byte 0xff in position 2: invalid start byte");
+                    "Unable to sanitise qube notes: 'utf-8' codec can't decode byte 0xff in position 2: invalid start "
+                    "byte");
         CHECK_ERROR(domain_notes_set(work, "\xed\xa0\x80", 3, &err), QERR_PROTOCOL,
-                    "Unable to sanitise qube notes: 'utf-8' codec can't decode byte 0xed in position 0: invalid continuation byte");
+                    "Unable to sanitise qube notes: 'utf-8' codec can't decode byte 0xed in position 0: invalid "
+                    "continuation byte");
         CHECK_ERROR(domain_notes_set(work, "ab\xe2\x80", 4, &err), QERR_PROTOCOL,
-                    "Unable to sanitise qube notes: 'utf-8' codec can't decode byte 0xe2 in position 2: unexpected end of data");
+                    "Unable to sanitise qube notes: 'utf-8' codec can't decode byte 0xe2 in position 2: unexpected end "
+                    "of data");
         big = malloc(256001);
         if (big) {
                 memset(big, 'a', 256001);
@@ -709,9 +718,11 @@ static void test_remove(App *app) {
         work->devices = new0(DeviceAssignment, 1);
         if (work->devices) {
                 work->n_devices = 1;
-                work->devices[0] = (DeviceAssignment) { .devclass = strdup("block"), .backend = strdup("anon"),
-                                                        .port_id = strdup("sda"), .mode = strdup("required"),
-                                                        .identity = strdup("*") };
+                work->devices[0] = (DeviceAssignment){ .devclass = strdup("block"),
+                                                       .backend = strdup("anon"),
+                                                       .port_id = strdup("sda"),
+                                                       .mode = strdup("required"),
+                                                       .identity = strdup("*") };
                 CHECK_ERROR(app_remove_domain(app, anon, &err), QERR_VM_IN_USE,
                             "VM has devices assigned to other VMs: sda");
         }

@@ -23,15 +23,15 @@
 static int failures;
 static int checks;
 
-#define CHECK(cond, ...)                                                                  \
-        do {                                                                              \
-                checks++;                                                                 \
-                if (!(cond)) {                                                            \
-                        failures++;                                                       \
+#define CHECK(cond, ...)                                                                   \
+        do {                                                                               \
+                checks++;                                                                  \
+                if (!(cond)) {                                                             \
+                        failures++;                                                        \
                         fprintf(stderr, "%s:%d: FAILED: %s: ", __FILE__, __LINE__, #cond); \
-                        fprintf(stderr, __VA_ARGS__);                                     \
-                        fputc('\n', stderr);                                              \
-                }                                                                         \
+                        fprintf(stderr, __VA_ARGS__);                                      \
+                        fputc('\n', stderr);                                               \
+                }                                                                          \
         } while (0)
 
 static const char *or_null(const char *s) {
@@ -124,8 +124,8 @@ static void camel(const char *name, char *buf) {
 
 static void test_tables(void) {
         static const size_t counts[_QUBES_CLASS_MAX] = {
-                [QUBES_CLASS_ADMINVM] = 12,      [QUBES_CLASS_APPVM] = 48,       [QUBES_CLASS_DISPVM] = 50,
-                [QUBES_CLASS_REMOTEVM] = 10,     [QUBES_CLASS_STANDALONEVM] = 47, [QUBES_CLASS_TEMPLATEVM] = 47,
+                [QUBES_CLASS_ADMINVM] = 12,  [QUBES_CLASS_APPVM] = 48,        [QUBES_CLASS_DISPVM] = 50,
+                [QUBES_CLASS_REMOTEVM] = 10, [QUBES_CLASS_STANDALONEVM] = 47, [QUBES_CLASS_TEMPLATEVM] = 47,
         };
 
         for (int c = 0; c < _QUBES_CLASS_MAX; c++) {
@@ -160,10 +160,12 @@ static void test_tables(void) {
                 for (size_t j = i + 1; j < n_domain_props; j++)
                         CHECK(!streq(domain_props[i].name, domain_props[j].name), "duplicate %s", domain_props[i].name);
         CHECK(domain_prop_find(QUBES_CLASS_APPVM, "template") && domain_prop_find(QUBES_CLASS_DISPVM, "template") &&
-              !domain_prop_find(QUBES_CLASS_TEMPLATEVM, "template") &&
-              !domain_prop_find(QUBES_CLASS_STANDALONEVM, "template"), "template classes");
+                      !domain_prop_find(QUBES_CLASS_TEMPLATEVM, "template") &&
+                      !domain_prop_find(QUBES_CLASS_STANDALONEVM, "template"),
+              "template classes");
         CHECK(domain_prop_find(QUBES_CLASS_STANDALONEVM, "template_for_dispvms") &&
-              !domain_prop_find(QUBES_CLASS_DISPVM, "template_for_dispvms"), "template_for_dispvms classes");
+                      !domain_prop_find(QUBES_CLASS_DISPVM, "template_for_dispvms"),
+              "template_for_dispvms classes");
         CHECK(!domain_prop_find(QUBES_CLASS_APPVM, "appvm_default_bootmode"), "appvm_default_bootmode");
         CHECK(!domain_prop_find(QUBES_CLASS_APPVM, "no_such"), "unknown");
         CHECK(!domain_prop_find(_QUBES_CLASS_INVALID, "name"), "invalid class");
@@ -174,7 +176,8 @@ static void test_tables(void) {
         CHECK(qubes_class_from_string("dispvm") == _QUBES_CLASS_INVALID, "case-sensitive");
         CHECK(qubes_class_from_string(NULL) == _QUBES_CLASS_INVALID, "NULL");
         CHECK(qubes_class_has_template(QUBES_CLASS_APPVM) && qubes_class_has_template(QUBES_CLASS_DISPVM) &&
-              !qubes_class_has_template(QUBES_CLASS_TEMPLATEVM), "has_template");
+                      !qubes_class_has_template(QUBES_CLASS_TEMPLATEVM),
+              "has_template");
 
         /* D-Bus names. */
         for (size_t i = 0; i < n_domain_props; i++) {
@@ -196,7 +199,8 @@ static void test_tables(void) {
         CHECK_STR(domain_prop_find(QUBES_CLASS_APPVM, "default_dispvm")->dbus_name, "DefaultDispvm");
         CHECK_STR(domain_prop_find(QUBES_CLASS_APPVM, "ip6")->dbus_name, "Ip6");
         CHECK(domain_prop_find_dbus(QUBES_CLASS_APPVM, "TemplateForDispvms") ==
-              domain_prop_find(QUBES_CLASS_APPVM, "template_for_dispvms"), "by D-Bus name");
+                      domain_prop_find(QUBES_CLASS_APPVM, "template_for_dispvms"),
+              "by D-Bus name");
         CHECK(!domain_prop_find_dbus(QUBES_CLASS_TEMPLATEVM, "Template"), "TemplateVM has no Template");
         CHECK(global_prop_find_dbus("DefaultPoolKernel") == global_prop_find("default_pool_kernel"), "global dbus");
         CHECK(!global_prop_find("netvm") && !global_prop_find_dbus("Netvm"), "netvm is not global");
@@ -207,12 +211,12 @@ static void test_tables(void) {
                 QubesClass c;
                 const char *name, *word;
         } words[] = {
-                { QUBES_CLASS_APPVM, "label", "label" },     { QUBES_CLASS_APPVM, "netvm", "vm" },
-                { QUBES_CLASS_APPVM, "template", "vm" },     { QUBES_CLASS_APPVM, "vcpus", "int" },
-                { QUBES_CLASS_APPVM, "autostart", "bool" },  { QUBES_CLASS_APPVM, "uuid", "str" },
-                { QUBES_CLASS_APPVM, "ip", "str" },          { QUBES_CLASS_APPVM, "ip6", "str" },
-                { QUBES_CLASS_APPVM, "start_time", "str" },  { QUBES_CLASS_APPVM, "klass", "str" },
-                { QUBES_CLASS_APPVM, "xid", "int" },         { QUBES_CLASS_ADMINVM, "name", "str" },
+                { QUBES_CLASS_APPVM, "label", "label" },      { QUBES_CLASS_APPVM, "netvm", "vm" },
+                { QUBES_CLASS_APPVM, "template", "vm" },      { QUBES_CLASS_APPVM, "vcpus", "int" },
+                { QUBES_CLASS_APPVM, "autostart", "bool" },   { QUBES_CLASS_APPVM, "uuid", "str" },
+                { QUBES_CLASS_APPVM, "ip", "str" },           { QUBES_CLASS_APPVM, "ip6", "str" },
+                { QUBES_CLASS_APPVM, "start_time", "str" },   { QUBES_CLASS_APPVM, "klass", "str" },
+                { QUBES_CLASS_APPVM, "xid", "int" },          { QUBES_CLASS_ADMINVM, "name", "str" },
                 { QUBES_CLASS_DISPVM, "is_preload", "bool" }, { QUBES_CLASS_REMOTEVM, "relayvm", "vm" },
         };
         for (size_t i = 0; i < ELEMENTSOF(words); i++)
@@ -229,9 +233,21 @@ static void test_tables(void) {
                 const PropDef *p = domain_prop_find(QUBES_CLASS_DISPVM, wo[i]);
                 CHECK((p->flags & (PROP_WRITE_ONCE | PROP_NO_CLONE)) == (PROP_WRITE_ONCE | PROP_NO_CLONE), "%s", wo[i]);
         }
-        static const char *const stateless[] = { "klass", "icon", "xid", "stubdom_uuid", "stubdom_xid", "start_time",
-                                                 "visible_ip", "visible_ip6", "visible_gateway", "visible_gateway6",
-                                                 "visible_netmask", "gateway", "gateway6", "dns", "is_preload" };
+        static const char *const stateless[] = { "klass",
+                                                 "icon",
+                                                 "xid",
+                                                 "stubdom_uuid",
+                                                 "stubdom_xid",
+                                                 "start_time",
+                                                 "visible_ip",
+                                                 "visible_ip6",
+                                                 "visible_gateway",
+                                                 "visible_gateway6",
+                                                 "visible_netmask",
+                                                 "gateway",
+                                                 "gateway6",
+                                                 "dns",
+                                                 "is_preload" };
         size_t n_stateless = 0;
         for (size_t i = 0; i < n_domain_props; i++)
                 n_stateless += !!(domain_props[i].flags & PROP_STATELESS);
@@ -293,11 +309,14 @@ static void expect_err(QubesClass c, const char *name, const char *in, size_t le
 static void test_sanitize(void) {
         /* bool words, any case */
         CHECK(parse_bool_word("YES") == 1 && parse_bool_word("On") == 1 && parse_bool_word("1") == 1 &&
-              parse_bool_word("tRuE") == 1, "true words");
+                      parse_bool_word("tRuE") == 1,
+              "true words");
         CHECK(parse_bool_word("no") == 0 && parse_bool_word("OFF") == 0 && parse_bool_word("0") == 0 &&
-              parse_bool_word("False") == 0, "false words");
+                      parse_bool_word("False") == 0,
+              "false words");
         CHECK(parse_bool_word("") < 0 && parse_bool_word("2") < 0 && parse_bool_word(" yes") < 0 &&
-              parse_bool_word(NULL) < 0, "bad words");
+                      parse_bool_word(NULL) < 0,
+              "bad words");
         OK(APPVM, "autostart", "yes", "True");
         OK(APPVM, "autostart", "OFF", "False");
         OK(APPVM, "autostart", "1", "True");
@@ -317,8 +336,19 @@ static void test_sanitize(void) {
         OK(APPVM, "vcpus", "-12", "-12");
         OK(APPVM, "backup_timestamp", "9223372036854775807", "9223372036854775807");
         OK(APPVM, "backup_timestamp", "-9223372036854775808", "-9223372036854775808");
-        static const char *const bad_ints[] = { "abc", "", " ", "_1", "1_", "1__0", "0x10", "1.5", "+", "- 1",
-                                                "1 2", "9223372036854775808", "99999999999999999999999" };
+        static const char *const bad_ints[] = { "abc",
+                                                "",
+                                                " ",
+                                                "_1",
+                                                "1_",
+                                                "1__0",
+                                                "0x10",
+                                                "1.5",
+                                                "+",
+                                                "- 1",
+                                                "1 2",
+                                                "9223372036854775808",
+                                                "99999999999999999999999" };
         for (size_t i = 0; i < ELEMENTSOF(bad_ints); i++)
                 ERR(APPVM, "vcpus", bad_ints[i], VALUE, "Failed to parse property value as int");
 
@@ -331,7 +361,10 @@ static void test_sanitize(void) {
         /* str: string.printable */
         OK(APPVM, "kernelopts", "a\tb\nc\r\x0b\x0c ~", "a\tb\nc\r\x0b\x0c ~");
         OK(APPVM, "kernelopts", "", "");
-        ERR(APPVM, "kernelopts", "a\x01" "b", VALUE, "Invalid characters in property value");
+        ERR(APPVM, "kernelopts",
+            "a\x01"
+            "b",
+            VALUE, "Invalid characters in property value");
         ERR(APPVM, "kernelopts", "\x7f", VALUE, "Invalid characters in property value");
         expect_err(QUBES_CLASS_APPVM, "kernelopts", "a\0b", 3, QERR_VALUE, "Invalid characters in property value");
         OK(APPVM, "label", "red", "red");
@@ -590,7 +623,8 @@ static bool has_tag(const char *vm, const char *tag) {
 }
 
 static void test_checks(void) {
-        expect_set("work", "netvm", "no-such-vm", QERR_PROPERTY_VALUE, "Can't set netvm to non-existing qube no-such-vm");
+        expect_set("work", "netvm", "no-such-vm", QERR_PROPERTY_VALUE,
+                   "Can't set netvm to non-existing qube no-such-vm");
         expect_set("work", "netvm", "fedora-42", QERR_VALUE, "The fedora-42 qube does not provide network");
         expect_set("sys-net", "netvm", "sys-net", QERR_VALUE, "Loops in network are unsupported");
         expect_set("work", "vcpus", "0", QERR_PROPERTY_VALUE, "vcpus must be positive");
@@ -626,7 +660,8 @@ static void test_checks(void) {
                    "Username can contain only those characters: "
                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+,.");
         expect_set("work", "keyboard_layout", "de+nodeadkeys+", QERR_NONE, NULL);
-        expect_set("work", "keyboard_layout", "de", QERR_PROPERTY_VALUE, "invalid number of keyboard layout parameters");
+        expect_set("work", "keyboard_layout", "de", QERR_PROPERTY_VALUE,
+                   "invalid number of keyboard layout parameters");
         expect_set("work", "keyboard_layout", "d3++", QERR_PROPERTY_VALUE, "Invalid keyboard layout provided");
         expect_set("work", "keyboard_layout", "++", QERR_PROPERTY_VALUE, "Invalid keyboard layout provided");
         expect_set("work", "keyboard_layout", "de+a.b+", QERR_PROPERTY_VALUE, "Invalid layout variant provided");
@@ -636,7 +671,8 @@ static void test_checks(void) {
         expect_set("work", "devices_denied", "x03****", QERR_PROPERTY_VALUE, NULL);
         expect_set("work", "devices_denied", "u03***", QERR_PROPERTY_VALUE, NULL);
         expect_set("work", "qrexec_timeout", "0", QERR_PROPERTY_VALUE, "qrexec_timeout must be positive");
-        expect_set("work", "klass", "TemplateVM", QERR_PROPERTY_VALUE, "property 'klass' on AppVM instance cannot be set");
+        expect_set("work", "klass", "TemplateVM", QERR_PROPERTY_VALUE,
+                   "property 'klass' on AppVM instance cannot be set");
         expect_set("work", "updateable", "True", QERR_PROPERTY_VALUE,
                    "property 'updateable' on AppVM instance cannot be set");
         expect_set("dom0", "maxmem", "100", QERR_PROPERTY_VALUE, "property 'maxmem' on AdminVM instance cannot be set");

@@ -14,20 +14,20 @@
 
 static unsigned failures;
 
-#define CHECK(cond)                                                                       \
-        do {                                                                              \
-                if (!(cond)) {                                                            \
+#define CHECK(cond)                                                                              \
+        do {                                                                                     \
+                if (!(cond)) {                                                                   \
                         fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-                        failures++;                                                       \
-                }                                                                         \
+                        failures++;                                                              \
+                }                                                                                \
         } while (0)
 
-#define ASSERT(cond)                                                                      \
-        do {                                                                              \
-                if (!(cond)) {                                                            \
+#define ASSERT(cond)                                                                                 \
+        do {                                                                                         \
+                if (!(cond)) {                                                                       \
                         fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond); \
-                        exit(EXIT_FAILURE);                                               \
-                }                                                                         \
+                        exit(EXIT_FAILURE);                                                          \
+                }                                                                                    \
         } while (0)
 
 static char tmpdir[] = "/tmp/test-qubes-xml.XXXXXX";
@@ -62,8 +62,8 @@ static void report_diff(const char *want, const char *got) {
                 wl--;
         while (gl > got && gl[-1] != '\n')
                 gl--;
-        fprintf(stderr, "first difference at line %u:\n  want: %.*s\n  got:  %.*s\n", line,
-                (int) strcspn(wl, "\n"), wl, (int) strcspn(gl, "\n"), gl);
+        fprintf(stderr, "first difference at line %u:\n  want: %.*s\n  got:  %.*s\n", line, (int) strcspn(wl, "\n"), wl,
+                (int) strcspn(gl, "\n"), gl);
 }
 
 static App *new_app(void) {
@@ -143,23 +143,22 @@ static void test_round_trip(void) {
               streq(app->pools[0]->config[0], "dir_path") && streq(app->pools[0]->config[2], "revisions_to_keep"));
 }
 
-static const char *const minimal_head =
-        "<qubes>\n"
-        "  <labels>\n"
-        "    <label id=\"label-1\" color=\"0xcc0000\">red</label>\n"
-        "    <label id=\"label-8\" color=\"0x000000\">black</label>\n"
-        "  </labels>\n"
-        "  <pools>\n"
-        "    <pool name=\"varlibqubes\" dir_path=\"/var/lib/qubes\" driver=\"file\"/>\n"
-        "  </pools>\n"
-        "  <domains>\n"
-        "    <domain id=\"domain-1\" class=\"TemplateVM\">\n"
-        "      <properties>\n"
-        "        <property name=\"label\">black</property>\n"
-        "        <property name=\"name\">tpl</property>\n"
-        "        <property name=\"qid\">1</property>\n"
-        "      </properties>\n"
-        "    </domain>\n";
+static const char *const minimal_head = "<qubes>\n"
+                                        "  <labels>\n"
+                                        "    <label id=\"label-1\" color=\"0xcc0000\">red</label>\n"
+                                        "    <label id=\"label-8\" color=\"0x000000\">black</label>\n"
+                                        "  </labels>\n"
+                                        "  <pools>\n"
+                                        "    <pool name=\"varlibqubes\" dir_path=\"/var/lib/qubes\" driver=\"file\"/>\n"
+                                        "  </pools>\n"
+                                        "  <domains>\n"
+                                        "    <domain id=\"domain-1\" class=\"TemplateVM\">\n"
+                                        "      <properties>\n"
+                                        "        <property name=\"label\">black</property>\n"
+                                        "        <property name=\"name\">tpl</property>\n"
+                                        "        <property name=\"qid\">1</property>\n"
+                                        "      </properties>\n"
+                                        "    </domain>\n";
 
 static void test_dom0_added(void) {
         _cleanup_app_free_ App *app = new_app();
@@ -221,7 +220,8 @@ static void test_refusals(void) {
         const char *tail = "  </domains>\n</qubes>\n";
 
         printf("refusals:\n");
-        expect_refusal("unclosed tag", "<qubes>\n  <labels>\n    <label id=\"label-1\" color=\"0x1\">red\n  </labels>\n</qubes>\n",
+        expect_refusal("unclosed tag",
+                       "<qubes>\n  <labels>\n    <label id=\"label-1\" color=\"0x1\">red\n  </labels>\n</qubes>\n",
                        ":4:");
         expect_refusal("empty document", "", ":1:");
         expect_refusal("not qubes", "<html/>\n", ":1: the root element is not <qubes>");
@@ -229,7 +229,8 @@ static void test_refusals(void) {
 
         ASSERT(asprintf(&unknown_class,
                         "%s    <domain id=\"domain-2\" class=\"ProxyVM\">\n"
-                        "    </domain>\n%s", minimal_head, tail) >= 0);
+                        "    </domain>\n%s",
+                        minimal_head, tail) >= 0);
         expect_refusal("unknown class", unknown_class, ":17: unknown class 'ProxyVM'");
 
         ASSERT(asprintf(&unknown_prop,
@@ -239,7 +240,8 @@ static void test_refusals(void) {
                         "        <property name=\"qid\">2</property>\n"
                         "        <property name=\"frobnicate\">1</property>\n"
                         "      </properties>\n"
-                        "    </domain>\n%s", minimal_head, tail) >= 0);
+                        "    </domain>\n%s",
+                        minimal_head, tail) >= 0);
         expect_refusal("unknown property", unknown_prop,
                        "qubes.xml:21: property 'frobnicate' is not valid for class AppVM");
 
@@ -249,7 +251,8 @@ static void test_refusals(void) {
                         "        <property name=\"name\">work</property>\n"
                         "        <property name=\"qid\">1</property>\n"
                         "      </properties>\n"
-                        "    </domain>\n%s", minimal_head, tail) >= 0);
+                        "    </domain>\n%s",
+                        minimal_head, tail) >= 0);
         expect_refusal("duplicate qid", dup_qid, ":17: duplicate qid 1");
 
         ASSERT(asprintf(&dangling,
@@ -259,8 +262,10 @@ static void test_refusals(void) {
                         "        <property name=\"qid\">2</property>\n"
                         "        <property name=\"netvm\">sys-nowhere</property>\n"
                         "      </properties>\n"
-                        "    </domain>\n%s", minimal_head, tail) >= 0);
-        expect_refusal("dangling netvm", dangling, ":21: property 'netvm' of work refers to a missing qube 'sys-nowhere'");
+                        "    </domain>\n%s",
+                        minimal_head, tail) >= 0);
+        expect_refusal("dangling netvm", dangling,
+                       ":21: property 'netvm' of work refers to a missing qube 'sys-nowhere'");
 
         ASSERT(asprintf(&bad_label,
                         "%s    <domain id=\"domain-2\" class=\"AppVM\">\n"
@@ -269,7 +274,8 @@ static void test_refusals(void) {
                         "        <property name=\"qid\">2</property>\n"
                         "        <property name=\"label\" ref=\"label-7\">red</property>\n"
                         "      </properties>\n"
-                        "    </domain>\n%s", minimal_head, tail) >= 0);
+                        "    </domain>\n%s",
+                        minimal_head, tail) >= 0);
         expect_refusal("bad label", bad_label, ":21: property 'label': no such label 'label-7'");
 
         ASSERT(asprintf(&bad_name,
@@ -278,7 +284,8 @@ static void test_refusals(void) {
                         "        <property name=\"name\">tpl</property>\n"
                         "        <property name=\"qid\">2</property>\n"
                         "      </properties>\n"
-                        "    </domain>\n%s", minimal_head, tail) >= 0);
+                        "    </domain>\n%s",
+                        minimal_head, tail) >= 0);
         expect_refusal("duplicate name", bad_name, ":17: duplicate qube name 'tpl'");
 
         ASSERT(asprintf(&bad_int,
@@ -288,7 +295,8 @@ static void test_refusals(void) {
                         "        <property name=\"qid\">2</property>\n"
                         "        <property name=\"memory\">lots</property>\n"
                         "      </properties>\n"
-                        "    </domain>\n%s", minimal_head, tail) >= 0);
+                        "    </domain>\n%s",
+                        minimal_head, tail) >= 0);
         expect_refusal("bad int", bad_int, ":21: invalid value 'lots' for property 'memory'");
 }
 
@@ -412,8 +420,7 @@ static void test_migrations(void) {
         CHECK(net->n_devices == 2);
         if (net->n_devices == 2) {
                 CHECK(streq(net->devices[0].mode, "auto-attach") && streq(net->devices[0].identity, "*"));
-                CHECK(streq(net->devices[1].mode, "required") &&
-                      streq(net->devices[1].identity, "8086:15bc::p020000"));
+                CHECK(streq(net->devices[1].mode, "required") && streq(net->devices[1].identity, "8086:15bc::p020000"));
                 CHECK(streq(net->devices[1].options[0], "permissive") && !net->devices[1].options[2]);
         }
 
@@ -428,15 +435,16 @@ static void test_migrations(void) {
                           "  </properties>\n"));
         CHECK(!strstr(out, "default_fw_netvm"));
         CHECK(!strstr(out, "\"hvm\"") && !strstr(out, "dispvm_allowed"));
-        CHECK(strstr(out, "      <devices class=\"pci\">\n"
-                          "        <device backend-domain=\"dom0\" id=\"00_14.3\" mode=\"auto-attach\" identity=\"*\"/>\n"
-                          "        <device backend-domain=\"dom0\" id=\"00_1f.6\" mode=\"required\" "
-                          "identity=\"8086:15bc::p020000\">\n"
-                          "          <option name=\"permissive\">True</option>\n"
-                          "        </device>\n"
-                          "      </devices>\n"
-                          "      <devices class=\"usb\"/>\n"
-                          "      <volume-config/>\n"));
+        CHECK(strstr(out,
+                     "      <devices class=\"pci\">\n"
+                     "        <device backend-domain=\"dom0\" id=\"00_14.3\" mode=\"auto-attach\" identity=\"*\"/>\n"
+                     "        <device backend-domain=\"dom0\" id=\"00_1f.6\" mode=\"required\" "
+                     "identity=\"8086:15bc::p020000\">\n"
+                     "          <option name=\"permissive\">True</option>\n"
+                     "        </device>\n"
+                     "      </devices>\n"
+                     "      <devices class=\"usb\"/>\n"
+                     "      <volume-config/>\n"));
         CHECK(strstr(out, "      <features>\n"
                           "        <feature name=\"empty\"></feature>\n"
                           "        <feature name=\"amp\">a&amp;b &lt;c&gt; \"q\"</feature>\n"

@@ -12,12 +12,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                                \
-        do {                                                                                       \
-                if (!(cond)) {                                                                     \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-                        failures++;                                                                \
-                }                                                                                  \
+#define CHECK(cond)                                                                              \
+        do {                                                                                     \
+                if (!(cond)) {                                                                   \
+                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+                        failures++;                                                              \
+                }                                                                                \
         } while (0)
 
 /* The call failed with this class and a message starting with prefix; clears the error. */
@@ -95,7 +95,8 @@ static int write_random(const char *path, size_t size) {
         if (fd < 0 || rnd < 0)
                 return -errno;
         for (size_t done = 0; done < size; done += sizeof buf) {
-                if (read(rnd, buf, sizeof buf) != (ssize_t) sizeof buf || write(fd, buf, sizeof buf) != (ssize_t) sizeof buf)
+                if (read(rnd, buf, sizeof buf) != (ssize_t) sizeof buf ||
+                    write(fd, buf, sizeof buf) != (ssize_t) sizeof buf)
                         return -EIO;
         }
         return 0;
@@ -149,7 +150,8 @@ static void test_pools_and_volumes(const char *tmp) {
         /* Add: the upstream rules */
         CHECK_ERR(add_pool(app, "nosuch", &e, "name", "x", NULL), &e, QERR_PERMISSION_DENIED,
                   "Argument not in 'available drivers'");
-        CHECK_ERR(add_pool(app, "file", &e, "name", "x", "name", "y", NULL), &e, QERR_PROTOCOL, "Options must be unique");
+        CHECK_ERR(add_pool(app, "file", &e, "name", "x", "name", "y", NULL), &e, QERR_PROTOCOL,
+                  "Options must be unique");
         CHECK_ERR(add_pool(app, "file", &e, "dir_path", fdir, NULL), &e, QERR_PROTOCOL,
                   "Pool configuration must contain key: name");
         CHECK_ERR(add_pool(app, "file", &e, "name", "a/b", "dir_path", fdir, NULL), &e, QERR_PROTOCOL,
@@ -179,7 +181,8 @@ static void test_pools_and_volumes(const char *tmp) {
 
         info = storage_pool_info(app, app_find_pool(app, "rp"));
         CHECK(info && startswith(info, "dir_path="));
-        CHECK(info && strstr(info, "\ndriver=file-reflink\nephemeral_volatile=False\nname=rp\nrevisions_to_keep=2\nsize="));
+        CHECK(info &&
+              strstr(info, "\ndriver=file-reflink\nephemeral_volatile=False\nname=rp\nrevisions_to_keep=2\nsize="));
         CHECK(info && strstr(info, "\nincluded_in=varlibqubes\n"));
         info = mfree(info);
 
@@ -229,7 +232,7 @@ static void test_pools_and_volumes(const char *tmp) {
         CHECK_ERR(storage_pool_remove(app, "fp", &e), &e, QERR_POOL_IN_USE, "Storage pool is in use: 'fp'");
 
         /* import 4 MiB into a file-reflink volume, twice: the first becomes revision 1 */
-        cp = (CreateParams) { .klass = QUBES_CLASS_STANDALONEVM, .name = "sb", .label = "red", .pool = "rp" };
+        cp = (CreateParams){ .klass = QUBES_CLASS_STANDALONEVM, .name = "sb", .label = "red", .pool = "rp" };
         CHECK(app_create_domain(app, &cp, &d2, &e) == 0);
         CHECK(asprintf(&src, "%s/src1", tmp) > 0 && write_random(src, 4 << 20) == 0);
         CHECK(asprintf(&src2, "%s/src2", tmp) > 0 && write_random(src2, 4 << 20) == 0);
