@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""What the Qube Manager's window tests share: finding its widgets through AT-SPI. Import after
-gi.require_version('Atspi', '2.0') has succeeded (the tests skip without it)."""
+"""What the Qube Manager's window tests share: finding its widgets through AT-SPI, and calling
+qubesd on the test's bus. Import after gi.require_version('Atspi', '2.0') has succeeded (the tests
+skip without it)."""
 
 import time
 
-from gi.repository import Atspi, GLib
+from gi.repository import Atspi, Gio, GLib
 
 
 def walk(acc, depth=0):
@@ -39,3 +40,22 @@ def find_app(name, timeout=15):
                 return app
         time.sleep(0.2)
     raise AssertionError(f'application {name} not on the accessibility bus')
+
+
+class Bus:
+    """A connection to the test's bus, as root or as the window's user."""
+
+    def __init__(self, address):
+        self.conn = Gio.DBusConnection.new_for_address_sync(
+            address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+
+    def call(self, path, iface, method, sig=None, args=(), dest='org.qubes_os.Admin1'):
+        params = GLib.Variant(sig, args) if sig else None
+        return self.conn.call_sync(dest, path, iface, method, params, None,
+                                   Gio.DBusCallFlags.NONE, 10000, None).unpack()
+
+    def has_owner(self, name='org.qubes_os.Admin1'):
+        return self.call('/org/freedesktop/DBus', 'org.freedesktop.DBus', 'NameHasOwner', '(s)',
+                         (name,), dest='org.freedesktop.DBus')[0]

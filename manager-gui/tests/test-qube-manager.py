@@ -55,7 +55,7 @@ try:
     gi.require_version('Atspi', '2.0')
     from gi.repository import Atspi, Gio, GLib
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from qm_atspi import find, find_app, walk  # noqa: E402 (after gi.require_version)
+    from qm_atspi import Bus, find, find_app, walk  # noqa: E402 (after gi.require_version)
 except (ImportError, ValueError) as e:
     print(f'SKIP: python3-gi with gir1.2-atspi-2.0 is needed ({e})')
     sys.exit(SKIP)
@@ -94,23 +94,6 @@ class Manager:
                              if not line.endswith('/' + k.replace('-', '_2d'))}
             if predicate(line):
                 return stamp
-
-
-class Bus:
-    def __init__(self, address):
-        self.conn = Gio.DBusConnection.new_for_address_sync(
-            address,
-            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
-            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
-
-    def call(self, path, iface, method, sig=None, args=(), dest='org.qubes_os.Admin1'):
-        params = GLib.Variant(sig, args) if sig else None
-        return self.conn.call_sync(dest, path, iface, method, params, None,
-                                   Gio.DBusCallFlags.NONE, 10000, None).unpack()
-
-    def has_owner(self, name='org.qubes_os.Admin1'):
-        return self.call('/org/freedesktop/DBus', 'org.freedesktop.DBus', 'NameHasOwner', '(s)',
-                         (name,), dest='org.freedesktop.DBus')[0]
 
 
 ROOT = '/org/qubes_os/Admin1'
