@@ -270,6 +270,16 @@ static int method_create_domain(sd_bus_message *msg, void *userdata, sd_bus_erro
                         }
                         params.pool = value;
                 } else if (vol) {
+                        static const char *const volumes[] = { "root", "private", "volatile", "kernel", NULL };
+                        if (!strv_contains((char **) volumes, vol)) {
+                                qerror_set(&e, QERR_PROTOCOL, "Volume must be one of: root, private, volatile, kernel");
+                                return bus_reply_qerror(m, msg, &e);
+                        }
+                        for (size_t i = 0; volume_pools && volume_pools[i]; i += 2)
+                                if (streq(volume_pools[i], vol)) {
+                                        qerror_set(&e, QERR_PROTOCOL, "Options must be unique");
+                                        return bus_reply_qerror(m, msg, &e);
+                                }
                         if (strv_extend(&volume_pools, vol) < 0 || strv_extend(&volume_pools, value) < 0)
                                 return -ENOMEM;
                 } else {

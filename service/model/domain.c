@@ -170,6 +170,18 @@ int domain_property_reset(Domain *d, const char *name, QError *err) {
         /* nothing to forget: no events, as nothing changed */
         if (!s->set)
                 return 0;
+        /* Going back to the default netvm is a change of netvm like any other (upstream checks it
+         * as a set to the default): it must not put the qube behind itself, nor behind a qube
+         * that does not provide network. */
+        if (streq(p->name, "netvm") && p->check && p->get_default) {
+                _cleanup_free_ char *dflt = NULL, *canonical = NULL;
+                r = p->get_default(d, p, &dflt, err);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                r = p->check(d, p, r == -ENOENT ? NULL : dflt, &canonical, err);
+                if (r < 0)
+                        return r;
+        }
 
         r = domain_property_get(d, p, &old, NULL);
         if (r < 0)

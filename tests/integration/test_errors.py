@@ -141,6 +141,21 @@ class TestBadInput(DaemonTestCase):
             self.fail('netvm loop sys-net -> sys-net was accepted')
         self.assertNothingChanged('netvm loop')
 
+    def test_reset_netvm_to_a_loop(self):
+        """Going back to the default netvm is checked like setting it: sys-net behind itself
+        (default_netvm is sys-net) is refused, and nothing changes (found by test_hostile)."""
+        self.d.manager('SetProperty', 'ss', ('default_netvm', 'sys-net'))
+        self.d.set_property('sys-net', 'netvm', '')
+        before = self.d.xml_bytes()
+        self.assertDBusError(ERROR_PREFIX + 'QubesValueError', self.d.domain, 'sys-net', 'ResetProperty', 's',
+                             ('netvm',), message=r'^Loops in network are unsupported$')
+        self.assertEqual(self.d.xml_bytes(), before)
+        self.assertEqual(self.d.get_property('sys-net', 'netvm'), ('vm', False, ''))
+        # a qube that follows the default may go back to it
+        self.d.set_property('work', 'netvm', 'sys-net')
+        self.d.domain('work', 'ResetProperty', 's', ('netvm',))
+        self.assertEqual(self.d.get_property('work', 'netvm'), ('vm', True, 'sys-net'))
+
     def test_unknown_qube(self):
         self.assertDBusError(ERROR_PREFIX + 'QubesVMNotFoundError', self.d.manager, 'GetDomain', 's',
                              ('no-such-vm',), message=r"^No such domain: 'no-such-vm'$")
