@@ -448,6 +448,9 @@ static void start_waiter_adapter(Manager *m, const char *name, int error, const 
         done(m, name, error, e, ud);
 }
 
+/* The most vcpus a qube may start with (QEMU's limit for x86 with x2APIC; Xen's are lower). */
+#define VCPUS_MAX 4096
+
 static int start_continue(Manager *m, Domain *d);
 
 int lifecycle_start(Manager *m, Domain *d, OpDoneFn done, void *userdata) {
@@ -483,6 +486,18 @@ int lifecycle_start(Manager *m, Domain *d, OpDoneFn done, void *userdata) {
         }
         rt->starting = true;
 
+        /* Upstream takes any positive vcpus; a hypervisor cannot run more than a few thousand,
+         * and libvirt's test driver allocates them all first (2^31 of them took qubesd's memory
+         * to 24 GB: found by test_hostile). */
+        int64_t vcpus = domain_property_int(d, "vcpus", 1);
+        if (vcpus > VCPUS_MAX) {
+                _cleanup_free_ char *msg = NULL;
+                if (asprintf(&msg, "Start failed: vcpus is %" PRId64 ", more than a qube can have (%d)", vcpus,
+                             VCPUS_MAX) < 0)
+                        return -ENOMEM;
+                start_failed(m, d, QERR_QUBES_EXCEPTION, msg);
+                return 0;
+        }
         const char *prohibit = domain_feature_get(d, "prohibit-start");
         if (!isempty(prohibit)) {
                 _cleanup_free_ char *msg = NULL;
@@ -909,6 +924,13 @@ int lifecycle_restart(Manager *m, Domain *d, OpDoneFn done, void *userdata) {
 
         if (not_local(m, d, done, userdata))
                 return 0;
+        /* it is removed when it stops: there would be nothing left to start, and the call would
+         * never be answered (found by test_hostile) */
+        if (d->klass == QUBES_CLASS_DISPVM && domain_property_bool(d, "auto_cleanup") && !state_is(d, ST_HALTED)) {
+                fail_vm(m, d, done, userdata, QERR_VM_ERROR,
+                        "Cannot restart a disposable that is removed when it stops (auto_cleanup): %s");
+                return 0;
+        }
         c = new0(RestartCall, 1);
         if (!c)
                 return -ENOMEM;

@@ -171,6 +171,18 @@ class TestLifecycle(DaemonTestCase):
         self.assertIn('under forensics', dict(ev[0][2])['reason'])
         self.assertEqual(self.state('personal'), 'Halted')
 
+    def test_too_many_vcpus(self):
+        """Any positive vcpus is accepted, as upstream; a start with more than a qube can have is
+        refused at once (the test driver allocated 2^31 vcpus until qubesd was killed for memory:
+        found by test_hostile)."""
+        self.d.set_property('personal', 'vcpus', '2147483648')
+        self.assertDBusError(E + 'QubesException', self.d.domain, 'personal', 'Start',
+                             message=r'^Start failed: vcpus is 2147483648, more than a qube can have \(4096\)$')
+        self.assertEqual(self.state('personal'), 'Halted')
+        self.d.set_property('personal', 'vcpus', '2')
+        self.d.domain('personal', 'Start')
+        self.assertEqual(self.state('personal'), 'Running')
+
     def test_power_state_properties_changed(self):
         changes = SignalCollector(self.d.conn, interface='org.freedesktop.DBus.Properties',
                                   member='PropertiesChanged', path=domain_path('personal'))
@@ -205,6 +217,10 @@ class TestLifecycle(DaemonTestCase):
         self.assertIn('disp-created-by-dom0', tags)
         self.assertEqual(self.d.get_property(name, 'auto_cleanup')[2], 'True')
         self.assertEqual(self.d.get_property(name, 'template')[2], 'default-dvm')
+        # it would be removed when it stops: a restart is refused, at once (found by test_hostile)
+        self.assertDBusError(E + 'QubesVMError', self.d.domain, name, 'Restart',
+                             message=r'^Cannot restart a disposable that is removed when it stops')
+        self.assertEqual(self.state(name), 'Running')
         self.take()
         self.d.domain(name, 'Shutdown', 'bb', (False, True))
         # removed after its shutdown
