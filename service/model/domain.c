@@ -170,10 +170,12 @@ int domain_property_reset(Domain *d, const char *name, QError *err) {
         /* nothing to forget: no events, as nothing changed */
         if (!s->set)
                 return 0;
-        /* Going back to the default netvm is a change of netvm like any other (upstream checks it
-         * as a set to the default): it must not put the qube behind itself, nor behind a qube
-         * that does not provide network. */
-        if (streq(p->name, "netvm") && p->check && p->get_default) {
+        /* Going back to the default is a change like any other for the properties other qubes
+         * depend on (upstream checks these resets as a set to the default): a netvm must not put
+         * the qube behind itself; provides_network and template_for_dispvms must not go False
+         * while qubes use them (qubes.xml would no longer load: found by test_hostile). */
+        static const char *const checked_on_reset[] = { "netvm", "provides_network", "template_for_dispvms", NULL };
+        if (strv_contains((char **) checked_on_reset, p->name) && p->check && p->get_default) {
                 _cleanup_free_ char *dflt = NULL, *canonical = NULL;
                 r = p->get_default(d, p, &dflt, err);
                 if (r < 0 && r != -ENOENT)

@@ -156,6 +156,18 @@ class TestBadInput(DaemonTestCase):
         self.d.domain('work', 'ResetProperty', 's', ('netvm',))
         self.assertEqual(self.d.get_property('work', 'netvm'), ('vm', True, 'sys-net'))
 
+    def test_reset_checked_like_a_set(self):
+        """template_for_dispvms of a disposable template in use is refused as False both ways;
+        resetting it was accepted and left a qubes.xml that no longer loads (test_hostile)."""
+        self.d.manager('CreateDisposable', 's', ('default-dvm',))
+        before = self.d.xml_bytes()
+        for call in (('SetProperty', 'ss', ('template_for_dispvms', 'False')),
+                     ('ResetProperty', 's', ('template_for_dispvms',))):
+            self.assertDBusError(ERROR_PREFIX + 'QubesVMInUseError', self.d.domain, 'default-dvm', *call)
+        self.assertEqual(self.d.xml_bytes(), before)
+        self.d.restart()  # and qubes.xml still loads
+        self.assertEqual(self.d.get_property('default-dvm', 'template_for_dispvms')[2], 'True')
+
     def test_unknown_qube(self):
         self.assertDBusError(ERROR_PREFIX + 'QubesVMNotFoundError', self.d.manager, 'GetDomain', 's',
                              ('no-such-vm',), message=r"^No such domain: 'no-such-vm'$")
