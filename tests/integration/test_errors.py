@@ -168,6 +168,18 @@ class TestBadInput(DaemonTestCase):
         self.d.restart()  # and qubes.xml still loads
         self.assertEqual(self.d.get_property('default-dvm', 'template_for_dispvms')[2], 'True')
 
+    def test_kernel_names(self):
+        """A kernel name is a volume id of the kernel pool: names it would refuse are refused
+        when set (one made GetManagedObjects fail for every client: test_hostile)."""
+        before = self.d.xml_bytes()
+        for bad in ('a b', '..', '.', '@x', 'x' * 256):
+            self.assertDBusError(ERROR_PREFIX + 'QubesPropertyValueError', self.d.set_property, 'work', 'kernel', bad)
+            self.assertDBusError(ERROR_PREFIX + 'QubesPropertyValueError', self.d.manager, 'SetProperty', 'ss',
+                                 ('default_kernel', bad))
+        self.assertEqual(self.d.xml_bytes(), before)
+        self.d.set_property('work', 'kernel', '6.6.1-1.fc37')
+        self.d.call(harness.ROOT_PATH, 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects')
+
     def test_unknown_qube(self):
         self.assertDBusError(ERROR_PREFIX + 'QubesVMNotFoundError', self.d.manager, 'GetDomain', 's',
                              ('no-such-vm',), message=r"^No such domain: 'no-such-vm'$")
