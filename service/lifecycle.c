@@ -357,6 +357,19 @@ static void spawn_work(virConnectPtr conn, void *data) {
         virDomainFree(dom);
 }
 
+/* The qube was removed while it started (its netvm first, or libvirt): whoever waits for the
+ * start gets an answer (found by test_hostile: Start and Remove sent together). */
+static void start_gone(Manager *m, const char *name) {
+        VmRuntime *rt = hashmap_get(vmm_of(m)->runtime, name);
+        _cleanup_qerror_ QError gone = {};
+
+        if (!rt)
+                return;
+        qerror_set(&gone, QERR_VM_NOT_FOUND, "No such domain: '%s'", name);
+        rt->starting = false;
+        waiters_finish(m, name, &rt->start_waiters, -ENOENT, &gone);
+}
+
 static void spawn_done(Manager *m, void *data) {
         SpawnReq *q = data;
         Domain *d = app_get_domain(m->app, q->name);
@@ -364,6 +377,8 @@ static void spawn_done(Manager *m, void *data) {
         char buf[64];
 
         if (!d || !rt) {
+                if (!d)
+                        start_gone(m, q->name);
                 spawn_req_free(q);
                 return;
         }
@@ -432,7 +447,7 @@ static void on_netvm_started(Manager *m, const char *netvm, int error, const QEr
         Domain *d = app_get_domain(m->app, name);
 
         if (!d)
-                return;
+                return start_gone(m, name);
         if (error < 0) {
                 _cleanup_free_ char *msg = e ? qerror_message(e) : NULL;
                 return start_failed(m, d, e ? e->code : QERR_QUBES_EXCEPTION, msg ?: "Start failed");

@@ -183,6 +183,30 @@ class TestLifecycle(DaemonTestCase):
         self.d.domain('personal', 'Start')
         self.assertEqual(self.state('personal'), 'Running')
 
+    def test_start_and_remove_together(self):
+        """Remove sent right after Start, while the start brings up the netvm first: both calls
+        are answered (the Start waited forever: found by test_hostile)."""
+        self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', 'racer', 'red', '', {}))
+        self.d.set_property('racer', 'netvm', 'sys-firewall')
+        loop = GLib.MainLoop()
+        results = {}
+
+        def done(conn, res, key):
+            try:
+                conn.call_finish(res)
+                results[key] = 'ok'
+            except GLib.Error as e:
+                results[key] = Gio.DBusError.get_remote_error(e)
+            if len(results) == 2:
+                loop.quit()
+
+        for method in ('Start', 'Remove'):
+            self.d.conn.call(harness.BUS_NAME, domain_path('racer'), harness.DOMAIN_IFACE, method, None, None,
+                             Gio.DBusCallFlags.NONE, 30000, None, done, method)
+        GLib.timeout_add_seconds(20, loop.quit)
+        loop.run()
+        self.assertEqual(sorted(results), ['Remove', 'Start'], 'unanswered: %r' % results)
+
     def test_power_state_properties_changed(self):
         changes = SignalCollector(self.d.conn, interface='org.freedesktop.DBus.Properties',
                                   member='PropertiesChanged', path=domain_path('personal'))
