@@ -578,6 +578,10 @@ static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered, or held until polkit answers */
         r = with_size ? sd_bus_message_read(msg, "hs", &fd, &size_s) : sd_bus_message_read(msg, "h", &fd);
+        if (r == -EBADMSG)
+                /* a descriptor index past those the message carries (found by test_hostile) */
+                return sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_INVALID_ARGS,
+                                                  "The file descriptor argument names none the message carries");
         if (r < 0)
                 return r;
         r = msg_volume(msg, d, &name, &v);
