@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """What the Qube Manager's window tests share: finding its widgets through AT-SPI, and calling
-qubesd on the test's bus. Import after gi.require_version('Atspi', '2.0') has succeeded (the tests
+qubesd on the test's bus, stopping what a test started. Import after gi.require_version('Atspi', '2.0') has succeeded (the tests
 skip without it)."""
 
+import subprocess
 import time
 
 from gi.repository import Atspi, Gio, GLib
@@ -59,3 +60,14 @@ class Bus:
     def has_owner(self, name='org.qubes_os.Admin1'):
         return self.call('/org/freedesktop/DBus', 'org.freedesktop.DBus', 'NameHasOwner', '(s)',
                          (name,), dest='org.freedesktop.DBus')[0]
+
+
+def stop_processes(procs):
+    """Terminate what a test started, the last started first."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()

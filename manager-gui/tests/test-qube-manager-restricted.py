@@ -39,34 +39,9 @@ DOMAIN = 'org.qubes_os.Admin1.Domain'
 # What the outer part writes before every line meant for the inner part, and the other way.
 TAG = 'QMT '
 
-# The default policy of /usr/share/dbus-1/system.conf, and qubesd's (which denies the broadcasts
-# to anyone but root and the group "qubes").
-SYSTEM_BUS_CONF = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>{address}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-  </policy>
-  <include>{qubes_conf}</include>
-</busconfig>
-'''
+# A bus of type system: the default policy of /usr/share/dbus-1/system.conf and qubesd's (which
+# denies the broadcasts to anyone but root and the group "qubes"); the same as test_polkit's.
+SYSTEM_BUS_CONF = os.path.join(HERE, '..', '..', 'tests', 'data', 'system-bus.conf.in')
 
 
 def parse_args():
@@ -89,7 +64,7 @@ try:
     gi.require_version('Atspi', '2.0')
     from gi.repository import Atspi, Gio, GLib
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from qm_atspi import Bus, find, find_app  # noqa: E402 (after gi.require_version)
+    from qm_atspi import Bus, find, find_app, stop_processes  # noqa: E402 (after gi.require_version)
 except (ImportError, ValueError) as e:
     skip(f'python3-gi with gir1.2-atspi-2.0 is needed ({e})')
 
@@ -124,13 +99,7 @@ def outer(args):
     try:
         run_outer(args, tmp, entry, procs)
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_processes(procs)
         shutil.rmtree(tmp, ignore_errors=True)
     print('PASS')
 
@@ -152,7 +121,8 @@ def run_outer(args, tmp, entry, procs):
     address = f'unix:path={tmp}/bus'
     conf = f'{tmp}/system.conf'
     with open(conf, 'w') as f:
-        f.write(SYSTEM_BUS_CONF.format(address=address, qubes_conf=os.path.abspath(QUBES_CONF)))
+        with open(SYSTEM_BUS_CONF, encoding='utf-8') as t:
+            f.write(t.read().format(address=address, qubes_conf=os.path.abspath(QUBES_CONF)))
     bus_proc = subprocess.Popen(['dbus-daemon', f'--config-file={conf}', '--nofork', '--nopidfile',
                                  '--print-address=1'], stdout=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL)

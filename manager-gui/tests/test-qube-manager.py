@@ -55,7 +55,7 @@ try:
     gi.require_version('Atspi', '2.0')
     from gi.repository import Atspi, Gio, GLib
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from qm_atspi import Bus, find, find_app, walk  # noqa: E402 (after gi.require_version)
+    from qm_atspi import Bus, find, find_app, stop_processes, walk  # noqa: E402 (after gi.require_version)
 except (ImportError, ValueError) as e:
     print(f'SKIP: python3-gi with gir1.2-atspi-2.0 is needed ({e})')
     sys.exit(SKIP)
@@ -174,13 +174,7 @@ def main():
     try:
         run(args, tmp, procs)
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_processes(procs)
         shutil.rmtree(tmp, ignore_errors=True)
     print('PASS')
 

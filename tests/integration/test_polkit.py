@@ -47,35 +47,9 @@ polkit.addRule(function(action, subject) {
 });
 '''
 
-SYSTEM_BUS_CONF = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>{address}</listen>
-  <auth>EXTERNAL</auth>
-  <!-- the default policy of /usr/share/dbus-1/system.conf -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-  </policy>
-  <!-- polkitd's own bus policy, and ours -->
-  <includedir>/usr/share/dbus-1/system.d</includedir>
-  <include>{qubes_conf}</include>
-</busconfig>
-'''
+# A bus of type system: the default policy of /usr/share/dbus-1/system.conf, the policies of
+# /usr/share/dbus-1/system.d (polkitd's) and qubesd's (tests/data/system-bus.conf.in).
+SYSTEM_BUS_CONF = os.path.join(harness.SOURCE_DIR, 'tests', 'data', 'system-bus.conf.in')
 
 # Run as another user: reads [[path, iface, method, signature, args], ...] as JSON on stdin,
 # sends them all at once (parallel) or one after the other, and prints one result per call.
@@ -261,8 +235,10 @@ class PolkitTest(unittest.TestCase):
     @classmethod
     def start_system_bus(cls):
         conf = os.path.join(cls.dir, 'system.conf')
+        with open(SYSTEM_BUS_CONF, encoding='utf-8') as t:
+            template = t.read()
         with open(conf, 'w', encoding='utf-8') as f:
-            f.write(SYSTEM_BUS_CONF.format(
+            f.write(template.format(
                 address=cls.address,
                 qubes_conf=os.path.join(harness.SOURCE_DIR, 'data', 'org.qubes_os.Admin1.conf')))
         bus = subprocess.Popen(['dbus-daemon', '--config-file=' + conf, '--nofork', '--nopidfile',
