@@ -300,28 +300,35 @@ short_interface (const gchar *interface)
   return interface + strlen (QM_INTERFACE_PREFIX);
 }
 
-/* One uint64 of an a{sv}, read without indexing the rest. */
+/* The value paired with key in an array of pairs (a{sv}, a(ss)), read without indexing or
+ * copying the rest; NULL if absent. */
+static GVariant *
+pair_lookup (GVariant    *pairs,
+             const gchar *key)
+{
+  gsize i, n = g_variant_n_children (pairs);
+
+  for (i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) pair = g_variant_get_child_value (pairs, i);
+      g_autoptr(GVariant) name = g_variant_get_child_value (pair, 0);
+
+      if (g_str_equal (g_variant_get_string (name, NULL), key))
+        return g_variant_get_child_value (pair, 1);
+    }
+  return NULL;
+}
+
+/* One uint64 of an a{sv} (0 if absent or of another type). */
 static guint64
 dict_get_uint64 (GVariant    *dict,
                  const gchar *key)
 {
-  gsize i, n = g_variant_n_children (dict);
+  g_autoptr(GVariant) boxed = pair_lookup (dict, key);
+  g_autoptr(GVariant) value = boxed != NULL ? g_variant_get_variant (boxed) : NULL;
 
-  for (i = 0; i < n; i++)
-    {
-      g_autoptr(GVariant) entry = g_variant_get_child_value (dict, i);
-      g_autoptr(GVariant) name = g_variant_get_child_value (entry, 0);
-
-      if (g_str_equal (g_variant_get_string (name, NULL), key))
-        {
-          g_autoptr(GVariant) boxed = g_variant_get_child_value (entry, 1);
-          g_autoptr(GVariant) value = g_variant_get_variant (boxed);
-
-          return g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64) ? g_variant_get_uint64 (value)
-                                                                     : 0;
-        }
-    }
-  return 0;
+  return value != NULL && g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64)
+           ? g_variant_get_uint64 (value) : 0;
 }
 
 static gboolean
@@ -1222,21 +1229,9 @@ static gchar *
 event_argument (GVariant    *arguments,
                 const gchar *key)
 {
-  gsize i, n = g_variant_n_children (arguments);
+  g_autoptr(GVariant) v = pair_lookup (arguments, key);
 
-  for (i = 0; i < n; i++)
-    {
-      g_autoptr(GVariant) pair = g_variant_get_child_value (arguments, i);
-      g_autoptr(GVariant) k = g_variant_get_child_value (pair, 0);
-
-      if (g_str_equal (g_variant_get_string (k, NULL), key))
-        {
-          g_autoptr(GVariant) v = g_variant_get_child_value (pair, 1);
-
-          return g_variant_dup_string (v, NULL);
-        }
-    }
-  return NULL;
+  return v != NULL ? g_variant_dup_string (v, NULL) : NULL;
 }
 
 /* "domain-pre-start", "property-pre-set:netvm": what is announced has not happened yet. */

@@ -764,6 +764,12 @@ bool auth_sees(Manager *m, sd_bus_message *msg, Domain *d) {
         return peer_sees(m, caller_get(m, sd_bus_message_get_sender(msg), false), d) > 0;
 }
 
+bool auth_sees_all(Manager *m, sd_bus_message *msg) {
+        if (!msg || peer_restricted(m, msg) == 0)
+                return true;
+        return peer_sees(m, caller_get(m, sd_bus_message_get_sender(msg), false), NULL) > 0;
+}
+
 int auth_may_read(Manager *m, sd_bus_message *msg) {
         _cleanup_free_ char *key = NULL;
         if (!msg || peer_restricted(m, msg) == 0)

@@ -50,9 +50,11 @@ bool auth_uid_trusted(Manager *m, uid_t uid);
  * d, or for every qube when d is NULL. 1: known (or the sender sees everything); 0: msg is held
  * and put back into the read queue when more answers come; negative with e set on failure. */
 int auth_view_prepare(Manager *m, sd_bus_message *msg, Domain *d, QError *e);
-/* Whether the sender of msg sees d (false while not known); d NULL: whether it sees every qube
- * (read-all). msg NULL: true. */
+/* Whether the sender of msg sees d (false while not known; d NULL, a qube that is gone: only who
+ * sees everything). msg NULL: true. */
 bool auth_sees(Manager *m, sd_bus_message *msg, Domain *d);
+/* Whether the sender of msg sees every qube (read-all). */
+bool auth_sees_all(Manager *m, sd_bus_message *msg);
 /* Whether the sender of msg may read at all: 1 yes, 0 no, -ENOENT not known yet. */
 int auth_may_read(Manager *m, sd_bus_message *msg);
 /* For events to a subscribed peer: 1 sees d (d NULL: may read the system, for events about no

@@ -140,7 +140,7 @@ static int method_list_domains_text(sd_bus_message *msg, void *userdata, sd_bus_
                 return r < 0 ? r : 1; /* answered, or held until polkit answers */
 
         FilterContext *filter = filter_context_new(m, auth_caller_qube(m, msg));
-        bool everyone = !filter && auth_sees(m, msg, NULL);
+        bool everyone = !filter && auth_sees_all(m, msg);
         if (everyone && m->listing) {
                 filter_context_free(filter);
                 return sd_bus_reply_method_return(msg, "s", m->listing);
@@ -415,7 +415,7 @@ static int method_get_system_info(sd_bus_message *msg, void *userdata, sd_bus_er
         int r = gate(m, msg, AUTH_READ);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        if (!auth_sees(m, msg, NULL)) {
+        if (!auth_sees_all(m, msg)) {
                 /* the system information names every qube */
                 _cleanup_qerror_ QError e = {};
                 qerror_set(&e, QERR_NOT_AUTHORIZED, "Access denied: the system information lists every qube");

@@ -957,7 +957,7 @@ static int method_pool_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_
         r = storage_pool_list_vids(S.m->app, userdata, &l);
         if (r < 0)
                 return r;
-        if (!auth_sees(S.m, msg, NULL)) {
+        if (!auth_sees_all(S.m, msg)) {
                 /* a local user who does not see every qube: the volumes of those they see */
                 r = vids_seen(msg, userdata, &l);
                 if (r < 0)
