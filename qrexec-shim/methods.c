@@ -8,7 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "model/model.h"
+#include "qubes-names.h"
 #include "util/strv.h"
 
 /* ---- the generic handler: one D-Bus call, one formatted reply ------------------------------ */

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "model/model.h"
+#include "qubes-names.h"
 #include "util/strv.h"
 
 int request_parse(char *buf, size_t len, Request *ret) {
@@ -58,24 +58,11 @@ bool ref_is_dom0(const char *ref) {
         return streq(ref, "dom0") || streq(ref, "uuid:00000000-0000-0000-0000-000000000000");
 }
 
-static bool uuid_syntax_ok(const char *s) {
-        if (strlen(s) != 36)
-                return false;
-        for (size_t i = 0; i < 36; i++) {
-                if (i == 8 || i == 13 || i == 18 || i == 23) {
-                        if (s[i] != '-')
-                                return false;
-                } else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-                        return false;
-        }
-        return true;
-}
-
 int validate_ref(const char *ref, QError *e) {
         const char *u = startswith(ref, "uuid:");
 
         if (u) {
-                if (!uuid_syntax_ok(u))
+                if (!uuid_syntax_valid(u))
                         return qerror_set(e, QERR_VM_INVALID_UUID, "VM UUID is not valid: '%s'", u);
                 return 0;
         }

@@ -4,7 +4,7 @@
 #include <sys/inotify.h>
 
 #include "auth.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "util/log.h"
 #include "util/strv.h"
 

@@ -14,13 +14,13 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include "policy-internal.h"
+#include "policy/policy-internal.h"
 #include "sha256.h"
 
-#include "fileio.h"
-#include "macros.h"
-#include "strbuf.h"
-#include "strv.h"
+#include "util/fileio.h"
+#include "util/macros.h"
+#include "util/strbuf.h"
+#include "util/strv.h"
 
 #define MAX_PAYLOAD (16U * 1024 * 1024)
 #define POLICY_SUFFIX ".policy"

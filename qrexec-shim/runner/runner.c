@@ -19,12 +19,12 @@
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 
-#include "policy.h"
+#include "policy/policy.h"
 #include "system-info-bus.h"
 
-#include "macros.h"
-#include "strbuf.h"
-#include "strv.h"
+#include "util/macros.h"
+#include "util/strbuf.h"
+#include "util/strv.h"
 
 /* libqrexec's exit codes */
 #define EXIT_PROBLEM 125

@@ -300,27 +300,6 @@ Domain **app_domains_sorted(const App *app, size_t *ret_n) {
         return copy;
 }
 
-int validate_vm_name(const char *name, QError *err) {
-        size_t len = strlen(name);
-
-        if (len > 31)
-                return qerror_set(err, QERR_VALUE, "VM name must be shorter than 32 characters");
-        if ((name[0] >= '0' && name[0] <= '9') || name[0] == '_' || name[0] == '.' || name[0] == '-')
-                return qerror_set(err, QERR_VALUE, "VM name cannot start with hyphen, underscore, dot or numbers");
-        bool ok = len > 0 && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z'));
-        for (size_t i = 1; ok && i < len; i++)
-                ok = isascii((unsigned char) name[i]) && (isalnum((unsigned char) name[i]) || strchr("_.-", name[i]));
-        if (!ok)
-                return qerror_set(err, QERR_VALUE, "VM name contains illegal characters");
-        if (streq(name, "Domain-0"))
-                return qerror_set(err, QERR_VALUE, "VM name cannot be 'Domain-0'");
-        if (streq(name, "none") || streq(name, "default"))
-                return qerror_set(err, QERR_VALUE, "VM name cannot be 'none' nor 'default'");
-        if (endswith(name, "-dm"))
-                return qerror_set(err, QERR_VALUE, "VM name cannot end with -dm");
-        return 0;
-}
-
 /* ---- adding and creating domains --------------------------------------------------------- */
 
 static int random_uuid(char ret[static 37]) {
@@ -1081,64 +1060,6 @@ Label *app_find_label(const App *app, const char *name_or_index) {
         if (parse_index(name_or_index, &index))
                 return label_by_index(app, index);
         return NULL;
-}
-
-#define LABEL_SAFE_SET "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
-
-#define LABEL_NAME_MAX 64
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
-
-int validate_label_name(const char *name, bool creating, QError *err) {
-        if (isempty(name))
-                return qerror_set(err, QERR_INVALID_LABEL, "Label name must be set");
-        if (strspn(name, LABEL_SAFE_SET) != strlen(name))
-                return qerror_set(err, QERR_INVALID_LABEL, "Label must be in safe set: " LABEL_SAFE_SET);
-        if (creating && strspn(name, "0123456789") == strlen(name))
-                return qerror_set(err, QERR_INVALID_LABEL, "Label must not be a digit");
-        /* Not an upstream rule: a label is a D-Bus object and travels in every listing, so a
-         * caller may not make one too big to list (a 300 kB name broke ListLabels). */
-        if (creating && strlen(name) > LABEL_NAME_MAX)
-                return qerror_set(err, QERR_INVALID_LABEL,
-                                  "Label name must be at most " STRINGIFY(LABEL_NAME_MAX) " characters");
-        return 0;
-}
-
-static bool py_isspace(char c) {
-        /* what Python's str.strip() removes within ASCII */
-        return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
-}
-
-/* The colour without surrounding whitespace (malloc'ed). */
-static char *label_color_strip(const char *color) {
-        const char *s = color, *e = color + strlen(color);
-        while (s < e && py_isspace(*s))
-                s++;
-        while (e > s && py_isspace(e[-1]))
-                e--;
-        return strndup(s, (size_t) (e - s));
-}
-
-int validate_label_color(const char *color, QError *err) {
-        _cleanup_free_ char *c = NULL;
-
-        if (isempty(color))
-                return qerror_set(err, QERR_INVALID_LABEL_VALUE, "Label value must be set");
-        for (const unsigned char *p = (const unsigned char *) color; *p; p++)
-                if (*p >= 0x80)
-                        return qerror_set(err, QERR_INVALID_LABEL_VALUE, "Label value must be encoded in ASCII");
-        c = label_color_strip(color);
-        if (!c)
-                return -ENOMEM;
-        if (strlen(c) != 8)
-                return qerror_set(err, QERR_INVALID_LABEL_VALUE, "Label value must have length of 8");
-        if (!startswith(c, "0x"))
-                return qerror_set(err, QERR_INVALID_LABEL_VALUE, "Label value must start with: 0x");
-        if (strspn(c + 2, "0123456789abcdefABCDEF") != 6)
-                return qerror_set(err, QERR_INVALID_LABEL_VALUE,
-                                  "Label value must only contain hexadecimal digits after prefix: "
-                                  "0123456789abcdefABCDEF");
-        return 0;
 }
 
 int app_create_label(App *app, const char *name, const char *color, Label **ret, QError *err) {

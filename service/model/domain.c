@@ -13,7 +13,6 @@
 #define FEATURE_NAME_MAX 255
 #define FEATURE_VALUE_MAX 65536
 #define FEATURES_MAX 4096
-#define TAG_MAX 255
 
 #define NOTES_MAX_SIZE 256000
 
@@ -395,16 +394,6 @@ int domain_feature_check(Domain *d, const char *name, FeatureCheck how, const ch
 
 bool domain_has_tag(const Domain *d, const char *tag) {
         return hashmap_contains(d->tags, tag);
-}
-
-int validate_tag(const char *tag, QError *err) {
-        if (isempty(tag))
-                return qerror_set(err, QERR_INVALID_TAG, "tag cannot be empty");
-        if (strlen(tag) > TAG_MAX)
-                return qerror_set(err, QERR_INVALID_TAG, "tag longer than 255 characters");
-        if (strspn(tag, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != strlen(tag))
-                return qerror_set(err, QERR_INVALID_TAG, "disallowed characters");
-        return 0;
 }
 
 int domain_tag_store(Domain *d, const char *tag) {

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "qubes-error.h"
+#include "qubes-names.h"
 #include "util/hashmap.h"
 
 typedef struct App App;
@@ -25,26 +26,10 @@ typedef struct PropDef PropDef;
 
 /* ---- classes ---------------------------------------------------------------------------- */
 
-/* Alphabetical, which is also admin.vmclass.List order. */
-typedef enum QubesClass {
-        QUBES_CLASS_ADMINVM,
-        QUBES_CLASS_APPVM,
-        QUBES_CLASS_DISPVM,
-        QUBES_CLASS_REMOTEVM,
-        QUBES_CLASS_STANDALONEVM,
-        QUBES_CLASS_TEMPLATEVM,
-        _QUBES_CLASS_MAX,
-        _QUBES_CLASS_INVALID = -1,
-} QubesClass;
-
+/* QubesClass and its names: lib/qubes-names.h */
 #define CLASS_BIT(c) (1u << (QUBES_CLASS_##c))
 #define CLASSES_QUBESVM (CLASS_BIT(APPVM) | CLASS_BIT(DISPVM) | CLASS_BIT(STANDALONEVM) | CLASS_BIT(TEMPLATEVM))
 #define CLASSES_ALL ((1u << _QUBES_CLASS_MAX) - 1)
-
-const char *qubes_class_to_string(QubesClass c);
-QubesClass qubes_class_from_string(const char *s);
-/* Classes that have a 'template' property (AppVM, DispVM). */
-bool qubes_class_has_template(QubesClass c);
 
 /* ---- properties ------------------------------------------------------------------------- */
 
@@ -252,7 +237,6 @@ Domain **app_domains_sorted(const App *app, size_t *ret_n);
 /* Forget the cached order (after a qube is added or removed). */
 void app_domains_changed(App *app);
 /* VM name rules (spec data-model.md 1.1), QubesValueError with upstream's messages. */
-int validate_vm_name(const char *name, QError *err);
 /* Add a domain object during load or create (no events, no validation beyond uniqueness). */
 int app_add_domain(App *app, QubesClass klass, const char *name, int64_t qid, const char *uuid, Domain **ret);
 /* admin.vm.Create: validates, allocates the qid, uuid, label, template, volume config,
@@ -273,8 +257,6 @@ int app_remove_domain(App *app, Domain *d, QError *err);
 
 /* Labels (upstream lookup: by index "label-N" or N, then by name). */
 Label *app_find_label(const App *app, const char *name_or_index);
-int validate_label_name(const char *name, bool creating, QError *err);
-int validate_label_color(const char *color, QError *err);
 int app_create_label(App *app, const char *name, const char *color, Label **ret, QError *err);
 int app_remove_label(App *app, const char *name, QError *err);
 int app_add_label(App *app, int index, const char *name, const char *color); /* load */
@@ -334,7 +316,6 @@ typedef enum FeatureCheck {
 int domain_feature_check(Domain *d, const char *name, FeatureCheck how, const char **ret, QError *err);
 
 bool domain_has_tag(const Domain *d, const char *tag);
-int validate_tag(const char *tag, QError *err);
 int domain_tag_add(Domain *d, const char *tag, QError *err);    /* no-op if present */
 int domain_tag_remove(Domain *d, const char *tag, QError *err); /* QubesTagNotFoundError */
 int domain_tag_store(Domain *d, const char *tag);

@@ -21,34 +21,6 @@
 
 /* ---- classes ---------------------------------------------------------------------------- */
 
-static const char *const class_names[_QUBES_CLASS_MAX] = {
-        [QUBES_CLASS_ADMINVM] = "AdminVM",
-        [QUBES_CLASS_APPVM] = "AppVM",
-        [QUBES_CLASS_DISPVM] = "DispVM",
-        [QUBES_CLASS_REMOTEVM] = "RemoteVM",
-        [QUBES_CLASS_STANDALONEVM] = "StandaloneVM",
-        [QUBES_CLASS_TEMPLATEVM] = "TemplateVM",
-};
-
-const char *qubes_class_to_string(QubesClass c) {
-        if (c < 0 || c >= _QUBES_CLASS_MAX)
-                return NULL;
-        return class_names[c];
-}
-
-QubesClass qubes_class_from_string(const char *s) {
-        if (!s)
-                return _QUBES_CLASS_INVALID;
-        for (int i = 0; i < _QUBES_CLASS_MAX; i++)
-                if (streq(class_names[i], s))
-                        return (QubesClass) i;
-        return _QUBES_CLASS_INVALID;
-}
-
-bool qubes_class_has_template(QubesClass c) {
-        return c == QUBES_CLASS_APPVM || c == QUBES_CLASS_DISPVM;
-}
-
 void prop_value_done(PropValue *v) {
         if (!v)
                 return;

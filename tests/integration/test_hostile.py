@@ -191,11 +191,11 @@ def _end_of_type(sig, i):
 
 
 def qubes_error_names():
-    """The Qubes exception classes of service/qubes-error.h (the one table of them)."""
-    with open(os.path.join(harness.SOURCE_DIR, 'service', 'qubes-error.h'), encoding='utf-8') as f:
+    """The Qubes exception classes of lib/qubes-error.h (the one table of them)."""
+    with open(os.path.join(harness.SOURCE_DIR, 'lib', 'qubes-error.h'), encoding='utf-8') as f:
         names = re.findall(r'X\(\s*\w+\s*,\s*"(\w+)"\s*\)', f.read())
     if len(names) < 10:
-        raise AssertionError('cannot read the error table of service/qubes-error.h')
+        raise AssertionError('cannot read the error table of lib/qubes-error.h')
     return frozenset(ERROR_PREFIX + n for n in names)
 
 

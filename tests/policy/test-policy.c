@@ -3,9 +3,9 @@
  * API, and the admin.vm.List / admin.Events filters of spec/qrexec-policy.md §4. The language
  * itself is covered by vectors.txt through the tools. */
 
-#include "policy.h"
+#include "policy/policy.h"
 
-#include "macros.h"
+#include "util/macros.h"
 
 static int failures;
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Tests of service/util/hashmap.c: the string map that keeps insertion order (features are listed
+/* Tests of lib/util/hashmap.c: the string map that keeps insertion order (features are listed
  * in the order they were set, as upstream's dict does). */
 #include <assert.h>
 #include <inttypes.h>

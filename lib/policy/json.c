@@ -3,8 +3,8 @@
 
 #include <stdint.h>
 
-#include "macros.h"
-#include "strbuf.h"
+#include "util/macros.h"
+#include "util/strbuf.h"
 
 /* Deep enough for any sane document, shallow enough that recursion cannot exhaust the stack. */
 #define JSON_MAX_DEPTH 64

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 static bool grow(StrBuf *b, size_t extra) {
         if (b->oom)

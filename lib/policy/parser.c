@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 
 #include "policy-internal.h"
-#include "strbuf.h"
-#include "strv.h"
+#include "util/strbuf.h"
+#include "util/strv.h"
 
 /* Upstream recurses without a limit and dies of RecursionError on an include loop; any real
  * layout (policy.d → include/admin-*-ro → include/admin-*-rwx) is three levels deep. */

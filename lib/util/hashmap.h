@@ -25,6 +25,6 @@ bool hashmap_iterate(const Hashmap *h, size_t *i, const char **key, void **value
 /* Sorted array of the keys (byte order), NULL-terminated, to free with free() (not the keys). */
 const char **hashmap_sorted_keys(const Hashmap *h);
 
-#include "macros.h"
+#include "util/macros.h"
 DEFINE_TRIVIAL_CLEANUP_FUNC(Hashmap *, hashmap_free);
 #define _cleanup_hashmap_free_ _cleanup_(hashmap_freep)

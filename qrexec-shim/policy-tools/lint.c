@@ -4,10 +4,10 @@
 
 #include <getopt.h>
 
-#include "policy.h"
+#include "policy/policy.h"
 
-#include "macros.h"
-#include "strv.h"
+#include "util/macros.h"
+#include "util/strv.h"
 
 static void help(void) {
         printf("Usage: qubes-policy-lint [OPTIONS]\n\n"

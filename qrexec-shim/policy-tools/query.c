@@ -5,11 +5,11 @@
 #include <getopt.h>
 #include <systemd/sd-bus.h>
 
-#include "policy.h"
+#include "policy/policy.h"
 #include "system-info-bus.h"
 
-#include "macros.h"
-#include "strv.h"
+#include "util/macros.h"
+#include "util/strv.h"
 
 static void help(void) {
         printf("Usage: qubes-policy-query [OPTIONS] SOURCE TARGET SERVICE[+ARG]\n\n"

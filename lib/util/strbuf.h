@@ -3,7 +3,7 @@
 
 #include <stdarg.h>
 
-#include "macros.h"
+#include "util/macros.h"
 
 /* A growable byte buffer, always NUL-terminated (the NUL is not counted in len). An allocation
  * failure sets 'oom' and makes every later append a no-op, so callers check once at the end. */

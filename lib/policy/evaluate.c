@@ -5,8 +5,8 @@
 #include <stdarg.h>
 
 #include "policy-internal.h"
-#include "strbuf.h"
-#include "strv.h"
+#include "util/strbuf.h"
+#include "util/strv.h"
 
 typedef struct Request {
         const char *service;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "fileio.h"
+#include "util/fileio.h"
 
 #include <fcntl.h>
 #include <libgen.h>

@@ -4,10 +4,10 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "hashmap.h"
+#include "util/hashmap.h"
 #include "json.h"
 #include "policy-internal.h"
-#include "strv.h"
+#include "util/strv.h"
 
 /* The document is produced by qubesd and is a few hundred bytes per qube; anything bigger than
  * this is not a system-info document and must not make us allocate without bound. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include "macros.h"
+#include "util/macros.h"
 
 /* NULL-terminated arrays of malloc'ed strings. */
 char **strv_free(char **l);

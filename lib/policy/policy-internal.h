@@ -3,7 +3,7 @@
 
 #include "policy.h"
 
-#include "macros.h"
+#include "util/macros.h"
 
 /* A qube specification as written in a policy column or parameter (§1.4). */
 typedef enum TokenKind {

@@ -3,7 +3,7 @@
 
 #include <sys/types.h>
 
-#include "macros.h"
+#include "util/macros.h"
 
 /* Write data to path durably and atomically: a temporary file "<path>~XXXXXX" in the same
  * directory, fchmod(mode), fsync, rename over path, fsync of the directory. A crash at any

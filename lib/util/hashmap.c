@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "hashmap.h"
+#include "util/hashmap.h"
 
 #include <stdint.h>
 
