@@ -244,7 +244,7 @@ main (int   argc,
     }
   if (opt_version)
     {
-      printf ("qube-manager %s\n", PACKAGE_VERSION);
+      printf ("qube-manager (qubesd) %s\n", PACKAGE_VERSION);
       return 0;
     }
   if ((opt_system + opt_user + (opt_address != NULL)) > 1)

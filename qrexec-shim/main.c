@@ -22,6 +22,7 @@
 #include "config.h"
 #include "shim.h"
 #include "util/log.h"
+#include "util/version.h"
 
 static Shim shim;
 static int exit_status = 0;
@@ -463,8 +464,7 @@ int main(int argc, char *argv[]) {
                                 help();
                                 return 0;
                         case ARG_VERSION:
-                                puts(PACKAGE_VERSION);
-                                return 0;
+                                return version_print("qubes-admin-shim");
                         case ARG_LISTEN:
                                 listen_path = optarg;
                                 break;

@@ -7,6 +7,7 @@
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/strv.h"
+#include "util/version.h"
 
 static void help(void) {
         printf("qubesd [OPTIONS...]\n\n"
@@ -72,8 +73,7 @@ int main(int argc, char *argv[]) {
                         help();
                         return 0;
                 case ARG_VERSION:
-                        printf("qubesd %s\n", PACKAGE_VERSION);
-                        return 0;
+                        return version_print("qubesd");
                 case ARG_SYSTEM:
                         config.bus_kind = BUS_SYSTEM;
                         break;

@@ -21,6 +21,7 @@
 #include "util/macros.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
+#include "util/version.h"
 
 #define MAX_PAYLOAD (16U * 1024 * 1024)
 #define POLICY_SUFFIX ".policy"
@@ -602,7 +603,11 @@ static void help(void) {
                "The method comes from QREXEC_SERVICE_FULL_NAME (else the name this program was\n"
                "called as), the argument from it (else ARG), the payload from stdin.\n\n"
                "  --policy-dir=DIR  the policy directory (default $QREXEC_POLICY_DIR, else\n"
-               "                    " QUBES_POLICY_DIR ")\n\n"
+               "                    " QUBES_POLICY_DIR ")\n"
+               "  -h, --help        show this help\n"
+               "      --version     show the version\n\n"
+               "--help and --version are options only when no QREXEC_* variable is set (a\n"
+               "qrexec call always has them); otherwise they are the service's argument.\n\n"
                "Exit status: 0 done, 1 refused (\"<ExceptionClass> <message>\" on stderr),\n"
                "2 internal error.\n");
 }
@@ -638,6 +643,8 @@ int main(int argc, char *argv[]) {
         _cleanup_free_ char *service = NULL, *payload = NULL, *dir_copy = NULL;
         _cleanup_strv_free_ char **args = NULL;
         const char *arg = "", *env_dir = getenv("QREXEC_POLICY_DIR");
+        /* A qrexec call has its QREXEC_* environment; a human at a shell does not. */
+        bool human = !full && !getenv("QREXEC_REMOTE_DOMAIN");
         size_t payload_len = 0;
         int r;
 
@@ -649,10 +656,12 @@ int main(int argc, char *argv[]) {
                 const char *v = startswith(argv[i], "--policy-dir=");
                 if (v)
                         policy_dir = v;
-                else if (!full && (streq(argv[i], "-h") || streq(argv[i], "--help"))) {
+                else if (human && (streq(argv[i], "-h") || streq(argv[i], "--help"))) {
                         help();
                         return 0;
-                } else if (strv_extend(&args, argv[i]) < 0)
+                } else if (human && streq(argv[i], "--version"))
+                        return version_print("qubes-policy-admin");
+                else if (strv_extend(&args, argv[i]) < 0)
                         return EXIT_INTERNAL;
         }
         /* "DIR/" and "DIR" are the same directory; rule file names start with "DIR/" */
@@ -679,6 +688,11 @@ int main(int argc, char *argv[]) {
         }
         if (!service)
                 return EXIT_INTERNAL;
+        if (human && !startswith(service, "policy.")) {
+                fprintf(stderr, "%s: a qrexec service: run it as /etc/qubes-rpc/policy.METHOD (see --help)\n",
+                        program_invocation_short_name);
+                return EXIT_INTERNAL;
+        }
 
         r = read_payload(&payload, &payload_len);
         if (r >= 0)

@@ -8,6 +8,7 @@
 
 #include "util/macros.h"
 #include "util/strv.h"
+#include "util/version.h"
 
 static void help(void) {
         printf("Usage: qubes-policy-lint [OPTIONS]\n\n"
@@ -16,17 +17,19 @@ static void help(void) {
                "                     and " QUBES_POLICY_DIR ")\n"
                "  --compat-dir=DIR   legacy files for !compat-4.0 (default " QUBES_POLICY_COMPAT_DIR ")\n"
                "  -q, --quiet        print nothing when the policy is valid\n"
-               "  -h, --help         show this help\n\n"
+               "  -h, --help         show this help\n"
+               "      --version      show the version\n\n"
                "Exit status: 0 valid, 1 errors found, 2 usage error.\n");
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_POLICY_DIR = 0x100, ARG_COMPAT_DIR };
+        enum { ARG_POLICY_DIR = 0x100, ARG_COMPAT_DIR, ARG_VERSION };
         static const struct option options[] = {
                 { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
                 { "compat-dir", required_argument, NULL, ARG_COMPAT_DIR },
                 { "quiet", no_argument, NULL, 'q' },
                 { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
         _cleanup_strv_free_ char **dirs = NULL;
@@ -50,6 +53,8 @@ int main(int argc, char *argv[]) {
                 case 'h':
                         help();
                         return 0;
+                case ARG_VERSION:
+                        return version_print("qubes-policy-lint");
                 default:
                         return 2;
                 }

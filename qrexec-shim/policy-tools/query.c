@@ -10,6 +10,7 @@
 
 #include "util/macros.h"
 #include "util/strv.h"
+#include "util/version.h"
 
 static void help(void) {
         printf("Usage: qubes-policy-query [OPTIONS] SOURCE TARGET SERVICE[+ARG]\n\n"
@@ -20,13 +21,14 @@ static void help(void) {
                "  --system-info=FILE   system info JSON; without it qubesd is asked over D-Bus\n"
                "  --bus-address=ADDR   the bus where qubesd runs (default: the system bus)\n"
                "  -v, --verbose        also print notify=, rule= and reason=\n"
-               "  -h, --help           show this help\n\n"
+               "  -h, --help           show this help\n"
+               "      --version        show the version\n\n"
                "Exit status: 0 when a decision was printed (whatever it is), 1 on a setup error\n"
                "(the decision printed is then result=deny), 2 on a usage error.\n");
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_POLICY_DIR = 0x100, ARG_COMPAT_DIR, ARG_SYSTEM_INFO, ARG_BUS_ADDRESS };
+        enum { ARG_POLICY_DIR = 0x100, ARG_COMPAT_DIR, ARG_SYSTEM_INFO, ARG_BUS_ADDRESS, ARG_VERSION };
         static const struct option options[] = {
                 { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
                 { "compat-dir", required_argument, NULL, ARG_COMPAT_DIR },
@@ -34,6 +36,7 @@ int main(int argc, char *argv[]) {
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
         _cleanup_strv_free_ char **dirs = NULL;
@@ -66,6 +69,8 @@ int main(int argc, char *argv[]) {
                 case 'h':
                         help();
                         return 0;
+                case ARG_VERSION:
+                        return version_print("qubes-policy-query");
                 default:
                         return 2;
                 }

@@ -25,6 +25,7 @@
 #include "util/macros.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
+#include "util/version.h"
 
 /* libqrexec's exit codes */
 #define EXIT_PROBLEM 125
@@ -90,7 +91,8 @@ static void help(void) {
                "                           replace non-printable bytes in the reply with '_'\n"
                "                           (default: on when stdout is a terminal)\n"
                "  --verbose                say why a call is refused\n"
-               "  -h, --help               show this help\n\n"
+               "  -h, --help               show this help\n"
+               "      --version            show the version\n\n"
                "Accepted for compatibility and ignored: --buffer-size, -T and\n"
                "--[no-]filter-escape-chars-stderr, -a/--agent-socket, -s/--source-qube.\n\n"
                "Exit status: the service's (0 for a socket service), 126 request refused, 127\n"
@@ -584,6 +586,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_NO_FILTER_STDERR,
                 ARG_BUFFER_SIZE,
                 ARG_VERBOSE,
+                ARG_VERSION,
         };
         static const struct option options[] = {
                 { "source", required_argument, NULL, ARG_SOURCE },
@@ -606,6 +609,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "source-qube", required_argument, NULL, 's' },
                 { "verbose", no_argument, NULL, ARG_VERBOSE },
                 { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
         int c;
@@ -670,6 +674,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case 'h':
                         help();
+                        return 0;
+                case ARG_VERSION:
+                        (void) version_print(prog);
                         return 0;
                 default:
                         return -EINVAL;

@@ -251,6 +251,22 @@ class PolicyAdminTests(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(r.stdout.endswith(USER_POLICY))
 
+    def test_version_is_for_humans_only(self):
+        # at a shell (no QREXEC_* variable): the program's name and version
+        env = {k: v for k, v in os.environ.items() if not k.startswith('QREXEC')}
+        for argv0 in ('qubes-policy-admin', '/etc/qubes-rpc/policy.List'):
+            r = subprocess.run([argv0, '--version'], executable=self.binary, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout.decode(), r'^qubes-policy-admin \(qubesd\) [0-9][^ ]*\n$')
+        # from a qube, "--version" is the argument of the call, refused like any other name
+        self.write('--version.policy', b'')
+        status, out, err = self.call('policy.Get', '--version')
+        self.assertNotIn(b'qubesd', out)
+        self.assertEqual(status, 0, err)
+        self.assertTrue(out.startswith(b'sha256:'), out)
+        self.refused('PolicyAdminException', 'policy.List', '--version')
+
 
 if __name__ == '__main__':
     harness.main()
