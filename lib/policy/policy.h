@@ -3,7 +3,8 @@
 
 /* libqubes-policy: the qrexec policy.d language (spec/qrexec-policy.md §1), the system information
  * it is evaluated against (§3) and the per-caller filters qubesd applies to admin.vm.List and
- * admin.Events (§4). No GLib, no JSON library: qubesd and the small tools link it alike.
+ * admin.Events (§4). No GLib: qubesd and the small tools link it alike (libc, lib/util and
+ * Jansson for the system information document).
  *
  * Every function returning int returns 0 (or a positive count) on success and a negative errno on
  * failure. Objects are freed with their *_free() function, which accepts NULL and returns NULL. */

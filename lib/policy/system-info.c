@@ -4,8 +4,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "util/hashmap.h"
-#include "json.h"
 #include "policy-internal.h"
 #include "util/strv.h"
 
@@ -117,44 +118,67 @@ const QubesDomain *qubes_system_info_get(const QubesSystemInfo *si, size_t i) {
 
 /* Fields are optional (the evaluator treats a missing one as empty/false), but a field of the
  * wrong type is an error: it means the producer and this reader disagree about the format. */
-static int get_string(const JsonValue *o, const char *key, bool nullable, char **ret, char **error) {
-        const JsonValue *v = json_object_get(o, key);
-        if (!v || (nullable && v->type == JSON_NULL))
+static const char *json_kind(const json_t *v) {
+        switch (json_typeof(v)) {
+        case JSON_OBJECT:
+                return "object";
+        case JSON_ARRAY:
+                return "array";
+        case JSON_STRING:
+                return "string";
+        case JSON_INTEGER:
+        case JSON_REAL:
+                return "number";
+        case JSON_TRUE:
+        case JSON_FALSE:
+                return "boolean";
+        default:
+                return "null";
+        }
+}
+
+static int get_string(const json_t *o, const char *key, bool nullable, char **ret, char **error) {
+        const json_t *v = json_object_get(o, key);
+        if (!v || (nullable && json_is_null(v)))
                 return 0;
-        if (v->type != JSON_STRING) {
-                if (asprintf(error, "field \"%s\" is a %s, expected a string%s", key, json_type_name(v->type),
+        if (!json_is_string(v)) {
+                if (asprintf(error, "field \"%s\" is a %s, expected a string%s", key, json_kind(v),
                              nullable ? " or null" : "") < 0)
                         *error = NULL;
                 return -EINVAL;
         }
-        *ret = strdup(v->string);
+        *ret = strdup(json_string_value(v));
         return *ret ? 0 : -ENOMEM;
 }
 
-static bool json_truthy(const JsonValue *v) {
+static bool json_truthy(const json_t *v) {
         /* "internal" is a feature value: Python truthiness decides (null, false, 0, "" are false) */
         if (!v)
                 return false;
-        switch (v->type) {
+        switch (json_typeof(v)) {
         case JSON_NULL:
+        case JSON_FALSE:
                 return false;
-        case JSON_BOOL:
-                return v->boolean;
-        case JSON_NUMBER:
-                return v->number != 0;
+        case JSON_TRUE:
+                return true;
+        case JSON_INTEGER:
+        case JSON_REAL:
+                return json_number_value(v) != 0;
         case JSON_STRING:
-                return !isempty(v->string);
+                return json_string_length(v) > 0;
+        case JSON_ARRAY:
+                return json_array_size(v) > 0;
         default:
-                return v->n > 0;
+                return json_object_size(v) > 0;
         }
 }
 
-static int domain_from_json(const char *name, const JsonValue *o, QubesDomain **ret, char **error) {
+static int domain_from_json(const char *name, const json_t *o, QubesDomain **ret, char **error) {
         _cleanup_(qubes_domain_freep) QubesDomain *d = NULL;
-        const JsonValue *v;
+        const json_t *v;
         int r;
 
-        if (o->type != JSON_OBJECT) {
+        if (!json_is_object(o)) {
                 if (asprintf(error, "qube %s: not an object", name) < 0)
                         *error = NULL;
                 return -EINVAL;
@@ -176,36 +200,35 @@ static int domain_from_json(const char *name, const JsonValue *o, QubesDomain **
                 goto fail;
 
         v = json_object_get(o, "template_for_dispvms");
-        if (v && v->type != JSON_NULL) {
-                if (v->type != JSON_BOOL) {
-                        r = asprintf(&e, "field \"template_for_dispvms\" is a %s, expected a boolean",
-                                     json_type_name(v->type)) < 0
+        if (v && !json_is_null(v)) {
+                if (!json_is_boolean(v)) {
+                        r = asprintf(&e, "field \"template_for_dispvms\" is a %s, expected a boolean", json_kind(v)) < 0
                                     ? -ENOMEM
                                     : -EINVAL;
                         goto fail;
                 }
-                d->template_for_dispvms = v->boolean;
+                d->template_for_dispvms = json_is_true(v);
         }
 
         d->internal = json_truthy(json_object_get(o, "internal"));
 
         v = json_object_get(o, "tags");
-        if (v && v->type != JSON_NULL) {
-                if (v->type != JSON_ARRAY) {
-                        r = asprintf(&e, "field \"tags\" is a %s, expected an array", json_type_name(v->type)) < 0
-                                    ? -ENOMEM
-                                    : -EINVAL;
+        if (v && !json_is_null(v)) {
+                size_t i;
+                const json_t *tag;
+
+                if (!json_is_array(v)) {
+                        r = asprintf(&e, "field \"tags\" is a %s, expected an array", json_kind(v)) < 0 ? -ENOMEM
+                                                                                                        : -EINVAL;
                         goto fail;
                 }
-                for (size_t i = 0; i < v->n; i++) {
-                        if (v->items[i]->type != JSON_STRING) {
-                                r = asprintf(&e, "tag %zu is a %s, expected a string", i,
-                                             json_type_name(v->items[i]->type)) < 0
-                                            ? -ENOMEM
-                                            : -EINVAL;
+                json_array_foreach(v, i, tag) {
+                        if (!json_is_string(tag)) {
+                                r = asprintf(&e, "tag %zu is a %s, expected a string", i, json_kind(tag)) < 0 ? -ENOMEM
+                                                                                                              : -EINVAL;
                                 goto fail;
                         }
-                        r = strv_extend(&d->tags, v->items[i]->string);
+                        r = strv_extend(&d->tags, json_string_value(tag));
                         if (r < 0)
                                 return r;
                 }
@@ -222,37 +245,47 @@ fail:
 }
 
 int qubes_system_info_from_json(const char *json, size_t len, QubesSystemInfo **ret, char **error) {
-        _cleanup_(json_freep) JsonValue *root = NULL;
+        _cleanup_(json_decrefp) json_t *root = NULL;
         _cleanup_(qubes_system_info_freep) QubesSystemInfo *si = NULL;
         char *dummy = NULL;
-        const JsonValue *domains;
+        const json_t *domains, *value;
+        const char *name;
+        json_error_t jerr;
         int r;
 
         if (!error)
                 error = &dummy;
         *error = NULL;
 
-        r = json_parse(json, len, &root, error);
-        if (r < 0)
-                return r;
+        /* RFC 8259 strictly (no NUL in strings, no lone surrogates, valid UTF-8, nothing after
+         * the document), and duplicate keys refused: the document crosses a trust boundary and
+         * a later duplicate must not silently win. Numbers as doubles: an integer beyond 64 bits in a
+         * field we do not read is no reason to refuse the document. */
+        root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+        if (!root) {
+                r = json_error_code(&jerr) == json_error_out_of_memory ? -ENOMEM : -EINVAL;
+                if (r == -EINVAL && asprintf(error, "offset %i: %s", jerr.position, jerr.text) < 0)
+                        *error = NULL;
+                goto fail;
+        }
         domains = json_object_get(root, "domains");
-        if (!domains || domains->type != JSON_OBJECT) {
+        if (!json_is_object(domains)) {
                 *error = strdup("no \"domains\" object in the document");
-                free(dummy);
-                return -EINVAL;
+                r = -EINVAL;
+                goto fail;
         }
         si = qubes_system_info_new();
         if (!si)
                 return -ENOMEM;
-        for (size_t i = 0; i < domains->n; i++) {
+        json_object_foreach((json_t *) domains, name, value) {
                 QubesDomain *d = NULL;
 
-                r = domain_from_json(domains->keys[i], domains->items[i], &d, error);
+                r = domain_from_json(name, value, &d, error);
                 if (r < 0)
                         goto fail;
                 r = qubes_system_info_add(si, d);
                 if (r == -EEXIST) {
-                        if (asprintf(error, "qube %s: duplicate uuid", domains->keys[i]) < 0)
+                        if (asprintf(error, "qube %s: duplicate uuid", name) < 0)
                                 *error = NULL;
                         r = -EINVAL;
                 }

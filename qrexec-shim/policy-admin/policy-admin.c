@@ -9,13 +9,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
 #include "policy/policy-internal.h"
-#include "sha256.h"
 
 #include "util/fileio.h"
 #include "util/macros.h"
@@ -259,6 +259,22 @@ static int read_whole(const char *path, char **ret, size_t *ret_len) {
         return 0;
 }
 
+/* The lowercase hex SHA-256 of data, NUL-terminated: libcrypto's EVP. */
+static int sha256_hex(const void *data, size_t len, char out[65]) {
+        static const char hex[] = "0123456789abcdef";
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+
+        if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+                return internal_error(EIO, "computing SHA-256");
+        for (unsigned i = 0; i < n; i++) {
+                out[2 * i] = hex[md[i] >> 4];
+                out[2 * i + 1] = hex[md[i] & 15];
+        }
+        out[2 * n] = 0;
+        return 0;
+}
+
 static int compute_token(const char *path, char ret[7 + 65]) {
         _cleanup_free_ char *data = NULL;
         size_t len;
@@ -268,8 +284,7 @@ static int compute_token(const char *path, char ret[7 + 65]) {
         if (r < 0)
                 return r;
         memcpy(ret, "sha256:", 7);
-        sha256_hex(data, len, ret + 7);
-        return 0;
+        return sha256_hex(data, len, ret + 7);
 }
 
 static int check_token(const char *token, size_t len, const char *path) {
@@ -364,8 +379,9 @@ static int do_get(const Request *req, bool include) {
         r = read_whole(path, &data, &len);
         if (r < 0)
                 return r;
-        sha256_hex(data, len, token);
-        r = write_out("sha256:", 7);
+        r = sha256_hex(data, len, token);
+        if (r >= 0)
+                r = write_out("sha256:", 7);
         if (r >= 0)
                 r = write_out(token, 64);
         if (r >= 0)
