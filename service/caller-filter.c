@@ -106,7 +106,7 @@ int caller_filter_init(Manager *m) {
         m->caller_filter = st;
 
         /* Watch the directories and their include/ subdirectories; a missing one is not watched
-         * (the policy then fails closed for non-dom0 callers, as upstream does). */
+         * (it holds no rules: lib/policy reads it as empty). */
         for (const char *const *d = policy_dirs(m); *d; d++)
                 for (int inc = 0; inc < 2; inc++) {
                         _cleanup_free_ char *path = NULL;

@@ -823,6 +823,12 @@ int qubes_policy_load(const QubesPolicyConfig *cfg, QubesPolicy **ret) {
                 r = list_policy_dir(&l, *dir, &names);
                 if (r == -ENOMEM)
                         goto finish;
+                if (r == -ENOENT) {
+                        /* a directory that does not exist holds no rules (/run/qubes/policy.d
+                         * before anything put a file there); one we cannot read is broken */
+                        r = 0;
+                        continue;
+                }
                 if (r < 0) {
                         add_error(p, *dir, 0, "cannot read policy directory: %s", strerror(-r));
                         r = 0;

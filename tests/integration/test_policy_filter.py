@@ -83,5 +83,29 @@ class PolicyFilterTests(unittest.TestCase):
         self.assertEqual(extra, b'', 'events leaked past the policy: %r' % extra)
 
 
+class MissingPolicyDirTests(unittest.TestCase):
+    """A policy directory that does not exist holds no rules; it does not break the policy (as
+    /run/qubes/policy.d, which is often absent)."""
+
+    def test_missing_directory_is_no_rules(self):
+        shim = test_shim.find_shim()
+        tmp = tempfile.mkdtemp(prefix='qubesd-policy-')
+        self.addCleanup(shutil.rmtree, tmp, True)
+        policy_dir = os.path.join(tmp, 'policy.d')
+        os.makedirs(policy_dir)
+        with open(os.path.join(policy_dir, '30-test.policy'), 'w') as f:
+            f.write(POLICY)
+        missing = os.path.join(tmp, 'run-policy.d')
+        d = harness.Daemon(test_shim.FIXTURE_XML,
+                           extra_args=['--policy-dir=' + missing, '--policy-dir=' + policy_dir])
+        self.addCleanup(d.cleanup)
+        d.start()
+        door = test_shim.SocketDoor(shim, d)
+        self.addCleanup(door.stop)
+        reply = door.call(b'admin.vm.List+ test-vm1 name dom0\x00')
+        self.assertEqual([line.split(' ')[0] for line in reply[2:].decode().splitlines()], ['dom0', 'test-vm1'])
+        self.assertEqual(d.stop(), 0)
+
+
 if __name__ == '__main__':
     harness.main()

@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""scripts/demo as a user runs it: its qrexec door shows a qube what the demo's policy allows.
+
+The demo gives qubesd its own policy directory (the shipped default admin policy and one grant:
+"work" may read itself and "personal") and prints a qrexec-client-vm for qubes. Through it,
+upstream's qvm-ls run as the qube "work" lists dom0, personal and work; "personal", which the
+policy grants nothing, is refused. Runs the demo on the build under test (QUBES_BUILD_DIR) with
+its state and runtime directories in a temporary directory.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+QVM = os.path.join(os.path.dirname(harness.SOURCE_DIR), 'shared', 'qubesadmin', 'qvm')
+
+
+class DemoTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        build = os.environ.get('QUBES_BUILD_DIR')
+        if not build:
+            raise unittest.SkipTest('QUBES_BUILD_DIR is not set')
+        cls.tmp = tempfile.mkdtemp(prefix='qubesd-demo-test-')
+        env = dict(os.environ, XDG_DATA_HOME=os.path.join(cls.tmp, 'data'), XDG_RUNTIME_DIR=cls.tmp,
+                   QUBESD_DEMO_BUILD_DIR=build)
+        cls.out_path = os.path.join(cls.tmp, 'demo.out')
+        cls.out = open(cls.out_path, 'wb')
+        cls.proc = subprocess.Popen(['bash', os.path.join(harness.SOURCE_DIR, 'scripts', 'demo')], env=env,
+                                    stdout=cls.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        deadline = time.monotonic() + 120
+        cls.client = None
+        while time.monotonic() < deadline and cls.proc.poll() is None:
+            m = re.search(r'QREXEC_SOURCE=work (\S+/qrexec-client-vm) dom0 admin.vm.List', cls.text())
+            if m:
+                cls.client = m.group(1)
+                break
+            time.sleep(0.1)
+        if not cls.client:
+            text = cls.text()
+            cls.tearDownClass()
+            raise AssertionError('the demo did not come up:\n' + text[-3000:])
+
+    @classmethod
+    def text(cls):
+        with open(cls.out_path, 'rb') as f:
+            return f.read().decode(errors='replace')
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.proc.poll() is None:
+            cls.proc.send_signal(signal.SIGTERM)  # the demo stops what it started
+            try:
+                cls.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(cls.proc.pid, signal.SIGKILL)
+                cls.proc.wait()
+        cls.out.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def call(self, source, *args):
+        env = {k: v for k, v in os.environ.items() if not k.startswith('QREXEC')}
+        env['QREXEC_SOURCE'] = source
+        return subprocess.run([self.client] + list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=60)
+
+    def test_vm_list_through_the_qrexec_door(self):
+        r = self.call('work', 'dom0', 'admin.vm.List')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith(b'0\x00'), r.stdout)
+        names = [line.split(' ')[0] for line in r.stdout[2:].decode().splitlines()]
+        self.assertEqual(names, ['dom0', 'personal', 'work'])
+        r = self.call('personal', 'dom0', 'admin.vm.List')
+        self.assertEqual(r.returncode, 126, 'the policy grants personal nothing: Request refused')
+
+    @unittest.skipUnless(os.access(QVM, os.X_OK), 'upstream client not found at ' + QVM)
+    def test_qvm_ls_as_a_qube(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith('QREXEC')}
+        env.update(QREXEC_SOURCE='work', QUBESADMIN_TRANSPORT='qrexec', QREXEC_CLIENT_VM=self.client)
+        r = subprocess.run([QVM, 'qvm-ls', '--raw-list'], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr.decode(errors='replace'))
+        self.assertEqual(sorted(r.stdout.decode().split()), ['dom0', 'personal', 'work'])
+        r = subprocess.run([QVM, 'qvm-ls', '--fields', 'NAME,CLASS,TEMPLATE'], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr.decode(errors='replace'))
+        rows = [line.split() for line in r.stdout.decode().splitlines()[1:]]
+        self.assertIn(['work', 'AppVM', 'debian-12-xfce'], rows)
+        env['QREXEC_SOURCE'] = 'sys-net'
+        r = subprocess.run([QVM, 'qvm-ls', '--raw-list'], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b'Request refused', r.stderr)
+
+
+if __name__ == '__main__':
+    harness.main()
