@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 
 #include "config.h"
@@ -25,8 +27,11 @@ static void help(void) {
                "                         " QUBESD_DEFAULT_CONSTRAINTS_DIR ")\n"
                "     --private-socket=PATH  Direct connections for trusted clients (default with --system:\n"
                "                         " QUBESD_SYSTEM_PRIVATE_SOCKET "; \"\" for none)\n"
-               "     --trusted-uid=UID   Also trust this user (repeatable): it may act for a qube (the\n"
-               "                         shim), use the private socket and skips polkit\n"
+               "     --trusted-user=USER Also trust this user, a name or a uid (repeatable): it may\n"
+               "                         act for a qube (the shim), use the private socket and skips\n"
+               "                         polkit (--trusted-uid=UID is the same)\n"
+               "     --private-socket-group=GROUP  The private socket's group (0660), so that a\n"
+               "                         trusted user in it can connect (default: root only, 0600)\n"
                "     --debug             Debug logging; errors carry a traceback\n");
 }
 
@@ -43,6 +48,7 @@ int main(int argc, char *argv[]) {
                 ARG_PRIVATE_SOCKET,
                 ARG_TRUSTED_UID,
                 ARG_CONSTRAINTS_DIR,
+                ARG_PRIVATE_SOCKET_GROUP,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -56,6 +62,8 @@ int main(int argc, char *argv[]) {
                 { "policy-dir", required_argument, NULL, ARG_POLICY_DIR },
                 { "private-socket", required_argument, NULL, ARG_PRIVATE_SOCKET },
                 { "trusted-uid", required_argument, NULL, ARG_TRUSTED_UID },
+                { "trusted-user", required_argument, NULL, ARG_TRUSTED_UID },
+                { "private-socket-group", required_argument, NULL, ARG_PRIVATE_SOCKET_GROUP },
                 { "constraints-dir", required_argument, NULL, ARG_CONSTRAINTS_DIR },
                 {},
         };
@@ -101,8 +109,13 @@ int main(int argc, char *argv[]) {
                         char *end;
                         errno = 0;
                         unsigned long u = strtoul(optarg, &end, 10);
-                        if (errno || *end || end == optarg || u >= (unsigned long) (uid_t) -1) {
-                                log_error("Invalid --trusted-uid: %s", optarg);
+                        if (errno || *end || end == optarg) {
+                                /* a user name (the shim's own user of the unit) */
+                                const struct passwd *pw = getpwnam(optarg);
+                                u = pw ? pw->pw_uid : (unsigned long) (uid_t) -1;
+                        }
+                        if (u >= (unsigned long) (uid_t) -1) {
+                                log_error("Unknown user or invalid uid for --trusted-user: %s", optarg);
                                 return 2;
                         }
                         uid_t *l = realloc(trusted_uids, sizeof(uid_t) * (config.n_trusted_uids + 1));
@@ -120,6 +133,18 @@ int main(int argc, char *argv[]) {
                 case ARG_CONSTRAINTS_DIR:
                         config.constraints_dir = optarg;
                         break;
+                case ARG_PRIVATE_SOCKET_GROUP: {
+                        const struct group *gr = getgrnam(optarg);
+                        char *end;
+                        errno = 0;
+                        unsigned long g = gr ? gr->gr_gid : strtoul(optarg, &end, 10);
+                        if (!gr && (errno || *end || end == optarg || g >= (unsigned long) (gid_t) -1)) {
+                                log_error("Unknown group for --private-socket-group: %s", optarg);
+                                return 2;
+                        }
+                        config.private_socket_gid = (gid_t) g;
+                        break;
+                }
                 default:
                         return 2;
                 }

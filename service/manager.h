@@ -34,8 +34,9 @@ typedef struct ManagerConfig {
         bool debug;
         char **policy_dirs;         /* qrexec policy directories (NULL: the system's) */
         const char *private_socket; /* direct-connection socket for trusted clients, or NULL */
-        uid_t *trusted_uids;        /* --trusted-uid: besides root and our own user */
+        uid_t *trusted_uids;        /* --trusted-user: besides root and our own user */
         size_t n_trusted_uids;
+        gid_t private_socket_gid;    /* --private-socket-group: may connect (0660); 0: root only (0600) */
         const char *constraints_dir; /* value constraints (constraints.c); NULL: the default */
 } ManagerConfig;
 

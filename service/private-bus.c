@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A direct (peer-to-peer) D-Bus socket for trusted local clients, like systemd's
  * /run/systemd/private: the same objects as on the bus, without the bus daemon's two extra hops.
- * qubes-admin-shim uses it for calls (events still come from the bus). Only root and the
- * daemon's own user may connect: the socket is 0600 and every peer's uid is checked. */
+ * qubes-admin-shim uses it for calls (events still come from the bus). The socket is 0600, or
+ * 0660 with --private-socket-group (how a shim running as its own user reaches it), and every
+ * peer's uid is checked: only root, our own user and the --trusted-user users are served. */
 #include <inttypes.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -122,6 +123,10 @@ int private_bus_listen(Manager *m, const char *path) {
         umask(old);
         if (r < 0)
                 return log_error_errno(errno, "Cannot bind %s: %m", path);
+        if (m->config.private_socket_gid != 0 &&
+            (chown(path, (uid_t) -1, m->config.private_socket_gid) < 0 || chmod(path, 0660) < 0))
+                return log_error_errno(errno, "Cannot give %s to group %u: %m", path,
+                                       (unsigned) m->config.private_socket_gid);
         if (listen(fd, SOMAXCONN) < 0)
                 return log_error_errno(errno, "listen(): %m");
         r = sd_event_add_io(m->event, &m->private_source, fd, EPOLLIN, on_accept, m);
