@@ -613,7 +613,7 @@ static int handle(const char *service, const Request *req) {
 
 static void help(void) {
         printf("Usage: /etc/qubes-rpc/policy.METHOD [ARG]   (a qrexec service)\n"
-               "       qubes-policy-admin [--policy-dir=DIR] [ARG]\n\n"
+               "       QREXEC_SERVICE_FULL_NAME=policy.METHOD+ARG qubes-policy-admin [--policy-dir=DIR]\n\n"
                "The qrexec policy admin API: policy.List, policy.Get, policy.Replace,\n"
                "policy.Remove, policy.GetFiles and policy.include.List/Get/Replace/Remove.\n"
                "The method comes from QREXEC_SERVICE_FULL_NAME (else the name this program was\n"
