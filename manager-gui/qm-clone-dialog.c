@@ -635,6 +635,7 @@ qm_clone_dialog_init (QmCloneDialog *self)
   self->cancellable = g_cancellable_new ();
   g_queue_init (&self->steps);
   gtk_widget_init_template (GTK_WIDGET (self));
+  qm_error_name_info_bar_close (GTK_INFO_BAR (self->info_bar));
 }
 
 static void

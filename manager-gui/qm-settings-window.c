@@ -681,10 +681,13 @@ qm_settings_window_init (QmSettingsWindow *self)
   self->calls = qm_settings_calls_new ();
   self->errors = g_string_new (NULL);
   gtk_widget_init_template (GTK_WIDGET (self));
+  qm_error_name_info_bar_close (GTK_INFO_BAR (self->info_bar));
 
-  /* An info field is named after its title, as the disk sizes are: its label is no mnemonic. */
+  /* Fields are named after their titles (GTK 3 names them after nothing); check boxes have
+   * their own label, combo boxes say the value chosen. */
   for (i = 0; i < N_PROPS; i++)
-    if (prop_defs[i].kind == KIND_INFO)
+    if (prop_defs[i].kind == KIND_INFO || prop_defs[i].kind == KIND_SPIN
+        || prop_defs[i].kind == KIND_ENTRY)
       atk_object_set_name (gtk_widget_get_accessible (self->props[i].widget),
                            gtk_label_get_text (GTK_LABEL (self->props[i].label)));
   for (i = 0; i < N_DISKS; i++)

@@ -9,7 +9,8 @@ changes one thing each: a service added and one ticked off, a feature removed, t
 written, the memory raised; then Apply, and checks over D-Bus that qubesd holds exactly that
 (and nothing else changed), that the window reads the values again (the new service is still
 ticked, the removed feature is gone from the list), and that OK with nothing changed closes
-the window without a call. Exit 77 = skipped.
+the window without a call; and that every button and field of the window has an accessible
+name. Exit 77 = skipped.
 """
 import argparse
 import os
@@ -154,6 +155,12 @@ def run(args, tmp, procs):
     window = find(app, role='frame', name='work: Settings')
     apply = find(window, role='push button', name='Apply')
     wait_until(lambda: sensitive(apply), 'the settings read')
+
+    # every button and field has a name (the info bar's close button had none)
+    unnamed = [a.get_role_name() for a in walk(window)
+               if a.get_role_name() in ('push button', 'spin button', 'text', 'check box')
+               and not a.get_name()]
+    assert not unnamed, f'without an accessible name: {unnamed}'
 
     # Services: cups is ticked (service.cups=1); tick it off, add "crond"
     cups = find(window, role='check box', name='cups')
