@@ -87,6 +87,4 @@ QmSettingsCall  *qm_settings_calls_peek      (QmSettingsCalls *calls);
 void             qm_settings_calls_pop       (QmSettingsCalls *calls);
 void             qm_settings_calls_clear     (QmSettingsCalls *calls);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (QmSettingsCalls, qm_settings_calls_free)
-
 G_END_DECLS
