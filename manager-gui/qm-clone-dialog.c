@@ -47,8 +47,10 @@ struct _QmCloneDialog
   gchar        *source_name;
   gchar        *klass;
 
+  /* template children */
   GtkWidget    *info_bar;
   GtkWidget    *error_label;
+  GtkWidget    *intro_label;
   GtkWidget    *name_entry;
   GtkWidget    *progress;
   GtkWidget    *clone_button;
@@ -143,10 +145,16 @@ set_progress (QmCloneDialog *self,
 static void
 finish (QmCloneDialog *self)
 {
+  gint width;
+
   self->busy = FALSE;
   g_queue_clear_full (&self->steps, (GDestroyNotify) step_free);
   g_clear_pointer (&self->clone_path, g_free);
   gtk_widget_hide (self->progress);
+  /* A mapped window keeps its size when its content shrinks: whether it had grown for the
+   * progress bar and the error at once depended on when a frame fell between the two. */
+  gtk_window_get_size (GTK_WINDOW (self), &width, NULL);
+  gtk_window_resize (GTK_WINDOW (self), width, 1);
   update_sensitivity (self);
 }
 
@@ -519,10 +527,12 @@ start_clone (QmCloneDialog *self)
                   g_object_ref (self));
 }
 
+/* Clone starts; anything else (Cancel, Escape, closing the window, which GtkDialog turns into
+ * GTK_RESPONSE_DELETE_EVENT) closes, or while cloning stops: the partial clone must be removed
+ * first. */
 static void
-on_response (GtkDialog *dialog,
-             gint       response,
-             gpointer   user_data)
+qm_clone_dialog_response (GtkDialog *dialog,
+                          gint       response)
 {
   QmCloneDialog *self = QM_CLONE_DIALOG (dialog);
 
@@ -551,20 +561,6 @@ on_response (GtkDialog *dialog,
   gtk_widget_destroy (GTK_WIDGET (dialog));
 }
 
-static gboolean
-on_delete (GtkWidget *widget,
-           GdkEvent  *event,
-           gpointer   user_data)
-{
-  /* While cloning, closing stops instead: the partial clone must be removed first. */
-  if (QM_CLONE_DIALOG (widget)->busy)
-    {
-      gtk_dialog_response (GTK_DIALOG (widget), GTK_RESPONSE_CANCEL);
-      return GDK_EVENT_STOP;
-    }
-  return GDK_EVENT_PROPAGATE;
-}
-
 /* ---- construction --------------------------------------------------------------------------- */
 
 QmCloneDialog *
@@ -574,66 +570,24 @@ qm_clone_dialog_new (GtkWindow   *parent,
 {
   QmObject *object = qm_client_lookup_domain (client, source_path);
   QmCloneDialog *self;
-  GtkWidget *content, *grid, *label;
   g_autofree gchar *text = NULL;
   g_autofree gchar *suggestion = NULL;
   guint n;
 
   if (object == NULL)
     return NULL;
-  self = g_object_new (QM_TYPE_CLONE_DIALOG, "use-header-bar", FALSE, NULL);
+  /* use-header-bar is a construct property: the template cannot set it */
+  self = g_object_new (QM_TYPE_CLONE_DIALOG, "use-header-bar", FALSE, "transient-for", parent,
+                       NULL);
   self->client = g_object_ref (client);
   self->source_path = g_strdup (source_path);
   self->source_name = g_strdup (qm_object_get_string (object, "Domain", "Name"));
   self->klass = g_strdup (qm_object_get_string (object, "Domain", "Klass"));
 
-  gtk_window_set_title (GTK_WINDOW (self), _("Clone Qube"));
-  gtk_window_set_transient_for (GTK_WINDOW (self), parent);
-  gtk_window_set_destroy_with_parent (GTK_WINDOW (self), TRUE);
-  gtk_window_set_default_size (GTK_WINDOW (self), 440, -1);
-
-  content = gtk_dialog_get_content_area (GTK_DIALOG (self));
-  self->info_bar = gtk_info_bar_new ();
-  gtk_info_bar_set_message_type (GTK_INFO_BAR (self->info_bar), GTK_MESSAGE_ERROR);
-  self->error_label = gtk_label_new (NULL);
-  gtk_label_set_line_wrap (GTK_LABEL (self->error_label), TRUE);
-  gtk_label_set_xalign (GTK_LABEL (self->error_label), 0.0);
-  gtk_label_set_selectable (GTK_LABEL (self->error_label), TRUE);
-  gtk_container_add (GTK_CONTAINER (gtk_info_bar_get_content_area (GTK_INFO_BAR (self->info_bar))),
-                     self->error_label);
-  gtk_container_add (GTK_CONTAINER (content), self->info_bar);
-
-  grid = gtk_grid_new ();
-  gtk_grid_set_row_spacing (GTK_GRID (grid), 8);
-  gtk_grid_set_column_spacing (GTK_GRID (grid), 12);
-  gtk_container_set_border_width (GTK_CONTAINER (grid), 12);
   /* TRANSLATORS: %s is the qube cloned */
   text = g_strdup_printf (_("A copy of %s: its properties, features, tags and the data of its "
                             "disks."), self->source_name);
-  label = gtk_label_new (text);
-  gtk_label_set_line_wrap (GTK_LABEL (label), TRUE);
-  gtk_label_set_xalign (GTK_LABEL (label), 0.0);
-  gtk_grid_attach (GTK_GRID (grid), label, 0, 0, 2, 1);
-  label = gtk_label_new_with_mnemonic (_("_Name of the clone:"));
-  gtk_label_set_xalign (GTK_LABEL (label), 1.0);
-  gtk_grid_attach (GTK_GRID (grid), label, 0, 1, 1, 1);
-  self->name_entry = gtk_entry_new ();
-  gtk_widget_set_hexpand (self->name_entry, TRUE);
-  gtk_entry_set_activates_default (GTK_ENTRY (self->name_entry), TRUE);
-  gtk_label_set_mnemonic_widget (GTK_LABEL (label), self->name_entry);
-  atk_object_set_name (gtk_widget_get_accessible (self->name_entry), _("Name of the clone"));
-  gtk_grid_attach (GTK_GRID (grid), self->name_entry, 1, 1, 1, 1);
-  self->progress = gtk_progress_bar_new ();
-  gtk_progress_bar_set_show_text (GTK_PROGRESS_BAR (self->progress), TRUE);
-  gtk_grid_attach (GTK_GRID (grid), self->progress, 0, 2, 2, 1);
-  gtk_container_add (GTK_CONTAINER (content), grid);
-
-  gtk_dialog_add_button (GTK_DIALOG (self), _("_Cancel"), GTK_RESPONSE_CANCEL);
-  self->clone_button = gtk_dialog_add_button (GTK_DIALOG (self), _("C_lone"),
-                                              GTK_RESPONSE_ACCEPT);
-  gtk_style_context_add_class (gtk_widget_get_style_context (self->clone_button),
-                               GTK_STYLE_CLASS_SUGGESTED_ACTION);
-  gtk_dialog_set_default_response (GTK_DIALOG (self), GTK_RESPONSE_ACCEPT);
+  gtk_label_set_text (GTK_LABEL (self->intro_label), text);
 
   /* A free name to start from: NAME-clone, NAME-clone-2, ... */
   suggestion = g_strdup_printf ("%s-clone", self->source_name);
@@ -643,13 +597,6 @@ qm_clone_dialog_new (GtkWindow   *parent,
       suggestion = g_strdup_printf ("%s-clone-%u", self->source_name, n);
     }
   gtk_entry_set_text (GTK_ENTRY (self->name_entry), suggestion);
-  g_signal_connect_swapped (self->name_entry, "changed", G_CALLBACK (update_sensitivity), self);
-  g_signal_connect (self, "response", G_CALLBACK (on_response), NULL);
-  g_signal_connect (self, "delete-event", G_CALLBACK (on_delete), NULL);
-
-  gtk_widget_show_all (content);
-  gtk_widget_hide (self->info_bar);
-  gtk_widget_hide (self->progress);
   update_sensitivity (self);
   return self;
 }
@@ -687,13 +634,28 @@ qm_clone_dialog_init (QmCloneDialog *self)
 {
   self->cancellable = g_cancellable_new ();
   g_queue_init (&self->steps);
+  gtk_widget_init_template (GTK_WIDGET (self));
+  qm_error_name_info_bar_close (GTK_INFO_BAR (self->info_bar));
 }
 
 static void
 qm_clone_dialog_class_init (QmCloneDialogClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+  GtkDialogClass *dialog_class = GTK_DIALOG_CLASS (klass);
 
   object_class->dispose = qm_clone_dialog_dispose;
   object_class->finalize = qm_clone_dialog_finalize;
+  dialog_class->response = qm_clone_dialog_response;
+
+  gtk_widget_class_set_template_from_resource (widget_class,
+                                               "/org/qubes_os/QubeManager/qm-clone-dialog.ui");
+  gtk_widget_class_bind_template_child (widget_class, QmCloneDialog, info_bar);
+  gtk_widget_class_bind_template_child (widget_class, QmCloneDialog, error_label);
+  gtk_widget_class_bind_template_child (widget_class, QmCloneDialog, intro_label);
+  gtk_widget_class_bind_template_child (widget_class, QmCloneDialog, name_entry);
+  gtk_widget_class_bind_template_child (widget_class, QmCloneDialog, progress);
+  gtk_widget_class_bind_template_child (widget_class, QmCloneDialog, clone_button);
+  gtk_widget_class_bind_template_callback (widget_class, update_sensitivity);
 }

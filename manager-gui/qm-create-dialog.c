@@ -301,6 +301,7 @@ qm_create_dialog_init (QmCreateDialog *self)
 
   self->cancellable = g_cancellable_new ();
   gtk_widget_init_template (GTK_WIDGET (self));
+  qm_error_name_info_bar_close (GTK_INFO_BAR (self->info_bar));
 
   renderer = gtk_cell_renderer_pixbuf_new ();
   gtk_cell_layout_pack_start (GTK_CELL_LAYOUT (self->label_combo), renderer, FALSE);

@@ -52,3 +52,20 @@ qm_error_show (GtkWindow    *parent,
   g_signal_connect (dialog, "response", G_CALLBACK (gtk_widget_destroy), NULL);
   gtk_widget_show (dialog);
 }
+
+void
+qm_error_name_info_bar_close (GtkInfoBar *info_bar)
+{
+  GtkWidget *content = gtk_info_bar_get_content_area (info_bar);
+  GtkWidget *parent = gtk_widget_get_parent (content);
+  GList *children, *l;
+
+  /* The button is private: the content area's sibling (GTK 3.10 to 3.24). */
+  if (!GTK_IS_CONTAINER (parent))
+    return;
+  children = gtk_container_get_children (GTK_CONTAINER (parent));
+  for (l = children; l != NULL; l = l->next)
+    if (GTK_IS_BUTTON (l->data))
+      atk_object_set_name (gtk_widget_get_accessible (l->data), _("Close"));
+  g_list_free (children);
+}

@@ -21,4 +21,8 @@ void   qm_error_show     (GtkWindow    *parent,
                           const gchar  *primary,
                           const GError *error);
 
+/* GTK 3 leaves the close button of an info bar (the "x" show-close-button adds) without an
+ * accessible name: names it "Close". For every info bar that shows errors. */
+void   qm_error_name_info_bar_close (GtkInfoBar *info_bar);
+
 G_END_DECLS
