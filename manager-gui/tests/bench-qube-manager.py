@@ -48,10 +48,11 @@ def main():
         with open(f'{tmp}/state/qubes.xml', 'w') as f:
             f.write(synthetic_xml(args.qubes).replace('/var/lib/qubes', f'{tmp}/state'))
         address = f'unix:path={tmp}/bus'
-        procs.append(subprocess.Popen(['dbus-daemon', '--session', f'--address={address}',
-                                       '--nofork', '--nopidfile']))
-        while not os.path.exists(f'{tmp}/bus'):
-            time.sleep(0.05)
+        daemon = subprocess.Popen(['dbus-daemon', '--session', f'--address={address}',
+                                   '--nofork', '--nopidfile', '--print-address=1'],
+                                  stdout=subprocess.PIPE, text=True)
+        procs.append(daemon)
+        daemon.stdout.readline()  # printed once it listens
         procs.append(subprocess.Popen([args.qubesd, f'--bus-address={address}',
                                        f'--state-dir={tmp}/state',
                                        '--libvirt-uri=test:///default'],

@@ -204,12 +204,12 @@ def run(args, tmp, procs):
         f.write(b'work data')
         f.truncate(2147483648)
     address = f'unix:path={tmp}/bus'
-    procs.append(subprocess.Popen(['dbus-daemon', '--session', f'--address={address}',
-                                   '--nofork', '--nopidfile']))
-    for _ in range(100):
-        if os.path.exists(f'{tmp}/bus'):
-            break
-        time.sleep(0.05)
+    # dbus-daemon prints its address once it listens (the socket file exists a moment earlier)
+    daemon = subprocess.Popen(['dbus-daemon', '--session', f'--address={address}',
+                               '--nofork', '--nopidfile', '--print-address=1'],
+                              stdout=subprocess.PIPE, text=True)
+    procs.append(daemon)
+    daemon.stdout.readline()
     bus = Bus(address)
     qubesd = start_qubesd(args, tmp, address, procs)
     wait_owner(bus, True)
