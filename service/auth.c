@@ -5,7 +5,7 @@
 #include <limits.h>
 #include <time.h>
 
-#include "bus-util.h"
+#include "bus-error.h"
 #include "caller-filter.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -184,12 +184,21 @@ static int sender_uid(Manager *m, sd_bus_message *msg, uid_t *ret) {
         int r;
 
         if (!sender) {
-                /* a direct (peer-to-peer) connection has no sender: it is whoever opened it */
+                /* a direct (peer-to-peer) connection has no sender: it is whoever opened it, and
+                 * its description stands for it (its subscriptions need the uid later) */
                 _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
                 r = sd_bus_get_owner_creds(sd_bus_message_get_bus(msg), SD_BUS_CREDS_EUID, &creds);
                 if (r < 0)
                         return r;
-                return sd_bus_creds_get_euid(creds, ret);
+                r = sd_bus_creds_get_euid(creds, ret);
+                if (r < 0)
+                        return r;
+                c = caller_get(m, caller_key(msg), true);
+                if (c) {
+                        c->uid = *ret;
+                        c->uid_known = true;
+                }
+                return 0;
         }
         c = caller_get(m, sender, true);
         if (!c)
@@ -803,17 +812,6 @@ bool auth_peer_needs_copies(Manager *m, const char *unique_name, Domain *d) {
         return peer_sees(m, c, NULL) == 0 && peer_sees(m, c, d) > 0;
 }
 
-/* The qube whose object (or sub-object) path is path, or NULL. */
-static Domain *path_domain(Manager *m, const char *path) {
-        const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
-        _cleanup_free_ char *node = NULL;
-
-        if (!rest || !*rest)
-                return NULL;
-        node = strndup(path, (size_t) (rest - path) + strcspn(rest, "/"));
-        return node ? domain_of_bus_path(m->app, node) : NULL;
-}
-
 /* Manager methods that list qubes or take qube names: what the caller sees is asked about first. */
 static const char *const manager_listings[] = {
         "ListDomains", "ListDomainsText", "GetAllDomainProperties", "SubscribeEvents", "GetSystemInfo", "GetDomain",
@@ -851,7 +849,7 @@ static int view_filter(sd_bus_message *msg, void *userdata, sd_bus_error *ret_er
             !startswith(path, QUBESD_ROOT_PATH) || peer_restricted(m, msg) == 0)
                 return 0;
         if (!is_listing(msg, path)) {
-                d = path_domain(m, path);
+                d = domain_of_bus_subpath(m->app, path);
                 if (!d)
                         return 0;
         }

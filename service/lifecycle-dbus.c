@@ -7,21 +7,16 @@
 #include <inttypes.h>
 
 #include "auth.h"
-#include "bus-util.h"
+#include "bus-error.h"
+#include "lifecycle-dbus.h"
 #include "vmm.h"
 
 #include "util/log.h"
 #include "util/strv.h"
 
-#define QUBESD_JOB_PREFIX "/org/qubes_os/Admin1/job"
-#define QUBESD_IFACE_JOB "org.qubes_os.Admin1.Job"
 /* a finished job stays on the bus this long, so that a client that was slow to subscribe
  * can still read its outcome */
 #define JOB_LINGER_USEC (300ULL * 1000000ULL)
-
-static int gate(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d) {
-        return bus_gate(m, msg, action, d);
-}
 
 static void reply_op(Manager *m, const char *name, int error, const QError *e, void *userdata) {
         sd_bus_message *msg = userdata;
@@ -41,10 +36,11 @@ static void reply_op(Manager *m, const char *name, int error, const QError *e, v
 typedef int (*SimpleLifecycleFn)(Manager *m, Domain *d, OpDoneFn done, void *userdata);
 
 static int run_op(sd_bus_message *msg, Domain *d, SimpleLifecycleFn fn) {
-        Manager *m = d->app->event_userdata;
-        int r = gate(m, msg, AUTH_LIFECYCLE, d);
+        _cleanup_qerror_ QError denied = {};
+        Manager *m = call_manager(msg);
+        int r = auth_check(m, msg, AUTH_LIFECYCLE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         sd_bus_message_ref(msg);
         r = fn(m, d, reply_op, msg);
         if (r < 0) {
@@ -77,12 +73,13 @@ static int method_restart(sd_bus_message *msg, void *userdata, sd_bus_error *err
 }
 
 static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
-        Manager *m = d->app->event_userdata;
+        Manager *m = call_manager(msg);
         int force, wait;
-        int r = gate(m, msg, AUTH_LIFECYCLE, d);
+        int r = auth_check(m, msg, AUTH_LIFECYCLE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "bb", &force, &wait);
         if (r < 0)
                 return r;
@@ -115,8 +112,8 @@ static const sd_bus_vtable lifecycle_domain_vtable[] = {
 
 static int lifecycle_domain_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                                  sd_bus_error *error) {
-        Vmm *v = userdata;
-        Domain *d = domain_of_bus_path(v->manager->app, path);
+        Manager *m = userdata;
+        Domain *d = domain_of_bus_path(m->app, path);
         if (!d)
                 return 0;
         *found = d;
@@ -163,22 +160,17 @@ static Job *job_free(Job *j) {
 static int on_job_linger(sd_event_source *s, uint64_t usec, void *userdata) {
         Job *j = userdata;
         Manager *m = j->manager;
-        (void) sd_bus_emit_object_removed(m->bus, j->path);
+        manager_emit_object_removed(m, j->path);
         hashmap_remove(vmm_of(m)->jobs, j->key);
         j->linger = sd_event_source_disable_unref(j->linger);
         job_free(j);
         return 0;
 }
 
-static void job_finish(Job *j) {
-        Manager *m = j->manager;
+static int send_finished(sd_bus *bus, void *userdata) {
+        Job *j = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
-        uint64_t now;
-        int r;
-
-        j->state = j->failures ? "failed" : "succeeded";
-        (void) sd_bus_emit_properties_changed(m->bus, j->path, QUBESD_IFACE_JOB, "State", "Progress", NULL);
-        r = sd_bus_message_new_signal(m->bus, &sig, j->path, QUBESD_IFACE_JOB, "Finished");
+        int r = sd_bus_message_new_signal(bus, &sig, j->path, QUBESD_IFACE_JOB, "Finished");
         if (r >= 0)
                 r = sd_bus_message_append(sig, "s", j->state);
         if (r >= 0)
@@ -188,9 +180,17 @@ static void job_finish(Job *j) {
         if (r >= 0)
                 r = sd_bus_message_close_container(sig);
         if (r >= 0)
-                r = sd_bus_send(m->bus, sig, NULL);
-        if (r < 0)
-                log_debug_errno(r, "Cannot send Finished for %s: %m", j->path);
+                r = sd_bus_send(bus, sig, NULL);
+        return r;
+}
+
+static void job_finish(Job *j) {
+        Manager *m = j->manager;
+        uint64_t now;
+
+        j->state = j->failures ? "failed" : "succeeded";
+        manager_emit_properties_changed(m, j->path, QUBESD_IFACE_JOB, "State", "Progress");
+        manager_send_everywhere(m, send_finished, j, "Finished");
         if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
                 (void) sd_event_add_time(m->event, &j->linger, CLOCK_MONOTONIC, now + JOB_LINGER_USEC, 0, on_job_linger,
                                          j);
@@ -215,7 +215,7 @@ static void job_item_done(Manager *m, const char *name, int error, const QError 
                                                                        : "org.freedesktop.DBus.Error.Failed");
                 (void) strv_extend(&j->failures, msg ?: strerror(-error));
         }
-        (void) sd_bus_emit_properties_changed(m->bus, j->path, QUBESD_IFACE_JOB, "Progress", NULL);
+        manager_emit_properties_changed(m, j->path, QUBESD_IFACE_JOB, "Progress");
         if (j->n_done == j->n)
                 job_finish(j);
         else if (streq(j->operation, "ShutdownQubes"))
@@ -311,11 +311,11 @@ static int job_new(Manager *m, const char *operation, char **qubes, bool force, 
 }
 
 /* A local user sees a job when they see every qube it is about (auth.c). */
-static bool job_visible(Vmm *v, sd_bus *bus, const Job *j) {
+static bool job_visible(Manager *m, sd_bus *bus, const Job *j) {
         sd_bus_message *msg = sd_bus_get_current_message(bus);
         for (char **q = j->qubes; q && *q; q++) {
-                Domain *d = app_get_domain(v->manager->app, *q);
-                if (!auth_sees(v->manager, msg, d))
+                Domain *d = app_get_domain(m->app, *q);
+                if (!auth_sees(m, msg, d))
                         return false;
         }
         return true;
@@ -323,26 +323,26 @@ static bool job_visible(Vmm *v, sd_bus *bus, const Job *j) {
 
 static int job_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                     sd_bus_error *error) {
-        Vmm *v = userdata;
+        Manager *m = userdata;
         _cleanup_free_ char *key = NULL;
         int r = sd_bus_path_decode(path, QUBESD_JOB_PREFIX, &key);
         if (r <= 0)
                 return r;
-        Job *j = hashmap_get(v->jobs, key);
-        if (!j || !job_visible(v, bus, j))
+        Job *j = hashmap_get(vmm_of(m)->jobs, key);
+        if (!j || !job_visible(m, bus, j))
                 return 0;
         *found = j;
         return 1;
 }
 
 static int job_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
-        Vmm *v = userdata;
+        Manager *m = userdata;
         _cleanup_strv_free_ char **l = NULL;
         size_t i = 0;
         void *val;
 
-        while (hashmap_iterate(v->jobs, &i, NULL, &val))
-                if (job_visible(v, bus, val) && strv_extend(&l, ((Job *) val)->path) < 0)
+        while (hashmap_iterate(vmm_of(m)->jobs, &i, NULL, &val))
+                if (job_visible(m, bus, val) && strv_extend(&l, ((Job *) val)->path) < 0)
                         return -ENOMEM;
         *nodes = TAKE_PTR(l);
         return 1;
@@ -398,9 +398,13 @@ static int read_qubes(Manager *m, sd_bus_message *msg, char ***ret) {
                 *n = strdup(d->name);
                 if (!*n)
                         return -ENOMEM;
-                r = gate(m, msg, AUTH_LIFECYCLE, d);
-                if (r <= 0)
-                        return r; /* 0: answered, or held until polkit answers */
+                r = auth_check(m, msg, AUTH_LIFECYCLE, d, &e);
+                if (r < 0) {
+                        r = bus_reply_qerror(m, msg, &e);
+                        return r < 0 ? r : 0; /* refused */
+                }
+                if (r == 0)
+                        return 0; /* held until polkit answers */
         }
         /* one operation per qube, even when named twice */
         _cleanup_strv_free_ char **uniq = NULL;
@@ -426,7 +430,7 @@ static int start_job(sd_bus_message *msg, Manager *m, const char *operation, boo
         r = job_new(m, operation, names, force, &j);
         if (r < 0)
                 return r;
-        (void) sd_bus_emit_object_added(m->bus, j->path);
+        manager_emit_object_added(m, j->path);
         r = sd_bus_reply_method_return(msg, "o", j->path);
         if (r < 0)
                 return r;
@@ -443,12 +447,10 @@ static int start_job(sd_bus_message *msg, Manager *m, const char *operation, boo
 }
 
 static int method_start_qubes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Vmm *v = userdata;
-        return start_job(msg, v->manager, "StartQubes", false);
+        return start_job(msg, userdata, "StartQubes", false);
 }
 
 static int method_shutdown_qubes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Vmm *v = userdata;
         _cleanup_strv_free_ char **names = NULL;
         int force;
         /* read the flag after the names: start_job reads the names itself */
@@ -461,7 +463,7 @@ static int method_shutdown_qubes(sd_bus_message *msg, void *userdata, sd_bus_err
         r = sd_bus_message_rewind(msg, true);
         if (r < 0)
                 return r;
-        return start_job(msg, v->manager, "ShutdownQubes", force);
+        return start_job(msg, userdata, "ShutdownQubes", force);
 }
 
 typedef struct DispCall {
@@ -492,9 +494,8 @@ static void disp_started(Manager *m, const char *name, int error, const QError *
 }
 
 static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Vmm *v = userdata;
-        Manager *m = v->manager;
-        _cleanup_qerror_ QError e = {};
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {}, denied = {};
         _cleanup_free_ char *dflt = NULL, *label = NULL, *tag = NULL;
         const char *ref, *caller;
         Domain *tpl = NULL, *d = NULL;
@@ -518,12 +519,12 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
         }
         if (auth_resolve_domain(m, msg, ref, &tpl, &e) < 0)
                 return bus_reply_qerror(m, msg, &e);
-        r = gate(m, msg, AUTH_CREATE_REMOVE, tpl);
+        r = auth_check(m, msg, AUTH_CREATE_REMOVE, tpl, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        r = gate(m, msg, AUTH_LIFECYCLE, tpl);
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        r = auth_check(m, msg, AUTH_LIFECYCLE, tpl, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
         label = domain_property_string(tpl, "label");
         CreateParams p = {
@@ -579,27 +580,27 @@ static const sd_bus_vtable lifecycle_manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int lifecycle_dbus_register(Manager *m) {
-        Vmm *v = vmm_of(m);
-        int r;
+static const BusObjectImplementation lifecycle_domain_object = {
+        .path = QUBESD_DOMAIN_PREFIX,
+        .interface = QUBESD_IFACE_DOMAIN,
+        .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = lifecycle_domain_vtable, .find = lifecycle_domain_find }),
+};
 
-        r = sd_bus_add_fallback_vtable(m->bus, &v->domain_slot, QUBESD_DOMAIN_PREFIX, QUBESD_IFACE_DOMAIN,
-                                       lifecycle_domain_vtable, lifecycle_domain_find, v);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the lifecycle methods: %m");
-        r = sd_bus_add_object_vtable(m->bus, &v->manager_slot, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER,
-                                     lifecycle_manager_vtable, v);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the Manager lifecycle methods: %m");
-        r = sd_bus_add_fallback_vtable(m->bus, &v->job_slot, QUBESD_JOB_PREFIX, QUBESD_IFACE_JOB, job_vtable, job_find,
-                                       v);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the Job interface: %m");
-        r = sd_bus_add_node_enumerator(m->bus, &v->job_enum_slot, QUBESD_JOB_PREFIX, job_enumerate, v);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the job enumerator: %m");
-        return 0;
-}
+static const BusObjectImplementation job_object = {
+        .path = QUBESD_JOB_PREFIX,
+        .interface = QUBESD_IFACE_JOB,
+        .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = job_vtable, .find = job_find }),
+        .node_enumerator = job_enumerate,
+};
+
+/* A second vtable on org.qubes_os.Admin1.Manager and on org.qubes_os.Admin1.Domain (sd-bus
+ * merges the vtables of one interface), and the Job objects. */
+const BusObjectImplementation lifecycle_object = {
+        .path = QUBESD_ROOT_PATH,
+        .interface = QUBESD_IFACE_MANAGER,
+        .vtables = BUS_VTABLES({ .vtable = lifecycle_manager_vtable }),
+        .children = BUS_IMPLEMENTATIONS(&lifecycle_domain_object, &job_object),
+};
 
 void lifecycle_dbus_free(Manager *m) {
         Vmm *v = vmm_of(m);
@@ -608,8 +609,4 @@ void lifecycle_dbus_free(Manager *m) {
 
         while (hashmap_iterate(v->jobs, &i, NULL, &val))
                 job_free(val);
-        v->domain_slot = sd_bus_slot_unref(v->domain_slot);
-        v->manager_slot = sd_bus_slot_unref(v->manager_slot);
-        v->job_slot = sd_bus_slot_unref(v->job_slot);
-        v->job_enum_slot = sd_bus_slot_unref(v->job_enum_slot);
 }

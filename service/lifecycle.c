@@ -1045,20 +1045,32 @@ static void stats_work(virConnectPtr conn, void *data) {
         q->sample_usec = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static void send_stats(Manager *m, Domain *d, const char *path, const char *dest, char v[7][32]) {
+typedef struct StatsSignal {
+        const char *path, *dest;
+        char (*v)[32];
+} StatsSignal;
+
+static int send_stats(sd_bus *bus, void *userdata) {
+        StatsSignal *s = userdata;
+        char(*v)[32] = s->v;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
-        int r = sd_bus_message_new_signal(m->bus, &sig, path, dest ? QUBESD_IFACE_SUBSCRIPTION : QUBESD_IFACE_DOMAIN,
+        int r = sd_bus_message_new_signal(bus, &sig, s->path, s->dest ? QUBESD_IFACE_SUBSCRIPTION : QUBESD_IFACE_DOMAIN,
                                           "Stats");
-        if (r >= 0 && dest)
-                r = sd_bus_message_set_destination(sig, dest);
+        if (r >= 0 && s->dest && sd_bus_is_bus_client(bus) > 0)
+                r = sd_bus_message_set_destination(sig, s->dest);
         if (r >= 0)
                 r = sd_bus_message_append(sig, "a(ss)", 7, "memory_kb", v[0], "memory_assigned_total", v[1],
                                           "memory_assigned_usable", v[2], "memory_with_swap_used", v[3], "cpu_time",
                                           v[4], "cpu_usage", v[5], "online_vcpus", v[6]);
         if (r >= 0)
-                r = sd_bus_send(m->bus, sig, NULL);
-        if (r < 0)
-                log_debug_errno(r, "Cannot send Stats for %s to %s: %m", d->name, dest ?: "everyone");
+                r = sd_bus_send(bus, sig, NULL);
+        return r;
+}
+
+static int send_stats_copy(sd_bus *bus, const char *destination, void *userdata) {
+        StatsSignal copy = *(StatsSignal *) userdata;
+        copy.dest = destination;
+        return send_stats(bus, &copy);
 }
 
 static void emit_stats(Manager *m, Domain *d, const StatsRec *s, VmRuntime *rt, uint64_t sample_usec) {
@@ -1095,10 +1107,9 @@ static void emit_stats(Manager *m, Domain *d, const StatsRec *s, VmRuntime *rt, 
         snprintf(v[6], sizeof v[6], "%u", vcpus);
         /* the broadcast, then a copy for each subscriber who sees the qube but gets no
          * broadcasts (the same arguments, on the Subscription interface) */
-        send_stats(m, d, path, NULL, v);
-        _cleanup_strv_free_ char **copies = caller_filter_copy_destinations(m, d);
-        STRV_FOREACH(dest, copies)
-                send_stats(m, d, path, *dest, v);
+        StatsSignal sig = { path, NULL, v };
+        manager_send_everywhere(m, send_stats, &sig, "Stats");
+        caller_filter_send_copies(m, d, send_stats_copy, &sig);
 }
 
 static void stats_done(Manager *m, void *data) {

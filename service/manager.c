@@ -7,35 +7,82 @@
 #include "auth.h"
 #include "caller-filter.h"
 #include "constraints.h"
+#include "manager-dbus.h"
 #include "storage-dbus.h"
 #include "util/log.h"
 #include "util/strv.h"
 
-char *domain_bus_path(const Domain *d) {
-        char *p = NULL;
-        if (sd_bus_path_encode(QUBESD_DOMAIN_PREFIX, d->name, &p) < 0)
-                return NULL;
-        return p;
+/* ---- signals on every connection ------------------------------------------------------- */
+
+int manager_add_connection(Manager *m, sd_bus *bus) {
+        sd_bus **l = realloc(m->connections, sizeof(sd_bus *) * (m->n_connections + 1));
+        if (!l)
+                return -ENOMEM;
+        m->connections = l;
+        m->connections[m->n_connections++] = bus;
+        return 0;
 }
 
-Domain *domain_of_bus_path(App *app, const char *path) {
-        const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
-        _cleanup_free_ char *name = NULL;
-
-        /* a volume's path (…/domain/<qube>/volume/<name>) is not a qube's: no decoding needed */
-        if (!rest || !*rest || strchr(rest, '/'))
-                return NULL;
-        if (sd_bus_path_decode(path, QUBESD_DOMAIN_PREFIX, &name) <= 0)
-                return NULL;
-        return app_get_domain(app, name);
+void manager_remove_connection(Manager *m, sd_bus *bus) {
+        for (size_t i = 0; i < m->n_connections; i++)
+                if (m->connections[i] == bus) {
+                        memmove(m->connections + i, m->connections + i + 1,
+                                sizeof(sd_bus *) * (m->n_connections - i - 1));
+                        m->n_connections--;
+                        return;
+                }
 }
 
-char *label_bus_path(const Label *l) {
-        char *p = NULL;
-        if (sd_bus_path_encode(QUBESD_LABEL_PREFIX, l->name, &p) < 0)
-                return NULL;
-        return p;
+/* Like systemd's bus_foreach_bus(): the bus, then every private connection, unconditionally (a
+ * peer-to-peer connection has no bus daemon to filter by match rules; its peer is trusted and
+ * drops what it does not want). */
+void manager_send_everywhere(Manager *m, BusSendFn send, void *userdata, const char *what) {
+        int r;
+
+        if (m->bus) {
+                r = send(m->bus, userdata);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot send %s on the bus: %m", what);
+        }
+        for (size_t i = 0; i < m->n_connections; i++) {
+                r = send(m->connections[i], userdata);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot send %s on a private connection: %m", what);
+        }
 }
+
+typedef struct PropertiesChanged {
+        const char *path, *interface;
+        char **names;
+} PropertiesChanged;
+
+static int send_properties_changed(sd_bus *bus, void *userdata) {
+        PropertiesChanged *c = userdata;
+        return sd_bus_emit_properties_changed_strv(bus, c->path, c->interface, c->names);
+}
+
+void manager_emit_properties_changed_strv(Manager *m, const char *path, const char *interface, char **names) {
+        PropertiesChanged c = { path, interface, names };
+        manager_send_everywhere(m, send_properties_changed, &c, "PropertiesChanged");
+}
+
+static int send_object_added(sd_bus *bus, void *userdata) {
+        return sd_bus_emit_object_added(bus, userdata);
+}
+
+static int send_object_removed(sd_bus *bus, void *userdata) {
+        return sd_bus_emit_object_removed(bus, userdata);
+}
+
+void manager_emit_object_added(Manager *m, const char *path) {
+        manager_send_everywhere(m, send_object_added, (void *) path, "InterfacesAdded");
+}
+
+void manager_emit_object_removed(Manager *m, const char *path) {
+        manager_send_everywhere(m, send_object_removed, (void *) path, "InterfacesRemoved");
+}
+
+/* ---- coalesced PropertiesChanged -------------------------------------------------------- */
 
 static DirtyObject *dirty_object_free(DirtyObject *o) {
         if (!o)
@@ -78,11 +125,8 @@ static void flush_domain(Manager *m, DirtyObject *o) {
         if (o->power_state)
                 (void) strv_extend(&names[0], "PowerState");
         for (size_t k = 0; k < 3; k++) {
-                if (names[k]) {
-                        int r = sd_bus_emit_properties_changed_strv(m->bus, path, ifaces[k], names[k]);
-                        if (r < 0)
-                                log_debug_errno(r, "PropertiesChanged on %s failed: %m", path);
-                }
+                if (names[k])
+                        manager_emit_properties_changed_strv(m, path, ifaces[k], names[k]);
                 strv_free(names[k]);
         }
 }
@@ -93,7 +137,7 @@ static void flush_manager(Manager *m, DirtyObject *o) {
                 if (o->props[i])
                         (void) strv_extend(&names, global_props[i].dbus_name);
         if (names)
-                (void) sd_bus_emit_properties_changed_strv(m->bus, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER, names);
+                manager_emit_properties_changed_strv(m, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER, names);
 }
 
 static int on_flush(sd_event_source *s, void *userdata) {
@@ -246,7 +290,7 @@ static void mark_property_change(Manager *m, Domain *subject, const char *name) 
         }
 }
 
-int manager_new_event_signal(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+int manager_new_event_signal(sd_bus *bus, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                              uint64_t seq, const char *destination, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
         _cleanup_free_ char *path = subject ? domain_bus_path(subject) : NULL;
@@ -254,12 +298,12 @@ int manager_new_event_signal(Manager *m, Domain *subject, const char *event, con
 
         if (subject && !path)
                 return -ENOMEM;
-        r = sd_bus_message_new_signal(m->bus, &s, path ?: QUBESD_ROOT_PATH,
+        r = sd_bus_message_new_signal(bus, &s, path ?: QUBESD_ROOT_PATH,
                                       destination ? QUBESD_IFACE_SUBSCRIPTION
                                       : subject   ? QUBESD_IFACE_DOMAIN
                                                   : QUBESD_IFACE_MANAGER,
                                       "Event");
-        if (r >= 0 && destination)
+        if (r >= 0 && destination && sd_bus_is_bus_client(bus) > 0)
                 r = sd_bus_message_set_destination(s, destination);
         if (r < 0)
                 return r;
@@ -281,12 +325,27 @@ int manager_new_event_signal(Manager *m, Domain *subject, const char *event, con
         return 0;
 }
 
+typedef struct EventSignal {
+        Domain *subject;
+        const char *event;
+        const char *const *kv;
+        size_t n_kv;
+        uint64_t seq;
+} EventSignal;
+
+static int send_event(sd_bus *bus, void *userdata) {
+        EventSignal *e = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+        int r = manager_new_event_signal(bus, e->subject, e->event, e->kv, e->n_kv, e->seq, NULL, &s);
+        if (r < 0)
+                return r;
+        return sd_bus_send(bus, s, NULL);
+}
+
 void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                       void *userdata) {
         Manager *m = userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
         const char *rest;
-        int r;
 
         if (!m->bus)
                 return;
@@ -296,15 +355,11 @@ void manager_on_event(App *app, Domain *subject, const char *event, const char *
                 Domain *d = app_get_domain(app, kv[1]);
                 _cleanup_free_ char *p = d ? domain_bus_path(d) : NULL;
                 if (p)
-                        (void) sd_bus_emit_object_removed(m->bus, p);
+                        manager_emit_object_removed(m, p);
         }
 
-        r = manager_new_event_signal(m, subject, event, kv, n_kv, ++m->event_seq, NULL, &s);
-        if (r < 0)
-                goto fail;
-        r = sd_bus_send(m->bus, s, NULL);
-        if (r < 0)
-                goto fail;
+        EventSignal e = { subject, event, kv, n_kv, ++m->event_seq };
+        manager_send_everywhere(m, send_event, &e, event);
         /* qubes calling through qrexec get their own, policy-filtered copy */
         caller_filter_deliver(m, subject, event, kv, n_kv, m->event_seq);
         if (!subject && (streq(event, "domain-add") || streq(event, "domain-delete")))
@@ -320,11 +375,8 @@ void manager_on_event(App *app, Domain *subject, const char *event, const char *
                 Domain *d = app_get_domain(app, kv[1]);
                 _cleanup_free_ char *p = d ? domain_bus_path(d) : NULL;
                 if (p)
-                        (void) sd_bus_emit_object_added(m->bus, p);
+                        manager_emit_object_added(m, p);
         }
-        return;
-fail:
-        log_warning_errno(r, "Failed to emit event %s: %m", event);
 }
 
 int manager_save(Manager *m, QError *err) {
@@ -379,19 +431,6 @@ static int connect_bus(Manager *m) {
         if (r < 0)
                 return r;
         return sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
-}
-
-int manager_register_objects(Manager *m, sd_bus *bus) {
-        int r = manager_dbus_register(m, bus);
-        if (r < 0)
-                return r;
-        r = domain_dbus_register(m, bus);
-        if (r < 0)
-                return r;
-        r = label_dbus_register(m, bus);
-        if (r < 0)
-                return r;
-        return storage_dbus_register(m, bus);
 }
 
 int manager_new(const ManagerConfig *config, Manager **ret) {
@@ -466,7 +505,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         r = storage_dbus_init(m);
         if (r < 0)
                 return r;
-        r = manager_register_objects(m, m->bus);
+        r = manager_dbus_register(m, m->bus);
         if (r < 0)
                 return r;
         r = auth_add_view_filter(m);
@@ -519,8 +558,8 @@ Manager *manager_free(Manager *m) {
         hashmap_free(m->dirty);
         free(m->listing);
         app_free(m->app);
-        for (size_t k = 0; k < ELEMENTSOF(m->vtables); k++)
-                free(m->vtables[k]);
+        bus_vtable_cache_done(&m->vtables);
+        free(m->connections);
         free(m);
         return NULL;
 }

@@ -4,21 +4,12 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-names.h"
+#include "bus-object.h"
 #include "model/model.h"
 #include "util/hashmap.h"
 
-#define QUBESD_BUS_NAME "org.qubes_os.Admin1"
 #define QUBESD_SYSTEM_PRIVATE_SOCKET "/run/qubesd/private"
-#define QUBESD_ROOT_PATH "/org/qubes_os/Admin1"
-#define QUBESD_DOMAIN_PREFIX "/org/qubes_os/Admin1/domain"
-#define QUBESD_LABEL_PREFIX "/org/qubes_os/Admin1/label"
-#define QUBESD_IFACE_MANAGER "org.qubes_os.Admin1.Manager"
-#define QUBESD_IFACE_DOMAIN "org.qubes_os.Admin1.Domain"
-#define QUBESD_IFACE_QUBESVM "org.qubes_os.Admin1.QubesVM"
-#define QUBESD_IFACE_LABEL "org.qubes_os.Admin1.Label"
-/* The interface of the Event copies addressed to one subscriber (Manager.SubscribeEvents): not a
- * broadcast, so the bus policy can let everyone receive these and only administrators the rest. */
-#define QUBESD_IFACE_SUBSCRIPTION "org.qubes_os.Admin1.Subscription"
 
 typedef enum BusKind {
         BUS_SYSTEM,
@@ -70,8 +61,12 @@ typedef struct Manager {
         Hashmap *callers; /* unique bus name -> Caller* */
         Hashmap *dirty;   /* qube name or "" -> DirtyObject* */
         sd_event_source *flush_source;
-        /* generated vtables (class interfaces and the Manager's global properties) */
-        sd_bus_vtable *vtables[_QUBES_CLASS_MAX + 3];
+        /* the vtables built at start-up (class interfaces, the Manager's global properties) */
+        BusVtableCache vtables;
+        /* the connections besides the bus that serve the object tree and get every signal
+         * (private-bus.c adds and removes them) */
+        sd_bus **connections;
+        size_t n_connections;
         uid_t own_uid;
         unsigned auth_queries; /* auth.c: polkit queries in flight, all callers together */
         uint64_t auth_counter; /* auth.c: cancellation ids */
@@ -79,7 +74,7 @@ typedef struct Manager {
         void *caller_filter;   /* caller-filter.c: qrexec policy for per-caller listings and events */
         void *constraints;     /* constraints.c: value constraints for qrexec callers */
         /* private-bus.c: direct connections */
-        void *private_connections;
+        void *private_connections; /* PrivateConnection list */
         sd_event_source *private_source;
         char *private_path;
         uint64_t private_counter;
@@ -91,12 +86,6 @@ typedef struct Manager {
 int manager_new(const ManagerConfig *config, Manager **ret);
 Manager *manager_free(Manager *m);
 int manager_run(Manager *m);
-
-/* Paths. */
-char *domain_bus_path(const Domain *d);
-/* The qube whose object path is path (exactly; not a sub-object), or NULL. */
-Domain *domain_of_bus_path(App *app, const char *path);
-char *label_bus_path(const Label *l);
 
 /* Save qubes.xml after a change. Returns 0 or fills err. */
 int manager_save(Manager *m, QError *err);
@@ -116,25 +105,40 @@ void vmm_free(Manager *m);
 /* The cached memory/CPU figures of a qube (vmm.c). */
 void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime);
 
-/* The Event signal for one Qubes event (not yet sent). destination NULL: the broadcast (on the
- * Domain or Manager interface); else the copy addressed to that peer (Subscription interface). */
-int manager_new_event_signal(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+/* The Event signal for one Qubes event on bus (not yet sent). destination NULL: the broadcast (on
+ * the Domain or Manager interface); else the copy addressed to that peer (Subscription interface;
+ * on a private connection the copy for that connection). */
+int manager_new_event_signal(sd_bus *bus, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                              uint64_t seq, const char *destination, sd_bus_message **ret);
+
+/* The "Event" signal, shared by the Manager and Domain interfaces. */
+#define EVENT_SIGNAL_VTABLE \
+        SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("t", sequence, "s", subject, "s", name, "a(ss)", arguments), 0)
+
+/* Signals go to the bus and to each private connection: one message per connection, built by
+ * send() for that connection. The emit functions below do this for the usual signals. */
+typedef int (*BusSendFn)(sd_bus *bus, void *userdata);
+void manager_send_everywhere(Manager *m, BusSendFn send, void *userdata, const char *what);
+void manager_emit_properties_changed_strv(Manager *m, const char *path, const char *interface, char **names);
+#define manager_emit_properties_changed(m, path, interface, ...) \
+        manager_emit_properties_changed_strv(m, path, interface, (char *[]){ __VA_ARGS__, NULL })
+void manager_emit_object_added(Manager *m, const char *path);
+void manager_emit_object_removed(Manager *m, const char *path);
+/* Connections besides the bus (private-bus.c). */
+int manager_add_connection(Manager *m, sd_bus *bus);
+void manager_remove_connection(Manager *m, sd_bus *bus);
+/* The Manager, from inside a handler, getter, find function or enumerator of the object tree. */
+static inline Manager *bus_manager(sd_bus *bus) {
+        return bus_registration_userdata(bus);
+}
+static inline Manager *call_manager(sd_bus_message *msg) {
+        return bus_manager(sd_bus_message_get_bus(msg));
+}
 /* The Admin API event callback (installed as App.event_cb). */
 void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata);
 
 /* private-bus.c */
 int private_bus_listen(Manager *m, const char *path);
 void private_bus_done(Manager *m);
-/* Register every object on a bus connection (the bus, or a private connection). */
-int manager_register_objects(Manager *m, sd_bus *bus);
-
-/* bus objects (manager-dbus.c, domain-dbus.c, label-dbus.c) */
-int manager_dbus_register(Manager *m, sd_bus *bus);
-int domain_dbus_register(Manager *m, sd_bus *bus);
-int label_dbus_register(Manager *m, sd_bus *bus);
-/* The D-Bus interface that carries a property of a qube of class c. */
-const char *domain_prop_interface(const PropDef *p, QubesClass c);
-const char *qubes_class_interface(QubesClass c);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A direct (peer-to-peer) D-Bus socket for trusted local clients, like systemd's
  * /run/systemd/private: the same objects as on the bus, without the bus daemon's two extra hops.
- * qubes-admin-shim uses it for calls (events still come from the bus). Only root and the
- * daemon's own user may connect: the socket is 0600 and every peer's uid is checked. */
+ * Every method, property and signal the bus serves is served here too: the same object tree is
+ * registered on each connection, and every signal is sent on each (manager_send_everywhere()).
+ * qubes-admin-shim uses it for calls. Only root, the daemon's own user and the trusted uids may
+ * connect: the socket is 0600 and every peer's uid is checked. */
 #include <inttypes.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,7 +12,9 @@
 #include <systemd/sd-id128.h>
 
 #include "auth.h"
+#include "caller-filter.h"
 #include "manager.h"
+#include "manager-dbus.h"
 #include "util/log.h"
 
 typedef struct PrivateConnection {
@@ -25,6 +29,8 @@ static PrivateConnection *connection_free(PrivateConnection *c) {
         if (!c)
                 return NULL;
         auth_forget_caller(c->manager, c->description);
+        caller_filter_forget(c->manager, c->description);
+        manager_remove_connection(c->manager, c->bus);
         sd_event_source_unref(c->cleanup);
         sd_bus_flush_close_unref(c->bus);
         free(c);
@@ -94,7 +100,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
                                         "Disconnected", on_disconnected, c);
         if (r >= 0)
-                r = manager_register_objects(m, c->bus);
+                r = manager_dbus_register(m, c->bus);
+        if (r >= 0)
+                r = manager_add_connection(m, c->bus);
         if (r < 0) {
                 log_warning_errno(r, "Failed to set up a private connection: %m");
                 connection_free(c);

@@ -10,7 +10,7 @@
 #include <sys/eventfd.h>
 
 #include "auth.h"
-#include "bus-util.h"
+#include "bus-error.h"
 #include "storage-dbus.h"
 #include "storage/storage.h"
 #include "util/log.h"
@@ -43,16 +43,6 @@ static struct {
         void *prev_userdata;
 } S;
 
-char *pool_bus_path(const char *name) {
-        char *p = NULL;
-        return sd_bus_path_encode(QUBESD_POOL_PREFIX, name, &p) < 0 ? NULL : p;
-}
-
-char *volume_bus_path(const char *qube, const char *volume) {
-        char *p = NULL;
-        return sd_bus_path_encode_many(&p, QUBESD_VOLUME_PATH_TEMPLATE, qube, volume) < 0 ? NULL : p;
-}
-
 static char *job_key(const char *qube, const char *volume) {
         char *k = NULL;
         return asprintf(&k, "%s/%s", qube, volume) < 0 ? NULL : k;
@@ -68,12 +58,12 @@ static ActiveJob *active_job(const char *qube, const char *volume) {
 static void volume_changed(const char *qube, const char *volume, const char *pool) {
         _cleanup_free_ char *path = volume_bus_path(qube, volume);
         if (path)
-                (void) sd_bus_emit_properties_changed(S.m->bus, path, QUBESD_IFACE_VOLUME, "Size", "Usage", "Rw",
-                                                      "RevisionsToKeep", "Ephemeral", "IsOutdated", "Path",
-                                                      "ImportInProgress", "ImportBytesDone", "ImportBytesTotal", NULL);
+                manager_emit_properties_changed(S.m, path, QUBESD_IFACE_VOLUME, "Size", "Usage", "Rw",
+                                                "RevisionsToKeep", "Ephemeral", "IsOutdated", "Path",
+                                                "ImportInProgress", "ImportBytesDone", "ImportBytesTotal");
         _cleanup_free_ char *pp = pool ? pool_bus_path(pool) : NULL;
         if (pp)
-                (void) sd_bus_emit_properties_changed(S.m->bus, pp, QUBESD_IFACE_POOL, "Usage", NULL);
+                manager_emit_properties_changed(S.m, pp, QUBESD_IFACE_POOL, "Usage");
 }
 
 static void volume_changed_d(Domain *d, const char *volume) {
@@ -84,8 +74,8 @@ static void volume_changed_d(Domain *d, const char *volume) {
 static void pool_changed(const Pool *p) {
         _cleanup_free_ char *pp = pool_bus_path(p->name);
         if (pp)
-                (void) sd_bus_emit_properties_changed(S.m->bus, pp, QUBESD_IFACE_POOL, "RevisionsToKeep",
-                                                      "EphemeralVolatile", "Usage", NULL);
+                manager_emit_properties_changed(S.m, pp, QUBESD_IFACE_POOL, "RevisionsToKeep", "EphemeralVolatile",
+                                                "Usage");
 }
 
 /* Volume objects appear and disappear with their qube (ObjectManager signals). */
@@ -99,7 +89,7 @@ static void on_event(App *app, Domain *subject, const char *event, const char *c
                         if (a)
                                 a->job->cancel = true; /* the qube goes: its import has no destination */
                         if (p)
-                                (void) sd_bus_emit_object_removed(S.m->bus, p);
+                                manager_emit_object_removed(S.m, p);
                 }
         }
         if (S.prev_cb)
@@ -108,15 +98,11 @@ static void on_event(App *app, Domain *subject, const char *event, const char *c
                 for (size_t i = 0; i < d->n_volumes; i++) {
                         _cleanup_free_ char *p = volume_bus_path(d->name, d->volumes[i].name);
                         if (p)
-                                (void) sd_bus_emit_object_added(S.m->bus, p);
+                                manager_emit_object_added(S.m, p);
                 }
 }
 
 /* ---- common ----------------------------------------------------------------------------- */
-
-static int gate(sd_bus_message *msg, AuthAction action, Domain *d) {
-        return bus_gate(S.m, msg, action, d);
-}
 
 static int reply(sd_bus_message *msg, int r, QError *e, bool save) {
         if (r >= 0 && save)
@@ -341,12 +327,13 @@ static int volume_property(sd_bus *bus, const char *path, const char *interface,
 }
 
 static int method_volume_info(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL, *info = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        int r = gate(msg, AUTH_READ, d);
+        int r = auth_check(S.m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
@@ -357,14 +344,15 @@ static int method_volume_info(sd_bus_message *msg, void *userdata, sd_bus_error 
 }
 
 static int method_list_snapshots(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL;
         _cleanup_strv_free_ char **revs = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
-        int r = gate(msg, AUTH_READ, d);
+        int r = auth_check(S.m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
@@ -383,12 +371,13 @@ static int method_list_snapshots(sd_bus_message *msg, void *userdata, sd_bus_err
 typedef int (*SetFunc)(App *app, Domain *d, const char *vol, const char *value, QError *e);
 
 static int volume_set(sd_bus_message *msg, Domain *d, SetFunc f, bool refuse_busy) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL;
         const char *value;
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(S.m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &value);
         if (r < 0)
                 return r;
@@ -442,8 +431,7 @@ static int on_progress(sd_event_source *s, uint64_t usec, void *userdata) {
                 _cleanup_free_ char *path = volume_bus_path(a->qube, a->volume);
                 a->last_done = done;
                 if (path)
-                        (void) sd_bus_emit_properties_changed(S.m->bus, path, QUBESD_IFACE_VOLUME, "ImportBytesDone",
-                                                              NULL);
+                        manager_emit_properties_changed(S.m, path, QUBESD_IFACE_VOLUME, "ImportBytesDone", NULL);
         }
         (void) sd_event_source_set_time(s, usec + PROGRESS_INTERVAL_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
@@ -566,6 +554,7 @@ static int check_idle(sd_bus_message *msg, Domain *d, const char *name) {
 }
 
 static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
@@ -574,9 +563,9 @@ static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
         uint64_t size;
         int fd, r;
 
-        r = gate(msg, AUTH_STORAGE, d);
+        r = auth_check(S.m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = with_size ? sd_bus_message_read(msg, "hs", &fd, &size_s) : sd_bus_message_read(msg, "h", &fd);
         if (r == -EBADMSG)
                 /* a descriptor index past those the message carries (found by test_hostile) */
@@ -621,11 +610,12 @@ static int method_import_with_size(sd_bus_message *msg, void *userdata, sd_bus_e
 }
 
 static int method_cancel_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL;
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(S.m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = path_volume(sd_bus_message_get_path(msg), &name);
         if (r < 0)
                 return r;
@@ -638,14 +628,15 @@ static int method_cancel_import(sd_bus_message *msg, void *userdata, sd_bus_erro
 }
 
 static int method_clear(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
         _cleanup_(storage_job_freep) StorageJob *j = NULL;
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(S.m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
@@ -666,15 +657,16 @@ static int method_clear(sd_bus_message *msg, void *userdata, sd_bus_error *error
 }
 
 static int method_revert(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
         _cleanup_(storage_job_freep) StorageJob *j = NULL;
         _cleanup_strv_free_ char **revs = NULL;
         const char *rev;
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(S.m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &rev);
         if (r < 0)
                 return r;
@@ -712,12 +704,13 @@ static CloneToken *clone_token_free(CloneToken *t) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(CloneToken *, clone_token_free);
 
 static int method_clone_from(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(S.m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = msg_volume(msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
@@ -743,6 +736,7 @@ static int method_clone_from(sd_bus_message *msg, void *userdata, sd_bus_error *
 }
 
 static int method_clone_to(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL, *source = NULL;
@@ -751,9 +745,9 @@ static int method_clone_to(sd_bus_message *msg, void *userdata, sd_bus_error *er
         _cleanup_close_ int in = -EBADF;
         const char *token;
         CloneToken *t;
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(S.m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &token);
         if (r < 0)
                 return r;
@@ -902,9 +896,10 @@ static int pool_property(sd_bus *bus, const char *path, const char *interface, c
 }
 
 static int method_pool_info(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int r = gate(msg, AUTH_READ, NULL);
+        _cleanup_qerror_ QError denied = {};
+        int r = auth_check(S.m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         _cleanup_free_ char *info = storage_pool_info(S.m->app, userdata);
         if (!info)
                 return -ENOMEM;
@@ -912,9 +907,10 @@ static int method_pool_info(sd_bus_message *msg, void *userdata, sd_bus_error *e
 }
 
 static int method_pool_usage_details(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int r = gate(msg, AUTH_READ, NULL);
+        _cleanup_qerror_ QError denied = {};
+        int r = auth_check(S.m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         _cleanup_free_ char *info = storage_pool_usage_details(userdata);
         if (!info)
                 return -ENOMEM;
@@ -949,11 +945,12 @@ static int vids_seen(sd_bus_message *msg, const Pool *p, char ***l) {
 }
 
 static int method_pool_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_strv_free_ char **l = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
-        int r = gate(msg, AUTH_READ, NULL);
+        int r = auth_check(S.m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = storage_pool_list_vids(S.m->app, userdata, &l);
         if (r < 0)
                 return r;
@@ -973,11 +970,12 @@ static int method_pool_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_
 }
 
 static int pool_set(sd_bus_message *msg, Pool *p, int (*f)(App *, Pool *, const char *, QError *)) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_qerror_ QError e = {};
         const char *value;
-        int r = gate(msg, AUTH_STORAGE, NULL);
+        int r = auth_check(S.m, msg, AUTH_STORAGE, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &value);
         if (r < 0)
                 return r;
@@ -1023,10 +1021,11 @@ static const sd_bus_vtable pool_vtable[] = {
 /* ---- Manager methods -------------------------------------------------------------------- */
 
 static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
-        int r = gate(msg, AUTH_READ, NULL);
+        int r = auth_check(S.m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &rep);
         if (r < 0)
                 return r;
@@ -1049,10 +1048,11 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
 }
 
 static int method_list_pool_drivers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
-        int r = gate(msg, AUTH_READ, NULL);
+        int r = auth_check(S.m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &rep);
         if (r < 0)
                 return r;
@@ -1077,10 +1077,11 @@ static int method_list_pool_drivers(sd_bus_message *msg, void *userdata, sd_bus_
 }
 
 static int method_get_pool(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         const char *name;
-        int r = gate(msg, AUTH_READ, NULL);
+        int r = auth_check(S.m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
@@ -1091,13 +1092,14 @@ static int method_get_pool(sd_bus_message *msg, void *userdata, sd_bus_error *er
 }
 
 static int method_add_pool(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_qerror_ QError e = {};
         _cleanup_strv_free_ char **config = new0(char *, 1);
         const char *driver, *k, *v;
         Pool *p;
-        int r = gate(msg, AUTH_STORAGE, NULL);
+        int r = auth_check(S.m, msg, AUTH_STORAGE, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         if (!config)
                 return -ENOMEM;
         r = sd_bus_message_read(msg, "s", &driver);
@@ -1122,16 +1124,17 @@ static int method_add_pool(sd_bus_message *msg, void *userdata, sd_bus_error *er
         _cleanup_free_ char *path = pool_bus_path(p->name);
         if (!path)
                 return -ENOMEM;
-        (void) sd_bus_emit_object_added(S.m->bus, path);
+        manager_emit_object_added(S.m, path);
         return sd_bus_reply_method_return(msg, "o", path);
 }
 
 static int method_remove_pool(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_qerror_ QError e = {};
         const char *name;
-        int r = gate(msg, AUTH_STORAGE, NULL);
+        int r = auth_check(S.m, msg, AUTH_STORAGE, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
@@ -1140,7 +1143,7 @@ static int method_remove_pool(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (!path)
                 return -ENOMEM;
         if (p && !storage_pool_in_use(S.m->app, p))
-                (void) sd_bus_emit_object_removed(S.m->bus, path); /* while it still exists */
+                manager_emit_object_removed(S.m, path); /* while it still exists */
         r = storage_pool_remove(S.m->app, name, &e);
         return reply(msg, r, &e, true);
 }
@@ -1158,6 +1161,7 @@ static int lookup_domain(sd_bus_message *msg, const char *ref, Domain **ret) {
 }
 
 static int method_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
         const char *ref;
         Domain *d;
@@ -1167,9 +1171,9 @@ static int method_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error
         r = lookup_domain(msg, ref, &d);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
-        r = gate(msg, AUTH_READ, d);
+        r = auth_check(S.m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &rep);
         if (r < 0)
                 return r;
@@ -1191,6 +1195,7 @@ static int method_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_get_volume(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         const char *ref, *vol;
         Domain *d;
         int r = sd_bus_message_read(msg, "ss", &ref, &vol);
@@ -1199,9 +1204,9 @@ static int method_get_volume(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = lookup_domain(msg, ref, &d);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
-        r = gate(msg, AUTH_READ, d);
+        r = auth_check(S.m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
         if (!domain_volume_config(d, vol))
                 return reply_error(msg, QERR_VOLUME_NOT_FOUND, "No such volume of %s: %s", d->name, vol);
         _cleanup_free_ char *path = volume_bus_path(d->name, vol);
@@ -1245,25 +1250,26 @@ void storage_dbus_done(Manager *m) {
         memo.release = sd_event_source_disable_unref(memo.release);
 }
 
-/* On the bus and on every private connection. */
-int storage_dbus_register(Manager *m, sd_bus *bus) {
-        int r;
+static const BusObjectImplementation pool_object = {
+        .path = QUBESD_POOL_PREFIX,
+        .interface = QUBESD_IFACE_POOL,
+        .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = pool_vtable, .find = pool_find }),
+        .node_enumerator = pool_enumerate,
+};
 
-        r = sd_bus_add_object_vtable(bus, NULL, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER, manager_storage_vtable, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the storage methods of the Manager: %m");
-        r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_POOL_PREFIX, QUBESD_IFACE_POOL, pool_vtable, pool_find, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register pools: %m");
-        r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_POOL_PREFIX, pool_enumerate, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the pool enumerator: %m");
-        r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_DOMAIN_PREFIX, QUBESD_IFACE_VOLUME, volume_vtable, volume_find,
-                                       m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register volumes: %m");
-        r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_DOMAIN_PREFIX, volume_enumerate, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the volume enumerator: %m");
-        return 0;
-}
+/* A second fallback below the qubes' prefix: volume_find accepts only the three-component form
+ * (…/domain/<qube>/volume/<volume>), domain_find only one component, so neither claims the
+ * other's objects. */
+static const BusObjectImplementation volume_object = {
+        .path = QUBESD_DOMAIN_PREFIX,
+        .interface = QUBESD_IFACE_VOLUME,
+        .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = volume_vtable, .find = volume_find }),
+        .node_enumerator = volume_enumerate,
+};
+
+const BusObjectImplementation storage_object = {
+        .path = QUBESD_ROOT_PATH,
+        .interface = QUBESD_IFACE_MANAGER,
+        .vtables = BUS_VTABLES({ .vtable = manager_storage_vtable }),
+        .children = BUS_IMPLEMENTATIONS(&pool_object, &volume_object),
+};

@@ -447,10 +447,6 @@ int vmm_init(Manager *m) {
                 return log_error_errno(r, "Failed to watch the worker eventfd: %m");
         (void) sd_event_source_set_description(v->done_source, "vmm-done");
 
-        r = lifecycle_dbus_register(m);
-        if (r < 0)
-                return r;
-
         start_connect(m);
         lifecycle_stats_tick(m); /* arms the stats timer */
         return 0;

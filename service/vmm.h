@@ -85,7 +85,6 @@ struct Vmm {
         /* jobs and lifecycle bookkeeping (lifecycle.c) */
         Hashmap *jobs; /* job number (decimal string) -> Job* */
         unsigned next_job;
-        sd_bus_slot *job_slot, *job_enum_slot, *domain_slot, *manager_slot;
 };
 
 /* vmm.c */
@@ -149,5 +148,4 @@ void lifecycle_stats_tick(Manager *m);
 void lifecycle_free(Manager *m);
 
 /* lifecycle-dbus.c */
-int lifecycle_dbus_register(Manager *m);
 void lifecycle_dbus_free(Manager *m);
