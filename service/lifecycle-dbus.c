@@ -8,15 +8,12 @@
 
 #include "auth.h"
 #include "bus-error.h"
+#include "job-dbus.h"
 #include "lifecycle-dbus.h"
 #include "vmm.h"
 
 #include "util/log.h"
 #include "util/strv.h"
-
-/* a finished job stays on the bus this long, so that a client that was slow to subscribe
- * can still read its outcome */
-#define JOB_LINGER_USEC (300ULL * 1000000ULL)
 
 static void reply_op(Manager *m, const char *name, int error, const QError *e, void *userdata) {
         sd_bus_message *msg = userdata;
@@ -120,264 +117,128 @@ static int lifecycle_domain_find(sd_bus *bus, const char *path, const char *inte
         return 1;
 }
 
-/* ---- jobs ------------------------------------------------------------------------------- */
+/* ---- StartQubes, ShutdownQubes: one Job for a set of qubes ---------------------------------- */
 
-typedef enum JobItemState { ITEM_PENDING, ITEM_RUNNING, ITEM_DONE } JobItemState;
+typedef enum ItemState { ITEM_PENDING, ITEM_RUNNING, ITEM_DONE } ItemState;
 
-typedef struct Job {
+typedef struct Batch {
+        unsigned n_ref; /* one while items are left, one per loop running items */
         Manager *manager;
-        unsigned id;
-        char *key; /* decimal id */
-        char *path;
-        const char *operation; /* "StartQubes", "ShutdownQubes" */
-        char **qubes;
-        JobItemState *items;
-        size_t n, n_done;
-        bool force;
-        const char *state; /* "running", "succeeded", "failed" */
-        char **failures;   /* qube, error name, message, … */
-        sd_event_source *linger;
-} Job;
-
-typedef struct JobItemRef {
         Job *job;
-        size_t index;
-} JobItemRef;
+        bool shutdown, force;
+        char **qubes;
+        ItemState *items;
+        size_t n, n_done;
+} Batch;
 
-static Job *job_free(Job *j) {
-        if (!j)
+typedef struct BatchItem {
+        Batch *batch;
+        size_t index;
+} BatchItem;
+
+static Batch *batch_unref(Batch *b) {
+        if (!b || --b->n_ref > 0)
                 return NULL;
-        sd_event_source_disable_unref(j->linger);
-        free(j->key);
-        free(j->path);
-        strv_free(j->qubes);
-        free(j->items);
-        strv_free(j->failures);
-        free(j);
+        strv_free(b->qubes);
+        free(b->items);
+        free(b);
         return NULL;
 }
 
-static int on_job_linger(sd_event_source *s, uint64_t usec, void *userdata) {
-        Job *j = userdata;
-        Manager *m = j->manager;
-        manager_emit_object_removed(m, j->path);
-        hashmap_remove(vmm_of(m)->jobs, j->key);
-        j->linger = sd_event_source_disable_unref(j->linger);
-        job_free(j);
-        return 0;
-}
+static void batch_pump_shutdown(Batch *b);
 
-static int send_finished(sd_bus *bus, void *userdata) {
-        Job *j = userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
-        int r = sd_bus_message_new_signal(bus, &sig, j->path, QUBESD_IFACE_JOB, "Finished");
-        if (r >= 0)
-                r = sd_bus_message_append(sig, "s", j->state);
-        if (r >= 0)
-                r = sd_bus_message_open_container(sig, 'a', "(sss)");
-        for (char **f = j->failures; r >= 0 && f && f[0] && f[1] && f[2]; f += 3)
-                r = sd_bus_message_append(sig, "(sss)", f[0], f[1], f[2]);
-        if (r >= 0)
-                r = sd_bus_message_close_container(sig);
-        if (r >= 0)
-                r = sd_bus_send(bus, sig, NULL);
-        return r;
-}
+/* The batch is over when every item is: the job finishes and the batch goes. */
+static void batch_item_done(Manager *m, const char *name, int error, const QError *e, void *userdata) {
+        BatchItem *it = userdata;
+        Batch *b = it->batch;
+        size_t i = it->index;
 
-static void job_finish(Job *j) {
-        Manager *m = j->manager;
-        uint64_t now;
-
-        j->state = j->failures ? "failed" : "succeeded";
-        manager_emit_properties_changed(m, j->path, QUBESD_IFACE_JOB, "State", "Progress");
-        manager_send_everywhere(m, send_finished, j, "Finished");
-        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
-                (void) sd_event_add_time(m->event, &j->linger, CLOCK_MONOTONIC, now + JOB_LINGER_USEC, 0, on_job_linger,
-                                         j);
-}
-
-static void job_pump_shutdown(Job *j);
-
-static void job_item_done(Manager *m, const char *name, int error, const QError *e, void *userdata) {
-        JobItemRef *ref = userdata;
-        Job *j = ref->job;
-        size_t i = ref->index;
-
-        free(ref);
-        if (j->items[i] == ITEM_DONE)
+        free(it);
+        if (b->items[i] == ITEM_DONE)
                 return;
-        j->items[i] = ITEM_DONE;
-        j->n_done++;
-        if (error < 0) {
-                _cleanup_free_ char *msg = e ? qerror_message(e) : NULL;
-                (void) strv_extend(&j->failures, j->qubes[i]);
-                (void) strv_extend(&j->failures, e && qerror_is_set(e) ? qubes_error_dbus_name(e->code)
-                                                                       : "org.freedesktop.DBus.Error.Failed");
-                (void) strv_extend(&j->failures, msg ?: strerror(-error));
-        }
-        manager_emit_properties_changed(m, j->path, QUBESD_IFACE_JOB, "Progress");
-        if (j->n_done == j->n)
-                job_finish(j);
-        else if (streq(j->operation, "ShutdownQubes"))
-                job_pump_shutdown(j);
+        b->items[i] = ITEM_DONE;
+        b->n_done++;
+        if (error < 0 && job_add_failure(b->job, b->qubes[i], e, error) < 0)
+                log_oom();
+        job_progress(b->job, b->n_done, b->n);
+        if (b->n_done == b->n) {
+                job_finish(b->job, NULL);
+                batch_unref(b);
+        } else if (b->shutdown)
+                batch_pump_shutdown(b);
 }
 
-static void job_run_item(Job *j, size_t i) {
-        Manager *m = j->manager;
-        Domain *d = app_get_domain(m->app, j->qubes[i]);
-        JobItemRef *ref = new0(JobItemRef, 1);
+/* Runs item i; may finish the batch (the caller holds a reference). */
+static void batch_run_item(Batch *b, size_t i) {
+        Manager *m = b->manager;
+        Domain *d = app_get_domain(m->app, b->qubes[i]);
+        BatchItem *it = new0(BatchItem, 1);
         int r;
 
-        j->items[i] = ITEM_RUNNING;
-        if (!ref) {
-                j->items[i] = ITEM_DONE;
-                j->n_done++;
+        b->items[i] = ITEM_RUNNING;
+        if (!it) {
+                _cleanup_qerror_ QError e = {};
+                qerror_set(&e, QERR_QUBES_EXCEPTION, "Out of memory");
+                b->items[i] = ITEM_DONE;
+                (void) job_add_failure(b->job, b->qubes[i], &e, -ENOMEM);
+                if (++b->n_done == b->n) {
+                        job_finish(b->job, NULL);
+                        batch_unref(b);
+                }
                 return;
         }
-        ref->job = j;
-        ref->index = i;
+        it->batch = b;
+        it->index = i;
         if (!d) {
                 _cleanup_qerror_ QError e = {};
-                qerror_set(&e, QERR_VM_NOT_FOUND, "No such domain: '%s'", j->qubes[i]);
-                return job_item_done(m, j->qubes[i], -ENOENT, &e, ref);
+                qerror_set(&e, QERR_VM_NOT_FOUND, "No such domain: '%s'", b->qubes[i]);
+                return batch_item_done(m, b->qubes[i], -ENOENT, &e, it);
         }
-        if (streq(j->operation, "StartQubes"))
-                r = lifecycle_start(m, d, job_item_done, ref);
+        if (!b->shutdown)
+                r = lifecycle_start(m, d, batch_item_done, it);
         else if (!domain_is_running(d))
-                return job_item_done(m, d->name, 0, NULL, ref); /* already off: nothing to do */
+                return batch_item_done(m, d->name, 0, NULL, it); /* already off: nothing to do */
         else
-                r = lifecycle_shutdown(m, d, j->force, true, job_item_done, ref);
+                r = lifecycle_shutdown(m, d, b->force, true, batch_item_done, it);
         if (r < 0)
-                job_item_done(m, d->name, r, NULL, ref);
+                batch_item_done(m, d->name, r, NULL, it);
 }
 
 /* A qube goes down only once no running qube of the set still uses it as its netvm: clients
  * first, then their netvms (reverse dependency order). */
-static void job_pump_shutdown(Job *j) {
-        Manager *m = j->manager;
+static void batch_pump_shutdown(Batch *b) {
+        Manager *m = b->manager;
         bool started = false, busy = false;
+        size_t n = b->n;
 
-        for (size_t i = 0; i < j->n; i++) {
-                if (j->items[i] != ITEM_PENDING)
+        b->n_ref++;
+        for (size_t i = 0; i < n && b->n_done < n; i++) {
+                if (b->items[i] != ITEM_PENDING)
                         continue;
                 bool blocked = false;
-                for (size_t k = 0; k < j->n && !blocked; k++) {
-                        if (k == i || j->items[k] == ITEM_DONE)
+                for (size_t k = 0; k < n && !blocked; k++) {
+                        if (k == i || b->items[k] == ITEM_DONE)
                                 continue;
-                        Domain *client = app_get_domain(m->app, j->qubes[k]);
+                        Domain *client = app_get_domain(m->app, b->qubes[k]);
                         if (client && domain_is_running(client) && domain_netvm(client) &&
-                            streq(domain_netvm(client)->name, j->qubes[i]))
+                            streq(domain_netvm(client)->name, b->qubes[i]))
                                 blocked = true;
                 }
                 if (blocked)
                         continue;
                 started = true;
-                job_run_item(j, i);
-                if (j->n_done == j->n)
-                        return; /* job_item_done finished (and may have freed nothing yet) the job */
+                batch_run_item(b, i);
         }
-        for (size_t i = 0; i < j->n; i++)
-                if (j->items[i] == ITEM_RUNNING)
+        for (size_t i = 0; i < n; i++)
+                if (b->items[i] == ITEM_RUNNING)
                         busy = true;
         if (!started && !busy)
                 /* only a loop could block every qube; break it rather than hang */
-                for (size_t i = 0; i < j->n; i++)
-                        if (j->items[i] == ITEM_PENDING)
-                                job_run_item(j, i);
+                for (size_t i = 0; i < n && b->n_done < n; i++)
+                        if (b->items[i] == ITEM_PENDING)
+                                batch_run_item(b, i);
+        batch_unref(b);
 }
-
-static int job_new(Manager *m, const char *operation, char **qubes, bool force, Job **ret) {
-        Vmm *v = vmm_of(m);
-        Job *j = new0(Job, 1);
-        if (!j)
-                return -ENOMEM;
-        j->manager = m;
-        j->id = ++v->next_job;
-        j->operation = operation;
-        j->force = force;
-        j->state = "running";
-        j->qubes = strv_copy(qubes);
-        j->n = strv_length(qubes);
-        j->items = new0(JobItemState, j->n);
-        if (asprintf(&j->key, "%u", j->id) < 0)
-                j->key = NULL;
-        if (!j->qubes || !j->items || !j->key || sd_bus_path_encode(QUBESD_JOB_PREFIX, j->key, &j->path) < 0 ||
-            hashmap_put(v->jobs, j->key, j) < 0) {
-                job_free(j);
-                return -ENOMEM;
-        }
-        *ret = j;
-        return 0;
-}
-
-/* A local user sees a job when they see every qube it is about (auth.c). */
-static bool job_visible(Manager *m, sd_bus *bus, const Job *j) {
-        sd_bus_message *msg = sd_bus_get_current_message(bus);
-        for (char **q = j->qubes; q && *q; q++) {
-                Domain *d = app_get_domain(m->app, *q);
-                if (!auth_sees(m, msg, d))
-                        return false;
-        }
-        return true;
-}
-
-static int job_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
-                    sd_bus_error *error) {
-        Manager *m = userdata;
-        _cleanup_free_ char *key = NULL;
-        int r = sd_bus_path_decode(path, QUBESD_JOB_PREFIX, &key);
-        if (r <= 0)
-                return r;
-        Job *j = hashmap_get(vmm_of(m)->jobs, key);
-        if (!j || !job_visible(m, bus, j))
-                return 0;
-        *found = j;
-        return 1;
-}
-
-static int job_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
-        Manager *m = userdata;
-        _cleanup_strv_free_ char **l = NULL;
-        size_t i = 0;
-        void *val;
-
-        while (hashmap_iterate(vmm_of(m)->jobs, &i, NULL, &val))
-                if (job_visible(m, bus, val) && strv_extend(&l, ((Job *) val)->path) < 0)
-                        return -ENOMEM;
-        *nodes = TAKE_PTR(l);
-        return 1;
-}
-
-static int job_get_operation(sd_bus *bus, const char *path, const char *interface, const char *property,
-                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", ((Job *) userdata)->operation);
-}
-
-static int job_get_progress(sd_bus *bus, const char *path, const char *interface, const char *property,
-                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Job *j = userdata;
-        return sd_bus_message_append(reply, "d", j->n ? (double) j->n_done / (double) j->n : 1.0);
-}
-
-static int job_get_qubes(sd_bus *bus, const char *path, const char *interface, const char *property,
-                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append_strv(reply, ((Job *) userdata)->qubes);
-}
-
-static int job_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
-                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", ((Job *) userdata)->state);
-}
-
-static const sd_bus_vtable job_vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("Operation", "s", job_get_operation, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Progress", "d", job_get_progress, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Qubes", "as", job_get_qubes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("State", "s", job_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_SIGNAL_WITH_ARGS("Finished", SD_BUS_ARGS("s", state, "a(sss)", failures), 0),
-        SD_BUS_VTABLE_END,
-};
 
 /* ---- Manager methods -------------------------------------------------------------------- */
 
@@ -415,9 +276,9 @@ static int read_qubes(Manager *m, sd_bus_message *msg, char ***ret) {
         return 1;
 }
 
-static int start_job(sd_bus_message *msg, Manager *m, const char *operation, bool force) {
+static int start_batch(sd_bus_message *msg, Manager *m, bool shutdown, bool force) {
         _cleanup_strv_free_ char **names = NULL;
-        Job *j;
+        Batch *b;
         int r = read_qubes(m, msg, &names);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
@@ -427,27 +288,53 @@ static int start_job(sd_bus_message *msg, Manager *m, const char *operation, boo
                 if (!names)
                         return -ENOMEM;
         }
-        r = job_new(m, operation, names, force, &j);
-        if (r < 0)
+        b = new0(Batch, 1);
+        if (!b)
+                return -ENOMEM;
+        b->n_ref = 1;
+        b->manager = m;
+        b->shutdown = shutdown;
+        b->force = force;
+        b->n = strv_length(names);
+        b->items = new0(ItemState, b->n);
+        b->qubes = TAKE_PTR(names);
+        if (!b->items) {
+                batch_unref(b);
+                return -ENOMEM;
+        }
+        r = job_new(m,
+                    &(JobSpec){
+                            .operation = shutdown ? "ShutdownQubes" : "StartQubes",
+                            .caller = auth_caller_qube(m, msg),
+                            .qubes = b->qubes,
+                            .action = AUTH_LIFECYCLE,
+                    },
+                    &b->job);
+        if (r < 0) {
+                batch_unref(b);
                 return r;
-        manager_emit_object_added(m, j->path);
-        r = sd_bus_reply_method_return(msg, "o", j->path);
+        }
+        job_progress(b->job, 0, b->n);
+        r = sd_bus_reply_method_return(msg, "o", job_path(b->job));
         if (r < 0)
-                return r;
-        if (j->n == 0)
-                job_finish(j);
-        else if (streq(operation, "StartQubes"))
+                log_debug_errno(r, "Cannot reply with %s: %m", job_path(b->job));
+        if (b->n == 0) {
+                job_finish(b->job, NULL);
+                batch_unref(b);
+        } else if (!shutdown) {
                 /* all at once: each start brings up its netvm chain first and waits for a start
                  * of the same qube already in progress, so the dependency order holds */
-                for (size_t i = 0; i < j->n && j->n_done < j->n; i++)
-                        job_run_item(j, i);
-        else
-                job_pump_shutdown(j);
+                b->n_ref++;
+                for (size_t i = 0; i < b->n && b->n_done < b->n; i++)
+                        batch_run_item(b, i);
+                batch_unref(b);
+        } else
+                batch_pump_shutdown(b);
         return 1;
 }
 
 static int method_start_qubes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return start_job(msg, userdata, "StartQubes", false);
+        return start_batch(msg, userdata, false, false);
 }
 
 static int method_shutdown_qubes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -463,7 +350,7 @@ static int method_shutdown_qubes(sd_bus_message *msg, void *userdata, sd_bus_err
         r = sd_bus_message_rewind(msg, true);
         if (r < 0)
                 return r;
-        return start_job(msg, userdata, "ShutdownQubes", force);
+        return start_batch(msg, userdata, true, force);
 }
 
 typedef struct DispCall {
@@ -586,27 +473,11 @@ static const BusObjectImplementation lifecycle_domain_object = {
         .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = lifecycle_domain_vtable, .find = lifecycle_domain_find }),
 };
 
-static const BusObjectImplementation job_object = {
-        .path = QUBESD_JOB_PREFIX,
-        .interface = QUBESD_IFACE_JOB,
-        .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = job_vtable, .find = job_find }),
-        .node_enumerator = job_enumerate,
-};
-
 /* A second vtable on org.qubes_os.Admin1.Manager and on org.qubes_os.Admin1.Domain (sd-bus
  * merges the vtables of one interface), and the Job objects. */
 const BusObjectImplementation lifecycle_object = {
         .path = QUBESD_ROOT_PATH,
         .interface = QUBESD_IFACE_MANAGER,
         .vtables = BUS_VTABLES({ .vtable = lifecycle_manager_vtable }),
-        .children = BUS_IMPLEMENTATIONS(&lifecycle_domain_object, &job_object),
+        .children = BUS_IMPLEMENTATIONS(&lifecycle_domain_object),
 };
-
-void lifecycle_dbus_free(Manager *m) {
-        Vmm *v = vmm_of(m);
-        size_t i = 0;
-        void *val;
-
-        while (hashmap_iterate(v->jobs, &i, NULL, &val))
-                job_free(val);
-}

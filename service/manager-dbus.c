@@ -5,6 +5,7 @@
 #include "caller-filter.h"
 #include "config.h"
 #include "domain-dbus.h"
+#include "job-dbus.h"
 #include "label-dbus.h"
 #include "lifecycle-dbus.h"
 #include "manager-dbus.h"
@@ -515,7 +516,7 @@ static const BusObjectImplementation manager_object = {
         .interface = QUBESD_IFACE_MANAGER,
         .vtables = BUS_VTABLES({ .build = build_manager_vtable }),
         .manager = true,
-        .children = BUS_IMPLEMENTATIONS(&domain_object, &lifecycle_object, &storage_object, &label_object),
+        .children = BUS_IMPLEMENTATIONS(&domain_object, &lifecycle_object, &storage_object, &label_object, &job_object),
 };
 
 int manager_dbus_register(Manager *m, sd_bus *bus) {

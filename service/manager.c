@@ -7,8 +7,10 @@
 #include "auth.h"
 #include "caller-filter.h"
 #include "constraints.h"
+#include "job-dbus.h"
 #include "manager-dbus.h"
 #include "storage-dbus.h"
+#include "workers.h"
 #include "util/log.h"
 #include "util/strv.h"
 
@@ -445,7 +447,8 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m->own_uid = geteuid();
         m->callers = hashmap_new();
         m->dirty = hashmap_new();
-        if (!m->callers || !m->dirty)
+        m->jobs = hashmap_new();
+        if (!m->callers || !m->dirty || !m->jobs)
                 return log_oom();
 
         r = app_new(config->state_dir, &m->app);
@@ -483,6 +486,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         (void) sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
         (void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
 
+        r = workers_new(m->event, &m->workers);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the worker threads: %m");
         r = caller_filter_init(m);
         if (r < 0)
                 return r;
@@ -538,6 +544,10 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        /* long work is asked to stop, then the workers finish what they have (each done() runs,
+         * with everything still in place) */
+        jobs_cancel_all(m);
+        workers_stop(m->workers);
         vmm_free(m);
         private_bus_done(m);
         caller_filter_done(m);
@@ -556,6 +566,8 @@ Manager *manager_free(Manager *m) {
         while (hashmap_iterate(m->dirty, &i, NULL, &v))
                 dirty_object_free(v);
         hashmap_free(m->dirty);
+        jobs_free(m);
+        m->workers = workers_free(m->workers);
         free(m->listing);
         app_free(m->app);
         bus_vtable_cache_done(&m->vtables);

@@ -52,6 +52,8 @@ typedef struct Caller {
         unsigned n_held;   /* calls held until their query is answered */
 } Caller;
 
+typedef struct Workers Workers;
+
 typedef struct Manager {
         sd_event *event;
         sd_bus *bus;
@@ -70,9 +72,12 @@ typedef struct Manager {
         uid_t own_uid;
         unsigned auth_queries; /* auth.c: polkit queries in flight, all callers together */
         uint64_t auth_counter; /* auth.c: cancellation ids */
-        void *vmm;             /* Vmm* (vmm.h): libvirt connection, workers, runtime state */
-        void *caller_filter;   /* caller-filter.c: qrexec policy for per-caller listings and events */
-        void *constraints;     /* constraints.c: value constraints for qrexec callers */
+        Workers *workers;      /* the worker threads for blocking work (workers.h) */
+        Hashmap *jobs;         /* job-dbus.c: job number (decimal) -> Job* */
+        unsigned next_job;
+        void *vmm;           /* Vmm* (vmm.h): libvirt connection, runtime state */
+        void *caller_filter; /* caller-filter.c: qrexec policy for per-caller listings and events */
+        void *constraints;   /* constraints.c: value constraints for qrexec callers */
         /* private-bus.c: direct connections */
         void *private_connections; /* PrivateConnection list */
         sd_event_source *private_source;

@@ -7,50 +7,52 @@
  * reply to Import, CloneTo, Clear and Revert is sent when the worker is done. */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sys/eventfd.h>
 
 #include "auth.h"
 #include "bus-error.h"
+#include "job-dbus.h"
+#include "workers.h"
 #include "storage-dbus.h"
 #include "storage/storage.h"
 #include "util/log.h"
 #include "util/strv.h"
 
 #define MAX_CLONE_TOKENS 1024
-#define PROGRESS_INTERVAL_USEC (250 * 1000)
 
 typedef struct CloneToken {
         char token[STORAGE_TOKEN_LEN + 1]; /* key */
         char *qube, *volume;
 } CloneToken;
 
-typedef struct ActiveJob {
+/* A data operation on a volume (Import, ImportWithSize, CloneTo, Clear, Revert): the copy runs
+ * on the worker pool (WORK_DATA), clients follow it as a Job and as the volume's Import*
+ * properties, and the call is answered when it is over. One per volume at a time. */
+typedef struct VolumeTask {
         char *key; /* "<qube>/<volume>" */
         char *qube, *volume;
-        StorageJob *job;
+        StorageDataOp *op;
+        Job *job;
         sd_bus_message *call;
-        sd_event_source *io, *timer;
         bool set_size;
         char *clone_source; /* "<qube>:<volume>" of a CloneTo */
-        uint64_t last_done;
-} ActiveJob;
+} VolumeTask;
 
 static struct {
         Manager *m;
         Hashmap *tokens; /* token -> CloneToken* */
-        Hashmap *jobs;   /* "<qube>/<volume>" -> ActiveJob* */
+        Hashmap *tasks;  /* "<qube>/<volume>" -> VolumeTask* */
         AppEventCallback prev_cb;
         void *prev_userdata;
 } S;
 
-static char *job_key(const char *qube, const char *volume) {
+static char *task_key(const char *qube, const char *volume) {
         char *k = NULL;
         return asprintf(&k, "%s/%s", qube, volume) < 0 ? NULL : k;
 }
 
-static ActiveJob *active_job(const char *qube, const char *volume) {
-        _cleanup_free_ char *k = job_key(qube, volume);
-        return k ? hashmap_get(S.jobs, k) : NULL;
+static VolumeTask *volume_task(const char *qube, const char *volume) {
+        _cleanup_free_ char *k = task_key(qube, volume);
+        return k ? hashmap_get(S.tasks, k) : NULL;
 }
 
 /* ---- change notification ---------------------------------------------------------------- */
@@ -85,9 +87,9 @@ static void on_event(App *app, Domain *subject, const char *event, const char *c
         if (d && streq(event, "domain-pre-delete")) {
                 for (size_t i = 0; i < d->n_volumes; i++) {
                         _cleanup_free_ char *p = volume_bus_path(d->name, d->volumes[i].name);
-                        ActiveJob *a = active_job(d->name, d->volumes[i].name);
-                        if (a)
-                                a->job->cancel = true; /* the qube goes: its import has no destination */
+                        VolumeTask *t = volume_task(d->name, d->volumes[i].name);
+                        if (t)
+                                t->op->cancel = true; /* the qube goes: its import has no destination */
                         if (p)
                                 manager_emit_object_removed(S.m, p);
                 }
@@ -195,7 +197,7 @@ static struct {
         int r; /* of storage_volume_get(): 0, or < 0 with error set */
         QError error;
         StorageVolume v;
-        ActiveJob *job;
+        VolumeTask *task;
         bool have_sizes;
         uint64_t size, usage;
 } memo;
@@ -207,7 +209,7 @@ static void volume_memo_forget_object(void) {
         memo.r = 0;
         qerror_done(&memo.error);
         storage_volume_done(&memo.v);
-        memo.job = NULL;
+        memo.task = NULL;
         memo.have_sizes = false;
 }
 
@@ -257,7 +259,7 @@ static int volume_memo_get(sd_bus_message *msg, const char *path, Domain *d) {
                 volume_memo_forget_object();
                 return r;
         }
-        memo.job = active_job(d->name, memo.name);
+        memo.task = volume_task(d->name, memo.name);
         memo.d = d;
         return 0;
 }
@@ -276,7 +278,7 @@ static int volume_property(sd_bus *bus, const char *path, const char *interface,
         int r = volume_memo_get(reply_msg, path, userdata);
         if (r < 0)
                 return r;
-        ActiveJob *a = memo.job;
+        VolumeTask *t = memo.task;
         const StorageVolume *v = &memo.v;
 
         if (streq(property, "Name"))
@@ -286,11 +288,11 @@ static int volume_property(sd_bus *bus, const char *path, const char *interface,
                 return sd_bus_message_append_basic(reply_msg, 'o', p ?: "/");
         }
         if (streq(property, "ImportInProgress"))
-                return append_bool(reply_msg, a != NULL);
+                return append_bool(reply_msg, t != NULL);
         if (streq(property, "ImportBytesDone"))
-                return append_u64(reply_msg, a ? (uint64_t) a->job->done : 0);
+                return append_u64(reply_msg, t ? job_done(t->job) : 0);
         if (streq(property, "ImportBytesTotal"))
-                return append_u64(reply_msg, a ? a->job->size : 0);
+                return append_u64(reply_msg, t ? t->op->size : 0);
 
         if (memo.r < 0)
                 return bus_set_qerror(error, &memo.error);
@@ -384,7 +386,7 @@ static int volume_set(sd_bus_message *msg, Domain *d, SetFunc f, bool refuse_bus
         r = path_volume(sd_bus_message_get_path(msg), &name);
         if (r < 0)
                 return r;
-        if (refuse_busy && active_job(d->name, name))
+        if (refuse_busy && volume_task(d->name, name))
                 return reply_error(msg, QERR_STORAGE_POOL, "Volume %s of %s is busy with an import", name, d->name);
         r = f(S.m->app, d, name, value, &e);
         if (r >= 0)
@@ -407,134 +409,142 @@ static int method_resize(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return volume_set(msg, userdata, storage_volume_resize, true);
 }
 
-/* ---- jobs ------------------------------------------------------------------------------- */
+/* ---- data operations ------------------------------------------------------------------ */
 
-static ActiveJob *active_job_free(ActiveJob *a) {
-        if (!a)
+static VolumeTask *volume_task_free(VolumeTask *t) {
+        if (!t)
                 return NULL;
-        sd_event_source_disable_unref(a->io);
-        sd_event_source_disable_unref(a->timer);
-        storage_job_free(a->job);
-        sd_bus_message_unref(a->call);
-        free(a->key);
-        free(a->qube);
-        free(a->volume);
-        free(a->clone_source);
-        free(a);
+        storage_data_op_free(t->op);
+        sd_bus_message_unref(t->call);
+        free(t->key);
+        free(t->qube);
+        free(t->volume);
+        free(t->clone_source);
+        free(t);
         return NULL;
 }
 
-static int on_progress(sd_event_source *s, uint64_t usec, void *userdata) {
-        ActiveJob *a = userdata;
-        uint64_t done = a->job->done;
-        if (done != a->last_done) {
-                _cleanup_free_ char *path = volume_bus_path(a->qube, a->volume);
-                a->last_done = done;
-                if (path)
-                        manager_emit_properties_changed(S.m, path, QUBESD_IFACE_VOLUME, "ImportBytesDone", NULL);
-        }
-        (void) sd_event_source_set_time(s, usec + PROGRESS_INTERVAL_USEC);
-        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+static void task_cancel(Job *j, void *userdata) {
+        VolumeTask *t = userdata;
+        t->op->cancel = true;
 }
 
-static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        ActiveJob *a = userdata;
-        StorageJob *j = a->job;
+static void task_progress_changed(Job *j, void *userdata) {
+        VolumeTask *t = userdata;
+        _cleanup_free_ char *path = volume_bus_path(t->qube, t->volume);
+        if (path)
+                manager_emit_properties_changed(S.m, path, QUBESD_IFACE_VOLUME, "ImportBytesDone");
+}
+
+static void task_work(void *userdata) {
+        VolumeTask *t = userdata;
+        (void) storage_data_op_run(t->op);
+}
+
+/* On the loop, once the worker is done: commit what belongs to the model, answer the call. */
+static void task_done(void *userdata) {
+        VolumeTask *t = userdata;
+        StorageDataOp *op = t->op;
         _cleanup_qerror_ QError e = {};
         Domain *d;
         int r;
 
-        if (!atomic_load(&j->finished))
-                return 0;
-        hashmap_remove(S.jobs, a->key);
-        (void) pthread_join(j->thread, NULL);
-        j->started = false;
-
-        d = app_get_domain(S.m->app, a->qube);
-        VolumeConfig *vc = d ? domain_volume_config(d, a->volume) : NULL;
-        r = j->result;
+        hashmap_remove(S.tasks, t->key);
+        d = app_get_domain(S.m->app, t->qube);
+        VolumeConfig *vc = d ? domain_volume_config(d, t->volume) : NULL;
+        r = op->result;
         if (r < 0)
-                qerror_move(&e, &j->error);
+                qerror_move(&e, &op->error);
         if (!vc) {
                 /* the qube went away meanwhile: whatever the worker committed goes with it */
                 if (r >= 0)
-                        (void) j->vol.driver->remove(&j->vol, NULL);
+                        (void) op->vol.driver->remove(&op->vol, NULL);
                 qerror_done(&e);
-                r = qerror_set(&e, QERR_QUBES_EXCEPTION, "Qube %s was removed during the operation", a->qube);
-        } else if (j->kind != STORAGE_JOB_REVERT) {
-                if (r >= 0 && a->set_size) {
+                r = qerror_set(&e, QERR_QUBES_EXCEPTION, "Qube %s was removed during the operation", t->qube);
+        } else if (op->kind != STORAGE_OP_REVERT) {
+                if (r >= 0 && t->set_size) {
                         char buf[32];
-                        snprintf(buf, sizeof buf, "%" PRIu64, j->size);
+                        snprintf(buf, sizeof buf, "%" PRIu64, op->size);
                         r = volume_config_set(vc, "size", buf);
                         if (r >= 0)
                                 r = manager_save(S.m, &e);
                 }
-                if (j->kind == STORAGE_JOB_CLONE && r >= 0)
-                        app_emit_event(S.m->app, d, "domain-import-volume", "name", a->volume, "source",
-                                       a->clone_source);
-                app_emit_event(S.m->app, d, "domain-volume-import-end", "volume", a->volume, "success",
+                if (op->kind == STORAGE_OP_CLONE && r >= 0)
+                        app_emit_event(S.m->app, d, "domain-import-volume", "name", t->volume, "source",
+                                       t->clone_source);
+                app_emit_event(S.m->app, d, "domain-volume-import-end", "volume", t->volume, "success",
                                r >= 0 ? "True" : "False");
         }
         if (d)
-                volume_changed_d(d, a->volume);
-        if (r < 0 && qerror_is_set(&e))
-                (void) bus_reply_qerror(S.m, a->call, &e);
-        else if (r < 0)
-                (void) sd_bus_reply_method_errnof(a->call, -r, "Storage operation failed: %m");
+                volume_changed_d(d, t->volume);
+        if (r < 0 && !qerror_is_set(&e))
+                qerror_set(&e, QERR_STORAGE_POOL, "Storage operation failed: %s", strerror(-r));
+        job_finish(t->job, r < 0 ? &e : NULL);
+        t->job = NULL;
+        if (r < 0)
+                (void) bus_reply_qerror(S.m, t->call, &e);
         else
-                (void) sd_bus_reply_method_return(a->call, NULL);
-        active_job_free(a);
-        return 0;
+                (void) sd_bus_reply_method_return(t->call, NULL);
+        volume_task_free(t);
 }
 
-/* Starts j for the call msg on the volume name of d; takes j. Replies later. */
-static int start_job(sd_bus_message *msg, Domain *d, const char *name, StorageJob *j, bool set_size,
-                     const char *clone_source) {
-        ActiveJob *a = new0(ActiveJob, 1);
+/* Runs op for the call msg on the volume name of d, as a Job; takes op. Replies later. */
+static int start_task(sd_bus_message *msg, Domain *d, const char *name, StorageDataOp *op, bool set_size,
+                      const char *clone_source) {
+        VolumeTask *t = new0(VolumeTask, 1);
         int r;
 
-        if (!a) {
-                storage_job_free(j);
+        if (!t) {
+                (void) op->vol.driver->import_end(&op->vol, false, NULL);
+                storage_data_op_free(op);
                 return -ENOMEM;
         }
-        a->job = j;
-        a->call = sd_bus_message_ref(msg);
-        a->set_size = set_size;
-        a->key = job_key(d->name, name);
-        a->qube = strdup(d->name);
-        a->volume = strdup(name);
-        a->clone_source = clone_source ? strdup(clone_source) : NULL;
-        if (!a->key || !a->qube || !a->volume || (clone_source && !a->clone_source)) {
-                active_job_free(a);
-                return -ENOMEM;
-        }
-        j->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (j->notify_fd < 0) {
-                r = -errno;
+        t->op = op;
+        t->call = sd_bus_message_ref(msg);
+        t->set_size = set_size;
+        t->key = task_key(d->name, name);
+        t->qube = strdup(d->name);
+        t->volume = strdup(name);
+        t->clone_source = clone_source ? strdup(clone_source) : NULL;
+        if (!t->key || !t->qube || !t->volume || (clone_source && !t->clone_source)) {
+                r = -ENOMEM;
                 goto fail;
         }
-        r = sd_event_add_io(S.m->event, &a->io, j->notify_fd, EPOLLIN, on_job_done, a);
+        r = job_new(S.m,
+                    &(JobSpec){
+                            .operation = sd_bus_message_get_member(msg),
+                            .caller = auth_caller_qube(S.m, msg),
+                            .qubes = (char *[]){ t->qube, NULL },
+                            .action = AUTH_STORAGE,
+                            .bytes = true,
+                            .cancel = op->kind == STORAGE_OP_REVERT ? NULL : task_cancel,
+                            .progress_changed = task_progress_changed,
+                            .userdata = t,
+                    },
+                    &t->job);
         if (r < 0)
                 goto fail;
-        uint64_t now;
-        (void) sd_event_now(S.m->event, CLOCK_MONOTONIC, &now);
-        r = sd_event_add_time(S.m->event, &a->timer, CLOCK_MONOTONIC, now + PROGRESS_INTERVAL_USEC, 0, on_progress, a);
-        if (r < 0)
-                goto fail;
-        r = hashmap_put(S.jobs, a->key, a);
-        if (r < 0)
-                goto fail;
-        r = storage_job_start(j);
+        op->progress = job_done_counter(t->job);
+        job_progress(t->job, 0, op->size);
+        r = hashmap_put(S.tasks, t->key, t);
+        if (r >= 0) {
+                r = workers_submit(S.m->workers, WORK_DATA, task_work, task_done, t);
+                if (r < 0)
+                        hashmap_remove(S.tasks, t->key);
+        }
         if (r < 0) {
-                hashmap_remove(S.jobs, a->key);
+                _cleanup_qerror_ QError e = {};
+                qerror_set(&e, QERR_STORAGE_POOL, "Storage operation failed: %s", strerror(-r));
+                job_finish(t->job, &e);
+                t->job = NULL;
                 goto fail;
         }
         volume_changed_d(d, name);
         return 1;
 fail:
         /* nothing ran: the import image (if any) goes */
-        (void) j->vol.driver->import_end(&j->vol, false, NULL);
-        active_job_free(a);
+        (void) op->vol.driver->import_end(&op->vol, false, NULL);
+        volume_task_free(t);
         return r;
 }
 
@@ -546,7 +556,7 @@ static int check_idle(sd_bus_message *msg, Domain *d, const char *name) {
                 int r = bus_reply_qerror(S.m, msg, &e);
                 return r < 0 ? r : 0;
         }
-        if (active_job(d->name, name)) {
+        if (volume_task(d->name, name)) {
                 int r = reply_error(msg, QERR_STORAGE_POOL, "Volume %s of %s is busy with an import", name, d->name);
                 return r < 0 ? r : 0;
         }
@@ -558,7 +568,7 @@ static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_(storage_data_op_freep) StorageDataOp *j = NULL;
         const char *size_s = NULL;
         uint64_t size;
         int fd, r;
@@ -586,7 +596,7 @@ static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
         } else
                 size = v.driver->current_size(&v);
 
-        j = storage_job_new(STORAGE_JOB_IMPORT, &v);
+        j = storage_data_op_new(STORAGE_OP_IMPORT, &v);
         if (!j)
                 return -ENOMEM;
         j->size = size;
@@ -599,7 +609,7 @@ static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
         char buf[32];
         snprintf(buf, sizeof buf, "%" PRIu64, size);
         app_emit_event(S.m->app, d, "domain-volume-import-begin", "volume", name, "size", buf);
-        return start_job(msg, d, name, TAKE_PTR(j), with_size, NULL);
+        return start_task(msg, d, name, TAKE_PTR(j), with_size, NULL);
 }
 
 static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -619,11 +629,11 @@ static int method_cancel_import(sd_bus_message *msg, void *userdata, sd_bus_erro
         r = path_volume(sd_bus_message_get_path(msg), &name);
         if (r < 0)
                 return r;
-        ActiveJob *a = active_job(d->name, name);
-        if (!a || a->job->kind == STORAGE_JOB_REVERT)
+        VolumeTask *t = volume_task(d->name, name);
+        if (!t || t->op->kind == STORAGE_OP_REVERT)
                 return reply_error(msg, QERR_QUBES_EXCEPTION, "No import in progress on volume %s of %s", name,
                                    d->name);
-        a->job->cancel = true;
+        t->op->cancel = true;
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -633,7 +643,7 @@ static int method_clear(sd_bus_message *msg, void *userdata, sd_bus_error *error
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_(storage_data_op_freep) StorageDataOp *j = NULL;
         int r = auth_check(S.m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
                 return r < 0 ? bus_reply_qerror(S.m, msg, &denied) : 1; /* refused, or held until polkit answers */
@@ -643,7 +653,7 @@ static int method_clear(sd_bus_message *msg, void *userdata, sd_bus_error *error
         r = check_idle(msg, d, name);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
-        j = storage_job_new(STORAGE_JOB_CLEAR, &v);
+        j = storage_data_op_new(STORAGE_OP_CLEAR, &v);
         if (!j)
                 return -ENOMEM;
         j->size = v.driver->current_size(&v);
@@ -653,7 +663,7 @@ static int method_clear(sd_bus_message *msg, void *userdata, sd_bus_error *error
         char buf[32];
         snprintf(buf, sizeof buf, "%" PRIu64, j->size);
         app_emit_event(S.m->app, d, "domain-volume-import-begin", "volume", name, "size", buf);
-        return start_job(msg, d, name, TAKE_PTR(j), false, NULL);
+        return start_task(msg, d, name, TAKE_PTR(j), false, NULL);
 }
 
 static int method_revert(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -661,7 +671,7 @@ static int method_revert(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_(storage_data_op_freep) StorageDataOp *j = NULL;
         _cleanup_strv_free_ char **revs = NULL;
         const char *rev;
         int r = auth_check(S.m, msg, AUTH_STORAGE, d, &denied);
@@ -684,13 +694,13 @@ static int method_revert(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
         if (!strv_contains(revs, rev))
                 return reply_error(msg, QERR_VOLUME_REVISION_NOT_FOUND, "Revision not found: %s", rev, NULL);
-        j = storage_job_new(STORAGE_JOB_REVERT, &v);
+        j = storage_data_op_new(STORAGE_OP_REVERT, &v);
         if (!j)
                 return -ENOMEM;
         j->revision = strdup(rev);
         if (!j->revision)
                 return -ENOMEM;
-        return start_job(msg, d, name, TAKE_PTR(j), false, NULL);
+        return start_task(msg, d, name, TAKE_PTR(j), false, NULL);
 }
 
 static CloneToken *clone_token_free(CloneToken *t) {
@@ -741,7 +751,7 @@ static int method_clone_to(sd_bus_message *msg, void *userdata, sd_bus_error *er
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL, *source = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {}, src = {};
-        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_(storage_data_op_freep) StorageDataOp *j = NULL;
         _cleanup_close_ int in = -EBADF;
         const char *token;
         CloneToken *t;
@@ -778,7 +788,7 @@ static int method_clone_to(sd_bus_message *msg, void *userdata, sd_bus_error *er
         struct stat st;
         if (fstat(in, &st) < 0)
                 return -errno;
-        j = storage_job_new(STORAGE_JOB_CLONE, &v);
+        j = storage_data_op_new(STORAGE_OP_CLONE, &v);
         if (!j)
                 return -ENOMEM;
         j->size = (uint64_t) st.st_size;
@@ -788,7 +798,7 @@ static int method_clone_to(sd_bus_message *msg, void *userdata, sd_bus_error *er
                 return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
         if (asprintf(&source, "%s:%s", used->qube, used->volume) < 0)
                 return -ENOMEM;
-        return start_job(msg, d, name, TAKE_PTR(j), true, source);
+        return start_task(msg, d, name, TAKE_PTR(j), true, source);
 }
 
 #define VOLUME_PROP(name, sig, flags) SD_BUS_PROPERTY(name, sig, volume_property, 0, flags)
@@ -1235,8 +1245,8 @@ static const sd_bus_vtable manager_storage_vtable[] = {
 int storage_dbus_init(Manager *m) {
         S.m = m;
         S.tokens = hashmap_new();
-        S.jobs = hashmap_new();
-        if (!S.tokens || !S.jobs)
+        S.tasks = hashmap_new();
+        if (!S.tokens || !S.tasks)
                 return log_oom();
         storage_install_hooks(m->app);
         S.prev_cb = m->app->event_cb;

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The hypervisor side of qubesd: one libvirt connection, a small pool of worker threads that
- * run the blocking libvirt calls, and the per-qube runtime state (power state, xid, memory and
- * CPU figures) that the loop answers from. Workers never touch the model or the bus: a job's
- * work() runs on a worker with its own reference to the connection, its done() runs on the loop
+/* The hypervisor side of qubesd: one libvirt connection, the libvirt calls (each one runs on
+ * the worker pool, workers.h) and the per-qube runtime state (power state, xid, memory and CPU
+ * figures) that the loop answers from. A call's work() runs on a worker with its own reference
+ * to the connection and never touches the model or the bus; its done() runs on the loop
  * afterwards. */
 
 #include <libvirt/libvirt.h>
@@ -15,8 +15,6 @@
 
 #include "manager.h"
 
-#define VMM_WORKERS 4
-
 typedef struct Vmm Vmm;
 typedef struct VmRuntime VmRuntime;
 typedef struct LifecycleOp LifecycleOp;
@@ -25,14 +23,6 @@ typedef struct LifecycleOp LifecycleOp;
 typedef void (*VmmWorkFn)(virConnectPtr conn, void *data);
 /* done() runs on the loop. */
 typedef void (*VmmDoneFn)(Manager *m, void *data);
-
-typedef struct VmmJob {
-        VmmWorkFn work;
-        VmmDoneFn done;
-        void *data;
-        virConnectPtr conn;
-        struct VmmJob *next;
-} VmmJob;
 
 /* Callbacks waiting for something to happen to one qube (start finished, qube stopped). */
 typedef void (*VmWaitFn)(Manager *m, const char *name, int error, const QError *e, void *userdata);
@@ -67,24 +57,12 @@ struct Vmm {
         int lifecycle_cb_id;
         unsigned reconnect_delay_s;
         sd_event_source *reconnect_source;
-        /* workers */
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        pthread_t threads[VMM_WORKERS];
-        size_t n_threads, n_idle;
-        VmmJob *queue, *queue_tail;
-        VmmJob *done, *done_tail;
-        bool stopping;
-        int done_fd;
-        sd_event_source *done_source;
+        bool stopping; /* qubesd is going: nothing starts */
         /* runtime state */
         Hashmap *runtime; /* qube name -> VmRuntime* */
         sd_event_source *stats_source;
         bool stats_in_flight;
         uint64_t host_cpu_ns_prev;
-        /* jobs and lifecycle bookkeeping (lifecycle.c) */
-        Hashmap *jobs; /* job number (decimal string) -> Job* */
-        unsigned next_job;
 };
 
 /* vmm.c */
@@ -93,8 +71,8 @@ void vmm_free(Manager *m);
 static inline Vmm *vmm_of(Manager *m) {
         return m->vmm;
 }
-/* Queue a job; done() is always called on the loop (also when there is no connection).
- * Returns 0 or -ENOMEM (then nothing is called). */
+/* Queue a libvirt call; done() is always called on the loop (also when there is no connection).
+ * Returns 0 or a negative error (then nothing is called). */
 int vmm_submit(Manager *m, VmmWorkFn work, VmmDoneFn done, void *data);
 bool vmm_connected(Manager *m);
 /* The runtime record of a qube (created on demand), NULL on OOM. */
@@ -146,6 +124,3 @@ int lifecycle_resume(Manager *m, Domain *d, OpDoneFn done, void *userdata);
 int lifecycle_restart(Manager *m, Domain *d, OpDoneFn done, void *userdata);
 void lifecycle_stats_tick(Manager *m);
 void lifecycle_free(Manager *m);
-
-/* lifecycle-dbus.c */
-void lifecycle_dbus_free(Manager *m);

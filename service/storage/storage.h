@@ -2,7 +2,7 @@
 #pragma once
 
 /* Storage: pool drivers (file, file-reflink, linux-kernel), volumes of qubes, and the blocking
- * data operations that the bus layer runs in worker threads (job.c). Nothing here knows D-Bus;
+ * data operations that the daemon runs on its worker threads (data-op.c). Nothing here knows D-Bus;
  * like the model, every user-caused failure fills a QError with the upstream exception class
  * and message.
  *
@@ -18,7 +18,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <pthread.h>
 #include <sys/stat.h>
 
 #include "model/model.h"
@@ -210,39 +209,36 @@ char *vol_path_string(const char *dir_path, const char *vid, const char *suffix)
 uint64_t st_usage(const struct stat *st);
 int storage_errno_set(QError *e, int r, const char *what, const char *dir_path, const char *vid, const char *suffix);
 
-/* ---- worker jobs (job.c) ------------------------------------------------------------------ */
+/* ---- data operations (data-op.c) --------------------------------------------------------- */
 
-typedef enum StorageJobKind {
-        STORAGE_JOB_IMPORT, /* exactly size bytes from in_fd into out_fd, then import_end */
-        STORAGE_JOB_CLONE,  /* in_fd (committed source image) into out_fd, then import_end */
-        STORAGE_JOB_CLEAR,  /* nothing to copy: import_end(true) of the empty image */
-        STORAGE_JOB_REVERT, /* driver revert(revision) */
-} StorageJobKind;
+typedef enum StorageDataOpKind {
+        STORAGE_OP_IMPORT, /* exactly size bytes from in_fd into out_fd, then import_end */
+        STORAGE_OP_CLONE,  /* in_fd (committed source image) into out_fd, then import_end */
+        STORAGE_OP_CLEAR,  /* nothing to copy: import_end(true) of the empty image */
+        STORAGE_OP_REVERT, /* driver revert(revision) */
+} StorageDataOpKind;
 
-typedef struct StorageJob {
-        StorageJobKind kind;
+/* One blocking operation on a volume's data, for a worker thread: set it up on the loop, run it
+ * on a worker with storage_data_op_run(), read its result on the loop. */
+typedef struct StorageDataOp {
+        StorageDataOpKind kind;
         StorageVolume vol;
         char *revision;
         int in_fd, out_fd;
         uint64_t size;
         _Atomic uint64_t done;
-        atomic_bool cancel;
-        atomic_bool finished;
-        int result; /* 0 or negative errno, valid once finished */
+        _Atomic uint64_t *progress; /* the bytes done are counted here (default: &done) */
+        atomic_bool cancel;         /* set from another thread: the operation stops with -ECANCELED */
+        int result;                 /* 0 or negative errno, once run */
         QError error;
-        int notify_fd; /* eventfd written once when finished (or -1) */
-        pthread_t thread;
-        bool started;
         void *userdata;
-} StorageJob;
+} StorageDataOp;
 
-StorageJob *storage_job_new(StorageJobKind kind, const StorageVolume *v);
-/* Runs the job in a new thread; writes notify_fd when done. */
-int storage_job_start(StorageJob *j);
-/* Runs the job in the calling thread (tests). */
-int storage_job_run(StorageJob *j);
-StorageJob *storage_job_free(StorageJob *j); /* joins the thread */
-DEFINE_TRIVIAL_CLEANUP_FUNC(StorageJob *, storage_job_free);
+StorageDataOp *storage_data_op_new(StorageDataOpKind kind, const StorageVolume *v);
+/* Blocking: run it in the calling thread (a worker; tests). Returns result. */
+int storage_data_op_run(StorageDataOp *j);
+StorageDataOp *storage_data_op_free(StorageDataOp *j);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StorageDataOp *, storage_data_op_free);
 
 static inline void storage_volume_donep(StorageVolume *v) {
         storage_volume_done(v);

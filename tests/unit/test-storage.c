@@ -109,14 +109,15 @@ static bool same_content(const char *a, const char *b) {
         return system(cmd) == 0;
 }
 
-/* Import the file src into a volume through a job, as the bus layer does. */
+/* Import the file src into a volume through a data operation, as the bus layer does (there on a
+ * worker thread). */
 static int import_file(App *app, Domain *d, const char *vol, const char *src, uint64_t size, QError *e) {
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_(storage_data_op_freep) StorageDataOp *j = NULL;
         int r = storage_volume_get(app, d, vol, &v, e);
         if (r < 0)
                 return r;
-        j = storage_job_new(STORAGE_JOB_IMPORT, &v);
+        j = storage_data_op_new(STORAGE_OP_IMPORT, &v);
         if (!j)
                 return -ENOMEM;
         j->size = size;
@@ -124,12 +125,8 @@ static int import_file(App *app, Domain *d, const char *vol, const char *src, ui
         r = v.driver->import_begin(&v, size, &j->out_fd, e);
         if (r < 0)
                 return r;
-        r = storage_job_start(j);
+        r = storage_data_op_run(j);
         if (r < 0)
-                return r;
-        while (!atomic_load(&j->finished))
-                usleep(1000);
-        if (j->result < 0)
                 qerror_move(e, &j->error);
         return j->result;
 }
