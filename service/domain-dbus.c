@@ -6,6 +6,7 @@
 #include "bus-property.h"
 #include "constraints.h"
 #include "manager.h"
+#include "storage/storage.h"
 #include "util/log.h"
 #include "util/strv.h"
 
@@ -105,10 +106,10 @@ static int method_list_features(sd_bus_message *msg, void *userdata, sd_bus_erro
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         size_t i = 0;
         const char *k;
-        int r = auth_check(call_manager(msg), msg, AUTH_READ, d, &denied);
+        Manager *m = call_manager(msg);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? bus_reply_qerror(call_manager(msg), msg, &denied)
-                             : 1; /* refused, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
@@ -211,10 +212,10 @@ static int method_remove_feature(sd_bus_message *msg, void *userdata, sd_bus_err
 static int method_list_tags(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
-        int r = auth_check(call_manager(msg), msg, AUTH_READ, d, &denied);
+        Manager *m = call_manager(msg);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? bus_reply_qerror(call_manager(msg), msg, &denied)
-                             : 1; /* refused, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         _cleanup_free_ const char **tags = domain_tags_sorted(d);
         if (!tags)
                 return -ENOMEM;
@@ -313,7 +314,7 @@ static int method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         int r = auth_check(m, msg, AUTH_CREATE_REMOVE, d, &denied);
         if (r <= 0)
                 return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
-        r = app_remove_domain(m->app, d, &e);
+        r = storage_remove_domain(m->app, d, &e);
         return reply_result(m, msg, r, &e, true);
 }
 
@@ -321,12 +322,12 @@ static int method_get_current_state(sd_bus_message *msg, void *userdata, sd_bus_
         _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         uint64_t mem, mem_max, cputime;
-        int r = auth_check(call_manager(msg), msg, AUTH_READ, d, &denied);
+        Manager *m = call_manager(msg);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? bus_reply_qerror(call_manager(msg), msg, &denied)
-                             : 1; /* refused, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         /* cached figures, refreshed by workers on lifecycle events and stats: never blocks */
-        vmm_current_state(call_manager(msg), d, &mem, &mem_max, &cputime);
+        vmm_current_state(m, d, &mem, &mem_max, &cputime);
         return sd_bus_reply_method_return(msg, "ttts", mem, mem_max, cputime, strempty(d->power_state));
 }
 

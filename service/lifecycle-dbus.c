@@ -10,6 +10,7 @@
 #include "bus-error.h"
 #include "job-dbus.h"
 #include "lifecycle-dbus.h"
+#include "storage/storage.h"
 #include "vmm.h"
 
 #include "util/log.h"
@@ -365,7 +366,7 @@ static void disp_started(Manager *m, const char *name, int error, const QError *
         if (error < 0) {
                 _cleanup_qerror_ QError rm = {};
                 /* nothing of a disposable that never ran may stay behind */
-                if (d && !domain_is_running(d) && app_remove_domain(m->app, d, &rm) >= 0)
+                if (d && !domain_is_running(d) && storage_remove_domain(m->app, d, &rm) >= 0)
                         (void) manager_save(m, &rm);
                 reply_op(m, name, error, e, c->msg);
         } else {
@@ -420,7 +421,7 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
                 .template_name = tpl->name,
                 .creator = caller,
         };
-        r = app_create_domain(m->app, &p, &d, &e);
+        r = storage_create_domain(m->app, &p, &d, &e);
         if (r >= 0)
                 r = domain_property_set(d, "auto_cleanup", "True", 4, &e);
         if (r >= 0 && asprintf(&tag, "disp-created-by-%s", caller) < 0)
@@ -432,7 +433,7 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
         if (r < 0) {
                 _cleanup_qerror_ QError rm = {};
                 if (d)
-                        (void) app_remove_domain(m->app, d, &rm);
+                        (void) storage_remove_domain(m->app, d, &rm);
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         }
 

@@ -10,6 +10,7 @@
 #include "lifecycle-dbus.h"
 #include "manager-dbus.h"
 #include "storage-dbus.h"
+#include "storage/storage.h"
 #include "manager.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -294,7 +295,7 @@ static int method_create_domain(sd_bus_message *msg, void *userdata, sd_bus_erro
         }
         params.volume_pools = volume_pools;
 
-        r = app_create_domain(m->app, &params, &d, &e);
+        r = storage_create_domain(m->app, &params, &d, &e);
         if (r < 0)
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         _cleanup_free_ char *path = domain_bus_path(d);

@@ -327,6 +327,23 @@ int manager_new_event_signal(sd_bus *bus, Domain *subject, const char *event, co
         return 0;
 }
 
+/* A qube's objects come and go together: the qube, and its volumes below it. */
+static void emit_domain_objects(Manager *m, Domain *d, bool added) {
+        _cleanup_free_ char *p = domain_bus_path(d);
+
+        if (added && p)
+                manager_emit_object_added(m, p);
+        for (size_t i = 0; i < d->n_volumes; i++) {
+                _cleanup_free_ char *v = volume_bus_path(d->name, d->volumes[i].name);
+                if (v && added)
+                        manager_emit_object_added(m, v);
+                else if (v)
+                        manager_emit_object_removed(m, v);
+        }
+        if (!added && p)
+                manager_emit_object_removed(m, p);
+}
+
 typedef struct EventSignal {
         Domain *subject;
         const char *event;
@@ -352,12 +369,12 @@ void manager_on_event(App *app, Domain *subject, const char *event, const char *
         if (!m->bus)
                 return;
 
-        /* InterfacesRemoved must be sent while the object still exists. */
+        /* InterfacesRemoved must be sent while the objects still exist: the qube's volumes, then
+         * the qube. */
         if (!subject && streq(event, "domain-pre-delete") && n_kv >= 2) {
                 Domain *d = app_get_domain(app, kv[1]);
-                _cleanup_free_ char *p = d ? domain_bus_path(d) : NULL;
-                if (p)
-                        manager_emit_object_removed(m, p);
+                if (d)
+                        emit_domain_objects(m, d, false);
         }
 
         EventSignal e = { subject, event, kv, n_kv, ++m->event_seq };
@@ -375,9 +392,8 @@ void manager_on_event(App *app, Domain *subject, const char *event, const char *
                 manager_mark_dirty(m, subject->name, NULL, false, true);
         else if (!subject && streq(event, "domain-add") && n_kv >= 2) {
                 Domain *d = app_get_domain(app, kv[1]);
-                _cleanup_free_ char *p = d ? domain_bus_path(d) : NULL;
-                if (p)
-                        manager_emit_object_added(m, p);
+                if (d)
+                        emit_domain_objects(m, d, true);
         }
 }
 
@@ -472,8 +488,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                         return r;
                 }
         }
-        m->app->event_cb = manager_on_event;
-        m->app->event_userdata = m;
+        r = app_add_listener(m->app, manager_on_event, m);
+        if (r < 0)
+                return log_oom();
 
         r = sd_event_default(&m->event);
         if (r < 0)

@@ -53,6 +53,7 @@ typedef struct Caller {
 } Caller;
 
 typedef struct Workers Workers;
+typedef struct StorageBus StorageBus;
 
 typedef struct Manager {
         sd_event *event;
@@ -76,6 +77,7 @@ typedef struct Manager {
         Hashmap *jobs;         /* job-dbus.c: job number (decimal) -> Job* */
         unsigned next_job;
         void *vmm;           /* Vmm* (vmm.h): libvirt connection, runtime state */
+        StorageBus *storage; /* storage-dbus.c: clone tokens, the data operations in progress */
         void *caller_filter; /* caller-filter.c: qrexec policy for per-caller listings and events */
         void *constraints;   /* constraints.c: value constraints for qrexec callers */
         /* private-bus.c: direct connections */
@@ -132,14 +134,17 @@ void manager_emit_object_removed(Manager *m, const char *path);
 /* Connections besides the bus (private-bus.c). */
 int manager_add_connection(Manager *m, sd_bus *bus);
 void manager_remove_connection(Manager *m, sd_bus *bus);
-/* The Manager, from inside a handler, getter, find function or enumerator of the object tree. */
+/* The Manager, from inside a handler, getter, setter, find function or enumerator of the object
+ * tree (the userdata of its registration). Take it on entry, before anything else: sd-bus forgets
+ * it once the callback emits a signal built from vtables (PropertiesChanged, InterfacesAdded/
+ * Removed); pass it on to helpers. */
 static inline Manager *bus_manager(sd_bus *bus) {
         return bus_registration_userdata(bus);
 }
 static inline Manager *call_manager(sd_bus_message *msg) {
         return bus_manager(sd_bus_message_get_bus(msg));
 }
-/* The Admin API event callback (installed as App.event_cb). */
+/* The bus layer's listener of model events (Event signals, PropertiesChanged, ObjectManager). */
 void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata);
 
 /* private-bus.c */

@@ -590,3 +590,22 @@ int domain_notes_set(Domain *d, const char *text, size_t len, QError *err) {
                 return qerror_set(err, QERR_QUBES_EXCEPTION, "Unable to write qube notes: %s", strerror(-r));
         return 0;
 }
+
+bool volume_vid_valid(const char *vid) {
+        const char *p = vid;
+        if (!vid || !*vid || strlen(vid) > 1024 || vid[0] == '/')
+                return false;
+        for (;;) {
+                size_t n = strcspn(p, "/");
+                if (n == 0 || n > 200)
+                        return false; /* empty component ("//", trailing '/') or too long */
+                if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+                        return false;
+                for (size_t i = 0; i < n; i++)
+                        if (!isascii((unsigned char) p[i]) || !(isalnum((unsigned char) p[i]) || strchr("_.+-", p[i])))
+                                return false;
+                if (!p[n])
+                        return true;
+                p += n + 1;
+        }
+}

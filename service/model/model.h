@@ -3,8 +3,8 @@
 
 /* The Qubes data model: the app (global properties, labels, pools), its domains (qubes) with
  * properties, features, tags, notes, device assignments and volume config. This layer knows
- * nothing of D-Bus: it validates, mutates, and reports every change as a Qubes event through
- * App.event_cb, with upstream's event names and keys (spec/admin-api.md §4). Persistence is in
+ * nothing of D-Bus or of storage: it validates, mutates, and reports every change as a Qubes event
+ * to the listeners on the App (app_add_listener()), with upstream's event names and keys (spec/admin-api.md §4). Persistence is in
  * qubes-xml.c. All functions return 0 (or a positive value where documented) on success and a
  * negative errno-style value on failure; when a QError* is given, a failure that a user caused
  * fills it with the Qubes exception class and the upstream message. */
@@ -187,6 +187,10 @@ struct Domain {
 
 typedef void (*AppEventCallback)(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                                  void *userdata);
+typedef struct AppListener {
+        AppEventCallback fn;
+        void *userdata;
+} AppListener;
 
 struct App {
         char *state_dir;          /* vm dirs (appvms/, vm-templates/) and notes live here */
@@ -203,14 +207,9 @@ struct App {
         /* host facts used by defaults (global maxmem, no_cpus, qube maxmem) */
         uint64_t host_memory_mib;
         unsigned host_cpus;
-        /* events */
-        AppEventCallback event_cb;
-        void *event_userdata;
-        /* Storage hooks (service/storage: storage_install_hooks()); NULL in a model without
-         * storage (unit tests): create_volumes makes a new qube's volume data (QError on
-         * failure: the qube is then not created), remove_volumes deletes it with the qube. */
-        int (*storage_create_volumes)(App *app, Domain *d, QError *err);
-        void (*storage_remove_volumes)(App *app, Domain *d);
+        /* who hears the events, in the order they were added */
+        AppListener *listeners;
+        size_t n_listeners;
         /* qubes.xml bookkeeping (qubes-xml.c) */
         struct timespec xml_mtime; /* mtime of the file as we last read or wrote it */
         bool xml_loaded;
@@ -251,6 +250,12 @@ typedef struct CreateParams {
         const char *creator;       /* calling qube, for created-by-<creator> */
 } CreateParams;
 int app_create_domain(App *app, const CreateParams *params, Domain **ret, QError *err);
+/* The same in two steps, for a layer above that makes more of a new qube (storage: its volume
+ * data) before the qube is announced: begin does everything but the event (the qube exists,
+ * unannounced); then commit emits domain-add, or abort makes it vanish without a trace. */
+int app_create_domain_begin(App *app, const CreateParams *params, Domain **ret, QError *err);
+void app_create_domain_commit(App *app, Domain *d);
+void app_create_domain_abort(App *app, Domain *d);
 /* admin.vm.Remove: refused for dom0, installed_by_rpm, or while referenced. Emits
  * domain-pre-delete then domain-delete. Frees the domain. */
 int app_remove_domain(App *app, Domain *d, QError *err);
@@ -272,6 +277,10 @@ int app_property_get_default(App *app, const PropDef *p, PropValue *ret, QError 
 int app_property_set(App *app, const char *name, const char *raw, size_t len, QError *err);
 int app_property_reset(App *app, const char *name, QError *err);
 
+/* Listeners hear every event, in the order they were added (a subsystem adds itself when it
+ * starts and removes itself when it stops). */
+int app_add_listener(App *app, AppEventCallback fn, void *userdata);
+void app_remove_listener(App *app, AppEventCallback fn, void *userdata);
 /* Events: kv holds n_kv/2 key/value pairs (a NULL value is sent as "None"). */
 void app_emit_eventv(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv);
 #define app_emit_event(app, subject, event, ...)                                   \
@@ -325,6 +334,10 @@ const char **domain_tags_sorted(const Domain *d); /* malloc'ed array, strings ow
 int domain_notes_get(Domain *d, char **ret, QError *err);
 int domain_notes_set(Domain *d, const char *text, size_t len, QError *err);
 char *domain_dir(const Domain *d); /* <state_dir>/appvms/<name> or vm-templates/<name> */
+
+/* A volume id (the vid of a volume, a kernel version): relative, components of
+ * [A-Za-z0-9_.+-], no "." or "..", no empty component, at most 1024 bytes. */
+bool volume_vid_valid(const char *vid);
 
 /* system-info.c: the JSON document of internal.GetSystemInfo (qrexec policy input). */
 char *app_system_info_json(App *app);

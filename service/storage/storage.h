@@ -11,7 +11,7 @@
  * on it may run in a worker thread while the loop goes on; functions documented "blocking" copy
  * data and must run in a worker (never on the loop).
  *
- * Safety: every vid is validated (storage_vid_valid) before it is used to build a name, and every
+ * Safety: every vid is validated (volume_vid_valid) before it is used to build a name, and every
  * file is opened with openat() one path component at a time below the pool's directory, with
  * O_NOFOLLOW: no vid, revision or kernel version can name anything outside the pool. */
 
@@ -118,8 +118,6 @@ int storage_pool_list_vids(App *app, const Pool *p, char ***ret);
 int storage_validate_number(const char *s, const char *name, bool allow_negative, int64_t *ret, QError *e);
 /* A size: validate_number, then at most STORAGE_MAX_SIZE (QubesValueError). */
 int storage_parse_size(const char *s, const char *name, uint64_t *ret, QError *e);
-/* vid: relative, components of [A-Za-z0-9_.+-], no "." or "..", no empty component. */
-bool storage_vid_valid(const char *vid);
 bool storage_pool_name_valid(const char *name);
 bool storage_revision_valid(const char *rev);
 bool storage_token_valid(const char *token);
@@ -150,11 +148,12 @@ int storage_volume_set_rw(App *app, Domain *d, const char *vol, const char *valu
 int storage_volume_set_ephemeral(App *app, Domain *d, const char *vol, const char *value, QError *e);
 int storage_volume_resize(App *app, Domain *d, const char *vol, const char *value, QError *e);
 
-/* Create / remove every volume's data of a qube (admin.vm.Create / Remove). */
-int storage_domain_create_volumes(App *app, Domain *d, QError *e);
-void storage_domain_remove_volumes(App *app, Domain *d);
-/* The model hooks (App.storage_*), installed by storage_install_hooks(). */
-void storage_install_hooks(App *app);
+/* A qube with its data (admin.vm.Create, CreateDisposable): app_create_domain(), and the data
+ * of every volume made before the qube is announced (domain-add); a failure leaves neither. */
+int storage_create_domain(App *app, const CreateParams *params, Domain **ret, QError *e);
+/* A qube and its data (admin.vm.Remove): app_remove_domain() (its checks and events), then the
+ * data of every volume is deleted. d is freed when it succeeds. */
+int storage_remove_domain(App *app, Domain *d, QError *e);
 
 /* Start/stop hooks for the lifecycle code. storage_domain_volumes() takes a snapshot of every
  * volume of d (on the loop); storage_volumes_start() prepares them for a start (snapshot on

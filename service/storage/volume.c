@@ -142,7 +142,7 @@ int storage_volume_get(App *app, Domain *d, const char *name, StorageVolume *ret
         } else if (asprintf(&v.vid, "%s/%s/%s", d->klass == QUBES_CLASS_TEMPLATEVM ? "vm-templates" : "appvms", d->name,
                             name) < 0)
                 return -ENOMEM;
-        if (v.vid && !storage_vid_valid(v.vid))
+        if (v.vid && !volume_vid_valid(v.vid))
                 return qerror_set(e, QERR_STORAGE_POOL, "Refusing volume id outside of its pool: %s", v.vid);
 
         v.rw = attr_true(vc, "rw");
@@ -151,7 +151,7 @@ int storage_volume_get(App *app, Domain *d, const char *name, StorageVolume *ret
         if (v.snap_on_start) {
                 s = volume_config_get(vc, "source") ?: resolve_source(d, name);
                 if (s) {
-                        if (!storage_vid_valid(s))
+                        if (!volume_vid_valid(s))
                                 return qerror_set(e, QERR_STORAGE_POOL, "Refusing volume id outside of its pool: %s",
                                                   s);
                         v.source = strdup(s);
@@ -299,9 +299,9 @@ int storage_volume_resize(App *app, Domain *d, const char *vol, const char *valu
         return volume_config_set(domain_volume_config(d, vol), "size", buf);
 }
 
-/* ---- qube hooks ------------------------------------------------------------------------- */
+/* ---- qubes with their data ---------------------------------------------------------------- */
 
-int storage_domain_create_volumes(App *app, Domain *d, QError *e) {
+static int create_volumes(App *app, Domain *d, QError *e) {
         size_t i;
         int r = 0;
 
@@ -324,20 +324,53 @@ int storage_domain_create_volumes(App *app, Domain *d, QError *e) {
         return r;
 }
 
-void storage_domain_remove_volumes(App *app, Domain *d) {
+int storage_create_domain(App *app, const CreateParams *params, Domain **ret, QError *e) {
+        Domain *d;
+        int r = app_create_domain_begin(app, params, &d, e);
+        if (r < 0)
+                return r;
+        /* the data last, so that no earlier failure leaves any behind; the qube is announced
+         * only once it is whole */
+        r = create_volumes(app, d, e);
+        if (r < 0) {
+                app_create_domain_abort(app, d);
+                return r;
+        }
+        app_create_domain_commit(app, d);
+        if (ret)
+                *ret = d;
+        return 0;
+}
+
+int storage_remove_domain(App *app, Domain *d, QError *e) {
+        StorageVolume *vols = new0(StorageVolume, d->n_volumes);
+        size_t n = 0;
+        int r;
+
+        if (!vols)
+                return -ENOMEM;
+        /* what to delete, resolved while the qube is there (a volume that does not resolve, say
+         * its pool is gone, has no data to delete) */
         for (size_t i = 0; i < d->n_volumes; i++) {
-                _cleanup_(storage_volume_donep) StorageVolume v = {};
-                _cleanup_qerror_ QError e = {};
-                if (storage_volume_get(app, d, d->volumes[i].name, &v, &e) < 0 || v.driver->remove(&v, &e) < 0) {
-                        _cleanup_free_ char *m = qerror_message(&e);
+                _cleanup_qerror_ QError ve = {};
+                if (storage_volume_get(app, d, d->volumes[i].name, &vols[n], &ve) >= 0)
+                        n++;
+                else {
+                        _cleanup_free_ char *m = qerror_message(&ve);
                         log_warning("Removing volume %s of %s: %s", d->volumes[i].name, d->name, strempty(m));
                 }
         }
-}
-
-void storage_install_hooks(App *app) {
-        app->storage_create_volumes = storage_domain_create_volumes;
-        app->storage_remove_volumes = storage_domain_remove_volumes;
+        r = app_remove_domain(app, d, e);
+        if (r >= 0)
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_qerror_ QError ve = {};
+                        if (vols[i].driver->remove(&vols[i], &ve) < 0) {
+                                _cleanup_free_ char *m = qerror_message(&ve);
+                                log_warning("Removing volume %s of %s: %s", vols[i].name, vols[i].domain, strempty(m));
+                        }
+                }
+        storage_volumes_free(vols, n);
+        return r;
 }
 
 int storage_domain_volumes(App *app, Domain *d, StorageVolume **ret, size_t *ret_n, QError *e) {
