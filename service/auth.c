@@ -6,7 +6,6 @@
 #include <time.h>
 
 #include "bus-error.h"
-#include "caller-filter.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 
@@ -165,15 +164,6 @@ static Caller *uid_caller(Manager *m, const Caller *c, bool create) {
         return caller_get(m, key, create);
 }
 
-/* A caller is a bus peer: its unique name, or on a private (peer-to-peer) connection, which has
- * no names, that connection's description. */
-static const char *caller_key(sd_bus_message *msg) {
-        const char *key = sd_bus_message_get_sender(msg);
-        if (!key)
-                (void) sd_bus_get_description(sd_bus_message_get_bus(msg), &key);
-        return key;
-}
-
 void auth_forget_caller(Manager *m, const char *unique_name) {
         caller_free(hashmap_remove(m->callers, unique_name));
 }
@@ -193,7 +183,7 @@ static int sender_uid(Manager *m, sd_bus_message *msg, uid_t *ret) {
                 r = sd_bus_creds_get_euid(creds, ret);
                 if (r < 0)
                         return r;
-                c = caller_get(m, caller_key(msg), true);
+                c = caller_get(m, manager_caller_key(msg), true);
                 if (c) {
                         c->uid = *ret;
                         c->uid_known = true;
@@ -404,8 +394,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         _cleanup_free_ char *peer = q->view ? strdup(c->unique_name) : NULL;
         query_free(q);
         /* subscribed events that waited for this answer can go now */
-        if (peer)
-                caller_filter_flush(m, peer);
+        if (peer && m->view_answered)
+                m->view_answered(m, peer);
         return 0;
 }
 
@@ -564,14 +554,8 @@ int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QE
         return r;
 }
 
-bool auth_caller_wants_error_details(Manager *m, sd_bus_message *msg) {
-        const char *sender = caller_key(msg);
-        Caller *c = sender ? caller_get(m, sender, false) : NULL;
-        return c && c->error_details;
-}
-
 int auth_enable_error_details(Manager *m, sd_bus_message *msg) {
-        const char *sender = caller_key(msg);
+        const char *sender = manager_caller_key(msg);
         Caller *c = sender ? caller_get(m, sender, true) : NULL;
         if (!c)
                 return sender ? -ENOMEM : -EINVAL;
@@ -580,13 +564,13 @@ int auth_enable_error_details(Manager *m, sd_bus_message *msg) {
 }
 
 const char *auth_caller_qube(Manager *m, sd_bus_message *msg) {
-        const char *sender = caller_key(msg);
+        const char *sender = manager_caller_key(msg);
         Caller *c = sender ? caller_get(m, sender, false) : NULL;
         return c && c->qube ? c->qube : "dom0";
 }
 
 int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, QError *e) {
-        const char *sender = caller_key(msg);
+        const char *sender = manager_caller_key(msg);
         Domain *d;
         uid_t uid;
         int r;

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "bus-error.h"
 
-#include "auth.h"
 #include "manager.h"
 
 int bus_reply_qerror(Manager *m, sd_bus_message *call, const QError *e) {
@@ -19,7 +18,8 @@ int bus_reply_qerror(Manager *m, sd_bus_message *call, const QError *e) {
         sd_bus_error error = SD_BUS_ERROR_MAKE_CONST(qubes_error_dbus_name(e->code), full ?: msg);
         /* Only clients that asked get the longer body: GDBus turns any error whose body is not a
          * single string into "Error return with body of type …". */
-        if (!m || !auth_caller_wants_error_details(m, call))
+        Caller *c = m ? manager_caller(m, call) : NULL;
+        if (!c || !c->error_details)
                 return sd_bus_reply_method_error(call, &error);
         r = sd_bus_message_new_method_error(call, &reply, &error);
         if (r < 0)

@@ -33,12 +33,12 @@ typedef struct Subscriber {
         bool overflow; /* too many held: the subscription ends */
 } Subscriber;
 
-typedef struct FilterState {
+struct CallerFilter {
         QubesPolicy *policy;  /* NULL until first needed, and after a change on disk */
         Hashmap *subscribers; /* unique name -> Subscriber* */
         sd_event_source **watches;
         size_t n_watches;
-} FilterState;
+};
 
 struct FilterContext {
         QubesPolicy *policy; /* borrowed */
@@ -46,7 +46,7 @@ struct FilterContext {
         char *caller;
 };
 
-static FilterState *state(Manager *m) {
+static CallerFilter *state(Manager *m) {
         return m->caller_filter;
 }
 
@@ -81,7 +81,7 @@ static Subscriber *subscriber_free(Subscriber *s) {
 
 static int on_policy_changed(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
         Manager *m = userdata;
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         if (st && st->policy) {
                 log_debug("qrexec policy changed on disk: re-reading it at the next filtered call.");
                 st->policy = qubes_policy_free(st->policy);
@@ -97,7 +97,7 @@ static const char *const *policy_dirs(Manager *m) {
 }
 
 int caller_filter_init(Manager *m) {
-        FilterState *st = new0(FilterState, 1);
+        CallerFilter *st = new0(CallerFilter, 1);
         if (!st)
                 return log_oom();
         st->subscribers = hashmap_new();
@@ -128,7 +128,7 @@ int caller_filter_init(Manager *m) {
 }
 
 void caller_filter_done(Manager *m) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         size_t i = 0;
         void *v;
 
@@ -146,7 +146,7 @@ void caller_filter_done(Manager *m) {
 }
 
 static QubesPolicy *current_policy(Manager *m) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         if (!st)
                 return NULL;
         if (!st->policy) {
@@ -238,7 +238,7 @@ bool filter_domain_visible(FilterContext *f, const Domain *d) {
 }
 
 int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         sd_bus *bus = sd_bus_message_get_bus(msg);
         const char *sender = sd_bus_message_get_sender(msg);
         Subscriber *s;
@@ -266,7 +266,7 @@ int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller,
 }
 
 void caller_filter_forget(Manager *m, const char *unique_name) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         if (st)
                 subscriber_free(hashmap_remove(st->subscribers, unique_name));
 }
@@ -347,7 +347,7 @@ static void subscriber_flush(Manager *m, Subscriber *s) {
 }
 
 void caller_filter_send_copies(Manager *m, Domain *d, SubscriberSendFn send, void *userdata) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         size_t i = 0;
         void *v;
 
@@ -365,7 +365,7 @@ void caller_filter_send_copies(Manager *m, Domain *d, SubscriberSendFn send, voi
 }
 
 void caller_filter_flush(Manager *m, const char *unique_name) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         Subscriber *s = st ? hashmap_get(st->subscribers, unique_name) : NULL;
         if (s)
                 subscriber_flush(m, s);
@@ -373,7 +373,7 @@ void caller_filter_flush(Manager *m, const char *unique_name) {
 
 void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                            uint64_t seq) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         QubesSystemInfo *si = NULL;
         size_t i = 0;
         void *v;

@@ -3,7 +3,7 @@
 
 #include "manager.h"
 
-/* Per-caller filtering of listings and events for qubes calling through qrexec (spec
+/* caller-filter.c: per-caller filtering of listings and events for qubes calling through qrexec (spec
  * qrexec-policy.md §4): a qube other than dom0 sees in admin.vm.List and admin.Events only what
  * the qrexec policy would allow it to ask about. The policy is parsed once and re-read when a
  * file in the policy directories changes. */

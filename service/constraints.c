@@ -55,14 +55,14 @@ typedef struct RuleSet {
         char **errors; /* "FILE:LINE: message"; non-empty: every constrained call is refused */
 } RuleSet;
 
-typedef struct ConstraintState {
+struct Constraints {
         char *dir;
         RuleSet *set; /* NULL: not read yet, or changed on disk since */
         sd_event_source *watch;
         sd_event_source *reload_timer;
-} ConstraintState;
+};
 
-static ConstraintState *state(Manager *m) {
+static Constraints *state(Manager *m) {
         return m->constraints;
 }
 
@@ -316,7 +316,7 @@ done:
 /* ---- state and reload ---------------------------------------------------------------------- */
 
 static RuleSet *current(Manager *m) {
-        ConstraintState *st = state(m);
+        Constraints *st = state(m);
         int r;
 
         if (!st)
@@ -347,7 +347,7 @@ static int on_reload_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_dir_changed(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
         Manager *m = userdata;
-        ConstraintState *st = state(m);
+        Constraints *st = state(m);
         int r;
 
         if (!st)
@@ -368,7 +368,7 @@ static int on_dir_changed(sd_event_source *s, const struct inotify_event *ev, vo
 }
 
 int constraints_init(Manager *m) {
-        ConstraintState *st = new0(ConstraintState, 1);
+        Constraints *st = new0(Constraints, 1);
         int r;
 
         if (!st)
@@ -388,7 +388,7 @@ int constraints_init(Manager *m) {
 }
 
 void constraints_done(Manager *m) {
-        ConstraintState *st = state(m);
+        Constraints *st = state(m);
         if (!st)
                 return;
         rule_set_free(st->set);

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "domain-dbus.h"
+
 #include <inttypes.h>
 
 #include "auth.h"
@@ -7,6 +9,7 @@
 #include "constraints.h"
 #include "manager.h"
 #include "storage/storage.h"
+#include "vmm.h"
 #include "util/log.h"
 #include "util/strv.h"
 

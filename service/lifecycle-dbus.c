@@ -11,7 +11,7 @@
 #include "job-dbus.h"
 #include "lifecycle-dbus.h"
 #include "storage/storage.h"
-#include "vmm.h"
+#include "lifecycle.h"
 
 #include "util/log.h"
 #include "util/strv.h"

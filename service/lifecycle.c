@@ -8,7 +8,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "lifecycle.h"
+
 #include "caller-filter.h"
+#include "changes.h"
+#include "domain-xml.h"
 #include "storage/storage.h"
 #include "vmm.h"
 
@@ -26,6 +30,14 @@
 
 static bool state_is(const Domain *d, const char *s) {
         return streq_ptr(d->power_state, s);
+}
+
+/* A qube's power state, announced as PowerState (it is no Qubes event). */
+static void set_power_state(Manager *m, Domain *d, const char *state) {
+        if (streq_ptr(d->power_state, state))
+                return;
+        d->power_state = state;
+        changes_mark_power_state(m, d->name);
 }
 
 static void fail(Manager *m, const char *name, OpDoneFn done, void *userdata, QubesErrorCode code, const char *format,
@@ -122,7 +134,7 @@ static void vm_stopped(Manager *m, Domain *d) {
 
         if (state_is(d, ST_HALTED) || !rt || !name)
                 return;
-        vmm_set_power_state(m, d, ST_HALTED);
+        set_power_state(m, d, ST_HALTED);
         rt->xid = -1;
         rt->start_time = 0;
         rt->mem_kib = rt->mem_static_max_kib = rt->cputime_ns = 0;
@@ -181,7 +193,7 @@ static void verify_stopped(Manager *m, const char *name) {
         }
 }
 
-void lifecycle_on_libvirt_event(Manager *m, const char *name, int event, int detail) {
+static void on_domain_event(Manager *m, const char *name, int event, int detail) {
         Domain *d = app_get_domain(m->app, name);
         VmRuntime *rt;
 
@@ -195,31 +207,31 @@ void lifecycle_on_libvirt_event(Manager *m, const char *name, int event, int det
         case VIR_DOMAIN_EVENT_STARTED:
                 /* started outside qubesd: no Qubes events, as upstream */
                 if (state_is(d, ST_HALTED))
-                        vmm_set_power_state(m, d, ST_RUNNING);
+                        set_power_state(m, d, ST_RUNNING);
                 break;
         case VIR_DOMAIN_EVENT_SUSPENDED:
                 if (state_is(d, ST_RUNNING) || state_is(d, ST_TRANSIENT)) {
-                        vmm_set_power_state(m, d, ST_PAUSED);
+                        set_power_state(m, d, ST_PAUSED);
                         app_emit_event0(m->app, d, "domain-paused");
                 }
                 break;
         case VIR_DOMAIN_EVENT_PMSUSPENDED:
                 if (!state_is(d, ST_HALTED))
-                        vmm_set_power_state(m, d, ST_SUSPENDED);
+                        set_power_state(m, d, ST_SUSPENDED);
                 break;
         case VIR_DOMAIN_EVENT_RESUMED:
                 if (state_is(d, ST_PAUSED)) {
-                        vmm_set_power_state(m, d, ST_RUNNING);
+                        set_power_state(m, d, ST_RUNNING);
                         app_emit_event0(m->app, d, "domain-unpaused");
                 }
                 break;
         case VIR_DOMAIN_EVENT_SHUTDOWN:
                 if (!state_is(d, ST_HALTED))
-                        vmm_set_power_state(m, d, ST_HALTING);
+                        set_power_state(m, d, ST_HALTING);
                 break;
         case VIR_DOMAIN_EVENT_CRASHED:
                 if (!state_is(d, ST_HALTED))
-                        vmm_set_power_state(m, d, ST_CRASHED);
+                        set_power_state(m, d, ST_CRASHED);
                 break;
         case VIR_DOMAIN_EVENT_STOPPED:
                 if (!state_is(d, ST_HALTED))
@@ -250,7 +262,7 @@ static const char *state_from_libvirt(int state) {
         }
 }
 
-void lifecycle_sync(Manager *m, VmmActive *active, size_t n) {
+static void on_connected(Manager *m, VmmActive *active, size_t n) {
         size_t i = 0;
         void *v;
         char buf[32];
@@ -292,7 +304,7 @@ void lifecycle_sync(Manager *m, VmmActive *active, size_t n) {
                 rt->vcpus = a->vcpus;
                 snprintf(buf, sizeof buf, "%d", a->id);
                 set_runtime_prop(d, "xid", buf);
-                vmm_set_power_state(m, d, state_from_libvirt(a->state));
+                set_power_state(m, d, state_from_libvirt(a->state));
         }
 }
 
@@ -405,11 +417,11 @@ static void spawn_done(Manager *m, void *data) {
         snprintf(buf, sizeof buf, "%.2f", rt->start_time);
         set_runtime_prop(d, "start_time", buf);
         /* running, but not yet announced as started (upstream: qrexec not connected yet) */
-        vmm_set_power_state(m, d, ST_TRANSIENT);
+        set_power_state(m, d, ST_TRANSIENT);
         emit_runtime_resets(m, d);
         app_emit_event(m->app, d, "domain-spawn", "start_guid", "True");
         /* Hook: QubesDB entries and the qrexec daemon come here once they exist. */
-        vmm_set_power_state(m, d, ST_RUNNING);
+        set_power_state(m, d, ST_RUNNING);
         app_emit_event(m->app, d, "domain-start", "start_guid", "True");
         rt->starting = false;
         waiters_finish(m, q->name, &rt->start_waiters, 0, NULL);
@@ -541,7 +553,7 @@ int lifecycle_start(Manager *m, Domain *d, OpDoneFn done, void *userdata) {
         return start_continue(m, d);
 }
 
-void lifecycle_connection_settled(Manager *m) {
+static void on_settled(Manager *m) {
         _cleanup_strv_free_ char **names = TAKE_PTR(vmm_of(m)->connect_waiters);
 
         if (vmm_of(m)->stopping)
@@ -817,19 +829,18 @@ static void simple_done(Manager *m, void *data) {
                 if (d)
                         switch (c->op) {
                         case OP_PAUSE:
-                                lifecycle_on_libvirt_event(m, d->name, VIR_DOMAIN_EVENT_SUSPENDED, 0);
+                                on_domain_event(m, d->name, VIR_DOMAIN_EVENT_SUSPENDED, 0);
                                 break;
                         case OP_UNPAUSE:
-                                lifecycle_on_libvirt_event(m, d->name, VIR_DOMAIN_EVENT_RESUMED, 0);
+                                on_domain_event(m, d->name, VIR_DOMAIN_EVENT_RESUMED, 0);
                                 break;
                         case OP_SUSPEND:
-                                lifecycle_on_libvirt_event(
-                                        m, d->name, c->pm ? VIR_DOMAIN_EVENT_PMSUSPENDED : VIR_DOMAIN_EVENT_SUSPENDED,
-                                        0);
+                                on_domain_event(m, d->name,
+                                                c->pm ? VIR_DOMAIN_EVENT_PMSUSPENDED : VIR_DOMAIN_EVENT_SUSPENDED, 0);
                                 break;
                         case OP_RESUME:
                                 if (state_is(d, ST_SUSPENDED)) {
-                                        vmm_set_power_state(m, d, ST_RUNNING);
+                                        set_power_state(m, d, ST_RUNNING);
                                         app_emit_event0(m->app, d, "domain-resumed");
                                 }
                                 break;
@@ -1170,7 +1181,7 @@ static void arm_stats(Manager *m) {
         }
 }
 
-void lifecycle_stats_tick(Manager *m) {
+static void stats_tick(Manager *m) {
         Vmm *v = vmm_of(m);
         /* one bulk call per interval, only while something runs and the previous answer is in */
         if (vmm_connected(m) && !v->stats_in_flight && any_running(m)) {
@@ -1184,20 +1195,39 @@ void lifecycle_stats_tick(Manager *m) {
 }
 
 static int on_stats_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        lifecycle_stats_tick(userdata);
+        stats_tick(userdata);
         return 0;
 }
 
-void lifecycle_free(Manager *m) {
+static const VmmListener listener = {
+        .domain_event = on_domain_event,
+        .connected = on_connected,
+        .settled = on_settled,
+};
+
+int lifecycle_init(Manager *m) {
+        int r = vmm_init(m, &listener);
+        if (r < 0)
+                return r;
+        stats_tick(m); /* arms the stats timer */
+        return 0;
+}
+
+void lifecycle_done(Manager *m) {
         Vmm *v = vmm_of(m);
         size_t i = 0;
         void *val;
         _cleanup_qerror_ QError e = {};
 
+        if (!v)
+                return;
+        /* the workers have stopped: whoever still waits for a start or a stop gets an answer */
+        v->stopping = true;
         qerror_set(&e, QERR_QUBES_EXCEPTION, "qubesd is shutting down");
         while (hashmap_iterate(v->runtime, &i, NULL, &val)) {
                 VmRuntime *rt = val;
                 waiters_finish(m, rt->name, &rt->start_waiters, -ECANCELED, &e);
                 waiters_finish(m, rt->name, &rt->stop_waiters, -ECANCELED, &e);
         }
+        vmm_free(m);
 }

@@ -32,14 +32,8 @@ typedef struct ManagerConfig {
 
 #define QUBESD_DEFAULT_CONSTRAINTS_DIR "/etc/qubes/constraints.d"
 
-/* Pending PropertiesChanged for one object, flushed once per loop iteration. */
-typedef struct DirtyObject {
-        char *name;     /* qube name, or NULL for the Manager */
-        uint8_t *props; /* one flag per domain_props[] / global_props[] entry */
-        bool features, tags;
-        bool power_state; /* PowerState (lifecycle) */
-} DirtyObject;
-
+/* A peer that calls us: on the bus, by its unique name; on a private connection, by that
+ * connection's description. */
 typedef struct Caller {
         char *unique_name; /* key */
         char *qube;        /* identity declared with SetCallerIdentity, or NULL */
@@ -52,72 +46,66 @@ typedef struct Caller {
         unsigned n_held;   /* calls held until their query is answered */
 } Caller;
 
-typedef struct Workers Workers;
+/* The parts, each declared in its own header; the Manager holds them. */
+typedef struct CallerFilter CallerFilter;
+typedef struct Changes Changes;
+typedef struct Constraints Constraints;
+typedef struct PrivateBus PrivateBus;
 typedef struct StorageBus StorageBus;
+typedef struct Vmm Vmm;
+typedef struct Workers Workers;
 
+/* The daemon: one per process, built by daemon.c. Every part reaches the others through it. */
 typedef struct Manager {
+        ManagerConfig config;
         sd_event *event;
         sd_bus *bus;
         App *app;
-        ManagerConfig config;
-        uint64_t event_seq;
-        Hashmap *callers; /* unique bus name -> Caller* */
-        Hashmap *dirty;   /* qube name or "" -> DirtyObject* */
-        sd_event_source *flush_source;
-        /* the vtables built at start-up (class interfaces, the Manager's global properties) */
-        BusVtableCache vtables;
-        /* the connections besides the bus that serve the object tree and get every signal
-         * (private-bus.c adds and removes them) */
-        sd_bus **connections;
-        size_t n_connections;
         uid_t own_uid;
+
+        /* the bus layer */
+        BusVtableCache vtables; /* the vtables built at start-up (class interfaces, the Manager's globals) */
+        sd_bus **connections;   /* besides the bus, the connections that serve the object tree and get every
+                                  * signal (private-bus.c adds and removes them) */
+        size_t n_connections;
+        uint64_t event_seq;      /* the sequence number of the last Event */
+        Changes *changes;        /* changes.c: coalesced PropertiesChanged */
+        char *listing;           /* manager-dbus.c: ListDomainsText for callers who see every qube, until a
+                                  * qube comes, goes or changes power state (NULL: to be built) */
+        PrivateBus *private_bus; /* private-bus.c: the private socket and its connections */
+
+        /* who calls, and what they may do */
+        Hashmap *callers;      /* Caller key -> Caller* */
         unsigned auth_queries; /* auth.c: polkit queries in flight, all callers together */
         uint64_t auth_counter; /* auth.c: cancellation ids */
-        Workers *workers;      /* the worker threads for blocking work (workers.h) */
-        Hashmap *jobs;         /* job-dbus.c: job number (decimal) -> Job* */
-        unsigned next_job;
-        void *vmm;           /* Vmm* (vmm.h): libvirt connection, runtime state */
-        StorageBus *storage; /* storage-dbus.c: clone tokens, the data operations in progress */
-        void *caller_filter; /* caller-filter.c: qrexec policy for per-caller listings and events */
-        void *constraints;   /* constraints.c: value constraints for qrexec callers */
-        /* private-bus.c: direct connections */
-        void *private_connections; /* PrivateConnection list */
-        sd_event_source *private_source;
-        char *private_path;
-        uint64_t private_counter;
-        /* manager-dbus.c: ListDomainsText for callers who see every qube, until a qube comes,
-         * goes or changes power state (NULL: to be built) */
-        char *listing;
-} Manager;
+        /* auth.c: polkit answered a question about what the peer sees (caller-filter.c sends the
+         * events that waited for it) */
+        void (*view_answered)(struct Manager *m, const char *peer);
+        CallerFilter *caller_filter; /* caller-filter.c: qrexec policy for per-caller listings and events */
+        Constraints *constraints;    /* constraints.c: value constraints for qrexec callers */
 
-int manager_new(const ManagerConfig *config, Manager **ret);
-Manager *manager_free(Manager *m);
-int manager_run(Manager *m);
+        /* long work */
+        Workers *workers; /* workers.c: the threads for blocking work */
+        Hashmap *jobs;    /* job-dbus.c: job number (decimal) -> Job* */
+        unsigned next_job;
+        Vmm *vmm;            /* vmm.c: the libvirt connection, runtime state of qubes */
+        StorageBus *storage; /* storage-dbus.c: clone tokens, the data operations in progress */
+} Manager;
 
 /* Save qubes.xml after a change. Returns 0 or fills err. */
 int manager_save(Manager *m, QError *err);
-
-/* Mark properties for the coalesced PropertiesChanged. name is a qube name or NULL for the
- * Manager; prop NULL means only features/tags flags. */
-void manager_mark_dirty(Manager *m, const char *name, const PropDef *prop, bool features, bool tags);
-
-/* Announce PowerState of a qube with the coalesced PropertiesChanged. */
-void manager_mark_power_state_dirty(Manager *m, const char *name);
 /* The text of ListDomainsText changes (a qube came, went or changed power state). */
 void manager_listing_changed(Manager *m);
-/* vmm.c: libvirt, the worker pool and the lifecycle objects; after the bus objects, before the
- * bus name. */
-int vmm_init(Manager *m);
-void vmm_free(Manager *m);
-/* The cached memory/CPU figures of a qube (vmm.c). */
-void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime);
+
+/* The key of the peer that sent msg (Caller.unique_name), and its Caller if it has one. */
+const char *manager_caller_key(sd_bus_message *msg);
+Caller *manager_caller(Manager *m, sd_bus_message *msg);
 
 /* The Event signal for one Qubes event on bus (not yet sent). destination NULL: the broadcast (on
  * the Domain or Manager interface); else the copy addressed to that peer (Subscription interface;
  * on a private connection the copy for that connection). */
 int manager_new_event_signal(sd_bus *bus, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                              uint64_t seq, const char *destination, sd_bus_message **ret);
-
 /* The "Event" signal, shared by the Manager and Domain interfaces. */
 #define EVENT_SIGNAL_VTABLE \
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("t", sequence, "s", subject, "s", name, "a(ss)", arguments), 0)
@@ -134,6 +122,7 @@ void manager_emit_object_removed(Manager *m, const char *path);
 /* Connections besides the bus (private-bus.c). */
 int manager_add_connection(Manager *m, sd_bus *bus);
 void manager_remove_connection(Manager *m, sd_bus *bus);
+
 /* The Manager, from inside a handler, getter, setter, find function or enumerator of the object
  * tree (the userdata of its registration). Take it on entry, before anything else: sd-bus forgets
  * it once the callback emits a signal built from vtables (PropertiesChanged, InterfacesAdded/
@@ -144,11 +133,3 @@ static inline Manager *bus_manager(sd_bus *bus) {
 static inline Manager *call_manager(sd_bus_message *msg) {
         return bus_manager(sd_bus_message_get_bus(msg));
 }
-/* The bus layer's listener of model events (Event signals, PropertiesChanged, ObjectManager). */
-void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata);
-
-/* private-bus.c */
-int private_bus_listen(Manager *m, const char *path);
-void private_bus_done(Manager *m);
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);

@@ -11,11 +11,19 @@
 #include <sys/un.h>
 #include <systemd/sd-id128.h>
 
+#include "private-bus.h"
+
 #include "auth.h"
 #include "caller-filter.h"
-#include "manager.h"
 #include "manager-dbus.h"
 #include "util/log.h"
+
+struct PrivateBus {
+        struct PrivateConnection *connections;
+        sd_event_source *source;
+        char *path;
+        uint64_t counter;
+};
 
 typedef struct PrivateConnection {
         Manager *manager;
@@ -38,7 +46,7 @@ static PrivateConnection *connection_free(PrivateConnection *c) {
 }
 
 static void connection_unlink(PrivateConnection *c) {
-        for (PrivateConnection **p = (PrivateConnection **) &c->manager->private_connections; *p; p = &(*p)->next)
+        for (PrivateConnection **p = &c->manager->private_bus->connections; *p; p = &(*p)->next)
                 if (*p == c) {
                         *p = c->next;
                         break;
@@ -79,7 +87,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (!c)
                 return log_oom(), 0;
         c->manager = m;
-        snprintf(c->description, sizeof c->description, "private-%" PRIu64, ++m->private_counter);
+        snprintf(c->description, sizeof c->description, "private-%" PRIu64, ++m->private_bus->counter);
         r = sd_bus_new(&c->bus);
         if (r >= 0)
                 r = sd_bus_set_fd(c->bus, cfd, cfd);
@@ -108,8 +116,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 connection_free(c);
                 return 0;
         }
-        c->next = m->private_connections;
-        m->private_connections = c;
+        c->next = m->private_bus->connections;
+        m->private_bus->connections = c;
         return 0;
 }
 
@@ -118,6 +126,9 @@ int private_bus_listen(Manager *m, const char *path) {
         _cleanup_close_ int fd = -EBADF;
         int r;
 
+        m->private_bus = new0(PrivateBus, 1);
+        if (!m->private_bus)
+                return log_oom();
         if (strlen(path) >= sizeof sa.sun_path)
                 return log_error_errno(ENAMETOOLONG, "Private socket path too long: %s", path);
         strcpy(sa.sun_path, path);
@@ -132,29 +143,32 @@ int private_bus_listen(Manager *m, const char *path) {
                 return log_error_errno(errno, "Cannot bind %s: %m", path);
         if (listen(fd, SOMAXCONN) < 0)
                 return log_error_errno(errno, "listen(): %m");
-        r = sd_event_add_io(m->event, &m->private_source, fd, EPOLLIN, on_accept, m);
+        r = sd_event_add_io(m->event, &m->private_bus->source, fd, EPOLLIN, on_accept, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch %s: %m", path);
-        r = sd_event_source_set_io_fd_own(m->private_source, true);
+        r = sd_event_source_set_io_fd_own(m->private_bus->source, true);
         if (r < 0)
                 return r;
         TAKE_FD(fd);
-        m->private_path = strdup(path);
+        m->private_bus->path = strdup(path);
         log_debug("Private connections on %s.", path);
         return 0;
 }
 
 void private_bus_done(Manager *m) {
-        PrivateConnection *c = m->private_connections;
+        PrivateBus *p = m->private_bus;
+        if (!p)
+                return;
+        PrivateConnection *c = p->connections;
         while (c) {
                 PrivateConnection *next = c->next;
                 connection_free(c);
                 c = next;
         }
-        m->private_connections = NULL;
-        m->private_source = sd_event_source_unref(m->private_source);
-        if (m->private_path) {
-                (void) unlink(m->private_path);
-                m->private_path = mfree(m->private_path);
+        sd_event_source_unref(p->source);
+        if (p->path) {
+                (void) unlink(p->path);
+                free(p->path);
         }
+        m->private_bus = mfree(p);
 }

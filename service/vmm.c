@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmm.h"
 
+#include "libvirt-event.h"
+
 #include "workers.h"
 #include "util/log.h"
 #include "util/strv.h"
@@ -104,13 +106,6 @@ VmRuntime *vmm_runtime(Manager *m, const char *name) {
         return rt;
 }
 
-void vmm_set_power_state(Manager *m, Domain *d, const char *state) {
-        if (streq_ptr(d->power_state, state))
-                return;
-        d->power_state = state;
-        manager_mark_power_state_dirty(m, d->name);
-}
-
 void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime) {
         Vmm *v = vmm_of(m);
         VmRuntime *rt = v ? hashmap_get(v->runtime, d->name) : NULL;
@@ -205,7 +200,7 @@ static void on_libvirt_lifecycle(virConnectPtr conn, virDomainPtr dom, int event
         Manager *m = opaque;
         const char *name = virDomainGetName(dom);
         if (name && m->vmm)
-                lifecycle_on_libvirt_event(m, name, event, detail);
+                m->vmm->listener->domain_event(m, name, event, detail);
 }
 
 static void schedule_reconnect(Manager *m);
@@ -304,7 +299,7 @@ static void open_done(Manager *m, void *data) {
                         m->app->host_memory_mib = q->node_mem_kib / 1024;
                         m->app->host_cpus = q->node_cpus;
                 }
-                lifecycle_sync(m, q->active, q->n_active);
+                v->listener->connected(m, q->active, q->n_active);
         }
         for (size_t i = 0; i < q->n_active; i++)
                 free(q->active[i].name);
@@ -312,7 +307,7 @@ static void open_done(Manager *m, void *data) {
         free(q->error);
         free(q->uri);
         free(q);
-        lifecycle_connection_settled(m);
+        v->listener->settled(m);
 }
 
 static void start_connect(Manager *m) {
@@ -365,7 +360,7 @@ static const char *driver_of_uri(const char *uri) {
 static void silent_error(void *userdata, virErrorPtr error) {
 }
 
-int vmm_init(Manager *m) {
+int vmm_init(Manager *m, const VmmListener *listener) {
         Vmm *v;
         int r;
 
@@ -383,13 +378,13 @@ int vmm_init(Manager *m) {
                 return log_oom();
         m->vmm = v;
         v->manager = m;
+        v->listener = listener;
         v->lifecycle_cb_id = -1;
         v->runtime = hashmap_new();
         v->driver = strdup(driver_of_uri(m->config.libvirt_uri));
         if (!v->runtime || !v->driver)
                 return log_oom();
         start_connect(m);
-        lifecycle_stats_tick(m); /* arms the stats timer */
         return 0;
 }
 
@@ -402,7 +397,6 @@ void vmm_free(Manager *m) {
                 return;
         /* the workers have stopped (workers_stop()): no libvirt call is in flight */
         v->stopping = true;
-        lifecycle_free(m);
         v->connect_waiters = strv_free(v->connect_waiters);
         v->reconnect_source = sd_event_source_disable_unref(v->reconnect_source);
         v->stats_source = sd_event_source_disable_unref(v->stats_source);

@@ -609,3 +609,58 @@ bool volume_vid_valid(const char *vid) {
                 p += n + 1;
         }
 }
+
+/* ---- volume config ----------------------------------------------------------------------- */
+
+VolumeConfig *domain_volume_config(Domain *d, const char *name) {
+        for (size_t i = 0; d && name && i < d->n_volumes; i++)
+                if (streq(d->volumes[i].name, name))
+                        return &d->volumes[i];
+        return NULL;
+}
+
+const char *volume_config_get(const VolumeConfig *vc, const char *key) {
+        for (char **a = vc ? vc->attrs : NULL; a && a[0] && a[1]; a += 2)
+                if (streq(a[0], key))
+                        return a[1];
+        return NULL;
+}
+
+/* upstream's XML attribute order; unknown keys keep their place after these */
+static const char *const attr_order[] = {
+        "pool", "vid", "revisions_to_keep", "rw", "save_on_stop", "snap_on_start", "ephemeral", "size", "source",
+};
+
+static size_t attr_rank(const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(attr_order); i++)
+                if (streq(attr_order[i], key))
+                        return i;
+        return ELEMENTSOF(attr_order);
+}
+
+int volume_config_set(VolumeConfig *vc, const char *key, const char *value) {
+        size_t n = strv_length(vc->attrs), pos = n;
+        for (size_t i = 0; i + 1 < n; i += 2)
+                if (streq(vc->attrs[i], key))
+                        return free_and_strdup(&vc->attrs[i + 1], value);
+        for (size_t i = 0; i + 1 < n; i += 2)
+                if (attr_rank(vc->attrs[i]) > attr_rank(key)) {
+                        pos = i;
+                        break;
+                }
+        char *k = strdup(key), *v = strdup(value);
+        char **nl = realloc(vc->attrs, sizeof(char *) * (n + 3));
+        if (!k || !v || !nl) {
+                free(k);
+                free(v);
+                if (nl)
+                        vc->attrs = nl;
+                return -ENOMEM;
+        }
+        memmove(nl + pos + 2, nl + pos, sizeof(char *) * (n - pos));
+        nl[pos] = k;
+        nl[pos + 1] = v;
+        nl[n + 2] = NULL;
+        vc->attrs = nl;
+        return 0;
+}

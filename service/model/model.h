@@ -335,6 +335,11 @@ int domain_notes_get(Domain *d, char **ret, QError *err);
 int domain_notes_set(Domain *d, const char *text, size_t len, QError *err);
 char *domain_dir(const Domain *d); /* <state_dir>/appvms/<name> or vm-templates/<name> */
 
+/* A qube's volume config by volume name, or NULL; its attributes (qubes.xml's <volume>: pool, vid,
+ * revisions_to_keep, …); set keeps upstream's attribute order. */
+VolumeConfig *domain_volume_config(Domain *d, const char *name);
+const char *volume_config_get(const VolumeConfig *vc, const char *key);
+int volume_config_set(VolumeConfig *vc, const char *key, const char *value);
 /* A volume id (the vid of a volume, a kernel version): relative, components of
  * [A-Za-z0-9_.+-], no "." or "..", no empty component, at most 1024 bytes. */
 bool volume_vid_valid(const char *vid);

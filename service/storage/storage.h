@@ -126,10 +126,6 @@ int storage_token_new(char ret[STORAGE_TOKEN_LEN + 1]);
 
 /* ---- volumes (volume.c) ------------------------------------------------------------------ */
 
-VolumeConfig *domain_volume_config(Domain *d, const char *name);
-const char *volume_config_get(const VolumeConfig *vc, const char *key);
-int volume_config_set(VolumeConfig *vc, const char *key, const char *value);
-
 /* Resolve a qube's volume: QubesVolumeNotFoundError, QubesPoolNotFoundError. */
 int storage_volume_get(App *app, Domain *d, const char *name, StorageVolume *ret, QError *e);
 void storage_volume_done(StorageVolume *v);

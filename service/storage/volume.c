@@ -1,66 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Volumes of qubes: the volume config in the model (qubes.xml's <volume> attributes), resolved
- * with its pool and driver into a self-contained StorageVolume; the admin.vm.volume.* rules; the
- * create/remove hooks of the model and the start/stop hooks of the lifecycle code. */
+/* Volumes of qubes: the volume config of the model (qubes.xml's <volume> attributes) resolved
+ * with its pool and driver into a self-contained StorageVolume; the admin.vm.volume.* rules; a
+ * qube created and removed with its data; the start/stop steps of the lifecycle code. */
 #include <inttypes.h>
 
 #include "storage/storage.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
-
-VolumeConfig *domain_volume_config(Domain *d, const char *name) {
-        for (size_t i = 0; d && name && i < d->n_volumes; i++)
-                if (streq(d->volumes[i].name, name))
-                        return &d->volumes[i];
-        return NULL;
-}
-
-const char *volume_config_get(const VolumeConfig *vc, const char *key) {
-        for (char **a = vc ? vc->attrs : NULL; a && a[0] && a[1]; a += 2)
-                if (streq(a[0], key))
-                        return a[1];
-        return NULL;
-}
-
-/* upstream's XML attribute order; unknown keys keep their place after these */
-static const char *const attr_order[] = {
-        "pool", "vid", "revisions_to_keep", "rw", "save_on_stop", "snap_on_start", "ephemeral", "size", "source",
-};
-
-static size_t attr_rank(const char *key) {
-        for (size_t i = 0; i < ELEMENTSOF(attr_order); i++)
-                if (streq(attr_order[i], key))
-                        return i;
-        return ELEMENTSOF(attr_order);
-}
-
-int volume_config_set(VolumeConfig *vc, const char *key, const char *value) {
-        size_t n = strv_length(vc->attrs), pos = n;
-        for (size_t i = 0; i + 1 < n; i += 2)
-                if (streq(vc->attrs[i], key))
-                        return free_and_strdup(&vc->attrs[i + 1], value);
-        for (size_t i = 0; i + 1 < n; i += 2)
-                if (attr_rank(vc->attrs[i]) > attr_rank(key)) {
-                        pos = i;
-                        break;
-                }
-        char *k = strdup(key), *v = strdup(value);
-        char **nl = realloc(vc->attrs, sizeof(char *) * (n + 3));
-        if (!k || !v || !nl) {
-                free(k);
-                free(v);
-                if (nl)
-                        vc->attrs = nl;
-                return -ENOMEM;
-        }
-        memmove(nl + pos + 2, nl + pos, sizeof(char *) * (n - pos));
-        nl[pos] = k;
-        nl[pos + 1] = v;
-        nl[n + 2] = NULL;
-        vc->attrs = nl;
-        return 0;
-}
 
 static bool attr_true(const VolumeConfig *vc, const char *key) {
         return streq_ptr(volume_config_get(vc, key), "True");
