@@ -517,7 +517,7 @@ static const BusObjectImplementation manager_object = {
         .interface = QUBESD_IFACE_MANAGER,
         .vtables = BUS_VTABLES({ .build = build_manager_vtable }),
         .manager = true,
-        .children = BUS_IMPLEMENTATIONS(&domain_object, &lifecycle_object, &storage_object, &label_object, &job_object),
+        .children = BUS_IMPLEMENTATIONS(&domain_object, &label_object, &storage_object, &lifecycle_object, &job_object),
 };
 
 int manager_dbus_register(Manager *m, sd_bus *bus) {

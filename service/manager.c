@@ -24,9 +24,22 @@ void manager_remove_connection(Manager *m, sd_bus *bus) {
                 }
 }
 
-/* Like systemd's bus_foreach_bus(): the bus, then every private connection, unconditionally (a
- * peer-to-peer connection has no bus daemon to filter by match rules; its peer is trusted and
- * drops what it does not want). */
+/* A private connection gets the broadcasts unless it has declared whom it acts for
+ * (SetCallerIdentity): such a proxy (the shim) takes its events from SubscribeEvents, filtered
+ * for the qube it acts for, as a bus client gets no broadcasts without match rules. */
+static bool wants_broadcasts(Manager *m, sd_bus *bus) {
+        const char *key = NULL;
+        Caller *c;
+
+        if (sd_bus_get_description(bus, &key) < 0 || !key)
+                return true;
+        c = hashmap_get(m->callers, key);
+        return !c || !c->qube;
+}
+
+/* Like systemd's bus_foreach_bus(): the bus, then every private connection that listens (a
+ * peer-to-peer connection has no bus daemon to filter by match rules: its trusted peer drops what
+ * it does not want). */
 void manager_send_everywhere(Manager *m, BusSendFn send, void *userdata, const char *what) {
         int r;
 
@@ -36,6 +49,8 @@ void manager_send_everywhere(Manager *m, BusSendFn send, void *userdata, const c
                         log_debug_errno(r, "Cannot send %s on the bus: %m", what);
         }
         for (size_t i = 0; i < m->n_connections; i++) {
+                if (!wants_broadcasts(m, m->connections[i]))
+                        continue;
                 r = send(m->connections[i], userdata);
                 if (r < 0)
                         log_debug_errno(r, "Cannot send %s on a private connection: %m", what);

@@ -110,8 +110,9 @@ int manager_new_event_signal(sd_bus *bus, Domain *subject, const char *event, co
 #define EVENT_SIGNAL_VTABLE \
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("t", sequence, "s", subject, "s", name, "a(ss)", arguments), 0)
 
-/* Signals go to the bus and to each private connection: one message per connection, built by
- * send() for that connection. The emit functions below do this for the usual signals. */
+/* Signals go to the bus and to each private connection (but those that act for someone else,
+ * having called SetCallerIdentity: they subscribe): one message per connection, built by send()
+ * for that connection. The emit functions below do this for the usual signals. */
 typedef int (*BusSendFn)(sd_bus *bus, void *userdata);
 void manager_send_everywhere(Manager *m, BusSendFn send, void *userdata, const char *what);
 void manager_emit_properties_changed_strv(Manager *m, const char *path, const char *interface, char **names);

@@ -29,6 +29,7 @@ typedef struct PrivateConnection {
         Manager *manager;
         sd_bus *bus;
         sd_event_source *cleanup;
+        sd_event_source *starting; /* until the connection runs: see on_starting() */
         char description[32];
         struct PrivateConnection *next;
 } PrivateConnection;
@@ -39,6 +40,7 @@ static PrivateConnection *connection_free(PrivateConnection *c) {
         auth_forget_caller(c->manager, c->description);
         caller_filter_forget(c->manager, c->description);
         manager_remove_connection(c->manager, c->bus);
+        sd_event_source_disable_unref(c->starting);
         sd_event_source_unref(c->cleanup);
         sd_bus_flush_close_unref(c->bus);
         free(c);
@@ -62,9 +64,26 @@ static int on_cleanup(sd_event_source *s, void *userdata) {
 
 static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         PrivateConnection *c = userdata;
+        log_debug("Private connection %s closed.", c->description);
         /* not from inside the bus's own dispatch: free it on the next loop iteration */
         if (!c->cleanup)
                 (void) sd_event_add_defer(c->manager->event, &c->cleanup, on_cleanup, c);
+        return 0;
+}
+
+/* sd-bus (252) does not look again at what it read together with the client's BEGIN until more
+ * input comes, so a client that sends its first call right behind BEGIN (GDBus, libdbus) may wait
+ * for its answer until it gives up. After every loop iteration, until the connection runs and
+ * nothing is left over, process it once more. */
+static int on_starting(sd_event_source *s, void *userdata) {
+        PrivateConnection *c = userdata;
+        int r;
+
+        do
+                r = sd_bus_process(c->bus, NULL);
+        while (r > 0);
+        if (r < 0 || sd_bus_is_ready(c->bus) > 0)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         return 0;
 }
 
@@ -105,6 +124,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (r >= 0)
                 r = sd_bus_attach_event(c->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r >= 0)
+                r = sd_event_add_post(m->event, &c->starting, on_starting, c);
+        if (r >= 0)
                 r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
                                         "Disconnected", on_disconnected, c);
         if (r >= 0)
@@ -118,6 +139,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         }
         c->next = m->private_bus->connections;
         m->private_bus->connections = c;
+        log_debug("Private connection %s from uid %u.", c->description, (unsigned) cred.uid);
         return 0;
 }
 
