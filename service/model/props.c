@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 
 #include "model/model.h"
-#include "storage/storage.h"
 #include "util/fileio.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
