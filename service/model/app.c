@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "model/app.h"
+
 #include "model/model.h"
 
 #include <ctype.h>

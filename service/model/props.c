@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "model/model.h"
+#include "model/props.h"
 #include "util/fileio.h"
 #include "util/strbuf.h"
 #include "util/strv.h"

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "model.h"
+#include "model/system-info.h"
+
+#include "model/model.h"
 #include "util/strbuf.h"
 
 /* The system information document the qrexec policy engine evaluates requests against

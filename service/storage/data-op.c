@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <stdatomic.h>
 
+#include "storage/data-op.h"
+
 #include "storage/storage.h"
 #include "util/log.h"
 

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "storage/driver.h"
+
 #include "storage/storage.h"
 #include "util/strv.h"
 

@@ -11,6 +11,8 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 
+#include "storage/fsutil.h"
+
 #include "storage/storage.h"
 #include "util/log.h"
 

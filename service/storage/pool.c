@@ -5,6 +5,8 @@
 #include <sys/random.h>
 #include <sys/statvfs.h>
 
+#include "storage/pool.h"
+
 #include "storage/storage.h"
 #include "util/strbuf.h"
 #include "util/strv.h"

@@ -4,6 +4,8 @@
  * qube created and removed with its data; the start/stop steps of the lifecycle code. */
 #include <inttypes.h>
 
+#include "storage/volume.h"
+
 #include "storage/storage.h"
 #include "util/log.h"
 #include "util/strbuf.h"
