@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The one Job type: every long operation's object on the bus, its progress and its end. */
 #include "job-dbus.h"
 
 #include <inttypes.h>

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The bottom of the bus layer: what every part uses of the Manager. Signals go out on every
+ * connection from here, qubes.xml is saved from here, and the peer behind a call is found here. */
 #include "manager.h"
 
 #include "util/log.h"

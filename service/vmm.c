@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The libvirt connection (opened, watched and reopened on a worker), the libvirt calls on the
+ * worker pool, and the runtime records of qubes. What libvirt reports goes to the listener. */
 #include "vmm.h"
 
 #include "libvirt-event.h"
