@@ -5,8 +5,7 @@
 #include <limits.h>
 #include <time.h>
 
-#include "bus-util.h"
-#include "caller-filter.h"
+#include "bus-error.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 
@@ -165,15 +164,6 @@ static Caller *uid_caller(Manager *m, const Caller *c, bool create) {
         return caller_get(m, key, create);
 }
 
-/* A caller is a bus peer: its unique name, or on a private (peer-to-peer) connection, which has
- * no names, that connection's description. */
-static const char *caller_key(sd_bus_message *msg) {
-        const char *key = sd_bus_message_get_sender(msg);
-        if (!key)
-                (void) sd_bus_get_description(sd_bus_message_get_bus(msg), &key);
-        return key;
-}
-
 void auth_forget_caller(Manager *m, const char *unique_name) {
         caller_free(hashmap_remove(m->callers, unique_name));
 }
@@ -184,12 +174,21 @@ static int sender_uid(Manager *m, sd_bus_message *msg, uid_t *ret) {
         int r;
 
         if (!sender) {
-                /* a direct (peer-to-peer) connection has no sender: it is whoever opened it */
+                /* a direct (peer-to-peer) connection has no sender: it is whoever opened it, and
+                 * its description stands for it (its subscriptions need the uid later) */
                 _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
                 r = sd_bus_get_owner_creds(sd_bus_message_get_bus(msg), SD_BUS_CREDS_EUID, &creds);
                 if (r < 0)
                         return r;
-                return sd_bus_creds_get_euid(creds, ret);
+                r = sd_bus_creds_get_euid(creds, ret);
+                if (r < 0)
+                        return r;
+                c = caller_get(m, manager_caller_key(msg), true);
+                if (c) {
+                        c->uid = *ret;
+                        c->uid_known = true;
+                }
+                return 0;
         }
         c = caller_get(m, sender, true);
         if (!c)
@@ -395,8 +394,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         _cleanup_free_ char *peer = q->view ? strdup(c->unique_name) : NULL;
         query_free(q);
         /* subscribed events that waited for this answer can go now */
-        if (peer)
-                caller_filter_flush(m, peer);
+        if (peer && m->view_answered)
+                m->view_answered(m, peer);
         return 0;
 }
 
@@ -555,14 +554,8 @@ int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QE
         return r;
 }
 
-bool auth_caller_wants_error_details(Manager *m, sd_bus_message *msg) {
-        const char *sender = caller_key(msg);
-        Caller *c = sender ? caller_get(m, sender, false) : NULL;
-        return c && c->error_details;
-}
-
 int auth_enable_error_details(Manager *m, sd_bus_message *msg) {
-        const char *sender = caller_key(msg);
+        const char *sender = manager_caller_key(msg);
         Caller *c = sender ? caller_get(m, sender, true) : NULL;
         if (!c)
                 return sender ? -ENOMEM : -EINVAL;
@@ -571,13 +564,13 @@ int auth_enable_error_details(Manager *m, sd_bus_message *msg) {
 }
 
 const char *auth_caller_qube(Manager *m, sd_bus_message *msg) {
-        const char *sender = caller_key(msg);
+        const char *sender = manager_caller_key(msg);
         Caller *c = sender ? caller_get(m, sender, false) : NULL;
         return c && c->qube ? c->qube : "dom0";
 }
 
 int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, QError *e) {
-        const char *sender = caller_key(msg);
+        const char *sender = manager_caller_key(msg);
         Domain *d;
         uid_t uid;
         int r;
@@ -803,17 +796,6 @@ bool auth_peer_needs_copies(Manager *m, const char *unique_name, Domain *d) {
         return peer_sees(m, c, NULL) == 0 && peer_sees(m, c, d) > 0;
 }
 
-/* The qube whose object (or sub-object) path is path, or NULL. */
-static Domain *path_domain(Manager *m, const char *path) {
-        const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
-        _cleanup_free_ char *node = NULL;
-
-        if (!rest || !*rest)
-                return NULL;
-        node = strndup(path, (size_t) (rest - path) + strcspn(rest, "/"));
-        return node ? domain_of_bus_path(m->app, node) : NULL;
-}
-
 /* Manager methods that list qubes or take qube names: what the caller sees is asked about first. */
 static const char *const manager_listings[] = {
         "ListDomains", "ListDomainsText", "GetAllDomainProperties", "SubscribeEvents", "GetSystemInfo", "GetDomain",
@@ -851,7 +833,7 @@ static int view_filter(sd_bus_message *msg, void *userdata, sd_bus_error *ret_er
             !startswith(path, QUBESD_ROOT_PATH) || peer_restricted(m, msg) == 0)
                 return 0;
         if (!is_listing(msg, path)) {
-                d = path_domain(m, path);
+                d = domain_of_bus_subpath(m->app, path);
                 if (!d)
                         return 0;
         }

@@ -39,9 +39,6 @@ int auth_check(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d, QE
 const char *auth_caller_qube(Manager *m, sd_bus_message *msg);
 /* SetCallerIdentity. */
 int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, QError *e);
-/* Whether the sender asked for error replies with format and fields (SetCallerIdentity or
- * EnableErrorDetails). Plain D-Bus clients (GDBus expects a single string) get the message only. */
-bool auth_caller_wants_error_details(Manager *m, sd_bus_message *msg);
 int auth_enable_error_details(Manager *m, sd_bus_message *msg);
 /* Root, the daemon's own user, and the users given with --trusted-uid: they never ask polkit,
  * may declare a caller identity (the shim) and may use the private socket. */

@@ -24,7 +24,8 @@ typedef struct PendingEvent {
 #define PENDING_MAX 4096u
 
 typedef struct Subscriber {
-        char *unique_name;                     /* key */
+        char *unique_name;                     /* key: the peer's unique name, or a private connection's description */
+        sd_bus *bus;                           /* the connection its copies go out on */
         char *caller;                          /* the qube it acts for */
         char *only;                            /* NULL: every qube's events (dest dom0); else only this qube's */
         PendingEvent *pending, **pending_tail; /* local users: in order, held for polkit */
@@ -32,12 +33,12 @@ typedef struct Subscriber {
         bool overflow; /* too many held: the subscription ends */
 } Subscriber;
 
-typedef struct FilterState {
+struct CallerFilter {
         QubesPolicy *policy;  /* NULL until first needed, and after a change on disk */
         Hashmap *subscribers; /* unique name -> Subscriber* */
         sd_event_source **watches;
         size_t n_watches;
-} FilterState;
+};
 
 struct FilterContext {
         QubesPolicy *policy; /* borrowed */
@@ -45,7 +46,7 @@ struct FilterContext {
         char *caller;
 };
 
-static FilterState *state(Manager *m) {
+static CallerFilter *state(Manager *m) {
         return m->caller_filter;
 }
 
@@ -70,6 +71,7 @@ static Subscriber *subscriber_free(Subscriber *s) {
                 s->pending = p->next;
                 pending_free(p);
         }
+        sd_bus_unref(s->bus);
         free(s->unique_name);
         free(s->caller);
         free(s->only);
@@ -79,7 +81,7 @@ static Subscriber *subscriber_free(Subscriber *s) {
 
 static int on_policy_changed(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
         Manager *m = userdata;
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         if (st && st->policy) {
                 log_debug("qrexec policy changed on disk: re-reading it at the next filtered call.");
                 st->policy = qubes_policy_free(st->policy);
@@ -95,7 +97,7 @@ static const char *const *policy_dirs(Manager *m) {
 }
 
 int caller_filter_init(Manager *m) {
-        FilterState *st = new0(FilterState, 1);
+        CallerFilter *st = new0(CallerFilter, 1);
         if (!st)
                 return log_oom();
         st->subscribers = hashmap_new();
@@ -126,7 +128,7 @@ int caller_filter_init(Manager *m) {
 }
 
 void caller_filter_done(Manager *m) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         size_t i = 0;
         void *v;
 
@@ -144,7 +146,7 @@ void caller_filter_done(Manager *m) {
 }
 
 static QubesPolicy *current_policy(Manager *m) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         if (!st)
                 return NULL;
         if (!st->policy) {
@@ -236,10 +238,14 @@ bool filter_domain_visible(FilterContext *f, const Domain *d) {
 }
 
 int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
+        sd_bus *bus = sd_bus_message_get_bus(msg);
         const char *sender = sd_bus_message_get_sender(msg);
         Subscriber *s;
 
+        /* a private connection has no names: its description stands for the peer (auth.c) */
+        if (!sender)
+                (void) sd_bus_get_description(bus, &sender);
         if (!st || !sender)
                 return -EINVAL;
         s = hashmap_get(st->subscribers, sender);
@@ -247,6 +253,7 @@ int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller,
                 s = new0(Subscriber, 1);
                 if (!s)
                         return -ENOMEM;
+                s->bus = sd_bus_ref(bus);
                 s->unique_name = strdup(sender);
                 if (!s->unique_name || hashmap_put(st->subscribers, s->unique_name, s) < 0) {
                         subscriber_free(s);
@@ -259,18 +266,18 @@ int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller,
 }
 
 void caller_filter_forget(Manager *m, const char *unique_name) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         if (st)
                 subscriber_free(hashmap_remove(st->subscribers, unique_name));
 }
 
-static int send_unicast(Manager *m, const char *destination, Domain *subject, const char *event, const char *const *kv,
-                        size_t n_kv, uint64_t seq) {
+static int send_unicast(Subscriber *sub, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+                        uint64_t seq) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-        int r = manager_new_event_signal(m, subject, event, kv, n_kv, seq, destination, &s);
+        int r = manager_new_event_signal(sub->bus, subject, event, kv, n_kv, seq, sub->unique_name, &s);
         if (r < 0)
                 return r;
-        return sd_bus_send(m->bus, s, NULL);
+        return sd_bus_send(sub->bus, s, NULL);
 }
 
 static int pending_add(Subscriber *s, Domain *subject, const char *about, const char *event, const char *const *kv,
@@ -327,8 +334,7 @@ static void subscriber_flush(Manager *m, Subscriber *s) {
                 if (r > 0) {
                         Domain *subject = p->subject ? app_get_domain(m->app, p->subject) : NULL;
                         if (!p->subject || subject)
-                                r = send_unicast(m, s->unique_name, subject, p->event, (const char *const *) p->kv,
-                                                 p->n_kv, p->seq);
+                                r = send_unicast(s, subject, p->event, (const char *const *) p->kv, p->n_kv, p->seq);
                         if (r < 0)
                                 log_debug_errno(r, "Cannot deliver %s to %s: %m", p->event, s->unique_name);
                 }
@@ -340,27 +346,26 @@ static void subscriber_flush(Manager *m, Subscriber *s) {
         }
 }
 
-char **caller_filter_copy_destinations(Manager *m, Domain *d) {
-        FilterState *st = state(m);
-        char **l = NULL;
+void caller_filter_send_copies(Manager *m, Domain *d, SubscriberSendFn send, void *userdata) {
+        CallerFilter *st = state(m);
         size_t i = 0;
         void *v;
 
         if (!st)
-                return NULL;
+                return;
         while (hashmap_iterate(st->subscribers, &i, NULL, &v)) {
                 Subscriber *s = v;
                 if (!streq(s->caller, "dom0") || (s->only && !streq(s->only, d->name)) ||
                     !auth_peer_needs_copies(m, s->unique_name, d))
                         continue;
-                if (strv_extend(&l, s->unique_name) < 0)
-                        return strv_free(l);
+                int r = send(s->bus, s->unique_name, userdata);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot send a copy about %s to %s: %m", d->name, s->unique_name);
         }
-        return l;
 }
 
 void caller_filter_flush(Manager *m, const char *unique_name) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         Subscriber *s = st ? hashmap_get(st->subscribers, unique_name) : NULL;
         if (s)
                 subscriber_flush(m, s);
@@ -368,7 +373,7 @@ void caller_filter_flush(Manager *m, const char *unique_name) {
 
 void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                            uint64_t seq) {
-        FilterState *st = state(m);
+        CallerFilter *st = state(m);
         QubesSystemInfo *si = NULL;
         size_t i = 0;
         void *v;
@@ -403,7 +408,7 @@ void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const
                                 continue;
                         }
                 }
-                int r = send_unicast(m, s->unique_name, subject, event, kv, n_kv, seq);
+                int r = send_unicast(s, subject, event, kv, n_kv, seq);
                 if (r < 0)
                         log_debug_errno(r, "Cannot deliver %s to %s: %m", event, s->unique_name);
         }

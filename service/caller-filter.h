@@ -3,7 +3,7 @@
 
 #include "manager.h"
 
-/* Per-caller filtering of listings and events for qubes calling through qrexec (spec
+/* caller-filter.c: per-caller filtering of listings and events for qubes calling through qrexec (spec
  * qrexec-policy.md §4): a qube other than dom0 sees in admin.vm.List and admin.Events only what
  * the qrexec policy would allow it to ask about. The policy is parsed once and re-read when a
  * file in the policy directories changes. */
@@ -17,14 +17,17 @@ FilterContext *filter_context_new(Manager *m, const char *caller);
 FilterContext *filter_context_free(FilterContext *f);
 bool filter_domain_visible(FilterContext *f, const Domain *d);
 
-/* Manager.SubscribeEvents: unicast, filtered Event signals for the calling connection. */
+/* Manager.SubscribeEvents: unicast, filtered Event signals for the calling peer, on its
+ * connection (the bus, or a private connection). */
 int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *qube_or_empty);
 /* Called for every event after the broadcast: delivers it to each subscriber allowed to see it. */
 void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                            uint64_t seq);
 void caller_filter_forget(Manager *m, const char *unique_name);
-/* The local users subscribed with SubscribeEvents who see d but get no broadcasts (auth.c): the
- * unique names to send copies of d's other signals (Stats) to, or NULL. */
-char **caller_filter_copy_destinations(Manager *m, Domain *d);
+/* Copies of d's other signals (Stats) for the local users subscribed with SubscribeEvents who
+ * see d but get no broadcasts (auth.c): send() builds and sends one on the subscriber's
+ * connection, addressed to destination. */
+typedef int (*SubscriberSendFn)(sd_bus *bus, const char *destination, void *userdata);
+void caller_filter_send_copies(Manager *m, Domain *d, SubscriberSendFn send, void *userdata);
 /* polkit answered a question about what unique_name sees: send its events that waited. */
 void caller_filter_flush(Manager *m, const char *unique_name);

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "auth.h"
-#include "bus-util.h"
 #include "caller-filter.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -56,14 +55,14 @@ typedef struct RuleSet {
         char **errors; /* "FILE:LINE: message"; non-empty: every constrained call is refused */
 } RuleSet;
 
-typedef struct ConstraintState {
+struct Constraints {
         char *dir;
         RuleSet *set; /* NULL: not read yet, or changed on disk since */
         sd_event_source *watch;
         sd_event_source *reload_timer;
-} ConstraintState;
+};
 
-static ConstraintState *state(Manager *m) {
+static Constraints *state(Manager *m) {
         return m->constraints;
 }
 
@@ -317,7 +316,7 @@ done:
 /* ---- state and reload ---------------------------------------------------------------------- */
 
 static RuleSet *current(Manager *m) {
-        ConstraintState *st = state(m);
+        Constraints *st = state(m);
         int r;
 
         if (!st)
@@ -348,7 +347,7 @@ static int on_reload_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_dir_changed(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
         Manager *m = userdata;
-        ConstraintState *st = state(m);
+        Constraints *st = state(m);
         int r;
 
         if (!st)
@@ -369,7 +368,7 @@ static int on_dir_changed(sd_event_source *s, const struct inotify_event *ev, vo
 }
 
 int constraints_init(Manager *m) {
-        ConstraintState *st = new0(ConstraintState, 1);
+        Constraints *st = new0(Constraints, 1);
         int r;
 
         if (!st)
@@ -389,7 +388,7 @@ int constraints_init(Manager *m) {
 }
 
 void constraints_done(Manager *m) {
-        ConstraintState *st = state(m);
+        Constraints *st = state(m);
         if (!st)
                 return;
         rule_set_free(st->set);
@@ -505,26 +504,23 @@ int constraints_check(Manager *m, sd_bus_message *msg, Domain *d, const char *pr
 
 /* ---- Domain.GetAllowedValues ----------------------------------------------------------------- */
 
-static int append_allowed(sd_bus_message *reply, Manager *m, const char *caller, const Rule *rule) {
+static int allowed_values(Manager *m, const char *caller, const Rule *rule, char ***ret) {
+        _cleanup_strv_free_ char **l = new0(char *, 1);
         bool none = false, dflt = false;
-        int r;
 
+        if (!l)
+                return -ENOMEM;
         for (size_t i = 0; i < rule->n_values; i++) {
                 none = none || rule->values[i].kind == TOKEN_NONE;
                 dflt = dflt || rule->values[i].kind == TOKEN_DEFAULT;
         }
-        r = sd_bus_message_open_container(reply, 'a', "s");
-        if (r < 0)
-                return r;
-        if (none) {
-                r = sd_bus_message_append_basic(reply, 's', "");
-                if (r < 0)
-                        return r;
-        }
+        if (none && strv_extend(&l, "") < 0)
+                return -ENOMEM;
         if (rule->type == PROP_VM) {
                 /* the qubes that match now and that the caller may see in its listings */
                 FilterContext *f = filter_context_new(m, caller);
                 _cleanup_free_ Domain **sorted = app_domains_sorted(m->app, NULL);
+                int r = 0;
                 if (!sorted || !f) {
                         filter_context_free(f);
                         return -ENOMEM;
@@ -534,7 +530,7 @@ static int append_allowed(sd_bus_message *reply, Manager *m, const char *caller,
                                 continue;
                         for (size_t i = 0; i < rule->n_values; i++)
                                 if (token_matches_qube(&rule->values[i], (*q)->name, *q)) {
-                                        r = sd_bus_message_append_basic(reply, 's', (*q)->name);
+                                        r = strv_extend(&l, (*q)->name);
                                         break;
                                 }
                 }
@@ -543,59 +539,32 @@ static int append_allowed(sd_bus_message *reply, Manager *m, const char *caller,
                         return r;
         } else
                 for (size_t i = 0; i < rule->n_values; i++)
-                        if (rule->values[i].kind == TOKEN_LITERAL) {
-                                r = sd_bus_message_append_basic(reply, 's', rule->values[i].arg);
-                                if (r < 0)
-                                        return r;
-                        }
-        if (dflt) {
-                r = sd_bus_message_append_basic(reply, 's', "@default");
-                if (r < 0)
-                        return r;
-        }
-        return sd_bus_message_close_container(reply);
+                        if (rule->values[i].kind == TOKEN_LITERAL && strv_extend(&l, rule->values[i].arg) < 0)
+                                return -ENOMEM;
+        if (dflt && strv_extend(&l, "@default") < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
 }
 
-int constraints_method_get_allowed_values(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Domain *d = userdata;
-        Manager *m = d->app->event_userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_qerror_ QError e = {};
-        const char *name, *caller;
+int constraints_allowed_values(Manager *m, sd_bus_message *msg, Domain *d, const char *property, bool *ret_constrained,
+                               char ***ret_values) {
+        const char *caller = constrained_caller(m, msg);
         const Rule *rule = NULL;
         bool broken = false;
-        RuleSet *s;
-        int r;
 
-        r = bus_gate(m, msg, AUTH_READ, d);
-        if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        r = sd_bus_message_read(msg, "s", &name);
-        if (r < 0)
-                return r;
-        if (!domain_prop_find(d->klass, name)) {
-                qerror_set(&e, QERR_NO_SUCH_PROPERTY, "Invalid property '%s' of %s", name, d->name);
-                return bus_reply_qerror(m, msg, &e);
-        }
-        caller = constrained_caller(m, msg);
+        *ret_values = NULL;
         if (caller) {
-                s = current(m);
+                RuleSet *s = current(m);
                 broken = !s || (s->errors && s->errors[0]);
                 if (!broken)
-                        rule = find_rule(s, m->app, caller, name, d);
+                        rule = find_rule(s, m->app, caller, property, d);
         }
-
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(reply, "b", (int) (broken || rule));
-        if (r < 0)
-                return r;
-        if (rule)
-                r = append_allowed(reply, m, caller, rule);
-        else
-                r = sd_bus_message_append(reply, "as", 0); /* broken rules: nothing is allowed */
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        *ret_constrained = broken || rule;
+        /* broken rules: nothing is allowed */
+        if (!rule) {
+                *ret_values = new0(char *, 1);
+                return *ret_values ? 0 : -ENOMEM;
+        }
+        return allowed_values(m, caller, rule, ret_values);
 }

@@ -20,5 +20,8 @@ void constraints_done(Manager *m);
  * (PermissionDenied). */
 int constraints_check(Manager *m, sd_bus_message *msg, Domain *d, const char *property, const char *value, QError *e);
 
-/* Domain.GetAllowedValues(s property) → (b constrained, as values); userdata is the Domain. */
-int constraints_method_get_allowed_values(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+/* Domain.GetAllowedValues: whether the caller of msg is constrained in what it may give to
+ * property of d, and the values it may give now (qube names expanded against the model and
+ * limited to those the caller sees in its listings, "" for None, "@default" for a reset). */
+int constraints_allowed_values(Manager *m, sd_bus_message *msg, Domain *d, const char *property, bool *ret_constrained,
+                               char ***ret_values);

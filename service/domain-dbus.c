@@ -1,40 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "domain-dbus.h"
+
 #include <inttypes.h>
 
 #include "auth.h"
-#include "bus-util.h"
+#include "bus-error.h"
+#include "bus-property.h"
 #include "constraints.h"
 #include "manager.h"
+#include "storage/storage.h"
+#include "vmm.h"
 #include "util/log.h"
 #include "util/strv.h"
 
-static const char *const class_interfaces[_QUBES_CLASS_MAX] = {
-        [QUBES_CLASS_ADMINVM] = "org.qubes_os.Admin1.AdminVM",
-        [QUBES_CLASS_APPVM] = "org.qubes_os.Admin1.AppVM",
-        [QUBES_CLASS_DISPVM] = "org.qubes_os.Admin1.DispVM",
-        [QUBES_CLASS_REMOTEVM] = "org.qubes_os.Admin1.RemoteVM",
-        [QUBES_CLASS_STANDALONEVM] = "org.qubes_os.Admin1.StandaloneVM",
-        [QUBES_CLASS_TEMPLATEVM] = "org.qubes_os.Admin1.TemplateVM",
-};
-
-const char *qubes_class_interface(QubesClass c) {
-        return c >= 0 && c < _QUBES_CLASS_MAX ? class_interfaces[c] : NULL;
-}
-
 static bool class_is_local(QubesClass c) {
         return (1u << c) & CLASSES_QUBESVM;
-}
-
-const char *domain_prop_interface(const PropDef *p, QubesClass c) {
-        if (p->classes == CLASSES_ALL)
-                return QUBESD_IFACE_DOMAIN;
-        if (class_is_local(c) && (p->classes & CLASSES_QUBESVM) == CLASSES_QUBESVM)
-                return QUBESD_IFACE_QUBESVM;
-        return class_interfaces[c];
-}
-
-static Manager *manager_of(Domain *d) {
-        return d->app->event_userdata;
 }
 
 /* ---- typed properties ------------------------------------------------------------------- */
@@ -55,28 +35,14 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 
 static int property_set(sd_bus *bus, const char *path, const char *interface, const char *property,
                         sd_bus_message *value, void *userdata, sd_bus_error *error) {
-        Domain *d = userdata;
-        Manager *m = manager_of(d);
         _cleanup_qerror_ QError e = {};
-        _cleanup_free_ char *s = NULL;
+        Domain *d = userdata;
         const PropDef *p = domain_prop_find_dbus(d->klass, property);
-        int r;
 
         if (!p)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
-        r = auth_check(m, sd_bus_get_current_message(bus), AUTH_CHANGE, d, &e);
-        if (r <= 0) /* a property write cannot wait for an interactive answer */
-                return r < 0 ? bus_set_qerror(error, &e)
-                             : sd_bus_error_set(error, qubes_error_dbus_name(QERR_NOT_AUTHORIZED_CAN_OBTAIN),
-                                                "Interactive authorization needed: use SetProperty");
-        r = bus_read_prop_value(value, p, d->app, &s, error);
-        if (r < 0)
-                return r;
-        r = constraints_check(m, sd_bus_get_current_message(bus), d, p->name, s, &e);
-        if (r >= 0)
-                r = domain_property_set(d, p->name, s, strlen(s), &e);
-        if (r >= 0)
-                r = manager_save(m, &e);
+        int r = property_write(bus_manager(bus), sd_bus_get_current_message(bus),
+                               &(PropertyChange){ .d = d, .p = p, .typed = value }, &e, error);
         if (r < 0)
                 return qerror_is_set(&e) ? bus_set_qerror(error, &e) : r;
         return 1;
@@ -116,12 +82,6 @@ static int property_get_tags(sd_bus *bus, const char *path, const char *interfac
 
 /* ---- methods ---------------------------------------------------------------------------- */
 
-/* Runs the authorization gate; returns 1 to continue, 0 when the call has been answered (an
- * error reply, or pending authorization), negative on failure. */
-static int gate(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d) {
-        return bus_gate(m, msg, action, d);
-}
-
 static int reply_result(Manager *m, sd_bus_message *msg, int r, QError *e, bool save) {
         if (r >= 0 && save)
                 r = manager_save(m, e);
@@ -133,7 +93,7 @@ static int reply_result(Manager *m, sd_bus_message *msg, int r, QError *e, bool 
 #define PROPERTY_METHOD(fn)                                                                \
         static int domain_##fn(sd_bus_message *msg, void *userdata, sd_bus_error *error) { \
                 Domain *d = userdata;                                                      \
-                return bus_method_##fn(manager_of(d), d, msg);                             \
+                return bus_method_##fn(call_manager(msg), d, msg);                         \
         }
 PROPERTY_METHOD(list_properties)
 PROPERTY_METHOD(get_property)
@@ -144,13 +104,15 @@ PROPERTY_METHOD(set_property)
 PROPERTY_METHOD(reset_property)
 
 static int method_list_features(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         size_t i = 0;
         const char *k;
-        int r = gate(manager_of(d), msg, AUTH_READ, d);
+        Manager *m = call_manager(msg);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
@@ -170,12 +132,13 @@ static int method_list_features(sd_bus_message *msg, void *userdata, sd_bus_erro
 }
 
 static int feature_lookup(sd_bus_message *msg, Domain *d, int how) {
-        Manager *m = manager_of(d);
+        _cleanup_qerror_ QError denied = {};
+        Manager *m = call_manager(msg);
         _cleanup_qerror_ QError e = {};
         const char *name, *value = NULL;
-        int r = gate(m, msg, AUTH_READ, d);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
@@ -222,12 +185,13 @@ static bool feature_prohibited(const char *name) {
 }
 
 static int feature_change(sd_bus_message *msg, Domain *d, bool remove) {
-        Manager *m = manager_of(d);
+        _cleanup_qerror_ QError denied = {};
+        Manager *m = call_manager(msg);
         _cleanup_qerror_ QError e = {};
         const char *name, *value = NULL;
-        int r = gate(m, msg, AUTH_CHANGE, d);
+        int r = auth_check(m, msg, AUTH_CHANGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
         r = remove ? sd_bus_message_read(msg, "s", &name) : sd_bus_message_read(msg, "ss", &name, &value);
         if (r < 0)
@@ -249,10 +213,12 @@ static int method_remove_feature(sd_bus_message *msg, void *userdata, sd_bus_err
 }
 
 static int method_list_tags(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
-        int r = gate(manager_of(d), msg, AUTH_READ, d);
+        Manager *m = call_manager(msg);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         _cleanup_free_ const char **tags = domain_tags_sorted(d);
         if (!tags)
                 return -ENOMEM;
@@ -267,13 +233,14 @@ static int method_list_tags(sd_bus_message *msg, void *userdata, sd_bus_error *e
 }
 
 static int method_has_tag(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
-        Manager *m = manager_of(d);
+        Manager *m = call_manager(msg);
         _cleanup_qerror_ QError e = {};
         const char *tag;
-        int r = gate(m, msg, AUTH_READ, d);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &tag);
         if (r < 0)
                 return r;
@@ -283,12 +250,13 @@ static int method_has_tag(sd_bus_message *msg, void *userdata, sd_bus_error *err
 }
 
 static int tag_change(sd_bus_message *msg, Domain *d, bool remove) {
-        Manager *m = manager_of(d);
+        _cleanup_qerror_ QError denied = {};
+        Manager *m = call_manager(msg);
         _cleanup_qerror_ QError e = {};
         const char *tag;
-        int r = gate(m, msg, AUTH_CHANGE, d);
+        int r = auth_check(m, msg, AUTH_CHANGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &tag);
         if (r < 0)
                 return r;
@@ -311,13 +279,14 @@ static int method_remove_tag(sd_bus_message *msg, void *userdata, sd_bus_error *
 }
 
 static int method_get_notes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
-        Manager *m = manager_of(d);
+        Manager *m = call_manager(msg);
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *notes = NULL;
-        int r = gate(m, msg, AUTH_READ, d);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = domain_notes_get(d, &notes, &e);
         if (r < 0)
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
@@ -325,13 +294,14 @@ static int method_get_notes(sd_bus_message *msg, void *userdata, sd_bus_error *e
 }
 
 static int method_set_notes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
-        Manager *m = manager_of(d);
+        Manager *m = call_manager(msg);
         _cleanup_qerror_ QError e = {};
         const char *notes;
-        int r = gate(m, msg, AUTH_CHANGE, d);
+        int r = auth_check(m, msg, AUTH_CHANGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &notes);
         if (r < 0)
                 return r;
@@ -340,25 +310,59 @@ static int method_set_notes(sd_bus_message *msg, void *userdata, sd_bus_error *e
 }
 
 static int method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
-        Manager *m = manager_of(d);
+        Manager *m = call_manager(msg);
         _cleanup_qerror_ QError e = {};
-        int r = gate(m, msg, AUTH_CREATE_REMOVE, d);
+        int r = auth_check(m, msg, AUTH_CREATE_REMOVE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        r = app_remove_domain(m->app, d, &e);
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        r = storage_remove_domain(m->app, d, &e);
         return reply_result(m, msg, r, &e, true);
 }
 
 static int method_get_current_state(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         uint64_t mem, mem_max, cputime;
-        int r = gate(manager_of(d), msg, AUTH_READ, d);
+        Manager *m = call_manager(msg);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         /* cached figures, refreshed by workers on lifecycle events and stats: never blocks */
-        vmm_current_state(manager_of(d), d, &mem, &mem_max, &cputime);
+        vmm_current_state(m, d, &mem, &mem_max, &cputime);
         return sd_bus_reply_method_return(msg, "ttts", mem, mem_max, cputime, strempty(d->power_state));
+}
+
+static int method_get_allowed_values(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {}, e = {};
+        _cleanup_strv_free_ char **values = NULL;
+        Domain *d = userdata;
+        Manager *m = call_manager(msg);
+        const char *name;
+        bool constrained;
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
+        if (r <= 0)
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if (!domain_prop_find(d->klass, name)) {
+                qerror_set(&e, QERR_NO_SUCH_PROPERTY, "Invalid property '%s' of %s", name, d->name);
+                return bus_reply_qerror(m, msg, &e);
+        }
+        r = constraints_allowed_values(m, msg, d, name, &constrained, &values);
+        if (r < 0)
+                return r;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "b", (int) constrained);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(reply, values);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
 }
 
 static const sd_bus_vtable domain_extra[] = {
@@ -394,31 +398,40 @@ static const sd_bus_vtable domain_extra[] = {
                                 SD_BUS_RESULT("t", mem_kib, "t", mem_static_max_kib, "t", cputime, "s", power_state),
                                 method_get_current_state, 0),
         SD_BUS_METHOD_WITH_ARGS("GetAllowedValues", SD_BUS_ARGS("s", property),
-                                SD_BUS_RESULT("b", constrained, "as", values), constraints_method_get_allowed_values,
-                                0),
+                                SD_BUS_RESULT("b", constrained, "as", values), method_get_allowed_values, 0),
         EVENT_SIGNAL_VTABLE,
 };
 
 /* ---- object lookup ---------------------------------------------------------------------- */
 
-/* Which qubes an interface applies to: -1 = every qube, -2 = the local classes (QubesVM),
- * otherwise one class. */
-typedef struct InterfaceScope {
-        Manager *manager;
-        int scope;
-} InterfaceScope;
-
-static InterfaceScope scopes[_QUBES_CLASS_MAX + 2];
-
+/* The Domain interface: every qube. */
 static int domain_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                        sd_bus_error *error) {
-        InterfaceScope *s = userdata;
-        Domain *d = domain_of_bus_path(s->manager->app, path);
+        Manager *m = userdata;
+        Domain *d = domain_of_bus_path(m->app, path);
         if (!d)
                 return 0;
-        if (s->scope == -2 && !class_is_local(d->klass))
+        *found = d;
+        return 1;
+}
+
+/* The QubesVM interface: the local classes. */
+static int qubesvm_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                        sd_bus_error *error) {
+        Manager *m = userdata;
+        Domain *d = domain_of_bus_path(m->app, path);
+        if (!d || !class_is_local(d->klass))
                 return 0;
-        if (s->scope >= 0 && (int) d->klass != s->scope)
+        *found = d;
+        return 1;
+}
+
+/* A class interface: the qubes of that class. */
+static int class_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                      sd_bus_error *error) {
+        Manager *m = userdata;
+        Domain *d = domain_of_bus_path(m->app, path);
+        if (!d || (int) d->klass != qubes_class_of_interface(interface))
                 return 0;
         *found = d;
         return 1;
@@ -446,65 +459,67 @@ static int domain_enumerate(sd_bus *bus, const char *path, void *userdata, char 
         return 1;
 }
 
-static size_t collect(const PropDef **out, bool (*want)(const PropDef *p, int c), int c) {
-        size_t n = 0;
-        for (size_t i = 0; i < n_domain_props; i++)
-                if (want(&domain_props[i], c))
-                        out[n++] = &domain_props[i];
-        return n;
-}
+/* ---- the vtables, derived from the property table (model/props.c) ------------------------- */
 
-static bool want_domain(const PropDef *p, int c) {
-        return p->classes == CLASSES_ALL;
-}
-static bool want_qubesvm(const PropDef *p, int c) {
-        return p->classes != CLASSES_ALL && (p->classes & CLASSES_QUBESVM) == CLASSES_QUBESVM;
-}
-static bool want_class(const PropDef *p, int c) {
-        return (p->classes & (1u << c)) && streq(domain_prop_interface(p, (QubesClass) c), class_interfaces[c]);
-}
-
-int domain_dbus_register(Manager *m, sd_bus *bus) {
+/* The typed properties of one interface: those whose domain_prop_interface() is that interface
+ * for the classes given (any one of them decides: the table puts a property on one interface). */
+static sd_bus_vtable *build_interface_vtable(const char *iface, uint32_t classes, const sd_bus_vtable *extra,
+                                             size_t n_extra) {
         _cleanup_free_ const PropDef **props = new0(const PropDef *, n_domain_props + 1);
-        size_t n, slot = 0;
-        int r;
+        size_t n = 0;
 
         if (!props)
-                return log_oom();
-
-        struct {
-                const char *iface;
-                bool (*want)(const PropDef *p, int c);
-                int scope;
-                const sd_bus_vtable *extra;
-                size_t n_extra;
-        } ifaces[_QUBES_CLASS_MAX + 2] = {
-                { QUBESD_IFACE_DOMAIN, want_domain, -1, domain_extra, ELEMENTSOF(domain_extra) },
-                { QUBESD_IFACE_QUBESVM, want_qubesvm, -2, NULL, 0 },
-        };
-        for (int c = 0; c < _QUBES_CLASS_MAX; c++)
-                ifaces[2 + c] = (typeof(ifaces[0])){ class_interfaces[c], want_class, c, NULL, 0 };
-
-        for (size_t k = 0; k < ELEMENTSOF(ifaces); k++) {
-                /* built once, shared by every connection the objects are registered on */
-                sd_bus_vtable *vt = m->vtables[slot];
-                if (!vt) {
-                        n = collect(props, ifaces[k].want, ifaces[k].scope);
-                        vt = bus_build_property_vtable(props, n, property_get, property_set, ifaces[k].extra,
-                                                       ifaces[k].n_extra);
-                        if (!vt)
-                                return log_oom();
-                        m->vtables[slot] = vt;
-                }
-                slot++;
-                scopes[k] = (InterfaceScope){ m, ifaces[k].scope };
-                r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_DOMAIN_PREFIX, ifaces[k].iface, vt, domain_find,
-                                               &scopes[k]);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to register %s: %m", ifaces[k].iface);
+                return NULL;
+        for (size_t i = 0; i < n_domain_props; i++) {
+                const PropDef *p = &domain_props[i];
+                for (int c = 0; c < _QUBES_CLASS_MAX; c++)
+                        if ((classes & p->classes & (1u << c)) &&
+                            streq(domain_prop_interface(p, (QubesClass) c), iface)) {
+                                props[n++] = p;
+                                break;
+                        }
         }
-        r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_DOMAIN_PREFIX, domain_enumerate, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the qube enumerator: %m");
-        return 0;
+        return bus_build_property_vtable(props, n, property_get, property_set, extra, n_extra);
 }
+
+static sd_bus_vtable *build_domain_vtable(void) {
+        return build_interface_vtable(QUBESD_IFACE_DOMAIN, CLASSES_ALL, domain_extra, ELEMENTSOF(domain_extra));
+}
+
+static sd_bus_vtable *build_qubesvm_vtable(void) {
+        return build_interface_vtable(QUBESD_IFACE_QUBESVM, CLASSES_QUBESVM, NULL, 0);
+}
+
+/* One interface per class, for the properties only that class has (AppVM, TemplateVM, …). */
+#define CLASS_OBJECT(c, name)                                                                                     \
+        static sd_bus_vtable *build_##name##_vtable(void) {                                                       \
+                return build_interface_vtable("org.qubes_os.Admin1." #name, CLASS_BIT(c), NULL, 0);               \
+        }                                                                                                         \
+        static const BusObjectImplementation name##_object = {                                                    \
+                .path = QUBESD_DOMAIN_PREFIX,                                                                     \
+                .interface = "org.qubes_os.Admin1." #name,                                                        \
+                .fallback_vtables = BUS_FALLBACK_VTABLES({ .build = build_##name##_vtable, .find = class_find }), \
+        }
+CLASS_OBJECT(ADMINVM, AdminVM);
+CLASS_OBJECT(APPVM, AppVM);
+CLASS_OBJECT(DISPVM, DispVM);
+CLASS_OBJECT(REMOTEVM, RemoteVM);
+CLASS_OBJECT(STANDALONEVM, StandaloneVM);
+CLASS_OBJECT(TEMPLATEVM, TemplateVM);
+
+static const BusObjectImplementation qubesvm_object = {
+        .path = QUBESD_DOMAIN_PREFIX,
+        .interface = QUBESD_IFACE_QUBESVM,
+        .fallback_vtables = BUS_FALLBACK_VTABLES({ .build = build_qubesvm_vtable, .find = qubesvm_find }),
+};
+
+/* Qubes: /org/qubes_os/Admin1/domain/<name>, the Domain interface (properties every class has,
+ * features, tags, notes, …), QubesVM for the local classes, and one interface per class. */
+const BusObjectImplementation domain_object = {
+        .path = QUBESD_DOMAIN_PREFIX,
+        .interface = QUBESD_IFACE_DOMAIN,
+        .fallback_vtables = BUS_FALLBACK_VTABLES({ .build = build_domain_vtable, .find = domain_find }),
+        .node_enumerator = domain_enumerate,
+        .children = BUS_IMPLEMENTATIONS(&qubesvm_object, &AdminVM_object, &AppVM_object, &DispVM_object,
+                                        &RemoteVM_object, &StandaloneVM_object, &TemplateVM_object),
+};

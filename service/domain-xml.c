@@ -6,11 +6,11 @@
  *   qemu  - real guests under QEMU: type 'qemu' (TCG; a KVM guest hangs on the CI machines)
  *   xen   - real Qubes: type 'xen', os type from virt_mode
  * The domain is transient: created at Start with virDomainCreateXML, gone when it stops. */
+#include "domain-xml.h"
+
 #include <inttypes.h>
 #include <libxml/tree.h>
 #include <sys/stat.h>
-
-#include "vmm.h"
 
 static xmlNodePtr child(xmlNodePtr parent, const char *name, const char *text) {
         return xmlNewTextChild(parent, NULL, (const xmlChar *) name, (const xmlChar *) text);

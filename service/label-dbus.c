@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "bus-util.h"
+#include "bus-error.h"
+#include "label-dbus.h"
 #include "manager.h"
 #include "util/log.h"
 #include "util/strv.h"
@@ -69,13 +70,9 @@ static const sd_bus_vtable label_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int label_dbus_register(Manager *m, sd_bus *bus) {
-        int r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_LABEL_PREFIX, QUBESD_IFACE_LABEL, label_vtable, label_find,
-                                           m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register labels: %m");
-        r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_LABEL_PREFIX, label_enumerate, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the label enumerator: %m");
-        return 0;
-}
+const BusObjectImplementation label_object = {
+        .path = QUBESD_LABEL_PREFIX,
+        .interface = QUBESD_IFACE_LABEL,
+        .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = label_vtable, .find = label_find }),
+        .node_enumerator = label_enumerate,
+};

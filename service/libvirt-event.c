@@ -10,7 +10,11 @@
  * is still armed for a handle another thread just removed or muted never calls libvirt back.
  * libvirt's free callbacks run from a later loop iteration, never from inside remove, as its
  * documentation asks. */
-#include "vmm.h"
+#include "libvirt-event.h"
+
+#include <libvirt/libvirt.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <pthread.h>
 #include <sys/epoll.h>

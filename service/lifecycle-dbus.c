@@ -7,21 +7,14 @@
 #include <inttypes.h>
 
 #include "auth.h"
-#include "bus-util.h"
-#include "vmm.h"
+#include "bus-error.h"
+#include "job-dbus.h"
+#include "lifecycle-dbus.h"
+#include "storage/storage.h"
+#include "lifecycle.h"
 
 #include "util/log.h"
 #include "util/strv.h"
-
-#define QUBESD_JOB_PREFIX "/org/qubes_os/Admin1/job"
-#define QUBESD_IFACE_JOB "org.qubes_os.Admin1.Job"
-/* a finished job stays on the bus this long, so that a client that was slow to subscribe
- * can still read its outcome */
-#define JOB_LINGER_USEC (300ULL * 1000000ULL)
-
-static int gate(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d) {
-        return bus_gate(m, msg, action, d);
-}
 
 static void reply_op(Manager *m, const char *name, int error, const QError *e, void *userdata) {
         sd_bus_message *msg = userdata;
@@ -41,10 +34,11 @@ static void reply_op(Manager *m, const char *name, int error, const QError *e, v
 typedef int (*SimpleLifecycleFn)(Manager *m, Domain *d, OpDoneFn done, void *userdata);
 
 static int run_op(sd_bus_message *msg, Domain *d, SimpleLifecycleFn fn) {
-        Manager *m = d->app->event_userdata;
-        int r = gate(m, msg, AUTH_LIFECYCLE, d);
+        _cleanup_qerror_ QError denied = {};
+        Manager *m = call_manager(msg);
+        int r = auth_check(m, msg, AUTH_LIFECYCLE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         sd_bus_message_ref(msg);
         r = fn(m, d, reply_op, msg);
         if (r < 0) {
@@ -77,12 +71,13 @@ static int method_restart(sd_bus_message *msg, void *userdata, sd_bus_error *err
 }
 
 static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
-        Manager *m = d->app->event_userdata;
+        Manager *m = call_manager(msg);
         int force, wait;
-        int r = gate(m, msg, AUTH_LIFECYCLE, d);
+        int r = auth_check(m, msg, AUTH_LIFECYCLE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "bb", &force, &wait);
         if (r < 0)
                 return r;
@@ -115,269 +110,136 @@ static const sd_bus_vtable lifecycle_domain_vtable[] = {
 
 static int lifecycle_domain_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                                  sd_bus_error *error) {
-        Vmm *v = userdata;
-        Domain *d = domain_of_bus_path(v->manager->app, path);
+        Manager *m = userdata;
+        Domain *d = domain_of_bus_path(m->app, path);
         if (!d)
                 return 0;
         *found = d;
         return 1;
 }
 
-/* ---- jobs ------------------------------------------------------------------------------- */
+/* ---- StartQubes, ShutdownQubes: one Job for a set of qubes ---------------------------------- */
 
-typedef enum JobItemState { ITEM_PENDING, ITEM_RUNNING, ITEM_DONE } JobItemState;
+typedef enum ItemState { ITEM_PENDING, ITEM_RUNNING, ITEM_DONE } ItemState;
 
-typedef struct Job {
+typedef struct Batch {
+        unsigned n_ref; /* one while items are left, one per loop running items */
         Manager *manager;
-        unsigned id;
-        char *key; /* decimal id */
-        char *path;
-        const char *operation; /* "StartQubes", "ShutdownQubes" */
-        char **qubes;
-        JobItemState *items;
-        size_t n, n_done;
-        bool force;
-        const char *state; /* "running", "succeeded", "failed" */
-        char **failures;   /* qube, error name, message, … */
-        sd_event_source *linger;
-} Job;
-
-typedef struct JobItemRef {
         Job *job;
-        size_t index;
-} JobItemRef;
+        bool shutdown, force;
+        char **qubes;
+        ItemState *items;
+        size_t n, n_done;
+} Batch;
 
-static Job *job_free(Job *j) {
-        if (!j)
+typedef struct BatchItem {
+        Batch *batch;
+        size_t index;
+} BatchItem;
+
+static Batch *batch_unref(Batch *b) {
+        if (!b || --b->n_ref > 0)
                 return NULL;
-        sd_event_source_disable_unref(j->linger);
-        free(j->key);
-        free(j->path);
-        strv_free(j->qubes);
-        free(j->items);
-        strv_free(j->failures);
-        free(j);
+        strv_free(b->qubes);
+        free(b->items);
+        free(b);
         return NULL;
 }
 
-static int on_job_linger(sd_event_source *s, uint64_t usec, void *userdata) {
-        Job *j = userdata;
-        Manager *m = j->manager;
-        (void) sd_bus_emit_object_removed(m->bus, j->path);
-        hashmap_remove(vmm_of(m)->jobs, j->key);
-        j->linger = sd_event_source_disable_unref(j->linger);
-        job_free(j);
-        return 0;
+static void batch_pump_shutdown(Batch *b);
+
+/* The batch is over when every item is: the job finishes and the batch goes. */
+static void batch_item_done(Manager *m, const char *name, int error, const QError *e, void *userdata) {
+        BatchItem *it = userdata;
+        Batch *b = it->batch;
+        size_t i = it->index;
+
+        free(it);
+        if (b->items[i] == ITEM_DONE)
+                return;
+        b->items[i] = ITEM_DONE;
+        b->n_done++;
+        if (error < 0 && job_add_failure(b->job, b->qubes[i], e, error) < 0)
+                log_oom();
+        job_progress(b->job, b->n_done, b->n);
+        if (b->n_done == b->n) {
+                job_finish(b->job, NULL);
+                batch_unref(b);
+        } else if (b->shutdown)
+                batch_pump_shutdown(b);
 }
 
-static void job_finish(Job *j) {
-        Manager *m = j->manager;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
-        uint64_t now;
+/* Runs item i; may finish the batch (the caller holds a reference). */
+static void batch_run_item(Batch *b, size_t i) {
+        Manager *m = b->manager;
+        Domain *d = app_get_domain(m->app, b->qubes[i]);
+        BatchItem *it = new0(BatchItem, 1);
         int r;
 
-        j->state = j->failures ? "failed" : "succeeded";
-        (void) sd_bus_emit_properties_changed(m->bus, j->path, QUBESD_IFACE_JOB, "State", "Progress", NULL);
-        r = sd_bus_message_new_signal(m->bus, &sig, j->path, QUBESD_IFACE_JOB, "Finished");
-        if (r >= 0)
-                r = sd_bus_message_append(sig, "s", j->state);
-        if (r >= 0)
-                r = sd_bus_message_open_container(sig, 'a', "(sss)");
-        for (char **f = j->failures; r >= 0 && f && f[0] && f[1] && f[2]; f += 3)
-                r = sd_bus_message_append(sig, "(sss)", f[0], f[1], f[2]);
-        if (r >= 0)
-                r = sd_bus_message_close_container(sig);
-        if (r >= 0)
-                r = sd_bus_send(m->bus, sig, NULL);
-        if (r < 0)
-                log_debug_errno(r, "Cannot send Finished for %s: %m", j->path);
-        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
-                (void) sd_event_add_time(m->event, &j->linger, CLOCK_MONOTONIC, now + JOB_LINGER_USEC, 0, on_job_linger,
-                                         j);
-}
-
-static void job_pump_shutdown(Job *j);
-
-static void job_item_done(Manager *m, const char *name, int error, const QError *e, void *userdata) {
-        JobItemRef *ref = userdata;
-        Job *j = ref->job;
-        size_t i = ref->index;
-
-        free(ref);
-        if (j->items[i] == ITEM_DONE)
-                return;
-        j->items[i] = ITEM_DONE;
-        j->n_done++;
-        if (error < 0) {
-                _cleanup_free_ char *msg = e ? qerror_message(e) : NULL;
-                (void) strv_extend(&j->failures, j->qubes[i]);
-                (void) strv_extend(&j->failures, e && qerror_is_set(e) ? qubes_error_dbus_name(e->code)
-                                                                       : "org.freedesktop.DBus.Error.Failed");
-                (void) strv_extend(&j->failures, msg ?: strerror(-error));
-        }
-        (void) sd_bus_emit_properties_changed(m->bus, j->path, QUBESD_IFACE_JOB, "Progress", NULL);
-        if (j->n_done == j->n)
-                job_finish(j);
-        else if (streq(j->operation, "ShutdownQubes"))
-                job_pump_shutdown(j);
-}
-
-static void job_run_item(Job *j, size_t i) {
-        Manager *m = j->manager;
-        Domain *d = app_get_domain(m->app, j->qubes[i]);
-        JobItemRef *ref = new0(JobItemRef, 1);
-        int r;
-
-        j->items[i] = ITEM_RUNNING;
-        if (!ref) {
-                j->items[i] = ITEM_DONE;
-                j->n_done++;
+        b->items[i] = ITEM_RUNNING;
+        if (!it) {
+                _cleanup_qerror_ QError e = {};
+                qerror_set(&e, QERR_QUBES_EXCEPTION, "Out of memory");
+                b->items[i] = ITEM_DONE;
+                (void) job_add_failure(b->job, b->qubes[i], &e, -ENOMEM);
+                if (++b->n_done == b->n) {
+                        job_finish(b->job, NULL);
+                        batch_unref(b);
+                }
                 return;
         }
-        ref->job = j;
-        ref->index = i;
+        it->batch = b;
+        it->index = i;
         if (!d) {
                 _cleanup_qerror_ QError e = {};
-                qerror_set(&e, QERR_VM_NOT_FOUND, "No such domain: '%s'", j->qubes[i]);
-                return job_item_done(m, j->qubes[i], -ENOENT, &e, ref);
+                qerror_set(&e, QERR_VM_NOT_FOUND, "No such domain: '%s'", b->qubes[i]);
+                return batch_item_done(m, b->qubes[i], -ENOENT, &e, it);
         }
-        if (streq(j->operation, "StartQubes"))
-                r = lifecycle_start(m, d, job_item_done, ref);
+        if (!b->shutdown)
+                r = lifecycle_start(m, d, batch_item_done, it);
         else if (!domain_is_running(d))
-                return job_item_done(m, d->name, 0, NULL, ref); /* already off: nothing to do */
+                return batch_item_done(m, d->name, 0, NULL, it); /* already off: nothing to do */
         else
-                r = lifecycle_shutdown(m, d, j->force, true, job_item_done, ref);
+                r = lifecycle_shutdown(m, d, b->force, true, batch_item_done, it);
         if (r < 0)
-                job_item_done(m, d->name, r, NULL, ref);
+                batch_item_done(m, d->name, r, NULL, it);
 }
 
 /* A qube goes down only once no running qube of the set still uses it as its netvm: clients
  * first, then their netvms (reverse dependency order). */
-static void job_pump_shutdown(Job *j) {
-        Manager *m = j->manager;
+static void batch_pump_shutdown(Batch *b) {
+        Manager *m = b->manager;
         bool started = false, busy = false;
+        size_t n = b->n;
 
-        for (size_t i = 0; i < j->n; i++) {
-                if (j->items[i] != ITEM_PENDING)
+        b->n_ref++;
+        for (size_t i = 0; i < n && b->n_done < n; i++) {
+                if (b->items[i] != ITEM_PENDING)
                         continue;
                 bool blocked = false;
-                for (size_t k = 0; k < j->n && !blocked; k++) {
-                        if (k == i || j->items[k] == ITEM_DONE)
+                for (size_t k = 0; k < n && !blocked; k++) {
+                        if (k == i || b->items[k] == ITEM_DONE)
                                 continue;
-                        Domain *client = app_get_domain(m->app, j->qubes[k]);
+                        Domain *client = app_get_domain(m->app, b->qubes[k]);
                         if (client && domain_is_running(client) && domain_netvm(client) &&
-                            streq(domain_netvm(client)->name, j->qubes[i]))
+                            streq(domain_netvm(client)->name, b->qubes[i]))
                                 blocked = true;
                 }
                 if (blocked)
                         continue;
                 started = true;
-                job_run_item(j, i);
-                if (j->n_done == j->n)
-                        return; /* job_item_done finished (and may have freed nothing yet) the job */
+                batch_run_item(b, i);
         }
-        for (size_t i = 0; i < j->n; i++)
-                if (j->items[i] == ITEM_RUNNING)
+        for (size_t i = 0; i < n; i++)
+                if (b->items[i] == ITEM_RUNNING)
                         busy = true;
         if (!started && !busy)
                 /* only a loop could block every qube; break it rather than hang */
-                for (size_t i = 0; i < j->n; i++)
-                        if (j->items[i] == ITEM_PENDING)
-                                job_run_item(j, i);
+                for (size_t i = 0; i < n && b->n_done < n; i++)
+                        if (b->items[i] == ITEM_PENDING)
+                                batch_run_item(b, i);
+        batch_unref(b);
 }
-
-static int job_new(Manager *m, const char *operation, char **qubes, bool force, Job **ret) {
-        Vmm *v = vmm_of(m);
-        Job *j = new0(Job, 1);
-        if (!j)
-                return -ENOMEM;
-        j->manager = m;
-        j->id = ++v->next_job;
-        j->operation = operation;
-        j->force = force;
-        j->state = "running";
-        j->qubes = strv_copy(qubes);
-        j->n = strv_length(qubes);
-        j->items = new0(JobItemState, j->n);
-        if (asprintf(&j->key, "%u", j->id) < 0)
-                j->key = NULL;
-        if (!j->qubes || !j->items || !j->key || sd_bus_path_encode(QUBESD_JOB_PREFIX, j->key, &j->path) < 0 ||
-            hashmap_put(v->jobs, j->key, j) < 0) {
-                job_free(j);
-                return -ENOMEM;
-        }
-        *ret = j;
-        return 0;
-}
-
-/* A local user sees a job when they see every qube it is about (auth.c). */
-static bool job_visible(Vmm *v, sd_bus *bus, const Job *j) {
-        sd_bus_message *msg = sd_bus_get_current_message(bus);
-        for (char **q = j->qubes; q && *q; q++) {
-                Domain *d = app_get_domain(v->manager->app, *q);
-                if (!auth_sees(v->manager, msg, d))
-                        return false;
-        }
-        return true;
-}
-
-static int job_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
-                    sd_bus_error *error) {
-        Vmm *v = userdata;
-        _cleanup_free_ char *key = NULL;
-        int r = sd_bus_path_decode(path, QUBESD_JOB_PREFIX, &key);
-        if (r <= 0)
-                return r;
-        Job *j = hashmap_get(v->jobs, key);
-        if (!j || !job_visible(v, bus, j))
-                return 0;
-        *found = j;
-        return 1;
-}
-
-static int job_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
-        Vmm *v = userdata;
-        _cleanup_strv_free_ char **l = NULL;
-        size_t i = 0;
-        void *val;
-
-        while (hashmap_iterate(v->jobs, &i, NULL, &val))
-                if (job_visible(v, bus, val) && strv_extend(&l, ((Job *) val)->path) < 0)
-                        return -ENOMEM;
-        *nodes = TAKE_PTR(l);
-        return 1;
-}
-
-static int job_get_operation(sd_bus *bus, const char *path, const char *interface, const char *property,
-                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", ((Job *) userdata)->operation);
-}
-
-static int job_get_progress(sd_bus *bus, const char *path, const char *interface, const char *property,
-                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Job *j = userdata;
-        return sd_bus_message_append(reply, "d", j->n ? (double) j->n_done / (double) j->n : 1.0);
-}
-
-static int job_get_qubes(sd_bus *bus, const char *path, const char *interface, const char *property,
-                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append_strv(reply, ((Job *) userdata)->qubes);
-}
-
-static int job_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
-                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", ((Job *) userdata)->state);
-}
-
-static const sd_bus_vtable job_vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("Operation", "s", job_get_operation, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Progress", "d", job_get_progress, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Qubes", "as", job_get_qubes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("State", "s", job_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_SIGNAL_WITH_ARGS("Finished", SD_BUS_ARGS("s", state, "a(sss)", failures), 0),
-        SD_BUS_VTABLE_END,
-};
 
 /* ---- Manager methods -------------------------------------------------------------------- */
 
@@ -398,9 +260,13 @@ static int read_qubes(Manager *m, sd_bus_message *msg, char ***ret) {
                 *n = strdup(d->name);
                 if (!*n)
                         return -ENOMEM;
-                r = gate(m, msg, AUTH_LIFECYCLE, d);
-                if (r <= 0)
-                        return r; /* 0: answered, or held until polkit answers */
+                r = auth_check(m, msg, AUTH_LIFECYCLE, d, &e);
+                if (r < 0) {
+                        r = bus_reply_qerror(m, msg, &e);
+                        return r < 0 ? r : 0; /* refused */
+                }
+                if (r == 0)
+                        return 0; /* held until polkit answers */
         }
         /* one operation per qube, even when named twice */
         _cleanup_strv_free_ char **uniq = NULL;
@@ -411,9 +277,9 @@ static int read_qubes(Manager *m, sd_bus_message *msg, char ***ret) {
         return 1;
 }
 
-static int start_job(sd_bus_message *msg, Manager *m, const char *operation, bool force) {
+static int start_batch(sd_bus_message *msg, Manager *m, bool shutdown, bool force) {
         _cleanup_strv_free_ char **names = NULL;
-        Job *j;
+        Batch *b;
         int r = read_qubes(m, msg, &names);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
@@ -423,32 +289,56 @@ static int start_job(sd_bus_message *msg, Manager *m, const char *operation, boo
                 if (!names)
                         return -ENOMEM;
         }
-        r = job_new(m, operation, names, force, &j);
-        if (r < 0)
+        b = new0(Batch, 1);
+        if (!b)
+                return -ENOMEM;
+        b->n_ref = 1;
+        b->manager = m;
+        b->shutdown = shutdown;
+        b->force = force;
+        b->n = strv_length(names);
+        b->items = new0(ItemState, b->n);
+        b->qubes = TAKE_PTR(names);
+        if (!b->items) {
+                batch_unref(b);
+                return -ENOMEM;
+        }
+        r = job_new(m,
+                    &(JobSpec){
+                            .operation = shutdown ? "ShutdownQubes" : "StartQubes",
+                            .caller = auth_caller_qube(m, msg),
+                            .qubes = b->qubes,
+                            .action = AUTH_LIFECYCLE,
+                    },
+                    &b->job);
+        if (r < 0) {
+                batch_unref(b);
                 return r;
-        (void) sd_bus_emit_object_added(m->bus, j->path);
-        r = sd_bus_reply_method_return(msg, "o", j->path);
+        }
+        job_progress(b->job, 0, b->n);
+        r = sd_bus_reply_method_return(msg, "o", job_path(b->job));
         if (r < 0)
-                return r;
-        if (j->n == 0)
-                job_finish(j);
-        else if (streq(operation, "StartQubes"))
+                log_debug_errno(r, "Cannot reply with %s: %m", job_path(b->job));
+        if (b->n == 0) {
+                job_finish(b->job, NULL);
+                batch_unref(b);
+        } else if (!shutdown) {
                 /* all at once: each start brings up its netvm chain first and waits for a start
                  * of the same qube already in progress, so the dependency order holds */
-                for (size_t i = 0; i < j->n && j->n_done < j->n; i++)
-                        job_run_item(j, i);
-        else
-                job_pump_shutdown(j);
+                b->n_ref++;
+                for (size_t i = 0; i < b->n && b->n_done < b->n; i++)
+                        batch_run_item(b, i);
+                batch_unref(b);
+        } else
+                batch_pump_shutdown(b);
         return 1;
 }
 
 static int method_start_qubes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Vmm *v = userdata;
-        return start_job(msg, v->manager, "StartQubes", false);
+        return start_batch(msg, userdata, false, false);
 }
 
 static int method_shutdown_qubes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Vmm *v = userdata;
         _cleanup_strv_free_ char **names = NULL;
         int force;
         /* read the flag after the names: start_job reads the names itself */
@@ -461,7 +351,7 @@ static int method_shutdown_qubes(sd_bus_message *msg, void *userdata, sd_bus_err
         r = sd_bus_message_rewind(msg, true);
         if (r < 0)
                 return r;
-        return start_job(msg, v->manager, "ShutdownQubes", force);
+        return start_batch(msg, userdata, true, force);
 }
 
 typedef struct DispCall {
@@ -476,7 +366,7 @@ static void disp_started(Manager *m, const char *name, int error, const QError *
         if (error < 0) {
                 _cleanup_qerror_ QError rm = {};
                 /* nothing of a disposable that never ran may stay behind */
-                if (d && !domain_is_running(d) && app_remove_domain(m->app, d, &rm) >= 0)
+                if (d && !domain_is_running(d) && storage_remove_domain(m->app, d, &rm) >= 0)
                         (void) manager_save(m, &rm);
                 reply_op(m, name, error, e, c->msg);
         } else {
@@ -492,9 +382,8 @@ static void disp_started(Manager *m, const char *name, int error, const QError *
 }
 
 static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Vmm *v = userdata;
-        Manager *m = v->manager;
-        _cleanup_qerror_ QError e = {};
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {}, denied = {};
         _cleanup_free_ char *dflt = NULL, *label = NULL, *tag = NULL;
         const char *ref, *caller;
         Domain *tpl = NULL, *d = NULL;
@@ -518,12 +407,12 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
         }
         if (auth_resolve_domain(m, msg, ref, &tpl, &e) < 0)
                 return bus_reply_qerror(m, msg, &e);
-        r = gate(m, msg, AUTH_CREATE_REMOVE, tpl);
+        r = auth_check(m, msg, AUTH_CREATE_REMOVE, tpl, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        r = gate(m, msg, AUTH_LIFECYCLE, tpl);
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        r = auth_check(m, msg, AUTH_LIFECYCLE, tpl, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
         label = domain_property_string(tpl, "label");
         CreateParams p = {
@@ -532,7 +421,7 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
                 .template_name = tpl->name,
                 .creator = caller,
         };
-        r = app_create_domain(m->app, &p, &d, &e);
+        r = storage_create_domain(m->app, &p, &d, &e);
         if (r >= 0)
                 r = domain_property_set(d, "auto_cleanup", "True", 4, &e);
         if (r >= 0 && asprintf(&tag, "disp-created-by-%s", caller) < 0)
@@ -544,7 +433,7 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
         if (r < 0) {
                 _cleanup_qerror_ QError rm = {};
                 if (d)
-                        (void) app_remove_domain(m->app, d, &rm);
+                        (void) storage_remove_domain(m->app, d, &rm);
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         }
 
@@ -579,37 +468,17 @@ static const sd_bus_vtable lifecycle_manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int lifecycle_dbus_register(Manager *m) {
-        Vmm *v = vmm_of(m);
-        int r;
+static const BusObjectImplementation lifecycle_domain_object = {
+        .path = QUBESD_DOMAIN_PREFIX,
+        .interface = QUBESD_IFACE_DOMAIN,
+        .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = lifecycle_domain_vtable, .find = lifecycle_domain_find }),
+};
 
-        r = sd_bus_add_fallback_vtable(m->bus, &v->domain_slot, QUBESD_DOMAIN_PREFIX, QUBESD_IFACE_DOMAIN,
-                                       lifecycle_domain_vtable, lifecycle_domain_find, v);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the lifecycle methods: %m");
-        r = sd_bus_add_object_vtable(m->bus, &v->manager_slot, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER,
-                                     lifecycle_manager_vtable, v);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the Manager lifecycle methods: %m");
-        r = sd_bus_add_fallback_vtable(m->bus, &v->job_slot, QUBESD_JOB_PREFIX, QUBESD_IFACE_JOB, job_vtable, job_find,
-                                       v);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the Job interface: %m");
-        r = sd_bus_add_node_enumerator(m->bus, &v->job_enum_slot, QUBESD_JOB_PREFIX, job_enumerate, v);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the job enumerator: %m");
-        return 0;
-}
-
-void lifecycle_dbus_free(Manager *m) {
-        Vmm *v = vmm_of(m);
-        size_t i = 0;
-        void *val;
-
-        while (hashmap_iterate(v->jobs, &i, NULL, &val))
-                job_free(val);
-        v->domain_slot = sd_bus_slot_unref(v->domain_slot);
-        v->manager_slot = sd_bus_slot_unref(v->manager_slot);
-        v->job_slot = sd_bus_slot_unref(v->job_slot);
-        v->job_enum_slot = sd_bus_slot_unref(v->job_enum_slot);
-}
+/* A second vtable on org.qubes_os.Admin1.Manager and on org.qubes_os.Admin1.Domain (sd-bus
+ * merges the vtables of one interface), and the Job objects. */
+const BusObjectImplementation lifecycle_object = {
+        .path = QUBESD_ROOT_PATH,
+        .interface = QUBESD_IFACE_MANAGER,
+        .vtables = BUS_VTABLES({ .vtable = lifecycle_manager_vtable }),
+        .children = BUS_IMPLEMENTATIONS(&lifecycle_domain_object),
+};

@@ -8,7 +8,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "lifecycle.h"
+
 #include "caller-filter.h"
+#include "changes.h"
+#include "domain-xml.h"
+#include "storage/storage.h"
 #include "vmm.h"
 
 #include "util/log.h"
@@ -25,6 +30,14 @@
 
 static bool state_is(const Domain *d, const char *s) {
         return streq_ptr(d->power_state, s);
+}
+
+/* A qube's power state, announced as PowerState (it is no Qubes event). */
+static void set_power_state(Manager *m, Domain *d, const char *state) {
+        if (streq_ptr(d->power_state, state))
+                return;
+        d->power_state = state;
+        changes_mark_power_state(m, d->name);
 }
 
 static void fail(Manager *m, const char *name, OpDoneFn done, void *userdata, QubesErrorCode code, const char *format,
@@ -108,7 +121,7 @@ static void remove_disposable(Manager *m, const char *name) {
 
         if (!d || d->klass != QUBES_CLASS_DISPVM || !domain_property_bool(d, "auto_cleanup"))
                 return;
-        if (app_remove_domain(m->app, d, &e) < 0 || manager_save(m, &e) < 0) {
+        if (storage_remove_domain(m->app, d, &e) < 0 || manager_save(m, &e) < 0) {
                 _cleanup_free_ char *msg = qerror_message(&e);
                 log_warning("Cannot remove disposable %s: %s", name, strempty(msg));
         }
@@ -121,7 +134,7 @@ static void vm_stopped(Manager *m, Domain *d) {
 
         if (state_is(d, ST_HALTED) || !rt || !name)
                 return;
-        vmm_set_power_state(m, d, ST_HALTED);
+        set_power_state(m, d, ST_HALTED);
         rt->xid = -1;
         rt->start_time = 0;
         rt->mem_kib = rt->mem_static_max_kib = rt->cputime_ns = 0;
@@ -180,7 +193,7 @@ static void verify_stopped(Manager *m, const char *name) {
         }
 }
 
-void lifecycle_on_libvirt_event(Manager *m, const char *name, int event, int detail) {
+static void on_domain_event(Manager *m, const char *name, int event, int detail) {
         Domain *d = app_get_domain(m->app, name);
         VmRuntime *rt;
 
@@ -194,31 +207,31 @@ void lifecycle_on_libvirt_event(Manager *m, const char *name, int event, int det
         case VIR_DOMAIN_EVENT_STARTED:
                 /* started outside qubesd: no Qubes events, as upstream */
                 if (state_is(d, ST_HALTED))
-                        vmm_set_power_state(m, d, ST_RUNNING);
+                        set_power_state(m, d, ST_RUNNING);
                 break;
         case VIR_DOMAIN_EVENT_SUSPENDED:
                 if (state_is(d, ST_RUNNING) || state_is(d, ST_TRANSIENT)) {
-                        vmm_set_power_state(m, d, ST_PAUSED);
+                        set_power_state(m, d, ST_PAUSED);
                         app_emit_event0(m->app, d, "domain-paused");
                 }
                 break;
         case VIR_DOMAIN_EVENT_PMSUSPENDED:
                 if (!state_is(d, ST_HALTED))
-                        vmm_set_power_state(m, d, ST_SUSPENDED);
+                        set_power_state(m, d, ST_SUSPENDED);
                 break;
         case VIR_DOMAIN_EVENT_RESUMED:
                 if (state_is(d, ST_PAUSED)) {
-                        vmm_set_power_state(m, d, ST_RUNNING);
+                        set_power_state(m, d, ST_RUNNING);
                         app_emit_event0(m->app, d, "domain-unpaused");
                 }
                 break;
         case VIR_DOMAIN_EVENT_SHUTDOWN:
                 if (!state_is(d, ST_HALTED))
-                        vmm_set_power_state(m, d, ST_HALTING);
+                        set_power_state(m, d, ST_HALTING);
                 break;
         case VIR_DOMAIN_EVENT_CRASHED:
                 if (!state_is(d, ST_HALTED))
-                        vmm_set_power_state(m, d, ST_CRASHED);
+                        set_power_state(m, d, ST_CRASHED);
                 break;
         case VIR_DOMAIN_EVENT_STOPPED:
                 if (!state_is(d, ST_HALTED))
@@ -249,7 +262,7 @@ static const char *state_from_libvirt(int state) {
         }
 }
 
-void lifecycle_sync(Manager *m, VmmActive *active, size_t n) {
+static void on_connected(Manager *m, VmmActive *active, size_t n) {
         size_t i = 0;
         void *v;
         char buf[32];
@@ -291,7 +304,7 @@ void lifecycle_sync(Manager *m, VmmActive *active, size_t n) {
                 rt->vcpus = a->vcpus;
                 snprintf(buf, sizeof buf, "%d", a->id);
                 set_runtime_prop(d, "xid", buf);
-                vmm_set_power_state(m, d, state_from_libvirt(a->state));
+                set_power_state(m, d, state_from_libvirt(a->state));
         }
 }
 
@@ -404,11 +417,11 @@ static void spawn_done(Manager *m, void *data) {
         snprintf(buf, sizeof buf, "%.2f", rt->start_time);
         set_runtime_prop(d, "start_time", buf);
         /* running, but not yet announced as started (upstream: qrexec not connected yet) */
-        vmm_set_power_state(m, d, ST_TRANSIENT);
+        set_power_state(m, d, ST_TRANSIENT);
         emit_runtime_resets(m, d);
         app_emit_event(m->app, d, "domain-spawn", "start_guid", "True");
         /* Hook: QubesDB entries and the qrexec daemon come here once they exist. */
-        vmm_set_power_state(m, d, ST_RUNNING);
+        set_power_state(m, d, ST_RUNNING);
         app_emit_event(m->app, d, "domain-start", "start_guid", "True");
         rt->starting = false;
         waiters_finish(m, q->name, &rt->start_waiters, 0, NULL);
@@ -540,7 +553,7 @@ int lifecycle_start(Manager *m, Domain *d, OpDoneFn done, void *userdata) {
         return start_continue(m, d);
 }
 
-void lifecycle_connection_settled(Manager *m) {
+static void on_settled(Manager *m) {
         _cleanup_strv_free_ char **names = TAKE_PTR(vmm_of(m)->connect_waiters);
 
         if (vmm_of(m)->stopping)
@@ -816,19 +829,18 @@ static void simple_done(Manager *m, void *data) {
                 if (d)
                         switch (c->op) {
                         case OP_PAUSE:
-                                lifecycle_on_libvirt_event(m, d->name, VIR_DOMAIN_EVENT_SUSPENDED, 0);
+                                on_domain_event(m, d->name, VIR_DOMAIN_EVENT_SUSPENDED, 0);
                                 break;
                         case OP_UNPAUSE:
-                                lifecycle_on_libvirt_event(m, d->name, VIR_DOMAIN_EVENT_RESUMED, 0);
+                                on_domain_event(m, d->name, VIR_DOMAIN_EVENT_RESUMED, 0);
                                 break;
                         case OP_SUSPEND:
-                                lifecycle_on_libvirt_event(
-                                        m, d->name, c->pm ? VIR_DOMAIN_EVENT_PMSUSPENDED : VIR_DOMAIN_EVENT_SUSPENDED,
-                                        0);
+                                on_domain_event(m, d->name,
+                                                c->pm ? VIR_DOMAIN_EVENT_PMSUSPENDED : VIR_DOMAIN_EVENT_SUSPENDED, 0);
                                 break;
                         case OP_RESUME:
                                 if (state_is(d, ST_SUSPENDED)) {
-                                        vmm_set_power_state(m, d, ST_RUNNING);
+                                        set_power_state(m, d, ST_RUNNING);
                                         app_emit_event0(m->app, d, "domain-resumed");
                                 }
                                 break;
@@ -1045,20 +1057,32 @@ static void stats_work(virConnectPtr conn, void *data) {
         q->sample_usec = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static void send_stats(Manager *m, Domain *d, const char *path, const char *dest, char v[7][32]) {
+typedef struct StatsSignal {
+        const char *path, *dest;
+        char (*v)[32];
+} StatsSignal;
+
+static int send_stats(sd_bus *bus, void *userdata) {
+        StatsSignal *s = userdata;
+        char(*v)[32] = s->v;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
-        int r = sd_bus_message_new_signal(m->bus, &sig, path, dest ? QUBESD_IFACE_SUBSCRIPTION : QUBESD_IFACE_DOMAIN,
+        int r = sd_bus_message_new_signal(bus, &sig, s->path, s->dest ? QUBESD_IFACE_SUBSCRIPTION : QUBESD_IFACE_DOMAIN,
                                           "Stats");
-        if (r >= 0 && dest)
-                r = sd_bus_message_set_destination(sig, dest);
+        if (r >= 0 && s->dest && sd_bus_is_bus_client(bus) > 0)
+                r = sd_bus_message_set_destination(sig, s->dest);
         if (r >= 0)
                 r = sd_bus_message_append(sig, "a(ss)", 7, "memory_kb", v[0], "memory_assigned_total", v[1],
                                           "memory_assigned_usable", v[2], "memory_with_swap_used", v[3], "cpu_time",
                                           v[4], "cpu_usage", v[5], "online_vcpus", v[6]);
         if (r >= 0)
-                r = sd_bus_send(m->bus, sig, NULL);
-        if (r < 0)
-                log_debug_errno(r, "Cannot send Stats for %s to %s: %m", d->name, dest ?: "everyone");
+                r = sd_bus_send(bus, sig, NULL);
+        return r;
+}
+
+static int send_stats_copy(sd_bus *bus, const char *destination, void *userdata) {
+        StatsSignal copy = *(StatsSignal *) userdata;
+        copy.dest = destination;
+        return send_stats(bus, &copy);
 }
 
 static void emit_stats(Manager *m, Domain *d, const StatsRec *s, VmRuntime *rt, uint64_t sample_usec) {
@@ -1095,10 +1119,9 @@ static void emit_stats(Manager *m, Domain *d, const StatsRec *s, VmRuntime *rt, 
         snprintf(v[6], sizeof v[6], "%u", vcpus);
         /* the broadcast, then a copy for each subscriber who sees the qube but gets no
          * broadcasts (the same arguments, on the Subscription interface) */
-        send_stats(m, d, path, NULL, v);
-        _cleanup_strv_free_ char **copies = caller_filter_copy_destinations(m, d);
-        STRV_FOREACH(dest, copies)
-                send_stats(m, d, path, *dest, v);
+        StatsSignal sig = { path, NULL, v };
+        manager_send_everywhere(m, send_stats, &sig, "Stats");
+        caller_filter_send_copies(m, d, send_stats_copy, &sig);
 }
 
 static void stats_done(Manager *m, void *data) {
@@ -1158,7 +1181,7 @@ static void arm_stats(Manager *m) {
         }
 }
 
-void lifecycle_stats_tick(Manager *m) {
+static void stats_tick(Manager *m) {
         Vmm *v = vmm_of(m);
         /* one bulk call per interval, only while something runs and the previous answer is in */
         if (vmm_connected(m) && !v->stats_in_flight && any_running(m)) {
@@ -1172,20 +1195,39 @@ void lifecycle_stats_tick(Manager *m) {
 }
 
 static int on_stats_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        lifecycle_stats_tick(userdata);
+        stats_tick(userdata);
         return 0;
 }
 
-void lifecycle_free(Manager *m) {
+static const VmmListener listener = {
+        .domain_event = on_domain_event,
+        .connected = on_connected,
+        .settled = on_settled,
+};
+
+int lifecycle_init(Manager *m) {
+        int r = vmm_init(m, &listener);
+        if (r < 0)
+                return r;
+        stats_tick(m); /* arms the stats timer */
+        return 0;
+}
+
+void lifecycle_done(Manager *m) {
         Vmm *v = vmm_of(m);
         size_t i = 0;
         void *val;
         _cleanup_qerror_ QError e = {};
 
+        if (!v)
+                return;
+        /* the workers have stopped: whoever still waits for a start or a stop gets an answer */
+        v->stopping = true;
         qerror_set(&e, QERR_QUBES_EXCEPTION, "qubesd is shutting down");
         while (hashmap_iterate(v->runtime, &i, NULL, &val)) {
                 VmRuntime *rt = val;
                 waiters_finish(m, rt->name, &rt->start_waiters, -ECANCELED, &e);
                 waiters_finish(m, rt->name, &rt->stop_waiters, -ECANCELED, &e);
         }
+        vmm_free(m);
 }

@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
-#include "manager.h"
+#include "daemon.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/strv.h"
@@ -72,7 +72,7 @@ int main(int argc, char *argv[]) {
         _cleanup_strv_free_ char **policy_dirs = NULL;
         _cleanup_free_ uid_t *trusted_uids = NULL;
         bool private_socket_set = false;
-        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(daemon_freep) Manager *m = NULL;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
@@ -184,9 +184,9 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
 
-        r = manager_new(&config, &m);
+        r = daemon_new(&config, &m);
         if (r < 0)
                 return 1;
-        r = manager_run(m);
+        r = daemon_run(m);
         return r < 0 ? 1 : 0;
 }

@@ -1,8 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "auth.h"
-#include "bus-util.h"
+#include "bus-error.h"
+#include "bus-property.h"
 #include "caller-filter.h"
 #include "config.h"
+#include "domain-dbus.h"
+#include "job-dbus.h"
+#include "label-dbus.h"
+#include "lifecycle-dbus.h"
+#include "manager-dbus.h"
+#include "storage-dbus.h"
+#include "storage/storage.h"
 #include "manager.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -23,25 +31,13 @@ static int global_get(sd_bus *bus, const char *path, const char *interface, cons
 
 static int global_set(sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *value,
                       void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
-        _cleanup_free_ char *s = NULL;
         const PropDef *p = global_prop_find_dbus(property);
-        int r;
 
         if (!p)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
-        r = auth_check(m, sd_bus_get_current_message(bus), AUTH_CHANGE, NULL, &e);
-        if (r <= 0)
-                return r < 0 ? bus_set_qerror(error, &e)
-                             : sd_bus_error_set(error, qubes_error_dbus_name(QERR_NOT_AUTHORIZED_CAN_OBTAIN),
-                                                "Interactive authorization needed: use SetProperty");
-        r = bus_read_prop_value(value, p, m->app, &s, error);
-        if (r < 0)
-                return r;
-        r = app_property_set(m->app, p->name, s, strlen(s), &e);
-        if (r >= 0)
-                r = manager_save(m, &e);
+        int r = property_write(userdata, sd_bus_get_current_message(bus), &(PropertyChange){ .p = p, .typed = value },
+                               &e, error);
         if (r < 0)
                 return qerror_is_set(&e) ? bus_set_qerror(error, &e) : r;
         return 1;
@@ -58,10 +54,6 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
 }
 
-static int gate(Manager *m, sd_bus_message *msg, AuthAction action) {
-        return bus_gate(m, msg, action, NULL);
-}
-
 #define PROPERTY_METHOD(fn)                                                                 \
         static int manager_##fn(sd_bus_message *msg, void *userdata, sd_bus_error *error) { \
                 return bus_method_##fn(userdata, NULL, msg);                                \
@@ -75,12 +67,13 @@ PROPERTY_METHOD(set_property)
 PROPERTY_METHOD(reset_property)
 
 static int method_list_domains(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ Domain **list = NULL;
-        int r = gate(m, msg, AUTH_READ);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
         list = app_domains_sorted(m->app, NULL);
         if (!list)
@@ -132,12 +125,13 @@ static int append_listing_line(StrBuf *b, const Domain *d) {
  * goes or changes power state: manager_listing_changed()), else for the caller. The shim sends
  * it as it is: one string to marshal instead of five per qube. */
 static int method_list_domains_text(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
         _cleanup_strbuf_ StrBuf b = {};
         _cleanup_free_ Domain **list = NULL;
-        int r = gate(m, msg, AUTH_READ);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
         FilterContext *filter = filter_context_new(m, auth_caller_qube(m, msg));
         bool everyone = !filter && auth_sees_all(m, msg);
@@ -168,12 +162,13 @@ static int method_list_domains_text(sd_bus_message *msg, void *userdata, sd_bus_
 /* Every qube's GetAllProperties in one reply: a client listing many qubes makes one round
  * trip instead of one per qube. Visibility as in ListDomains. */
 static int method_get_all_domain_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ Domain **list = NULL;
-        int r = gate(m, msg, AUTH_READ);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
         list = app_domains_sorted(m->app, NULL);
         if (!list)
@@ -202,13 +197,14 @@ static int method_get_all_domain_properties(sd_bus_message *msg, void *userdata,
 }
 
 static int method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
         const char *ref;
         Domain *d;
-        int r = gate(m, msg, AUTH_READ);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &ref);
         if (r < 0)
                 return r;
@@ -235,15 +231,16 @@ static int method_list_classes(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_create_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
         _cleanup_strv_free_ char **volume_pools = NULL;
         const char *klass, *name, *label, *template, *key, *value;
         CreateParams params = {};
         Domain *d;
-        int r = gate(m, msg, AUTH_CREATE_REMOVE);
+        int r = auth_check(m, msg, AUTH_CREATE_REMOVE, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
         r = sd_bus_message_read(msg, "ssss", &klass, &name, &label, &template);
         if (r < 0)
@@ -298,7 +295,7 @@ static int method_create_domain(sd_bus_message *msg, void *userdata, sd_bus_erro
         }
         params.volume_pools = volume_pools;
 
-        r = app_create_domain(m->app, &params, &d, &e);
+        r = storage_create_domain(m->app, &params, &d, &e);
         if (r < 0)
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         _cleanup_free_ char *path = domain_bus_path(d);
@@ -311,11 +308,12 @@ static int method_create_domain(sd_bus_message *msg, void *userdata, sd_bus_erro
 }
 
 static int method_list_labels(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r = gate(m, msg, AUTH_READ);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
@@ -338,12 +336,13 @@ static int method_list_labels(sd_bus_message *msg, void *userdata, sd_bus_error 
 }
 
 static int method_lookup_label(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
         const char *ref;
-        int r = gate(m, msg, AUTH_READ);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &ref);
         if (r < 0)
                 return r;
@@ -361,13 +360,14 @@ static int method_lookup_label(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_create_label(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
         const char *name, *color;
         Label *l;
-        int r = gate(m, msg, AUTH_CHANGE);
+        int r = auth_check(m, msg, AUTH_CHANGE, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "ss", &name, &color);
         if (r < 0)
                 return r;
@@ -379,24 +379,25 @@ static int method_create_label(sd_bus_message *msg, void *userdata, sd_bus_error
         _cleanup_free_ char *path = label_bus_path(l);
         if (!path)
                 return -ENOMEM;
-        (void) sd_bus_emit_object_added(m->bus, path);
+        manager_emit_object_added(m, path);
         return sd_bus_reply_method_return(msg, "o", path);
 }
 
 static int method_remove_label(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
         const char *name;
-        int r = gate(m, msg, AUTH_CHANGE);
+        int r = auth_check(m, msg, AUTH_CHANGE, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
         Label *l = app_find_label(m->app, name);
         _cleanup_free_ char *path = l ? label_bus_path(l) : NULL;
         if (path)
-                (void) sd_bus_emit_object_removed(m->bus, path);
+                manager_emit_object_removed(m, path);
         r = app_remove_label(m->app, name, &e);
         if (r >= 0)
                 r = manager_save(m, &e);
@@ -411,10 +412,11 @@ static int method_list_device_classes(sd_bus_message *msg, void *userdata, sd_bu
 }
 
 static int method_get_system_info(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
-        int r = gate(m, msg, AUTH_READ);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         if (!auth_sees_all(m, msg)) {
                 /* the system information names every qube */
                 _cleanup_qerror_ QError e = {};
@@ -428,13 +430,14 @@ static int method_get_system_info(sd_bus_message *msg, void *userdata, sd_bus_er
 }
 
 static int method_subscribe_events(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
         const char *only;
         Domain *d = NULL;
-        int r = gate(m, msg, AUTH_READ);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &only);
         if (r < 0)
                 return r;
@@ -499,26 +502,24 @@ static const sd_bus_vtable manager_extra[] = {
         EVENT_SIGNAL_VTABLE,
 };
 
-int manager_dbus_register(Manager *m, sd_bus *bus) {
+static sd_bus_vtable *build_manager_vtable(void) {
         const PropDef *const *globals = global_props_ordered();
-        sd_bus_vtable *vt = m->vtables[_QUBES_CLASS_MAX + 2];
         size_t n = 0;
-        int r;
+        while (globals[n])
+                n++;
+        return bus_build_property_vtable(globals, n, global_get, global_set, manager_extra, ELEMENTSOF(manager_extra));
+}
 
-        if (!vt) {
-                while (globals[n])
-                        n++;
-                vt = bus_build_property_vtable(globals, n, global_get, global_set, manager_extra,
-                                               ELEMENTSOF(manager_extra));
-                if (!vt)
-                        return log_oom();
-                m->vtables[_QUBES_CLASS_MAX + 2] = vt;
-        }
-        r = sd_bus_add_object_vtable(bus, NULL, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER, vt, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the Manager: %m");
-        r = sd_bus_add_object_manager(bus, NULL, QUBESD_ROOT_PATH);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the object manager: %m");
-        return 0;
+/* The root of the tree: the Manager (its properties and methods, and the methods lifecycle and
+ * storage add to it), the ObjectManager, and every object type below it. */
+static const BusObjectImplementation manager_object = {
+        .path = QUBESD_ROOT_PATH,
+        .interface = QUBESD_IFACE_MANAGER,
+        .vtables = BUS_VTABLES({ .build = build_manager_vtable }),
+        .manager = true,
+        .children = BUS_IMPLEMENTATIONS(&domain_object, &label_object, &storage_object, &lifecycle_object, &job_object),
+};
+
+int manager_dbus_register(Manager *m, sd_bus *bus) {
+        return bus_add_implementation(bus, &manager_object, m, &m->vtables);
 }

@@ -4,21 +4,12 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-names.h"
+#include "bus-object.h"
 #include "model/model.h"
 #include "util/hashmap.h"
 
-#define QUBESD_BUS_NAME "org.qubes_os.Admin1"
 #define QUBESD_SYSTEM_PRIVATE_SOCKET "/run/qubesd/private"
-#define QUBESD_ROOT_PATH "/org/qubes_os/Admin1"
-#define QUBESD_DOMAIN_PREFIX "/org/qubes_os/Admin1/domain"
-#define QUBESD_LABEL_PREFIX "/org/qubes_os/Admin1/label"
-#define QUBESD_IFACE_MANAGER "org.qubes_os.Admin1.Manager"
-#define QUBESD_IFACE_DOMAIN "org.qubes_os.Admin1.Domain"
-#define QUBESD_IFACE_QUBESVM "org.qubes_os.Admin1.QubesVM"
-#define QUBESD_IFACE_LABEL "org.qubes_os.Admin1.Label"
-/* The interface of the Event copies addressed to one subscriber (Manager.SubscribeEvents): not a
- * broadcast, so the bus policy can let everyone receive these and only administrators the rest. */
-#define QUBESD_IFACE_SUBSCRIPTION "org.qubes_os.Admin1.Subscription"
 
 typedef enum BusKind {
         BUS_SYSTEM,
@@ -42,14 +33,8 @@ typedef struct ManagerConfig {
 
 #define QUBESD_DEFAULT_CONSTRAINTS_DIR "/etc/qubes/constraints.d"
 
-/* Pending PropertiesChanged for one object, flushed once per loop iteration. */
-typedef struct DirtyObject {
-        char *name;     /* qube name, or NULL for the Manager */
-        uint8_t *props; /* one flag per domain_props[] / global_props[] entry */
-        bool features, tags;
-        bool power_state; /* PowerState (lifecycle) */
-} DirtyObject;
-
+/* A peer that calls us: on the bus, by its unique name; on a private connection, by that
+ * connection's description. */
 typedef struct Caller {
         char *unique_name; /* key */
         char *qube;        /* identity declared with SetCallerIdentity, or NULL */
@@ -62,80 +47,91 @@ typedef struct Caller {
         unsigned n_held;   /* calls held until their query is answered */
 } Caller;
 
+/* The parts, each declared in its own header; the Manager holds them. */
+typedef struct CallerFilter CallerFilter;
+typedef struct Changes Changes;
+typedef struct Constraints Constraints;
+typedef struct PrivateBus PrivateBus;
+typedef struct StorageBus StorageBus;
+typedef struct Vmm Vmm;
+typedef struct Workers Workers;
+
+/* The daemon: one per process, built by daemon.c. Every part reaches the others through it. */
 typedef struct Manager {
+        ManagerConfig config;
         sd_event *event;
         sd_bus *bus;
         App *app;
-        ManagerConfig config;
-        uint64_t event_seq;
-        Hashmap *callers; /* unique bus name -> Caller* */
-        Hashmap *dirty;   /* qube name or "" -> DirtyObject* */
-        sd_event_source *flush_source;
-        /* generated vtables (class interfaces and the Manager's global properties) */
-        sd_bus_vtable *vtables[_QUBES_CLASS_MAX + 3];
         uid_t own_uid;
+
+        /* the bus layer */
+        BusVtableCache vtables; /* the vtables built at start-up (class interfaces, the Manager's globals) */
+        sd_bus **connections;   /* besides the bus, the connections that serve the object tree and get every
+                                  * signal (private-bus.c adds and removes them) */
+        size_t n_connections;
+        uint64_t event_seq;      /* the sequence number of the last Event */
+        Changes *changes;        /* changes.c: coalesced PropertiesChanged */
+        char *listing;           /* manager-dbus.c: ListDomainsText for callers who see every qube, until a
+                                  * qube comes, goes or changes power state (NULL: to be built) */
+        PrivateBus *private_bus; /* private-bus.c: the private socket and its connections */
+
+        /* who calls, and what they may do */
+        Hashmap *callers;      /* Caller key -> Caller* */
         unsigned auth_queries; /* auth.c: polkit queries in flight, all callers together */
         uint64_t auth_counter; /* auth.c: cancellation ids */
-        void *vmm;             /* Vmm* (vmm.h): libvirt connection, workers, runtime state */
-        void *caller_filter;   /* caller-filter.c: qrexec policy for per-caller listings and events */
-        void *constraints;     /* constraints.c: value constraints for qrexec callers */
-        /* private-bus.c: direct connections */
-        void *private_connections;
-        sd_event_source *private_source;
-        char *private_path;
-        uint64_t private_counter;
-        /* manager-dbus.c: ListDomainsText for callers who see every qube, until a qube comes,
-         * goes or changes power state (NULL: to be built) */
-        char *listing;
+        /* auth.c: polkit answered a question about what the peer sees (caller-filter.c sends the
+         * events that waited for it) */
+        void (*view_answered)(struct Manager *m, const char *peer);
+        CallerFilter *caller_filter; /* caller-filter.c: qrexec policy for per-caller listings and events */
+        Constraints *constraints;    /* constraints.c: value constraints for qrexec callers */
+
+        /* long work */
+        Workers *workers; /* workers.c: the threads for blocking work */
+        Hashmap *jobs;    /* job-dbus.c: job number (decimal) -> Job* */
+        unsigned next_job;
+        Vmm *vmm;            /* vmm.c: the libvirt connection, runtime state of qubes */
+        StorageBus *storage; /* storage-dbus.c: clone tokens, the data operations in progress */
 } Manager;
-
-int manager_new(const ManagerConfig *config, Manager **ret);
-Manager *manager_free(Manager *m);
-int manager_run(Manager *m);
-
-/* Paths. */
-char *domain_bus_path(const Domain *d);
-/* The qube whose object path is path (exactly; not a sub-object), or NULL. */
-Domain *domain_of_bus_path(App *app, const char *path);
-char *label_bus_path(const Label *l);
 
 /* Save qubes.xml after a change. Returns 0 or fills err. */
 int manager_save(Manager *m, QError *err);
-
-/* Mark properties for the coalesced PropertiesChanged. name is a qube name or NULL for the
- * Manager; prop NULL means only features/tags flags. */
-void manager_mark_dirty(Manager *m, const char *name, const PropDef *prop, bool features, bool tags);
-
-/* Announce PowerState of a qube with the coalesced PropertiesChanged. */
-void manager_mark_power_state_dirty(Manager *m, const char *name);
 /* The text of ListDomainsText changes (a qube came, went or changed power state). */
 void manager_listing_changed(Manager *m);
-/* vmm.c: libvirt, the worker pool and the lifecycle objects; after the bus objects, before the
- * bus name. */
-int vmm_init(Manager *m);
-void vmm_free(Manager *m);
-/* The cached memory/CPU figures of a qube (vmm.c). */
-void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime);
 
-/* The Event signal for one Qubes event (not yet sent). destination NULL: the broadcast (on the
- * Domain or Manager interface); else the copy addressed to that peer (Subscription interface). */
-int manager_new_event_signal(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
+/* The key of the peer that sent msg (Caller.unique_name), and its Caller if it has one. */
+const char *manager_caller_key(sd_bus_message *msg);
+Caller *manager_caller(Manager *m, sd_bus_message *msg);
+
+/* The Event signal for one Qubes event on bus (not yet sent). destination NULL: the broadcast (on
+ * the Domain or Manager interface); else the copy addressed to that peer (Subscription interface;
+ * on a private connection the copy for that connection). */
+int manager_new_event_signal(sd_bus *bus, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                              uint64_t seq, const char *destination, sd_bus_message **ret);
-/* The Admin API event callback (installed as App.event_cb). */
-void manager_on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata);
+/* The "Event" signal, shared by the Manager and Domain interfaces. */
+#define EVENT_SIGNAL_VTABLE \
+        SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("t", sequence, "s", subject, "s", name, "a(ss)", arguments), 0)
 
-/* private-bus.c */
-int private_bus_listen(Manager *m, const char *path);
-void private_bus_done(Manager *m);
-/* Register every object on a bus connection (the bus, or a private connection). */
-int manager_register_objects(Manager *m, sd_bus *bus);
+/* Signals go to the bus and to each private connection (but those that act for someone else,
+ * having called SetCallerIdentity: they subscribe): one message per connection, built by send()
+ * for that connection. The emit functions below do this for the usual signals. */
+typedef int (*BusSendFn)(sd_bus *bus, void *userdata);
+void manager_send_everywhere(Manager *m, BusSendFn send, void *userdata, const char *what);
+void manager_emit_properties_changed_strv(Manager *m, const char *path, const char *interface, char **names);
+#define manager_emit_properties_changed(m, path, interface, ...) \
+        manager_emit_properties_changed_strv(m, path, interface, (char *[]){ __VA_ARGS__, NULL })
+void manager_emit_object_added(Manager *m, const char *path);
+void manager_emit_object_removed(Manager *m, const char *path);
+/* Connections besides the bus (private-bus.c). */
+int manager_add_connection(Manager *m, sd_bus *bus);
+void manager_remove_connection(Manager *m, sd_bus *bus);
 
-/* bus objects (manager-dbus.c, domain-dbus.c, label-dbus.c) */
-int manager_dbus_register(Manager *m, sd_bus *bus);
-int domain_dbus_register(Manager *m, sd_bus *bus);
-int label_dbus_register(Manager *m, sd_bus *bus);
-/* The D-Bus interface that carries a property of a qube of class c. */
-const char *domain_prop_interface(const PropDef *p, QubesClass c);
-const char *qubes_class_interface(QubesClass c);
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+/* The Manager, from inside a handler, getter, setter, find function or enumerator of the object
+ * tree (the userdata of its registration). Take it on entry, before anything else: sd-bus forgets
+ * it once the callback emits a signal built from vtables (PropertiesChanged, InterfacesAdded/
+ * Removed); pass it on to helpers. */
+static inline Manager *bus_manager(sd_bus *bus) {
+        return bus_registration_userdata(bus);
+}
+static inline Manager *call_manager(sd_bus_message *msg) {
+        return bus_manager(sd_bus_message_get_bus(msg));
+}

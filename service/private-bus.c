@@ -1,23 +1,36 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A direct (peer-to-peer) D-Bus socket for trusted local clients, like systemd's
  * /run/systemd/private: the same objects as on the bus, without the bus daemon's two extra hops.
- * qubes-admin-shim uses it for calls (events still come from the bus). The socket is 0600, or
- * 0660 with --private-socket-group (how a shim running as its own user reaches it), and every
- * peer's uid is checked: only root, our own user and the --trusted-user users are served. */
+ * Every method, property and signal the bus serves is served here too: the same object tree is
+ * registered on each connection, and every signal is sent on each (manager_send_everywhere()).
+ * qubes-admin-shim uses it for calls. The socket is 0600, or 0660 with
+ * --private-socket-group (how a shim running as its own user reaches it), and every peer's uid is
+ * checked: only root, our own user and the --trusted-user users are served. */
 #include <inttypes.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-id128.h>
 
+#include "private-bus.h"
+
 #include "auth.h"
-#include "manager.h"
+#include "caller-filter.h"
+#include "manager-dbus.h"
 #include "util/log.h"
+
+struct PrivateBus {
+        struct PrivateConnection *connections;
+        sd_event_source *source;
+        char *path;
+        uint64_t counter;
+};
 
 typedef struct PrivateConnection {
         Manager *manager;
         sd_bus *bus;
         sd_event_source *cleanup;
+        sd_event_source *starting; /* until the connection runs: see on_starting() */
         char description[32];
         struct PrivateConnection *next;
 } PrivateConnection;
@@ -26,6 +39,9 @@ static PrivateConnection *connection_free(PrivateConnection *c) {
         if (!c)
                 return NULL;
         auth_forget_caller(c->manager, c->description);
+        caller_filter_forget(c->manager, c->description);
+        manager_remove_connection(c->manager, c->bus);
+        sd_event_source_disable_unref(c->starting);
         sd_event_source_unref(c->cleanup);
         sd_bus_flush_close_unref(c->bus);
         free(c);
@@ -33,7 +49,7 @@ static PrivateConnection *connection_free(PrivateConnection *c) {
 }
 
 static void connection_unlink(PrivateConnection *c) {
-        for (PrivateConnection **p = (PrivateConnection **) &c->manager->private_connections; *p; p = &(*p)->next)
+        for (PrivateConnection **p = &c->manager->private_bus->connections; *p; p = &(*p)->next)
                 if (*p == c) {
                         *p = c->next;
                         break;
@@ -49,9 +65,26 @@ static int on_cleanup(sd_event_source *s, void *userdata) {
 
 static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         PrivateConnection *c = userdata;
+        log_debug("Private connection %s closed.", c->description);
         /* not from inside the bus's own dispatch: free it on the next loop iteration */
         if (!c->cleanup)
                 (void) sd_event_add_defer(c->manager->event, &c->cleanup, on_cleanup, c);
+        return 0;
+}
+
+/* sd-bus (252) does not look again at what it read together with the client's BEGIN until more
+ * input comes, so a client that sends its first call right behind BEGIN (GDBus, libdbus) may wait
+ * for its answer until it gives up. After every loop iteration, until the connection runs and
+ * nothing is left over, process it once more. */
+static int on_starting(sd_event_source *s, void *userdata) {
+        PrivateConnection *c = userdata;
+        int r;
+
+        do
+                r = sd_bus_process(c->bus, NULL);
+        while (r > 0);
+        if (r < 0 || sd_bus_is_ready(c->bus) > 0)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         return 0;
 }
 
@@ -74,7 +107,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (!c)
                 return log_oom(), 0;
         c->manager = m;
-        snprintf(c->description, sizeof c->description, "private-%" PRIu64, ++m->private_counter);
+        snprintf(c->description, sizeof c->description, "private-%" PRIu64, ++m->private_bus->counter);
         r = sd_bus_new(&c->bus);
         if (r >= 0)
                 r = sd_bus_set_fd(c->bus, cfd, cfd);
@@ -92,17 +125,22 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (r >= 0)
                 r = sd_bus_attach_event(c->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r >= 0)
+                r = sd_event_add_post(m->event, &c->starting, on_starting, c);
+        if (r >= 0)
                 r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
                                         "Disconnected", on_disconnected, c);
         if (r >= 0)
-                r = manager_register_objects(m, c->bus);
+                r = manager_dbus_register(m, c->bus);
+        if (r >= 0)
+                r = manager_add_connection(m, c->bus);
         if (r < 0) {
                 log_warning_errno(r, "Failed to set up a private connection: %m");
                 connection_free(c);
                 return 0;
         }
-        c->next = m->private_connections;
-        m->private_connections = c;
+        c->next = m->private_bus->connections;
+        m->private_bus->connections = c;
+        log_debug("Private connection %s from uid %u.", c->description, (unsigned) cred.uid);
         return 0;
 }
 
@@ -111,6 +149,9 @@ int private_bus_listen(Manager *m, const char *path) {
         _cleanup_close_ int fd = -EBADF;
         int r;
 
+        m->private_bus = new0(PrivateBus, 1);
+        if (!m->private_bus)
+                return log_oom();
         if (strlen(path) >= sizeof sa.sun_path)
                 return log_error_errno(ENAMETOOLONG, "Private socket path too long: %s", path);
         strcpy(sa.sun_path, path);
@@ -129,29 +170,32 @@ int private_bus_listen(Manager *m, const char *path) {
                                        (unsigned) m->config.private_socket_gid);
         if (listen(fd, SOMAXCONN) < 0)
                 return log_error_errno(errno, "listen(): %m");
-        r = sd_event_add_io(m->event, &m->private_source, fd, EPOLLIN, on_accept, m);
+        r = sd_event_add_io(m->event, &m->private_bus->source, fd, EPOLLIN, on_accept, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch %s: %m", path);
-        r = sd_event_source_set_io_fd_own(m->private_source, true);
+        r = sd_event_source_set_io_fd_own(m->private_bus->source, true);
         if (r < 0)
                 return r;
         TAKE_FD(fd);
-        m->private_path = strdup(path);
+        m->private_bus->path = strdup(path);
         log_debug("Private connections on %s.", path);
         return 0;
 }
 
 void private_bus_done(Manager *m) {
-        PrivateConnection *c = m->private_connections;
+        PrivateBus *p = m->private_bus;
+        if (!p)
+                return;
+        PrivateConnection *c = p->connections;
         while (c) {
                 PrivateConnection *next = c->next;
                 connection_free(c);
                 c = next;
         }
-        m->private_connections = NULL;
-        m->private_source = sd_event_source_unref(m->private_source);
-        if (m->private_path) {
-                (void) unlink(m->private_path);
-                m->private_path = mfree(m->private_path);
+        sd_event_source_unref(p->source);
+        if (p->path) {
+                (void) unlink(p->path);
+                free(p->path);
         }
+        m->private_bus = mfree(p);
 }

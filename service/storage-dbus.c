@@ -7,129 +7,105 @@
  * reply to Import, CloneTo, Clear and Revert is sent when the worker is done. */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sys/eventfd.h>
 
 #include "auth.h"
-#include "bus-util.h"
+#include "bus-error.h"
+#include "job-dbus.h"
+#include "workers.h"
 #include "storage-dbus.h"
 #include "storage/storage.h"
 #include "util/log.h"
 #include "util/strv.h"
 
 #define MAX_CLONE_TOKENS 1024
-#define PROGRESS_INTERVAL_USEC (250 * 1000)
 
 typedef struct CloneToken {
         char token[STORAGE_TOKEN_LEN + 1]; /* key */
         char *qube, *volume;
 } CloneToken;
 
-typedef struct ActiveJob {
+/* A data operation on a volume (Import, ImportWithSize, CloneTo, Clear, Revert): the copy runs
+ * on the worker pool (WORK_DATA), clients follow it as a Job and as the volume's Import*
+ * properties, and the call is answered when it is over. One per volume at a time. */
+typedef struct VolumeTask {
+        Manager *manager;
         char *key; /* "<qube>/<volume>" */
         char *qube, *volume;
-        StorageJob *job;
+        StorageDataOp *op;
+        Job *job;
         sd_bus_message *call;
-        sd_event_source *io, *timer;
         bool set_size;
         char *clone_source; /* "<qube>:<volume>" of a CloneTo */
-        uint64_t last_done;
-} ActiveJob;
+} VolumeTask;
 
-static struct {
-        Manager *m;
+/* What storage keeps between calls (Manager.storage). */
+struct StorageBus {
         Hashmap *tokens; /* token -> CloneToken* */
-        Hashmap *jobs;   /* "<qube>/<volume>" -> ActiveJob* */
-        AppEventCallback prev_cb;
-        void *prev_userdata;
-} S;
+        Hashmap *tasks;  /* "<qube>/<volume>" -> VolumeTask* */
+};
 
-char *pool_bus_path(const char *name) {
-        char *p = NULL;
-        return sd_bus_path_encode(QUBESD_POOL_PREFIX, name, &p) < 0 ? NULL : p;
-}
-
-char *volume_bus_path(const char *qube, const char *volume) {
-        char *p = NULL;
-        return sd_bus_path_encode_many(&p, QUBESD_VOLUME_PATH_TEMPLATE, qube, volume) < 0 ? NULL : p;
-}
-
-static char *job_key(const char *qube, const char *volume) {
+static char *task_key(const char *qube, const char *volume) {
         char *k = NULL;
         return asprintf(&k, "%s/%s", qube, volume) < 0 ? NULL : k;
 }
 
-static ActiveJob *active_job(const char *qube, const char *volume) {
-        _cleanup_free_ char *k = job_key(qube, volume);
-        return k ? hashmap_get(S.jobs, k) : NULL;
+static VolumeTask *volume_task(Manager *m, const char *qube, const char *volume) {
+        _cleanup_free_ char *k = task_key(qube, volume);
+        return k ? hashmap_get(m->storage->tasks, k) : NULL;
 }
 
 /* ---- change notification ---------------------------------------------------------------- */
 
-static void volume_changed(const char *qube, const char *volume, const char *pool) {
+static void volume_changed(Manager *m, const char *qube, const char *volume, const char *pool) {
         _cleanup_free_ char *path = volume_bus_path(qube, volume);
         if (path)
-                (void) sd_bus_emit_properties_changed(S.m->bus, path, QUBESD_IFACE_VOLUME, "Size", "Usage", "Rw",
-                                                      "RevisionsToKeep", "Ephemeral", "IsOutdated", "Path",
-                                                      "ImportInProgress", "ImportBytesDone", "ImportBytesTotal", NULL);
+                manager_emit_properties_changed(m, path, QUBESD_IFACE_VOLUME, "Size", "Usage", "Rw", "RevisionsToKeep",
+                                                "Ephemeral", "IsOutdated", "Path", "ImportInProgress",
+                                                "ImportBytesDone", "ImportBytesTotal");
         _cleanup_free_ char *pp = pool ? pool_bus_path(pool) : NULL;
         if (pp)
-                (void) sd_bus_emit_properties_changed(S.m->bus, pp, QUBESD_IFACE_POOL, "Usage", NULL);
+                manager_emit_properties_changed(m, pp, QUBESD_IFACE_POOL, "Usage");
 }
 
-static void volume_changed_d(Domain *d, const char *volume) {
+static void volume_changed_d(Manager *m, Domain *d, const char *volume) {
         VolumeConfig *vc = domain_volume_config(d, volume);
-        volume_changed(d->name, volume, vc ? volume_config_get(vc, "pool") : NULL);
+        volume_changed(m, d->name, volume, vc ? volume_config_get(vc, "pool") : NULL);
 }
 
-static void pool_changed(const Pool *p) {
+static void pool_changed(Manager *m, const Pool *p) {
         _cleanup_free_ char *pp = pool_bus_path(p->name);
         if (pp)
-                (void) sd_bus_emit_properties_changed(S.m->bus, pp, QUBESD_IFACE_POOL, "RevisionsToKeep",
-                                                      "EphemeralVolatile", "Usage", NULL);
+                manager_emit_properties_changed(m, pp, QUBESD_IFACE_POOL, "RevisionsToKeep", "EphemeralVolatile",
+                                                "Usage");
 }
 
-/* Volume objects appear and disappear with their qube (ObjectManager signals). */
+/* A qube goes: its data operations have no destination any more. */
 static void on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata) {
-        Domain *d = !subject && n_kv >= 2 ? app_get_domain(app, kv[1]) : NULL;
+        Manager *m = userdata;
+        Domain *d = !subject && n_kv >= 2 && streq(event, "domain-pre-delete") ? app_get_domain(app, kv[1]) : NULL;
 
-        if (d && streq(event, "domain-pre-delete")) {
-                for (size_t i = 0; i < d->n_volumes; i++) {
-                        _cleanup_free_ char *p = volume_bus_path(d->name, d->volumes[i].name);
-                        ActiveJob *a = active_job(d->name, d->volumes[i].name);
-                        if (a)
-                                a->job->cancel = true; /* the qube goes: its import has no destination */
-                        if (p)
-                                (void) sd_bus_emit_object_removed(S.m->bus, p);
-                }
+        for (size_t i = 0; d && i < d->n_volumes; i++) {
+                VolumeTask *t = volume_task(m, d->name, d->volumes[i].name);
+                if (t)
+                        t->op->cancel = true;
         }
-        if (S.prev_cb)
-                S.prev_cb(app, subject, event, kv, n_kv, S.prev_userdata);
-        if (d && streq(event, "domain-add"))
-                for (size_t i = 0; i < d->n_volumes; i++) {
-                        _cleanup_free_ char *p = volume_bus_path(d->name, d->volumes[i].name);
-                        if (p)
-                                (void) sd_bus_emit_object_added(S.m->bus, p);
-                }
 }
 
 /* ---- common ----------------------------------------------------------------------------- */
 
-static int gate(sd_bus_message *msg, AuthAction action, Domain *d) {
-        return bus_gate(S.m, msg, action, d);
-}
-
-static int reply(sd_bus_message *msg, int r, QError *e, bool save) {
+static int reply(Manager *m, sd_bus_message *msg, int r, QError *e, bool save) {
         if (r >= 0 && save)
-                r = manager_save(S.m, e);
+                r = manager_save(m, e);
         if (r < 0)
-                return qerror_is_set(e) ? bus_reply_qerror(S.m, msg, e) : r;
+                return qerror_is_set(e) ? bus_reply_qerror(m, msg, e) : r;
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int reply_error(sd_bus_message *msg, QubesErrorCode code, const char *format, const char *a, const char *b) {
+static int reply_error(Manager *m, sd_bus_message *msg, QubesErrorCode code, const char *format, const char *a,
+                       const char *b) {
         _cleanup_qerror_ QError e = {};
         qerror_set(&e, code, format, a, b);
-        return bus_reply_qerror(S.m, msg, &e);
+        return bus_reply_qerror(m, msg, &e);
 }
 
 /* The volume name of a volume object path (the qube is the userdata the find function gave). */
@@ -143,10 +119,11 @@ static int path_volume(const char *path, char **ret_volume) {
 
 static int volume_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                        sd_bus_error *error) {
+        Manager *m = userdata;
         _cleanup_free_ char *q = NULL, *v = NULL;
         if (sd_bus_path_decode_many(path, QUBESD_VOLUME_PATH_TEMPLATE, &q, &v) <= 0)
                 return 0;
-        Domain *d = app_get_domain(S.m->app, q);
+        Domain *d = app_get_domain(m->app, q);
         if (!d || !domain_volume_config(d, v))
                 return 0;
         *found = d;
@@ -154,6 +131,7 @@ static int volume_find(sd_bus *bus, const char *path, const char *interface, voi
 }
 
 static int volume_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        Manager *m = userdata;
         _cleanup_strv_free_ char **l = new0(char *, 1);
         size_t i = 0;
         void *v;
@@ -161,9 +139,9 @@ static int volume_enumerate(sd_bus *bus, const char *path, void *userdata, char 
         if (!l)
                 return -ENOMEM;
         sd_bus_message *msg = sd_bus_get_current_message(bus);
-        while (hashmap_iterate(S.m->app->domains, &i, NULL, &v)) {
+        while (hashmap_iterate(m->app->domains, &i, NULL, &v)) {
                 Domain *d = v;
-                if (!auth_sees(S.m, msg, d))
+                if (!auth_sees(m, msg, d))
                         continue; /* only the volumes of the qubes the caller sees */
                 for (size_t k = 0; k < d->n_volumes; k++) {
                         char *p = volume_bus_path(d->name, d->volumes[k].name);
@@ -176,16 +154,16 @@ static int volume_enumerate(sd_bus *bus, const char *path, void *userdata, char 
 }
 
 /* Resolve the volume of a call; replies with the error itself (returns 0) when it fails. */
-static int msg_volume(sd_bus_message *msg, Domain *d, char **ret_name, StorageVolume *ret) {
+static int msg_volume(Manager *m, sd_bus_message *msg, Domain *d, char **ret_name, StorageVolume *ret) {
         _cleanup_qerror_ QError e = {};
         int r = path_volume(sd_bus_message_get_path(msg), ret_name);
         if (r < 0)
                 return r;
-        r = storage_volume_get(S.m->app, d, *ret_name, ret, &e);
+        r = storage_volume_get(m->app, d, *ret_name, ret, &e);
         if (r < 0) {
                 if (!qerror_is_set(&e))
                         return r;
-                r = bus_reply_qerror(S.m, msg, &e);
+                r = bus_reply_qerror(m, msg, &e);
                 return r < 0 ? r : 0;
         }
         return 1;
@@ -209,7 +187,7 @@ static struct {
         int r; /* of storage_volume_get(): 0, or < 0 with error set */
         QError error;
         StorageVolume v;
-        ActiveJob *job;
+        VolumeTask *task;
         bool have_sizes;
         uint64_t size, usage;
 } memo;
@@ -221,7 +199,7 @@ static void volume_memo_forget_object(void) {
         memo.r = 0;
         qerror_done(&memo.error);
         storage_volume_done(&memo.v);
-        memo.job = NULL;
+        memo.task = NULL;
         memo.have_sizes = false;
 }
 
@@ -237,7 +215,7 @@ static int on_memo_release(sd_event_source *s, void *userdata) {
 }
 
 /* The volume behind path for a getter filling msg: from the memo, or resolved now. */
-static int volume_memo_get(sd_bus_message *msg, const char *path, Domain *d) {
+static int volume_memo_get(Manager *m, sd_bus_message *msg, const char *path, Domain *d) {
         int r;
 
         if (memo.msg == msg && memo.d == d && streq_ptr(memo.path, path))
@@ -245,7 +223,7 @@ static int volume_memo_get(sd_bus_message *msg, const char *path, Domain *d) {
         if (memo.msg != msg) {
                 volume_memo_clear();
                 if (!memo.release) {
-                        r = sd_event_add_defer(S.m->event, &memo.release, on_memo_release, NULL);
+                        r = sd_event_add_defer(m->event, &memo.release, on_memo_release, NULL);
                         if (r < 0)
                                 return r;
                         (void) sd_event_source_set_description(memo.release, "volume-property-memo");
@@ -271,7 +249,7 @@ static int volume_memo_get(sd_bus_message *msg, const char *path, Domain *d) {
                 volume_memo_forget_object();
                 return r;
         }
-        memo.job = active_job(d->name, memo.name);
+        memo.task = volume_task(m, d->name, memo.name);
         memo.d = d;
         return 0;
 }
@@ -287,10 +265,10 @@ static int append_u64(sd_bus_message *m, uint64_t x) {
 
 static int volume_property(sd_bus *bus, const char *path, const char *interface, const char *property,
                            sd_bus_message *reply_msg, void *userdata, sd_bus_error *error) {
-        int r = volume_memo_get(reply_msg, path, userdata);
+        int r = volume_memo_get(bus_manager(bus), reply_msg, path, userdata);
         if (r < 0)
                 return r;
-        ActiveJob *a = memo.job;
+        VolumeTask *t = memo.task;
         const StorageVolume *v = &memo.v;
 
         if (streq(property, "Name"))
@@ -300,11 +278,11 @@ static int volume_property(sd_bus *bus, const char *path, const char *interface,
                 return sd_bus_message_append_basic(reply_msg, 'o', p ?: "/");
         }
         if (streq(property, "ImportInProgress"))
-                return append_bool(reply_msg, a != NULL);
+                return append_bool(reply_msg, t != NULL);
         if (streq(property, "ImportBytesDone"))
-                return append_u64(reply_msg, a ? (uint64_t) a->job->done : 0);
+                return append_u64(reply_msg, t ? job_done(t->job) : 0);
         if (streq(property, "ImportBytesTotal"))
-                return append_u64(reply_msg, a ? a->job->size : 0);
+                return append_u64(reply_msg, t ? t->op->size : 0);
 
         if (memo.r < 0)
                 return bus_set_qerror(error, &memo.error);
@@ -341,13 +319,15 @@ static int volume_property(sd_bus *bus, const char *path, const char *interface,
 }
 
 static int method_volume_info(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL, *info = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        int r = gate(msg, AUTH_READ, d);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        r = msg_volume(msg, d, &name, &v);
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        r = msg_volume(m, msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
         info = storage_volume_info(&v);
@@ -357,15 +337,17 @@ static int method_volume_info(sd_bus_message *msg, void *userdata, sd_bus_error 
 }
 
 static int method_list_snapshots(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL;
         _cleanup_strv_free_ char **revs = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
-        int r = gate(msg, AUTH_READ, d);
+        int r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        r = msg_volume(msg, d, &name, &v);
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        r = msg_volume(m, msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
         r = storage_volume_list_revisions(&v, &revs);
@@ -382,201 +364,212 @@ static int method_list_snapshots(sd_bus_message *msg, void *userdata, sd_bus_err
 
 typedef int (*SetFunc)(App *app, Domain *d, const char *vol, const char *value, QError *e);
 
-static int volume_set(sd_bus_message *msg, Domain *d, SetFunc f, bool refuse_busy) {
+static int volume_set(Manager *m, sd_bus_message *msg, Domain *d, SetFunc f, bool refuse_busy) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL;
         const char *value;
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &value);
         if (r < 0)
                 return r;
         r = path_volume(sd_bus_message_get_path(msg), &name);
         if (r < 0)
                 return r;
-        if (refuse_busy && active_job(d->name, name))
-                return reply_error(msg, QERR_STORAGE_POOL, "Volume %s of %s is busy with an import", name, d->name);
-        r = f(S.m->app, d, name, value, &e);
+        if (refuse_busy && volume_task(m, d->name, name))
+                return reply_error(m, msg, QERR_STORAGE_POOL, "Volume %s of %s is busy with an import", name, d->name);
+        r = f(m->app, d, name, value, &e);
         if (r >= 0)
-                r = manager_save(S.m, &e);
+                r = manager_save(m, &e);
         if (r >= 0)
-                volume_changed_d(d, name);
-        return reply(msg, r, &e, false);
+                volume_changed_d(m, d, name);
+        return reply(m, msg, r, &e, false);
 }
 
 static int method_set_revisions_to_keep(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return volume_set(msg, userdata, storage_volume_set_revisions_to_keep, false);
+        return volume_set(call_manager(msg), msg, userdata, storage_volume_set_revisions_to_keep, false);
 }
 static int method_set_rw(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return volume_set(msg, userdata, storage_volume_set_rw, false);
+        return volume_set(call_manager(msg), msg, userdata, storage_volume_set_rw, false);
 }
 static int method_set_ephemeral(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return volume_set(msg, userdata, storage_volume_set_ephemeral, false);
+        return volume_set(call_manager(msg), msg, userdata, storage_volume_set_ephemeral, false);
 }
 static int method_resize(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return volume_set(msg, userdata, storage_volume_resize, true);
+        return volume_set(call_manager(msg), msg, userdata, storage_volume_resize, true);
 }
 
-/* ---- jobs ------------------------------------------------------------------------------- */
+/* ---- data operations ------------------------------------------------------------------ */
 
-static ActiveJob *active_job_free(ActiveJob *a) {
-        if (!a)
+static VolumeTask *volume_task_free(VolumeTask *t) {
+        if (!t)
                 return NULL;
-        sd_event_source_disable_unref(a->io);
-        sd_event_source_disable_unref(a->timer);
-        storage_job_free(a->job);
-        sd_bus_message_unref(a->call);
-        free(a->key);
-        free(a->qube);
-        free(a->volume);
-        free(a->clone_source);
-        free(a);
+        storage_data_op_free(t->op);
+        sd_bus_message_unref(t->call);
+        free(t->key);
+        free(t->qube);
+        free(t->volume);
+        free(t->clone_source);
+        free(t);
         return NULL;
 }
 
-static int on_progress(sd_event_source *s, uint64_t usec, void *userdata) {
-        ActiveJob *a = userdata;
-        uint64_t done = a->job->done;
-        if (done != a->last_done) {
-                _cleanup_free_ char *path = volume_bus_path(a->qube, a->volume);
-                a->last_done = done;
-                if (path)
-                        (void) sd_bus_emit_properties_changed(S.m->bus, path, QUBESD_IFACE_VOLUME, "ImportBytesDone",
-                                                              NULL);
-        }
-        (void) sd_event_source_set_time(s, usec + PROGRESS_INTERVAL_USEC);
-        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+static void task_cancel(Job *j, void *userdata) {
+        VolumeTask *t = userdata;
+        t->op->cancel = true;
 }
 
-static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        ActiveJob *a = userdata;
-        StorageJob *j = a->job;
+static void task_progress_changed(Job *j, void *userdata) {
+        VolumeTask *t = userdata;
+        Manager *m = t->manager;
+        _cleanup_free_ char *path = volume_bus_path(t->qube, t->volume);
+        if (path)
+                manager_emit_properties_changed(m, path, QUBESD_IFACE_VOLUME, "ImportBytesDone");
+}
+
+static void task_work(void *userdata) {
+        VolumeTask *t = userdata;
+        (void) storage_data_op_run(t->op);
+}
+
+/* On the loop, once the worker is done: commit what belongs to the model, answer the call. */
+static void task_done(void *userdata) {
+        VolumeTask *t = userdata;
+        Manager *m = t->manager;
+        StorageDataOp *op = t->op;
         _cleanup_qerror_ QError e = {};
         Domain *d;
         int r;
 
-        if (!atomic_load(&j->finished))
-                return 0;
-        hashmap_remove(S.jobs, a->key);
-        (void) pthread_join(j->thread, NULL);
-        j->started = false;
-
-        d = app_get_domain(S.m->app, a->qube);
-        VolumeConfig *vc = d ? domain_volume_config(d, a->volume) : NULL;
-        r = j->result;
+        hashmap_remove(m->storage->tasks, t->key);
+        d = app_get_domain(m->app, t->qube);
+        VolumeConfig *vc = d ? domain_volume_config(d, t->volume) : NULL;
+        r = op->result;
         if (r < 0)
-                qerror_move(&e, &j->error);
+                qerror_move(&e, &op->error);
         if (!vc) {
                 /* the qube went away meanwhile: whatever the worker committed goes with it */
                 if (r >= 0)
-                        (void) j->vol.driver->remove(&j->vol, NULL);
+                        (void) op->vol.driver->remove(&op->vol, NULL);
                 qerror_done(&e);
-                r = qerror_set(&e, QERR_QUBES_EXCEPTION, "Qube %s was removed during the operation", a->qube);
-        } else if (j->kind != STORAGE_JOB_REVERT) {
-                if (r >= 0 && a->set_size) {
+                r = qerror_set(&e, QERR_QUBES_EXCEPTION, "Qube %s was removed during the operation", t->qube);
+        } else if (op->kind != STORAGE_OP_REVERT) {
+                if (r >= 0 && t->set_size) {
                         char buf[32];
-                        snprintf(buf, sizeof buf, "%" PRIu64, j->size);
+                        snprintf(buf, sizeof buf, "%" PRIu64, op->size);
                         r = volume_config_set(vc, "size", buf);
                         if (r >= 0)
-                                r = manager_save(S.m, &e);
+                                r = manager_save(m, &e);
                 }
-                if (j->kind == STORAGE_JOB_CLONE && r >= 0)
-                        app_emit_event(S.m->app, d, "domain-import-volume", "name", a->volume, "source",
-                                       a->clone_source);
-                app_emit_event(S.m->app, d, "domain-volume-import-end", "volume", a->volume, "success",
+                if (op->kind == STORAGE_OP_CLONE && r >= 0)
+                        app_emit_event(m->app, d, "domain-import-volume", "name", t->volume, "source", t->clone_source);
+                app_emit_event(m->app, d, "domain-volume-import-end", "volume", t->volume, "success",
                                r >= 0 ? "True" : "False");
         }
         if (d)
-                volume_changed_d(d, a->volume);
-        if (r < 0 && qerror_is_set(&e))
-                (void) bus_reply_qerror(S.m, a->call, &e);
-        else if (r < 0)
-                (void) sd_bus_reply_method_errnof(a->call, -r, "Storage operation failed: %m");
+                volume_changed_d(m, d, t->volume);
+        if (r < 0 && !qerror_is_set(&e))
+                qerror_set(&e, QERR_STORAGE_POOL, "Storage operation failed: %s", strerror(-r));
+        job_finish(t->job, r < 0 ? &e : NULL);
+        t->job = NULL;
+        if (r < 0)
+                (void) bus_reply_qerror(m, t->call, &e);
         else
-                (void) sd_bus_reply_method_return(a->call, NULL);
-        active_job_free(a);
-        return 0;
+                (void) sd_bus_reply_method_return(t->call, NULL);
+        volume_task_free(t);
 }
 
-/* Starts j for the call msg on the volume name of d; takes j. Replies later. */
-static int start_job(sd_bus_message *msg, Domain *d, const char *name, StorageJob *j, bool set_size,
-                     const char *clone_source) {
-        ActiveJob *a = new0(ActiveJob, 1);
+/* Runs op for the call msg on the volume name of d, as a Job; takes op. Replies later. */
+static int start_task(Manager *m, sd_bus_message *msg, Domain *d, const char *name, StorageDataOp *op, bool set_size,
+                      const char *clone_source) {
+        VolumeTask *t = new0(VolumeTask, 1);
         int r;
 
-        if (!a) {
-                storage_job_free(j);
+        if (!t) {
+                (void) op->vol.driver->import_end(&op->vol, false, NULL);
+                storage_data_op_free(op);
                 return -ENOMEM;
         }
-        a->job = j;
-        a->call = sd_bus_message_ref(msg);
-        a->set_size = set_size;
-        a->key = job_key(d->name, name);
-        a->qube = strdup(d->name);
-        a->volume = strdup(name);
-        a->clone_source = clone_source ? strdup(clone_source) : NULL;
-        if (!a->key || !a->qube || !a->volume || (clone_source && !a->clone_source)) {
-                active_job_free(a);
-                return -ENOMEM;
-        }
-        j->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (j->notify_fd < 0) {
-                r = -errno;
+        t->manager = m;
+        t->op = op;
+        t->call = sd_bus_message_ref(msg);
+        t->set_size = set_size;
+        t->key = task_key(d->name, name);
+        t->qube = strdup(d->name);
+        t->volume = strdup(name);
+        t->clone_source = clone_source ? strdup(clone_source) : NULL;
+        if (!t->key || !t->qube || !t->volume || (clone_source && !t->clone_source)) {
+                r = -ENOMEM;
                 goto fail;
         }
-        r = sd_event_add_io(S.m->event, &a->io, j->notify_fd, EPOLLIN, on_job_done, a);
+        r = job_new(m,
+                    &(JobSpec){
+                            .operation = sd_bus_message_get_member(msg),
+                            .caller = auth_caller_qube(m, msg),
+                            .qubes = (char *[]){ t->qube, NULL },
+                            .action = AUTH_STORAGE,
+                            .bytes = true,
+                            .cancel = op->kind == STORAGE_OP_REVERT ? NULL : task_cancel,
+                            .progress_changed = task_progress_changed,
+                            .userdata = t,
+                    },
+                    &t->job);
         if (r < 0)
                 goto fail;
-        uint64_t now;
-        (void) sd_event_now(S.m->event, CLOCK_MONOTONIC, &now);
-        r = sd_event_add_time(S.m->event, &a->timer, CLOCK_MONOTONIC, now + PROGRESS_INTERVAL_USEC, 0, on_progress, a);
-        if (r < 0)
-                goto fail;
-        r = hashmap_put(S.jobs, a->key, a);
-        if (r < 0)
-                goto fail;
-        r = storage_job_start(j);
+        op->progress = job_done_counter(t->job);
+        job_progress(t->job, 0, op->size);
+        r = hashmap_put(m->storage->tasks, t->key, t);
+        if (r >= 0) {
+                r = workers_submit(m->workers, WORK_DATA, task_work, task_done, t);
+                if (r < 0)
+                        hashmap_remove(m->storage->tasks, t->key);
+        }
         if (r < 0) {
-                hashmap_remove(S.jobs, a->key);
+                _cleanup_qerror_ QError e = {};
+                qerror_set(&e, QERR_STORAGE_POOL, "Storage operation failed: %s", strerror(-r));
+                job_finish(t->job, &e);
+                t->job = NULL;
                 goto fail;
         }
-        volume_changed_d(d, name);
+        volume_changed_d(m, d, name);
         return 1;
 fail:
         /* nothing ran: the import image (if any) goes */
-        (void) j->vol.driver->import_end(&j->vol, false, NULL);
-        active_job_free(a);
+        (void) op->vol.driver->import_end(&op->vol, false, NULL);
+        volume_task_free(t);
         return r;
 }
 
 /* Common checks of the data-changing calls: halted qube, no other job on the volume. */
-static int check_idle(sd_bus_message *msg, Domain *d, const char *name) {
+static int check_idle(Manager *m, sd_bus_message *msg, Domain *d, const char *name) {
         if (domain_is_running(d)) {
                 _cleanup_qerror_ QError e = {};
                 qerror_set(&e, QERR_VM_NOT_HALTED, "Domain is not powered off: '%s'", d->name);
-                int r = bus_reply_qerror(S.m, msg, &e);
+                int r = bus_reply_qerror(m, msg, &e);
                 return r < 0 ? r : 0;
         }
-        if (active_job(d->name, name)) {
-                int r = reply_error(msg, QERR_STORAGE_POOL, "Volume %s of %s is busy with an import", name, d->name);
+        if (volume_task(m, d->name, name)) {
+                int r = reply_error(m, msg, QERR_STORAGE_POOL, "Volume %s of %s is busy with an import", name, d->name);
                 return r < 0 ? r : 0;
         }
         return 1;
 }
 
-static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
+static int do_import(Manager *m, sd_bus_message *msg, Domain *d, bool with_size) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_(storage_data_op_freep) StorageDataOp *j = NULL;
         const char *size_s = NULL;
         uint64_t size;
         int fd, r;
 
-        r = gate(msg, AUTH_STORAGE, d);
+        r = auth_check(m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = with_size ? sd_bus_message_read(msg, "hs", &fd, &size_s) : sd_bus_message_read(msg, "h", &fd);
         if (r == -EBADMSG)
                 /* a descriptor index past those the message carries (found by test_hostile) */
@@ -584,20 +577,20 @@ static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
                                                   "The file descriptor argument names none the message carries");
         if (r < 0)
                 return r;
-        r = msg_volume(msg, d, &name, &v);
+        r = msg_volume(m, msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
-        r = check_idle(msg, d, name);
+        r = check_idle(m, msg, d, name);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
         if (with_size) {
                 r = storage_parse_size(size_s, "size of new data", &size, &e);
                 if (r < 0)
-                        return bus_reply_qerror(S.m, msg, &e);
+                        return bus_reply_qerror(m, msg, &e);
         } else
                 size = v.driver->current_size(&v);
 
-        j = storage_job_new(STORAGE_JOB_IMPORT, &v);
+        j = storage_data_op_new(STORAGE_OP_IMPORT, &v);
         if (!j)
                 return -ENOMEM;
         j->size = size;
@@ -606,99 +599,105 @@ static int do_import(sd_bus_message *msg, Domain *d, bool with_size) {
                 return -errno;
         r = v.driver->import_begin(&v, size, &j->out_fd, &e);
         if (r < 0)
-                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         char buf[32];
         snprintf(buf, sizeof buf, "%" PRIu64, size);
-        app_emit_event(S.m->app, d, "domain-volume-import-begin", "volume", name, "size", buf);
-        return start_job(msg, d, name, TAKE_PTR(j), with_size, NULL);
+        app_emit_event(m->app, d, "domain-volume-import-begin", "volume", name, "size", buf);
+        return start_task(m, msg, d, name, TAKE_PTR(j), with_size, NULL);
 }
 
 static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return do_import(msg, userdata, false);
+        return do_import(call_manager(msg), msg, userdata, false);
 }
 static int method_import_with_size(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return do_import(msg, userdata, true);
+        return do_import(call_manager(msg), msg, userdata, true);
 }
 
 static int method_cancel_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL;
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = path_volume(sd_bus_message_get_path(msg), &name);
         if (r < 0)
                 return r;
-        ActiveJob *a = active_job(d->name, name);
-        if (!a || a->job->kind == STORAGE_JOB_REVERT)
-                return reply_error(msg, QERR_QUBES_EXCEPTION, "No import in progress on volume %s of %s", name,
+        VolumeTask *t = volume_task(m, d->name, name);
+        if (!t || t->op->kind == STORAGE_OP_REVERT)
+                return reply_error(m, msg, QERR_QUBES_EXCEPTION, "No import in progress on volume %s of %s", name,
                                    d->name);
-        a->job->cancel = true;
+        t->op->cancel = true;
         return sd_bus_reply_method_return(msg, NULL);
 }
 
 static int method_clear(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        _cleanup_(storage_job_freep) StorageJob *j = NULL;
-        int r = gate(msg, AUTH_STORAGE, d);
+        _cleanup_(storage_data_op_freep) StorageDataOp *j = NULL;
+        int r = auth_check(m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        r = msg_volume(msg, d, &name, &v);
-        if (r <= 0)
-                return r < 0 ? r : 1; /* answered */
-        r = check_idle(msg, d, name);
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        r = msg_volume(m, msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
-        j = storage_job_new(STORAGE_JOB_CLEAR, &v);
+        r = check_idle(m, msg, d, name);
+        if (r <= 0)
+                return r < 0 ? r : 1; /* answered */
+        j = storage_data_op_new(STORAGE_OP_CLEAR, &v);
         if (!j)
                 return -ENOMEM;
         j->size = v.driver->current_size(&v);
         r = v.driver->import_begin(&v, j->size, &j->out_fd, &e);
         if (r < 0)
-                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         char buf[32];
         snprintf(buf, sizeof buf, "%" PRIu64, j->size);
-        app_emit_event(S.m->app, d, "domain-volume-import-begin", "volume", name, "size", buf);
-        return start_job(msg, d, name, TAKE_PTR(j), false, NULL);
+        app_emit_event(m->app, d, "domain-volume-import-begin", "volume", name, "size", buf);
+        return start_task(m, msg, d, name, TAKE_PTR(j), false, NULL);
 }
 
 static int method_revert(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_(storage_data_op_freep) StorageDataOp *j = NULL;
         _cleanup_strv_free_ char **revs = NULL;
         const char *rev;
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &rev);
         if (r < 0)
                 return r;
         if (!storage_revision_valid(rev))
-                return reply_error(msg, QERR_PROTOCOL, "Revision name must be in safe set: %s",
+                return reply_error(m, msg, QERR_PROTOCOL, "Revision name must be in safe set: %s",
                                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.-", NULL);
-        r = msg_volume(msg, d, &name, &v);
+        r = msg_volume(m, msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
-        r = check_idle(msg, d, name);
+        r = check_idle(m, msg, d, name);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
         r = storage_volume_list_revisions(&v, &revs);
         if (r < 0)
                 return r;
         if (!strv_contains(revs, rev))
-                return reply_error(msg, QERR_VOLUME_REVISION_NOT_FOUND, "Revision not found: %s", rev, NULL);
-        j = storage_job_new(STORAGE_JOB_REVERT, &v);
+                return reply_error(m, msg, QERR_VOLUME_REVISION_NOT_FOUND, "Revision not found: %s", rev, NULL);
+        j = storage_data_op_new(STORAGE_OP_REVERT, &v);
         if (!j)
                 return -ENOMEM;
         j->revision = strdup(rev);
         if (!j->revision)
                 return -ENOMEM;
-        return start_job(msg, d, name, TAKE_PTR(j), false, NULL);
+        return start_task(m, msg, d, name, TAKE_PTR(j), false, NULL);
 }
 
 static CloneToken *clone_token_free(CloneToken *t) {
@@ -712,13 +711,15 @@ static CloneToken *clone_token_free(CloneToken *t) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(CloneToken *, clone_token_free);
 
 static int method_clone_from(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_free_ char *name = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        r = msg_volume(msg, d, &name, &v);
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        r = msg_volume(m, msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
         CloneToken *t = new0(CloneToken, 1);
@@ -727,74 +728,76 @@ static int method_clone_from(sd_bus_message *msg, void *userdata, sd_bus_error *
         t->qube = strdup(d->name);
         t->volume = strdup(name);
         r = storage_token_new(t->token);
-        if (r < 0 || !t->qube || !t->volume || hashmap_put(S.tokens, t->token, t) < 0) {
+        if (r < 0 || !t->qube || !t->volume || hashmap_put(m->storage->tokens, t->token, t) < 0) {
                 clone_token_free(t);
                 return r < 0 ? r : -ENOMEM;
         }
         /* tokens live in memory only; the oldest go when too many are outstanding */
-        while (hashmap_size(S.tokens) > MAX_CLONE_TOKENS) {
+        while (hashmap_size(m->storage->tokens) > MAX_CLONE_TOKENS) {
                 size_t i = 0;
                 const char *k;
-                if (!hashmap_iterate(S.tokens, &i, &k, NULL))
+                if (!hashmap_iterate(m->storage->tokens, &i, &k, NULL))
                         break;
-                clone_token_free(hashmap_remove(S.tokens, k));
+                clone_token_free(hashmap_remove(m->storage->tokens, k));
         }
         return sd_bus_reply_method_return(msg, "s", t->token);
 }
 
 static int method_clone_to(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
         _cleanup_qerror_ QError e = {};
         _cleanup_free_ char *name = NULL, *source = NULL;
         _cleanup_(storage_volume_donep) StorageVolume v = {}, src = {};
-        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_(storage_data_op_freep) StorageDataOp *j = NULL;
         _cleanup_close_ int in = -EBADF;
         const char *token;
         CloneToken *t;
-        int r = gate(msg, AUTH_STORAGE, d);
+        int r = auth_check(m, msg, AUTH_STORAGE, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &token);
         if (r < 0)
                 return r;
-        r = msg_volume(msg, d, &name, &v);
+        r = msg_volume(m, msg, d, &name, &v);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
-        t = storage_token_valid(token) ? hashmap_get(S.tokens, token) : NULL;
+        t = storage_token_valid(token) ? hashmap_get(m->storage->tokens, token) : NULL;
         if (!t)
-                return reply_error(msg, QERR_VOLUME_COPY_TOKEN_NOT_FOUND, "Token to clone volume of qube was not found",
-                                   NULL, NULL);
-        r = check_idle(msg, d, name);
+                return reply_error(m, msg, QERR_VOLUME_COPY_TOKEN_NOT_FOUND,
+                                   "Token to clone volume of qube was not found", NULL, NULL);
+        r = check_idle(m, msg, d, name);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
         /* single use, whatever happens next */
-        hashmap_remove(S.tokens, t->token);
+        hashmap_remove(m->storage->tokens, t->token);
         _cleanup_(clone_token_freep) CloneToken *used = t;
-        Domain *sd = app_get_domain(S.m->app, used->qube);
+        Domain *sd = app_get_domain(m->app, used->qube);
         if (!sd)
-                return reply_error(msg, QERR_VOLUME_NOT_FOUND, "No such volume of %s: %s", used->qube, used->volume);
-        r = storage_volume_get(S.m->app, sd, used->volume, &src, &e);
+                return reply_error(m, msg, QERR_VOLUME_NOT_FOUND, "No such volume of %s: %s", used->qube, used->volume);
+        r = storage_volume_get(m->app, sd, used->volume, &src, &e);
         if (r < 0)
-                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         if (!v.save_on_stop)
                 return sd_bus_reply_method_return(msg, NULL); /* as upstream: nothing to keep */
         r = src.driver->export_open(&src, &in, &e);
         if (r < 0)
-                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         struct stat st;
         if (fstat(in, &st) < 0)
                 return -errno;
-        j = storage_job_new(STORAGE_JOB_CLONE, &v);
+        j = storage_data_op_new(STORAGE_OP_CLONE, &v);
         if (!j)
                 return -ENOMEM;
         j->size = (uint64_t) st.st_size;
         j->in_fd = TAKE_FD(in);
         r = v.driver->import_begin(&v, j->size, &j->out_fd, &e);
         if (r < 0)
-                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         if (asprintf(&source, "%s:%s", used->qube, used->volume) < 0)
                 return -ENOMEM;
-        return start_job(msg, d, name, TAKE_PTR(j), true, source);
+        return start_task(m, msg, d, name, TAKE_PTR(j), true, source);
 }
 
 #define VOLUME_PROP(name, sig, flags) SD_BUS_PROPERTY(name, sig, volume_property, 0, flags)
@@ -851,11 +854,12 @@ static const sd_bus_vtable volume_vtable[] = {
 
 static int pool_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                      sd_bus_error *error) {
+        Manager *m = userdata;
         _cleanup_free_ char *name = NULL;
         int r = sd_bus_path_decode(path, QUBESD_POOL_PREFIX, &name);
         if (r <= 0)
                 return r;
-        Pool *p = app_find_pool(S.m->app, name);
+        Pool *p = app_find_pool(m->app, name);
         if (!p)
                 return 0;
         *found = p;
@@ -863,11 +867,12 @@ static int pool_find(sd_bus *bus, const char *path, const char *interface, void 
 }
 
 static int pool_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
-        _cleanup_strv_free_ char **l = new0(char *, S.m->app->n_pools + 1);
+        Manager *m = userdata;
+        _cleanup_strv_free_ char **l = new0(char *, m->app->n_pools + 1);
         if (!l)
                 return -ENOMEM;
-        for (size_t i = 0; i < S.m->app->n_pools; i++) {
-                l[i] = pool_bus_path(S.m->app->pools[i]->name);
+        for (size_t i = 0; i < m->app->n_pools; i++) {
+                l[i] = pool_bus_path(m->app->pools[i]->name);
                 if (!l[i])
                         return -ENOMEM;
         }
@@ -902,40 +907,44 @@ static int pool_property(sd_bus *bus, const char *path, const char *interface, c
 }
 
 static int method_pool_info(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int r = gate(msg, AUTH_READ, NULL);
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        _cleanup_free_ char *info = storage_pool_info(S.m->app, userdata);
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        _cleanup_free_ char *info = storage_pool_info(m->app, userdata);
         if (!info)
                 return -ENOMEM;
         return sd_bus_reply_method_return(msg, "s", info);
 }
 
 static int method_pool_usage_details(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        int r = gate(msg, AUTH_READ, NULL);
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         _cleanup_free_ char *info = storage_pool_usage_details(userdata);
         if (!info)
                 return -ENOMEM;
         return sd_bus_reply_method_return(msg, "s", info);
 }
 
-static int vids_seen(sd_bus_message *msg, const Pool *p, char ***l) {
+static int vids_seen(Manager *m, sd_bus_message *msg, const Pool *p, char ***l) {
         _cleanup_strv_free_ char **seen = new0(char *, 1);
         size_t i = 0;
         void *v;
 
         if (!seen)
                 return -ENOMEM;
-        while (hashmap_iterate(S.m->app->domains, &i, NULL, &v)) {
+        while (hashmap_iterate(m->app->domains, &i, NULL, &v)) {
                 Domain *d = v;
-                if (!auth_sees(S.m, msg, d))
+                if (!auth_sees(m, msg, d))
                         continue;
                 for (size_t k = 0; k < d->n_volumes; k++) {
                         _cleanup_(storage_volume_donep) StorageVolume vol = {};
                         _cleanup_qerror_ QError e = {};
-                        if (storage_volume_get(S.m->app, d, d->volumes[k].name, &vol, &e) < 0 || !vol.vid ||
+                        if (storage_volume_get(m->app, d, d->volumes[k].name, &vol, &e) < 0 || !vol.vid ||
                             !streq_ptr(vol.pool, p->name) || !strv_contains(*l, vol.vid) ||
                             strv_contains(seen, vol.vid))
                                 continue;
@@ -949,17 +958,19 @@ static int vids_seen(sd_bus_message *msg, const Pool *p, char ***l) {
 }
 
 static int method_pool_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         _cleanup_strv_free_ char **l = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
-        int r = gate(msg, AUTH_READ, NULL);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
-        r = storage_pool_list_vids(S.m->app, userdata, &l);
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        r = storage_pool_list_vids(m->app, userdata, &l);
         if (r < 0)
                 return r;
-        if (!auth_sees_all(S.m, msg)) {
+        if (!auth_sees_all(m, msg)) {
                 /* a local user who does not see every qube: the volumes of those they see */
-                r = vids_seen(msg, userdata, &l);
+                r = vids_seen(m, msg, userdata, &l);
                 if (r < 0)
                         return r;
         }
@@ -972,28 +983,29 @@ static int method_pool_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_
         return sd_bus_send(NULL, rep, NULL);
 }
 
-static int pool_set(sd_bus_message *msg, Pool *p, int (*f)(App *, Pool *, const char *, QError *)) {
+static int pool_set(Manager *m, sd_bus_message *msg, Pool *p, int (*f)(App *, Pool *, const char *, QError *)) {
+        _cleanup_qerror_ QError denied = {};
         _cleanup_qerror_ QError e = {};
         const char *value;
-        int r = gate(msg, AUTH_STORAGE, NULL);
+        int r = auth_check(m, msg, AUTH_STORAGE, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &value);
         if (r < 0)
                 return r;
-        r = f(S.m->app, p, value, &e);
+        r = f(m->app, p, value, &e);
         if (r >= 0)
-                r = manager_save(S.m, &e);
+                r = manager_save(m, &e);
         if (r >= 0)
-                pool_changed(p);
-        return reply(msg, r, &e, false);
+                pool_changed(m, p);
+        return reply(m, msg, r, &e, false);
 }
 
 static int method_pool_set_revisions(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return pool_set(msg, userdata, storage_pool_set_revisions_to_keep);
+        return pool_set(call_manager(msg), msg, userdata, storage_pool_set_revisions_to_keep);
 }
 static int method_pool_set_ephemeral(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return pool_set(msg, userdata, storage_pool_set_ephemeral_volatile);
+        return pool_set(call_manager(msg), msg, userdata, storage_pool_set_ephemeral_volatile);
 }
 
 #define POOL_PROP(name, sig, flags) SD_BUS_PROPERTY(name, sig, pool_property, 0, flags)
@@ -1023,18 +1035,20 @@ static const sd_bus_vtable pool_vtable[] = {
 /* ---- Manager methods -------------------------------------------------------------------- */
 
 static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
-        int r = gate(msg, AUTH_READ, NULL);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &rep);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(rep, 'a', "(sso)");
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < S.m->app->n_pools; i++) {
-                Pool *p = S.m->app->pools[i];
+        for (size_t i = 0; i < m->app->n_pools; i++) {
+                Pool *p = m->app->pools[i];
                 _cleanup_free_ char *path = pool_bus_path(p->name);
                 if (!path)
                         return -ENOMEM;
@@ -1049,10 +1063,12 @@ static int method_list_pools(sd_bus_message *msg, void *userdata, sd_bus_error *
 }
 
 static int method_list_pool_drivers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
-        int r = gate(msg, AUTH_READ, NULL);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &rep);
         if (r < 0)
                 return r;
@@ -1077,27 +1093,31 @@ static int method_list_pool_drivers(sd_bus_message *msg, void *userdata, sd_bus_
 }
 
 static int method_get_pool(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         const char *name;
-        int r = gate(msg, AUTH_READ, NULL);
+        int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
-        if (!app_find_pool(S.m->app, name))
-                return reply_error(msg, QERR_POOL_NOT_FOUND, "No such storage pool: %s", name, NULL);
+        if (!app_find_pool(m->app, name))
+                return reply_error(m, msg, QERR_POOL_NOT_FOUND, "No such storage pool: %s", name, NULL);
         _cleanup_free_ char *path = pool_bus_path(name);
         return path ? sd_bus_reply_method_return(msg, "o", path) : -ENOMEM;
 }
 
 static int method_add_pool(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         _cleanup_qerror_ QError e = {};
         _cleanup_strv_free_ char **config = new0(char *, 1);
         const char *driver, *k, *v;
         Pool *p;
-        int r = gate(msg, AUTH_STORAGE, NULL);
+        int r = auth_check(m, msg, AUTH_STORAGE, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         if (!config)
                 return -ENOMEM;
         r = sd_bus_message_read(msg, "s", &driver);
@@ -1114,62 +1134,66 @@ static int method_add_pool(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = sd_bus_message_exit_container(msg);
         if (r < 0)
                 return r;
-        r = storage_pool_add(S.m->app, driver, config, &p, &e);
+        r = storage_pool_add(m->app, driver, config, &p, &e);
         if (r >= 0)
-                r = manager_save(S.m, &e);
+                r = manager_save(m, &e);
         if (r < 0)
-                return qerror_is_set(&e) ? bus_reply_qerror(S.m, msg, &e) : r;
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         _cleanup_free_ char *path = pool_bus_path(p->name);
         if (!path)
                 return -ENOMEM;
-        (void) sd_bus_emit_object_added(S.m->bus, path);
+        manager_emit_object_added(m, path);
         return sd_bus_reply_method_return(msg, "o", path);
 }
 
 static int method_remove_pool(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         _cleanup_qerror_ QError e = {};
         const char *name;
-        int r = gate(msg, AUTH_STORAGE, NULL);
+        int r = auth_check(m, msg, AUTH_STORAGE, NULL, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
-        Pool *p = app_find_pool(S.m->app, name);
+        Pool *p = app_find_pool(m->app, name);
         _cleanup_free_ char *path = pool_bus_path(name);
         if (!path)
                 return -ENOMEM;
-        if (p && !storage_pool_in_use(S.m->app, p))
-                (void) sd_bus_emit_object_removed(S.m->bus, path); /* while it still exists */
-        r = storage_pool_remove(S.m->app, name, &e);
-        return reply(msg, r, &e, true);
+        if (p && !storage_pool_in_use(m->app, p))
+                manager_emit_object_removed(m, path); /* while it still exists */
+        r = storage_pool_remove(m->app, name, &e);
+        return reply(m, msg, r, &e, true);
 }
 
-static int lookup_domain(sd_bus_message *msg, const char *ref, Domain **ret) {
+static int lookup_domain(Manager *m, sd_bus_message *msg, const char *ref, Domain **ret) {
         _cleanup_qerror_ QError e = {};
-        int r = auth_resolve_domain(S.m, msg, ref, ret, &e);
+        int r = auth_resolve_domain(m, msg, ref, ret, &e);
         if (r < 0) {
                 if (!qerror_is_set(&e))
                         return r;
-                r = bus_reply_qerror(S.m, msg, &e);
+                r = bus_reply_qerror(m, msg, &e);
                 return r < 0 ? r : 0;
         }
         return 1;
 }
 
 static int method_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *rep = NULL;
         const char *ref;
         Domain *d;
         int r = sd_bus_message_read(msg, "s", &ref);
         if (r < 0)
                 return r;
-        r = lookup_domain(msg, ref, &d);
+        r = lookup_domain(m, msg, ref, &d);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
-        r = gate(msg, AUTH_READ, d);
+        r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         r = sd_bus_message_new_method_return(msg, &rep);
         if (r < 0)
                 return r;
@@ -1191,19 +1215,21 @@ static int method_list_volumes(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 static int method_get_volume(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError denied = {};
         const char *ref, *vol;
         Domain *d;
         int r = sd_bus_message_read(msg, "ss", &ref, &vol);
         if (r < 0)
                 return r;
-        r = lookup_domain(msg, ref, &d);
+        r = lookup_domain(m, msg, ref, &d);
         if (r <= 0)
                 return r < 0 ? r : 1; /* answered */
-        r = gate(msg, AUTH_READ, d);
+        r = auth_check(m, msg, AUTH_READ, d, &denied);
         if (r <= 0)
-                return r < 0 ? r : 1; /* answered, or held until polkit answers */
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
         if (!domain_volume_config(d, vol))
-                return reply_error(msg, QERR_VOLUME_NOT_FOUND, "No such volume of %s: %s", d->name, vol);
+                return reply_error(m, msg, QERR_VOLUME_NOT_FOUND, "No such volume of %s: %s", d->name, vol);
         _cleanup_free_ char *path = volume_bus_path(d->name, vol);
         return path ? sd_bus_reply_method_return(msg, "o", path) : -ENOMEM;
 }
@@ -1228,42 +1254,55 @@ static const sd_bus_vtable manager_storage_vtable[] = {
 };
 
 int storage_dbus_init(Manager *m) {
-        S.m = m;
-        S.tokens = hashmap_new();
-        S.jobs = hashmap_new();
-        if (!S.tokens || !S.jobs)
+        StorageBus *st = new0(StorageBus, 1);
+        if (!st)
                 return log_oom();
-        storage_install_hooks(m->app);
-        S.prev_cb = m->app->event_cb;
-        S.prev_userdata = m->app->event_userdata;
-        m->app->event_cb = on_event;
+        m->storage = st;
+        st->tokens = hashmap_new();
+        st->tasks = hashmap_new();
+        if (!st->tokens || !st->tasks || app_add_listener(m->app, on_event, m) < 0)
+                return log_oom();
         return 0;
 }
 
 void storage_dbus_done(Manager *m) {
+        StorageBus *st = m->storage;
+        size_t i = 0;
+        void *v;
+
         volume_memo_clear();
         memo.release = sd_event_source_disable_unref(memo.release);
+        if (!st)
+                return;
+        app_remove_listener(m->app, on_event, m);
+        /* the tasks finished with the workers (their done() freed them) */
+        while (hashmap_iterate(st->tokens, &i, NULL, &v))
+                clone_token_free(v);
+        hashmap_free(st->tokens);
+        hashmap_free(st->tasks);
+        m->storage = mfree(st);
 }
 
-/* On the bus and on every private connection. */
-int storage_dbus_register(Manager *m, sd_bus *bus) {
-        int r;
+static const BusObjectImplementation pool_object = {
+        .path = QUBESD_POOL_PREFIX,
+        .interface = QUBESD_IFACE_POOL,
+        .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = pool_vtable, .find = pool_find }),
+        .node_enumerator = pool_enumerate,
+};
 
-        r = sd_bus_add_object_vtable(bus, NULL, QUBESD_ROOT_PATH, QUBESD_IFACE_MANAGER, manager_storage_vtable, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the storage methods of the Manager: %m");
-        r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_POOL_PREFIX, QUBESD_IFACE_POOL, pool_vtable, pool_find, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register pools: %m");
-        r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_POOL_PREFIX, pool_enumerate, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the pool enumerator: %m");
-        r = sd_bus_add_fallback_vtable(bus, NULL, QUBESD_DOMAIN_PREFIX, QUBESD_IFACE_VOLUME, volume_vtable, volume_find,
-                                       m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register volumes: %m");
-        r = sd_bus_add_node_enumerator(bus, NULL, QUBESD_DOMAIN_PREFIX, volume_enumerate, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the volume enumerator: %m");
-        return 0;
-}
+/* A second fallback below the qubes' prefix: volume_find accepts only the three-component form
+ * (…/domain/<qube>/volume/<volume>), domain_find only one component, so neither claims the
+ * other's objects. */
+static const BusObjectImplementation volume_object = {
+        .path = QUBESD_DOMAIN_PREFIX,
+        .interface = QUBESD_IFACE_VOLUME,
+        .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = volume_vtable, .find = volume_find }),
+        .node_enumerator = volume_enumerate,
+};
+
+const BusObjectImplementation storage_object = {
+        .path = QUBESD_ROOT_PATH,
+        .interface = QUBESD_IFACE_MANAGER,
+        .vtables = BUS_VTABLES({ .vtable = manager_storage_vtable }),
+        .children = BUS_IMPLEMENTATIONS(&pool_object, &volume_object),
+};

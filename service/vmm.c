@@ -1,114 +1,74 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The libvirt connection (opened, watched and reopened on a worker), the libvirt calls on the
+ * worker pool, and the runtime records of qubes. What libvirt reports goes to the listener. */
 #include "vmm.h"
 
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
+#include "libvirt-event.h"
 
+#include "workers.h"
 #include "util/log.h"
 #include "util/strv.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
-/* ---- workers ---------------------------------------------------------------------------- */
+/* ---- libvirt calls on the workers -------------------------------------------------------- */
 
-static void *worker_main(void *userdata) {
-        Vmm *v = userdata;
+/* One libvirt call: work() on a worker with its own reference to the connection (the last
+ * reference may close a remote socket: dropped there, not on the loop), done() on the loop. */
+typedef struct VmmCall {
+        Manager *manager;
+        virConnectPtr conn;
+        VmmWorkFn work;
+        VmmDoneFn done;
+        void *data;
+} VmmCall;
 
-        pthread_mutex_lock(&v->lock);
-        for (;;) {
-                while (!v->queue && !v->stopping) {
-                        v->n_idle++;
-                        pthread_cond_wait(&v->cond, &v->lock);
-                        v->n_idle--;
-                }
-                if (!v->queue)
-                        break; /* stopping and nothing left */
-                VmmJob *j = v->queue;
-                v->queue = j->next;
-                if (!v->queue)
-                        v->queue_tail = NULL;
-                pthread_mutex_unlock(&v->lock);
-
-                if (j->work)
-                        j->work(j->conn, j->data);
-                if (j->conn) {
-                        /* dropping the last reference may close a remote socket: here, not on the loop */
-                        virConnectClose(j->conn);
-                        j->conn = NULL;
-                }
-
-                pthread_mutex_lock(&v->lock);
-                j->next = NULL;
-                if (v->done_tail)
-                        v->done_tail->next = j;
-                else
-                        v->done = j;
-                v->done_tail = j;
-                uint64_t one = 1;
-                (void) write(v->done_fd, &one, sizeof one);
-        }
-        pthread_mutex_unlock(&v->lock);
-        return NULL;
-}
-
-static void run_done(Vmm *v) {
-        pthread_mutex_lock(&v->lock);
-        VmmJob *j = v->done;
-        v->done = v->done_tail = NULL;
-        pthread_mutex_unlock(&v->lock);
-        while (j) {
-                VmmJob *next = j->next;
-                if (j->done)
-                        j->done(v->manager, j->data);
-                free(j);
-                j = next;
+static void call_work(void *userdata) {
+        VmmCall *c = userdata;
+        if (c->work)
+                c->work(c->conn, c->data);
+        if (c->conn) {
+                virConnectClose(c->conn);
+                c->conn = NULL;
         }
 }
 
-static void enqueue(Vmm *v, VmmJob *j);
+static void call_done(void *userdata) {
+        VmmCall *c = userdata;
+        if (c->done)
+                c->done(c->manager, c->data);
+        free(c);
+}
 
-static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        uint64_t n;
-        (void) read(fd, &n, sizeof n);
-        run_done(userdata);
-        return 0;
+/* conn: a reference the call takes over (closed on the worker), or NULL */
+static int submit(Manager *m, virConnectPtr conn, VmmWorkFn work, VmmDoneFn done, void *data) {
+        VmmCall *c = new0(VmmCall, 1);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        c->manager = m;
+        c->conn = conn;
+        c->work = work;
+        c->done = done;
+        c->data = data;
+        r = workers_submit(m->workers, WORK_CALL, call_work, call_done, c);
+        if (r < 0)
+                free(c);
+        return r;
 }
 
 int vmm_submit(Manager *m, VmmWorkFn work, VmmDoneFn done, void *data) {
         Vmm *v = vmm_of(m);
-        VmmJob *j = new0(VmmJob, 1);
-        if (!j)
-                return -ENOMEM;
-        j->work = work;
-        j->done = done;
-        j->data = data;
+        virConnectPtr conn = NULL;
+        int r;
+
         if (v->conn && virConnectRef(v->conn) == 0)
-                j->conn = v->conn;
-
-        enqueue(v, j);
-        return 0;
-}
-
-static void enqueue(Vmm *v, VmmJob *j) {
-        pthread_mutex_lock(&v->lock);
-        if (v->queue_tail)
-                v->queue_tail->next = j;
-        else
-                v->queue = j;
-        v->queue_tail = j;
-        /* grow the pool only when every worker is busy, up to the cap */
-        if (v->n_idle == 0 && v->n_threads < VMM_WORKERS) {
-                pthread_attr_t attr;
-                pthread_attr_init(&attr);
-                pthread_attr_setstacksize(&attr, 256 * 1024);
-                if (pthread_create(&v->threads[v->n_threads], &attr, worker_main, v) == 0)
-                        v->n_threads++;
-                else if (v->n_threads == 0)
-                        log_error("Cannot start a libvirt worker thread; hypervisor calls will wait.");
-                pthread_attr_destroy(&attr);
-        }
-        pthread_cond_signal(&v->cond);
-        pthread_mutex_unlock(&v->lock);
+                conn = v->conn;
+        r = submit(m, conn, work, done, data);
+        if (r < 0 && conn)
+                virConnectClose(conn);
+        return r;
 }
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -146,13 +106,6 @@ VmRuntime *vmm_runtime(Manager *m, const char *name) {
         if (!rt->name || hashmap_put(v->runtime, rt->name, rt) < 0)
                 return runtime_free(rt);
         return rt;
-}
-
-void vmm_set_power_state(Manager *m, Domain *d, const char *state) {
-        if (streq_ptr(d->power_state, state))
-                return;
-        d->power_state = state;
-        manager_mark_power_state_dirty(m, d->name);
 }
 
 void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime) {
@@ -249,7 +202,7 @@ static void on_libvirt_lifecycle(virConnectPtr conn, virDomainPtr dom, int event
         Manager *m = opaque;
         const char *name = virDomainGetName(dom);
         if (name && m->vmm)
-                lifecycle_on_libvirt_event(m, name, event, detail);
+                m->vmm->listener->domain_event(m, name, event, detail);
 }
 
 static void schedule_reconnect(Manager *m);
@@ -264,11 +217,8 @@ static void on_libvirt_close(virConnectPtr conn, int reason, void *opaque) {
                     reason);
         /* the last reference goes in a worker: closing may block */
         v->conn = NULL;
-        VmmJob *j = new0(VmmJob, 1);
-        if (j) {
-                j->conn = conn;
-                enqueue(v, j);
-        }
+        if (submit(m, conn, NULL, NULL, NULL) < 0)
+                virConnectClose(conn);
         v->reconnect_delay_s = 1;
         schedule_reconnect(m);
 }
@@ -351,7 +301,7 @@ static void open_done(Manager *m, void *data) {
                         m->app->host_memory_mib = q->node_mem_kib / 1024;
                         m->app->host_cpus = q->node_cpus;
                 }
-                lifecycle_sync(m, q->active, q->n_active);
+                v->listener->connected(m, q->active, q->n_active);
         }
         for (size_t i = 0; i < q->n_active; i++)
                 free(q->active[i].name);
@@ -359,7 +309,7 @@ static void open_done(Manager *m, void *data) {
         free(q->error);
         free(q->uri);
         free(q);
-        lifecycle_connection_settled(m);
+        v->listener->settled(m);
 }
 
 static void start_connect(Manager *m) {
@@ -412,7 +362,7 @@ static const char *driver_of_uri(const char *uri) {
 static void silent_error(void *userdata, virErrorPtr error) {
 }
 
-int vmm_init(Manager *m) {
+int vmm_init(Manager *m, const VmmListener *listener) {
         Vmm *v;
         int r;
 
@@ -430,29 +380,13 @@ int vmm_init(Manager *m) {
                 return log_oom();
         m->vmm = v;
         v->manager = m;
-        v->done_fd = -EBADF;
+        v->listener = listener;
         v->lifecycle_cb_id = -1;
-        pthread_mutex_init(&v->lock, NULL);
-        pthread_cond_init(&v->cond, NULL);
         v->runtime = hashmap_new();
-        v->jobs = hashmap_new();
         v->driver = strdup(driver_of_uri(m->config.libvirt_uri));
-        if (!v->runtime || !v->jobs || !v->driver)
+        if (!v->runtime || !v->driver)
                 return log_oom();
-        v->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (v->done_fd < 0)
-                return log_error_errno(errno, "Failed to create an eventfd: %m");
-        r = sd_event_add_io(m->event, &v->done_source, v->done_fd, EPOLLIN, on_done, v);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch the worker eventfd: %m");
-        (void) sd_event_source_set_description(v->done_source, "vmm-done");
-
-        r = lifecycle_dbus_register(m);
-        if (r < 0)
-                return r;
-
         start_connect(m);
-        lifecycle_stats_tick(m); /* arms the stats timer */
         return 0;
 }
 
@@ -463,21 +397,11 @@ void vmm_free(Manager *m) {
 
         if (!v)
                 return;
-        pthread_mutex_lock(&v->lock);
+        /* the workers have stopped (workers_stop()): no libvirt call is in flight */
         v->stopping = true;
-        pthread_cond_broadcast(&v->cond);
-        pthread_mutex_unlock(&v->lock);
-        for (size_t k = 0; k < v->n_threads; k++)
-                pthread_join(v->threads[k], NULL);
-        /* what the workers finished still gets its done(): it frees its data */
-        run_done(v);
-
-        lifecycle_free(m);
-        lifecycle_dbus_free(m);
         v->connect_waiters = strv_free(v->connect_waiters);
         v->reconnect_source = sd_event_source_disable_unref(v->reconnect_source);
         v->stats_source = sd_event_source_disable_unref(v->stats_source);
-        v->done_source = sd_event_source_disable_unref(v->done_source);
         if (v->conn) {
                 /* blocking is fine now: the loop has ended */
                 if (v->lifecycle_cb_id >= 0)
@@ -491,11 +415,6 @@ void vmm_free(Manager *m) {
         while (hashmap_iterate(v->runtime, &i, NULL, &val))
                 runtime_free(val);
         hashmap_free(v->runtime);
-        hashmap_free(v->jobs);
-        if (v->done_fd >= 0)
-                close(v->done_fd);
         free(v->driver);
-        pthread_mutex_destroy(&v->lock);
-        pthread_cond_destroy(&v->cond);
         free(v);
 }

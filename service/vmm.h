@@ -1,38 +1,27 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The hypervisor side of qubesd: one libvirt connection, a small pool of worker threads that
- * run the blocking libvirt calls, and the per-qube runtime state (power state, xid, memory and
- * CPU figures) that the loop answers from. Workers never touch the model or the bus: a job's
- * work() runs on a worker with its own reference to the connection, its done() runs on the loop
+/* The hypervisor side of qubesd: one libvirt connection, the libvirt calls (each one runs on
+ * the worker pool, workers.h) and the per-qube runtime state (xid, memory and CPU figures, the
+ * calls waiting for a start or a stop) that the loop answers from. What libvirt says goes to
+ * its listener (lifecycle.c), which drives it. A call's work() runs on a worker with its own reference
+ * to the connection and never touches the model or the bus; its done() runs on the loop
  * afterwards. */
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
-#include <pthread.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "manager.h"
 
-#define VMM_WORKERS 4
-
-typedef struct Vmm Vmm;
 typedef struct VmRuntime VmRuntime;
-typedef struct LifecycleOp LifecycleOp;
+typedef struct VmmListener VmmListener;
 
 /* work() runs on a worker; conn is NULL when there is no connection. */
 typedef void (*VmmWorkFn)(virConnectPtr conn, void *data);
 /* done() runs on the loop. */
 typedef void (*VmmDoneFn)(Manager *m, void *data);
-
-typedef struct VmmJob {
-        VmmWorkFn work;
-        VmmDoneFn done;
-        void *data;
-        virConnectPtr conn;
-        struct VmmJob *next;
-} VmmJob;
 
 /* Callbacks waiting for something to happen to one qube (start finished, qube stopped). */
 typedef void (*VmWaitFn)(Manager *m, const char *name, int error, const QError *e, void *userdata);
@@ -58,6 +47,7 @@ struct VmRuntime {
 
 struct Vmm {
         Manager *manager;
+        const VmmListener *listener;
         /* connection (loop only) */
         virConnectPtr conn;
         char *driver; /* "test", "qemu", "xen", … from the URI scheme */
@@ -67,41 +57,46 @@ struct Vmm {
         int lifecycle_cb_id;
         unsigned reconnect_delay_s;
         sd_event_source *reconnect_source;
-        /* workers */
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        pthread_t threads[VMM_WORKERS];
-        size_t n_threads, n_idle;
-        VmmJob *queue, *queue_tail;
-        VmmJob *done, *done_tail;
-        bool stopping;
-        int done_fd;
-        sd_event_source *done_source;
+        bool stopping; /* qubesd is going: nothing starts */
         /* runtime state */
         Hashmap *runtime; /* qube name -> VmRuntime* */
         sd_event_source *stats_source;
         bool stats_in_flight;
         uint64_t host_cpu_ns_prev;
-        /* jobs and lifecycle bookkeeping (lifecycle.c) */
-        Hashmap *jobs; /* job number (decimal string) -> Job* */
-        unsigned next_job;
-        sd_bus_slot *job_slot, *job_enum_slot, *domain_slot, *manager_slot;
 };
 
-/* vmm.c */
-int vmm_init(Manager *m);
+/* After (re)connecting: the list of active libvirt domains with their state and id. */
+typedef struct VmmActive {
+        char *name;
+        int state; /* virDomainState */
+        int id;
+        uint64_t mem_kib, max_kib, cputime_ns;
+        unsigned vcpus;
+} VmmActive;
+
+/* Who hears what libvirt says (lifecycle.c), on the loop. */
+typedef struct VmmListener {
+        /* a domain's lifecycle event (virDomainEventType and its detail) */
+        void (*domain_event)(Manager *m, const char *name, int event, int detail);
+        /* (re)connected: the domains active now */
+        void (*connected)(Manager *m, VmmActive *active, size_t n);
+        /* the connection attempt is over, connected or not */
+        void (*settled)(Manager *m);
+} VmmListener;
+
+/* Start connecting (and reconnecting when the connection is lost). */
+int vmm_init(Manager *m, const VmmListener *listener);
+/* After the workers have stopped. */
 void vmm_free(Manager *m);
 static inline Vmm *vmm_of(Manager *m) {
         return m->vmm;
 }
-/* Queue a job; done() is always called on the loop (also when there is no connection).
- * Returns 0 or -ENOMEM (then nothing is called). */
+/* Queue a libvirt call; done() is always called on the loop (also when there is no connection).
+ * Returns 0 or a negative error (then nothing is called). */
 int vmm_submit(Manager *m, VmmWorkFn work, VmmDoneFn done, void *data);
 bool vmm_connected(Manager *m);
 /* The runtime record of a qube (created on demand), NULL on OOM. */
 VmRuntime *vmm_runtime(Manager *m, const char *name);
-/* Set a qube's power state and announce PowerState (no Qubes event). */
-void vmm_set_power_state(Manager *m, Domain *d, const char *state);
 /* The cached figures for GetCurrentState. */
 void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime);
 /* Ask a worker for fresh virDomainGetInfo figures of a qube (the cache is updated later). */
@@ -113,41 +108,3 @@ int vmm_last_error_code(void);
 static inline const char *vmm_libvirt_name(const Domain *d) {
         return d->klass == QUBES_CLASS_ADMINVM ? "Domain-0" : d->name;
 }
-
-/* libvirt-event.c */
-int libvirt_event_register(sd_event *event);
-void libvirt_event_flush(void);
-void libvirt_event_unregister(void);
-
-/* domain-xml.c: the libvirt domain XML of a qube for the connected driver. */
-char *domain_libvirt_xml(Manager *m, Domain *d, const char *driver, QError *err);
-
-/* lifecycle.c */
-void lifecycle_on_libvirt_event(Manager *m, const char *name, int event, int detail);
-/* After (re)connecting: the list of active libvirt domains with their state and id. */
-typedef struct VmmActive {
-        char *name;
-        int state; /* virDomainState */
-        int id;
-        uint64_t mem_kib, max_kib, cputime_ns;
-        unsigned vcpus;
-} VmmActive;
-void lifecycle_sync(Manager *m, VmmActive *active, size_t n);
-/* The connection attempt is over (connected or not): the starts that waited for it go on. */
-void lifecycle_connection_settled(Manager *m);
-/* A finished start/shutdown/etc.: error < 0 with e set (or not, for a plain errno). */
-typedef void (*OpDoneFn)(Manager *m, const char *name, int error, const QError *e, void *userdata);
-int lifecycle_start(Manager *m, Domain *d, OpDoneFn done, void *userdata);
-int lifecycle_shutdown(Manager *m, Domain *d, bool force, bool wait, OpDoneFn done, void *userdata);
-int lifecycle_kill(Manager *m, Domain *d, OpDoneFn done, void *userdata);
-int lifecycle_pause(Manager *m, Domain *d, OpDoneFn done, void *userdata);
-int lifecycle_unpause(Manager *m, Domain *d, OpDoneFn done, void *userdata);
-int lifecycle_suspend(Manager *m, Domain *d, OpDoneFn done, void *userdata);
-int lifecycle_resume(Manager *m, Domain *d, OpDoneFn done, void *userdata);
-int lifecycle_restart(Manager *m, Domain *d, OpDoneFn done, void *userdata);
-void lifecycle_stats_tick(Manager *m);
-void lifecycle_free(Manager *m);
-
-/* lifecycle-dbus.c */
-int lifecycle_dbus_register(Manager *m);
-void lifecycle_dbus_free(Manager *m);

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "model/app.h"
+
 #include "model/model.h"
 
 #include <ctype.h>
@@ -132,6 +134,7 @@ App *app_free(App *app) {
                         free(app->props[i].value);
         free(app->props);
 
+        free(app->listeners);
         free(app->state_dir);
         free(app->xml_path);
         free(app);
@@ -767,7 +770,7 @@ static int add_auto_tag(Domain *d, const char *prop, const char *prefix) {
         return domain_tag_add(d, tag, NULL);
 }
 
-int app_create_domain(App *app, const CreateParams *params, Domain **ret, QError *err) {
+int app_create_domain_begin(App *app, const CreateParams *params, Domain **ret, QError *err) {
         _cleanup_free_ char *dispname = NULL, *tplname_default = NULL, *creator_tag = NULL;
         const char *klass_name = qubes_class_to_string(params->klass);
         const char *name = params->name, *tplname = NULL;
@@ -896,17 +899,26 @@ int app_create_domain(App *app, const CreateParams *params, Domain **ret, QError
                 return r;
         }
 
-        if (d->n_volumes > 0 && app->storage_create_volumes) {
-                /* last, so that no earlier failure leaves volume data behind */
-                r = app->storage_create_volumes(app, d, err);
-                if (r < 0) {
-                        app_unregister_domain(app, d);
-                        domain_free(d);
-                        return r;
-                }
-        }
+        *ret = d;
+        return 0;
+}
 
+void app_create_domain_commit(App *app, Domain *d) {
         app_emit_event(app, NULL, "domain-add", "vm", d->name);
+}
+
+void app_create_domain_abort(App *app, Domain *d) {
+        /* nothing announced the qube yet, so it can vanish quietly */
+        app_unregister_domain(app, d);
+        domain_free(d);
+}
+
+int app_create_domain(App *app, const CreateParams *params, Domain **ret, QError *err) {
+        Domain *d;
+        int r = app_create_domain_begin(app, params, &d, err);
+        if (r < 0)
+                return r;
+        app_create_domain_commit(app, d);
         if (ret)
                 *ret = d;
         return 0;
@@ -994,8 +1006,6 @@ int app_remove_domain(App *app, Domain *d, QError *err) {
                 return -ENOMEM;
 
         app_emit_event(app, NULL, "domain-pre-delete", "vm", name);
-        if (app->storage_remove_volumes)
-                app->storage_remove_volumes(app, d);
         app_unregister_domain(app, d);
 
         static const char *const reset_globals[] = {
@@ -1318,6 +1328,25 @@ void app_emit_eventv(App *app, Domain *subject, const char *event, const char *c
         /* every change made through the API is announced on its qube: its saved form is stale */
         if (subject)
                 domain_mark_changed(subject);
-        if (app->event_cb)
-                app->event_cb(app, subject, event, kv, n_kv, app->event_userdata);
+        for (size_t i = 0; i < app->n_listeners; i++)
+                app->listeners[i].fn(app, subject, event, kv, n_kv, app->listeners[i].userdata);
+}
+
+int app_add_listener(App *app, AppEventCallback fn, void *userdata) {
+        AppListener *l = realloc(app->listeners, sizeof(AppListener) * (app->n_listeners + 1));
+        if (!l)
+                return -ENOMEM;
+        app->listeners = l;
+        app->listeners[app->n_listeners++] = (AppListener){ fn, userdata };
+        return 0;
+}
+
+void app_remove_listener(App *app, AppEventCallback fn, void *userdata) {
+        for (size_t i = 0; i < app->n_listeners; i++)
+                if (app->listeners[i].fn == fn && app->listeners[i].userdata == userdata) {
+                        memmove(app->listeners + i, app->listeners + i + 1,
+                                sizeof(AppListener) * (app->n_listeners - i - 1));
+                        app->n_listeners--;
+                        return;
+                }
 }

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "model/domain.h"
+
 #include "model/model.h"
 
 #include <ctype.h>
@@ -588,5 +590,79 @@ int domain_notes_set(Domain *d, const char *text, size_t len, QError *err) {
         r = write_file_atomic(path, b.buf ?: "", b.len, 0664);
         if (r < 0)
                 return qerror_set(err, QERR_QUBES_EXCEPTION, "Unable to write qube notes: %s", strerror(-r));
+        return 0;
+}
+
+bool volume_vid_valid(const char *vid) {
+        const char *p = vid;
+        if (!vid || !*vid || strlen(vid) > 1024 || vid[0] == '/')
+                return false;
+        for (;;) {
+                size_t n = strcspn(p, "/");
+                if (n == 0 || n > 200)
+                        return false; /* empty component ("//", trailing '/') or too long */
+                if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+                        return false;
+                for (size_t i = 0; i < n; i++)
+                        if (!isascii((unsigned char) p[i]) || !(isalnum((unsigned char) p[i]) || strchr("_.+-", p[i])))
+                                return false;
+                if (!p[n])
+                        return true;
+                p += n + 1;
+        }
+}
+
+/* ---- volume config ----------------------------------------------------------------------- */
+
+VolumeConfig *domain_volume_config(Domain *d, const char *name) {
+        for (size_t i = 0; d && name && i < d->n_volumes; i++)
+                if (streq(d->volumes[i].name, name))
+                        return &d->volumes[i];
+        return NULL;
+}
+
+const char *volume_config_get(const VolumeConfig *vc, const char *key) {
+        for (char **a = vc ? vc->attrs : NULL; a && a[0] && a[1]; a += 2)
+                if (streq(a[0], key))
+                        return a[1];
+        return NULL;
+}
+
+/* upstream's XML attribute order; unknown keys keep their place after these */
+static const char *const attr_order[] = {
+        "pool", "vid", "revisions_to_keep", "rw", "save_on_stop", "snap_on_start", "ephemeral", "size", "source",
+};
+
+static size_t attr_rank(const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(attr_order); i++)
+                if (streq(attr_order[i], key))
+                        return i;
+        return ELEMENTSOF(attr_order);
+}
+
+int volume_config_set(VolumeConfig *vc, const char *key, const char *value) {
+        size_t n = strv_length(vc->attrs), pos = n;
+        for (size_t i = 0; i + 1 < n; i += 2)
+                if (streq(vc->attrs[i], key))
+                        return free_and_strdup(&vc->attrs[i + 1], value);
+        for (size_t i = 0; i + 1 < n; i += 2)
+                if (attr_rank(vc->attrs[i]) > attr_rank(key)) {
+                        pos = i;
+                        break;
+                }
+        char *k = strdup(key), *v = strdup(value);
+        char **nl = realloc(vc->attrs, sizeof(char *) * (n + 3));
+        if (!k || !v || !nl) {
+                free(k);
+                free(v);
+                if (nl)
+                        vc->attrs = nl;
+                return -ENOMEM;
+        }
+        memmove(nl + pos + 2, nl + pos, sizeof(char *) * (n - pos));
+        nl[pos] = k;
+        nl[pos + 1] = v;
+        nl[n + 2] = NULL;
+        vc->attrs = nl;
         return 0;
 }

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 #include "model/model.h"
-#include "storage/storage.h"
+#include "model/props.h"
 #include "util/fileio.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
@@ -959,7 +959,7 @@ static int check_kernel(void *h, const PropDef *p, const char *value, char **can
         /* Stricter than upstream (any name without '/'): the name is a volume id of the kernel
          * pool, which refuses anything else, and one such volume made GetManagedObjects fail for
          * every client (found by test_hostile). */
-        if (!storage_vid_valid(value))
+        if (!volume_vid_valid(value))
                 return qerror_set(err, QERR_PROPERTY_VALUE,
                                   "Kernel name must be letters, digits and '.', '_', '+', '-' (not '.' or '..')");
         return ret_strdup(canonical, value);

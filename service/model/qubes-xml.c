@@ -18,6 +18,7 @@
 #include <libxml/xmlerror.h>
 
 #include "model/model.h"
+#include "model/qubes-xml.h"
 #include "util/fileio.h"
 #include "util/hashmap.h"
 #include "util/log.h"

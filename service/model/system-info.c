@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "model/system-info.h"
+
 #include <jansson.h>
 
-#include "model.h"
+#include "model/model.h"
 
 /* The system information document the qrexec policy engine evaluates requests against
  * (spec qrexec-policy.md §3, admin-api.md 2.5 internal.GetSystemInfo), as upstream's

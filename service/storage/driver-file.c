@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "storage/driver.h"
+
 #include "storage/storage.h"
 #include "util/log.h"
 #include "util/strv.h"

@@ -6,11 +6,13 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "storage/driver.h"
+
 #include "storage/storage.h"
 #include "util/strv.h"
 
 static bool version_valid(const char *vid) {
-        return vid && !strchr(vid, '/') && storage_vid_valid(vid);
+        return vid && !strchr(vid, '/') && volume_vid_valid(vid);
 }
 
 /* "<version>/modules.img" as a vid-relative name. */

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "storage/driver.h"
+
 #include "storage/storage.h"
 #include "util/strv.h"
 

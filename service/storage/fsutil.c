@@ -11,6 +11,8 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 
+#include "storage/fsutil.h"
+
 #include "storage/storage.h"
 #include "util/log.h"
 
@@ -52,7 +54,7 @@ int vol_parent(const char *dir_path, const char *vid, const char *suffix, bool m
         _cleanup_free_ char *copy = NULL;
         char *p, *slash;
 
-        if (!dir_path || !vid || !storage_vid_valid(vid))
+        if (!dir_path || !vid || !volume_vid_valid(vid))
                 return -EINVAL;
         fd = open(dir_path, O_DIRECTORY | O_CLOEXEC | O_PATH);
         if (fd < 0)
@@ -170,7 +172,7 @@ int vol_stat_in(VolDirs *c, const char *dir_path, const char *vid, const char *s
         _cleanup_free_ char *name = NULL;
         int fd, r;
 
-        if (!dir_path || !vid || !storage_vid_valid(vid))
+        if (!dir_path || !vid || !volume_vid_valid(vid))
                 return -EINVAL;
         const char *slash = strrchr(vid, '/');
         size_t plen = slash ? (size_t) (slash - vid) : 0;

@@ -5,6 +5,8 @@
 #include <sys/random.h>
 #include <sys/statvfs.h>
 
+#include "storage/pool.h"
+
 #include "storage/storage.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
@@ -75,25 +77,6 @@ int storage_parse_size(const char *s, const char *name, uint64_t *ret, QError *e
         }
         *ret = (uint64_t) v;
         return 0;
-}
-
-bool storage_vid_valid(const char *vid) {
-        const char *p = vid;
-        if (!vid || !*vid || strlen(vid) > 1024 || vid[0] == '/')
-                return false;
-        for (;;) {
-                size_t n = strcspn(p, "/");
-                if (n == 0 || n > 200)
-                        return false; /* empty component ("//", trailing '/') or too long */
-                if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-                        return false;
-                for (size_t i = 0; i < n; i++)
-                        if (!isascii((unsigned char) p[i]) || !(isalnum((unsigned char) p[i]) || strchr("_.+-", p[i])))
-                                return false;
-                if (!p[n])
-                        return true;
-                p += n + 1;
-        }
 }
 
 bool storage_pool_name_valid(const char *name) {

@@ -1,66 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Volumes of qubes: the volume config in the model (qubes.xml's <volume> attributes), resolved
- * with its pool and driver into a self-contained StorageVolume; the admin.vm.volume.* rules; the
- * create/remove hooks of the model and the start/stop hooks of the lifecycle code. */
+/* Volumes of qubes: the volume config of the model (qubes.xml's <volume> attributes) resolved
+ * with its pool and driver into a self-contained StorageVolume; the admin.vm.volume.* rules; a
+ * qube created and removed with its data; the start/stop steps of the lifecycle code. */
 #include <inttypes.h>
+
+#include "storage/volume.h"
 
 #include "storage/storage.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
-
-VolumeConfig *domain_volume_config(Domain *d, const char *name) {
-        for (size_t i = 0; d && name && i < d->n_volumes; i++)
-                if (streq(d->volumes[i].name, name))
-                        return &d->volumes[i];
-        return NULL;
-}
-
-const char *volume_config_get(const VolumeConfig *vc, const char *key) {
-        for (char **a = vc ? vc->attrs : NULL; a && a[0] && a[1]; a += 2)
-                if (streq(a[0], key))
-                        return a[1];
-        return NULL;
-}
-
-/* upstream's XML attribute order; unknown keys keep their place after these */
-static const char *const attr_order[] = {
-        "pool", "vid", "revisions_to_keep", "rw", "save_on_stop", "snap_on_start", "ephemeral", "size", "source",
-};
-
-static size_t attr_rank(const char *key) {
-        for (size_t i = 0; i < ELEMENTSOF(attr_order); i++)
-                if (streq(attr_order[i], key))
-                        return i;
-        return ELEMENTSOF(attr_order);
-}
-
-int volume_config_set(VolumeConfig *vc, const char *key, const char *value) {
-        size_t n = strv_length(vc->attrs), pos = n;
-        for (size_t i = 0; i + 1 < n; i += 2)
-                if (streq(vc->attrs[i], key))
-                        return free_and_strdup(&vc->attrs[i + 1], value);
-        for (size_t i = 0; i + 1 < n; i += 2)
-                if (attr_rank(vc->attrs[i]) > attr_rank(key)) {
-                        pos = i;
-                        break;
-                }
-        char *k = strdup(key), *v = strdup(value);
-        char **nl = realloc(vc->attrs, sizeof(char *) * (n + 3));
-        if (!k || !v || !nl) {
-                free(k);
-                free(v);
-                if (nl)
-                        vc->attrs = nl;
-                return -ENOMEM;
-        }
-        memmove(nl + pos + 2, nl + pos, sizeof(char *) * (n - pos));
-        nl[pos] = k;
-        nl[pos + 1] = v;
-        nl[n + 2] = NULL;
-        vc->attrs = nl;
-        return 0;
-}
 
 static bool attr_true(const VolumeConfig *vc, const char *key) {
         return streq_ptr(volume_config_get(vc, key), "True");
@@ -142,7 +91,7 @@ int storage_volume_get(App *app, Domain *d, const char *name, StorageVolume *ret
         } else if (asprintf(&v.vid, "%s/%s/%s", d->klass == QUBES_CLASS_TEMPLATEVM ? "vm-templates" : "appvms", d->name,
                             name) < 0)
                 return -ENOMEM;
-        if (v.vid && !storage_vid_valid(v.vid))
+        if (v.vid && !volume_vid_valid(v.vid))
                 return qerror_set(e, QERR_STORAGE_POOL, "Refusing volume id outside of its pool: %s", v.vid);
 
         v.rw = attr_true(vc, "rw");
@@ -151,7 +100,7 @@ int storage_volume_get(App *app, Domain *d, const char *name, StorageVolume *ret
         if (v.snap_on_start) {
                 s = volume_config_get(vc, "source") ?: resolve_source(d, name);
                 if (s) {
-                        if (!storage_vid_valid(s))
+                        if (!volume_vid_valid(s))
                                 return qerror_set(e, QERR_STORAGE_POOL, "Refusing volume id outside of its pool: %s",
                                                   s);
                         v.source = strdup(s);
@@ -299,9 +248,9 @@ int storage_volume_resize(App *app, Domain *d, const char *vol, const char *valu
         return volume_config_set(domain_volume_config(d, vol), "size", buf);
 }
 
-/* ---- qube hooks ------------------------------------------------------------------------- */
+/* ---- qubes with their data ---------------------------------------------------------------- */
 
-int storage_domain_create_volumes(App *app, Domain *d, QError *e) {
+static int create_volumes(App *app, Domain *d, QError *e) {
         size_t i;
         int r = 0;
 
@@ -324,20 +273,53 @@ int storage_domain_create_volumes(App *app, Domain *d, QError *e) {
         return r;
 }
 
-void storage_domain_remove_volumes(App *app, Domain *d) {
+int storage_create_domain(App *app, const CreateParams *params, Domain **ret, QError *e) {
+        Domain *d;
+        int r = app_create_domain_begin(app, params, &d, e);
+        if (r < 0)
+                return r;
+        /* the data last, so that no earlier failure leaves any behind; the qube is announced
+         * only once it is whole */
+        r = create_volumes(app, d, e);
+        if (r < 0) {
+                app_create_domain_abort(app, d);
+                return r;
+        }
+        app_create_domain_commit(app, d);
+        if (ret)
+                *ret = d;
+        return 0;
+}
+
+int storage_remove_domain(App *app, Domain *d, QError *e) {
+        StorageVolume *vols = new0(StorageVolume, d->n_volumes);
+        size_t n = 0;
+        int r;
+
+        if (!vols)
+                return -ENOMEM;
+        /* what to delete, resolved while the qube is there (a volume that does not resolve, say
+         * its pool is gone, has no data to delete) */
         for (size_t i = 0; i < d->n_volumes; i++) {
-                _cleanup_(storage_volume_donep) StorageVolume v = {};
-                _cleanup_qerror_ QError e = {};
-                if (storage_volume_get(app, d, d->volumes[i].name, &v, &e) < 0 || v.driver->remove(&v, &e) < 0) {
-                        _cleanup_free_ char *m = qerror_message(&e);
+                _cleanup_qerror_ QError ve = {};
+                if (storage_volume_get(app, d, d->volumes[i].name, &vols[n], &ve) >= 0)
+                        n++;
+                else {
+                        _cleanup_free_ char *m = qerror_message(&ve);
                         log_warning("Removing volume %s of %s: %s", d->volumes[i].name, d->name, strempty(m));
                 }
         }
-}
-
-void storage_install_hooks(App *app) {
-        app->storage_create_volumes = storage_domain_create_volumes;
-        app->storage_remove_volumes = storage_domain_remove_volumes;
+        r = app_remove_domain(app, d, e);
+        if (r >= 0)
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_qerror_ QError ve = {};
+                        if (vols[i].driver->remove(&vols[i], &ve) < 0) {
+                                _cleanup_free_ char *m = qerror_message(&ve);
+                                log_warning("Removing volume %s of %s: %s", vols[i].name, vols[i].domain, strempty(m));
+                        }
+                }
+        storage_volumes_free(vols, n);
+        return r;
 }
 
 int storage_domain_volumes(App *app, Domain *d, StorageVolume **ret, size_t *ret_n, QError *e) {

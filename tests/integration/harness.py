@@ -7,6 +7,12 @@ Run with Debian's /usr/bin/python3 (python3-gi). Environment:
   QUBES_TEST_KEEP   if set, temporary directories are kept for inspection
   QUBESD_WRAPPER    a command line qubesd is run under, e.g. "valgrind --error-exitcode=99"
                     (scripts/valgrind-check); split like a shell would, without expansion
+
+Routes. A client reaches qubesd by one of two routes: through the bus daemon ('bus'), or over
+qubesd's private socket ('private', `qubesd --private-socket`), the direct connection the shim
+makes its calls on in the installed topology. `Daemon(route=...)` starts qubesd for either; a
+test class decorated with @over_each_route runs once per route, as CLASS_bus and CLASS_private
+(the route is in every test's name), when its module says `load_tests = harness.load_tests`.
 """
 
 import os
@@ -44,12 +50,17 @@ DEMO_XML = os.path.join(SOURCE_DIR, 'data', 'demo-qubes.xml')
 EXAMPLE_XML = os.path.join(SOURCE_DIR, 'tests', 'data', 'example-qubes.xml')
 INTERFACES_DIR = os.path.join(SOURCE_DIR, 'dbus-interfaces')
 TEST_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
+# A bus of type system: the default policy of /usr/share/dbus-1/system.conf, the policies of
+# /usr/share/dbus-1/system.d (polkitd's) and qubesd's installed busconfig
+SYSTEM_BUS_CONF = os.path.join(SOURCE_DIR, 'tests', 'data', 'system-bus.conf.in')
+ADMIN_BUSCONFIG = os.path.join(SOURCE_DIR, 'data', 'org.qubes_os.Admin1.conf')
 
 START_TIMEOUT = float(os.environ.get('QUBESD_START_TIMEOUT', '30'))
 # qubesd runs under a wrapper (valgrind: some 30 times slower): latency bounds do not hold
 UNDER_WRAPPER = bool(os.environ.get('QUBESD_WRAPPER'))
 timing_sensitive = unittest.skipIf(UNDER_WRAPPER, 'latency bound; qubesd runs under QUBESD_WRAPPER')
 CALL_TIMEOUT_MS = 30000
+ROUTES = ('bus', 'private')
 
 
 def find_qubesd():
@@ -149,10 +160,15 @@ def xml_domain_property(root, domain, prop):
 
 
 class Daemon:
-    """A private bus and a qubesd on it. Use start(), then .conn; stop() or cleanup() at the end."""
+    """A private bus and a qubesd on it. Use start(), then .call_conn for calls (the route's
+    connection: the bus, or qubesd's private socket) and .conn for the bus itself (signals, names);
+    stop() or cleanup() at the end."""
 
-    def __init__(self, qubes_xml=None, extra_args=(), substitute_pool_dir=True):
+    def __init__(self, qubes_xml=None, extra_args=(), substitute_pool_dir=True, route='bus'):
+        if route not in ROUTES:
+            raise ValueError('route must be one of %s, not %r' % (ROUTES, route))
         self.qubesd = find_qubesd()
+        self.route = route
         self.dir = tempfile.mkdtemp(prefix='qubesd-test-')
         self.bus_path = os.path.join(self.dir, 'bus')
         self.address = 'unix:path=' + self.bus_path
@@ -160,9 +176,12 @@ class Daemon:
         self.xml_path = os.path.join(self.state_dir, 'qubes.xml')
         self.log_path = os.path.join(self.dir, 'qubesd.log')
         self.extra_args = list(extra_args)
+        self.private_socket = os.path.join(self.dir, 'private') if route == 'private' else None
+        self.env = {}  # added to qubesd's environment
         self.bus_proc = None
         self.proc = None
         self.conn = None
+        self.call_conn = None
         self.starts = 0
         os.makedirs(self.state_dir)
         if qubes_xml is not None:
@@ -199,8 +218,74 @@ class Daemon:
 
     def command(self):
         wrapper = shlex.split(os.environ.get('QUBESD_WRAPPER', ''))
+        private = ['--private-socket=' + self.private_socket] if self.private_socket else []
         return wrapper + [self.qubesd, '--bus-address=' + self.address, '--state-dir=' + self.state_dir,
-                '--libvirt-uri=test:///default'] + self.extra_args
+                '--libvirt-uri=test:///default'] + private + self.extra_args
+
+    def connect(self):
+        """A new client connection by the route: to the bus, or straight to the private socket
+        (peer to peer: no bus name, no signals from the bus)."""
+        if self.route == 'private':
+            conn = Gio.DBusConnection.new_for_address_sync(
+                'unix:path=' + self.private_socket, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT, None, None)
+            conn.set_exit_on_close(False)
+            self._prime(conn)
+        else:
+            conn = Gio.DBusConnection.new_for_address_sync(
+                self.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+                Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+        conn.set_exit_on_close(False)
+        return conn
+
+    @staticmethod
+    def _prime(conn):
+        """Get a first reply on a new private connection. A message that reaches qubesd in the
+        same read as the client's BEGIN is left unprocessed by the server side of sd-bus (libsystemd
+        252) until the next bytes arrive on that connection: GDBus sends its first message right
+        after BEGIN, so under load its first call hangs (test_bus.TestPrivateSocketClients shows it
+        with libdbus, which always does). sd-bus clients (the shim) are not affected. Each Ping that
+        times out here is answered once the next one arrives; the tests then measure qubesd."""
+        wait_ms = 200
+        for _ in range(20):
+            try:
+                conn.call_sync(None, '/', 'org.freedesktop.DBus.Peer', 'Ping', None, None,
+                               Gio.DBusCallFlags.NONE, wait_ms, None)
+                return
+            except GLib.Error as e:
+                if not e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.TIMED_OUT):
+                    raise
+            wait_ms = min(wait_ms * 2, 5000)
+        raise AssertionError('no reply to Peer.Ping on a new private connection')
+
+    def _connect_calls(self):
+        self._close_calls()
+        self.call_conn = self.connect() if self.route == 'private' else self.conn
+
+    def _close_calls(self):
+        if self.call_conn is not None and self.call_conn is not self.conn:
+            try:
+                self.call_conn.close_sync(None)
+            except GLib.Error:
+                pass
+        self.call_conn = None
+
+    # --- the shim, by the same route ----------------------------------------------------------
+
+    def shim_args(self):
+        """Options of a qubes-admin-shim (--listen) that calls this qubesd by the route."""
+        args = ['--bus-address=' + self.address]
+        if self.private_socket:
+            args.append('--private-socket=' + self.private_socket)
+        return args
+
+    def shim_env(self, base=None):
+        """The environment of a shim run as a qrexec service (or started by a runner) for this
+        qubesd: the bus as the system bus, QUBESD_PRIVATE_SOCKET by the route (empty: the bus,
+        even when a /run/qubesd/private exists on this machine), no QREXEC_* variables."""
+        env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith('QREXEC')}
+        env['DBUS_SYSTEM_BUS_ADDRESS'] = self.address
+        env['QUBESD_PRIVATE_SOCKET'] = self.private_socket or ''
+        return env
 
     def spawn(self):
         """Start qubesd without waiting for it (it may be expected to fail)."""
@@ -210,7 +295,7 @@ class Daemon:
         self.log.flush()
         self.starts += 1
         self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=dict(os.environ, **self.env))
         return self.proc
 
     def name_owner(self):
@@ -231,6 +316,8 @@ class Daemon:
         while time.monotonic() < deadline:
             owner = self.name_owner()
             if owner and owner != old_owner:
+                # the private socket listens before the name is requested
+                self._connect_calls()
                 return self
             if self.proc.poll() is not None:
                 raise AssertionError('qubesd exited with status %s before owning %s:\n%s'
@@ -253,6 +340,7 @@ class Daemon:
         """SIGTERM qubesd and wait; returns its exit status (None if it was not running)."""
         if not self.proc:
             return None
+        self._close_calls()
         proc, self.proc = self.proc, None
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -272,6 +360,7 @@ class Daemon:
         """SIGKILL qubesd (a crash at whatever instant it is in)."""
         if not self.proc:
             return
+        self._close_calls()
         proc, self.proc = self.proc, None
         try:
             proc.send_signal(signal.SIGKILL)
@@ -293,6 +382,7 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+        self._close_calls()
         if self.conn:
             try:
                 self.conn.close_sync(None)
@@ -325,15 +415,16 @@ class Daemon:
     # --- calls --------------------------------------------------------------------------------
 
     def call(self, path, iface, method, signature=None, args=(), reply_type=None,
-             timeout_ms=CALL_TIMEOUT_MS):
-        """A method call; returns the reply body as a tuple, raises DBusError on an error reply.
-        (GDBus's call_sync() keeps the error message only when the body is exactly (s).)"""
+             timeout_ms=CALL_TIMEOUT_MS, conn=None):
+        """A method call (on conn, default .call_conn); returns the reply body as a tuple, raises
+        DBusError on an error reply. (GDBus's call_sync() keeps the error message only when the
+        body is exactly (s).)"""
         msg = Gio.DBusMessage.new_method_call(BUS_NAME, path, iface, method)
         if signature is not None:
             msg.set_body(GLib.Variant('(' + signature + ')', tuple(args)))
         msg.set_flags(Gio.DBusMessageFlags.NO_AUTO_START)
-        reply, _ = self.conn.send_message_with_reply_sync(msg, Gio.DBusSendMessageFlags.NONE,
-                                                          timeout_ms, None)
+        reply, _ = (conn or self.call_conn).send_message_with_reply_sync(msg, Gio.DBusSendMessageFlags.NONE,
+                                                                         timeout_ms, None)
         body = reply.get_body()
         if reply.get_message_type() == Gio.DBusMessageType.ERROR:
             values = body.unpack() if body is not None else ()
@@ -364,8 +455,8 @@ class Daemon:
     def dbus_get_all(self, path, iface):
         return self.call(path, PROPS_IFACE, 'GetAll', 's', (iface,))[0]
 
-    def introspect(self, path):
-        return self.call(path, 'org.freedesktop.DBus.Introspectable', 'Introspect')[0]
+    def introspect(self, path, conn=None):
+        return self.call(path, 'org.freedesktop.DBus.Introspectable', 'Introspect', conn=conn)[0]
 
     def busctl(self, *args, check=True):
         cmd = ['busctl', '--address=' + self.address, '--no-pager'] + list(args)
@@ -379,6 +470,69 @@ class Daemon:
     def xml_bytes(self):
         with open(self.xml_path, 'rb') as f:
             return f.read()
+
+
+def start_system_bus(directory):
+    """A private system bus (SYSTEM_BUS_CONF) on DIRECTORY/system_bus_socket: programs find it
+    through DBUS_SYSTEM_BUS_ADDRESS. Returns (dbus-daemon process, address, connection); stop it
+    with stop_process()."""
+    address = 'unix:path=' + os.path.join(directory, 'system_bus_socket')
+    conf = os.path.join(directory, 'system.conf')
+    with open(SYSTEM_BUS_CONF, encoding='utf-8') as t:
+        template = t.read()
+    with open(conf, 'w', encoding='utf-8') as f:
+        f.write(template.format(address=address, qubes_conf=ADMIN_BUSCONFIG))
+    bus = subprocess.Popen(['dbus-daemon', '--config-file=' + conf, '--nofork', '--nopidfile',
+                            '--print-address=1'],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    if not bus.stdout.readline():
+        err = bus.stderr.read().decode()
+        stop_process(bus)
+        raise AssertionError('the system dbus-daemon did not start: ' + err)
+    conn = Gio.DBusConnection.new_for_address_sync(
+        address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+        None, None)
+    conn.set_exit_on_close(False)
+    return bus, address, conn
+
+
+def stop_process(proc, timeout=5):
+    """SIGTERM, then SIGKILL after timeout; closes its pipes."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for f in (proc.stdin, proc.stdout, proc.stderr):
+        if f:
+            f.close()
+
+
+def name_has_owner(conn, name):
+    reply = conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                           'NameHasOwner', GLib.Variant('(s)', (name,)), GLib.VariantType('(b)'),
+                           Gio.DBusCallFlags.NONE, 5000, None)
+    return reply.unpack()[0]
+
+
+class SystemBusDaemon(Daemon):
+    """qubesd (--bus-address) on a bus that is already running, e.g. a start_system_bus()."""
+
+    def __init__(self, address, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.address = address
+
+    def start_bus(self):
+        if self.conn:
+            return
+        self.conn = Gio.DBusConnection.new_for_address_sync(
+            self.address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+            Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+            None, None)
+        self.conn.set_exit_on_close(False)
 
 
 class SignalCollector:
@@ -427,13 +581,15 @@ class SignalCollector:
 
 
 class DaemonTestCase(unittest.TestCase):
-    """A fresh private bus and qubesd per test method. Subclasses set QUBES_XML (None = empty)."""
+    """A fresh private bus and qubesd per test method. Subclasses set QUBES_XML (None = empty);
+    ROUTE is set by @over_each_route."""
 
     QUBES_XML = DEMO_XML
     EXTRA_ARGS = ()
+    ROUTE = 'bus'
 
     def setUp(self):
-        self.d = Daemon(self.QUBES_XML, self.EXTRA_ARGS)
+        self.d = Daemon(self.QUBES_XML, self.EXTRA_ARGS, route=self.ROUTE)
         self.addCleanup(self.d.cleanup)
         self.d.start()
 
@@ -455,6 +611,36 @@ class DaemonTestCase(unittest.TestCase):
                 self.assertRegex(dbus_error_message(e), message)
             return e
         self.fail('expected error %s, but the call succeeded' % name)
+
+
+def over_each_route(cls):
+    """Class decorator: the test class runs once per route to qubesd, as CLASS_bus and
+    CLASS_private (ROUTE set) in the class's module. The class itself is a template that
+    load_tests leaves out; its tests use ROUTE (DaemonTestCase passes it to Daemon)."""
+    module = sys.modules[cls.__module__]
+    cls._route_template = True
+    for route in ROUTES:
+        name = '%s_%s' % (cls.__name__, route)
+        variant = type(name, (cls,), {'ROUTE': route, '_route_template': False,
+                                      '__module__': cls.__module__, '__qualname__': name,
+                                      '__doc__': cls.__doc__})
+        setattr(module, name, variant)
+    return cls
+
+
+def load_tests(loader, tests, pattern):
+    """unittest's load_tests protocol: every test of the module but those of route templates.
+    A test module that uses @over_each_route says `load_tests = harness.load_tests`."""
+    suite = unittest.TestSuite()
+
+    def walk(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                walk(t)
+            elif not type(t).__dict__.get('_route_template'):
+                suite.addTest(t)
+    walk(tests)
+    return suite
 
 
 def main():

@@ -87,19 +87,19 @@ class ConstraintTests(unittest.TestCase):
             None, None)
         conn.set_exit_on_close(False)
         self.addCleanup(conn.close_sync, None)
-        saved, self.d.conn = self.d.conn, conn
+        saved, self.d.call_conn = self.d.call_conn, conn
         try:
             self.d.manager('SetCallerIdentity', 's', (qube,))
         finally:
-            self.d.conn = saved
+            self.d.call_conn = saved
         return conn
 
     def as_conn(self, conn, func, *args):
-        saved, self.d.conn = self.d.conn, conn
+        saved, self.d.call_conn = self.d.call_conn, conn
         try:
             return func(*args)
         finally:
-            self.d.conn = saved
+            self.d.call_conn = saved
 
     def mgmt_call(self, qube, method, signature=None, args=()):
         return self.as_conn(self.mgmt, self.d.domain, qube, method, signature, args)

@@ -2,12 +2,20 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The contract: for every object type, the daemon's live introspection has exactly the methods,
 signals and properties (names, argument names and signatures, access) of dbus-interfaces/*.xml.
-Annotations and documentation are ignored."""
+Annotations and documentation are ignored.
+
+The contract is checked through the bus (TestIntrospection_bus) and over qubesd's private socket
+(TestIntrospection_private), and TestPrivateSocketShowsTheBus compares the two directly: the
+Manager, a qube of every class, a label, a pool, a volume and a Job show over the private socket
+every interface, member and child node the bus shows, with the same property values."""
 
 import os
 import sys
+import time
 import unittest
 import xml.etree.ElementTree as ET
+
+from gi.repository import GLib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -56,6 +64,7 @@ def contract(short):
     return members(found[0])
 
 
+@harness.over_each_route
 class TestIntrospection(DaemonTestCase):
     QUBES_XML = ALL_CLASSES_XML
 
@@ -112,14 +121,13 @@ class TestIntrospection(DaemonTestCase):
 
     def test_properties_readable(self):
         """Every property the contract lists reads with its declared type (GetAll per interface)."""
-        from gi.repository import GLib
         for path, shorts in OBJECTS.items():
             for short in shorts:
                 exp = {k[1]: v for k, v in contract(short).items() if k[0] == 'property'}
                 if not exp:
                     continue
-                reply = self.d.conn.call_sync(harness.BUS_NAME, path, harness.PROPS_IFACE, 'GetAll',
-                                              GLib.Variant('(s)', (P + short,)), None, 0, 10000, None)
+                reply = self.d.call_conn.call_sync(harness.BUS_NAME, path, harness.PROPS_IFACE, 'GetAll',
+                                                   GLib.Variant('(s)', (P + short,)), None, 0, 10000, None)
                 values = reply.get_child_value(0)
                 got = {}
                 for i in range(values.n_children()):
@@ -131,6 +139,67 @@ class TestIntrospection(DaemonTestCase):
                 for n in readable:
                     self.assertEqual(got[n], exp[n][0], '%s %s.%s type' % (path, short, n))
 
+
+class TestPrivateSocketShowsTheBus(DaemonTestCase):
+    """The private socket (what the shim calls in the installed topology) serves the tree the bus
+    serves: compared object by object, not only against the contract files."""
+
+    QUBES_XML = ALL_CLASSES_XML
+    ROUTE = 'private'
+
+    def tree(self, conn, path):
+        """({interface: members}, [child nodes]) of path, introspected on conn."""
+        root = ET.fromstring(self.d.introspect(path, conn=conn))
+        return ({i.get('name'): members(i) for i in root.findall('interface')},
+                sorted(n.get('name') for n in root.findall('node')))
+
+    def a_job(self):
+        """A Job object: a StartQubes batch asked for on the bus (it stays a while after it ends)."""
+        deadline = time.monotonic() + 10
+        while 'Connected to libvirt' not in self.d.log_tail(200):
+            self.assertLess(time.monotonic(), deadline, 'qubesd did not connect to libvirt')
+            time.sleep(0.01)
+        return self.d.call(ROOT_PATH, harness.MANAGER_IFACE, 'StartQubes', 'as', (['work'],),
+                           conn=self.d.conn)[0]
+
+    def test_every_member_the_bus_shows(self):
+        paths = list(OBJECTS) + [self.a_job()]
+        problems = []
+        for path in paths:
+            bus_ifaces, bus_nodes = self.tree(self.d.conn, path)
+            try:
+                priv_ifaces, priv_nodes = self.tree(self.d.call_conn, path)
+            except harness.CallError as e:
+                problems.append('%s: cannot introspect over the private socket: %s'
+                                % (path, harness.dbus_error_message(e)))
+                continue
+            for iface, bus_members in sorted(bus_ifaces.items()):
+                if iface not in priv_ifaces:
+                    problems.append('%s: interface %s is missing' % (path, iface))
+                    continue
+                for key in sorted(set(bus_members) - set(priv_ifaces[iface])):
+                    problems.append('%s %s: %s %s is missing' % (path, iface, key[0], key[1]))
+                for key in sorted(set(bus_members) & set(priv_ifaces[iface])):
+                    if bus_members[key] != priv_ifaces[iface][key]:
+                        problems.append('%s %s: %s %s differs: private %r, bus %r'
+                                        % (path, iface, key[0], key[1], priv_ifaces[iface][key], bus_members[key]))
+            for iface in sorted(set(priv_ifaces) - set(bus_ifaces)):
+                problems.append('%s: interface %s only over the private socket' % (path, iface))
+            if priv_nodes != bus_nodes:
+                problems.append('%s: child nodes %s, on the bus %s' % (path, priv_nodes, bus_nodes))
+        if problems:
+            self.fail('the private socket does not show what the bus shows (%d problems):\n  %s'
+                      % (len(problems), '\n  '.join(problems)))
+
+    def test_same_property_values(self):
+        for path, shorts in OBJECTS.items():
+            for short in shorts:
+                on_bus = self.d.call(path, harness.PROPS_IFACE, 'GetAll', 's', (P + short,), conn=self.d.conn)
+                private = self.d.call(path, harness.PROPS_IFACE, 'GetAll', 's', (P + short,))
+                self.assertEqual(private, on_bus, '%s %s' % (path, short))
+
+
+load_tests = harness.load_tests
 
 if __name__ == '__main__':
     harness.main()

@@ -24,7 +24,6 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Gio, GLib  # noqa: E402
 
 POLKITD = '/usr/lib/polkit-1/polkitd'
 ACTIONS_DIR = '/usr/share/polkit-1/actions'
@@ -46,10 +45,6 @@ polkit.addRule(function(action, subject) {
     return polkit.Result.NOT_HANDLED;
 });
 '''
-
-# A bus of type system: the default policy of /usr/share/dbus-1/system.conf, the policies of
-# /usr/share/dbus-1/system.d (polkitd's) and qubesd's (tests/data/system-bus.conf.in).
-SYSTEM_BUS_CONF = os.path.join(harness.SOURCE_DIR, 'tests', 'data', 'system-bus.conf.in')
 
 # Run as another user: reads [[path, iface, method, signature, args], ...] as JSON on stdin,
 # sends them all at once (parallel) or one after the other, and prints one result per call.
@@ -159,24 +154,6 @@ def built_actions_file():
     return os.path.join(POLKIT_SRC, 'org.qubes_os.admin.policy.in')
 
 
-class SystemBusDaemon(harness.Daemon):
-    """qubesd on a bus that is already running (the class's system bus)."""
-
-    def __init__(self, address, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.address = address
-
-    def start_bus(self):
-        if self.conn:
-            return
-        self.conn = Gio.DBusConnection.new_for_address_sync(
-            self.address,
-            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
-            Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-            None, None)
-        self.conn.set_exit_on_close(False)
-
-
 class PolkitTest(unittest.TestCase):
     installed = []  # (path, previous content or None)
 
@@ -202,7 +179,6 @@ class PolkitTest(unittest.TestCase):
 
         cls.dir = tempfile.mkdtemp(prefix='qubesd-polkit-')
         os.chmod(cls.dir, 0o755)  # the users must reach the bus socket
-        cls.address = 'unix:path=' + os.path.join(cls.dir, 'system_bus_socket')
         cls.procs = []
         try:
             cls.install(os.path.join(ACTIONS_DIR, 'org.qubes_os.admin.policy'), built_actions_file())
@@ -234,24 +210,8 @@ class PolkitTest(unittest.TestCase):
 
     @classmethod
     def start_system_bus(cls):
-        conf = os.path.join(cls.dir, 'system.conf')
-        with open(SYSTEM_BUS_CONF, encoding='utf-8') as t:
-            template = t.read()
-        with open(conf, 'w', encoding='utf-8') as f:
-            f.write(template.format(
-                address=cls.address,
-                qubes_conf=os.path.join(harness.SOURCE_DIR, 'data', 'org.qubes_os.Admin1.conf')))
-        bus = subprocess.Popen(['dbus-daemon', '--config-file=' + conf, '--nofork', '--nopidfile',
-                                '--print-address=1'],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        bus, cls.address, cls.conn = harness.start_system_bus(cls.dir)
         cls.procs.append(bus)
-        if not bus.stdout.readline():
-            raise AssertionError('the system dbus-daemon did not start: ' + bus.stderr.read().decode())
-        cls.conn = Gio.DBusConnection.new_for_address_sync(
-            cls.address,
-            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-            None, None)
-        cls.conn.set_exit_on_close(False)
 
     @classmethod
     def start_polkitd(cls):
@@ -278,24 +238,12 @@ class PolkitTest(unittest.TestCase):
 
     @classmethod
     def has_owner(cls, name):
-        reply = cls.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
-                                   'NameHasOwner', GLib.Variant('(s)', (name,)), GLib.VariantType('(b)'),
-                                   Gio.DBusCallFlags.NONE, 5000, None)
-        return reply.unpack()[0]
+        return harness.name_has_owner(cls.conn, name)
 
     @classmethod
     def tearDownClass(cls):
         for proc in reversed(getattr(cls, 'procs', [])):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            for f in (proc.stdout, proc.stderr):
-                if f:
-                    f.close()
+            harness.stop_process(proc)
         if getattr(cls, 'polkit_log', None):
             cls.polkit_log.close()
         for dest, previous in reversed(cls.installed):
@@ -315,7 +263,7 @@ class PolkitTest(unittest.TestCase):
                 shutil.rmtree(cls.dir, ignore_errors=True)
 
     def setUp(self):
-        self.d = SystemBusDaemon(self.address, harness.DEMO_XML)
+        self.d = harness.SystemBusDaemon(self.address, harness.DEMO_XML)
         self.addCleanup(self.d.cleanup)
         self.d.start()
 
@@ -612,7 +560,7 @@ class PolkitTest(unittest.TestCase):
         self.assertRefused(refused, what='SetCallerIdentity by an untrusted user')
         self.d.stop()
         bob = pwd.getpwnam('bob').pw_uid
-        self.d = SystemBusDaemon(self.address, harness.DEMO_XML, extra_args=['--trusted-uid=%d' % bob])
+        self.d = harness.SystemBusDaemon(self.address, harness.DEMO_XML, extra_args=['--trusted-uid=%d' % bob])
         self.addCleanup(self.d.cleanup)
         self.d.start()
         res = self.as_user('bob', [self.manager_call('SetCallerIdentity', 's', ('work',)),

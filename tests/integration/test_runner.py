@@ -7,6 +7,10 @@ where admin.vm.List is the shim binary (an executable service, spec qrexec-polic
 admin.label.List / admin.vm.CurrentState are symlinks to the shim's --listen socket (a socket
 service, as /etc/qubes-rpc/admin.* -> qubesd.sock upstream). Exit codes: §2.5.
 
+Every test runs twice (harness.over_each_route): the shim calling qubesd through the bus
+(RunnerTests_bus) and over qubesd's private socket (RunnerTests_private); the runner itself asks
+for the system information on the bus either way.
+
 Environment: QUBESD, QUBES_BUILD_DIR (for qubes-qrexec-run, qubes-admin-shim and
 qubes-policy-admin; QUBES_QREXEC_RUN overrides the runner).
 """
@@ -64,7 +68,10 @@ exit 0
 """
 
 
+@harness.over_each_route
 class RunnerTests(unittest.TestCase):
+    ROUTE = 'bus'
+
     def setUp(self):
         self.runner = find_build_binary('QUBES_QREXEC_RUN', 'qrexec-shim', 'runner', 'qubes-qrexec-run')
         self.policy_admin = find_build_binary('QUBES_POLICY_ADMIN', 'qrexec-shim', 'policy-admin',
@@ -78,7 +85,8 @@ class RunnerTests(unittest.TestCase):
         with open(os.path.join(self.policy_dir, '30-test.policy'), 'w') as f:
             f.write(POLICY)
 
-        self.d = harness.Daemon(test_shim.FIXTURE_XML, extra_args=['--policy-dir=' + self.policy_dir])
+        self.d = harness.Daemon(test_shim.FIXTURE_XML, extra_args=['--policy-dir=' + self.policy_dir],
+                                route=self.ROUTE)
         self.addCleanup(self.d.cleanup)
         self.d.start()
         self.door = test_shim.SocketDoor(self.shim, self.d)
@@ -107,11 +115,9 @@ class RunnerTests(unittest.TestCase):
             self.assertEqual(status, 0, 'qubesd exited with status %s:\n%s' % (status, self.d.log_tail()))
 
     def run_vm(self, *args, source='test-vm1', stdin=b'', env=None, options=()):
-        e = {k: v for k, v in os.environ.items() if not k.startswith('QREXEC')}
-        # the shim, started as a service, finds qubesd on the "system" bus
-        e['DBUS_SYSTEM_BUS_ADDRESS'] = self.d.address
-        # and not over /run/qubesd/private, which a system qubesd of another test may have made
-        e['QUBESD_PRIVATE_SOCKET'] = ''
+        # the shim, started as a service, finds qubesd on the "system" bus, or over the private
+        # socket the route names
+        e = self.d.shim_env()
         if env:
             e.update(env)
         argv = [self.runner, '--policy-dir=' + self.policy_dir, '--services-dir=' + self.rpc,
@@ -159,8 +165,7 @@ class RunnerTests(unittest.TestCase):
 
     def test_system_info_from_the_system_bus(self):
         # no --bus-address: the runner asks qubesd on DBUS_SYSTEM_BUS_ADDRESS
-        e = {k: v for k, v in os.environ.items() if not k.startswith('QREXEC')}
-        e['DBUS_SYSTEM_BUS_ADDRESS'] = self.d.address
+        e = self.d.shim_env()
         r = subprocess.run([self.runner, '--policy-dir=' + self.policy_dir, '--services-dir=' + self.rpc,
                             '--source=test-vm1', 'dom0', 'admin.vm.List'],
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e,
@@ -310,6 +315,8 @@ class RunnerTests(unittest.TestCase):
         self.assertEqual(status, 0, err)
         self.assertEqual(out, b'30-test\n')
 
+
+load_tests = harness.load_tests
 
 if __name__ == '__main__':
     harness.main()

@@ -7,6 +7,10 @@
 * admin.Events streams, the request size limit, many connections at once, and identity per
   source are tested directly.
 
+Every test class runs twice (harness.over_each_route): the shim calling qubesd through the bus
+(CLASS_bus) and over qubesd's private socket (CLASS_private: `qubesd --private-socket`, the shim
+with --private-socket, or QUBESD_PRIVATE_SOCKET for the service door), as installed.
+
 Environment: QUBESD (the daemon), QUBES_ADMIN_SHIM (the shim; default:
 $QUBES_BUILD_DIR/qrexec-shim/qubes-admin-shim), QUBES_SOURCE_DIR.
 """
@@ -169,12 +173,14 @@ def check_reply(test, vector, got, door):
 # --- the two doors ---------------------------------------------------------------------------
 
 class SocketDoor:
+    """The shim's socket door (--listen), calling daemon by its route (extra_args may override)."""
+
     def __init__(self, shim, daemon, extra_args=()):
         self.path = os.path.join(daemon.dir, 'qubesd.sock')
         self.log = open(os.path.join(daemon.dir, 'shim.log'), 'ab')
         self.proc = subprocess.Popen(
-            [shim, '--listen', self.path, '--bus-address=' + daemon.address] + list(extra_args),
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [shim, '--listen', self.path] + daemon.shim_args() + list(extra_args),
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=daemon.shim_env())
         deadline = time.monotonic() + 10
         while not os.path.exists(self.path):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -220,18 +226,18 @@ class SocketDoor:
         return self.proc.returncode
 
 
-def service_invocation(shim, address, request):
-    """argv, env and stdin of the qrexec service that qrexec-daemon would start for request."""
+def service_invocation(shim, daemon, request):
+    """argv, env and stdin of the qrexec service that qrexec-daemon would start for request,
+    calling daemon by its route."""
     header, _, payload = request.partition(b'\x00')
     meth_arg, src, dtype, dest = header.decode().split(' ', 3)
     method, plus, arg = meth_arg.partition('+')
-    env = {k: v for k, v in os.environ.items() if not k.startswith('QREXEC')}
+    env = daemon.shim_env()
     env.update({
         'QREXEC_SERVICE_FULL_NAME': method + '+' + arg,
         'QREXEC_SERVICE_ARGUMENT': arg,
         'QREXEC_REMOTE_DOMAIN': src,
         'QREXEC_REQUESTED_TARGET_TYPE': dtype,
-        'DBUS_SYSTEM_BUS_ADDRESS': address,
     })
     if dtype == 'keyword':
         env['QREXEC_REQUESTED_TARGET_KEYWORD'] = dest
@@ -241,17 +247,19 @@ def service_invocation(shim, address, request):
     return argv, env, payload
 
 
-def service_call(shim, address, request, timeout=20):
-    argv, env, payload = service_invocation(shim, address, request)
+def service_call(shim, daemon, request, timeout=20):
+    argv, env, payload = service_invocation(shim, daemon, request)
     r = subprocess.run(argv, executable=shim, env=env, input=payload, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=timeout)
     return r.returncode, r.stdout, r.stderr
 
 
 class ShimTestCase(unittest.TestCase):
+    ROUTE = 'bus'  # set by harness.over_each_route
+
     def setUp(self):
         self.shim = find_shim()
-        self.d = harness.Daemon(FIXTURE_XML)
+        self.d = harness.Daemon(FIXTURE_XML, route=self.ROUTE)
         self.addCleanup(self.d.cleanup)
         os.makedirs(os.path.join(self.d.state_dir, 'vm-kernels', '1.0'), exist_ok=True)
         self.d.start()
@@ -271,23 +279,24 @@ class ShimTestCase(unittest.TestCase):
 
 # --- vector tests (generated per file and door) --------------------------------------------
 
+@harness.over_each_route
 class VectorTests(ShimTestCase):
     def run_vectors(self, path, door):
         vectors = load_vectors(path)
         self.assertTrue(vectors, path)
         sock = self.socket_door() if door == 'socket' else None
+        # every vector is checked and each mismatch reported (one may follow from another)
         for v in vectors:
-            if door == 'socket':
-                if 'service' in v.flags:
-                    continue
-                got = sock.call(v.request)
-            else:
-                if 'socket' in v.flags:
-                    continue
-                status, got, err = service_call(self.shim, self.d.address, v.request)
-                self.assertEqual(status, 0, '%s: exit status %d: %s' % (v.where(), status,
-                                                                         err.decode(errors='replace')))
-            check_reply(self, v, got, door)
+            if ('service' if door == 'socket' else 'socket') in v.flags:
+                continue
+            with self.subTest(v.where()):
+                if door == 'socket':
+                    got = sock.call(v.request)
+                else:
+                    status, got, err = service_call(self.shim, self.d, v.request)
+                    self.assertEqual(status, 0, '%s: exit status %d: %s' % (v.where(), status,
+                                                                             err.decode(errors='replace')))
+                check_reply(self, v, got, door)
 
 
 def _add_vector_tests():
@@ -361,6 +370,7 @@ class EventReader:
         return subject, name, kv
 
 
+@harness.over_each_route
 class EventsTests(ShimTestCase):
     def events_socket(self, dest='dom0', src='dom0'):
         door = self.socket_door()
@@ -420,7 +430,7 @@ class EventsTests(ShimTestCase):
         self.assertEqual(parse_exception(got)[:2], ('QubesVMNotFoundError', "No such domain: 'no-such'"))
 
     def test_service_stream(self):
-        argv, env, _ = service_invocation(self.shim, self.d.address, b'admin.Events+ dom0 keyword adminvm\x00')
+        argv, env, _ = service_invocation(self.shim, self.d, b'admin.Events+ dom0 keyword adminvm\x00')
         p = subprocess.Popen(argv, executable=self.shim, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.addCleanup(p.stderr.close)
@@ -483,6 +493,7 @@ class EventsTests(ShimTestCase):
 
 # --- the socket door itself -----------------------------------------------------------------
 
+@harness.over_each_route
 class SocketDoorTests(ShimTestCase):
     def test_size_limit(self):
         door = self.socket_door()
@@ -548,31 +559,30 @@ class SocketDoorTests(ShimTestCase):
         self.assertEqual(parse_exception(denied)[0], 'PermissionDenied')
 
 
+@harness.over_each_route
 class ServiceDoorTests(ShimTestCase):
     def test_argv0_and_argv1(self):
         # older spelling: no QREXEC_SERVICE_FULL_NAME, the argument in argv[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith('QREXEC')}
-        env.update({'QREXEC_REMOTE_DOMAIN': 'dom0', 'QREXEC_REQUESTED_TARGET': 'test-vm1',
-                    'DBUS_SYSTEM_BUS_ADDRESS': self.d.address})
+        env = self.d.shim_env()
+        env.update({'QREXEC_REMOTE_DOMAIN': 'dom0', 'QREXEC_REQUESTED_TARGET': 'test-vm1'})
         r = subprocess.run(['/etc/qubes-rpc/admin.vm.property.Get', 'vcpus'], executable=self.shim,
                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, timeout=20)
         self.assertEqual((r.returncode, r.stdout), (0, b'0\x00default=True type=int 2'))
 
     def test_keyword_other_than_adminvm(self):
-        argv, env, payload = service_invocation(self.shim, self.d.address,
-                                                b'admin.vm.List+ dom0 keyword default\x00')
+        argv, env, payload = service_invocation(self.shim, self.d, b'admin.vm.List+ dom0 keyword default\x00')
         r = subprocess.run(argv, executable=self.shim, env=env, input=payload, stdout=subprocess.PIPE,
                            timeout=20)
         self.assertEqual((r.returncode, r.stdout), (0, b''))
 
     def test_payload_too_long(self):
-        argv, env, _ = service_invocation(self.shim, self.d.address,
-                                          b'admin.vm.notes.Set+ dom0 name test-vm1\x00')
+        argv, env, _ = service_invocation(self.shim, self.d, b'admin.vm.notes.Set+ dom0 name test-vm1\x00')
         r = subprocess.run(argv, executable=self.shim, env=env, input=b'x' * MAX_REQUEST,
                            stdout=subprocess.PIPE, timeout=20)
         self.assertEqual(r.stdout, b'')
 
 
+@harness.over_each_route
 class ImportTests(ShimTestCase):
     """admin.vm.volume.Import*: the service door streams stdin to qubesd (no 64 KiB limit, no
     buffering); the socket door hands qubesd the payload."""
@@ -586,19 +596,19 @@ class ImportTests(ShimTestCase):
         size = 3 * 1024 * 1024 + 17
         data = bytes(range(256)) * (size // 256) + b'x' * (size % 256)
         req = b'admin.vm.volume.ImportWithSize+private dom0 name test-vm1\x00' + str(size).encode() + b'\n' + data
-        status, got, err = service_call(self.shim, self.d.address, req, timeout=60)
+        status, got, err = service_call(self.shim, self.d, req, timeout=60)
         self.assertEqual((status, got), (0, b'0\x00'), err)
         info = self.volume_info(self.socket_door())
         self.assertEqual(info['size'], str(size))
         with open(info['path'], 'rb') as f:
             self.assertEqual(f.read(), data)
         # Import: exactly the current size, then the end
-        status, got, err = service_call(self.shim, self.d.address,
+        status, got, err = service_call(self.shim, self.d,
                                         b'admin.vm.volume.Import+private dom0 name test-vm1\x00' + data[::-1])
         self.assertEqual((status, got), (0, b'0\x00'), err)
         with open(info['path'], 'rb') as f:
             self.assertEqual(f.read(), data[::-1])
-        status, got, err = service_call(self.shim, self.d.address,
+        status, got, err = service_call(self.shim, self.d,
                                         b'admin.vm.volume.Import+private dom0 name test-vm1\x00' + data + b'!')
         self.assertEqual(status, 0, err)
         self.assertTrue(got.startswith(b'2\x00QubesException\x00'), got)
@@ -616,6 +626,8 @@ class ImportTests(ShimTestCase):
         with open(info['path'], 'rb') as f:
             self.assertEqual(f.read(), data)
 
+
+load_tests = harness.load_tests
 
 if __name__ == '__main__':
     harness.main()

@@ -33,7 +33,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import test_shim  # noqa: E402
-from test_polkit import SYSTEM_BUS_CONF, SystemBusDaemon  # noqa: E402
+from harness import SystemBusDaemon  # noqa: E402
 
 BUILD = os.environ.get('QUBES_BUILD_DIR') or os.path.join(harness.SOURCE_DIR, 'build')
 QUBESD_UNIT = os.path.join(BUILD, 'data', 'qubesd.service')
@@ -106,23 +106,12 @@ class ShimUnitUserTest(unittest.TestCase):
 
         cls.dir = tempfile.mkdtemp(prefix='qubesd-unit-')
         os.chmod(cls.dir, 0o755)  # the shim's user reaches the sockets in it
-        cls.address = 'unix:path=' + os.path.join(cls.dir, 'system_bus_socket')
-        conf = os.path.join(cls.dir, 'system.conf')
-        with open(SYSTEM_BUS_CONF, encoding='utf-8') as t, open(conf, 'w', encoding='utf-8') as f:
-            f.write(t.read().format(address=cls.address,
-                                    qubes_conf=os.path.join(harness.SOURCE_DIR, 'data', 'org.qubes_os.Admin1.conf')))
-        cls.bus = subprocess.Popen(['dbus-daemon', '--config-file=' + conf, '--nofork', '--nopidfile',
-                                    '--print-address=1'],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        if not cls.bus.stdout.readline():
-            raise AssertionError('the system dbus-daemon did not start: ' + cls.bus.stderr.read().decode())
+        cls.bus, cls.address, cls.bus_conn = harness.start_system_bus(cls.dir)
 
     @classmethod
     def tearDownClass(cls):
-        cls.bus.terminate()
-        cls.bus.wait(10)
-        cls.bus.stdout.close()
-        cls.bus.stderr.close()
+        cls.bus_conn.close_sync(None)
+        harness.stop_process(cls.bus, 10)
         if not os.environ.get('QUBES_TEST_KEEP'):
             shutil.rmtree(cls.dir, ignore_errors=True)
 

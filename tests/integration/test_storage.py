@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Storage over the bus: pools, volumes created with their qube, Info, import through a file
-descriptor (sha256 after import and after revert), clone tokens, and hostile arguments."""
+"""Storage over D-Bus: pools, volumes created with their qube, Info, import through a file
+descriptor (sha256 after import and after revert), clone tokens, and hostile arguments.
+
+Every test runs twice (harness.over_each_route): through the bus (TestStorage_bus) and over
+qubesd's private socket (TestStorage_private), file descriptors included."""
 
 import hashlib
 import os
@@ -38,6 +41,7 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+@harness.over_each_route
 class TestStorage(DaemonTestCase):
     QUBES_XML = harness.DEMO_XML
 
@@ -86,7 +90,8 @@ class TestStorage(DaemonTestCase):
                 msg.set_body(GLib.Variant('(h)', (idx,)))
             msg.set_unix_fd_list(fds)
             os.close(rfd)
-            reply, _ = self.d.conn.send_message_with_reply_sync(msg, Gio.DBusSendMessageFlags.NONE, 60000, None)
+            reply, _ = self.d.call_conn.send_message_with_reply_sync(msg, Gio.DBusSendMessageFlags.NONE, 60000,
+                                                                     None)
         finally:
             if t:
                 t.join()
@@ -255,6 +260,8 @@ class TestStorage(DaemonTestCase):
         self.assertIn('vid=\n', info)
         self.assertIn('path=\n', info)
 
+
+load_tests = harness.load_tests
 
 if __name__ == '__main__':
     harness.main()

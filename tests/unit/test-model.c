@@ -797,7 +797,7 @@ int main(void) {
                 fprintf(stderr, "app_new: %s\n", strerror(-r));
                 return EXIT_FAILURE;
         }
-        app->event_cb = on_event;
+        CHECK(app_add_listener(app, on_event, NULL) == 0);
         r = app_init_default(app);
         if (r < 0) {
                 fprintf(stderr, "app_init_default: %s\n", strerror(-r));

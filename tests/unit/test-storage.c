@@ -55,15 +55,15 @@ static void test_validation(void) {
                   "Volume size is larger than the maximum");
         CHECK(storage_parse_size("1152921504606846976", "volume size", &u, &e) == 0);
 
-        CHECK(storage_vid_valid("appvms/work/private"));
-        CHECK(storage_vid_valid("6.6.1-1.fc37"));
-        CHECK(!storage_vid_valid("../etc/passwd"));
-        CHECK(!storage_vid_valid("appvms/../../x"));
-        CHECK(!storage_vid_valid("/etc/passwd"));
-        CHECK(!storage_vid_valid("appvms//x"));
-        CHECK(!storage_vid_valid("appvms/x/"));
-        CHECK(!storage_vid_valid("appvms/x y"));
-        CHECK(!storage_vid_valid(""));
+        CHECK(volume_vid_valid("appvms/work/private"));
+        CHECK(volume_vid_valid("6.6.1-1.fc37"));
+        CHECK(!volume_vid_valid("../etc/passwd"));
+        CHECK(!volume_vid_valid("appvms/../../x"));
+        CHECK(!volume_vid_valid("/etc/passwd"));
+        CHECK(!volume_vid_valid("appvms//x"));
+        CHECK(!volume_vid_valid("appvms/x/"));
+        CHECK(!volume_vid_valid("appvms/x y"));
+        CHECK(!volume_vid_valid(""));
 
         char t[STORAGE_TOKEN_LEN + 1], t2[STORAGE_TOKEN_LEN + 1];
         CHECK(storage_token_new(t) == 0 && storage_token_valid(t));
@@ -109,14 +109,15 @@ static bool same_content(const char *a, const char *b) {
         return system(cmd) == 0;
 }
 
-/* Import the file src into a volume through a job, as the bus layer does. */
+/* Import the file src into a volume through a data operation, as the bus layer does (there on a
+ * worker thread). */
 static int import_file(App *app, Domain *d, const char *vol, const char *src, uint64_t size, QError *e) {
         _cleanup_(storage_volume_donep) StorageVolume v = {};
-        _cleanup_(storage_job_freep) StorageJob *j = NULL;
+        _cleanup_(storage_data_op_freep) StorageDataOp *j = NULL;
         int r = storage_volume_get(app, d, vol, &v, e);
         if (r < 0)
                 return r;
-        j = storage_job_new(STORAGE_JOB_IMPORT, &v);
+        j = storage_data_op_new(STORAGE_OP_IMPORT, &v);
         if (!j)
                 return -ENOMEM;
         j->size = size;
@@ -124,12 +125,8 @@ static int import_file(App *app, Domain *d, const char *vol, const char *src, ui
         r = v.driver->import_begin(&v, size, &j->out_fd, e);
         if (r < 0)
                 return r;
-        r = storage_job_start(j);
+        r = storage_data_op_run(j);
         if (r < 0)
-                return r;
-        while (!atomic_load(&j->finished))
-                usleep(1000);
-        if (j->result < 0)
                 qerror_move(e, &j->error);
         return j->result;
 }
@@ -145,7 +142,6 @@ static void test_pools_and_volumes(const char *tmp) {
         CHECK(asprintf(&fdir, "%s/filepool", tmp) > 0 && asprintf(&rdir, "%s/reflinkpool", tmp) > 0 &&
               asprintf(&rdir2, "%s/reflink-checked", tmp) > 0);
         CHECK(app_new(tmp, &app) == 0 && app_init_default(app) == 0);
-        storage_install_hooks(app);
 
         /* Add: the upstream rules */
         CHECK_ERR(add_pool(app, "nosuch", &e, "name", "x", NULL), &e, QERR_PERMISSION_DENIED,
@@ -188,7 +184,7 @@ static void test_pools_and_volumes(const char *tmp) {
 
         /* a StandaloneVM in the file pool: volumes on disk with their sizes */
         CreateParams cp = { .klass = QUBES_CLASS_STANDALONEVM, .name = "sa", .label = "red", .pool = "fp" };
-        r = app_create_domain(app, &cp, &d, &e);
+        r = storage_create_domain(app, &cp, &d, &e);
         CHECK(r == 0);
         if (r < 0) {
                 qerror_done(&e);
@@ -233,7 +229,7 @@ static void test_pools_and_volumes(const char *tmp) {
 
         /* import 4 MiB into a file-reflink volume, twice: the first becomes revision 1 */
         cp = (CreateParams){ .klass = QUBES_CLASS_STANDALONEVM, .name = "sb", .label = "red", .pool = "rp" };
-        CHECK(app_create_domain(app, &cp, &d2, &e) == 0);
+        CHECK(storage_create_domain(app, &cp, &d2, &e) == 0);
         CHECK(asprintf(&src, "%s/src1", tmp) > 0 && write_random(src, 4 << 20) == 0);
         CHECK(asprintf(&src2, "%s/src2", tmp) > 0 && write_random(src2, 4 << 20) == 0);
         CHECK(import_file(app, d2, "private", src, 4 << 20, &e) == 0);
@@ -276,10 +272,10 @@ static void test_pools_and_volumes(const char *tmp) {
         CHECK(vol_unlink(fdir, "/etc/passwd", "") == -EINVAL);
 
         /* the qube's removal takes its data along */
-        CHECK(app_remove_domain(app, d, &e) == 0);
+        CHECK(storage_remove_domain(app, d, &e) == 0);
         CHECK(asprintf(&p, "%s/appvms/sa/private.img", fdir) > 0 && access(p, F_OK) < 0);
         p = mfree(p);
-        CHECK(app_remove_domain(app, d2, &e) == 0);
+        CHECK(storage_remove_domain(app, d2, &e) == 0);
         CHECK(asprintf(&p, "%s/appvms/sb", rdir) > 0 && access(p, F_OK) < 0);
         CHECK(storage_pool_remove(app, "fp", &e) == 0 && !app_find_pool(app, "fp"));
         CHECK_ERR(storage_pool_remove(app, "fp", &e), &e, QERR_POOL_NOT_FOUND, "No such storage pool: fp");

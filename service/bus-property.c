@@ -1,59 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "bus-util.h"
+#include "bus-property.h"
 
 #include <inttypes.h>
 
 #include "auth.h"
+#include "bus-error.h"
 #include "constraints.h"
+#include "manager.h"
 #include "util/log.h"
-#include "util/strbuf.h"
-
-int bus_reply_qerror(Manager *m, sd_bus_message *call, const QError *e) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *msg = qerror_message(e);
-        _cleanup_free_ char *full = NULL;
-        int r;
-
-        if (!msg)
-                return -ENOMEM;
-        if (m && m->config.debug && e->traceback) {
-                if (asprintf(&full, "%s\n\n%s", msg, e->traceback) < 0)
-                        return -ENOMEM;
-        }
-        sd_bus_error error = SD_BUS_ERROR_MAKE_CONST(qubes_error_dbus_name(e->code), full ?: msg);
-        /* Only clients that asked get the longer body: GDBus turns any error whose body is not a
-         * single string into "Error return with body of type …". */
-        if (!m || !auth_caller_wants_error_details(m, call))
-                return sd_bus_reply_method_error(call, &error);
-        r = sd_bus_message_new_method_error(call, &reply, &error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(reply, "s", strempty(e->format));
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append_strv(reply, e->fields);
-        if (r < 0)
-                return r;
-        r = sd_bus_send(NULL, reply, NULL);
-        if (r < 0)
-                return r;
-        return 1;
-}
-
-int bus_gate(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d) {
-        _cleanup_qerror_ QError e = {};
-        int r = auth_check(m, msg, action, d, &e);
-        if (r < 0) {
-                r = bus_reply_qerror(m, msg, &e);
-                return r < 0 ? r : 0;
-        }
-        return r;
-}
-
-int bus_set_qerror(sd_bus_error *error, const QError *e) {
-        _cleanup_free_ char *msg = qerror_message(e);
-        return sd_bus_error_set(error, qubes_error_dbus_name(e->code), msg ?: "Out of memory");
-}
 
 const char *prop_dbus_signature(const PropDef *p) {
         switch (p->type) {
@@ -181,11 +135,13 @@ static int no_such_property(Manager *m, Domain *d, sd_bus_message *msg, const ch
         return bus_reply_qerror(m, msg, &e);
 }
 
+/* 0: go on; 1: answered (refused), or held until polkit answers; negative: failed */
 static int check_read(Manager *m, Domain *d, sd_bus_message *msg) {
-        int r = bus_gate(m, msg, AUTH_READ, d);
+        _cleanup_qerror_ QError e = {};
+        int r = auth_check(m, msg, AUTH_READ, d, &e);
         if (r < 0)
-                return r;
-        return r == 0 ? 1 : 0; /* 1: handled (answered or held), 0: go on */
+                return bus_reply_qerror(m, msg, &e);
+        return r == 0 ? 1 : 0;
 }
 
 int bus_method_list_properties(Manager *m, Domain *d, sd_bus_message *msg) {
@@ -305,37 +261,70 @@ int bus_method_get_property_help(Manager *m, Domain *d, sd_bus_message *msg) {
         return sd_bus_reply_method_return(msg, "s", strempty(p->help));
 }
 
+int property_write(Manager *m, sd_bus_message *msg, const PropertyChange *c, QError *e, sd_bus_error *error) {
+        _cleanup_free_ char *typed = NULL;
+        const char *value = c->value;
+        const PropDef *p = c->p;
+        Domain *d = c->d;
+        int r;
+
+        /* authorize */
+        r = auth_check(m, msg, AUTH_CHANGE, d, e);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                if (!c->typed)
+                        return 0; /* held: runs again when polkit has answered */
+                /* Properties.Set is answered when the setter returns: it cannot wait */
+                return qerror_set(e, QERR_NOT_AUTHORIZED_CAN_OBTAIN,
+                                  "Interactive authorization needed: use SetProperty");
+        }
+        if (!p) {
+                p = holder_find(d, c->name);
+                if (!p)
+                        /* upstream prints str(holder): the qube's name, or the app object */
+                        return qerror_set(e, QERR_NO_SUCH_PROPERTY, "Invalid property '%s' of %s", c->name,
+                                          d ? d->name : "<qubes.app.Qubes object>");
+        }
+
+        /* read the value */
+        if (c->typed) {
+                r = bus_read_prop_value(c->typed, p, m->app, &typed, error);
+                if (r < 0)
+                        return r;
+                value = typed;
+        }
+
+        /* check it against the value constraints, set it, save */
+        r = constraints_check(m, msg, d, p->name, value, e);
+        if (r < 0)
+                return r;
+        if (!value)
+                r = d ? domain_property_reset(d, p->name, e) : app_property_reset(m->app, p->name, e);
+        else
+                r = d ? domain_property_set(d, p->name, value, strlen(value), e)
+                      : app_property_set(m->app, p->name, value, strlen(value), e);
+        if (r < 0)
+                return r;
+        r = manager_save(m, e);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
 static int write_method(Manager *m, Domain *d, sd_bus_message *msg, bool reset) {
         _cleanup_qerror_ QError e = {};
         const char *name, *value = NULL;
         int r;
 
-        r = auth_check(m, msg, AUTH_CHANGE, d, &e);
-        if (r < 0)
-                return bus_reply_qerror(m, msg, &e);
-        if (r == 0)
-                return 1;
-
         r = reset ? sd_bus_message_read(msg, "s", &name) : sd_bus_message_read(msg, "ss", &name, &value);
         if (r < 0)
                 return r;
-        if (!holder_find(d, name))
-                return no_such_property(m, d, msg, name);
-        if (constraints_check(m, msg, d, name, value, &e) < 0)
-                return bus_reply_qerror(m, msg, &e);
-        if (reset)
-                r = d ? domain_property_reset(d, name, &e) : app_property_reset(m->app, name, &e);
-        else
-                r = d ? domain_property_set(d, name, value, strlen(value), &e)
-                      : app_property_set(m->app, name, value, strlen(value), &e);
-        if (r < 0) {
-                if (qerror_is_set(&e))
-                        return bus_reply_qerror(m, msg, &e);
-                return r;
-        }
-        r = manager_save(m, &e);
+        r = property_write(m, msg, &(PropertyChange){ .d = d, .name = name, .value = value }, &e, NULL);
         if (r < 0)
-                return bus_reply_qerror(m, msg, &e);
+                return bus_reply_failure(m, msg, r, &e);
+        if (r == 0)
+                return 1; /* held until polkit answers */
         return sd_bus_reply_method_return(msg, NULL);
 }
 

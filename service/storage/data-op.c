@@ -1,20 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Worker threads for the storage operations that move volume data (import, clone, clear,
- * revert): the loop starts a job and learns of its end through an eventfd. The job owns
+/* The storage operations that move volume data (import, clone, clear, revert), as blocking
+ * functions for a worker thread (the daemon's pool runs them: storage-dbus.c). An operation owns
  * snapshots of everything it touches (StorageVolume, file descriptors), never the model. */
 #include <inttypes.h>
 #include <poll.h>
 #include <stdatomic.h>
 
+#include "storage/data-op.h"
+
 #include "storage/storage.h"
 #include "util/log.h"
 
-StorageJob *storage_job_new(StorageJobKind kind, const StorageVolume *v) {
-        StorageJob *j = new0(StorageJob, 1);
+StorageDataOp *storage_data_op_new(StorageDataOpKind kind, const StorageVolume *v) {
+        StorageDataOp *j = new0(StorageDataOp, 1);
         if (!j)
                 return NULL;
         j->kind = kind;
-        j->in_fd = j->out_fd = j->notify_fd = -EBADF;
+        j->in_fd = j->out_fd = -EBADF;
+        j->progress = &j->done;
         if (storage_volume_copy(v, &j->vol) < 0) {
                 free(j);
                 return NULL;
@@ -22,19 +25,15 @@ StorageJob *storage_job_new(StorageJobKind kind, const StorageVolume *v) {
         return j;
 }
 
-StorageJob *storage_job_free(StorageJob *j) {
+StorageDataOp *storage_data_op_free(StorageDataOp *j) {
         if (!j)
                 return NULL;
-        if (j->started)
-                (void) pthread_join(j->thread, NULL);
         storage_volume_done(&j->vol);
         free(j->revision);
         if (j->in_fd >= 0)
                 close(j->in_fd);
         if (j->out_fd >= 0)
                 close(j->out_fd);
-        if (j->notify_fd >= 0)
-                close(j->notify_fd);
         qerror_done(&j->error);
         free(j);
         return NULL;
@@ -45,7 +44,7 @@ static bool all_zero(const uint8_t *p, size_t n) {
 }
 
 /* Wait until fd is readable, checking for cancellation every 200 ms. */
-static int wait_readable(StorageJob *j) {
+static int wait_readable(StorageDataOp *j) {
         for (;;) {
                 if (j->cancel)
                         return -ECANCELED;
@@ -60,7 +59,7 @@ static int wait_readable(StorageJob *j) {
 
 /* Exactly j->size bytes from in_fd into out_fd (already of that size and sparse, so runs of
  * zeros are skipped), then the end of the data must follow. */
-static int import_copy(StorageJob *j) {
+static int import_copy(StorageDataOp *j) {
         const size_t bufsize = 1 << 20;
         _cleanup_free_ uint8_t *buf = malloc(bufsize);
         uint64_t off = 0;
@@ -96,7 +95,7 @@ static int import_copy(StorageJob *j) {
                         }
                 }
                 off += (uint64_t) n;
-                j->done = off;
+                atomic_store(j->progress, off);
         }
         for (;;) {
                 uint8_t extra;
@@ -118,21 +117,21 @@ static int import_copy(StorageJob *j) {
         return 0;
 }
 
-static int job_body(StorageJob *j) {
+static int op_body(StorageDataOp *j) {
         int r = 0;
 
         switch (j->kind) {
-        case STORAGE_JOB_REVERT:
+        case STORAGE_OP_REVERT:
                 return j->vol.driver->revert(&j->vol, j->revision, &j->error);
-        case STORAGE_JOB_IMPORT:
+        case STORAGE_OP_IMPORT:
                 r = import_copy(j);
                 break;
-        case STORAGE_JOB_CLONE:
-                r = fd_copy_sparse(j->in_fd, j->out_fd, &j->done, &j->cancel);
+        case STORAGE_OP_CLONE:
+                r = fd_copy_sparse(j->in_fd, j->out_fd, j->progress, &j->cancel);
                 if (r >= 0 && fdatasync(j->out_fd) < 0)
                         r = -errno;
                 break;
-        case STORAGE_JOB_CLEAR:
+        case STORAGE_OP_CLEAR:
                 break;
         }
         if (j->out_fd >= 0) {
@@ -154,30 +153,12 @@ static int job_body(StorageJob *j) {
         return r;
 }
 
-int storage_job_run(StorageJob *j) {
-        j->result = job_body(j);
+int storage_data_op_run(StorageDataOp *j) {
+        j->result = op_body(j);
         if (j->result < 0 && !qerror_is_set(&j->error)) {
                 char buf[64];
                 qerror_set(&j->error, QERR_STORAGE_POOL, "Storage operation failed: %s",
                            strerror_r(-j->result, buf, sizeof buf));
         }
-        atomic_store(&j->finished, true);
-        if (j->notify_fd >= 0) {
-                uint64_t one = 1;
-                (void) !write(j->notify_fd, &one, sizeof one);
-        }
         return j->result;
-}
-
-static void *job_thread(void *p) {
-        (void) storage_job_run(p);
-        return NULL;
-}
-
-int storage_job_start(StorageJob *j) {
-        int r = pthread_create(&j->thread, NULL, job_thread, j);
-        if (r != 0)
-                return -r;
-        j->started = true;
-        return 0;
 }

@@ -1,24 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+/* Qubes properties on D-Bus, for the Manager (global properties, d == NULL) and qubes alike:
+ * their typed D-Bus form, the vtables derived from the property table (model/props.c), the
+ * property methods (ListProperties, GetProperty, …) and the one sequence that changes a
+ * property. */
+
 #include <systemd/sd-bus.h>
 
-#include "auth.h"
-#include "manager.h"
 #include "model/model.h"
-#include "qubes-error.h"
 
-/* Send an error reply for a Qubes error: name org.qubes_os.Admin1.Error.<Class>, body
- * (s message, s format, as fields). With --debug the message carries the traceback after a
- * blank line. Returns 1 (the call is handled) or a negative error. */
-int bus_reply_qerror(Manager *m, sd_bus_message *call, const QError *e);
-/* Convert a QError to an sd_bus_error (for property setters, which cannot send a body). */
-int bus_set_qerror(sd_bus_error *error, const QError *e);
-
-/* The authorization gate for a method handler: 1 to go on; 0 when the call has been answered
- * (an error reply) or is held until polkit answers (the handler then returns 1 to sd-bus); a
- * negative error otherwise. */
-int bus_gate(Manager *m, sd_bus_message *msg, AuthAction action, Domain *d);
+typedef struct Manager Manager;
 
 /* D-Bus signature of a property's typed representation. */
 const char *prop_dbus_signature(const PropDef *p);
@@ -27,7 +19,24 @@ int bus_append_prop_value(sd_bus_message *reply, const PropDef *p, const PropVal
 /* Read a typed D-Bus property value and give its Admin API string form. */
 int bus_read_prop_value(sd_bus_message *value, const PropDef *p, App *app, char **ret, sd_bus_error *error);
 
-/* Common property methods for the Manager (d == NULL) and qubes. */
+/* A change of one property: of qube d, or a global one when d is NULL. */
+typedef struct PropertyChange {
+        Domain *d;
+        const char *name;      /* the Qubes name (SetProperty, ResetProperty), looked up after authorization; or */
+        const PropDef *p;      /* the property itself (Properties.Set) */
+        const char *value;     /* the new value in its Admin API string form; NULL (and no typed): reset */
+        sd_bus_message *typed; /* Properties.Set: the new value in its D-Bus type, read after authorization */
+} PropertyChange;
+
+/* The one sequence that changes a property (Domain and Manager SetProperty and ResetProperty,
+ * org.freedesktop.DBus.Properties.Set): authorize (AUTH_CHANGE), read the value, check the value
+ * constraints, set or reset it in the model, save qubes.xml. Returns 1 when done; 0 when the call
+ * waits for polkit (it runs again from the start when the answer comes; a Properties.Set, which
+ * cannot wait, is refused instead); a negative error with e set (reply with it), or with error
+ * set (an invalid typed value), or neither (a plain errno). */
+int property_write(Manager *m, sd_bus_message *msg, const PropertyChange *c, QError *e, sd_bus_error *error);
+
+/* The property methods, for the Manager (d == NULL) and qubes. */
 int bus_method_list_properties(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_get_property(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_get_all_properties(Manager *m, Domain *d, sd_bus_message *msg);
@@ -55,10 +64,6 @@ int bus_method_reset_property(Manager *m, Domain *d, sd_bus_message *msg);
                                         prefix##_set_property, SD_BUS_VTABLE_UNPRIVILEGED),                           \
                 SD_BUS_METHOD_WITH_ARGS("ResetProperty", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,                    \
                                         prefix##_reset_property, SD_BUS_VTABLE_UNPRIVILEGED)
-
-/* The "Event" signal, shared by the Manager and Domain interfaces. */
-#define EVENT_SIGNAL_VTABLE \
-        SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("t", sequence, "s", subject, "s", name, "a(ss)", arguments), 0)
 
 /* Build a vtable of typed properties (plus extra entries, then END). Writable unless the
  * property is write-once (CONST), stateless or read-only. Free with free(). */

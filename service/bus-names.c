@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "bus-names.h"
+
+#include <systemd/sd-bus.h>
+
+char *domain_bus_path(const Domain *d) {
+        char *p = NULL;
+        return sd_bus_path_encode(QUBESD_DOMAIN_PREFIX, d->name, &p) < 0 ? NULL : p;
+}
+
+char *label_bus_path(const Label *l) {
+        char *p = NULL;
+        return sd_bus_path_encode(QUBESD_LABEL_PREFIX, l->name, &p) < 0 ? NULL : p;
+}
+
+char *pool_bus_path(const char *name) {
+        char *p = NULL;
+        return sd_bus_path_encode(QUBESD_POOL_PREFIX, name, &p) < 0 ? NULL : p;
+}
+
+char *volume_bus_path(const char *qube, const char *volume) {
+        char *p = NULL;
+        return sd_bus_path_encode_many(&p, QUBESD_VOLUME_PATH_TEMPLATE, qube, volume) < 0 ? NULL : p;
+}
+
+Domain *domain_of_bus_path(App *app, const char *path) {
+        const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
+        _cleanup_free_ char *name = NULL;
+
+        /* a volume's path (…/domain/<qube>/volume/<name>) is not a qube's: no decoding needed */
+        if (!rest || !*rest || strchr(rest, '/'))
+                return NULL;
+        if (sd_bus_path_decode(path, QUBESD_DOMAIN_PREFIX, &name) <= 0)
+                return NULL;
+        return app_get_domain(app, name);
+}
+
+Domain *domain_of_bus_subpath(App *app, const char *path) {
+        const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
+        _cleanup_free_ char *node = NULL;
+
+        if (!rest || !*rest)
+                return NULL;
+        node = strndup(path, (size_t) (rest - path) + strcspn(rest, "/"));
+        return node ? domain_of_bus_path(app, node) : NULL;
+}
+
+static const char *const class_interfaces[_QUBES_CLASS_MAX] = {
+        [QUBES_CLASS_ADMINVM] = "org.qubes_os.Admin1.AdminVM",
+        [QUBES_CLASS_APPVM] = "org.qubes_os.Admin1.AppVM",
+        [QUBES_CLASS_DISPVM] = "org.qubes_os.Admin1.DispVM",
+        [QUBES_CLASS_REMOTEVM] = "org.qubes_os.Admin1.RemoteVM",
+        [QUBES_CLASS_STANDALONEVM] = "org.qubes_os.Admin1.StandaloneVM",
+        [QUBES_CLASS_TEMPLATEVM] = "org.qubes_os.Admin1.TemplateVM",
+};
+
+const char *qubes_class_interface(QubesClass c) {
+        return c >= 0 && c < _QUBES_CLASS_MAX ? class_interfaces[c] : NULL;
+}
+
+int qubes_class_of_interface(const char *name) {
+        for (int c = 0; c < _QUBES_CLASS_MAX; c++)
+                if (streq(class_interfaces[c], name))
+                        return c;
+        return -1;
+}
+
+const char *domain_prop_interface(const PropDef *p, QubesClass c) {
+        if (p->classes == CLASSES_ALL)
+                return QUBESD_IFACE_DOMAIN;
+        if (((1u << c) & CLASSES_QUBESVM) && (p->classes & CLASSES_QUBESVM) == CLASSES_QUBESVM)
+                return QUBESD_IFACE_QUBESVM;
+        return class_interfaces[c];
+}

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* qubesd's assembly: the Manager is built here part by part, each part started in order (the
+ * model, the loop, the workers, the qrexec policy filter, the value constraints, change
+ * notification, the bus and its object tree, the hypervisor, the private socket, and the bus
+ * name last), and taken down in the reverse order. The one file that knows every part. */
+#include "daemon.h"
+
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include "auth.h"
+#include "caller-filter.h"
+#include "changes.h"
+#include "constraints.h"
+#include "job-dbus.h"
+#include "lifecycle.h"
+#include "manager-dbus.h"
+#include "private-bus.h"
+#include "storage-dbus.h"
+#include "workers.h"
+#include "util/log.h"
+
+static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name, *old, *new;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old, &new) < 0)
+                return 0;
+        if (name[0] == ':' && isempty(new)) {
+                auth_forget_caller(m, name);
+                caller_filter_forget(m, name);
+        }
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        log_info("Received %s, exiting.", strsignal((int) si->ssi_signo));
+        return sd_event_exit(m->event, 0);
+}
+
+static int connect_bus(Manager *m) {
+        int r;
+
+        switch (m->config.bus_kind) {
+        case BUS_SYSTEM:
+                r = sd_bus_open_system_with_description(&m->bus, "qubesd");
+                break;
+        case BUS_USER:
+                r = sd_bus_open_user_with_description(&m->bus, "qubesd");
+                break;
+        default:
+                r = sd_bus_new(&m->bus);
+                if (r < 0)
+                        return r;
+                (void) sd_bus_set_description(m->bus, "qubesd");
+                r = sd_bus_set_address(m->bus, m->config.bus_address);
+                if (r < 0)
+                        return r;
+                r = sd_bus_set_bus_client(m->bus, true);
+                if (r < 0)
+                        return r;
+                r = sd_bus_start(m->bus);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+}
+
+int daemon_new(const ManagerConfig *config, Manager **ret) {
+        _cleanup_(daemon_freep) Manager *m = NULL;
+        _cleanup_qerror_ QError e = {};
+        int r;
+
+        m = new0(Manager, 1);
+        if (!m)
+                return log_oom();
+        m->config = *config;
+        m->own_uid = geteuid();
+        m->callers = hashmap_new();
+        m->jobs = hashmap_new();
+        if (!m->callers || !m->jobs)
+                return log_oom();
+
+        r = app_new(config->state_dir, &m->app);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the model: %m");
+        r = app_load(m->app, &e);
+        if (r < 0) {
+                _cleanup_free_ char *msg = qerror_message(&e);
+                log_error("Refusing to start: %s", msg ?: "cannot load qubes.xml");
+                return r;
+        }
+        if (!m->app->xml_loaded) {
+                log_info("No %s yet: creating a fresh system (labels, pools, dom0).", m->app->xml_path);
+                r = app_init_default(m->app);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to initialise the model: %m");
+                r = app_save(m->app, &e);
+                if (r < 0) {
+                        _cleanup_free_ char *msg = qerror_message(&e);
+                        log_error("Cannot write %s: %s", m->app->xml_path, msg ?: strerror(-r));
+                        return r;
+                }
+        }
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        (void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+
+        r = workers_new(m->event, &m->workers);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the worker threads: %m");
+        r = caller_filter_init(m);
+        if (r < 0)
+                return r;
+        m->view_answered = caller_filter_flush;
+        r = constraints_init(m);
+        if (r < 0)
+                return r;
+
+        r = changes_init(m);
+        if (r < 0)
+                return r;
+
+        r = connect_bus(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the bus: %m");
+
+        r = storage_dbus_init(m);
+        if (r < 0)
+                return r;
+        r = manager_dbus_register(m, m->bus);
+        if (r < 0)
+                return r;
+        r = auth_add_view_filter(m);
+        if (r < 0)
+                return r;
+        r = lifecycle_init(m);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_match_signal_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                      "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, NULL, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch bus peers: %m");
+
+        if (m->config.private_socket) {
+                r = private_bus_listen(m, m->config.private_socket);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Objects first, then the name: a client that sees the name finds everything. */
+        r = sd_bus_request_name(m->bus, QUBESD_BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire the bus name %s: %m", QUBESD_BUS_NAME);
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *daemon_free(Manager *m) {
+        if (!m)
+                return NULL;
+        /* long work is asked to stop, then the workers finish what they have (each done() runs,
+         * with everything still in place) */
+        jobs_cancel_all(m);
+        workers_stop(m->workers);
+        lifecycle_done(m);
+        private_bus_done(m);
+        caller_filter_done(m);
+        constraints_done(m);
+        storage_dbus_done(m);
+        changes_done(m);
+        if (m->bus)
+                sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        size_t i = 0;
+        void *v;
+        while (hashmap_iterate(m->callers, &i, NULL, &v))
+                caller_free(v);
+        hashmap_free(m->callers);
+        jobs_free(m);
+        m->workers = workers_free(m->workers);
+        free(m->listing);
+        app_free(m->app);
+        bus_vtable_cache_done(&m->vtables);
+        free(m->connections);
+        free(m);
+        return NULL;
+}
+
+int daemon_run(Manager *m) {
+        (void) sd_notify(false, "READY=1\nSTATUS=Serving the Qubes Admin API.");
+        log_info("qubesd ready: %zu qubes, state in %s.", hashmap_size(m->app->domains), m->app->state_dir);
+        int r = sd_event_loop(m->event);
+        (void) sd_notify(false, "STOPPING=1");
+        return r;
+}

@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "manager.h"
+
+/* The libvirt domain XML of a qube for the connected driver (domain-xml.c): "test", "qemu" or
+ * "xen". NULL with err set when the qube cannot be described. */
+char *domain_libvirt_xml(Manager *m, Domain *d, const char *driver, QError *err);
