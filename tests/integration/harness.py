@@ -242,9 +242,10 @@ class Daemon:
         """Get a first reply on a new private connection. A message that reaches qubesd in the
         same read as the client's BEGIN is left unprocessed by the server side of sd-bus (libsystemd
         252) until the next bytes arrive on that connection: GDBus sends its first message right
-        after BEGIN, so under load its first call hangs (test_bus.TestPrivateSocketClients shows it
-        with libdbus, which always does). sd-bus clients (the shim) are not affected. Each Ping that
-        times out here is answered once the next one arrives; the tests then measure qubesd."""
+        after BEGIN, so under load its first call hangs (libdbus almost always;
+        test_bus.TestPrivateSocketClients writes both at once). sd-bus clients (the shim) are not
+        affected. A Ping that times out here is answered once the next one arrives; the tests then
+        measure qubesd, not this."""
         wait_ms = 200
         for _ in range(20):
             try:
