@@ -245,12 +245,12 @@ class Daemon:
     @staticmethod
     def _prime(conn):
         """Get a first reply on a new private connection. A message that reaches qubesd in the
-        same read as the client's BEGIN is left unprocessed by the server side of sd-bus (libsystemd
-        252) until the next bytes arrive on that connection: GDBus sends its first message right
-        after BEGIN, so under load its first call hangs (libdbus almost always;
-        test_bus.TestPrivateSocketClients writes both at once). sd-bus clients (the shim) are not
-        affected. A Ping that times out here is answered once the next one arrives; the tests then
-        measure qubesd, not this."""
+        same read as the client's BEGIN was left unprocessed by the server side of sd-bus
+        (libsystemd 252) until the next bytes arrived on that connection; GDBus sends its first
+        message right after BEGIN, so its first call could hang (libdbus's almost always). sd-bus
+        clients (the shim) never were affected. qubesd handles it since branch house's 782f44e
+        (tested there by test_private_bus); until then a Ping that times out here is answered
+        once the next one arrives, and after it the first Ping is simply answered."""
         wait_ms = 25
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -3,13 +3,12 @@
 """What a person with busctl sees: the object tree, introspection, properties that persist."""
 
 import os
-import socket
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import DaemonTestCase, Gio, domain_path, ROOT_PATH  # noqa: E402
+from harness import DaemonTestCase, domain_path, ROOT_PATH  # noqa: E402
 
 DEMO_QUBES = ['dom0', 'debian-12-xfce', 'default-dvm', 'personal', 'sys-firewall', 'sys-net', 'work']
 
@@ -110,39 +109,6 @@ class TestFreshSystem(DaemonTestCase):
         self.assertEqual(tuple(self.d.manager('GetProperty', 's', ('default_qrexec_timeout',))),
                          ('int', False, '70'))
 
-
-class TestPrivateSocketClients(DaemonTestCase):
-    """qubesd's private socket answers any D-Bus client, not only sd-bus ones. The D-Bus spec
-    lets a client send its first message right after BEGIN, before any reply (libdbus and GDBus
-    do): then "BEGIN\\r\\n" and the message reach qubesd in one read. sd-bus clients (the shim)
-    wait for the server's replies first, and never send them together."""
-    ROUTE = 'private'
-
-    def test_message_with_begin(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.addCleanup(s.close)
-        s.settimeout(60 if harness.UNDER_WRAPPER else 5)
-        s.connect(self.d.private_socket)
-        s.sendall(b'\0AUTH EXTERNAL ' + str(os.getuid()).encode().hex().encode() + b'\r\n')
-        line = b''
-        while not line.endswith(b'\r\n'):
-            line += s.recv(1)
-        self.assertTrue(line.startswith(b'OK '), line)
-        msg = Gio.DBusMessage.new_method_call(harness.BUS_NAME, ROOT_PATH, 'org.freedesktop.DBus.Peer', 'Ping')
-        msg.set_serial(1)
-        s.sendall(b'BEGIN\r\n' + msg.to_blob(Gio.DBusCapabilityFlags.NONE))  # one write
-        data = b''
-        try:
-            while len(data) < 16 or len(data) < Gio.DBusMessage.bytes_needed(data[:16]):
-                chunk = s.recv(4096)
-                self.assertTrue(chunk, 'qubesd closed the connection')
-                data += chunk
-        except socket.timeout:
-            self.fail('no reply to a Peer.Ping sent in one write with BEGIN: qubesd read both and left the '
-                      'message until more bytes come on the connection')
-        reply = Gio.DBusMessage.new_from_blob(data, Gio.DBusCapabilityFlags.NONE)
-        self.assertEqual(reply.get_message_type(), Gio.DBusMessageType.METHOD_RETURN)
-        self.assertEqual(reply.get_reply_serial(), 1)
 
 if __name__ == '__main__':
     harness.main()
