@@ -233,13 +233,13 @@ class Daemon:
         if self.route == 'private':
             conn = Gio.DBusConnection.new_for_address_sync(
                 'unix:path=' + self.private_socket, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT, None, None)
-            conn.set_exit_on_close(False)
-            self._prime(conn)
         else:
             conn = Gio.DBusConnection.new_for_address_sync(
                 self.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
                 Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
         conn.set_exit_on_close(False)
+        if self.route == 'private':
+            self._prime(conn)
         return conn
 
     @staticmethod
