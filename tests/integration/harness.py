@@ -542,6 +542,42 @@ class SystemBusDaemon(Daemon):
         self.conn.set_exit_on_close(False)
 
 
+class BusMonitor:
+    """Every method call to qubesd that crosses a bus (org.freedesktop.DBus.Monitoring.BecomeMonitor:
+    the bus's own user, or root on a system bus), as (interface, member) in .calls."""
+
+    def __init__(self, address):
+        self.calls = []
+        self.conn = Gio.DBusConnection.new_for_address_sync(
+            address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+            None, None)
+        self.conn.set_exit_on_close(False)
+        self.conn.add_filter(self._filter)
+        self.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.Monitoring',
+                            'BecomeMonitor', GLib.Variant('(asu)', (["type='method_call',destination='%s'" % BUS_NAME], 0)),
+                            None, Gio.DBusCallFlags.NONE, 5000, None)
+
+    def _filter(self, conn, msg, incoming):
+        # runs in GDBus's worker thread; a monitor must never answer, so the calls it sees go no
+        # further (GDBus would reply to them)
+        if incoming and msg.get_message_type() == Gio.DBusMessageType.METHOD_CALL:
+            self.calls.append((msg.get_interface(), msg.get_member()))
+            return None
+        return msg
+
+    def settle(self):
+        """The calls so far, once the bus has delivered what it had (a round trip on another
+        connection is not enough: the monitor has its own queue; a short wait is)."""
+        SignalCollector.pump(0.05)
+        return list(self.calls)
+
+    def close(self):
+        try:
+            self.conn.close_sync(None)
+        except GLib.Error:
+            pass
+
+
 class SignalCollector:
     """Collects signals matching a filter, dispatched by iterating the default main context."""
 

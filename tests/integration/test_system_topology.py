@@ -68,33 +68,6 @@ def find_qvm():
     return path
 
 
-class BusMonitor:
-    """Every method call to qubesd that crosses the bus (org.freedesktop.DBus.Monitoring; root)."""
-
-    def __init__(self, address):
-        self.calls = []
-        self.conn = harness.Gio.DBusConnection.new_for_address_sync(
-            address, harness.Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
-            harness.Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
-        self.conn.set_exit_on_close(False)
-        self.conn.add_filter(self._filter)
-        self.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.Monitoring',
-                            'BecomeMonitor',
-                            harness.GLib.Variant('(asu)', (["type='method_call',destination='%s'" % harness.BUS_NAME], 0)),
-                            None, harness.Gio.DBusCallFlags.NONE, 5000, None)
-
-    def _filter(self, conn, msg, incoming):
-        # runs in GDBus's worker thread; a monitor must never answer, so the calls it sees go no
-        # further (GDBus would reply to them)
-        if incoming and msg.get_message_type() == harness.Gio.DBusMessageType.METHOD_CALL:
-            self.calls.append((msg.get_interface(), msg.get_member()))
-            return None
-        return msg
-
-    def close(self):
-        self.conn.close_sync(None)
-
-
 def socket_is_live(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -256,7 +229,7 @@ class SystemTopologyTest(unittest.TestCase):
         self.d.set_property('mgmt', 'netvm', '')
         self.events = harness.SignalCollector(self.conn, interface=harness.DOMAIN_IFACE, member='Event')
         self.addCleanup(self.events.close)
-        self.monitor = BusMonitor(self.address)
+        self.monitor = harness.BusMonitor(self.address)
         self.addCleanup(self.monitor.close)
         # the libvirt connection opens in a worker after READY=1
         deadline = time.monotonic() + 10
@@ -272,8 +245,7 @@ class SystemTopologyTest(unittest.TestCase):
     def assert_over_the_private_socket(self, *members, bus_too=()):
         """The shims made these calls over /run/qubesd/private: none of them crossed the bus
         (which still carries what bus_too names, e.g. the runner's GetSystemInfo)."""
-        harness.SignalCollector.pump(0.05)
-        seen = list(self.monitor.calls)
+        seen = self.monitor.settle()
         for member in bus_too:
             self.assertIn(member, [m for _, m in seen], 'the bus monitor saw no %s: %r' % (member, seen))
         crossed = [c for c in seen if c[1] in members]
