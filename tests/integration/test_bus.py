@@ -4,7 +4,6 @@
 
 import os
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -109,32 +108,6 @@ class TestFreshSystem(DaemonTestCase):
         harness.parse_xml_file(self.d.xml_path)
         self.assertEqual(tuple(self.d.manager('GetProperty', 's', ('default_qrexec_timeout',))),
                          ('int', False, '70'))
-
-
-class TestPrivateSocketClients(DaemonTestCase):
-    """qubesd's private socket answers any D-Bus client library, not only sd-bus. libdbus (here
-    through dbus-python) sends its first message right after BEGIN, so both reach qubesd in one
-    read; sd-bus clients (the shim) wait for the server's replies first."""
-    ROUTE = 'private'
-
-    def test_first_call_of_a_libdbus_client(self):
-        import dbus
-        import dbus.connection
-        timeout = 60 if harness.UNDER_WRAPPER else 5
-        for attempt in range(3):
-            conn = dbus.connection.Connection('unix:path=' + self.d.private_socket)
-            try:
-                start = time.monotonic()
-                try:
-                    pools = conn.call_blocking(harness.BUS_NAME, ROOT_PATH, harness.MANAGER_IFACE, 'ListPools',
-                                               '', (), timeout=timeout)
-                except dbus.exceptions.DBusException as e:
-                    self.fail('connection %d: no answer to the first call within %d s (%s): the message that '
-                              'came with BEGIN waits for the next bytes on the connection'
-                              % (attempt, time.monotonic() - start, e.get_dbus_name()))
-                self.assertEqual([p[0] for p in pools], ['varlibqubes', 'linux-kernel'])
-            finally:
-                conn.close()
 
 
 if __name__ == '__main__':

@@ -191,12 +191,18 @@ class TestPrivateSocketShowsTheBus(DaemonTestCase):
             self.fail('the private socket does not show what the bus shows (%d problems):\n  %s'
                       % (len(problems), '\n  '.join(problems)))
 
+    # figures of the host's file system, read live: they may move between the two reads
+    LIVE = {('Pool', 'Size'), ('Pool', 'Usage'), ('Volume', 'Usage')}
+
     def test_same_property_values(self):
         for path, shorts in OBJECTS.items():
             for short in shorts:
-                on_bus = self.d.call(path, harness.PROPS_IFACE, 'GetAll', 's', (P + short,), conn=self.d.conn)
-                private = self.d.call(path, harness.PROPS_IFACE, 'GetAll', 's', (P + short,))
-                self.assertEqual(private, on_bus, '%s %s' % (path, short))
+                on_bus = self.d.call(path, harness.PROPS_IFACE, 'GetAll', 's', (P + short,), conn=self.d.conn)[0]
+                private = self.d.call(path, harness.PROPS_IFACE, 'GetAll', 's', (P + short,))[0]
+                self.assertEqual(set(private), set(on_bus), '%s %s: property names' % (path, short))
+                for name in on_bus:
+                    if (short, name) not in self.LIVE:
+                        self.assertEqual(private[name], on_bus[name], '%s %s.%s' % (path, short, name))
 
 
 load_tests = harness.load_tests

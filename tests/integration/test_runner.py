@@ -89,6 +89,8 @@ class RunnerTests(unittest.TestCase):
                                 route=self.ROUTE)
         self.addCleanup(self.d.cleanup)
         self.d.start()
+        self.route_check = None
+        test_shim.watch_the_route(self)
         self.door = test_shim.SocketDoor(self.shim, self.d)
         self.addCleanup(self.door.stop)
 
@@ -110,6 +112,8 @@ class RunnerTests(unittest.TestCase):
         os.chmod(os.path.join(self.rpc, 'policy.List'), 0o755)
 
     def tearDown(self):
+        if self.route_check:
+            self.route_check()
         if self.d.proc is not None:
             status = self.d.stop()
             self.assertEqual(status, 0, 'qubesd exited with status %s:\n%s' % (status, self.d.log_tail()))

@@ -254,6 +254,25 @@ def service_call(shim, daemon, request, timeout=20):
     return r.returncode, r.stdout, r.stderr
 
 
+# What a shim still asks qubesd on the bus when its calls take the private socket: on the event
+# streams' connection its identity, the qube it follows, the subscription and (admin.vm.Stats)
+# the qube's current state; and the runner's system information.
+BUS_ON_PRIVATE_ROUTE = {'SetCallerIdentity', 'GetDomain', 'SubscribeEvents', 'GetCurrentState', 'GetSystemInfo'}
+
+
+def watch_the_route(test):
+    """On the private route, fail the test at its end if a call of the shim crossed the bus."""
+    if test.ROUTE != 'private':
+        return
+    monitor = harness.BusMonitor(test.d.address)
+    test.addCleanup(monitor.close)
+
+    def check():
+        crossed = [c for c in monitor.settle() if c[1] not in BUS_ON_PRIVATE_ROUTE]
+        test.assertEqual(crossed, [], 'calls that took the bus instead of the private socket')
+    test.route_check = check
+
+
 class ShimTestCase(unittest.TestCase):
     ROUTE = 'bus'  # set by harness.over_each_route
 
@@ -264,6 +283,8 @@ class ShimTestCase(unittest.TestCase):
         os.makedirs(os.path.join(self.d.state_dir, 'vm-kernels', '1.0'), exist_ok=True)
         self.d.start()
         self.door = None
+        self.route_check = None
+        watch_the_route(self)
 
     def socket_door(self, extra_args=()):
         self.door = SocketDoor(self.shim, self.d, extra_args)
@@ -271,6 +292,8 @@ class ShimTestCase(unittest.TestCase):
         return self.door
 
     def tearDown(self):
+        if self.route_check:
+            self.route_check()
         if self.d.proc is not None:
             status = self.d.stop()
             self.assertEqual(status, 0, 'qubesd exited with status %s:\n%s'

@@ -79,26 +79,18 @@ def socket_is_live(path):
         s.close()
 
 
-class SystemdStartedQubesd(harness.Daemon):
-    """qubesd as data/qubesd.service.in starts it, on a system bus that is already running."""
+class SystemdStartedQubesd(harness.SystemBusDaemon):
+    """qubesd as data/qubesd.service.in starts it, on a system bus that is already running; the
+    test's own calls (.call_conn) go over /run/qubesd/private, its signals come from the bus."""
 
     def __init__(self, bus_address, state_xml, policy_dir):
-        super().__init__(state_xml, route='private')
-        self.address = bus_address
+        super().__init__(bus_address, state_xml, route='private')
         self.private_socket = PRIVATE_SOCKET  # its default with the system bus
         self.policy_dir = policy_dir
         self.notify_path = os.path.join(self.dir, 'notify')
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(self.notify_path)
         self.env = {'DBUS_SYSTEM_BUS_ADDRESS': bus_address, 'NOTIFY_SOCKET': self.notify_path}
-
-    def start_bus(self):
-        if self.conn:
-            return
-        self.conn = harness.Gio.DBusConnection.new_for_address_sync(
-            self.address, harness.Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
-            harness.Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
-        self.conn.set_exit_on_close(False)
 
     def command(self):
         # ExecStart=@sbindir@/qubesd: no option. These three keep it off the machine's state.
@@ -237,6 +229,8 @@ class SystemTopologyTest(unittest.TestCase):
         self.d.set_property('mgmt', 'netvm', '')
         self.events = harness.SignalCollector(self.conn, interface=harness.DOMAIN_IFACE, member='Event')
         self.addCleanup(self.events.close)
+        self.monitor = harness.BusMonitor(self.address)
+        self.addCleanup(self.monitor.close)
         # the libvirt connection opens in a worker after READY=1
         deadline = time.monotonic() + 10
         while 'Connected to libvirt' not in self.d.log_tail(200):
@@ -247,6 +241,15 @@ class SystemTopologyTest(unittest.TestCase):
         status = self.d.stop()
         self.assertEqual(status, 0, 'qubesd exited with status %s:\n%s' % (status, self.d.log_tail()))
         self.assertFalse(os.path.exists(PRIVATE_SOCKET), 'qubesd left %s behind' % PRIVATE_SOCKET)
+
+    def assert_over_the_private_socket(self, *members, bus_too=()):
+        """The shims made these calls over /run/qubesd/private: none of them crossed the bus
+        (which still carries what bus_too names, e.g. the runner's GetSystemInfo)."""
+        seen = self.monitor.settle()
+        for member in bus_too:
+            self.assertIn(member, [m for _, m in seen], 'the bus monitor saw no %s: %r' % (member, seen))
+        crossed = [c for c in seen if c[1] in members]
+        self.assertEqual(crossed, [], 'calls that took the bus instead of %s' % PRIVATE_SOCKET)
 
     # --- the management qube's tools: qrexec, the service door --------------------------------
 
@@ -300,6 +303,8 @@ class SystemTopologyTest(unittest.TestCase):
         self.qvm('qvm-kill', 'sys-firewall', 'sys-net')
         self.assertEqual(self.listed('--running'), before)
         self.assertEqual(self.d.get_property('sys-net', 'xid')[2], '-1')
+        self.assert_over_the_private_socket('Start', 'Pause', 'Unpause', 'Shutdown', 'Kill', 'ListDomainsText',
+                                            'GetAllDomainProperties', 'GetProperty', bus_too=['GetSystemInfo'])
 
     def test_disposable(self):
         # what qvm-run --dispvm does before it runs anything: admin.vm.CreateDisposable, then
@@ -325,6 +330,7 @@ class SystemTopologyTest(unittest.TestCase):
         while name in self.listed():
             self.assertLess(time.monotonic(), deadline, '%s not removed after it stopped' % name)
             time.sleep(0.1)
+        self.assert_over_the_private_socket('CreateDisposable', 'Start', 'Kill', bus_too=['GetSystemInfo'])
 
     # --- dom0's tools: qubesd.sock, the socket door ---------------------------------------------
 
@@ -352,6 +358,8 @@ class SystemTopologyTest(unittest.TestCase):
         self.assertIn('personal', self.listed('--running', env=dom0))
         self.qvm('qvm-kill', 'personal', env=dom0)
         self.assertNotIn('personal', self.listed('--running', env=dom0))
+        self.assert_over_the_private_socket('Start', 'Kill', 'ListDomainsText', 'GetAllDomainProperties',
+                                            'GetProperty')
 
 
 if __name__ == '__main__':
