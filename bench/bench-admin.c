@@ -65,7 +65,8 @@ static int service_call(const char *shim, const char *bus, const char *method, c
         snprintf(dest_env, sizeof dest_env, "QREXEC_REQUESTED_TARGET=%s", qube);
         snprintf(bus_env, sizeof bus_env, "DBUS_SYSTEM_BUS_ADDRESS=%s", bus);
         char *envp[] = { name_env, arg_env, "QREXEC_REMOTE_DOMAIN=dom0", "QREXEC_REQUESTED_TARGET_TYPE=name",
-                         dest_env, bus_env, "PATH=/usr/bin:/bin",        NULL };
+                         /* this bench's qubesd, never another one's /run/qubesd/private */
+                         dest_env, bus_env, "QUBESD_PRIVATE_SOCKET=", "PATH=/usr/bin:/bin", NULL };
         char argv0[300];
         snprintf(argv0, sizeof argv0, "/etc/qubes-rpc/%s", method);
         char *argv[] = { argv0, (char *) arg, NULL };

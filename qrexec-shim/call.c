@@ -144,6 +144,12 @@ static int bus_entry_new(Shim *shim, const char *source, bool events, BusEntry *
                 return -ENOMEM;
         }
         r = bus_open(shim, b->direct, &b->bus);
+        if (r < 0 && b->direct && shim->private_socket_guessed && (r == -ECONNREFUSED || r == -ENOENT)) {
+                /* the default socket is left over from a qubesd that is gone: take the bus */
+                log_debug_errno(r, "Cannot connect to %s, using the bus: %m", shim->private_socket);
+                b->direct = false;
+                r = bus_open(shim, false, &b->bus);
+        }
         if (r < 0)
                 return r;
         r = sd_bus_call_method_async(b->bus, &b->slot, ADMIN_BUS_NAME, ADMIN_PATH, MANAGER_IFACE, "SetCallerIdentity",

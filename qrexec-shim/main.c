@@ -504,8 +504,10 @@ int main(int argc, char *argv[]) {
         if (!shim.private_socket)
                 shim.private_socket = getenv("QUBESD_PRIVATE_SOCKET");
         if (!shim.private_socket && !shim.bus_address && !shim.user_bus &&
-            access(QUBESD_SYSTEM_PRIVATE_SOCKET, W_OK) == 0)
+            access(QUBESD_SYSTEM_PRIVATE_SOCKET, W_OK) == 0) {
                 shim.private_socket = (char *) QUBESD_SYSTEM_PRIVATE_SOCKET;
+                shim.private_socket_guessed = true;
+        }
         if (isempty(shim.private_socket))
                 shim.private_socket = NULL;
 

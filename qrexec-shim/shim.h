@@ -133,8 +133,9 @@ struct Shim {
         sd_event *event;
         char *bus_address; /* NULL: the system bus (DBUS_SYSTEM_BUS_ADDRESS applies) */
         bool user_bus;
-        char *private_socket; /* qubesd's direct-connection socket for calls, or NULL */
-        Hashmap *buses;       /* source -> BusEntry* (socket door: identity holds per connection) */
+        char *private_socket;        /* qubesd's direct-connection socket for calls, or NULL */
+        bool private_socket_guessed; /* the default one, because it exists: the bus if it refuses */
+        Hashmap *buses;              /* source -> BusEntry* (socket door: identity holds per connection) */
         size_t event_queue_max;
         unsigned n_clients;
 };

@@ -3,7 +3,7 @@
  * /run/systemd/private: the same objects as on the bus, without the bus daemon's two extra hops.
  * Every method, property and signal the bus serves is served here too: the same object tree is
  * registered on each connection, and every signal is sent on each (manager_send_everywhere()).
- * qubes-admin-shim uses it for calls. The socket is 0600, or 0660 with
+ * qubes-admin-shim uses it for calls. The socket is 0700 (umask 0077), or 0660 with
  * --private-socket-group (how a shim running as its own user reaches it), and every peer's uid is
  * checked: only root, our own user and the --trusted-user users are served. */
 #include <inttypes.h>

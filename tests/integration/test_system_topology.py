@@ -79,6 +79,23 @@ def socket_is_live(path):
         s.close()
 
 
+def take_topology_lock():
+    """One run at a time on this machine: /run/qubesd/private is a fixed path. Returns the open
+    lock file (closing it releases the lock)."""
+    os.makedirs(os.path.dirname(TOPOLOGY_LOCK), exist_ok=True)
+    lock = open(TOPOLOGY_LOCK, 'w')
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                lock.close()
+                raise
+            time.sleep(0.2)
+
+
 class SystemdStartedQubesd(harness.SystemBusDaemon):
     """qubesd as data/qubesd.service.in starts it, on a system bus that is already running; the
     test's own calls (.call_conn) go over /run/qubesd/private, its signals come from the bus."""
@@ -143,19 +160,7 @@ class SystemTopologyTest(unittest.TestCase):
         cls.shim = test_shim.find_shim()
         cls.runner = test_runner.find_build_binary('QUBES_QREXEC_RUN', 'qrexec-shim', 'runner', 'qubes-qrexec-run')
 
-        # one run at a time on this machine: /run/qubesd/private is a fixed path
-        os.makedirs(os.path.dirname(TOPOLOGY_LOCK), exist_ok=True)
-        cls.lock = open(TOPOLOGY_LOCK, 'w')
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                fcntl.flock(cls.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    cls.lock.close()
-                    raise
-                time.sleep(0.2)
+        cls.lock = take_topology_lock()
         cls.procs = []
         cls.made_runtime_dir = False
         try:
@@ -361,6 +366,41 @@ class SystemTopologyTest(unittest.TestCase):
         self.assert_over_the_private_socket('Start', 'Kill', 'ListDomainsText', 'GetAllDomainProperties',
                                             'GetProperty')
 
+
+
+class StalePrivateSocketTest(unittest.TestCase):
+    """A /run/qubesd/private that nobody serves any more (a qubesd killed with -9 leaves it) does
+    not break the service door: the shim, which takes that socket only because it exists, calls
+    over the system bus instead of failing every call."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest('needs root: /run/qubesd')
+        self.lock = take_topology_lock()
+        self.addCleanup(self.lock.close)
+        if socket_is_live(PRIVATE_SOCKET):
+            self.skipTest('a qubesd already serves %s on this machine' % PRIVATE_SOCKET)
+        if not os.path.isdir(RUNTIME_DIR):
+            os.mkdir(RUNTIME_DIR, 0o755)
+            self.addCleanup(os.rmdir, RUNTIME_DIR)
+        if os.path.exists(PRIVATE_SOCKET):
+            os.unlink(PRIVATE_SOCKET)
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(PRIVATE_SOCKET)  # bound, never listened on, closed: what a killed qubesd leaves
+        stale.close()
+        self.addCleanup(os.unlink, PRIVATE_SOCKET)
+        self.d = harness.Daemon(harness.DEMO_XML)  # on its own bus, no private socket
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+        self.addCleanup(self.d.stop)
+
+    def test_the_shim_takes_the_bus(self):
+        argv, env, payload = test_shim.service_invocation(None, self.d, b'admin.vm.List dom0 name dom0\0')
+        del env['QUBESD_PRIVATE_SOCKET']  # as /etc/qubes-rpc runs it: the default
+        r = subprocess.run(argv, executable=test_shim.find_shim(), env=env, input=payload,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertTrue(r.stdout.startswith(b'0\0dom0 class=AdminVM state=Running'),
+                        'admin.vm.List with a stale %s: %r %r' % (PRIVATE_SOCKET, r.stdout[:200], r.stderr[-500:]))
 
 if __name__ == '__main__':
     harness.main()
