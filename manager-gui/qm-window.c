@@ -1671,12 +1671,15 @@ usage_timer_cb (gpointer user_data)
 {
   QmWindow *self = QM_WINDOW (user_data);
 
-  qm_client_refresh_disk_usage (self->client, NULL);
+  if (self->client != NULL)
+    qm_client_refresh_disk_usage (self->client, NULL);
   return G_SOURCE_CONTINUE;
 }
 
 static void
-on_active_changed (QmWindow *self)
+on_active_changed (QmWindow   *self,
+                   GParamSpec *pspec,
+                   gpointer    user_data)
 {
   gboolean active = gtk_window_is_active (GTK_WINDOW (self));
 
@@ -1777,6 +1780,11 @@ qm_window_dispose (GObject *object)
   if (self->cancellable != NULL)
     g_cancellable_cancel (self->cancellable);
   g_clear_pointer (&self->settings_windows, g_hash_table_unref);
+  /* the window may outlive this one a moment (calls in flight hold it) */
+  if (self->global_settings != NULL)
+    g_object_remove_weak_pointer (G_OBJECT (self->global_settings),
+                                  (gpointer *) &self->global_settings);
+  self->global_settings = NULL;
   if (self->usage_timer != 0)
     g_source_remove (self->usage_timer);
   self->usage_timer = 0;
@@ -1833,7 +1841,7 @@ qm_window_init (QmWindow *self)
                                      self->columns[qm_qube_view_column_index ("name")]);
   load_prefs (self);
   g_signal_connect (self, "notify::is-active", G_CALLBACK (on_active_changed), NULL);
-  on_active_changed (self);
+  on_active_changed (self, NULL, NULL);
 }
 
 static void

@@ -3,9 +3,9 @@
 """GUI test of the Global Settings window (System > Global Settings), against a real qubesd.
 
 Runs itself again inside dbus-run-session (for the accessibility bus) and xvfb-run. The window
-must show the global properties as qubesd holds them, each setting with what it means, a
-setting at its default as "default (...)"; the kernels offered are the installed ones, the net
-qubes those that provide network. Then, as a user would: a few settings changed, one number set
+must name every button and field, and show the global properties as qubesd holds them, each
+setting with what it means, a setting at its default as "default (...)"; the kernels offered
+are the installed ones, the net qubes those that provide network. Then, as a user would: a few settings changed, one number set
 back to its default, Apply, and qubesd must hold exactly that, nothing else changed; a change
 qubesd refuses (the qube chosen was removed meanwhile) is reported in the window, which stays
 open, while the others are made; OK with nothing changed makes no call. Exit 77 = skipped.
@@ -110,6 +110,12 @@ def run(args, tmp, procs):
     table = find(app, role='tree table', name='Qubes')
     S.wait_until(lambda: S.row_of(table, 'work') is not None, 'the list', 10)
     window = open_window(app)
+
+    # every button and field has a name
+    unnamed = [a.get_role_name() for a in walk(window)
+               if a.get_role_name() in ('push button', 'spin button', 'text', 'check box',
+                                        'combo box') and not a.get_name()]
+    assert not unnamed, f'without an accessible name: {unnamed}'
 
     # what qubesd holds, and what each setting means
     netvm = S.labelled(window, 'Default net qube')
