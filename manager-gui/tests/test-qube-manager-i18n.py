@@ -9,9 +9,10 @@ Clone Qube, a qube's settings (every page), Global Settings (every page), a qube
 (the confirmation, and the refusal of a qube in use), Kill, Shut down with the qubes that use a
 net qube, and the page shown while qubesd is away. Each is shot into --out-dir/screenshots/en and
 /de, and its words (labels, buttons, check boxes, page tabs, column headers, menus) are read
-through AT-SPI. In German no text of the Qube Manager's catalogue may show in English, and no
-word may be the same as in English unless it is data (qube, class, label, pool and kernel names,
-values) or a word German shares (msgstr equal to msgid in po/de.po). Exit 77 = skipped.
+through AT-SPI; every button and field shown must have an accessible name. In German no text
+of the Qube Manager's catalogue may show in English, and no word may be the same as in English
+unless it is data (qube, class, label, pool and kernel names, values) or a word German shares
+(msgstr equal to msgid in po/de.po). Exit 77 = skipped.
 """
 import ast
 import os
@@ -130,6 +131,7 @@ class Visit:
         self.shots = os.path.join(args.out_dir, 'screenshots', tag)
         self.restart_qubesd = restart_qubesd
         self.texts = {}
+        self.unnamed = {}
         self.n = 0
 
     def t(self, msgid):
@@ -140,6 +142,13 @@ class Visit:
         time.sleep(0.3)   # drawn
         S.screenshot(self.shots, f'{self.n:02d}-{name}.png')
         self.texts.setdefault(name, set()).update(S.texts(root))
+        # a button or field without a name is silent to a screen reader
+        unnamed = [a.get_role_name() for a in walk(root)
+                   if a.get_role_name() in ('push button', 'toggle button', 'check box',
+                                            'spin button', 'text', 'combo box')
+                   and S.showing(a) and not a.get_name()]
+        if unnamed:
+            self.unnamed[name] = unnamed
 
     def run(self, app):
         t = self.t
@@ -278,6 +287,7 @@ def run(args, tmp, procs):
         visit = Visit(args, words, lang, tag, bus, restart_qubesd)
         visit.run(app)
         seen[tag] = visit.texts
+        assert not visit.unnamed, f'{tag}: without an accessible name: {visit.unnamed}'
         print(f'{tag}: {visit.n} screenshots of {len(visit.texts)} windows')
         assert manager.poll() is None, 'qube-manager exited'
         manager.terminate()
