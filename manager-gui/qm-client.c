@@ -14,7 +14,10 @@
  * an Event says one of its properties was set or reset. Figures that change all the time (CPU,
  * memory) come from the Stats signal and are kept here, never as properties; disk usage is the
  * sum of the qube's Volume objects' Usage, the only thing read of the snapshot's volumes unless
- * a window asks for more.
+ * a window asks for more. qubesd announces neither a change of notes nor the Usage that grows
+ * while a qube writes: the notes are read when a row first asks for them (GetNotes), and the
+ * Usage of a qube's volumes again after it starts or stops and when the window asks
+ * (qm_client_refresh_disk_usage(), as upstream's Qube Manager does every minute).
  *
  * Events come only as the Subscription copies, never as broadcasts too: an administrator would
  * get each twice, and events are most of what qubesd sends while qubes start and stop. A user
@@ -40,6 +43,12 @@
 #define MAX_FETCHES_IN_FLIGHT 16
 /* At most this many Properties.GetAll of the qubes re-read after events (see refresh_cb()). */
 #define MAX_REFRESH_CALLS 32
+/* At most this many GetNotes in flight. */
+#define MAX_NOTES_IN_FLIGHT 16
+/* The Usage of the volumes of qubes that started or stopped is read this long after. */
+#define USAGE_DELAY_MS 500
+/* The first line of the notes, as the list shows it, is cut after this many characters. */
+#define NOTES_LINE_MAX 200
 
 #define OBJECT_MANAGER_INTERFACE "org.freedesktop.DBus.ObjectManager"
 #define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
@@ -207,6 +216,14 @@ struct _QmClient
   GHashTable      *dirty;
   gboolean         all_dirty;
   GHashTable      *changes;      /* during "changed": what dirty held; NULL: every row */
+
+  /* Read on demand (see the top of the file) */
+  GHashTable      *notes;          /* domain path -> first line of its notes */
+  GHashTable      *notes_reading;  /* domain paths whose GetNotes is queued or in flight */
+  GQueue           notes_queue;    /* domain paths (owned) waiting for a GetNotes */
+  guint            notes_in_flight;
+  GHashTable      *usage_stale;    /* domain paths whose volumes' Usage is read at usage_id */
+  guint            usage_id;
 };
 
 enum
@@ -741,7 +758,11 @@ domain_removed (QmClient    *self,
   g_clear_pointer (&self->sorted_domains, g_ptr_array_unref);
   g_hash_table_remove (self->props, path);
   g_hash_table_remove (self->stats, path);
+  g_hash_table_remove (self->notes, path);
 }
+
+static void mark_usage_stale (QmClient    *self,
+                              const gchar *domain_path);
 
 /* After a change of the object at path: if a volume, its qube's sum is added up again. */
 static void
@@ -947,6 +968,8 @@ properties_changed (QmClient    *self,
       /* Figures of a qube that stopped are no longer true. */
       if (g_strcmp0 (power, "Running") != 0 && g_strcmp0 (power, "Paused") != 0)
         g_hash_table_remove (self->stats, path);
+      /* Its volumes changed as it started (snapshots) or stopped (commits). */
+      mark_usage_stale (self, path);
     }
   object_changed (self, path);
 }
@@ -1590,6 +1613,14 @@ tear_down (QmClient *self)
   g_hash_table_remove_all (self->volumes);
   g_hash_table_remove_all (self->domain_volumes);
   g_hash_table_remove_all (self->disk_usage);
+  g_hash_table_remove_all (self->notes);
+  g_hash_table_remove_all (self->notes_reading);
+  g_queue_clear_full (&self->notes_queue, g_free);
+  self->notes_in_flight = 0;
+  g_hash_table_remove_all (self->usage_stale);
+  if (self->usage_id != 0)
+    g_source_remove (self->usage_id);
+  self->usage_id = 0;
 
   g_hash_table_remove_all (self->props);
   g_hash_table_remove_all (self->in_flight);
@@ -2128,6 +2159,269 @@ qm_client_lookup_volume (QmClient    *self,
   return NULL;
 }
 
+/* ---- read on demand: notes and disk usage ---------------------------------------------- */
+
+/* The first line that is not blank, without the white space around it, cut to a length the
+ * list can show. */
+static gchar *
+notes_first_line (const gchar *notes)
+{
+  const gchar *line = notes, *end;
+  gchar *text;
+
+  while (line != NULL && *line != '\0')
+    {
+      end = strchr (line, '\n');
+      if (end == NULL)
+        end = line + strlen (line);
+      while (line < end && g_ascii_isspace (*line))
+        line++;
+      if (line < end)
+        {
+          glong length;
+
+          while (end > line && g_ascii_isspace (end[-1]))
+            end--;
+          text = g_strndup (line, (gsize) (end - line));
+          length = g_utf8_strlen (text, -1);
+          if (!g_utf8_validate (text, -1, NULL) || length <= NOTES_LINE_MAX)
+            return text;
+          line = g_utf8_offset_to_pointer (text, NOTES_LINE_MAX);
+          text[line - text] = '\0';
+          return text;
+        }
+      line = *end != '\0' ? end + 1 : end;
+    }
+  return g_strdup ("");
+}
+
+static void
+store_notes (QmClient    *self,
+             const gchar *path,
+             const gchar *notes)
+{
+  g_autofree gchar *line = notes_first_line (notes);
+  const gchar *old = g_hash_table_lookup (self->notes, path);
+
+  if (g_strcmp0 (old, line) == 0)
+    return;
+  g_hash_table_insert (self->notes, g_strdup (path), g_steal_pointer (&line));
+  mark_dirty (self, path);
+}
+
+typedef struct
+{
+  QmClient *self;
+  gchar    *path;
+} PathCall;
+
+static void
+path_call_free (PathCall *call)
+{
+  g_object_unref (call->self);
+  g_free (call->path);
+  g_free (call);
+}
+
+static void pump_notes (QmClient *self);
+
+static void
+notes_done (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  PathCall *call = user_data;
+  QmClient *self = call->self;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                             &error);
+
+  /* Cancelled: qubesd went away, and with it what was known (tear_down ()). */
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      const gchar *notes = "";
+
+      self->notes_in_flight--;
+      g_hash_table_remove (self->notes_reading, call->path);
+      if (reply != NULL)
+        g_variant_get (reply, "(&s)", &notes);
+      else
+        g_debug ("GetNotes %s: %s", call->path, error->message);
+      /* Not asked again after a failure: an empty cell rather than a loop. */
+      if (g_hash_table_contains (self->domains, call->path))
+        store_notes (self, call->path, notes);
+      pump_notes (self);
+    }
+  path_call_free (call);
+}
+
+static void
+pump_notes (QmClient *self)
+{
+  while (self->notes_in_flight < MAX_NOTES_IN_FLIGHT && !g_queue_is_empty (&self->notes_queue))
+    {
+      gchar *path = g_queue_pop_head (&self->notes_queue);
+      PathCall *call;
+
+      if (!g_hash_table_contains (self->domains, path))
+        {
+          g_hash_table_remove (self->notes_reading, path);
+          g_free (path);
+          continue;
+        }
+      call = g_new0 (PathCall, 1);
+      call->self = g_object_ref (self);
+      call->path = path;
+      self->notes_in_flight++;
+      g_dbus_connection_call (self->connection, QM_BUS_NAME, path, DOMAIN_INTERFACE, "GetNotes",
+                              NULL, G_VARIANT_TYPE ("(s)"), G_DBUS_CALL_FLAGS_NONE, -1,
+                              self->generation, notes_done, call);
+    }
+}
+
+const gchar *
+qm_client_get_notes (QmClient    *self,
+                     const gchar *object_path)
+{
+  const gchar *line = g_hash_table_lookup (self->notes, object_path);
+
+  if (line != NULL || self->state != QM_CLIENT_STATE_READY || self->connection == NULL
+      || !g_hash_table_contains (self->domains, object_path)
+      || g_hash_table_contains (self->notes_reading, object_path))
+    return line;
+  g_hash_table_add (self->notes_reading, g_strdup (object_path));
+  g_queue_push_tail (&self->notes_queue, g_strdup (object_path));
+  pump_notes (self);
+  return NULL;
+}
+
+void
+qm_client_set_notes (QmClient    *self,
+                     const gchar *object_path,
+                     const gchar *notes)
+{
+  if (g_hash_table_contains (self->domains, object_path))
+    store_notes (self, object_path, notes != NULL ? notes : "");
+}
+
+void
+qm_client_refresh_notes (QmClient    *self,
+                         const gchar *object_path)
+{
+  if (!g_hash_table_contains (self->notes, object_path)
+      || g_hash_table_contains (self->notes_reading, object_path))
+    return;
+  g_hash_table_add (self->notes_reading, g_strdup (object_path));
+  g_queue_push_tail (&self->notes_queue, g_strdup (object_path));
+  pump_notes (self);
+}
+
+static void
+usage_done (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  PathCall *call = user_data; /* the volume's path */
+  QmClient *self = call->self;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                             &error);
+  QmObject *volume = reply != NULL ? g_hash_table_lookup (self->volumes, call->path) : NULL;
+
+  if (volume != NULL)
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (reply, 0);
+      g_autoptr(GVariant) usage = g_variant_get_variant (boxed);
+
+      if (g_variant_is_of_type (usage, G_VARIANT_TYPE_UINT64)
+          && g_variant_get_uint64 (usage) != qm_object_get_uint64 (volume, "Volume", "Usage"))
+        {
+          GVariantBuilder changed;
+
+          g_variant_builder_init (&changed, G_VARIANT_TYPE_VARDICT);
+          g_variant_builder_add (&changed, "{sv}", "Usage", usage);
+          qm_object_update (volume, "Volume", g_variant_builder_end (&changed), NULL);
+          invalidate_disk_usage (self, call->path);
+          object_changed (self, call->path);
+        }
+    }
+  path_call_free (call);
+}
+
+static void
+read_usage (QmClient    *self,
+            const gchar *domain_path)
+{
+  GPtrArray *list = g_hash_table_lookup (self->domain_volumes, domain_path);
+  guint i;
+
+  for (i = 0; list != NULL && i < list->len; i++)
+    {
+      PathCall *call;
+
+      if (!qm_object_has_interface (list->pdata[i], "Volume"))
+        continue;
+      call = g_new0 (PathCall, 1);
+      call->self = g_object_ref (self);
+      call->path = g_strdup (qm_object_get_path (list->pdata[i]));
+      g_dbus_connection_call (self->connection, QM_BUS_NAME, call->path, PROPERTIES_INTERFACE,
+                              "Get", g_variant_new ("(ss)", QM_INTERFACE_PREFIX "Volume", "Usage"),
+                              G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, -1,
+                              self->generation, usage_done, call);
+    }
+}
+
+static gboolean
+usage_cb (gpointer user_data)
+{
+  QmClient *self = QM_CLIENT (user_data);
+  GHashTableIter iter;
+  gpointer path;
+
+  self->usage_id = 0;
+  g_hash_table_iter_init (&iter, self->usage_stale);
+  while (g_hash_table_iter_next (&iter, &path, NULL))
+    read_usage (self, path);
+  g_hash_table_remove_all (self->usage_stale);
+  return G_SOURCE_REMOVE;
+}
+
+/* The qube's volumes are read again soon: the qubes that start or stop together in one read. */
+static void
+mark_usage_stale (QmClient    *self,
+                  const gchar *domain_path)
+{
+  if (self->connection == NULL)
+    return;
+  g_hash_table_add (self->usage_stale, g_strdup (domain_path));
+  if (self->usage_id == 0)
+    self->usage_id = g_timeout_add (USAGE_DELAY_MS, usage_cb, self);
+}
+
+void
+qm_client_refresh_disk_usage (QmClient    *self,
+                              const gchar *object_path)
+{
+  GHashTableIter iter;
+  gpointer path, object;
+
+  if (self->state != QM_CLIENT_STATE_READY || self->connection == NULL)
+    return;
+  if (object_path != NULL)
+    {
+      read_usage (self, object_path);
+      return;
+    }
+  g_hash_table_iter_init (&iter, self->domains);
+  while (g_hash_table_iter_next (&iter, &path, &object))
+    {
+      const gchar *power = qm_object_get_string (object, "Domain", "PowerState");
+
+      if (g_strcmp0 (power, "Running") == 0 || g_strcmp0 (power, "Paused") == 0)
+        read_usage (self, path);
+    }
+}
+
 /* ---- GObject ---------------------------------------------------------------------------- */
 
 static void
@@ -2160,6 +2454,9 @@ qm_client_finalize (GObject *object)
   g_hash_table_unref (self->stale);
   g_hash_table_unref (self->refreshing);
   g_hash_table_unref (self->dirty);
+  g_hash_table_unref (self->notes);
+  g_hash_table_unref (self->notes_reading);
+  g_hash_table_unref (self->usage_stale);
   g_free (self->address);
   g_free (self->error_message);
   G_OBJECT_CLASS (qm_client_parent_class)->finalize (object);
@@ -2184,6 +2481,10 @@ qm_client_init (QmClient *self)
   self->stale = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->refreshing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->dirty = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->notes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->notes_reading = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_queue_init (&self->notes_queue);
+  self->usage_stale = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->all_dirty = TRUE;
   self->has_bulk = TRUE;
   g_queue_init (&self->fetch_queue);

@@ -73,6 +73,25 @@ gboolean            qm_client_get_disk_usage       (QmClient    *self,
                                                     const gchar *object_path,
                                                     guint64     *out_bytes);
 
+/* The first line of the qube's notes that is not blank, "" for none. qubesd announces no change
+ * of notes: they are read (GetNotes) the first time they are asked for, NULL is returned until
+ * they come, and then the qube is in the next "changed". */
+const gchar        *qm_client_get_notes            (QmClient    *self,
+                                                    const gchar *object_path);
+/* The qube's notes as a window just read or wrote them. */
+void                qm_client_set_notes            (QmClient    *self,
+                                                    const gchar *object_path,
+                                                    const gchar *notes);
+/* Reads the qube's notes again, if they were read before: after a change this window made
+ * (qubesd announces none). */
+void                qm_client_refresh_notes        (QmClient    *self,
+                                                    const gchar *object_path);
+/* Reads the Usage of the qube's volumes again (NULL: of every running or paused qube); a
+ * change is in the next "changed". The client does it by itself after a qube starts or
+ * stops. */
+void                qm_client_refresh_disk_usage   (QmClient    *self,
+                                                    const gchar *object_path);
+
 /* A call that changes state: allows interactive authorization, and has no timeout (the user
  * may take as long as they need to authenticate). */
 void                qm_client_call                 (QmClient            *self,

@@ -1,7 +1,9 @@
 /* qm-create-dialog.c: the dialog that creates a qube
  *
- * CreateDomain, then SetProperty netvm when the user chose something else than the default.
- * The dialog stays open (with the error in its info bar) when either call fails.
+ * CreateDomain (in the pool chosen, or the default one), then SetProperty netvm when the user
+ * chose something else than the default. The dialog stays open (with the error in its info bar)
+ * when either call fails. Once the qube is made, its settings open if the user asked: the
+ * parent window's action "open-settings" (qm-window.c) waits until the list knows the qube.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -12,8 +14,10 @@
 #include "qm-create-dialog.h"
 #include "qm-error.h"
 #include "qm-qube-store.h"
+#include "qm-storage.h"
 
 #define NETVM_DEFAULT "\001default"
+#define POOL_DEFAULT "\001default"
 
 struct _QmCreateDialog
 {
@@ -30,6 +34,8 @@ struct _QmCreateDialog
   GtkWidget    *label_combo;
   GtkWidget    *template_combo;
   GtkWidget    *netvm_combo;
+  GtkWidget    *pool_combo;
+  GtkWidget    *open_settings_check;
   GtkWidget    *create_button;
 };
 
@@ -140,6 +146,44 @@ fill_labels_and_netvms (QmCreateDialog *self)
   gtk_combo_box_set_active (GTK_COMBO_BOX (netvm), 0);
 }
 
+/* The pools that can hold a qube's images, after "default (varlibqubes)". */
+static void
+storage_loaded (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  QmCreateDialog *self = QM_CREATE_DIALOG (user_data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QmStorage) storage = qm_storage_load_finish (result, &error);
+  guint i;
+
+  if (storage != NULL)
+    for (i = 0; i < storage->pools->len; i++)
+      {
+        const QmPool *pool = storage->pools->pdata[i];
+
+        if (qm_pool_holds_images (pool))
+          gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (self->pool_combo), pool->name,
+                                     pool->name);
+      }
+  g_object_unref (self);
+}
+
+static void
+fill_pools (QmCreateDialog *self)
+{
+  QmObject *manager = qm_client_get_manager (self->client);
+  const gchar *default_pool = manager != NULL ? qm_object_get_string (manager, "Manager",
+                                                                      "DefaultPool") : NULL;
+  g_autofree gchar *text = g_strdup_printf (_("default (%s)"),
+                                            default_pool != NULL && default_pool[0] != '\0'
+                                            ? default_pool : _("none"));
+
+  gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (self->pool_combo), POOL_DEFAULT, text);
+  gtk_combo_box_set_active (GTK_COMBO_BOX (self->pool_combo), 0);
+  qm_storage_load_async (self->client, self->cancellable, storage_loaded, g_object_ref (self));
+}
+
 static void
 set_busy (QmCreateDialog *self,
           gboolean        busy)
@@ -153,6 +197,8 @@ typedef struct
   QmCreateDialog *self;
   gchar          *name;
   gchar          *netvm;
+  gchar          *path;           /* the new qube's, once created */
+  gboolean        open_settings;
 } CreateData;
 
 static void
@@ -161,7 +207,21 @@ create_data_free (CreateData *data)
   g_object_unref (data->self);
   g_free (data->name);
   g_free (data->netvm);
+  g_free (data->path);
   g_free (data);
+}
+
+/* The qube exists: the dialog goes, and the qube's settings come if the user asked. */
+static void
+created (CreateData *data)
+{
+  GtkWindow *parent = gtk_window_get_transient_for (GTK_WINDOW (data->self));
+
+  if (data->open_settings && G_IS_ACTION_GROUP (parent)
+      && g_action_group_has_action (G_ACTION_GROUP (parent), "open-settings"))
+    g_action_group_activate_action (G_ACTION_GROUP (parent), "open-settings",
+                                    g_variant_new_object_path (data->path));
+  gtk_widget_destroy (GTK_WIDGET (data->self));
 }
 
 static void
@@ -185,7 +245,7 @@ netvm_set (GObject      *source,
 
       qm_error_show (gtk_window_get_transient_for (GTK_WINDOW (self)), primary, error);
     }
-  gtk_widget_destroy (GTK_WIDGET (self));
+  created (data);
 out:
   create_data_free (data);
 }
@@ -213,13 +273,14 @@ domain_created (GObject      *source,
       create_data_free (data);
       return;
     }
+  g_variant_get (reply, "(&o)", &path);
+  data->path = g_strdup (path);
   if (g_strcmp0 (data->netvm, NETVM_DEFAULT) == 0)
     {
-      gtk_widget_destroy (GTK_WIDGET (self));
+      created (data);
       create_data_free (data);
       return;
     }
-  g_variant_get (reply, "(&o)", &path);
   qm_client_call (self->client, path, "org.qubes_os.Admin1.Domain", "SetProperty",
                   g_variant_new ("(ss)", "netvm", data->netvm), self->cancellable, netvm_set,
                   data);
@@ -230,7 +291,7 @@ qm_create_dialog_response (GtkDialog *dialog,
                            gint       response)
 {
   QmCreateDialog *self = QM_CREATE_DIALOG (dialog);
-  const gchar *name, *klass, *label, *template_name, *netvm;
+  const gchar *name, *klass, *label, *template_name, *netvm, *pool;
   GVariantBuilder options;
   CreateData *data;
 
@@ -247,6 +308,7 @@ qm_create_dialog_response (GtkDialog *dialog,
   label = gtk_combo_box_get_active_id (GTK_COMBO_BOX (self->label_combo));
   template_name = gtk_combo_box_get_active_id (GTK_COMBO_BOX (self->template_combo));
   netvm = gtk_combo_box_get_active_id (GTK_COMBO_BOX (self->netvm_combo));
+  pool = gtk_combo_box_get_active_id (GTK_COMBO_BOX (self->pool_combo));
   if (name[0] == '\0' || klass == NULL || label == NULL)
     return;
 
@@ -256,7 +318,12 @@ qm_create_dialog_response (GtkDialog *dialog,
   data->self = g_object_ref (self);
   data->name = g_strdup (name);
   data->netvm = g_strdup (netvm != NULL ? netvm : NETVM_DEFAULT);
+  data->open_settings
+    = gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (self->open_settings_check));
   g_variant_builder_init (&options, G_VARIANT_TYPE ("a{ss}"));
+  /* every volume of the qube in that pool (its snapshots follow their template's) */
+  if (pool != NULL && g_strcmp0 (pool, POOL_DEFAULT) != 0)
+    g_variant_builder_add (&options, "{ss}", "pool", pool);
   qm_client_call (self->client, QM_ROOT_PATH, "org.qubes_os.Admin1.Manager", "CreateDomain",
                   g_variant_new ("(ssssa{ss})", klass, name, label,
                                  template_name != NULL ? template_name : "", &options),
@@ -272,6 +339,7 @@ qm_create_dialog_new (GtkWindow *parent,
   self->client = g_object_ref (client);
   fill_labels_and_netvms (self);
   fill_templates (self);
+  fill_pools (self);
   return self;
 }
 
@@ -331,6 +399,8 @@ qm_create_dialog_class_init (QmCreateDialogClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QmCreateDialog, label_combo);
   gtk_widget_class_bind_template_child (widget_class, QmCreateDialog, template_combo);
   gtk_widget_class_bind_template_child (widget_class, QmCreateDialog, netvm_combo);
+  gtk_widget_class_bind_template_child (widget_class, QmCreateDialog, pool_combo);
+  gtk_widget_class_bind_template_child (widget_class, QmCreateDialog, open_settings_check);
   gtk_widget_class_bind_template_child (widget_class, QmCreateDialog, create_button);
   gtk_widget_class_bind_template_callback (widget_class, on_input_changed);
   gtk_widget_class_bind_template_callback (widget_class, on_class_changed);

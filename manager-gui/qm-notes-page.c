@@ -1,7 +1,8 @@
 /* qm-notes-page.c: the Notes page of a qube's settings
  *
  * The smallest page, and the model for new ones: it reads from qubesd (GetNotes) when the
- * window asks, and on Apply adds SetNotes when the text changed.
+ * window asks, and on Apply adds SetNotes when the text changed. What it reads (after an Apply
+ * too) it hands to the client, for the list's Notes column.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -38,7 +39,13 @@ notes_read (GObject      *source,
     }
   g_clear_pointer (&self->orig_notes, g_free);
   if (reply != NULL)
-    g_variant_get (reply, "(s)", &self->orig_notes);
+    {
+      g_variant_get (reply, "(s)", &self->orig_notes);
+      /* The list's Notes column learns no other way: qubesd announces no change of notes. */
+      qm_client_set_notes (qm_settings_page_get_client (QM_SETTINGS_PAGE (self)),
+                           qm_settings_page_get_qube_path (QM_SETTINGS_PAGE (self)),
+                           self->orig_notes);
+    }
   else
     self->orig_notes = g_strdup ("");
   gtk_text_buffer_set_text (self->notes, self->orig_notes, -1);

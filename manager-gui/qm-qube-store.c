@@ -23,6 +23,19 @@ store_index (GtkListStore *store)
   return g_object_get_qdata (G_OBJECT (store), index_quark ());
 }
 
+static GQuark
+notes_shown_quark (void)
+{
+  return g_quark_from_static_string ("qm-qube-store-notes-shown");
+}
+
+void
+qm_qube_store_set_notes_shown (GtkListStore *store,
+                               gboolean      shown)
+{
+  g_object_set_qdata (G_OBJECT (store), notes_shown_quark (), GINT_TO_POINTER (shown));
+}
+
 GtkListStore *
 qm_qube_store_new (void)
 {
@@ -280,6 +293,7 @@ row_set_object (Row     *row,
 static void
 compute_row (QmClient *client,
              QmObject *object,
+             gboolean  notes_shown,
              Row      *row)
 {
   gboolean qubes_vm = qm_object_has_interface (object, "QubesVM");
@@ -339,7 +353,9 @@ compute_row (QmClient *client,
                             : g_strdup (""));
   if (qm_client_get_disk_usage (client, path, &disk_bytes))
     {
-      row_take_string (row, QM_COL_DISK, g_format_size (disk_bytes));
+      /* binary units, as the memory and upstream's Qube Manager: MiB and GiB, never MB */
+      row_take_string (row, QM_COL_DISK, g_format_size_full (disk_bytes,
+                                                             G_FORMAT_SIZE_IEC_UNITS));
       row_set_int64 (row, QM_COL_DISK_BYTES, (gint64) disk_bytes);
     }
   else
@@ -397,6 +413,11 @@ compute_row (QmClient *client,
       netvm = qm_client_domain_name (client, qm_object_get_string (object, "QubesVM", "Netvm"));
     row_set_string (row, QM_COL_NETVM_NAME, netvm != NULL ? netvm : "");
   }
+  {
+    const gchar *notes = notes_shown ? qm_client_get_notes (client, path) : NULL;
+
+    row_set_string (row, QM_COL_NOTES, notes != NULL ? notes : "");
+  }
 }
 
 static gboolean
@@ -429,7 +450,9 @@ update_row (GtkListStore *store,
   GtkTreeIter *iter;
   gint i;
 
-  compute_row (client, object, &row);
+  compute_row (client, object,
+               GPOINTER_TO_INT (g_object_get_qdata (G_OBJECT (store), notes_shown_quark ())),
+               &row);
   iter = g_hash_table_lookup (index, g_value_get_string (&row.values[0]));
   if (iter == NULL)
     {

@@ -42,6 +42,7 @@ typedef enum
   QM_COL_CPU_PERCENT,          /* i: sort key of QM_COL_CPU, -1 when not running */
   QM_COL_MEMORY_KB,            /* x: sort key of QM_COL_MEMORY, -1 when not running */
   QM_COL_NETVM_NAME,           /* s: the effective netvm's name, "" for none (grouping key) */
+  QM_COL_NOTES,                /* s: the first line of the notes; "" until read, or hidden */
   QM_N_COLUMNS
 } QmColumn;
 
@@ -55,6 +56,10 @@ void          qm_qube_store_update  (GtkListStore *store,
 gboolean      qm_qube_store_lookup  (GtkListStore *store,
                                      const gchar  *object_path,
                                      GtkTreeIter  *iter);
+/* Whether the rows hold the notes (each qube's are read from qubesd the first time): FALSE at
+ * first. Takes effect at the next update of each row. */
+void          qm_qube_store_set_notes_shown (GtkListStore *store,
+                                             gboolean      shown);
 
 /* "2024-05-01 14:03" in local time, "" for 0 (never). */
 gchar        *qm_format_timestamp   (gint64        timestamp);

@@ -36,6 +36,7 @@ static const QmViewColumn columns[] = {
     QM_SORT_BOOL, -1 },
   { "virt-mode", N_("Virt mode"), QM_COL_VIRT_MODE, QM_SORT_TEXT, QM_COL_VIRT_MODE },
   { "tags", N_("Tags"), QM_COL_TAGS, QM_SORT_TEXT, QM_COL_TAGS },
+  { "notes", N_("Notes"), QM_COL_NOTES, QM_SORT_TEXT, QM_COL_NOTES },
 };
 
 #define N_VIEW_COLUMNS G_N_ELEMENTS (columns)

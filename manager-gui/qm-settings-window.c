@@ -3,7 +3,9 @@
  * The window (qm-settings-window.ui) reads the qube once when it opens and again after each
  * Apply: its properties (GetAllProperties) and disk sizes here, on the Basic and Advanced
  * pages, and whatever every other page shows, each a QmSettingsPage of its own
- * (qm-settings-page.h: Services, Features, Notes). Apply makes only the calls that change
+ * (qm-settings-page.h: Services, Features, Notes). The kernel is chosen among the volumes of
+ * the linux-kernel pools (qm-storage.c); what cannot be changed (name, class, ids) is shown as
+ * text, not in fields. Apply makes only the calls that change
  * something (SetProperty, ResetProperty, Volume.Resize, then each page's), one after another,
  * each allowing interactive authorization. Failures are collected in the info bar; the values
  * are read again afterwards so the window shows what the daemon holds.
@@ -21,6 +23,7 @@
 #include "qm-services-page.h"
 #include "qm-settings-page.h"
 #include "qm-settings-window.h"
+#include "qm-storage.h"
 
 #define DEFAULT_ID "\001default"
 
@@ -34,8 +37,12 @@ typedef enum
   KIND_COMBO_NETVM,
   KIND_COMBO_DISPVM,
   KIND_COMBO_VIRT_MODE,
-  KIND_INFO,               /* shown, never set (read-only or write-once) */
+  KIND_COMBO_KERNEL,       /* the kernels of the linux-kernel pools */
+  KIND_INFO,               /* shown, never set (read-only or write-once): a label */
 } PropKind;
+
+/* The combo boxes whose first row is the property's default. */
+#define HAS_DEFAULT_ROW(kind) ((kind) >= KIND_COMBO_NETVM && (kind) <= KIND_COMBO_KERNEL)
 
 /* A property on the Basic or Advanced page: its widget (and, but for check boxes, its title)
  * in qm-settings-window.ui. */
@@ -56,7 +63,7 @@ static const PropDef prop_defs[] = {
   { "memory", KIND_SPIN, "memory_widget", "memory_title" },
   { "maxmem", KIND_SPIN, "maxmem_widget", "maxmem_title" },
   { "vcpus", KIND_SPIN, "vcpus_widget", "vcpus_title" },
-  { "kernel", KIND_ENTRY, "kernel_widget", "kernel_title" },
+  { "kernel", KIND_COMBO_KERNEL, "kernel_widget", "kernel_title" },
   { "kernelopts", KIND_ENTRY, "kernelopts_widget", "kernelopts_title" },
   { "virt_mode", KIND_COMBO_VIRT_MODE, "virt_mode_widget", "virt_mode_title" },
   { "debug", KIND_CHECK, "debug_widget", NULL },
@@ -93,7 +100,9 @@ typedef struct
   GtkWidget *label;    /* template child; NULL for a check box */
   gboolean   present;
   gboolean   is_default;
+  gboolean   is_bool;        /* its Qubes type is bool */
   gchar     *value;
+  gchar     *default_value;  /* what a reset gives, when not at the default; NULL: unknown */
 } PropState;
 
 typedef struct
@@ -121,6 +130,8 @@ struct _QmSettingsWindow
   GtkWidget       *ok_button;
   PropState        props[N_PROPS];
   DiskState        disks[N_DISKS];
+  GPtrArray       *kernels;        /* the installed kernels; NULL until listed */
+  gboolean         props_loaded;
 
   GList           *pages;          /* the notebook's QmSettingsPages, in its order */
   QmSettingsCalls *calls;          /* what Apply still has to call */
@@ -200,6 +211,14 @@ fill_qube_combo (QmSettingsWindow *self,
       gtk_combo_box_text_append (combo, DEFAULT_ID, _("default"));
       gtk_combo_box_text_append (combo, "", _("none"));
     }
+  if (kind == KIND_COMBO_KERNEL)
+    {
+      guint i;
+
+      for (i = 0; self->kernels != NULL && i < self->kernels->len; i++)
+        gtk_combo_box_text_append (combo, self->kernels->pdata[i], self->kernels->pdata[i]);
+      return;
+    }
 
   domains = qm_client_get_domains (self->client);
   for (l = domains; l != NULL; l = l->next)
@@ -257,6 +276,8 @@ show_property (QmSettingsWindow *self,
    * selectable), the other kinds are greyed out. */
   gtk_widget_set_sensitive (state->widget, state->present
                                            && (writable || prop_defs[index].kind == KIND_INFO));
+  if (prop_defs[index].kind == KIND_INFO && !state->present)
+    gtk_label_set_text (GTK_LABEL (state->widget), "");
   if (state->label != NULL)
     gtk_widget_set_sensitive (state->label, state->present);
   if (!writable && prop_defs[index].kind != KIND_INFO)
@@ -275,8 +296,13 @@ show_property (QmSettingsWindow *self,
                                  g_ascii_strtod (value, NULL));
       break;
     case KIND_ENTRY:
-    case KIND_INFO:
       gtk_entry_set_text (GTK_ENTRY (state->widget), value);
+      break;
+    case KIND_INFO:
+      /* a boolean reads as a word, as upstream's settings show "Installed by package" */
+      gtk_label_set_text (GTK_LABEL (state->widget),
+                          !state->is_bool ? value
+                          : g_ascii_strcasecmp (value, "True") == 0 ? _("Yes") : _("No"));
       break;
     case KIND_COMBO_LABEL:
       gtk_combo_box_set_active_id (GTK_COMBO_BOX (state->widget), value);
@@ -293,10 +319,12 @@ show_property (QmSettingsWindow *self,
       {
         g_autofree gchar *text = NULL;
 
+        const gchar *default_value = state->is_default ? value : state->default_value;
+
         fill_qube_combo (self, index);
-        /* The first row is the default: say what it currently is. */
-        text = g_strdup_printf (_("default (%s)"), state->is_default
-                                ? (value[0] != '\0' ? value : _("none")) : _("as configured"));
+        /* The first row is the default: say what it is. */
+        text = g_strdup_printf (_("default (%s)"), default_value == NULL ? "\u2026"
+                                : default_value[0] != '\0' ? default_value : _("none"));
         gtk_combo_box_text_remove (GTK_COMBO_BOX_TEXT (state->widget), 0);
         gtk_combo_box_text_prepend (GTK_COMBO_BOX_TEXT (state->widget), DEFAULT_ID, text);
         if (state->is_default)
@@ -309,6 +337,59 @@ show_property (QmSettingsWindow *self,
         break;
       }
     }
+}
+
+typedef struct
+{
+  QmSettingsWindow *self;
+  guint             index;
+} DefaultRead;
+
+static void
+default_read (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  DefaultRead *read = user_data;
+  QmSettingsWindow *self = read->self;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                             &error);
+
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      PropState *state = &self->props[read->index];
+      gboolean has_default;
+      const gchar *value;
+
+      if (reply != NULL)
+        {
+          g_variant_get (reply, "(b&s&s)", &has_default, NULL, &value);
+          g_free (state->default_value);
+          state->default_value = g_strdup (has_default ? value : "");
+        }
+      show_property (self, read->index);
+      load_done (self);
+    }
+  g_object_unref (self);
+  g_free (read);
+}
+
+/* What "default" means for a combo box whose property is set: a reset gives that. */
+static void
+read_default (QmSettingsWindow *self,
+              guint             index)
+{
+  DefaultRead *read = g_new0 (DefaultRead, 1);
+
+  read->self = g_object_ref (self);
+  read->index = index;
+  self->pending_loads++;
+  g_dbus_connection_call (qm_client_get_connection (self->client), QM_BUS_NAME, self->path,
+                          "org.qubes_os.Admin1.Domain", "GetPropertyDefault",
+                          g_variant_new ("(s)", prop_defs[index].name),
+                          G_VARIANT_TYPE ("(bss)"), G_DBUS_CALL_FLAGS_NONE, -1,
+                          self->cancellable, default_read, read);
 }
 
 static void
@@ -342,6 +423,7 @@ properties_loaded (GObject      *source,
         {
           self->props[i].present = FALSE;
           g_clear_pointer (&self->props[i].value, g_free);
+          g_clear_pointer (&self->props[i].default_value, g_free);
         }
       g_variant_get (reply, "(a(ssbs))", &iter);
       while (g_variant_iter_next (iter, "(&s&sb&s)", &name, &type, &is_default, &value))
@@ -350,10 +432,17 @@ properties_loaded (GObject      *source,
             {
               self->props[i].present = TRUE;
               self->props[i].is_default = is_default;
+              self->props[i].is_bool = g_str_equal (type, "bool");
               self->props[i].value = g_strdup (value);
             }
+      self->props_loaded = TRUE;
       for (i = 0; i < N_PROPS; i++)
-        show_property (self, i);
+        {
+          show_property (self, i);
+          if (self->props[i].present && !self->props[i].is_default
+              && HAS_DEFAULT_ROW (prop_defs[i].kind))
+            read_default (self, i);
+        }
     }
   load_done (self);
   g_object_unref (self);
@@ -426,7 +515,34 @@ on_page_loaded (QmSettingsPage   *page,
   load_done (self);
 }
 
-/* The properties and disks here, and every page: the window is busy until all have answered. */
+static void
+storage_loaded (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  QmSettingsWindow *self = QM_SETTINGS_WINDOW (user_data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QmStorage) storage = qm_storage_load_finish (result, &error);
+  guint i;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_object_unref (self);
+      return;
+    }
+  g_clear_pointer (&self->kernels, g_ptr_array_unref);
+  /* Without the list (a user who may not read the pools), the kernel is still shown. */
+  self->kernels = storage != NULL ? g_ptr_array_ref (storage->kernels)
+                                  : g_ptr_array_new_with_free_func (g_free);
+  for (i = 0; self->props_loaded && i < N_PROPS; i++)
+    if (prop_defs[i].kind == KIND_COMBO_KERNEL)
+      show_property (self, i);
+  load_done (self);
+  g_object_unref (self);
+}
+
+/* The properties and disks here, the installed kernels, and every page: the window is busy
+ * until all have answered. */
 static void
 load (QmSettingsWindow *self)
 {
@@ -434,7 +550,9 @@ load (QmSettingsWindow *self)
 
   set_busy (self, TRUE);
   load_disks (self);
-  self->pending_loads = 1 + g_list_length (self->pages);
+  self->props_loaded = FALSE;
+  self->pending_loads = 2 + g_list_length (self->pages);
+  qm_storage_load_async (self->client, self->cancellable, storage_loaded, g_object_ref (self));
   g_dbus_connection_call (qm_client_get_connection (self->client), QM_BUS_NAME, self->path,
                           "org.qubes_os.Admin1.Domain", "GetAllProperties", NULL,
                           G_VARIANT_TYPE ("(a(ssbs))"), G_DBUS_CALL_FLAGS_NONE, -1,
@@ -502,7 +620,7 @@ queue_property_ops (QmSettingsWindow *self)
             queue_op (self, "ResetProperty", g_variant_new ("(s)", name), what);
         }
       else if (g_strcmp0 (value, state->value) != 0
-               || (state->is_default && prop_defs[i].kind >= KIND_COMBO_NETVM))
+               || (state->is_default && HAS_DEFAULT_ROW (prop_defs[i].kind)))
         /* A combo with a default row: choosing the value explicitly pins it. */
         queue_op (self, "SetProperty", g_variant_new ("(ss)", name, value), what);
     }
@@ -558,6 +676,8 @@ run_next_op (QmSettingsWindow *self)
       return;
     }
 
+  /* qubesd announces no change of notes: the list reads the qube's again */
+  qm_client_refresh_notes (self->client, self->path);
   if (self->errors->len > 0)
     {
       show_message (self, self->errors->str);
@@ -660,7 +780,11 @@ qm_settings_window_finalize (GObject *object)
   guint i;
 
   for (i = 0; i < N_PROPS; i++)
-    g_free (self->props[i].value);
+    {
+      g_free (self->props[i].value);
+      g_free (self->props[i].default_value);
+    }
+  g_clear_pointer (&self->kernels, g_ptr_array_unref);
   for (i = 0; i < N_DISKS; i++)
     g_free (self->disks[i].path);
   g_clear_object (&self->cancellable);
@@ -684,10 +808,10 @@ qm_settings_window_init (QmSettingsWindow *self)
   qm_error_name_info_bar_close (GTK_INFO_BAR (self->info_bar));
 
   /* Fields are named after their titles (GTK 3 names them after nothing); check boxes have
-   * their own label, combo boxes say the value chosen. */
+   * their own label, combo boxes say the value chosen, and the read-only values are labels
+   * that say themselves, labelled by their titles (mnemonic-widget). */
   for (i = 0; i < N_PROPS; i++)
-    if (prop_defs[i].kind == KIND_INFO || prop_defs[i].kind == KIND_SPIN
-        || prop_defs[i].kind == KIND_ENTRY)
+    if (prop_defs[i].kind == KIND_SPIN || prop_defs[i].kind == KIND_ENTRY)
       atk_object_set_name (gtk_widget_get_accessible (self->props[i].widget),
                            gtk_label_get_text (GTK_LABEL (self->props[i].label)));
   for (i = 0; i < N_DISKS; i++)

@@ -17,6 +17,8 @@
 #include "qm-clone-dialog.h"
 #include "qm-create-dialog.h"
 #include "qm-error.h"
+#include "qm-global-settings.h"
+#include "qm-log-window.h"
 #include "qm-prefs.h"
 #include "qm-qube-store.h"
 #include "qm-qube-view.h"
@@ -64,7 +66,16 @@ struct _QmWindow
 
   GtkTreeViewColumn  **columns;      /* one per column of the view's table */
   GHashTable          *settings_windows; /* object path -> QmSettingsWindow */
+  guint                usage_timer;  /* reads the disk usage of the running qubes again */
+  GtkWidget           *global_settings;
+  gchar               *settings_wanted; /* a qube just made, whose settings open once known */
+  gint64               settings_wanted_until;
 };
+
+/* As upstream's Qube Manager: the disk usage of running qubes is read again every minute while
+ * the window is active, every five otherwise, and when it becomes active. */
+#define USAGE_INTERVAL_ACTIVE_S 60
+#define USAGE_INTERVAL_INACTIVE_S 300
 
 G_DEFINE_TYPE (QmWindow, qm_window, GTK_TYPE_APPLICATION_WINDOW)
 
@@ -210,6 +221,8 @@ update_actions (QmWindow *self)
   enable_action (self, "create", ready);
   enable_action (self, "remove", ready && one && !is_admin (selection->pdata[0]));
   enable_action (self, "settings", ready && one);
+  enable_action (self, "logs", ready && one);
+  enable_action (self, "global-settings", ready);
   enable_action (self, "clone", ready && one && !is_admin (selection->pdata[0])
                                 && g_strcmp0 (((Selected *) selection->pdata[0])->klass,
                                               "DispVM") != 0);
@@ -393,11 +406,24 @@ update_rows (QmWindow   *self,
   expand_groups (self);
 }
 
+static void open_settings (QmWindow    *self,
+                           const gchar *path);
+
 static void
 on_client_changed (QmClient *client,
                    gpointer  user_data)
 {
   QmWindow *self = QM_WINDOW (user_data);
+
+  if (self->settings_wanted != NULL)
+    {
+      g_autofree gchar *path = g_steal_pointer (&self->settings_wanted);
+
+      if (qm_client_lookup_domain (client, path) != NULL)
+        open_settings (self, path);
+      else if (g_get_monotonic_time () < self->settings_wanted_until)
+        self->settings_wanted = g_steal_pointer (&path);
+    }
   /* All rows after a change of state: the window may have been made after the first list. */
   GHashTable *changed = self->synced ? qm_client_get_changed_domains (client) : NULL;
 
@@ -508,12 +534,20 @@ change_column_state (GSimpleAction *action,
   QmWindow *self = QM_WINDOW (user_data);
   gint i = qm_qube_view_column_index (g_action_get_name (G_ACTION (action)) + strlen ("col-"));
   gboolean visible = g_variant_get_boolean (state);
+  guint n_columns;
 
   if (i < 0)
     return;
   gtk_tree_view_column_set_visible (self->columns[i], visible);
   g_simple_action_set_state (action, state);
   save_hidden_columns (self);
+  if (g_str_equal (qm_qube_view_get_columns (&n_columns)[i].id, "notes"))
+    {
+      /* the notes are read only while they are shown */
+      qm_qube_store_set_notes_shown (self->store, visible);
+      if (visible && self->client != NULL)
+        update_rows (self, NULL);
+    }
   qm_qube_view_set_column_searched (self->view, (guint) i, visible);
   refiltered (self);
 }
@@ -612,6 +646,8 @@ create_column (QmWindow           *self,
         gtk_cell_renderer_set_alignment (renderer, 1.0, 0.5);
       if (g_str_equal (def->id, "name"))
         g_object_set (renderer, "weight", PANGO_WEIGHT_BOLD, NULL);
+      if (g_str_equal (def->id, "notes"))
+        g_object_set (renderer, "ellipsize", PANGO_ELLIPSIZE_END, "width-chars", 24, NULL);
     }
   return column;
 }
@@ -639,6 +675,8 @@ add_columns (QmWindow *self)
 
       self->columns[i] = create_column (self, def);
       gtk_tree_view_column_set_visible (self->columns[i], visible);
+      if (g_str_equal (def->id, "notes"))
+        qm_qube_store_set_notes_shown (self->store, visible);
       gtk_tree_view_column_set_sort_column_id (self->columns[i], (gint) i);
       qm_qube_view_set_column_searched (self->view, i, visible);
       gtk_tree_view_append_column (GTK_TREE_VIEW (self->tree_view), self->columns[i]);
@@ -767,6 +805,59 @@ open_settings (QmWindow    *self,
       g_signal_connect_object (window, "destroy", G_CALLBACK (on_settings_destroy), self, 0);
     }
   gtk_window_present (GTK_WINDOW (window));
+}
+
+/* The settings of a qube given by its path (the New Qube dialog's "open the settings"): the
+ * list may not know the qube yet (a user without broadcasts reads it after an event), so they
+ * open when it does, if that is within a few seconds. */
+static void
+open_settings_activated (GSimpleAction *action,
+                         GVariant      *parameter,
+                         gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  const gchar *path = g_variant_get_string (parameter, NULL);
+
+  g_clear_pointer (&self->settings_wanted, g_free);
+  if (qm_client_lookup_domain (self->client, path) != NULL)
+    {
+      open_settings (self, path);
+      return;
+    }
+  self->settings_wanted = g_strdup (path);
+  self->settings_wanted_until = g_get_monotonic_time () + 10 * G_TIME_SPAN_SECOND;
+}
+
+static void
+logs_activated (GSimpleAction *action,
+                GVariant      *parameter,
+                gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autoptr(GPtrArray) selection = selected_qubes (self);
+
+  if (selection->len != 1)
+    return;
+  gtk_window_present (GTK_WINDOW (qm_log_window_new (GTK_WINDOW (self),
+                                                     ((Selected *) selection->pdata[0])->name)));
+}
+
+static void
+global_settings_activated (GSimpleAction *action,
+                           GVariant      *parameter,
+                           gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+
+  /* one at a time: a second would apply what the first does not show */
+  if (self->global_settings == NULL)
+    {
+      self->global_settings = GTK_WIDGET (qm_global_settings_new (GTK_WINDOW (self),
+                                                                  self->client));
+      g_object_add_weak_pointer (G_OBJECT (self->global_settings),
+                                 (gpointer *) &self->global_settings);
+    }
+  gtk_window_present (GTK_WINDOW (self->global_settings));
 }
 
 static void
@@ -1387,6 +1478,10 @@ build_context_menu (void)
     }
   g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
   g_object_unref (section);
+  section = g_menu_new ();
+  g_menu_append (section, _("_Logs"), "win.logs");
+  g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
+  g_object_unref (section);
   return G_MENU_MODEL (menu);
 }
 
@@ -1544,6 +1639,11 @@ qm_window_build_menubar (void)
   g_menu_append_submenu (bar, _("_View"), G_MENU_MODEL (menu));
   g_object_unref (menu);
 
+  menu = g_menu_new ();
+  g_menu_append (menu, _("_Global Settings"), "win.global-settings");
+  g_menu_append_submenu (bar, _("_System"), G_MENU_MODEL (menu));
+  g_object_unref (menu);
+
   return G_MENU_MODEL (bar);
 }
 
@@ -1552,6 +1652,9 @@ static const GActionEntry win_entries[] = {
   { "remove", remove_activated, NULL, NULL, NULL, { 0 } },
   { "clone", clone_activated, NULL, NULL, NULL, { 0 } },
   { "settings", settings_activated, NULL, NULL, NULL, { 0 } },
+  { "open-settings", open_settings_activated, "o", NULL, NULL, { 0 } },
+  { "logs", logs_activated, NULL, NULL, NULL, { 0 } },
+  { "global-settings", global_settings_activated, NULL, NULL, NULL, { 0 } },
   { "start", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "shutdown", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "restart", lifecycle_activated, NULL, NULL, NULL, { 0 } },
@@ -1562,6 +1665,32 @@ static const GActionEntry win_entries[] = {
   { "filter", NULL, "s", "'all'", change_filter, { 0 } },
   { "group-by", NULL, "s", "'none'", change_group_by, { 0 } },
 };
+
+static gboolean
+usage_timer_cb (gpointer user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+
+  if (self->client != NULL)
+    qm_client_refresh_disk_usage (self->client, NULL);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_active_changed (QmWindow   *self,
+                   GParamSpec *pspec,
+                   gpointer    user_data)
+{
+  gboolean active = gtk_window_is_active (GTK_WINDOW (self));
+
+  if (self->usage_timer != 0)
+    g_source_remove (self->usage_timer);
+  self->usage_timer = g_timeout_add_seconds (active ? USAGE_INTERVAL_ACTIVE_S
+                                                    : USAGE_INTERVAL_INACTIVE_S,
+                                             usage_timer_cb, self);
+  if (active && self->client != NULL)
+    qm_client_refresh_disk_usage (self->client, NULL);
+}
 
 static gboolean
 on_delete_event (GtkWidget *widget,
@@ -1651,6 +1780,14 @@ qm_window_dispose (GObject *object)
   if (self->cancellable != NULL)
     g_cancellable_cancel (self->cancellable);
   g_clear_pointer (&self->settings_windows, g_hash_table_unref);
+  /* the window may outlive this one a moment (calls in flight hold it) */
+  if (self->global_settings != NULL)
+    g_object_remove_weak_pointer (G_OBJECT (self->global_settings),
+                                  (gpointer *) &self->global_settings);
+  self->global_settings = NULL;
+  if (self->usage_timer != 0)
+    g_source_remove (self->usage_timer);
+  self->usage_timer = 0;
   G_OBJECT_CLASS (qm_window_parent_class)->dispose (object);
 }
 
@@ -1665,6 +1802,7 @@ qm_window_finalize (GObject *object)
   g_clear_object (&self->client);
   g_hash_table_unref (self->collapsed);
   g_free (self->columns);
+  g_free (self->settings_wanted);
   G_OBJECT_CLASS (qm_window_parent_class)->finalize (object);
 }
 
@@ -1702,6 +1840,8 @@ qm_window_init (QmWindow *self)
   gtk_tree_view_set_expander_column (GTK_TREE_VIEW (self->tree_view),
                                      self->columns[qm_qube_view_column_index ("name")]);
   load_prefs (self);
+  g_signal_connect (self, "notify::is-active", G_CALLBACK (on_active_changed), NULL);
+  on_active_changed (self, NULL, NULL);
 }
 
 static void

@@ -393,7 +393,11 @@ def run(args, tmp, procs):
     wait_sensitive(settings, 'Settings')
     do_action(settings, 'click')
     window = find(app, role='frame', name='work: Settings')
-    qid = find(window, role='text', name='Qube ID')
+    # the value the title labels (LABEL_FOR): text, not a field
+    title = find(window, role='label', name='Qube ID')
+    qid = [r.get_target(0) for r in title.get_relation_set()
+           if r.get_relation_type() == Atspi.RelationType.LABEL_FOR][0]
+    assert qid.get_role_name() == 'label', qid.get_role_name()
     assert not qid.get_state_set().contains(Atspi.StateType.EDITABLE), 'qid is editable'
     private = find(window, role='spin button', name='Private storage (MiB)')
     deadline = time.monotonic() + 5

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""scripts/demo as a user runs it: its qrexec door shows a qube what the demo's policy allows.
+"""scripts/demo as a user runs it: its qrexec door shows a qube what the demo's policy allows,
+and its qubes have disk images, so their disk usage is not 0 bytes.
 
 The demo gives qubesd its own policy directory (the shipped default admin policy and one grant:
 "work" may read itself and "personal") and prints a qrexec-client-vm for qubes. Through it,
@@ -83,6 +84,30 @@ class DemoTest(unittest.TestCase):
         self.assertEqual(names, ['dom0', 'personal', 'work'])
         r = self.call('personal', 'dom0', 'admin.vm.List')
         self.assertEqual(r.returncode, 126, 'the policy grants personal nothing: Request refused')
+
+    def busctl(self, *args):
+        address = re.search(r'DBUS address: (\S+)', self.text()).group(1)
+        r = subprocess.run(['busctl', f'--address={address}'] + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr.decode(errors='replace'))
+        return r.stdout.decode().split()
+
+    def test_disk_usage_is_what_lies_on_disk(self):
+        # the demo's volumes exist as sparse images with some data: their usage is not 0 bytes
+        usage = {}
+        for qube, volume in (('work', 'private'), ('personal', 'private'),
+                             ('debian_2d12_2dxfce', 'root')):
+            out = self.busctl('get-property', 'org.qubes_os.Admin1',
+                              f'/org/qubes_os/Admin1/domain/{qube}/volume/{volume}',
+                              'org.qubes_os.Admin1.Volume', 'Usage')
+            usage[qube] = int(out[1])
+        self.assertTrue(all(u >= 1 << 20 for u in usage.values()), usage)
+        self.assertGreater(usage['debian_2d12_2dxfce'], usage['work'])
+        self.assertNotEqual(usage['work'], usage['personal'])
+        # and the kernel the qubes name is installed: the kernel choosers list it
+        out = self.busctl('call', 'org.qubes_os.Admin1', '/org/qubes_os/Admin1/pool/linux_2dkernel',
+                          'org.qubes_os.Admin1.Pool', 'ListVolumes')
+        self.assertEqual(out, ['as', '1', '"6.1.0-qubes"'])
 
     @unittest.skipUnless(os.access(QVM, os.X_OK), 'upstream client not found at ' + QVM)
     def test_qvm_ls_as_a_qube(self):
