@@ -442,6 +442,16 @@ static int path_of_dest(Call *c) {
         return c->path ? 0 : -ENOMEM;
 }
 
+/* s cut to size, with '?' for every byte that is not printable ASCII: what a log may show of a
+ * caller's bytes. */
+static const char *printable(char *buf, size_t size, const char *s) {
+        size_t n = 0;
+        for (; *s && n < size - 1; s++)
+                buf[n++] = *s >= 0x20 && *s < 0x7f ? *s : '?';
+        buf[n] = '\0';
+        return buf;
+}
+
 /* The generic checks of spec §1.4 that need nothing but the request. Returns 0 when the call
  * may go on, else it has replied. */
 static int call_check_locally(Call *c) {
@@ -519,8 +529,14 @@ void call_dispatch(Client *client, char *req_buf, size_t len) {
                 client_finish(client);
                 return;
         }
-        if (call_check_locally(c) < 0)
+        if (call_check_locally(c) < 0) {
+                /* refused before qubesd saw it: malformed or not a method (a probe, or a broken
+                 * client); journald can tell which qube sends them */
+                char method[65], src[32];
+                log_qube_notice(printable(src, sizeof src, c->req.src), "Refused a malformed call %s from %s.",
+                                printable(method, sizeof method, c->req.method), src);
                 return;
+        }
 
         r = path_of_dest(c);
         if (r < 0) {

@@ -13,6 +13,7 @@
 #include "changes.h"
 #include "constraints.h"
 #include "job-dbus.h"
+#include "journal.h"
 #include "lifecycle.h"
 #include "manager-dbus.h"
 #include "private-bus.h"
@@ -126,6 +127,9 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
                 return r;
 
         r = changes_init(m);
+        if (r < 0)
+                return r;
+        r = journal_init(m);
         if (r < 0)
                 return r;
 

@@ -722,6 +722,8 @@ static int stop_common(Manager *m, Domain *d, bool kill, bool force, bool wait, 
         }
         if (!kill)
                 app_emit_event(m->app, d, "domain-pre-shutdown", "force", force ? "True" : "False");
+        else
+                log_qube_info(d->name, "Killing %s.", d->name); /* no Qubes event says it (journal.c) */
         if (c->wait) {
                 if (waiter_add(&rt->stop_waiters, stop_waiter, c) < 0) {
                         stop_call_unref(c);

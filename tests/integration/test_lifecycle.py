@@ -129,6 +129,28 @@ class TestLifecycle(DaemonTestCase):
         self.assertEqual([(n, a) for _, n, a in self.take('personal')], STOP_SEQUENCE)
         self.assertEqual(self.state('personal'), 'Halted')
 
+    def test_the_log_tells_each_qubes_story(self):
+        # what `journalctl -u qubesd QUBES_VM=…` shows (the QUBES_VM field itself: test-log)
+        self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', 'diary', 'red', 'debian-12-xfce', {}))
+        self.d.set_property('diary', 'netvm', '')
+        self.d.domain('diary', 'Start')
+        self.d.domain('diary', 'Pause')
+        self.d.domain('diary', 'Unpause')
+        self.d.domain('diary', 'Shutdown', 'bb', (False, True))
+        self.d.domain('diary', 'Start')
+        self.d.domain('diary', 'Kill')
+        self.d.domain('diary', 'Remove')
+        lines = [line for line in self.d.log_tail(400).splitlines() if 'diary' in line]
+        self.assertEqual(lines, [
+            'Created AppVM diary from debian-12-xfce.',
+            'Starting diary.', 'diary is running.',
+            'diary is paused.', 'diary is running again.',
+            'Shutting down diary.', 'diary has halted.',
+            'Starting diary.', 'diary is running.',
+            'Killing diary.', 'diary has halted.',
+            'Removed diary.',
+        ])
+
     def test_listing_text_follows_the_qubes(self):
         """ListDomainsText (admin.vm.List's payload, kept between calls) is current after a start,
         a pause, a kill, a new qube and a removal."""

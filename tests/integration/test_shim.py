@@ -525,6 +525,17 @@ class SocketDoorTests(ShimTestCase):
         self.assertEqual(door.call(ok), b'0\x00')
         self.assertEqual(door.call(ok + b'x'), b'')
 
+    def test_malformed_calls_are_noticed(self):
+        # a notice in the log (journald: QUBES_VM=<source>), with the caller's bytes made printable
+        door = self.socket_door()
+        self.assertTrue(door.call(b'admin.no\x1b[2Jsuch dom0 name dom0\x00').startswith(b'2\x00ProtocolError\x00'))
+        self.assertEqual(door.call(b'admin.vm.List dom0 name dom0\x00')[:2], b'0\x00')
+        door.stop()
+        with open(door.log.name, encoding='utf-8', errors='replace') as f:
+            log = f.read()
+        self.assertIn('Refused a malformed call admin.no?[2Jsuch from dom0.', log)
+        self.assertEqual(log.count('Refused a malformed call'), 1, log)
+
     def test_request_in_pieces(self):
         door = self.socket_door()
         s = door.connect()
