@@ -191,6 +191,7 @@ typedef struct OpenReq {
         char *error;
         int cb_id;
         bool has_domain0;
+        unsigned long dom0_max_kib;
         unsigned long long node_mem_kib;
         unsigned node_cpus;
         VmmActive *active;
@@ -244,8 +245,10 @@ static int collect_active(OpenReq *q, virConnectPtr c) {
                                 a->cputime_ns = info.cpuTime;
                                 a->vcpus = info.nrVirtCpu;
                                 q->n_active++;
-                                if (streq(name, "Domain-0"))
+                                if (streq(name, "Domain-0")) {
                                         q->has_domain0 = true;
+                                        q->dom0_max_kib = info.maxMem;
+                                }
                         }
                 }
                 virDomainFree(doms[i]);
@@ -296,11 +299,15 @@ static void open_done(Manager *m, void *data) {
                 v->lifecycle_cb_id = q->cb_id;
                 v->has_domain0 = q->has_domain0;
                 v->reconnect_delay_s = 0;
-                /* the test driver's node is made up (16 CPUs, 3 GiB): keep this host's figures */
-                if (q->node_mem_kib > 0 && !startswith(q->uri, "test:")) {
+                /* The host is what the hypervisor says (upstream asks libvirt's node info too):
+                 * on Xen the whole machine, not dom0; the test driver's made-up node (16 CPUs,
+                 * 3 GiB) is what upstream would see on the same node. */
+                if (q->node_mem_kib > 0) {
                         m->app->host_memory_mib = q->node_mem_kib / 1024;
                         m->app->host_cpus = q->node_cpus;
                 }
+                if (q->has_domain0 && q->dom0_max_kib > 0)
+                        m->app->dom0_maxmem_mib = q->dom0_max_kib / 1024;
                 v->listener->connected(m, q->active, q->n_active);
         }
         for (size_t i = 0; i < q->n_active; i++)
@@ -386,6 +393,8 @@ int vmm_init(Manager *m, const VmmListener *listener) {
         v->driver = strdup(driver_of_uri(m->config.libvirt_uri));
         if (!v->runtime || !v->driver)
                 return log_oom();
+        /* only Xen (with qmemman) balances memory: maxmem defaults to 0 everywhere else */
+        m->app->memory_balancing = streq(v->driver, "xen");
         start_connect(m);
         return 0;
 }

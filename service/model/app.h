@@ -46,9 +46,15 @@ struct App {
         Pool **pools; /* in qubes.xml order */
         size_t n_pools;
         PropSlot *props; /* n_global_props slots */
-        /* host facts used by defaults (global maxmem, no_cpus, qube maxmem) */
+        /* host facts used by defaults (global maxmem, no_cpus, qube maxmem): the hypervisor's
+         * node (virNodeGetInfo) once connected, this machine's until then */
         uint64_t host_memory_mib;
         unsigned host_cpus;
+        /* the hypervisor can balance qubes' memory (Xen; upstream's is_memory_balancing_possible()
+         * is false everywhere else, so every qube's maxmem defaults to 0 there) */
+        bool memory_balancing;
+        /* dom0's maximum memory as the hypervisor reports it (Xen's Domain-0), 0 when unknown */
+        uint64_t dom0_maxmem_mib;
         /* who hears the events, in the order they were added */
         AppListener *listeners;
         size_t n_listeners;

@@ -343,21 +343,53 @@ static int default_virt_mode(const void *h, const PropDef *p, char **ret, QError
         return default_with_template_or(d, p->name, "pvh", ret);
 }
 
+/* Upstream features.check_with_template(name, default) read as Python truthiness: the nearest
+ * value along the template chain, else the default. */
+static bool feature_true_with_template(Domain *d, const char *name, bool dflt) {
+        const char *v = feature_check_with_template(d, name);
+        return v ? feature_true(v) : dflt;
+}
+
+/* Whether the qube or a template of it announces any supported-service.* feature. */
+static bool announces_services(Domain *d) {
+        size_t bound = chain_bound(d->app);
+        for (Domain *t = d; t && bound > 0; t = domain_template(t), bound--) {
+                const char *key;
+                for (size_t i = 0; hashmap_iterate(t->features, &i, &key, NULL);)
+                        if (startswith(key, "supported-service."))
+                                return true;
+        }
+        return false;
+}
+
+/* Upstream is_memory_balancing_possible(): only a hypervisor that balances (Xen with qmemman),
+ * never with PCI devices, and an HVM only when its tools are there (qrexec, or any supported
+ * service when qrexec is not announced, and meminfo-writer not announced as missing). */
+static bool memory_balancing_possible(Domain *d) {
+        _cleanup_free_ char *virt_mode = NULL;
+
+        if (!d->app->memory_balancing || domain_has_pci(d))
+                return false;
+        virt_mode = domain_property_string(d, "virt_mode");
+        if (streq_ptr(virt_mode, "hvm")) {
+                if (!feature_true_with_template(d, "qrexec", !announces_services(d)))
+                        return false;
+                if (!feature_true_with_template(d, "supported-service.meminfo-writer", true))
+                        return false;
+        }
+        return true;
+}
+
 static int default_maxmem(const void *h, const PropDef *p, char **ret, QError *err) {
         Domain *d = DOM(h);
-        _cleanup_free_ char *virt_mode = NULL;
         int64_t mem;
         int r;
 
+        /* upstream reads dom0's static maximum from xenstore, 4096 when it cannot */
         if (d->klass == QUBES_CLASS_ADMINVM)
-                return ret_strdup(ret, "4096");
+                return ret_printf(ret, "%" PRIu64, d->app->dom0_maxmem_mib ?: 4096);
 
-        /* Memory balancing needs a balloon driver: not with PCI passthrough, and an HVM only
-         * has one when it runs our agent (qrexec). */
-        if (domain_has_pci(d))
-                return ret_strdup(ret, "0");
-        virt_mode = domain_property_string(d, "virt_mode");
-        if (streq_ptr(virt_mode, "hvm") && !feature_true(feature_check_with_template(d, "qrexec")))
+        if (!memory_balancing_possible(d))
                 return ret_strdup(ret, "0");
 
         r = value_from_template(d, p->name, ret);
@@ -368,7 +400,7 @@ static int default_maxmem(const void *h, const PropDef *p, char **ret, QError *e
                 mem = domain_property_int(d, "memory", 400) * 10;
         else
                 mem = 4000;
-        /* Zero means the host size is unknown (tests): no cap then. */
+        /* no more than half of the host; zero means the host size is unknown (tests): no cap */
         if (d->app->host_memory_mib > 0 && (uint64_t) mem > d->app->host_memory_mib / 2)
                 mem = (int64_t) (d->app->host_memory_mib / 2);
         return ret_printf(ret, "%" PRIi64, mem);

@@ -606,6 +606,58 @@ static void test_defaults(void) {
         expect_global("no_cpus", "4", true);
 }
 
+/* Upstream's _default_maxmem(): 0 unless the hypervisor balances memory (Xen); there, not with
+ * PCI devices, and an HVM only with its tools; the host's half as a cap; the template's value. */
+static void test_maxmem_rules(void) {
+        Domain *work = app_get_domain(app, "work");
+        Domain *tpl = app_get_domain(app, "fedora-42");
+
+        /* not Xen: nothing balances, whatever the qube */
+        app->memory_balancing = false;
+        expect_prop("work", "maxmem", "0", true);
+        expect_prop("fedora-42", "maxmem", "0", true);
+        expect_prop("disp1234", "maxmem", "0", true);
+        expect_prop("dom0", "maxmem", "4096", true);
+        app->memory_balancing = true;
+
+        /* Linux: ten times memory (work has 800), capped at half the host (16000 / 2) */
+        CHECK(domain_feature_set(work, "os", "Linux", NULL) >= 0, "set os");
+        expect_prop("work", "maxmem", "4000", true); /* the template's value comes first */
+        CHECK(domain_feature_set(tpl, "os", "Linux", NULL) >= 0, "set os");
+        expect_prop("fedora-42", "maxmem", "4000", true); /* 400 * 10 */
+        CHECK(domain_property_set(tpl, "memory", "1000", 4, NULL) >= 0, "memory");
+        expect_prop("fedora-42", "maxmem", "8000", true);
+        expect_prop("work", "maxmem", "8000", true);
+        app->host_memory_mib = 6000;
+        expect_prop("fedora-42", "maxmem", "3000", true);
+        app->host_memory_mib = 16000;
+        CHECK(domain_property_reset(tpl, "memory", NULL) >= 0, "reset memory");
+
+        /* HVM: qrexec, or any supported service when qrexec is not announced */
+        CHECK(domain_property_set(work, "virt_mode", "hvm", 3, NULL) >= 0, "virt_mode");
+        expect_prop("work", "maxmem", "4000", true); /* nothing announced: qrexec assumed */
+        CHECK(domain_feature_set(tpl, "supported-service.foo", "1", NULL) >= 0, "service");
+        expect_prop("work", "maxmem", "0", true); /* services but no qrexec: no tools */
+        CHECK(domain_feature_set(work, "qrexec", "1", NULL) >= 0, "qrexec");
+        expect_prop("work", "maxmem", "4000", true);
+        CHECK(domain_feature_set(tpl, "supported-service.meminfo-writer", "", NULL) >= 0, "meminfo-writer");
+        expect_prop("work", "maxmem", "0", true);
+        CHECK(domain_feature_remove(tpl, "supported-service.meminfo-writer", NULL) >= 0, "rm");
+        CHECK(domain_feature_set(work, "qrexec", "", NULL) >= 0, "qrexec off");
+        expect_prop("work", "maxmem", "0", true);
+        CHECK(domain_feature_remove(work, "qrexec", NULL) >= 0, "rm");
+        CHECK(domain_feature_remove(tpl, "supported-service.foo", NULL) >= 0, "rm");
+        CHECK(domain_property_reset(work, "virt_mode", NULL) >= 0, "reset virt_mode");
+        CHECK(domain_feature_remove(work, "os", NULL) >= 0, "rm");
+        CHECK(domain_feature_remove(tpl, "os", NULL) >= 0, "rm");
+        expect_prop("work", "maxmem", "4000", true);
+
+        /* dom0: what the hypervisor says of Domain-0 */
+        app->dom0_maxmem_mib = 2048;
+        expect_prop("dom0", "maxmem", "2048", true);
+        app->dom0_maxmem_mib = 0;
+}
+
 static void test_kernelopts_file(const char *state_dir) {
         _cleanup_free_ char *dir = NULL, *file = NULL;
         if (asprintf(&dir, "%s/vm-kernels/6.6.1-1.fc37", state_dir) < 0 ||
@@ -745,11 +797,13 @@ int main(int argc, char **argv) {
                 CHECK(app_new(state_dir, &app) >= 0, "app_new");
                 app->host_memory_mib = 16000;
                 app->host_cpus = 4;
+                app->memory_balancing = true; /* upstream's figures were taken on Xen */
                 r = app_load_from_memory(app, xml, len, path, &e);
                 _cleanup_free_ char *msg = qerror_message(&e);
                 CHECK(r >= 0, "load %s: %s", path, strempty(msg));
                 if (r >= 0) {
                         test_defaults();
+                        test_maxmem_rules();
                         test_kernelopts_file(state_dir);
                         test_checks();
                 }
