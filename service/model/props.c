@@ -983,7 +983,35 @@ static int check_mac(void *h, const PropDef *p, const char *value, char **canoni
         return 0;
 }
 
+/* The directory of the kernel pool a qube's kernel comes from (its kernel volume's pool, else
+ * the pool "linux-kernel", else any linux-kernel pool; upstream's fixed place when none). */
+static char *kernel_pool_dir(App *app, Domain *d) {
+        Pool *pool = NULL;
+        const char *dir;
+        char *ret = NULL;
+
+        if (d) {
+                VolumeConfig *vc = domain_volume_config(d, "kernel");
+                const char *name = vc ? volume_config_get(vc, "pool") : NULL;
+                pool = name ? app_find_pool(app, name) : NULL;
+        }
+        if (!pool || !streq_ptr(pool->driver, "linux-kernel"))
+                pool = app_find_pool(app, "linux-kernel");
+        for (size_t i = 0; (!pool || !streq_ptr(pool->driver, "linux-kernel")) && i < app->n_pools; i++)
+                pool = app->pools[i];
+        dir = pool && streq_ptr(pool->driver, "linux-kernel") ? pool_config(pool, "dir_path") : NULL;
+        if (dir)
+                return strdup(dir);
+        if (ret_printf(&ret, "%s/vm-kernels", strempty(app->state_dir)) < 0)
+                return NULL;
+        return ret;
+}
+
 static int check_kernel(void *h, const PropDef *p, const char *value, char **canonical, QError *err) {
+        bool global = prop_is_global(p);
+        _cleanup_free_ char *dir = NULL, *path = NULL;
+        struct stat st;
+
         if (isempty(value))
                 return ret_strdup(canonical, "");
         if (strchr(value, '/'))
@@ -994,6 +1022,12 @@ static int check_kernel(void *h, const PropDef *p, const char *value, char **can
         if (!volume_vid_valid(value))
                 return qerror_set(err, QERR_PROPERTY_VALUE,
                                   "Kernel name must be letters, digits and '.', '_', '+', '-' (not '.' or '..')");
+        /* upstream's pre-set check: the kernel is one of the kernel pool's volumes */
+        dir = kernel_pool_dir(global ? APP(h) : DOM(h)->app, global ? NULL : DOM(h));
+        if (!dir || ret_printf(&path, "%s/%s", dir, value) < 0)
+                return -ENOMEM;
+        if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+                return qerror_set(err, QERR_PROPERTY_VALUE, "Kernel '%s' not installed", value);
         return ret_strdup(canonical, value);
 }
 

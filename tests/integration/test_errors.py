@@ -177,8 +177,22 @@ class TestBadInput(DaemonTestCase):
             self.assertDBusError(ERROR_PREFIX + 'QubesPropertyValueError', self.d.manager, 'SetProperty', 'ss',
                                  ('default_kernel', bad))
         self.assertEqual(self.d.xml_bytes(), before)
+        os.makedirs(os.path.join(self.d.state_dir, 'vm-kernels', '6.6.1-1.fc37'))
         self.d.set_property('work', 'kernel', '6.6.1-1.fc37')
         self.d.call(harness.ROOT_PATH, 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects')
+
+    def test_kernel_not_installed(self):
+        """Upstream's check: a kernel is one the kernel pool holds (a directory of its own)."""
+        before = self.d.xml_bytes()
+        for call in ((self.d.set_property, 'work', 'kernel', '9.9'),
+                     (self.d.manager, 'SetProperty', 'ss', ('default_kernel', '9.9'))):
+            self.assertDBusError(ERROR_PREFIX + 'QubesPropertyValueError', *call,
+                                 message=r"^Kernel '9\.9' not installed$")
+        self.assertEqual(self.d.xml_bytes(), before)
+        os.makedirs(os.path.join(self.d.state_dir, 'vm-kernels', '9.9'))
+        self.d.set_property('work', 'kernel', '9.9')
+        self.d.manager('SetProperty', 'ss', ('default_kernel', '9.9'))
+        self.assertEqual(self.d.get_property('work', 'kernel')[2], '9.9')
 
     def test_unknown_qube(self):
         self.assertDBusError(ERROR_PREFIX + 'QubesVMNotFoundError', self.d.manager, 'GetDomain', 's',

@@ -699,6 +699,8 @@ static void test_checks(void) {
         expect_prop("work", "mac", "00:16:3e:5e:6c:01", false);
         expect_set("work", "mac", "00:16:3e:5e:6c", QERR_VALUE, "Invalid MAC address value");
         expect_set("work", "kernel", "a/b", QERR_PROPERTY_VALUE, "Kernel name cannot contain '/'");
+        expect_set("work", "kernel", "9.9", QERR_PROPERTY_VALUE, "Kernel '9.9' not installed");
+        expect_global_set("default_kernel", "9.9", QERR_PROPERTY_VALUE, "Kernel '9.9' not installed");
         expect_set("work", "kernel", "", QERR_NONE, NULL);
         expect_prop("work", "kernel", "", false);
         expect_prop("work", "kernelopts", "", true);
