@@ -18,6 +18,7 @@
 #include "manager-dbus.h"
 #include "private-bus.h"
 #include "storage-dbus.h"
+#include "storage/storage.h"
 #include "workers.h"
 #include "util/log.h"
 
@@ -104,6 +105,7 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
                         return r;
                 }
         }
+        storage_pools_setup(m->app);
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");

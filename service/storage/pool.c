@@ -8,6 +8,7 @@
 #include "storage/pool.h"
 
 #include "storage/storage.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
 
@@ -350,29 +351,52 @@ static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* The pool whose directory holds this one's, the nearest first (upstream's included_in). */
+/* A directory as upstream's os.path.realpath() gives it: symlinks resolved where they exist (a
+ * directory that is not there yet is taken as written, trailing slashes stripped). */
+static char *real_dir(const char *dir) {
+        char *r = realpath(dir, NULL);
+        if (r || errno == ENOMEM)
+                return r;
+        r = strdup(dir);
+        for (size_t l = r ? strlen(r) : 0; l > 1 && r[l - 1] == '/'; l--)
+                r[l - 1] = 0;
+        return r;
+}
+
+/* Upstream's included_in (search_pool_containing_dir): the first other pool, in qubes.xml order,
+ * with a directory that is this pool's or holds it. */
 static const Pool *included_in(App *app, const Pool *p) {
         const char *dir = pool_config_get(p, "dir_path");
-        const Pool *best = NULL;
-        size_t best_len = 0;
+        _cleanup_free_ char *mine = dir ? real_dir(dir) : NULL;
 
-        for (size_t i = 0; dir && i < app->n_pools; i++) {
+        for (size_t i = 0; mine && i < app->n_pools; i++) {
                 const Pool *o = app->pools[i];
                 const char *od = pool_config_get(o, "dir_path");
+                _cleanup_free_ char *theirs = NULL;
                 size_t l;
-                if (o == p || !od)
+
+                if (o == p || !od || !(theirs = real_dir(od)))
                         continue;
-                l = strlen(od);
-                while (l > 1 && od[l - 1] == '/')
-                        l--;
-                if (strncmp(dir, od, l) != 0 || (dir[l] != '/' && dir[l] != 0 && !(l == 1 && od[0] == '/')))
-                        continue;
-                if (l > best_len) {
-                        best = o;
-                        best_len = l;
+                l = strlen(theirs);
+                if (streq(theirs, "/") || (strncmp(mine, theirs, l) == 0 && (mine[l] == '/' || mine[l] == 0)))
+                        return o;
+        }
+        return NULL;
+}
+
+void storage_pools_setup(App *app) {
+        for (size_t i = 0; i < app->n_pools; i++) {
+                const Pool *p = app->pools[i];
+                const StorageDriver *drv = storage_driver_find(p->driver);
+                const char *dir = pool_config_get(p, "dir_path");
+                _cleanup_qerror_ QError e = {};
+
+                /* the reflink check belongs to admin.pool.Add: a pool that passed it keeps working */
+                if (drv && dir && drv->pool_setup(dir, false, &e) < 0) {
+                        _cleanup_free_ char *msg = qerror_message(&e);
+                        log_warning("Cannot set up storage pool %s at %s: %s", p->name, dir, strempty(msg));
                 }
         }
-        return best;
 }
 
 char *storage_pool_info(App *app, const Pool *p) {
@@ -395,7 +419,7 @@ char *storage_pool_info(App *app, const Pool *p) {
                 strbuf_printf(&b, "%s\n", lines[i]);
         if (storage_pool_size_usage(p, &size, &usage))
                 strbuf_printf(&b, "size=%" PRIu64 "\nusage=%" PRIu64 "\n", size, usage);
-        if (drv && drv->dir_pool) {
+        if (drv && pool_config_get(p, "dir_path")) {
                 const Pool *in = included_in(app, p);
                 if (in)
                         strbuf_printf(&b, "included_in=%s\n", in->name);

@@ -29,6 +29,9 @@ int storage_pool_set_revisions_to_keep(App *app, Pool *p, const char *value, QEr
 int storage_pool_set_ephemeral_volatile(App *app, Pool *p, const char *value, QError *e);
 /* admin.pool.Info and UsageDetails text (key=value\n lines). */
 char *storage_pool_info(App *app, const Pool *p);
+/* At start-up, as upstream's setup_pools(): each pool's directories are made (file pools: the
+ * pool's own, appvms/ and vm-templates/). A failure is logged; the pool stays. */
+void storage_pools_setup(App *app);
 char *storage_pool_usage_details(const Pool *p);
 /* Filesystem figures of a dir pool; false when not known. */
 bool storage_pool_size_usage(const Pool *p, uint64_t *size, uint64_t *usage);

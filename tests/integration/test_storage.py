@@ -103,6 +103,28 @@ class TestStorage(DaemonTestCase):
 
     # --- pools --------------------------------------------------------------------------------
 
+    def test_pool_directory_made_at_start(self):
+        """A pool in qubes.xml whose directory does not exist yet: qubesd makes it when it starts,
+        as upstream's setup_pools() does, so Info has the filesystem's size and usage (and the
+        qubes' subdirectories are there for the first volume)."""
+        self.d.stop()
+        pool_dir = os.path.join(self.d.dir, 'later-pool')
+        with open(self.d.xml_path, encoding='utf-8') as f:
+            text = f.read()
+        text = text.replace('</pools>', '<pool name="later" dir_path="%s" driver="file" revisions_to_keep="1" '
+                            'ephemeral_volatile="False"/>\n</pools>' % pool_dir)
+        with open(self.d.xml_path, 'w', encoding='utf-8') as f:
+            f.write(text)
+        self.d.start()
+        for sub in ('', 'appvms', 'vm-templates'):
+            self.assertTrue(os.path.isdir(os.path.join(pool_dir, sub)), sub)
+        info = self.d.call(pool_path('later'), POOL_IFACE, 'Info')[0].splitlines()
+        self.assertEqual(info[:5], ['dir_path=' + pool_dir, 'driver=file', 'ephemeral_volatile=False',
+                                    'name=later', 'revisions_to_keep=1'])
+        self.assertRegex(info[5], r'^size=[1-9][0-9]*$')
+        self.assertRegex(info[6], r'^usage=[0-9]+$')
+        self.assertEqual(info[7:], [])  # not inside another pool's directory
+
     def test_pools(self):
         pools = self.d.manager('ListPools')[0]
         self.assertEqual([p[0] for p in pools], ['varlibqubes', 'linux-kernel'])
@@ -118,7 +140,9 @@ class TestStorage(DaemonTestCase):
                                      'name=varlibqubes', 'revisions_to_keep=1'])
         self.assertTrue(lines[5].startswith('size=') and lines[6].startswith('usage='), info)
         kinfo = self.d.call(pool_path('linux-kernel'), POOL_IFACE, 'Info')[0]
-        self.assertEqual(kinfo, 'dir_path=%s/vm-kernels\ndriver=linux-kernel\nname=linux-kernel\n' % self.d.state_dir)
+        # the kernel pool's directory lies inside varlibqubes': upstream says so
+        self.assertEqual(kinfo, 'dir_path=%s/vm-kernels\ndriver=linux-kernel\nname=linux-kernel\n'
+                         'included_in=varlibqubes\n' % self.d.state_dir)
 
         self.assertDBusError(E + 'QubesPoolNotFoundError', self.d.manager, 'GetPool', 's', ('nope',))
         self.assertDBusError(E + 'ProtocolError', self.d.manager, 'AddPool', 'sa(ss)',
