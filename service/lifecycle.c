@@ -17,6 +17,7 @@
 #include "vmm.h"
 
 #include "util/log.h"
+#include "util/strbuf.h"
 #include "util/strv.h"
 
 #define ST_HALTED "Halted"
@@ -697,6 +698,29 @@ static void stop_done(Manager *m, void *data) {
         stop_call_unref(c);
 }
 
+/* The running qubes whose netvm is d, comma-separated in qubes.xml order (upstream's
+ * connected_vms); returns how many (negative on OOM). */
+static int running_clients(Manager *m, Domain *d, char **ret) {
+        _cleanup_free_ Domain **all = app_domains_sorted(m->app, NULL);
+        _cleanup_strbuf_ StrBuf b = {};
+        int n = 0;
+
+        *ret = NULL;
+        if (!all)
+                return -ENOMEM;
+        for (Domain **o = all; *o; o++)
+                if (*o != d && domain_is_running(*o) && domain_netvm(*o) == d) {
+                        strbuf_append(&b, n++ ? ", " : "");
+                        strbuf_append(&b, (*o)->name);
+                }
+        if (n == 0)
+                return 0;
+        if (b.oom)
+                return -ENOMEM;
+        *ret = strbuf_steal(&b);
+        return *ret ? n : -ENOMEM;
+}
+
 static int stop_common(Manager *m, Domain *d, bool kill, bool force, bool wait, OpDoneFn done, void *userdata) {
         VmRuntime *rt = vmm_runtime(m, d->name);
         StopCall *c;
@@ -726,9 +750,23 @@ static int stop_common(Manager *m, Domain *d, bool kill, bool force, bool wait, 
                 free(c);
                 return -ENOMEM;
         }
-        if (!kill)
+        if (!kill) {
+                _cleanup_free_ char *clients = NULL;
+
                 app_emit_event(m->app, d, "domain-pre-shutdown", "force", force ? "True" : "False");
-        else
+                /* upstream's domain-pre-shutdown handler of a netvm: not while its clients run */
+                if (!force && running_clients(m, d, &clients) > 0) {
+                        _cleanup_qerror_ QError e = {};
+                        _cleanup_free_ char *msg = NULL;
+
+                        qerror_set(&e, QERR_VM_IN_USE, "There are other VMs connected to this VM: %s", clients);
+                        msg = qerror_message(&e);
+                        app_emit_event(m->app, d, "domain-shutdown-failed", "reason", msg ?: "");
+                        done(m, d->name, -EBUSY, &e, userdata);
+                        stop_call_unref(c);
+                        return 0;
+                }
+        } else
                 log_qube_info(d->name, "Killing %s.", d->name); /* no Qubes event says it (journal.c) */
         if (c->wait) {
                 if (waiter_add(&rt->stop_waiters, stop_waiter, c) < 0) {

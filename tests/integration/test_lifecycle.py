@@ -111,6 +111,35 @@ class TestLifecycle(DaemonTestCase):
         for q in ('sys-net', 'sys-firewall', 'work'):
             self.assertEqual(self.state(q), 'Running')
 
+    def test_netvm_in_use(self):
+        """Upstream refuses to shut down a netvm while qubes that use it run (paused ones too),
+        unless forced: QubesVMInUseError naming them, domain-shutdown-failed, the qube stays up."""
+        self.d.domain('work', 'Start')
+        self.d.set_property('personal', 'netvm', 'sys-firewall')
+        self.d.domain('personal', 'Start')
+        self.d.domain('personal', 'Pause')
+        self.take()
+        msg = r'^There are other VMs connected to this VM: personal, work$'
+        self.assertDBusError(E + 'QubesVMInUseError', self.d.domain, 'sys-firewall', 'Shutdown', 'bb',
+                             (False, True), message=msg)
+        self.assertEqual([(n, a) for _, n, a in self.take('sys-firewall')],
+                         [('domain-pre-shutdown', [('force', 'False')]),
+                          ('domain-shutdown-failed', [('reason', 'There are other VMs connected to this VM: '
+                                                                 'personal, work')])])
+        self.assertEqual(self.state('sys-firewall'), 'Running')
+        # sys-net's client (sys-firewall) runs too; Restart goes through the same check
+        self.assertDBusError(E + 'QubesVMInUseError', self.d.domain, 'sys-net', 'Restart',
+                             message=r'^There are other VMs connected to this VM: sys-firewall$')
+        self.d.domain('work', 'Kill')
+        self.d.domain('personal', 'Kill')
+        self.d.domain('sys-firewall', 'Shutdown', 'bb', (False, True))
+        self.assertEqual(self.state('sys-firewall'), 'Halted')
+        # force: down even with a client running
+        self.d.domain('work', 'Start')
+        self.d.domain('sys-firewall', 'Shutdown', 'bb', (True, True))
+        self.assertEqual(self.state('sys-firewall'), 'Halted')
+        self.assertEqual(self.state('work'), 'Running')
+
     def test_pause_unpause_kill(self):
         self.d.domain('personal', 'Start')
         self.take()
