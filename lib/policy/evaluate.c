@@ -363,8 +363,9 @@ static int evaluate_allow(const Rule *rule, const Request *req, QubesPolicyDecis
                 return -ENOMEM;
 
         if (is_dom0ish(target)) {
-                /* the keyword is spelled as the qube; a uuid: spelling is left alone */
-                d->target = strdup(streq(target, "@adminvm") ? "dom0" : target);
+                /* every spelling of the admin qube (@adminvm, its uuid:) is reported as dom0, as
+                 * upstream's policy daemon answers */
+                d->target = strdup("dom0");
                 return d->target ? 0 : -ENOMEM;
         }
 
@@ -443,8 +444,17 @@ static int evaluate_ask(const QubesPolicy *p, const Rule *rule, const Request *r
         return 0;
 }
 
-int qubes_policy_evaluate(const QubesPolicy *p, const QubesSystemInfo *si, const char *source, const char *target,
-                          const char *service, const char *argument, QubesPolicyDecision **ret) {
+/* A qube's call to itself. Upstream refuses it when it carries out an allow ("loopback qrexec
+ * connection not supported"), whatever the rule; a new disposable is never the caller. dom0's
+ * own calls do not go through a qube's qrexec daemon (the "star" vectors keep dom0 -> dom0). */
+static bool is_loopback(const Request *req, const char *target) {
+        if (!target || startswith(target, "@dispvm") || is_dom0ish(target) || is_dom0ish(req->source))
+                return false;
+        return names_equal(req->si, target, req->source);
+}
+
+static int evaluate(const QubesPolicy *p, const QubesSystemInfo *si, const char *source, const char *target,
+                    const char *service, const char *argument, bool execute, QubesPolicyDecision **ret) {
 
         _cleanup_(qubes_policy_decision_freep) QubesPolicyDecision *d = NULL;
         Request req = {
@@ -489,6 +499,11 @@ int qubes_policy_evaluate(const QubesPolicy *p, const QubesSystemInfo *si, const
                                 break;
                         case ACTION_ALLOW:
                                 r = evaluate_allow(rule, &req, d);
+                                if (r >= 0 && execute && d->result == QUBES_POLICY_ALLOW &&
+                                    is_loopback(&req, d->target)) {
+                                        r = deny(d, true, "loopback qrexec connection not supported (%s to itself)",
+                                                 req.source);
+                                }
                                 break;
                         default:
                                 r = evaluate_ask(p, rule, &req, d);
@@ -510,12 +525,19 @@ int qubes_policy_evaluate(const QubesPolicy *p, const QubesSystemInfo *si, const
         return 0;
 }
 
+int qubes_policy_evaluate(const QubesPolicy *p, const QubesSystemInfo *si, const char *source, const char *target,
+                          const char *service, const char *argument, QubesPolicyDecision **ret) {
+        return evaluate(p, si, source, target, service, argument, true, ret);
+}
+
 bool qubes_policy_check(const QubesPolicy *p, const QubesSystemInfo *si, const char *source, const char *target,
                         const char *service, const char *argument) {
 
         _cleanup_(qubes_policy_decision_freep) QubesPolicyDecision *d = NULL;
 
-        if (qubes_policy_evaluate(p, si, source, target, service, argument, &d) < 0)
+        /* the filters ask whether the policy allows, as upstream's evaluate() does: a qube may
+         * list and hear about itself, the loopback refusal belongs to carrying a call out */
+        if (evaluate(p, si, source, target, service, argument, false, &d) < 0)
                 return false;
         return d->result == QUBES_POLICY_ALLOW;
 }
