@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "qm-clone-dialog.h"
+#include "qm-console.h"
 #include "qm-create-dialog.h"
 #include "qm-error.h"
 #include "qm-global-settings.h"
@@ -223,6 +224,8 @@ update_actions (QmWindow *self)
   enable_action (self, "settings", ready && one);
   enable_action (self, "logs", ready && one);
   enable_action (self, "global-settings", ready);
+  enable_action (self, "console", lifecycle && one && !is_admin (selection->pdata[0])
+                                  && !is_halted (selection->pdata[0]));
   enable_action (self, "clone", ready && one && !is_admin (selection->pdata[0])
                                 && g_strcmp0 (((Selected *) selection->pdata[0])->klass,
                                               "DispVM") != 0);
@@ -1053,6 +1056,21 @@ remove_activated (GSimpleAction *action,
 }
 
 static void
+console_activated (GSimpleAction *action,
+                   GVariant      *parameter,
+                   gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autoptr(GPtrArray) selection = selected_qubes (self);
+  Selected *sel;
+
+  if (selection->len != 1)
+    return;
+  sel = selection->pdata[0];
+  qm_console_open (GTK_WINDOW (self), self->client, sel->path, sel->name, self->cancellable);
+}
+
+static void
 clone_activated (GSimpleAction *action,
                  GVariant      *parameter,
                  gpointer       user_data)
@@ -1467,6 +1485,7 @@ build_context_menu (void)
   g_menu_append (section, _("_Settings"), "win.settings");
   g_menu_append (section, _("_Clone\u2026"), "win.clone");
   g_menu_append (section, _("_Remove\u2026"), "win.remove");
+  g_menu_append (section, _("Open _console"), "win.console");
   g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
   g_object_unref (section);
   section = g_menu_new ();
@@ -1651,6 +1670,7 @@ static const GActionEntry win_entries[] = {
   { "create", create_activated, NULL, NULL, NULL, { 0 } },
   { "remove", remove_activated, NULL, NULL, NULL, { 0 } },
   { "clone", clone_activated, NULL, NULL, NULL, { 0 } },
+  { "console", console_activated, NULL, NULL, NULL, { 0 } },
   { "settings", settings_activated, NULL, NULL, NULL, { 0 } },
   { "open-settings", open_settings_activated, "o", NULL, NULL, { 0 } },
   { "logs", logs_activated, NULL, NULL, NULL, { 0 } },

@@ -1227,6 +1227,8 @@ static const Method methods[] = {
         M("admin.vm.CreateDisposable", DEST_ANY, RULE_OPT, RULE_OPT, .check = create_disposable_check,
           .start = create_disposable_start, .no_timeout = true),
         M("admin.vm.Stats", DEST_ANY, RULE_NO, RULE_NO, .start = stats_start, .signals = true),
+        /* the pty's path, no newline; the qrexec door is a script around it (data/qubes-rpc) */
+        M("admin.vm.Console", DEST_ANY, RULE_NO, RULE_NO, .member = "GetConsole", .fmt = FMT_STRING),
 
         M("admin.pool.List", DEST_DOM0, RULE_NO, RULE_NO, .on_manager = true, .member = "ListPools",
           .fmt = FMT_POOL_NAMES),

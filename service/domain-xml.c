@@ -9,7 +9,9 @@
 #include "domain-xml.h"
 
 #include <inttypes.h>
+#include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xpath.h>
 #include <sys/stat.h>
 
 static xmlNodePtr child(xmlNodePtr parent, const char *name, const char *text) {
@@ -162,6 +164,28 @@ char *domain_libvirt_xml(Manager *m, Domain *d, const char *driver, QError *err)
                 ret = strndup((const char *) out, (size_t) len);
 finish:
         xmlFree(out);
+        xmlFreeDoc(doc);
+        return ret;
+}
+
+char *domain_xml_console_tty(const char *xml) {
+        xmlDocPtr doc;
+        xmlXPathContextPtr ctx = NULL;
+        xmlXPathObjectPtr obj = NULL;
+        char *ret = NULL;
+
+        /* libvirt's own XML: no network, no entities, no DTD */
+        doc = xmlReadMemory(xml, (int) strlen(xml), "domain.xml", NULL,
+                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        if (!doc)
+                return NULL;
+        ctx = xmlXPathNewContext(doc);
+        if (ctx)
+                obj = xmlXPathEvalExpression((const xmlChar *) "string(/domain/devices/console/@tty)", ctx);
+        if (obj && obj->type == XPATH_STRING)
+                ret = strdup(obj->stringval ? (const char *) obj->stringval : "");
+        xmlXPathFreeObject(obj);
+        xmlXPathFreeContext(ctx);
         xmlFreeDoc(doc);
         return ret;
 }

@@ -90,6 +90,39 @@ static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return 1;
 }
 
+static void reply_console(Manager *m, const char *name, int error, const QError *e, const char *tty, void *userdata) {
+        sd_bus_message *msg = userdata;
+        int r;
+
+        if (error < 0 && e && qerror_is_set(e))
+                r = bus_reply_qerror(m, msg, e);
+        else if (error < 0)
+                r = sd_bus_reply_method_errno(msg, -error, NULL);
+        else
+                r = sd_bus_reply_method_return(msg, "s", strempty(tty));
+        if (r < 0)
+                log_debug_errno(r, "Cannot reply to GetConsole for %s: %m", name);
+        sd_bus_message_unref(msg);
+}
+
+/* The console is a terminal into the qube: who may start and stop it may use it
+ * (admin.vm.Console is a write method in upstream's policy). */
+static int method_get_console(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_qerror_ QError denied = {};
+        Domain *d = userdata;
+        Manager *m = call_manager(msg);
+        int r = auth_check(m, msg, AUTH_LIFECYCLE, d, &denied);
+        if (r <= 0)
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        sd_bus_message_ref(msg);
+        r = lifecycle_console(m, d, reply_console, msg);
+        if (r < 0) {
+                sd_bus_message_unref(msg);
+                return r;
+        }
+        return 1;
+}
+
 static const sd_bus_vtable lifecycle_domain_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Start", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_start, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -103,6 +136,8 @@ static const sd_bus_vtable lifecycle_domain_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Resume", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_resume, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Restart", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_restart,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetConsole", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", pty), method_get_console,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("Stats", SD_BUS_ARGS("a(ss)", stats), 0),
         SD_BUS_VTABLE_END,

@@ -961,6 +961,98 @@ int lifecycle_resume(Manager *m, Domain *d, OpDoneFn done, void *userdata) {
         return lifecycle_unpause(m, d, done, userdata);
 }
 
+/* ---- console ---------------------------------------------------------------------------- */
+
+typedef struct ConsoleCall {
+        char *name;
+        ConsoleDoneFn done;
+        void *userdata;
+        char *tty;
+        char *error;
+        bool gone;
+} ConsoleCall;
+
+static void console_work(virConnectPtr conn, void *data) {
+        ConsoleCall *c = data;
+        virDomainPtr dom;
+        char *xml;
+
+        if (!conn) {
+                c->error = strdup("no connection to the hypervisor");
+                return;
+        }
+        dom = virDomainLookupByName(conn, c->name);
+        if (!dom) {
+                if (vmm_last_error_code() == VIR_ERR_NO_DOMAIN)
+                        c->gone = true;
+                else
+                        c->error = vmm_last_error();
+                return;
+        }
+        if (virDomainIsActive(dom) == 0)
+                c->gone = true;
+        else if ((xml = virDomainGetXMLDesc(dom, 0))) {
+                c->tty = domain_xml_console_tty(xml);
+                if (!c->tty)
+                        c->error = strdup("cannot read the domain's XML");
+                free(xml);
+        } else
+                c->error = vmm_last_error();
+        virDomainFree(dom);
+}
+
+static void console_done(Manager *m, void *data) {
+        ConsoleCall *c = data;
+        _cleanup_qerror_ QError e = {};
+
+        if (c->gone) {
+                _cleanup_free_ char *r = repr(c->name);
+                qerror_set(&e, QERR_VM_NOT_RUNNING, "Domain not running (either powered off or paused): %s",
+                           r ?: c->name);
+                c->done(m, c->name, -ESRCH, &e, NULL, c->userdata);
+        } else if (c->error || !c->tty) {
+                qerror_set(&e, QERR_QUBES_EXCEPTION, "Console failed: %s", strempty(c->error));
+                c->done(m, c->name, -EIO, &e, NULL, c->userdata);
+        } else
+                c->done(m, c->name, 0, NULL, c->tty, c->userdata);
+        free(c->name);
+        free(c->tty);
+        free(c->error);
+        free(c);
+}
+
+int lifecycle_console(Manager *m, Domain *d, ConsoleDoneFn done, void *userdata) {
+        ConsoleCall *c;
+
+        /* dom0 always runs, and its libvirt XML has no console tty: upstream answers "" */
+        if (d->klass == QUBES_CLASS_ADMINVM) {
+                done(m, d->name, 0, NULL, "", userdata);
+                return 0;
+        }
+        /* libvirt's idea of running: active domains (paused ones too), not Halted/Crashed/Dying */
+        if (d->klass == QUBES_CLASS_REMOTEVM || state_is(d, ST_HALTED) || state_is(d, ST_CRASHED) ||
+            state_is(d, ST_DYING)) {
+                _cleanup_qerror_ QError e = {};
+                _cleanup_free_ char *r = repr(d->name);
+                qerror_set(&e, QERR_VM_NOT_RUNNING, "Domain not running (either powered off or paused): %s",
+                           r ?: d->name);
+                done(m, d->name, -ESRCH, &e, NULL, userdata);
+                return 0;
+        }
+        c = new0(ConsoleCall, 1);
+        if (!c)
+                return -ENOMEM;
+        c->done = done;
+        c->userdata = userdata;
+        c->name = strdup(vmm_libvirt_name(d));
+        if (!c->name || vmm_submit(m, console_work, console_done, c) < 0) {
+                free(c->name);
+                free(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 /* ---- restart ---------------------------------------------------------------------------- */
 
 typedef struct RestartCall {

@@ -23,3 +23,10 @@ int lifecycle_unpause(Manager *m, Domain *d, OpDoneFn done, void *userdata);
 int lifecycle_suspend(Manager *m, Domain *d, OpDoneFn done, void *userdata);
 int lifecycle_resume(Manager *m, Domain *d, OpDoneFn done, void *userdata);
 int lifecycle_restart(Manager *m, Domain *d, OpDoneFn done, void *userdata);
+
+/* admin.vm.Console: the pty of the qube's console (upstream: the tty attribute of the live
+ * domain XML's <console>, "" when there is none). QubesVMNotRunningError unless libvirt runs the
+ * qube (paused counts); dom0 answers "". tty is NULL on error. */
+typedef void (*ConsoleDoneFn)(Manager *m, const char *name, int error, const QError *e, const char *tty,
+                              void *userdata);
+int lifecycle_console(Manager *m, Domain *d, ConsoleDoneFn done, void *userdata);

@@ -57,6 +57,7 @@ def why_not_runnable():
 
 
 class TestQemuGuest(unittest.TestCase):
+    assertDBusError = harness.DaemonTestCase.assertDBusError
     @classmethod
     def setUpClass(cls):
         reason = why_not_runnable()
@@ -205,6 +206,68 @@ class TestQemuGuest(unittest.TestCase):
                            stderr=subprocess.STDOUT, text=True, timeout=30)
         self.assertNotIn('running', r.stdout, 'libvirt still runs %s' % b)
         self.assertDBusError_kill_halted(b)
+
+    def read_until(self, fd, marker, timeout=BOOT_TIMEOUT):
+        """Bytes read from fd until marker appears (or the time is up)."""
+        import select
+        got = b''
+        deadline = time.monotonic() + timeout
+        while marker not in got and time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                got += chunk
+        return got
+
+    def test_console(self):
+        """admin.vm.Console: the pty of the running guest's serial console shows what the guest
+        prints; through the qrexec service script too (socat to the pty, one user at a time)."""
+        import termios
+        import tty
+        c = self.make_guest('c')
+        self.assertDBusError(E + 'QubesVMNotRunningError', self.d.domain, c, 'GetConsole',
+                             message=r"^Domain not running \(either powered off or paused\): '%s'$" % c)
+        self.d.domain(c, 'Start')
+        pty = self.d.domain(c, 'GetConsole')[0]
+        self.assertRegex(pty, r'^/dev/pts/[0-9]+$')
+        fd = os.open(pty, os.O_RDWR | os.O_NOCTTY)
+        try:
+            tty.setraw(fd, termios.TCSANOW)
+            out = self.read_until(fd, b'QUBESD-GUEST-UP')
+        finally:
+            os.close(fd)
+        self.assertIn(b'QUBESD-GUEST-UP', out, 'the console pty showed:\n%r' % out[-2000:])
+        self.d.domain(c, 'Kill')
+
+        # the qrexec door: the script asks the shim, then connects its stdin/stdout to the pty
+        script = os.path.join(os.environ.get('QUBES_BUILD_DIR', os.path.join(harness.SOURCE_DIR, 'build')),
+                              'data', 'admin.vm.Console')
+        shim = os.path.join(os.path.dirname(os.path.dirname(script)), 'qrexec-shim', 'qubes-admin-shim')
+        if not (os.path.exists(script) and os.path.exists(shim) and shutil.which('socat')):
+            self.skipTest('needs QUBES_BUILD_DIR with the shim and the script, and socat')
+        env = self.d.shim_env()
+        env.update(QREXEC_REMOTE_DOMAIN='dom0', QREXEC_REQUESTED_TARGET=c, QREXEC_REQUESTED_TARGET_TYPE='name',
+                   QUBES_ADMIN_SHIM=shim, QUBES_CONSOLE_LOCK_DIR=self.d.dir)
+        halted = subprocess.run(['sh', script], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                timeout=60)
+        self.assertEqual(halted.returncode, 1)
+        # the shim's exception reply: format and fields (docs/compatibility.md)
+        self.assertEqual(halted.stdout, b"2\0QubesVMNotRunningError\0\0Domain not running (either powered off or "
+                         b"paused): %%s\0'%s'\0" % c.encode())
+        self.d.domain(c, 'Start')
+        first = subprocess.Popen(['sh', script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            out = self.read_until(first.stdout.fileno(), b'QUBESD-GUEST-UP')
+            self.assertIn(b'QUBESD-GUEST-UP', out, 'the qrexec console showed:\n%r' % out[-2000:])
+            second = subprocess.run(['sh', script], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    timeout=60)
+            self.assertEqual(second.returncode, 200, 'a second console user waits for nobody')
+        finally:
+            first.kill()
+            first.wait()
+        self.d.domain(c, 'Kill')
 
     def assertDBusError_kill_halted(self, name):
         try:
