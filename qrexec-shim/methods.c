@@ -971,8 +971,6 @@ static int create_disposable_check(Call *c, QError *e) {
                 return qerror_set(e, QERR_PERMISSION_DENIED, "Argument not in \"'', 'preload'\"");
         if (c->req.payload_len > 0 && !(c->req.payload_len == 4 && memcmp(c->req.payload, "uuid", 4) == 0))
                 return qerror_set(e, QERR_PROTOCOL, "Invalid payload, expected empty string or 'uuid'");
-        if (streq(c->req.arg, "preload"))
-                return qerror_set(e, QERR_QUBES_EXCEPTION, "Preloaded disposables are not supported");
         return 0;
 }
 
@@ -1020,10 +1018,24 @@ static int on_disposable(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return 0;
 }
 
+static int on_preloaded(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+
+        if (call_handle_error(c, m, ret_error))
+                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        call_reply_ok_begin(c);
+        call_reply_end(c);
+        return 0;
+}
+
 static int create_disposable_start(Call *c) {
         /* dest dom0: the caller's default_dispvm (qubesd picks it for ""), else the dest itself */
-        return call_method(c, ADMIN_PATH, MANAGER_IFACE, "CreateDisposable", on_disposable, "s",
-                           c->dest_is_dom0 ? "" : c->req.dest);
+        const char *tpl = c->dest_is_dom0 ? "" : c->req.dest;
+
+        if (streq(c->req.arg, "preload"))
+                return call_method(c, ADMIN_PATH, MANAGER_IFACE, "PreloadDisposables", on_preloaded, "s", tpl);
+        return call_method(c, ADMIN_PATH, MANAGER_IFACE, "CreateDisposable", on_disposable, "s", tpl);
 }
 
 /* ---- admin.vm.Stats ------------------------------------------------------------------------ */

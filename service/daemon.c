@@ -16,6 +16,7 @@
 #include "journal.h"
 #include "lifecycle.h"
 #include "manager-dbus.h"
+#include "preload.h"
 #include "private-bus.h"
 #include "storage-dbus.h"
 #include "storage/storage.h"
@@ -148,6 +149,9 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
         r = auth_add_view_filter(m);
         if (r < 0)
                 return r;
+        r = preload_init(m);
+        if (r < 0)
+                return r;
         r = lifecycle_init(m);
         if (r < 0)
                 return r;
@@ -179,6 +183,8 @@ Manager *daemon_free(Manager *m) {
          * with everything still in place) */
         jobs_cancel_all(m);
         workers_stop(m->workers);
+        /* before the lifecycle answers what waits: preloads being started are simply left */
+        preload_done(m);
         lifecycle_done(m);
         private_bus_done(m);
         caller_filter_done(m);

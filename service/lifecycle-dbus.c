@@ -12,6 +12,7 @@
 #include "lifecycle-dbus.h"
 #include "storage/storage.h"
 #include "lifecycle.h"
+#include "preload.h"
 
 #include "util/log.h"
 #include "util/strv.h"
@@ -449,6 +450,11 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
         if (r <= 0)
                 return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
+        /* a preloaded one is handed out at once when there is one */
+        r = preload_request(m, tpl, caller, msg);
+        if (r != 0)
+                return r < 0 ? r : 1;
+
         label = domain_property_string(tpl, "label");
         CreateParams p = {
                 .klass = QUBES_CLASS_DISPVM,
@@ -492,10 +498,47 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
         return 1;
 }
 
+/* admin.vm.CreateDisposable+preload: fill the template's preloaded disposables; the reply comes
+ * once they are started (upstream checks no template_for_dispvms on this path). */
+static int method_preload_disposables(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {}, denied = {};
+        _cleanup_free_ char *dflt = NULL;
+        const char *ref, *caller;
+        Domain *tpl = NULL;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &ref);
+        if (r < 0)
+                return r;
+        caller = auth_caller_qube(m, msg);
+        if (isempty(ref)) {
+                Domain *src = app_get_domain(m->app, caller);
+                if (src && domain_prop_find(src->klass, "default_dispvm"))
+                        dflt = domain_property_string(src, "default_dispvm");
+                if (!dflt) {
+                        qerror_set(&e, QERR_QUBES_EXCEPTION, "No default disposable template for %s", caller);
+                        return bus_reply_qerror(m, msg, &e);
+                }
+                ref = dflt;
+        }
+        if (auth_resolve_domain(m, msg, ref, &tpl, &e) < 0)
+                return bus_reply_qerror(m, msg, &e);
+        r = auth_check(m, msg, AUTH_CREATE_REMOVE, tpl, &denied);
+        if (r <= 0)
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        r = auth_check(m, msg, AUTH_LIFECYCLE, tpl, &denied);
+        if (r <= 0)
+                return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        return preload_autostart(m, tpl, msg);
+}
+
 static const sd_bus_vtable lifecycle_manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("CreateDisposable", SD_BUS_ARGS("s", template), SD_BUS_RESULT("s", name, "o", path),
                                 method_create_disposable, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PreloadDisposables", SD_BUS_ARGS("s", template), SD_BUS_NO_RESULT,
+                                method_preload_disposables, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("StartQubes", SD_BUS_ARGS("as", names), SD_BUS_RESULT("o", job), method_start_qubes,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ShutdownQubes", SD_BUS_ARGS("as", names, "b", force), SD_BUS_RESULT("o", job),

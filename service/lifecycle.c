@@ -570,6 +570,11 @@ static void on_settled(Manager *m) {
                 if (d && start_continue(m, d) < 0)
                         start_failed(m, d, QERR_QUBES_EXCEPTION, "Start failed: out of memory");
         }
+        if (m->hypervisor_settled) {
+                void (*settled)(Manager *) = m->hypervisor_settled;
+                m->hypervisor_settled = NULL; /* the first attempt only */
+                settled(m);
+        }
 }
 
 static int start_continue(Manager *m, Domain *d) {

@@ -329,6 +329,9 @@ int domain_feature_set(Domain *d, const char *name, const char *value, QError *e
         r = check_service_feature(name, err);
         if (r < 0)
                 return r;
+        r = dispvm_feature_check(d, name, value, err);
+        if (r < 0)
+                return r;
 
         old = domain_feature_get(d, name);
         if (old) {

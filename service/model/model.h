@@ -10,6 +10,7 @@
  * fills it with the Qubes exception class and the upstream message. */
 
 #include "model/app.h"
+#include "model/dispvm.h"
 #include "model/domain.h"
 #include "model/props.h"
 #include "model/qubes-xml.h"

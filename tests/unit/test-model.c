@@ -315,7 +315,24 @@ static void test_create(App *app) {
                     "Refusing to create disposable out of app qube which has template_for_dispvms=False");
         CHECK_OK(domain_property_set(dvm, "template_for_dispvms", "True", 4, &err));
         CHECK_OK(domain_feature_set(dvm, "fromdvm", "1", &err));
+        /* upstream's checks first: what preloading waits for must be announced */
+        CHECK_ERROR(domain_feature_set(dvm, "preload-dispvm-max", "2", &err), QERR_VALUE,
+                    "Qube does not support qrexec");
+        CHECK_OK(domain_feature_set(dvm, "qrexec", "1", &err));
+        CHECK_ERROR(domain_feature_set(dvm, "preload-dispvm-max", "2", &err), QERR_VALUE,
+                    "Qube does not support the RPC(s) 'qubes.WaitForRunningSystem, qubes.WaitForSession'");
+        CHECK_OK(domain_feature_set(dvm, "supported-rpc.qubes.WaitForRunningSystem", "1", &err));
+        CHECK_OK(domain_feature_set(dvm, "supported-rpc.qubes.WaitForSession", "1", &err));
+        CHECK_ERROR(domain_feature_set(dvm, "preload-dispvm-max", "2x", &err), QERR_VALUE,
+                    "Invalid preload-dispvm-max value: not a digit");
+        CHECK_ERROR(domain_feature_set(dvm, "preload-dispvm", "a b c", &err), QERR_VALUE,
+                    "Invalid preload-dispvm value: can't increment: qube count (3) is either bigger than old "
+                    "count (0) or preload-dispvm-max (0)");
         CHECK_OK(domain_feature_set(dvm, "preload-dispvm-max", "2", &err));
+        CHECK_ERROR(domain_feature_set(dvm, "preload-dispvm", "a a", &err), QERR_VALUE,
+                    "Invalid preload-dispvm value: duplicates: a");
+        CHECK_ERROR(domain_feature_set(dvm, "preload-dispvm", "work", &err), QERR_VALUE,
+                    "Invalid preload-dispvm value: not disposables of this template: work");
         events_clear();
 
         disp = create(app, QUBES_CLASS_DISPVM, NULL, "red", "default-dvm", NULL, &err);
