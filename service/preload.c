@@ -361,6 +361,42 @@ static void create_one(Manager *m, Tpl *t, Domain *tpl) {
         }
 }
 
+typedef struct MemoryCheck {
+        char *name;
+        int64_t want;
+} MemoryCheck;
+
+/* Upstream's limit: (available - preload-dispvm-threshold of dom0) / the template's memory. The
+ * hypervisor's free memory (virNodeGetFreeMemory) stands for qmemman's available memory. */
+static void on_free_memory(Manager *m, uint64_t bytes, void *userdata) {
+        MemoryCheck *mc = userdata;
+        Preload *p = preload_of(m);
+        Tpl *t = p ? hashmap_get(p->templates, mc->name) : NULL;
+        Domain *tpl = app_get_domain(m->app, mc->name);
+        int64_t want = mc->want;
+
+        if (t && tpl) {
+                Domain *dom0 = app_dom0(m->app);
+                const char *th = dom0 ? domain_feature_get(dom0, "preload-dispvm-threshold") : NULL;
+                uint64_t threshold = isempty(th) ? 0 : strtoull(th, NULL, 10) << 20;
+                uint64_t per = (uint64_t) domain_property_int(tpl, "memory", 400) << 20;
+                if (bytes > 0 && per > 0) {
+                        int64_t fits = bytes > threshold ? (int64_t) ((bytes - threshold) / per) : 0;
+                        if (fits < want) {
+                                log_info("Preloading %" PRIi64 " of %" PRIi64 " disposables of %s: memory.", fits, want,
+                                         tpl->name);
+                                want = fits;
+                        }
+                }
+                for (int64_t i = 0; i < want; i++)
+                        create_one(m, t, tpl);
+        }
+        if (t)
+                in_flight_over(m, t);
+        free(mc->name);
+        free(mc);
+}
+
 /* Upstream's fill: vanished names off the list, outdated and excess preloads discarded, then as
  * many new ones as the maximum allows. */
 static void fill_or_tidy(Tpl *t, bool create) {
@@ -434,6 +470,22 @@ static void fill_or_tidy(Tpl *t, bool create) {
                         log_warning("Cannot preload disposables of %s: %s", tpl->name, strempty(msg));
                         finish_waiters(t, &e);
                         want = 0;
+                } else if (m->app->memory_balancing) {
+                        /* on Xen, as upstream with qmemman: no more than free memory allows */
+                        MemoryCheck *mc = new0(MemoryCheck, 1);
+                        if (mc && (mc->name = strdup(t->name))) {
+                                mc->want = want;
+                                t->in_flight++; /* the fill is not over until the answer */
+                                if (vmm_free_memory(m, on_free_memory, mc) < 0) {
+                                        t->in_flight--;
+                                        free(mc->name);
+                                        free(mc);
+                                        log_oom();
+                                }
+                        } else {
+                                free(mc);
+                                log_oom();
+                        }
                 } else
                         for (int64_t i = 0; i < want; i++)
                                 create_one(m, t, tpl);

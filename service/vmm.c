@@ -172,6 +172,40 @@ void vmm_refresh_info(Manager *m, const char *name) {
         }
 }
 
+typedef struct FreeReq {
+        VmmFreeMemoryFn done;
+        void *userdata;
+        unsigned long long bytes;
+} FreeReq;
+
+static void free_work(virConnectPtr conn, void *data) {
+        FreeReq *q = data;
+        if (conn)
+                q->bytes = virNodeGetFreeMemory(conn);
+}
+
+static void free_done(Manager *m, void *data) {
+        FreeReq *q = data;
+        if (vmm_of(m))
+                vmm_of(m)->free_memory = q->bytes;
+        q->done(m, q->bytes, q->userdata);
+        free(q);
+}
+
+int vmm_free_memory(Manager *m, VmmFreeMemoryFn done, void *userdata) {
+        FreeReq *q = new0(FreeReq, 1);
+        int r;
+
+        if (!q)
+                return -ENOMEM;
+        q->done = done;
+        q->userdata = userdata;
+        r = vmm_submit(m, free_work, free_done, q);
+        if (r < 0)
+                free(q);
+        return r;
+}
+
 /* ---- connection ------------------------------------------------------------------------- */
 
 bool vmm_connected(Manager *m) {

@@ -62,6 +62,7 @@ struct Vmm {
         Hashmap *runtime; /* qube name -> VmRuntime* */
         sd_event_source *stats_source;
         bool stats_in_flight;
+        uint64_t free_memory; /* bytes, as last asked (vmm_free_memory()); 0: unknown */
         uint64_t host_cpu_ns_prev;
 };
 
@@ -101,6 +102,10 @@ VmRuntime *vmm_runtime(Manager *m, const char *name);
 void vmm_current_state(Manager *m, Domain *d, uint64_t *mem_kib, uint64_t *mem_static_max_kib, uint64_t *cputime);
 /* Ask a worker for fresh virDomainGetInfo figures of a qube (the cache is updated later). */
 void vmm_refresh_info(Manager *m, const char *name);
+/* The hypervisor's free memory (virNodeGetFreeMemory, on a worker; kept in Vmm.free_memory):
+ * done() gets the bytes, 0 when unknown. Returns 0 or a negative error (then done is not called). */
+typedef void (*VmmFreeMemoryFn)(Manager *m, uint64_t bytes, void *userdata);
+int vmm_free_memory(Manager *m, VmmFreeMemoryFn done, void *userdata);
 /* "Start failed: …" and friends: the text of the last libvirt error of this thread. */
 char *vmm_last_error(void);
 int vmm_last_error_code(void);
