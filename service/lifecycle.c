@@ -268,15 +268,19 @@ static void on_connected(Manager *m, VmmActive *active, size_t n) {
         void *v;
         char buf[32];
 
-        /* the host figures now come from the hypervisor (vmm.c): what depends on them */
-        changes_mark_dirty(m, NULL, global_prop_find("maxmem"), false, false);
-        changes_mark_dirty(m, NULL, global_prop_find("no_cpus"), false, false);
+        /* the host figures now come from the hypervisor (vmm.c): what depends on them, when
+         * they changed */
+        bool host_changed = vmm_of(m)->host_changed;
+        if (host_changed) {
+                changes_mark_dirty(m, NULL, global_prop_find("maxmem"), false, false);
+                changes_mark_dirty(m, NULL, global_prop_find("no_cpus"), false, false);
+        }
         while (hashmap_iterate(m->app->domains, &i, NULL, &v)) {
                 Domain *d = v;
                 VmmActive *a = NULL;
                 VmRuntime *rt;
 
-                if (d->klass == QUBES_CLASS_ADMINVM || m->app->memory_balancing)
+                if (host_changed && (d->klass == QUBES_CLASS_ADMINVM || m->app->memory_balancing))
                         changes_mark_dirty(m, d->name, domain_prop_find(d->klass, "maxmem"), false, false);
 
                 if (d->klass == QUBES_CLASS_REMOTEVM)

@@ -336,12 +336,16 @@ static void open_done(Manager *m, void *data) {
                 /* The host is what the hypervisor says (upstream asks libvirt's node info too):
                  * on Xen the whole machine, not dom0; the test driver's made-up node (16 CPUs,
                  * 3 GiB) is what upstream would see on the same node. */
+                uint64_t mem = m->app->host_memory_mib, dom0 = m->app->dom0_maxmem_mib;
+                unsigned cpus = m->app->host_cpus;
                 if (q->node_mem_kib > 0) {
                         m->app->host_memory_mib = q->node_mem_kib / 1024;
                         m->app->host_cpus = q->node_cpus;
                 }
                 if (q->has_domain0 && q->dom0_max_kib > 0)
                         m->app->dom0_maxmem_mib = q->dom0_max_kib / 1024;
+                v->host_changed =
+                        mem != m->app->host_memory_mib || cpus != m->app->host_cpus || dom0 != m->app->dom0_maxmem_mib;
                 v->listener->connected(m, q->active, q->n_active);
         }
         for (size_t i = 0; i < q->n_active; i++)

@@ -63,6 +63,7 @@ struct Vmm {
         sd_event_source *stats_source;
         bool stats_in_flight;
         uint64_t free_memory; /* bytes, as last asked (vmm_free_memory()); 0: unknown */
+        bool host_changed;    /* the last connection changed the App's host figures */
         uint64_t host_cpu_ns_prev;
 };
 

@@ -117,6 +117,13 @@ class TestPrivateBus(DaemonTestCase):
                                                  for x in s)))
 
     def test_a_proxy_gets_its_subscription_not_the_broadcasts(self):
+        # what qubesd announces once libvirt has answered (the host figures: global maxmem,
+        # no_cpus) is a broadcast to every connection still without an identity: let it pass
+        deadline = time.monotonic() + 10
+        while 'Connected to libvirt' not in self.d.log_tail(200):
+            self.assertLess(time.monotonic(), deadline, 'qubesd did not connect to libvirt')
+            time.sleep(0.01)
+        harness.SignalCollector.pump(0.05)
         plain = self.connect()
         proxy = self.connect()
         proxy.call(ROOT_PATH, P + 'Manager', 'SetCallerIdentity', 's', ('dom0',))
