@@ -27,7 +27,7 @@ static Feature *feature_free(Feature *f) {
         return NULL;
 }
 
-static void device_assignment_done(DeviceAssignment *a) {
+void device_assignment_done(DeviceAssignment *a) {
         free(a->devclass);
         free(a->backend);
         free(a->port_id);

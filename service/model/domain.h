@@ -21,12 +21,17 @@ typedef struct VolumeConfig {
 
 typedef struct DeviceAssignment {
         char *devclass;
-        char *backend; /* backend qube name */
+        char *backend; /* backend qube name; NULL: any backend ("*" on the wire) */
         char *port_id;
         char *mode;     /* required | auto-attach | ask-to-attach */
         char *identity; /* device_id or "*" */
         char **options; /* key, value, …, NULL */
+        /* devices: made by an Admin API Assign whose payload named no frontend_domain, which
+         * upstream lists without one until qubes.xml is loaded again (never saved) */
+        bool no_frontend;
 } DeviceAssignment;
+/* Free the fields (devices/: assignments taken out of a qube). */
+void device_assignment_done(DeviceAssignment *a);
 
 struct Domain {
         App *app;

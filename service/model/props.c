@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "device-protocol.h"
 #include "model/model.h"
 #include "model/props.h"
 #include "util/fileio.h"
@@ -1079,53 +1080,10 @@ static int check_keyboard_layout(void *h, const PropDef *p, const char *value, c
         return ret_strdup(canonical, v);
 }
 
-static int cmp_code(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
+/* devices: upstream's setter (split in 7s, de-duplicated, sorted, checked), shared with
+ * admin.vm.device.denied.* (lib/device-protocol.c). */
 static int check_devices_denied(void *h, const PropDef *p, const char *value, char **canonical, QError *err) {
-        const char *v = strempty(value);
-        size_t len = strlen(v), n = len / 7;
-        _cleanup_free_ char **codes = NULL;
-        _cleanup_strbuf_ StrBuf b = {};
-
-        if (len % 7 != 0)
-                return qerror_set(err, QERR_PROPERTY_VALUE, "Device interface codes must be 7 characters each: %s", v);
-        codes = new0(char *, n + 1);
-        if (!codes)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                const char *c = v + i * 7;
-                if (c[0] == '\0' || !strchr("bump*", c[0]) || !all_in(c + 1, 6, "0123456789abcdef*")) {
-                        _cleanup_free_ char *code = strndup(c, 7);
-                        if (!code)
-                                return -ENOMEM;
-                        return qerror_set(err, QERR_PROPERTY_VALUE, "Invalid device interface code: %s", code);
-                }
-                codes[i] = (char *) c;
-        }
-        /* Compare 7-character windows of the same string: sort pointers by their code. */
-        for (size_t i = 0; i < n; i++) {
-                codes[i] = strndup(codes[i], 7);
-                if (!codes[i]) {
-                        for (size_t j = 0; j < i; j++)
-                                free(codes[j]);
-                        return -ENOMEM;
-                }
-        }
-        qsort(codes, n, sizeof(char *), cmp_code);
-        for (size_t i = 0; i < n; i++) {
-                if (i == 0 || !streq(codes[i], codes[i - 1]))
-                        strbuf_append(&b, codes[i]);
-        }
-        for (size_t i = 0; i < n; i++)
-                free(codes[i]);
-        if (b.oom)
-                return -ENOMEM;
-        if (!b.buf)
-                return ret_strdup(canonical, "");
-        *canonical = strbuf_steal(&b);
-        return *canonical ? 0 : -ENOMEM;
+        return device_denied_canonical(strempty(value), canonical, err);
 }
 
 static int check_provides_network(void *h, const PropDef *p, const char *value, char **canonical, QError *err) {

@@ -17,6 +17,7 @@
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
 
+#include "devices/devices.h"
 #include "model/model.h"
 #include "model/qubes-xml.h"
 #include "util/fileio.h"
@@ -806,8 +807,19 @@ static int load_devices(LoadContext *c, Domain *d, xmlNode *devices) {
                 identity = node_attr(n, "identity", &oom);
                 if (oom)
                         return -ENOMEM;
-                if (isempty(backend) || isempty(port))
-                        return load_fail(c, node_line(n), "device without backend-domain or id in qube '%s'", d->name);
+                /* devices: no backend-domain is an assignment of any backend; no id, any port */
+                if (isempty(backend))
+                        backend = mfree(backend);
+                if (isempty(port) && free_and_strdup(&port, "*") < 0)
+                        return -ENOMEM;
+                /* devices: ids from before PCI paths ("00:14.0") become paths (spec §6) */
+                if (streq(devclass, "pci")) {
+                        char *path = pci_port_from_legacy(port);
+                        if (path) {
+                                free(port);
+                                port = path;
+                        }
+                }
 
                 FOREACH_CHILD_ELEMENT(o, n) {
                         _cleanup_free_ char *oname = NULL, *ovalue = NULL;
@@ -820,8 +832,9 @@ static int load_devices(LoadContext *c, Domain *d, xmlNode *devices) {
                                 return -ENOMEM;
                         if (isempty(oname))
                                 return load_fail(c, node_line(o), "device option without name in qube '%s'", d->name);
-                        /* Legacy: the identity once travelled as an option. */
-                        if (streq(oname, "identity") && !identity) {
+                        /* Legacy: the identity once travelled as an option, which wins. */
+                        if (streq(oname, "identity")) {
+                                free(identity);
                                 identity = TAKE_PTR(ovalue);
                                 continue;
                         }
@@ -834,7 +847,7 @@ static int load_devices(LoadContext *c, Domain *d, xmlNode *devices) {
                         int b = parse_bool_word(required);
                         if (b < 0) {
                                 log_warning("%s:%ld: skipping device %s:%s of qube '%s': invalid required='%s'",
-                                            c->path, node_line(n), backend, port, d->name, required);
+                                            c->path, node_line(n), strempty(backend), port, d->name, required);
                                 continue;
                         }
                         effective_mode = b ? "required" : "auto-attach";
@@ -843,10 +856,10 @@ static int load_devices(LoadContext *c, Domain *d, xmlNode *devices) {
                 if (!streq(effective_mode, "required") && !streq(effective_mode, "auto-attach") &&
                     !streq(effective_mode, "ask-to-attach")) {
                         log_warning("%s:%ld: skipping device %s:%s of qube '%s': unrecognised mode '%s'", c->path,
-                                    node_line(n), backend, port, d->name, effective_mode);
+                                    node_line(n), strempty(backend), port, d->name, effective_mode);
                         continue;
                 }
-                if (!app_get_domain(c->app, backend)) {
+                if (backend && !app_get_domain(c->app, backend)) {
                         log_warning("%s:%ld: skipping device %s:%s of qube '%s': no such backend qube", c->path,
                                     node_line(n), backend, port, d->name);
                         continue;
@@ -1517,7 +1530,8 @@ static void write_pool(StrBuf *b, const Pool *p) {
 static void write_device(StrBuf *b, const DeviceAssignment *a) {
         indent(b, 4);
         strbuf_append(b, "<device");
-        append_attr(b, "backend-domain", a->backend);
+        if (a->backend) /* devices: an assignment of any backend has none */
+                append_attr(b, "backend-domain", a->backend);
         append_attr(b, "id", a->port_id);
         append_attr(b, "mode", a->mode);
         append_attr(b, "identity", a->identity ?: "*");
