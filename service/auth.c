@@ -817,6 +817,9 @@ static bool is_listing(sd_bus_message *msg, const char *path) {
         /* a job is seen by who sees all its qubes (lifecycle-dbus.c) */
         if (startswith(path, QUBESD_ROOT_PATH "/job"))
                 return true;
+        /* a device is seen by who sees its backend qube (devices-dbus.c) */
+        if (startswith(path, QUBESD_ROOT_PATH "/device"))
+                return true;
         return streq(path, QUBESD_DOMAIN_PREFIX) &&
                sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Introspectable", "Introspect");
 }

@@ -23,6 +23,11 @@ char *volume_bus_path(const char *qube, const char *volume) {
         return sd_bus_path_encode_many(&p, QUBESD_VOLUME_PATH_TEMPLATE, qube, volume) < 0 ? NULL : p;
 }
 
+char *device_bus_path(const char *devclass, const char *backend, const char *port_id) {
+        char *p = NULL;
+        return sd_bus_path_encode_many(&p, QUBESD_DEVICE_PATH_TEMPLATE, devclass, backend, port_id) < 0 ? NULL : p;
+}
+
 Domain *domain_of_bus_path(App *app, const char *path) {
         const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
         _cleanup_free_ char *name = NULL;

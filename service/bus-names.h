@@ -16,6 +16,9 @@
 #define QUBESD_JOB_PREFIX "/org/qubes_os/Admin1/job"
 /* Volume objects: QUBESD_DOMAIN_PREFIX/<qube>/volume/<volume>, each part sd_bus_path_encode()d. */
 #define QUBESD_VOLUME_PATH_TEMPLATE "/org/qubes_os/Admin1/domain/%/volume/%"
+/* Device objects: QUBESD_DEVICE_PREFIX/<class>/<backend>/<port>, each part sd_bus_path_encode()d. */
+#define QUBESD_DEVICE_PREFIX "/org/qubes_os/Admin1/device"
+#define QUBESD_DEVICE_PATH_TEMPLATE "/org/qubes_os/Admin1/device/%/%/%"
 
 #define QUBESD_IFACE_MANAGER "org.qubes_os.Admin1.Manager"
 #define QUBESD_IFACE_DOMAIN "org.qubes_os.Admin1.Domain"
@@ -24,6 +27,8 @@
 #define QUBESD_IFACE_POOL "org.qubes_os.Admin1.Pool"
 #define QUBESD_IFACE_VOLUME "org.qubes_os.Admin1.Volume"
 #define QUBESD_IFACE_JOB "org.qubes_os.Admin1.Job"
+#define QUBESD_IFACE_DEVICE "org.qubes_os.Admin1.Device"
+#define QUBESD_IFACE_DOMAIN_DEVICES "org.qubes_os.Admin1.DomainDevices"
 /* The interface of the Event copies addressed to one subscriber (Manager.SubscribeEvents): not a
  * broadcast, so the bus policy can let everyone receive these and only administrators the rest. */
 #define QUBESD_IFACE_SUBSCRIPTION "org.qubes_os.Admin1.Subscription"
@@ -33,6 +38,7 @@ char *domain_bus_path(const Domain *d);
 char *label_bus_path(const Label *l);
 char *pool_bus_path(const char *name);
 char *volume_bus_path(const char *qube, const char *volume);
+char *device_bus_path(const char *devclass, const char *backend, const char *port_id);
 /* The qube whose object path is path (exactly; not a sub-object), or NULL. */
 Domain *domain_of_bus_path(App *app, const char *path);
 /* The qube whose object or sub-object (a volume) path is path, or NULL. */

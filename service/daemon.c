@@ -12,6 +12,7 @@
 #include "caller-filter.h"
 #include "changes.h"
 #include "constraints.h"
+#include "devices-dbus.h"
 #include "job-dbus.h"
 #include "journal.h"
 #include "lifecycle.h"
@@ -143,6 +144,9 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
         r = storage_dbus_init(m);
         if (r < 0)
                 return r;
+        r = devices_dbus_init(m);
+        if (r < 0)
+                return r;
         r = manager_dbus_register(m, m->bus);
         if (r < 0)
                 return r;
@@ -190,6 +194,7 @@ Manager *daemon_free(Manager *m) {
         caller_filter_done(m);
         constraints_done(m);
         storage_dbus_done(m);
+        devices_dbus_done(m);
         changes_done(m);
         if (m->bus)
                 sd_bus_flush_close_unref(m->bus);

@@ -14,6 +14,8 @@
 #include <libxml/xpath.h>
 #include <sys/stat.h>
 
+#include "devices-vmm.h"
+
 static xmlNodePtr child(xmlNodePtr parent, const char *name, const char *text) {
         return xmlNewTextChild(parent, NULL, (const xmlChar *) name, (const xmlChar *) text);
 }
@@ -28,9 +30,9 @@ static bool file_exists(const char *path) {
 }
 
 /* Where the storage work will add <disk> elements (root, private, volatile, kernel modules):
- * until then a qube boots from its kernel and initramfs alone. */
+ * until then a qube boots from its kernel and initramfs alone. Its assigned devices come here. */
 static int add_disks(Manager *m, Domain *d, const char *driver, xmlNodePtr devices, QError *err) {
-        return 0;
+        return devices_domain_xml(m, d, driver, devices, err);
 }
 
 static void add_console(Manager *m, Domain *d, const char *driver, xmlNodePtr devices) {

@@ -4,6 +4,7 @@
 #include "bus-property.h"
 #include "caller-filter.h"
 #include "config.h"
+#include "devices-dbus.h"
 #include "domain-dbus.h"
 #include "job-dbus.h"
 #include "label-dbus.h"
@@ -517,7 +518,8 @@ static const BusObjectImplementation manager_object = {
         .interface = QUBESD_IFACE_MANAGER,
         .vtables = BUS_VTABLES({ .build = build_manager_vtable }),
         .manager = true,
-        .children = BUS_IMPLEMENTATIONS(&domain_object, &label_object, &storage_object, &lifecycle_object, &job_object),
+        .children = BUS_IMPLEMENTATIONS(&domain_object, &label_object, &storage_object, &lifecycle_object, &job_object,
+                                        &devices_object),
 };
 
 int manager_dbus_register(Manager *m, sd_bus *bus) {

@@ -51,6 +51,7 @@ typedef struct Caller {
 typedef struct CallerFilter CallerFilter;
 typedef struct Changes Changes;
 typedef struct Constraints Constraints;
+typedef struct Devices Devices;
 typedef struct Preload Preload;
 typedef struct PrivateBus PrivateBus;
 typedef struct StorageBus StorageBus;
@@ -92,6 +93,7 @@ typedef struct Manager {
         unsigned next_job;
         Vmm *vmm;            /* vmm.c: the libvirt connection, runtime state of qubes */
         StorageBus *storage; /* storage-dbus.c: clone tokens, the data operations in progress */
+        Devices *devices;    /* devices-vmm.h: the devices there are, what is attached, hotplug */
         Preload *preload;    /* preload.c: preloaded disposables */
         /* lifecycle.c: the first attempt to reach the hypervisor is over (preload.c fills then) */
         void (*hypervisor_settled)(struct Manager *m);

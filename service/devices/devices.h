@@ -6,7 +6,7 @@
  * assignments, Domain.devices). Nothing here knows D-Bus or libvirt: the bus side
  * (devices-dbus.c) and the hypervisor side (devices-vmm.c) call these functions and turn their
  * results into replies, events and libvirt XML. Every change of an assignment is reported as
- * upstream's event through the model's event callback. */
+ * upstream's event to the model's listeners (app_emit_eventv). */
 
 #include <stdint.h>
 
@@ -54,6 +54,7 @@ typedef struct DeviceAttachment {
         char *frontend;
         char *devclass, *backend, *port_id, *device_id;
         char **options; /* as the class reports them: read-only, frontend-dev, devtype… */
+        char *node;     /* how the hypervisor knows it: a block device node, a PCI SBDF */
 } DeviceAttachment;
 DeviceAttachment *device_attachment_free(DeviceAttachment *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DeviceAttachment *, device_attachment_free);

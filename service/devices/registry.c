@@ -156,6 +156,7 @@ DeviceAttachment *device_attachment_free(DeviceAttachment *a) {
         free(a->port_id);
         free(a->device_id);
         strv_free(a->options);
+        free(a->node);
         free(a);
         return NULL;
 }
