@@ -378,6 +378,8 @@ Call *call_free(Call *c) {
         free(c->create_label);
         free(c->create_pool);
         strv_free(c->create_pools);
+        device_ident_done(&c->dev_ident);
+        device_assignment_data_done(&c->dev_assign);
         free(c);
         return NULL;
 }

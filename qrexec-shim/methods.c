@@ -1171,6 +1171,25 @@ static int stats_start(Call *c) {
                 M(prefix ".Reset", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "ResetProperty",               \
                   .args = ARGS_ARG, .fmt = FMT_EMPTY)
 
+/* admin.vm.device.<class>.*: the argument and payload rules of spec/devices.md §1 */
+#define DEVICE_METHODS(cls)                                                                                         \
+        M("admin.vm.device." cls ".Available", DEST_ANY, RULE_OPT, RULE_NO, .start = device_available_start,        \
+          .extra = cls),                                                                                            \
+                M("admin.vm.device." cls ".Assigned", DEST_ANY, RULE_OPT, RULE_NO, .check = device_assigned_check,  \
+                  .start = device_assigned_start, .extra = cls),                                                    \
+                M("admin.vm.device." cls ".Attached", DEST_ANY, RULE_OPT, RULE_NO, .check = device_assigned_check,  \
+                  .start = device_attached_start, .extra = cls),                                                    \
+                M("admin.vm.device." cls ".Assign", DEST_ANY, RULE_REQ, RULE_REQ, .check = device_assign_check,     \
+                  .start = device_assign_start, .member = "AssignDevice", .extra = cls),                            \
+                M("admin.vm.device." cls ".Unassign", DEST_ANY, RULE_REQ, RULE_NO, .check = device_ident_check,     \
+                  .start = device_unassign_start, .extra = cls),                                                    \
+                M("admin.vm.device." cls ".Attach", DEST_ANY, RULE_REQ, RULE_OPT, .check = device_assign_check,     \
+                  .start = device_attach_start, .member = "AttachDevice", .no_timeout = true, .extra = cls),        \
+                M("admin.vm.device." cls ".Detach", DEST_ANY, RULE_REQ, RULE_NO, .check = device_ident_check,       \
+                  .start = device_detach_start, .no_timeout = true, .extra = cls),                                  \
+                M("admin.vm.device." cls ".Set.assignment", DEST_ANY, RULE_REQ, RULE_REQ,                           \
+                  .check = device_set_mode_check, .start = device_set_mode_start, .extra = cls)
+
 /* Method name → destination rule, argument rule, payload rule, handler. Later issues
  * (lifecycle, storage, devices, firewall, backup, stats) add their rows here. */
 static const Method methods[] = {
@@ -1286,6 +1305,14 @@ static const Method methods[] = {
           .no_timeout = true, .fmt = FMT_EMPTY),
         M("admin.vm.volume.ImportWithSize", DEST_ANY, RULE_REQ, RULE_OPT, .check = import_check, .start = volume_start,
           .no_timeout = true, .fmt = FMT_EMPTY),
+
+        DEVICE_METHODS("block"),
+        DEVICE_METHODS("pci"),
+        M("admin.vm.device.denied.List", DEST_ANY, RULE_NO, RULE_NO, .start = device_denied_list_start),
+        M("admin.vm.device.denied.Add", DEST_ANY, RULE_NO, RULE_OPT, .check = device_denied_check,
+          .start = device_denied_start, .member = "AddDeniedInterfaces"),
+        M("admin.vm.device.denied.Remove", DEST_ANY, RULE_NO, RULE_OPT, .check = device_denied_check,
+          .start = device_denied_start, .member = "RemoveDeniedInterfaces"),
 
         M("admin.Events", DEST_ANY, RULE_NO, RULE_NO, .start = events_start, .signals = true),
 };

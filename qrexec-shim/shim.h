@@ -12,6 +12,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "device-protocol.h"
 #include "qubes-error.h"
 #include "util/hashmap.h"
 #include "util/strbuf.h"
@@ -189,6 +190,9 @@ struct Call {
         /* admin.vm.volume.Import* through the socket door: the data in the request */
         const char *data;
         size_t data_len;
+        /* admin.vm.device.*: the device the argument names, the assignment the payload holds */
+        DeviceIdent dev_ident;
+        DeviceAssignmentData dev_assign;
 };
 
 /* Entry point of both doors: req_buf (len bytes) is the complete request; ownership of the
@@ -211,6 +215,23 @@ bool call_handle_error(Call *c, sd_bus_message *m, sd_bus_error *ret_error);
 int call_generic_start(Call *c);
 /* Sent after the bus is ready and the destination resolved. */
 void call_run(Call *c);
+
+/* ---- methods-devices.c: admin.vm.device.* (the table's rows are in methods.c) ------------ */
+int device_available_start(Call *c);
+int device_assigned_check(Call *c, QError *e);
+int device_assigned_start(Call *c);
+int device_attached_start(Call *c);
+int device_ident_check(Call *c, QError *e);
+int device_assign_check(Call *c, QError *e);
+int device_assign_start(Call *c);
+int device_attach_start(Call *c);
+int device_unassign_start(Call *c);
+int device_detach_start(Call *c);
+int device_set_mode_check(Call *c, QError *e);
+int device_set_mode_start(Call *c);
+int device_denied_list_start(Call *c);
+int device_denied_check(Call *c, QError *e);
+int device_denied_start(Call *c);
 
 /* ---- events.c --------------------------------------------------------------------------- */
 int events_start(Call *c);
