@@ -84,6 +84,23 @@ def domain_path(name):
     return ROOT_PATH + '/domain/' + bus_path_escape(name)
 
 
+def first_pci_port():
+    """The PCI path (devices' port_id) of this machine's first PCI device on a root bus."""
+    names = sorted(n for n in os.listdir('/sys/bus/pci/devices'))
+    for sbdf in names:
+        parts = os.path.realpath('/sys/bus/pci/devices/' + sbdf).split('/')
+        if len(parts) >= 2 and parts[-2].startswith('pci'):
+            seg, bus, devfn = sbdf.split(':')
+            return ('' if seg == '0000' else seg + '_') + bus + '_' + devfn
+    raise unittest.SkipTest('no PCI device on a root bus')
+
+
+def device_path(devclass, backend, port):
+    """The object path of a device (sd_bus_path_encode_many of each component)."""
+    return '/'.join([ROOT_PATH, 'device', bus_path_escape(devclass), bus_path_escape(backend),
+                     bus_path_escape(port)])
+
+
 def label_path(name):
     return ROOT_PATH + '/label/' + bus_path_escape(name)
 

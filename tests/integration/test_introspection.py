@@ -27,14 +27,16 @@ P = 'org.qubes_os.Admin1.'
 # object -> the org.qubes_os.Admin1.* interfaces it must carry (docs/dbus-api.md)
 OBJECTS = {
     ROOT_PATH: ['Manager'],
-    domain_path('dom0'): ['Domain', 'AdminVM'],
-    domain_path('work'): ['Domain', 'QubesVM', 'AppVM'],
-    domain_path('disp1234'): ['Domain', 'QubesVM', 'DispVM'],
-    domain_path('standalone1'): ['Domain', 'QubesVM', 'StandaloneVM'],
-    domain_path('fedora-42'): ['Domain', 'QubesVM', 'TemplateVM'],
-    domain_path('remote1'): ['Domain', 'RemoteVM'],
+    domain_path('dom0'): ['Domain', 'AdminVM', 'DomainDevices'],
+    domain_path('work'): ['Domain', 'QubesVM', 'AppVM', 'DomainDevices'],
+    domain_path('disp1234'): ['Domain', 'QubesVM', 'DispVM', 'DomainDevices'],
+    domain_path('standalone1'): ['Domain', 'QubesVM', 'StandaloneVM', 'DomainDevices'],
+    domain_path('fedora-42'): ['Domain', 'QubesVM', 'TemplateVM', 'DomainDevices'],
+    domain_path('remote1'): ['Domain', 'RemoteVM', 'DomainDevices'],
     label_path('red'): ['Label'],
     ROOT_PATH + '/pool/varlibqubes': ['Pool'],
+    # a device every machine has: its first PCI device (devices-dbus.c)
+    ROOT_PATH + '/device/pci/dom0/' + harness.bus_path_escape(harness.first_pci_port()): ['Device'],
     domain_path('work') + '/volume/private': ['Volume'],
 }
 STANDARD = {'org.freedesktop.DBus.Peer', 'org.freedesktop.DBus.Introspectable',
@@ -74,7 +76,7 @@ class TestIntrospection(DaemonTestCase):
 
     def test_contract_files_exist(self):
         for short in ('Manager', 'Domain', 'QubesVM', 'AdminVM', 'AppVM', 'DispVM', 'StandaloneVM',
-                      'TemplateVM', 'RemoteVM', 'Label', 'Pool', 'Volume'):
+                      'TemplateVM', 'RemoteVM', 'Label', 'Pool', 'Volume', 'Device', 'DomainDevices'):
             path = os.path.join(harness.INTERFACES_DIR, P + short + '.xml')
             self.assertTrue(os.path.exists(path), 'missing contract file %s' % path)
             ET.parse(path)
