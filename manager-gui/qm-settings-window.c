@@ -17,6 +17,7 @@
 #include <glib/gi18n.h>
 #include <string.h>
 
+#include "qm-devices-page.h"
 #include "qm-error.h"
 #include "qm-features-page.h"
 #include "qm-notes-page.h"
@@ -842,6 +843,7 @@ qm_settings_window_class_init (QmSettingsWindowClass *klass)
   g_type_ensure (QM_TYPE_SERVICES_PAGE);
   g_type_ensure (QM_TYPE_FEATURES_PAGE);
   g_type_ensure (QM_TYPE_NOTES_PAGE);
+  g_type_ensure (QM_TYPE_DEVICES_PAGE);
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/org/qubes_os/QubeManager/qm-settings-window.ui");

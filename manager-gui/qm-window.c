@@ -23,6 +23,7 @@
 #include "qm-prefs.h"
 #include "qm-qube-store.h"
 #include "qm-qube-view.h"
+#include "qm-block-dialog.h"
 #include "qm-settings-window.h"
 #include "qm-window.h"
 
@@ -226,6 +227,7 @@ update_actions (QmWindow *self)
   enable_action (self, "global-settings", ready);
   enable_action (self, "console", lifecycle && one && !is_admin (selection->pdata[0])
                                   && !is_halted (selection->pdata[0]));
+  enable_action (self, "devices", ready && one && !is_admin (selection->pdata[0]));
   enable_action (self, "clone", ready && one && !is_admin (selection->pdata[0])
                                 && g_strcmp0 (((Selected *) selection->pdata[0])->klass,
                                               "DispVM") != 0);
@@ -875,6 +877,21 @@ settings_activated (GSimpleAction *action,
     open_settings (self, path);
 }
 
+/* devices: dom0's block devices for the selected qube (qm-block-dialog.c) */
+static void
+devices_activated (GSimpleAction *action,
+                   GVariant      *parameter,
+                   gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+  g_autofree gchar *path = selected_path (self);
+  GtkWidget *dialog = path != NULL ? qm_block_dialog_new (GTK_WINDOW (self), self->client, path)
+                                   : NULL;
+
+  if (dialog != NULL)
+    gtk_window_present (GTK_WINDOW (dialog));
+}
+
 static void
 on_remove_entry_changed (GtkEntry *entry,
                          gpointer  user_data)
@@ -1483,6 +1500,7 @@ build_context_menu (void)
   guint i;
 
   g_menu_append (section, _("_Settings"), "win.settings");
+  g_menu_append (section, _("_Block Devices\u2026"), "win.devices");
   g_menu_append (section, _("_Clone\u2026"), "win.clone");
   g_menu_append (section, _("_Remove\u2026"), "win.remove");
   g_menu_append (section, _("Open _console"), "win.console");
@@ -1675,6 +1693,7 @@ static const GActionEntry win_entries[] = {
   { "open-settings", open_settings_activated, "o", NULL, NULL, { 0 } },
   { "logs", logs_activated, NULL, NULL, NULL, { 0 } },
   { "global-settings", global_settings_activated, NULL, NULL, NULL, { 0 } },
+  { "devices", devices_activated, NULL, NULL, NULL, { 0 } },
   { "start", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "shutdown", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "restart", lifecycle_activated, NULL, NULL, NULL, { 0 } },

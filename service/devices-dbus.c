@@ -438,6 +438,11 @@ static void on_model_event(App *app, Domain *d, const char *event, const char *c
                 _cleanup_free_ char *path = domain_bus_path(d);
                 if (path)
                         manager_emit_properties_changed(m, path, QUBESD_IFACE_DOMAIN_DEVICES, "DeniedInterfaces");
+        } else if (startswith(event, "device-assign:") || startswith(event, "device-unassign:") ||
+                   startswith(event, "device-assignment-changed:")) {
+                _cleanup_free_ char *path = domain_bus_path(d);
+                if (path)
+                        manager_emit_properties_changed(m, path, QUBESD_IFACE_DOMAIN_DEVICES, "AssignedDevices");
         } else if (streq(event, "domain-spawn")) {
                 /* it runs with what its XML had: those are attached now */
                 DevicesPending *p = devices_pending_take(m, d->name);
@@ -1346,9 +1351,31 @@ static int get_denied(sd_bus *bus, const char *path, const char *interface, cons
         return sd_bus_message_close_container(reply);
 }
 
+static int get_assigned(sd_bus *bus, const char *path, const char *interface, const char *property,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        int r = sd_bus_message_open_container(reply, 'a', "(ssssssa(ss))");
+        for (size_t k = 0; r >= 0 && k < d->n_devices; k++) {
+                const DeviceAssignment *a = &d->devices[k];
+                r = sd_bus_message_open_container(reply, 'r', "ssssssa(ss)");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "ssssss", a->devclass, a->backend ?: "*", a->port_id,
+                                                  a->identity, a->mode, a->no_frontend ? "" : d->name);
+                if (r >= 0)
+                        r = append_pairs(reply, a->options);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
 static const sd_bus_vtable domain_devices_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("DeniedInterfaces", "as", get_denied, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("AssignedDevices", "a(ssssssa(ss))", get_assigned, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_METHOD_WITH_ARGS("ListAvailableDevices", SD_BUS_ARGS("s", devclass),
                                 SD_BUS_RESULT("a(ssa(ss))", devices), method_list_available, 0),
         SD_BUS_METHOD_WITH_ARGS("ListAssignedDevices", SD_BUS_ARGS("s", devclass),
