@@ -46,7 +46,7 @@ static int lines_add(Lines *ls, char *key, char *text) {
                 return -ENOMEM;
         }
         ls->l = n;
-        ls->l[ls->n++] = (Line) { key, text };
+        ls->l[ls->n++] = (Line){ key, text };
         return 0;
 }
 
@@ -146,8 +146,7 @@ static int on_available(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 }
 
 int device_available_start(Call *c) {
-        return call_method(c, c->path, DOMAIN_DEVICES_IFACE, "ListAvailableDevices", on_available, "s",
-                           devclass_of(c));
+        return call_method(c, c->path, DOMAIN_DEVICES_IFACE, "ListAvailableDevices", on_available, "s", devclass_of(c));
 }
 
 /* ---- Assigned, Attached ------------------------------------------------------------------------ */
@@ -155,8 +154,7 @@ int device_available_start(Call *c) {
 static int list_check(Call *c, QError *e) {
         /* the filter is <backend>+<port_id>; upstream fails on anything else (an empty reply) */
         if (!isempty(c->req.arg) && !strchr(c->req.arg, '+'))
-                return qerror_set(e, QERR_PROTOCOL, "Device argument must be <backend>+<port_id>, got %s",
-                                  c->req.arg);
+                return qerror_set(e, QERR_PROTOCOL, "Device argument must be <backend>+<port_id>, got %s", c->req.arg);
         return 0;
 }
 
@@ -398,8 +396,8 @@ static int on_denied(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 }
 
 int device_denied_list_start(Call *c) {
-        return call_method(c, c->path, "org.freedesktop.DBus.Properties", "Get", on_denied, "ss",
-                           DOMAIN_DEVICES_IFACE, "DeniedInterfaces");
+        return call_method(c, c->path, "org.freedesktop.DBus.Properties", "Get", on_denied, "ss", DOMAIN_DEVICES_IFACE,
+                           "DeniedInterfaces");
 }
 
 int device_denied_check(Call *c, QError *e) {

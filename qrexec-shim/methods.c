@@ -1172,22 +1172,22 @@ static int stats_start(Call *c) {
                   .args = ARGS_ARG, .fmt = FMT_EMPTY)
 
 /* admin.vm.device.<class>.*: the argument and payload rules of spec/devices.md §1 */
-#define DEVICE_METHODS(cls)                                                                                         \
-        M("admin.vm.device." cls ".Available", DEST_ANY, RULE_OPT, RULE_NO, .start = device_available_start,        \
-          .extra = cls),                                                                                            \
-                M("admin.vm.device." cls ".Assigned", DEST_ANY, RULE_OPT, RULE_NO, .check = device_assigned_check,  \
-                  .start = device_assigned_start, .extra = cls),                                                    \
-                M("admin.vm.device." cls ".Attached", DEST_ANY, RULE_OPT, RULE_NO, .check = device_assigned_check,  \
-                  .start = device_attached_start, .extra = cls),                                                    \
-                M("admin.vm.device." cls ".Assign", DEST_ANY, RULE_REQ, RULE_REQ, .check = device_assign_check,     \
-                  .start = device_assign_start, .member = "AssignDevice", .extra = cls),                            \
-                M("admin.vm.device." cls ".Unassign", DEST_ANY, RULE_REQ, RULE_NO, .check = device_ident_check,     \
-                  .start = device_unassign_start, .extra = cls),                                                    \
-                M("admin.vm.device." cls ".Attach", DEST_ANY, RULE_REQ, RULE_OPT, .check = device_assign_check,     \
-                  .start = device_attach_start, .member = "AttachDevice", .no_timeout = true, .extra = cls),        \
-                M("admin.vm.device." cls ".Detach", DEST_ANY, RULE_REQ, RULE_NO, .check = device_ident_check,       \
-                  .start = device_detach_start, .no_timeout = true, .extra = cls),                                  \
-                M("admin.vm.device." cls ".Set.assignment", DEST_ANY, RULE_REQ, RULE_REQ,                           \
+#define DEVICE_METHODS(cls)                                                                                        \
+        M("admin.vm.device." cls ".Available", DEST_ANY, RULE_OPT, RULE_NO, .start = device_available_start,       \
+          .extra = cls),                                                                                           \
+                M("admin.vm.device." cls ".Assigned", DEST_ANY, RULE_OPT, RULE_NO, .check = device_assigned_check, \
+                  .start = device_assigned_start, .extra = cls),                                                   \
+                M("admin.vm.device." cls ".Attached", DEST_ANY, RULE_OPT, RULE_NO, .check = device_assigned_check, \
+                  .start = device_attached_start, .extra = cls),                                                   \
+                M("admin.vm.device." cls ".Assign", DEST_ANY, RULE_REQ, RULE_REQ, .check = device_assign_check,    \
+                  .start = device_assign_start, .member = "AssignDevice", .extra = cls),                           \
+                M("admin.vm.device." cls ".Unassign", DEST_ANY, RULE_REQ, RULE_NO, .check = device_ident_check,    \
+                  .start = device_unassign_start, .extra = cls),                                                   \
+                M("admin.vm.device." cls ".Attach", DEST_ANY, RULE_REQ, RULE_OPT, .check = device_assign_check,    \
+                  .start = device_attach_start, .member = "AttachDevice", .no_timeout = true, .extra = cls),       \
+                M("admin.vm.device." cls ".Detach", DEST_ANY, RULE_REQ, RULE_NO, .check = device_ident_check,      \
+                  .start = device_detach_start, .no_timeout = true, .extra = cls),                                 \
+                M("admin.vm.device." cls ".Set.assignment", DEST_ANY, RULE_REQ, RULE_REQ,                          \
                   .check = device_set_mode_check, .start = device_set_mode_start, .extra = cls)
 
 /* Method name → destination rule, argument rule, payload rule, handler. Later issues

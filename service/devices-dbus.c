@@ -424,6 +424,8 @@ void devices_dbus_done(Manager *m) {
 
 /* ---- a qube starts and stops ---------------------------------------------------------------- */
 
+static void backend_stopped(Manager *m, Domain *d);
+
 /* The model's listener: a qube's start (what its XML had is attached), its stop (nothing is
  * attached), a change of its denied interfaces. */
 static void on_model_event(App *app, Domain *d, const char *event, const char *const *kv, size_t n_kv, void *userdata) {
@@ -486,6 +488,7 @@ static void on_model_event(App *app, Domain *d, const char *event, const char *c
                         if ((a = device_registry_detach(reg, l[k]->devclass, l[k]->backend, l[k]->port_id)))
                                 attachment_drop(m, a, false);
                 devices_pending_free(devices_pending_take(m, d->name));
+                backend_stopped(m, d);
         }
 }
 
@@ -1081,6 +1084,12 @@ static int devices_attach_internal(Manager *m, Domain *d, const DeviceInfo *dev,
                 if (!b || !domain_is_running(b))
                         return qerror_set(e, QERR_VM_NOT_RUNNING,
                                           "Domain %s needs to be running to attach device from it", dev->backend);
+                /* another qube's disk reaches a frontend through Xen's block backend only */
+                if (b->klass != QUBES_CLASS_ADMINVM && !streq_ptr(vmm_of(m)->driver, "xen"))
+                        return qerror_set(e, QERR_QUBES_EXCEPTION,
+                                          "Devices exposed by %s cannot be attached on this hypervisor (%s): only "
+                                          "Xen connects one qube's disk to another",
+                                          dev->backend, strempty(vmm_of(m)->driver));
         } else {
                 _cleanup_free_ char *vm = domain_property_string(d, "virt_mode");
                 r = devices_pci_options(options, &opts, e);
@@ -1295,6 +1304,143 @@ static int method_detach(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return 1;
 }
 
+/* ---- DomainDevices: what a backend qube exposes ------------------------------------------------ */
+
+/* The most devices one backend qube may publish per class. */
+#define MAX_PUBLISHED 256
+
+static bool block_name_ok(const char *n) {
+        size_t len = strlen(n);
+        if (len < 1 || len > 12)
+                return false;
+        for (const char *c = n; *c; c++)
+                if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9') && *c != '-')
+                        return false;
+        return true;
+}
+
+/* Upstream keeps block descriptions to letters, digits and ()+,-.:=_/ and space. */
+static char *safe_desc(const char *s) {
+        char *out = strndup(s, 255);
+        if (!out)
+                return NULL;
+        for (char *c = out; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                      strchr("()+,-.:=_/ ", *c)))
+                        *c = '_';
+        return out;
+}
+
+static const char *trailing_number(const char *name) {
+        const char *p = name + strlen(name);
+        while (p > name && p[-1] >= '0' && p[-1] <= '9')
+                p--;
+        return *p ? p : "None";
+}
+
+/* A backend qube's block devices, in the key layout its agent writes to QubesDB on Xen
+ * (/qubes-block-devices/<port>/{desc,size,mode,parent}): the agent (or whatever relays for it)
+ * replaces the whole list. docs/daemon.md, "Devices of other qubes". */
+static int method_publish(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Domain *d = userdata;
+        Manager *m = call_manager(msg);
+        _cleanup_qerror_ QError e = {};
+        _cleanup_(device_changes_done) DeviceChanges c = {};
+        DeviceInfo **now = NULL;
+        size_t n = 0;
+        const char *devclass, *port;
+        int r = begin(m, msg, d, AUTH_DEVICES, &devclass);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+
+        const char *caller = auth_caller_qube(m, msg);
+        if (!streq(caller, "dom0") && !streq(caller, d->name)) {
+                qerror_set(&e, QERR_PERMISSION_DENIED, "Only %s itself may publish its devices", d->name);
+                return reply_error(m, msg, &e);
+        }
+        if (!streq(devclass, "block") || d->klass == QUBES_CLASS_ADMINVM) {
+                qerror_set(&e, QERR_VALUE,
+                           d->klass == QUBES_CLASS_ADMINVM ? "dom0's devices are found by qubesd itself"
+                                                           : "Only block devices are published by their backend qube");
+                return reply_error(m, msg, &e);
+        }
+        if (!domain_is_running(d)) {
+                qerror_set(&e, QERR_VM_NOT_RUNNING, "%s is not running: it exposes no devices", d->name);
+                return reply_error(m, msg, &e);
+        }
+        now = new0(DeviceInfo *, MAX_PUBLISHED + 1);
+        if (!now)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(msg, 'a', "(sa(ss))");
+        while (r >= 0 && (r = sd_bus_message_enter_container(msg, 'r', "sa(ss)")) > 0) {
+                _cleanup_strv_free_ char **keys = NULL;
+                r = sd_bus_message_read(msg, "s", &port);
+                if (r >= 0)
+                        r = read_options(msg, &keys);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        break;
+                if (n >= MAX_PUBLISHED || !block_name_ok(port)) {
+                        /* upstream skips such names with a log line; a list this long is refused */
+                        if (n >= MAX_PUBLISHED) {
+                                qerror_set(&e, QERR_QUBES_EXCEPTION, "A qube may publish at most 256 devices");
+                                r = -E2BIG;
+                                break;
+                        }
+                        log_warning("vm.%s: published device name %s is not allowed, skipped", d->name, port);
+                        continue;
+                }
+                DeviceInfo *i = device_info_new("block", d->name, port);
+                if (!i) {
+                        r = -ENOMEM;
+                        break;
+                }
+                now[n++] = i;
+                const char *desc = device_items_get(keys, "desc"), *size = device_items_get(keys, "size");
+                const char *mode = device_items_get(keys, "mode"), *parent = device_items_get(keys, "parent");
+                free(i->interfaces);
+                i->interfaces = strdup("b******");
+                i->name = desc ? safe_desc(desc) : NULL;
+                i->size = size && size[0] && strspn(size, "0123456789") == strlen(size) ? strtoull(size, NULL, 10) : 0;
+                i->read_only = streq_ptr(mode, "r");
+                if (parent && block_name_ok(parent)) {
+                        i->parent_port_id = strdup(parent);
+                        i->parent_devclass = strdup("block");
+                }
+                _cleanup_free_ char *parent_id = NULL;
+                if (i->parent_port_id && asprintf(&parent_id, ":%s", trailing_number(parent)) < 0)
+                        parent_id = NULL;
+                if (asprintf(&i->device_id, "%s:%s", strempty(parent_id), trailing_number(port)) < 0)
+                        i->device_id = NULL;
+                if (!i->interfaces || !i->device_id || (desc && !i->name)) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(msg);
+        if (r < 0) {
+                device_info_array_free(now);
+                return qerror_is_set(&e) ? reply_error(m, msg, &e) : r;
+        }
+        r = device_registry_replace(devices_registry(m), "block", d->name, now, n, &c);
+        device_info_array_free(now);
+        if (r < 0)
+                return r;
+        apply_changes(m, "block", d, &c);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+/* A backend qube stopped: what it exposed is gone. */
+static void backend_stopped(Manager *m, Domain *d) {
+        _cleanup_(device_changes_done) DeviceChanges c = {};
+        if (d->klass == QUBES_CLASS_ADMINVM)
+                return;
+        if (device_registry_replace(devices_registry(m), "block", d->name, NULL, 0, &c) >= 0)
+                apply_changes(m, "block", d, &c);
+}
+
 /* ---- DomainDevices: denied interfaces --------------------------------------------------------- */
 
 static int denied_change(sd_bus_message *msg, Domain *d, bool add) {
@@ -1398,6 +1544,8 @@ static const sd_bus_vtable domain_devices_vtable[] = {
                 SD_BUS_NO_RESULT, method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DetachDevice", SD_BUS_ARGS("s", devclass, "s", backend, "s", port_id),
                                 SD_BUS_NO_RESULT, method_detach, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PublishDevices", SD_BUS_ARGS("s", devclass, "a(sa(ss))", devices), SD_BUS_NO_RESULT,
+                                method_publish, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AddDeniedInterfaces", SD_BUS_ARGS("s", interfaces), SD_BUS_NO_RESULT, method_deny,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemoveDeniedInterfaces", SD_BUS_ARGS("s", interfaces), SD_BUS_NO_RESULT, method_allow,

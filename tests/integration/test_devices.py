@@ -364,6 +364,56 @@ class TestDevicesBus(DevicesTestCase):
         self.assertEqual(self.dd('personal', 'ListAttachedDevices', 's', ('block',))[0], [])
         self.assertEqual(self.d.dbus_get(device_path('block', 'dom0', lp.port), DEV, 'AttachedTo'), '/')
 
+    def test_other_backend(self):
+        """A running qube publishes its block devices (QubesDB's layout); they are listed as
+        upstream lists them, go when it stops, and need Xen to be attached."""
+        self.assertDBusError(E + 'QubesVMNotRunningError', self.dd, 'sys-net', 'PublishDevices', 'sa(sa(ss))',
+                             ('block', []))
+        self.d.domain('sys-net', 'Start')
+        ev = SignalCollector(self.d.conn, interface=harness.DOMAIN_IFACE, member='Event')
+        self.addCleanup(ev.close)
+        self.dd('sys-net', 'PublishDevices', 'sa(sa(ss))', ('block', [
+            ('sda', [('desc', 'QEMU HARDDISK (sda)'), ('size', '1048576'), ('mode', 'w')]),
+            ('sda1', [('desc', 'part\none'), ('size', '4096'), ('mode', 'r'), ('parent', 'sda')]),
+            ('Not_Allowed', [('desc', 'skipped')]),
+        ]))
+        listed = self.dd('sys-net', 'ListAvailableDevices', 's', ('block',))[0]
+        self.assertEqual([(p, i) for p, i, _ in listed], [('sda', ':None'), ('sda1', ':None:1')])
+        self.assertEqual(listed[1][2], [('device_id', ':None:1'), ('port_id', 'sda1'), ('devclass', 'block'),
+                                        ('backend_domain', 'sys-net'), ('name', 'part_one'),
+                                        ('interfaces', 'b******'), ('parent_port_id', 'sda'),
+                                        ('parent_devclass', 'block')])
+        props = self.d.dbus_get_all(device_path('block', 'sys-net', 'sda1'), DEV)
+        self.assertEqual((props['Backend'], props['Size'], props['ReadOnly']),
+                         (domain_path('sys-net'), 4096, True))
+        names = [(q, n) for q, n, _ in self.events_of(ev)]
+        self.assertEqual(names, [('sys-net', 'device-added:block'), ('sys-net', 'device-added:block'),
+                                 ('sys-net', 'device-list-change:block')])
+        # libvirt's test driver (and QEMU) cannot hand one qube's disk to another
+        self.d.domain('personal', 'Start')
+        self.assertDBusError(E + 'QubesException', self.dd, 'personal', 'AttachDevice', 'ssssa(ss)s',
+                             ('block', 'sys-net', 'sda', '*', [], ''),
+                             message=r'^Devices exposed by sys-net cannot be attached on this hypervisor \(test\)')
+        # only the qube itself (or dom0) publishes for it
+        other = harness.Gio.DBusConnection.new_for_address_sync(
+            self.d.address, harness.Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+            harness.Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+        self.addCleanup(other.close_sync, None)
+        other.call_sync(harness.BUS_NAME, harness.ROOT_PATH, harness.MANAGER_IFACE, 'SetCallerIdentity',
+                        harness.GLib.Variant('(s)', ('work',)), None, 0, 10000, None)
+        try:
+            other.call_sync(harness.BUS_NAME, domain_path('sys-net'), DD, 'PublishDevices',
+                            harness.GLib.Variant('(sa(sa(ss)))', ('block', [])), None, 0, 10000, None)
+            self.fail('work published for sys-net')
+        except harness.GLib.Error as e:
+            self.assertEqual(harness.dbus_error_name(e), E + 'PermissionDenied')
+        self.assertEqual(len(self.dd('sys-net', 'ListAvailableDevices', 's', ('block',))[0]), 2)
+        # stopped: gone
+        self.reset(ev)
+        self.d.domain('sys-net', 'Kill')
+        self.assertEqual(self.dd('sys-net', 'ListAvailableDevices', 's', ('block',))[0], [])
+        self.assertIn(('sys-net', 'device-removed:block', {'port': 'sys-net:sda1'}), self.events_of(ev))
+
     def test_denied(self):
         props = SignalCollector(self.d.conn, interface='org.freedesktop.DBus.Properties')
         self.addCleanup(props.close)
