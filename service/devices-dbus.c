@@ -139,18 +139,6 @@ static void auto_attach(Manager *m, DeviceInfo *dev) {
         }
 }
 
-/* A loop device deleted while a qube has it open is only marked (autoclear): the kernel clears
- * it when the last user lets go. Detaching it from the qube is what lets go. */
-static bool being_deleted(const DeviceInfo *i) {
-        _cleanup_(sd_device_unrefp) sd_device *d = NULL;
-        const char *v;
-        if (!i->syspath || !startswith(i->port_id, "loop"))
-                return false;
-        if (sd_device_new_from_syspath(&d, i->syspath) < 0)
-                return false;
-        return sd_device_get_sysattr_value(d, "loop/autoclear", &v) >= 0 && streq(v, "1");
-}
-
 static void apply_changes(Manager *m, const char *devclass, Domain *backend, DeviceChanges *c) {
         DeviceRegistry *reg = devices_registry(m);
 
@@ -198,21 +186,6 @@ static void rescan(Manager *m, const char *devclass) {
         if (r < 0) {
                 log_warning_errno(r, "Cannot list %s devices: %m", devclass);
                 return;
-        }
-        /* an attached loop device its user deleted: detach it, and it goes */
-        for (size_t k = 0; k < n; k++) {
-                DeviceAttachment *a;
-                if (!being_deleted(now[k]))
-                        continue;
-                a = device_registry_detach(devices_registry(m), devclass, now[k]->backend, now[k]->port_id);
-                if (!a)
-                        continue;
-                log_info("vm.%s: %s was deleted, detaching it", a->frontend, now[k]->devnode);
-                char *what = NULL;
-                if (asprintf(&what, "%s:%s from %s", a->backend, a->port_id, a->frontend) >= 0 &&
-                    devices_vmm_detach(m, a->frontend, a, detach_done_quiet, what) < 0)
-                        free(what);
-                attachment_drop(m, a, true);
         }
         r = device_registry_replace(devices_registry(m), devclass, "dom0", now, n, &c);
         device_info_array_free(now);

@@ -3,6 +3,8 @@
 """Real guests: qubesd on qemu:///system boots a tiny Linux guest (Debian's cloud kernel and a
 busybox initramfs) under QEMU TCG, waits for its serial console line, shuts it down, times out
 a shutdown the guest ignores, notices a guest destroyed behind its back, and kills another.
+Devices: a loop device hot-plugged into a running guest and out again (libvirt's live XML), one
+deleted while attached kept until it is detached, a PCI attach refused with libvirt's reason.
 
 Needs root, libvirtd with the QEMU driver, and the guest files. On Debian 12:
 
@@ -24,6 +26,7 @@ reason. Guests are type='qemu' (TCG): /dev/kvm exists on the CI machines but KVM
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -268,6 +271,84 @@ class TestQemuGuest(unittest.TestCase):
             first.kill()
             first.wait()
         self.d.domain(c, 'Kill')
+
+    def live_xml(self, name):
+        return subprocess.run(['virsh', '-c', URI, 'dumpxml', name], stdout=subprocess.PIPE, text=True,
+                              check=True, timeout=30).stdout
+
+    def wait_xml(self, name, predicate, what, timeout=20):
+        deadline = time.monotonic() + timeout
+        while True:
+            xml = self.live_xml(name)
+            if predicate(xml):
+                return xml
+            self.assertLess(time.monotonic(), deadline, '%s; live XML:\n%s' % (what, xml))
+            time.sleep(0.1)
+
+    def test_devices(self):
+        """A loop device hot-plugged into the running guest (libvirt's live XML) and unplugged; one
+        deleted while attached stays the guest's until detached, then goes; a PCI attach refused
+        with libvirt's reason (no IOMMU here), leaving nothing behind."""
+        if not os.path.exists('/dev/loop-control'):
+            self.skipTest('no loop devices')
+        dd = 'org.qubes_os.Admin1.DomainDevices'
+        g = self.make_guest('dev')
+        self.d.set_property(g, 'virt_mode', 'hvm')
+        self.d.domain(g, 'Start')
+        self.wait_console(g, 'QUBESD-GUEST-UP')
+        img = os.path.join(self.d.dir, 'hotplug.img')
+        with open(img, 'wb') as f:
+            f.truncate(8 << 20)
+        node = subprocess.run(['losetup', '-f', '--show', img], stdout=subprocess.PIPE, text=True,
+                              check=True).stdout.strip()
+        self.addCleanup(subprocess.run, ['losetup', '-d', node], stderr=subprocess.DEVNULL)
+        port = os.path.basename(node)
+        deadline = time.monotonic() + 10
+        while port not in [p for p, _, _ in self.d.call(domain_path('dom0'), dd, 'ListAvailableDevices', 's',
+                                                          ('block',))[0]]:
+            self.assertLess(time.monotonic(), deadline, '%s not listed' % port)
+            time.sleep(0.05)
+
+        self.d.call(domain_path(g), dd, 'AttachDevice', 'ssssa(ss)s', ('block', 'dom0', port, '*', [], ''))
+        xml = self.live_xml(g)
+        self.assertIn("<source dev='%s'" % node, xml)
+        self.assertIn("<target dev='vdi' bus='virtio'/>", xml)
+        self.assertEqual([a[:4] for a in self.d.call(domain_path(g), dd, 'ListAttachedDevices', 's', ('block',))[0]],
+                         [('dom0', port, ':' + port[4:], 'manual')])
+        self.d.call(domain_path(g), dd, 'DetachDevice', 'sss', ('block', 'dom0', port))
+        self.wait_xml(g, lambda x: node not in x, 'still in the guest after DetachDevice')
+
+        # deleted while the guest holds it: the kernel only marks it (autoclear) and keeps it for
+        # the guest, which keeps using it; once detached, the kernel clears it and it goes
+        self.d.call(domain_path(g), dd, 'AttachDevice', 'ssssa(ss)s', ('block', 'dom0', port, '*',
+                                                                      [('read-only', 'yes')], ''))
+        self.assertIn('<readonly/>', self.live_xml(g))
+        subprocess.run(['losetup', '-d', node], check=True)
+        time.sleep(0.5)
+        self.assertIn(node, self.live_xml(g))
+        self.assertEqual(len(self.d.call(domain_path(g), dd, 'ListAttachedDevices', 's', ('block',))[0]), 1)
+        self.reset_events()
+        self.d.call(domain_path(g), dd, 'DetachDevice', 'sss', ('block', 'dom0', port))
+        self.wait_xml(g, lambda x: node not in x, 'still in the guest after DetachDevice')
+        deadline = time.monotonic() + 10
+        while port in [p for p, _, _ in self.d.call(domain_path('dom0'), dd, 'ListAvailableDevices', 's',
+                                                     ('block',))[0]]:
+            self.assertLess(time.monotonic(), deadline, 'the deleted %s is still listed' % port)
+            time.sleep(0.05)
+        self.assertIn('device-removed:block', self.names_of('dom0'))
+
+        # PCI: libvirt refuses (no IOMMU, no VFIO); the qube has no <hostdev> afterwards
+        pci = harness.first_pci_port()
+        try:
+            self.d.call(domain_path(g), dd, 'AttachDevice', 'ssssa(ss)s', ('pci', 'dom0', pci, '*', [], ''))
+            self.fail('a PCI attach succeeded on a host without IOMMU')
+        except harness.DBusError as e:
+            self.assertEqual(e.name, E + 'QubesException')
+            self.assertRegex(e.message, r'^Failed to attach pci device dom0:%s:\S+ to %s: \S' % (re.escape(pci), g))
+            sys.stderr.write('\nPCI attach refused: %s\n' % e.message)
+        self.assertNotIn('<hostdev', self.live_xml(g))
+        self.assertEqual(self.d.call(domain_path(g), dd, 'ListAttachedDevices', 's', ('pci',))[0], [])
+        self.d.domain(g, 'Kill')
 
     def assertDBusError_kill_halted(self, name):
         try:
