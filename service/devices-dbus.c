@@ -60,22 +60,6 @@ static void emit_device(Manager *m, Domain *d, const char *what, const char *dev
 
 /* ---- attachments -------------------------------------------------------------------------- */
 
-static DeviceAttachment *attachment_new(const char *frontend, const DeviceInfo *i, char *const *options) {
-        _cleanup_(device_attachment_freep) DeviceAttachment *a = new0(DeviceAttachment, 1);
-        if (!a)
-                return NULL;
-        a->frontend = strdup(frontend);
-        a->devclass = strdup(i->devclass);
-        a->backend = strdup(i->backend);
-        a->port_id = strdup(i->port_id);
-        a->device_id = strdup(i->device_id ?: DEVICE_ID_UNKNOWN);
-        a->options = strv_copy(options ?: (char *[]){ NULL });
-        a->node = strdup(streq(i->devclass, "pci") ? strempty(i->sbdf) : strempty(i->devnode));
-        if (!a->frontend || !a->devclass || !a->backend || !a->port_id || !a->device_id || !a->options || !a->node)
-                return NULL;
-        return TAKE_PTR(a);
-}
-
 /* Forget an attachment (the device went away, the qube stopped), announce its device. */
 static void attachment_drop(Manager *m, DeviceAttachment *a, bool event) {
         DeviceInfo *i = device_registry_get(devices_registry(m), a->devclass, a->backend, a->port_id);
@@ -1086,7 +1070,7 @@ static int devices_attach_internal(Manager *m, Domain *d, const DeviceInfo *dev,
         c->msg = sd_bus_message_ref(msg);
         c->frontend = strdup(d->name);
         c->key = strdup(dev->key);
-        c->att = attachment_new(d->name, dev, opts);
+        c->att = devices_attachment_new(d->name, dev, opts);
         if (!c->frontend || !c->key || !c->att) {
                 attach_call_free(c);
                 return -ENOMEM;

@@ -73,6 +73,33 @@ int devices_start_pending(Manager *m, const char *name, DeviceAttachment **l, si
         return 0;
 }
 
+DeviceAttachment *devices_attachment_new(const char *frontend, const DeviceInfo *i, char *const *options) {
+        _cleanup_(device_attachment_freep) DeviceAttachment *a = new0(DeviceAttachment, 1);
+        if (!a)
+                return NULL;
+        a->frontend = strdup(frontend);
+        a->devclass = strdup(i->devclass);
+        a->backend = strdup(i->backend);
+        a->port_id = strdup(i->port_id);
+        a->device_id = strdup(i->device_id ?: DEVICE_ID_UNKNOWN);
+        a->options = strv_copy(options ?: (char *[]){ NULL });
+        a->node = strdup(streq(i->devclass, "pci") ? strempty(i->sbdf) : strempty(i->devnode));
+        if (!a->frontend || !a->devclass || !a->backend || !a->port_id || !a->device_id || !a->options || !a->node)
+                return NULL;
+        return TAKE_PTR(a);
+}
+
+/* Record an attachment found in the live XML (no events), announce the device. */
+static void record_attachment(Manager *m, const char *frontend, const DeviceInfo *dev, char *const *options) {
+        DeviceAttachment *a = devices_attachment_new(frontend, dev, options);
+        if (!a || device_registry_attach(devices_registry(m), a) < 0) {
+                device_attachment_free(a);
+                return;
+        }
+        log_info("vm.%s: has %s:%s attached (from its live XML)", frontend, dev->backend, dev->port_id);
+        devices_announce(m, dev, "AttachedTo", NULL);
+}
+
 /* ---- options -------------------------------------------------------------------------------- */
 
 /* Frontend device names in upstream's order of preference: xvdi … xvdz, then xvde … xvdh (xvda
@@ -542,4 +569,131 @@ int devices_domain_xml(Manager *m, Domain *d, const char *driver, xmlNodePtr dev
                         device_attachment_free(planned[p]);
         free(planned);
         return r;
+}
+
+/* ---- after (re)connecting: what the running qubes have ------------------------------------------ */
+
+typedef struct ResyncReq {
+        char **names; /* qube names */
+        char **xml;   /* their live XML (NULL where it could not be read) */
+        size_t n;
+} ResyncReq;
+
+static void resync_work(virConnectPtr conn, void *data) {
+        ResyncReq *q = data;
+        for (size_t k = 0; conn && k < q->n; k++) {
+                virDomainPtr dom = virDomainLookupByName(conn, q->names[k]);
+                if (!dom)
+                        continue;
+                q->xml[k] = virDomainGetXMLDesc(dom, 0);
+                virDomainFree(dom);
+        }
+}
+
+static char *prop(xmlNodePtr n, const char *name) {
+        xmlChar *v = xmlGetProp(n, (const xmlChar *) name);
+        char *s = v ? strdup((const char *) v) : NULL;
+        xmlFree(v);
+        return s;
+}
+
+static xmlNodePtr first_child(xmlNodePtr n, const char *name) {
+        for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
+                if (c->type == XML_ELEMENT_NODE && streq((const char *) c->name, name))
+                        return c;
+        return NULL;
+}
+
+/* The devices of dom0 that one qube's live XML holds. */
+static void resync_one(Manager *m, const char *name, const char *xml) {
+        DeviceRegistry *reg = devices_registry(m);
+        xmlDocPtr doc = xmlReadMemory(xml, (int) strlen(xml), "live.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR);
+        xmlNodePtr devices = doc ? first_child(xmlDocGetRootElement(doc), "devices") : NULL;
+
+        for (xmlNodePtr c = devices ? devices->children : NULL; c; c = c->next) {
+                _cleanup_strv_free_ char **opts = new0(char *, 1);
+                DeviceInfo *found = NULL;
+                if (c->type != XML_ELEMENT_NODE || !opts)
+                        continue;
+                if (streq((const char *) c->name, "disk")) {
+                        _cleanup_free_ char *type = prop(c, "type"), *device = prop(c, "device");
+                        _cleanup_free_ char *src = prop(first_child(c, "source"), "dev");
+                        _cleanup_free_ char *target = prop(first_child(c, "target"), "dev");
+                        if (!streq_ptr(type, "block") || !src || !target)
+                                continue;
+                        _cleanup_free_ DeviceInfo **l = device_registry_list(reg, "block", "dom0");
+                        for (size_t k = 0; l && l[k] && !found; k++)
+                                if (streq_ptr(l[k]->devnode, src))
+                                        found = l[k];
+                        if (!found)
+                                continue;
+                        /* QEMU's vdX is the qube's xvdX */
+                        _cleanup_free_ char *fdev = NULL;
+                        if (startswith(target, "vd") && asprintf(&fdev, "xvd%s", target + 2) < 0)
+                                continue;
+                        (void) options_put(&opts, "read-only", first_child(c, "readonly") ? "yes" : "no");
+                        (void) options_put(&opts, "frontend-dev", fdev ?: target);
+                        if (device && !streq(device, "disk"))
+                                (void) options_put(&opts, "devtype", device);
+                } else if (streq((const char *) c->name, "hostdev")) {
+                        xmlNodePtr a = first_child(first_child(c, "source"), "address");
+                        _cleanup_free_ char *type = prop(c, "type"), *dm = prop(a, "domain"), *bus = prop(a, "bus"),
+                                            *slot = prop(a, "slot"), *fn = prop(a, "function");
+                        char sbdf[32];
+                        if (!streq_ptr(type, "pci") || !dm || !bus || !slot || !fn)
+                                continue;
+                        snprintf(sbdf, sizeof sbdf, "%04lx:%02lx:%02lx.%lx", strtoul(dm, NULL, 16),
+                                 strtoul(bus, NULL, 16), strtoul(slot, NULL, 16), strtoul(fn, NULL, 16));
+                        _cleanup_free_ DeviceInfo **l = device_registry_list(reg, "pci", "dom0");
+                        for (size_t k = 0; l && l[k] && !found; k++)
+                                if (streq_ptr(l[k]->sbdf, sbdf))
+                                        found = l[k];
+                        if (!found)
+                                continue;
+                } else
+                        continue;
+                if (device_registry_attached_to(reg, found))
+                        continue;
+                record_attachment(m, name, found, opts);
+        }
+        xmlFreeDoc(doc);
+}
+
+static void resync_done(Manager *m, void *data) {
+        ResyncReq *q = data;
+        for (size_t k = 0; k < q->n; k++) {
+                Domain *d = app_get_domain(m->app, q->names[k]);
+                if (d && q->xml[k] && domain_is_running(d))
+                        resync_one(m, d->name, q->xml[k]);
+                free(q->xml[k]);
+        }
+        strv_free(q->names);
+        free(q->xml);
+        free(q);
+}
+
+void devices_vmm_resync(Manager *m) {
+        ResyncReq *q;
+        size_t i = 0;
+        void *v;
+
+        if (!devices_registry(m))
+                return;
+        q = new0(ResyncReq, 1);
+        if (!q)
+                return;
+        while (hashmap_iterate(m->app->domains, &i, NULL, &v)) {
+                Domain *d = v;
+                if (d->klass == QUBES_CLASS_ADMINVM || !domain_is_running(d))
+                        continue;
+                if (strv_extend(&q->names, d->name) < 0)
+                        break;
+                q->n++;
+        }
+        q->xml = new0(char *, q->n + 1);
+        if (q->n == 0 || !q->xml || vmm_submit(m, resync_work, resync_done, q) < 0) {
+                strv_free(q->names);
+                free(q->xml);
+                free(q);
+        }
 }

@@ -57,6 +57,14 @@ int devices_start_pending(Manager *m, const char *name, DeviceAttachment **l, si
 DevicesPending *devices_pending_take(Manager *m, const char *name);
 void devices_pending_free(DevicesPending *p);
 
+/* An attachment of dev to frontend with options (NULL on OOM). */
+DeviceAttachment *devices_attachment_new(const char *frontend, const DeviceInfo *dev, char *const *options);
+
+/* After qubesd (re)connected to libvirt (lifecycle.c): what the running qubes' live XML holds of
+ * dom0's devices is recorded as attached, without events (qubesd may have restarted while they
+ * ran). */
+void devices_vmm_resync(Manager *m);
+
 /* The options of a block attach, checked and completed as upstream's class does (frontend-dev,
  * read-only, devtype). *ret: the options to use, in a stable order. */
 int devices_block_options(Manager *m, Domain *frontend, const DeviceInfo *dev, char *const *options, char ***ret,

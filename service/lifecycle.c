@@ -12,6 +12,7 @@
 
 #include "caller-filter.h"
 #include "changes.h"
+#include "devices-vmm.h"
 #include "domain-xml.h"
 #include "storage/storage.h"
 #include "vmm.h"
@@ -317,6 +318,7 @@ static void on_connected(Manager *m, VmmActive *active, size_t n) {
                 set_runtime_prop(d, "xid", buf);
                 set_power_state(m, d, state_from_libvirt(a->state));
         }
+        devices_vmm_resync(m); /* devices: what the running qubes have attached */
 }
 
 /* ---- start ------------------------------------------------------------------------------ */

@@ -315,6 +315,18 @@ class TestQemuGuest(unittest.TestCase):
         self.assertIn("<target dev='vdi' bus='virtio'/>", xml)
         self.assertEqual([a[:4] for a in self.d.call(domain_path(g), dd, 'ListAttachedDevices', 's', ('block',))[0]],
                          [('dom0', port, ':' + port[4:], 'manual')])
+        # qubesd restarts while the guest runs: the live XML says what it has
+        self.d.restart()
+        deadline = time.monotonic() + 30
+        while not self.d.call(domain_path(g), dd, 'ListAttachedDevices', 's', ('block',))[0]:
+            self.assertLess(time.monotonic(), deadline, 'the attachment was not found again:\n' + self.d.log_tail())
+            time.sleep(0.05)
+        self.assertEqual(self.d.call(domain_path(g), dd, 'ListAttachedDevices', 's', ('block',))[0],
+                         [('dom0', port, ':' + port[4:], 'manual', g, [('read-only', 'no'), ('frontend-dev', 'xvdi')])])
+        self.assertEqual(self.d.dbus_get(harness.device_path('block', 'dom0', port), 'org.qubes_os.Admin1.Device',
+                                         'AttachedTo'), domain_path(g))
+        self.events = SignalCollector(self.d.conn, interface=harness.DOMAIN_IFACE, member='Event')
+        self.addCleanup(self.events.close)
         self.d.call(domain_path(g), dd, 'DetachDevice', 'sss', ('block', 'dom0', port))
         self.wait_xml(g, lambda x: node not in x, 'still in the guest after DetachDevice')
 
