@@ -1307,9 +1307,9 @@ static const char *trailing_number(const char *name) {
         return *p ? p : "None";
 }
 
-/* A backend qube's block devices, in the key layout its agent writes to QubesDB on Xen
- * (/qubes-block-devices/<port>/{desc,size,mode,parent}): the agent (or whatever relays for it)
- * replaces the whole list. docs/daemon.md, "Devices of other qubes". */
+/* A backend qube's block devices, what its agent writes to QubesDB on Xen
+ * (/qubes-block-devices/<port>/{desc,size,mode,parent}) as one typed record each: the agent (or
+ * whatever relays for it) replaces the whole list. docs/daemon.md, "Devices of other qubes". */
 static int method_publish(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
         Manager *m = call_manager(msg);
@@ -1340,23 +1340,21 @@ static int method_publish(sd_bus_message *msg, void *userdata, sd_bus_error *err
         now = new0(DeviceInfo *, MAX_PUBLISHED + 1);
         if (!now)
                 return -ENOMEM;
-        r = sd_bus_message_enter_container(msg, 'a', "(sa(ss))");
-        while (r >= 0 && (r = sd_bus_message_enter_container(msg, 'r', "sa(ss)")) > 0) {
-                _cleanup_strv_free_ char **keys = NULL;
-                r = sd_bus_message_read(msg, "s", &port);
-                if (r >= 0)
-                        r = read_options(msg, &keys);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
-                if (r < 0)
+        r = sd_bus_message_enter_container(msg, 'a', "(sstbs)");
+        while (r >= 0) {
+                const char *desc, *parent;
+                uint64_t size;
+                int read_only;
+                r = sd_bus_message_read(msg, "(sstbs)", &port, &desc, &size, &read_only, &parent);
+                if (r <= 0)
                         break;
-                if (n >= MAX_PUBLISHED || !block_name_ok(port)) {
-                        /* upstream skips such names with a log line; a list this long is refused */
-                        if (n >= MAX_PUBLISHED) {
-                                qerror_set(&e, QERR_QUBES_EXCEPTION, "A qube may publish at most 256 devices");
-                                r = -E2BIG;
-                                break;
-                        }
+                if (n >= MAX_PUBLISHED) {
+                        qerror_set(&e, QERR_QUBES_EXCEPTION, "A qube may publish at most 256 devices");
+                        r = -E2BIG;
+                        break;
+                }
+                if (!block_name_ok(port)) {
+                        /* upstream skips such names, with a log line */
                         log_warning("vm.%s: published device name %s is not allowed, skipped", d->name, port);
                         continue;
                 }
@@ -1366,14 +1364,12 @@ static int method_publish(sd_bus_message *msg, void *userdata, sd_bus_error *err
                         break;
                 }
                 now[n++] = i;
-                const char *desc = device_items_get(keys, "desc"), *size = device_items_get(keys, "size");
-                const char *mode = device_items_get(keys, "mode"), *parent = device_items_get(keys, "parent");
                 free(i->interfaces);
                 i->interfaces = strdup("b******");
-                i->name = desc ? safe_desc(desc) : NULL;
-                i->size = size && size[0] && strspn(size, "0123456789") == strlen(size) ? strtoull(size, NULL, 10) : 0;
-                i->read_only = streq_ptr(mode, "r");
-                if (parent && block_name_ok(parent)) {
+                i->name = isempty(desc) ? NULL : safe_desc(desc);
+                i->size = size;
+                i->read_only = read_only;
+                if (block_name_ok(parent)) {
                         i->parent_port_id = strdup(parent);
                         i->parent_devclass = strdup("block");
                 }
@@ -1382,7 +1378,7 @@ static int method_publish(sd_bus_message *msg, void *userdata, sd_bus_error *err
                         parent_id = NULL;
                 if (asprintf(&i->device_id, "%s:%s", strempty(parent_id), trailing_number(port)) < 0)
                         i->device_id = NULL;
-                if (!i->interfaces || !i->device_id || (desc && !i->name)) {
+                if (!i->interfaces || !i->device_id || (!isempty(desc) && !i->name)) {
                         r = -ENOMEM;
                         break;
                 }
@@ -1513,7 +1509,7 @@ static const sd_bus_vtable domain_devices_vtable[] = {
                 SD_BUS_NO_RESULT, method_attach, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DetachDevice", SD_BUS_ARGS("s", devclass, "s", backend, "s", port_id),
                                 SD_BUS_NO_RESULT, method_detach, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("PublishDevices", SD_BUS_ARGS("s", devclass, "a(sa(ss))", devices), SD_BUS_NO_RESULT,
+        SD_BUS_METHOD_WITH_ARGS("PublishDevices", SD_BUS_ARGS("s", devclass, "a(sstbs)", devices), SD_BUS_NO_RESULT,
                                 method_publish, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AddDeniedInterfaces", SD_BUS_ARGS("s", interfaces), SD_BUS_NO_RESULT, method_deny,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

@@ -367,15 +367,15 @@ class TestDevicesBus(DevicesTestCase):
     def test_other_backend(self):
         """A running qube publishes its block devices (QubesDB's layout); they are listed as
         upstream lists them, go when it stops, and need Xen to be attached."""
-        self.assertDBusError(E + 'QubesVMNotRunningError', self.dd, 'sys-net', 'PublishDevices', 'sa(sa(ss))',
+        self.assertDBusError(E + 'QubesVMNotRunningError', self.dd, 'sys-net', 'PublishDevices', 'sa(sstbs)',
                              ('block', []))
         self.d.domain('sys-net', 'Start')
         ev = SignalCollector(self.d.conn, interface=harness.DOMAIN_IFACE, member='Event')
         self.addCleanup(ev.close)
-        self.dd('sys-net', 'PublishDevices', 'sa(sa(ss))', ('block', [
-            ('sda', [('desc', 'QEMU HARDDISK (sda)'), ('size', '1048576'), ('mode', 'w')]),
-            ('sda1', [('desc', 'part\none'), ('size', '4096'), ('mode', 'r'), ('parent', 'sda')]),
-            ('Not_Allowed', [('desc', 'skipped')]),
+        self.dd('sys-net', 'PublishDevices', 'sa(sstbs)', ('block', [
+            ('sda', 'QEMU HARDDISK (sda)', 1048576, False, ''),
+            ('sda1', 'part\none', 4096, True, 'sda'),
+            ('Not_Allowed', 'skipped', 0, False, ''),
         ]))
         listed = self.dd('sys-net', 'ListAvailableDevices', 's', ('block',))[0]
         self.assertEqual([(p, i) for p, i, _ in listed], [('sda', ':None'), ('sda1', ':None:1')])
@@ -403,7 +403,7 @@ class TestDevicesBus(DevicesTestCase):
                         harness.GLib.Variant('(s)', ('work',)), None, 0, 10000, None)
         try:
             other.call_sync(harness.BUS_NAME, domain_path('sys-net'), DD, 'PublishDevices',
-                            harness.GLib.Variant('(sa(sa(ss)))', ('block', [])), None, 0, 10000, None)
+                            harness.GLib.Variant('(sa(sstbs))', ('block', [])), None, 0, 10000, None)
             self.fail('work published for sys-net')
         except harness.GLib.Error as e:
             self.assertEqual(harness.dbus_error_name(e), E + 'PermissionDenied')
