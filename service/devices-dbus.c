@@ -863,6 +863,11 @@ static int method_assign(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 qerror_set(&e, QERR_UNRECOGNIZED_ASSIGNMENT_MODE, "Invalid assignment mode");
                 return reply_error(m, msg, &e);
         }
+        /* upstream's block class keeps read-only as yes or no */
+        for (char **kv = options; streq(devclass, "block") && kv && kv[0] && kv[1]; kv += 2)
+                if (streq(kv[0], "read-only") && parse_bool_word(kv[1]) >= 0 &&
+                    free_and_strdup(&kv[1], parse_bool_word(kv[1]) ? "yes" : "no") < 0)
+                        return -ENOMEM;
         r = domain_device_assign(d, devclass, backend, port_id, device_id, mode, options, !isempty(frontend), &e);
         if (r >= 0) {
                 r = manager_save(m, &e);
