@@ -5,7 +5,8 @@ devices made with losetup appearing and vanishing without polling, assignments k
 qubes.xml, attach and detach on a running qube (libvirt's test driver: recorded, docs/daemon.md),
 a device deleted underneath reported detached, a PCI attach refused with libvirt's reason, and
 required devices at start. Over D-Bus, through both doors of the shim, and with upstream's real
-qvm-device / qvm-block / qvm-pci.
+qvm-device / qvm-block / qvm-pci; every class once per route to qubesd (the bus, and qubesd's
+private socket: harness.over_each_route).
 
 Loop devices need root and /dev/loop-control: those tests skip with the reason otherwise. The
 qvm-* tests need upstream's client in ../shared/qubesadmin (or $QUBESADMIN_QVM)."""
@@ -106,6 +107,7 @@ class DevicesTestCase(DaemonTestCase):
         raise AssertionError('no %s in qubes.xml' % qube)
 
 
+@harness.over_each_route
 class TestDevicesBus(DevicesTestCase):
     def test_pci_objects(self):
         """Every PCI device of this machine is an object with upstream's identity forms."""
@@ -428,6 +430,7 @@ class TestDevicesBus(DevicesTestCase):
         self.assertEqual(self.d.dbus_get(domain_path('work'), DD, 'DeniedInterfaces'), [])
 
 
+@harness.over_each_route
 class TestDevicesShim(DevicesTestCase):
     """The Admin API through both doors, with a loop device of this machine."""
 
@@ -440,7 +443,7 @@ class TestDevicesShim(DevicesTestCase):
     def both(self, request):
         """The reply through the socket door and the qrexec service door (they must agree)."""
         sock = self.door.call(request)
-        status, svc, err = test_shim.service_call(self.shim, self.d.address, request)
+        status, svc, err = test_shim.service_call(self.shim, self.d, request)
         self.assertEqual(status, 0, err)
         self.assertEqual(sock, svc, 'the doors disagree on %r' % request)
         return sock
@@ -453,7 +456,7 @@ class TestDevicesShim(DevicesTestCase):
                 "interfaces='b******'\n" % (lp.port, lp.device_id, lp.device_id, lp.port, lp.file))
         self.assertEqual(reply, want.encode())
 
-        self.d.domain('personal', 'Start')  # the bus door (lifecycle through the shim: issue 12)
+        self.assertEqual(self.door.call(b'admin.vm.Start dom0 name personal\0'), b'0\0')
         qarg = 'dom0+%s+%s' % (lp.port, lp.device_id.replace(':', '+'))
         payload = ("device_id='%s' port_id='%s' devclass='block' backend_domain='dom0' mode='manual' "
                    "frontend_domain='personal' _read-only='yes'" % (lp.device_id, lp.port))
@@ -469,7 +472,7 @@ class TestDevicesShim(DevicesTestCase):
         self.assertIn(b" attachment='personal' interfaces='b******'", avail)
         # through the service door this time
         status, out, err = test_shim.service_call(
-            self.shim, self.d.address, ('admin.vm.device.block.Detach+%s dom0 name personal\0' % qarg).encode())
+            self.shim, self.d, ('admin.vm.device.block.Detach+%s dom0 name personal\0' % qarg).encode())
         self.assertEqual((status, out), (0, b'0\0'), err)
         self.assertEqual(self.both(b'admin.vm.device.block.Attached dom0 name personal\0'), b'0\0')
 
@@ -481,6 +484,7 @@ def find_qvm():
     return path
 
 
+@harness.over_each_route
 class TestDevicesQvmTools(DevicesTestCase):
     """What a user types: upstream's qvm-device, qvm-pci and qvm-block through the shim."""
 
@@ -562,6 +566,8 @@ class TestDevicesQvmTools(DevicesTestCase):
         self.qvm('qvm-device', 'block', 'unassign', 'work', 'dom0:' + lp.port)
         self.assertEqual(self.dd('work', 'ListAssignedDevices', 's', ('block',))[0], [])
 
+
+load_tests = harness.load_tests
 
 if __name__ == '__main__':
     harness.main()
