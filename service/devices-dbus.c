@@ -63,8 +63,11 @@ static void emit_device(Manager *m, Domain *d, const char *what, const char *dev
 /* Forget an attachment (the device went away, the qube stopped), announce its device. */
 static void attachment_drop(Manager *m, DeviceAttachment *a, bool event) {
         DeviceInfo *i = device_registry_get(devices_registry(m), a->devclass, a->backend, a->port_id);
-        if (event)
+        if (event) {
+                log_qube_info(a->frontend, "The %s device %s:%s attached to %s went away.", a->devclass, a->backend,
+                              a->port_id, a->frontend);
                 emit_port(m, app_get_domain(m->app, a->frontend), "device-detach", a->devclass, a->backend, a->port_id);
+        }
         if (i)
                 devices_announce(m, i, "AttachedTo", NULL);
         device_attachment_free(a);
@@ -118,8 +121,8 @@ static void auto_attach(Manager *m, DeviceInfo *dev) {
         _cleanup_strv_free_ char **opts = strv_copy(best_a->options);
         if (devices_attach_internal(m, best, dev, opts, NULL, &e) < 0) {
                 _cleanup_free_ char *msg = qerror_message(&e);
-                log_warning("vm.%s: cannot auto-attach %s:%s: %s", best->name, dev->backend, dev->port_id,
-                            strempty(msg));
+                log_qube_warning(best->name, "Cannot auto-attach %s:%s to %s: %s", dev->backend, dev->port_id,
+                                 best->name, strempty(msg));
         }
 }
 
@@ -992,7 +995,8 @@ static void on_attached(Manager *m, int error, const char *reason, void *userdat
                 _cleanup_free_ char *dev = device_ident_str(a->backend, a->port_id, a->device_id);
                 qerror_set(&e, QERR_QUBES_EXCEPTION, "Failed to attach %s device %s to %s: %s", a->devclass,
                            dev ?: a->port_id, c->frontend, strempty(reason));
-                log_warning("vm.%s: %s", c->frontend, strempty(reason));
+                log_qube_warning(c->frontend, "Cannot attach %s:%s to %s: %s", a->backend, a->port_id, c->frontend,
+                                 strempty(reason));
                 return finish(c, &e);
         }
         if (!i) {
@@ -1011,6 +1015,7 @@ static void on_attached(Manager *m, int error, const char *reason, void *userdat
                 return finish(c, &e);
         }
         c->att = NULL;
+        log_qube_info(d->name, "Attached the %s device %s:%s to %s.", a->devclass, a->backend, a->port_id, d->name);
         devices_announce(m, i, "AttachedTo", NULL);
         emit_device(m, d, "device-attach", a->devclass, a->backend, a->port_id, a->device_id, a->options, true);
         finish(c, NULL);
@@ -1205,6 +1210,8 @@ static void on_detached(Manager *m, int error, const char *reason, void *userdat
                 return finish(c, &e);
         }
         Domain *d = app_get_domain(m->app, c->frontend);
+        log_qube_info(c->frontend, "Detached the %s device %s:%s from %s.", a->devclass, a->backend, a->port_id,
+                      c->frontend);
         emit_port(m, d, "device-detach", a->devclass, a->backend, a->port_id);
         attachment_drop(m, TAKE_PTR(c->att), false);
         finish(c, NULL);
@@ -1360,7 +1367,8 @@ static int method_publish(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 }
                 if (!block_name_ok(port)) {
                         /* upstream skips such names, with a log line */
-                        log_warning("vm.%s: published device name %s is not allowed, skipped", d->name, port);
+                        log_qube_warning(d->name, "%s published a device name that is not allowed (%s): skipped",
+                                         d->name, port);
                         continue;
                 }
                 DeviceInfo *i = device_info_new("block", d->name, port);

@@ -96,7 +96,7 @@ static void record_attachment(Manager *m, const char *frontend, const DeviceInfo
                 device_attachment_free(a);
                 return;
         }
-        log_info("vm.%s: has %s:%s attached (from its live XML)", frontend, dev->backend, dev->port_id);
+        log_qube_info(frontend, "%s has %s:%s attached (from its live XML).", frontend, dev->backend, dev->port_id);
         devices_announce(m, dev, "AttachedTo", NULL);
 }
 
@@ -542,8 +542,8 @@ int devices_domain_xml(Manager *m, Domain *d, const char *driver, xmlNodePtr dev
                         }
                         /* an auto-attach device whose options do not fit: the qube starts without it */
                         _cleanup_free_ char *msg = qerror_message(&e);
-                        log_warning("vm.%s: not attaching %s:%s at start: %s", d->name, found[0]->backend,
-                                    found[0]->port_id, strempty(msg));
+                        log_qube_warning(d->name, "Not attaching %s:%s to %s at start: %s", found[0]->backend,
+                                         found[0]->port_id, d->name, strempty(msg));
                         qerror_done(&e);
                         r = 0;
                         continue;

@@ -291,6 +291,14 @@ class TestDevicesBus(DevicesTestCase):
                          [('personal', 'device-detach:block', {'port': 'dom0:' + lp.port})])
         self.assertEqual(self.dd('personal', 'ListAttachedDevices', 's', ('block',))[0], [])
         self.wait_object(path, present=False)
+        # the qube's story in the log (journalctl QUBES_VM=personal)
+        port = 'dom0:' + lp.port
+        self.assertEqual([line for line in self.d.log_tail(400).splitlines() if port in line], [
+            'Attached the block device %s to personal.' % port,
+            'Detached the block device %s from personal.' % port,
+            'Attached the block device %s to personal.' % port,
+            'The block device %s attached to personal went away.' % port,
+        ])
 
     def test_auto_attach_on_hotplug(self):
         """A device that appears goes to the running qube whose assignment names it."""
