@@ -5,9 +5,9 @@
 Runs itself again inside dbus-run-session (for the accessibility bus) and xvfb-run, against a
 real qubesd, the manager once with LANGUAGE=C and once with LANGUAGE=de (the build's catalogue,
 --locale-dir). In each it opens, as a user does, every window and dialog: the list, New Qube,
-Clone Qube, a qube's settings (every page), Global Settings (every page), a qube's Logs, Remove
-(the confirmation, and the refusal of a qube in use), Kill, Shut down with the qubes that use a
-net qube, and the page shown while qubesd is away. Each is shot into --out-dir/screenshots/en and
+Clone Qube, a qube's settings (every page), Global Settings (every page), a qube's Logs, its
+Block Devices, Remove (the confirmation, and the refusal of a qube in use), Kill, Shut down with
+the qubes that use a net qube, and the page shown while qubesd is away. Each is shot into --out-dir/screenshots/en and
 /de, and its words (labels, buttons, check boxes, page tabs, column headers, menus) are read
 through AT-SPI; every button and field shown must have an accessible name. In German no text
 of the Qube Manager's catalogue may show in English, and no word may be the same as in English
@@ -201,6 +201,14 @@ class Visit:
         click(window, t('_Close'))
         gone(window)
 
+        select(table, 'work', t('Name'))
+        click(frame, t('_Devices'))
+        dialog = find(app, role='dialog', name=t('%s: Block Devices') % 'work')
+        find(dialog, role='table', name=t('Block devices'))
+        self.keep('block-devices', dialog)
+        click(dialog, t('_Close'))
+        gone(dialog)
+
         select(table, 'fedora-42', t('Name'))
         click(frame, t('_Remove'))
         alert = find(app, role='alert')
@@ -261,6 +269,15 @@ def data_words(bus):
     words |= {label[0] for label in bus.call(S.ROOT, S.MANAGER, 'ListLabels')[0]}
     words |= {pool[0] for pool in bus.call(S.ROOT, S.MANAGER, 'ListPools')[0]}
     words |= set(S.KERNELS)
+    # dom0's devices as the Devices page and the Block Devices window show them: port, vendor and
+    # product (or name), and the two together in the page's list of devices to assign
+    for devclass in ('pci', 'block'):
+        for port, _, items in bus.call(S.ROOT + '/domain/dom0', 'org.qubes_os.Admin1.DomainDevices',
+                                       'ListAvailableDevices', '(s)', (devclass,))[0]:
+            items = dict(items)
+            vendor, product, name = items.get('vendor'), items.get('product'), items.get('name')
+            desc = f'{vendor} {product}' if vendor and product else (product or name or vendor or '')
+            words |= {f'dom0:{port}', port, desc, f'dom0:{port}  {desc}'}
     return words
 
 
