@@ -1315,6 +1315,13 @@ static const Method methods[] = {
           .start = device_denied_start, .member = "RemoveDeniedInterfaces"),
 
         M("admin.Events", DEST_ANY, RULE_NO, RULE_NO, .start = events_start, .signals = true),
+
+        M("admin.backup.Execute", DEST_DOM0, RULE_REQ, RULE_NO, .on_manager = true, .start = backup_execute_start,
+          .no_timeout = true, .fmt = FMT_EMPTY),
+        M("admin.backup.Info", DEST_DOM0, RULE_REQ, RULE_NO, .on_manager = true, .member = "BackupInfo",
+          .args = ARGS_ARG, .no_timeout = true, .fmt = FMT_STRING),
+        M("admin.backup.Cancel", DEST_DOM0, RULE_REQ, RULE_NO, .on_manager = true, .member = "CancelBackup",
+          .args = ARGS_ARG, .fmt = FMT_EMPTY),
 };
 
 const Method *method_find(const char *name) {

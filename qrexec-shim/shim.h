@@ -232,6 +232,8 @@ int device_set_mode_start(Call *c);
 int device_denied_list_start(Call *c);
 int device_denied_check(Call *c, QError *e);
 int device_denied_start(Call *c);
+/* ---- methods-backup.c: admin.backup.Execute (StartBackup, then the Job's Wait) --------------- */
+int backup_execute_start(Call *c);
 
 /* ---- events.c --------------------------------------------------------------------------- */
 int events_start(Call *c);

@@ -25,6 +25,9 @@ static void help(void) {
                "                         and /etc/qubes/policy.d)\n"
                "     --constraints-dir=DIR  Value constraints for qubes calling through qrexec (default\n"
                "                         " QUBESD_DEFAULT_CONSTRAINTS_DIR ")\n"
+               "     --config-dir=DIR    Configuration: backup profiles in DIR/backup (default /etc/qubes)\n"
+               "     --qrexec-runner=PATH  What makes qrexec calls into qubes (backups; default\n"
+               "                         qubes-qrexec-run on PATH)\n"
                "     --private-socket=PATH  Direct connections for trusted clients (default with --system:\n"
                "                         " QUBESD_SYSTEM_PRIVATE_SOCKET "; \"\" for none)\n"
                "     --trusted-user=USER Also trust this user, a name or a uid (repeatable): it may\n"
@@ -49,6 +52,8 @@ int main(int argc, char *argv[]) {
                 ARG_TRUSTED_UID,
                 ARG_CONSTRAINTS_DIR,
                 ARG_PRIVATE_SOCKET_GROUP,
+                ARG_CONFIG_DIR,
+                ARG_QREXEC_RUNNER,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -65,6 +70,8 @@ int main(int argc, char *argv[]) {
                 { "trusted-user", required_argument, NULL, ARG_TRUSTED_UID },
                 { "private-socket-group", required_argument, NULL, ARG_PRIVATE_SOCKET_GROUP },
                 { "constraints-dir", required_argument, NULL, ARG_CONSTRAINTS_DIR },
+                { "config-dir", required_argument, NULL, ARG_CONFIG_DIR },
+                { "qrexec-runner", required_argument, NULL, ARG_QREXEC_RUNNER },
                 {},
         };
         ManagerConfig config = { .bus_kind = BUS_SYSTEM };
@@ -145,6 +152,12 @@ int main(int argc, char *argv[]) {
                         config.private_socket_gid = (gid_t) g;
                         break;
                 }
+                case ARG_CONFIG_DIR:
+                        config.config_dir = optarg;
+                        break;
+                case ARG_QREXEC_RUNNER:
+                        config.qrexec_runner = optarg;
+                        break;
                 default:
                         return 2;
                 }

@@ -29,6 +29,8 @@ typedef struct ManagerConfig {
         size_t n_trusted_uids;
         gid_t private_socket_gid;    /* --private-socket-group: may connect (0660); 0: root only (0600) */
         const char *constraints_dir; /* value constraints (constraints.c); NULL: the default */
+        const char *config_dir;      /* /etc/qubes: backup profiles in backup/ (backup-dbus.c) */
+        const char *qrexec_runner;   /* what calls a qube's qrexec service (backups); NULL: on PATH */
 } ManagerConfig;
 
 #define QUBESD_DEFAULT_CONSTRAINTS_DIR "/etc/qubes/constraints.d"
@@ -97,6 +99,7 @@ typedef struct Manager {
         Preload *preload;    /* preload.c: preloaded disposables */
         /* lifecycle.c: the first attempt to reach the hypervisor is over (preload.c fills then) */
         void (*hypervisor_settled)(struct Manager *m);
+        struct BackupManager *backup; /* backup-dbus.c: running backups */
 } Manager;
 
 /* Save qubes.xml after a change. Returns 0 or fills err. */

@@ -46,6 +46,7 @@ typedef struct Options {
         char *service_stderr; /* NULL: discard (as dom0 does); "inherit"; or a file */
         char *prefix_data;
         char *assume_yes_target;
+        char *vm_services_dir;
         bool assume_yes;
         bool use_stdin_socket;
         int filter_stdout; /* -1: default (on if stdout is a TTY and no local program) */
@@ -65,6 +66,7 @@ static void options_done(Options *o) {
         free(o->service_stderr);
         free(o->prefix_data);
         free(o->assume_yes_target);
+        free(o->vm_services_dir);
 }
 
 static void help(void) {
@@ -83,6 +85,9 @@ static void help(void) {
                "                           $QREXEC_SERVICE_PATH, else " DEFAULT_SERVICES_DIR ")\n"
                "  --service-stderr=WHERE   an executable service's stderr: 'null' (default, as\n"
                "                           dom0 never forwards it), 'inherit', or a file to append to\n"
+               "  --vm-services-dir=DIR    dom0 calling a qube (SOURCE dom0, TARGET a qube, as\n"
+               "                           qrexec-client -d; no policy): the qube's services are\n"
+               "                           DIR/TARGET/SERVICE (default $QUBES_VM_SERVICES_DIR)\n"
                "  --assume-yes             answer an 'ask' rule with its default_target\n"
                "  --assume-yes-target=NAME answer an 'ask' rule with NAME (if it is a candidate)\n"
                "  -p, --prefix-data=DATA   send DATA before stdin\n"
@@ -587,6 +592,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_BUFFER_SIZE,
                 ARG_VERBOSE,
                 ARG_VERSION,
+                ARG_VM_SERVICES_DIR,
         };
         static const struct option options[] = {
                 { "source", required_argument, NULL, ARG_SOURCE },
@@ -608,6 +614,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "agent-socket", required_argument, NULL, 'a' },
                 { "source-qube", required_argument, NULL, 's' },
                 { "verbose", no_argument, NULL, ARG_VERBOSE },
+                { "vm-services-dir", required_argument, NULL, ARG_VM_SERVICES_DIR },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -671,6 +678,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break; /* dom0 services' stderr never reaches the caller; no vchan; no relay */
                 case ARG_VERBOSE:
                         arg.verbose = true;
+                        break;
+                case ARG_VM_SERVICES_DIR:
+                        SET(vm_services_dir, optarg);
                         break;
                 case 'h':
                         help();
@@ -787,14 +797,45 @@ int main(int argc, char *argv[]) {
                 goto finish;
         }
 
-        ret = decide(source, target, service, argument, &final, &requested);
-        if (ret != 0)
-                goto finish;
-        if (!is_dom0ish(final)) {
-                fprintf(stderr, "%s: the policy sends %s to %s; only calls to dom0 are supported here\n", prog, full,
-                        final);
-                ret = EXIT_PROBLEM;
-                goto finish;
+        if (streq(source, "dom0") && !is_dom0ish(target) && target[0] != '@') {
+                /* dom0 calling a qube (qrexec-client -d): no policy; the qube's services are a
+                 * directory of their own, since there is no qrexec agent here */
+                const char *dir = arg.vm_services_dir ?: getenv("QUBES_VM_SERVICES_DIR");
+                _cleanup_free_ char *qdir = NULL;
+                if (isempty(dir)) {
+                        fprintf(stderr,
+                                "%s: dom0 calls %s in %s, but no qube services are set up here "
+                                "(--vm-services-dir or $QUBES_VM_SERVICES_DIR)\n",
+                                prog, full, target);
+                        ret = EXIT_PROBLEM;
+                        goto finish;
+                }
+                if (!valid_qube_name(target) || strchr(target, '/') || streq(target, ".") || streq(target, "..")) {
+                        fprintf(stderr, "%s: invalid target qube: %s\n", prog, target);
+                        ret = EXIT_USAGE;
+                        goto finish;
+                }
+                if (asprintf(&qdir, "%s/%s", dir, target) < 0 || !(final = strdup(target)) ||
+                    !(requested = strdup(target))) {
+                        ret = 1;
+                        goto finish;
+                }
+                strv_free(arg.services_dirs);
+                arg.services_dirs = NULL;
+                if (strv_extend(&arg.services_dirs, qdir) < 0) {
+                        ret = 1;
+                        goto finish;
+                }
+        } else {
+                ret = decide(source, target, service, argument, &final, &requested);
+                if (ret != 0)
+                        goto finish;
+                if (!is_dom0ish(final)) {
+                        fprintf(stderr, "%s: the policy sends %s to %s; only calls to dom0 are supported here\n", prog,
+                                full, final);
+                        ret = EXIT_PROBLEM;
+                        goto finish;
+                }
         }
 
         /* what the service is told about the target: the requested one, '@' → keyword (§2.1) */
