@@ -252,11 +252,14 @@ int tar_source_new_sparse(int fd, const char *member, uint64_t realsize, int64_t
         ext = new0(Extent, max_extents);
         if (!ext)
                 return -ENOMEM;
-        while ((n = scan_extents(fd, realsize, gap, max_extents, ext)) == -E2BIG)
-                gap = gap ? gap * 2 : 64 * 1024;
-        if (n < 0)
-                return (int) n;
-        (void) lseek(fd, 0, SEEK_SET);
+        if (fd < 0)
+                n = 0; /* no data at all: one hole */
+        else {
+                while ((n = scan_extents(fd, realsize, gap, max_extents, ext)) == -E2BIG)
+                        gap = gap ? gap * 2 : 64 * 1024;
+                if (n < 0)
+                        return (int) n;
+        }
 
         /* the map (GNU sparse 1.0): count, then offset and size per line, NUL-padded; it always
          * ends with an entry reaching the end of the file */

@@ -40,7 +40,8 @@ int tar_source_new_file(int fd, const char *member, uint64_t size, int64_t mtime
 /* The same for bytes in memory (copied). */
 int tar_source_new_buffer(const void *data, size_t n, const char *member, int64_t mtime, TarSource **ret);
 /* A sparse file: PAX GNU.sparse 1.0 with the header name <dir>/GNUSparseFile.<id>/<base>, the
- * data extents of fd (at most max_extents; closer extents are merged to stay under it). */
+ * data extents of fd (at most max_extents; closer extents are merged to stay under it). fd -1:
+ * a file of realsize bytes without data. */
 int tar_source_new_sparse(int fd, const char *member, uint64_t realsize, int64_t mtime, unsigned id, size_t max_extents,
                           TarSource **ret);
 /* Total length of the stream, end-of-archive blocks included. */

@@ -308,19 +308,26 @@ static void pump_close_remote_in(Pump *p) {
         p->remote_in = -1;
 }
 
-/* Copy local_in → remote_in and remote_out → local_out until the service closes its output. */
+/* Copy local_in → remote_in and remote_out → local_out until the service closes its output and
+ * takes no more input: as over a vchan, the two directions end on their own (a service that
+ * writes its stdin to a file, qubes.Backup, closes its output first and reads on). */
 static void pump_run(Pump *p) {
         char chunk[65536];
+        bool out_done = false;
 
         for (;;) {
                 struct pollfd fds[3];
-                int n = 0, i_local = -1, i_rin = -1, i_rout;
+                int n = 0, i_local = -1, i_rin = -1, i_rout = -1;
 
                 if (p->remote_in >= 0 && p->off >= p->len && p->local_in < 0)
                         pump_close_remote_in(p); /* all sent and no more to come */
+                if (out_done && p->remote_in < 0)
+                        return;
 
-                fds[n] = (struct pollfd){ .fd = p->remote_out, .events = POLLIN };
-                i_rout = n++;
+                if (!out_done) {
+                        fds[n] = (struct pollfd){ .fd = p->remote_out, .events = POLLIN };
+                        i_rout = n++;
+                }
                 if (p->remote_in >= 0 && p->off < p->len) {
                         fds[n] = (struct pollfd){ .fd = p->remote_in, .events = POLLOUT };
                         i_rin = n++;
@@ -367,12 +374,17 @@ static void pump_run(Pump *p) {
                                 pump_close_remote_in(p);
                         }
                 }
-                if (fds[i_rout].revents) {
+                if (i_rout >= 0 && fds[i_rout].revents) {
                         ssize_t k = read(p->remote_out, chunk, sizeof chunk);
                         if (k < 0 && (errno == EINTR || errno == EAGAIN))
                                 continue;
-                        if (k <= 0)
-                                return; /* the service is done */
+                        if (k <= 0) {
+                                /* the service's output is done; a socket service is done */
+                                out_done = true;
+                                if (p->remote_is_socket || p->remote_in < 0)
+                                        return;
+                                continue;
+                        }
                         if (p->local_out >= 0) {
                                 if (p->filter)
                                         filter_bytes(chunk, (size_t) k);

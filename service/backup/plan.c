@@ -479,6 +479,12 @@ int backup_volume_open(const StorageVolume *v, bool running, int *ret_fd, QError
                 return qerror_set(e, QERR_STORAGE_POOL, "Volume %s of %s cannot be read for a backup", v->name,
                                   v->domain);
         r = v->driver->export_open(v, &fd, e);
+        if (r == -ENOENT) {
+                /* never written (a qube from a seeded qubes.xml): an empty volume of its size */
+                qerror_done(e);
+                *ret_fd = -1;
+                return 0;
+        }
         if (r < 0)
                 return r;
         if (running && v->driver != &storage_driver_reflink) {

@@ -80,7 +80,8 @@ char *backup_size_to_human(uint64_t size);
 
 /* storage: the committed data of a save_on_stop volume, for reading during a backup; for a
  * qube that runs, data it cannot change (a reflink copy, or an image it does not write), else
- * QubesVMNotHaltedError. Blocking. */
+ * QubesVMNotHaltedError. *ret_fd is -1 for a volume whose image was never made (it is then empty:
+ * holes of its configured size). Blocking. */
 int backup_volume_open(const StorageVolume *v, bool running, int *ret_fd, QError *e);
 /* Whether backup_volume_open() can serve a running qube's volume. Blocking. */
 bool backup_volume_can_snapshot(const StorageVolume *v);

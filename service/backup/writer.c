@@ -780,7 +780,9 @@ static int write_archive(Run *run, QError *e) {
                                 r = backup_volume_open(&f->volume, q->running, &fd, e);
                                 if (r < 0)
                                         return r;
-                                if (fstat(fd, &st) < 0)
+                                if (fd < 0)
+                                        st = (struct stat){ .st_size = (off_t) f->volume.size, .st_mtime = time(NULL) };
+                                else if (fstat(fd, &st) < 0)
                                         return -errno;
                                 r = tar_source_new_sparse(fd, base, (uint64_t) st.st_size, st.st_mtime,
                                                           (unsigned) getpid(), MAX_EXTENTS, &src);
