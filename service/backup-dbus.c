@@ -143,14 +143,23 @@ static BackupJob *job_free(BackupJob *j) {
         return NULL;
 }
 
-/* Python's repr() of a float: the shortest text that reads back as the same number. */
+/* Python's repr() of a float: the shortest digits that read back as the same number, in fixed
+ * notation from 1e-4 to 1e16 (with ".0" when whole), else as 1.5e-05. */
 static void format_float(double v, char *buf, size_t size) {
-        for (int prec = 1; prec <= 17; prec++) {
-                snprintf(buf, size, "%.*g", prec, v);
-                if (strtod(buf, NULL) == v)
+        char e[64];
+        int prec, exp10;
+        for (prec = 0; prec < 17; prec++) {
+                snprintf(e, sizeof e, "%.*e", prec, v);
+                if (strtod(e, NULL) == v)
                         break;
         }
-        if (!strpbrk(buf, ".eni"))
+        exp10 = atoi(strchr(e, 'e') + 1);
+        if (exp10 < -4 || exp10 >= 16) {
+                snprintf(buf, size, "%s", e);
+                return;
+        }
+        snprintf(buf, size, "%.*f", prec - exp10 > 0 ? prec - exp10 : 0, v);
+        if (!strchr(buf, '.'))
                 strncat(buf, ".0", size - strlen(buf) - 1);
 }
 

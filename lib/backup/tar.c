@@ -924,6 +924,7 @@ static int feed_data(TarParser *p, const uint8_t *d, size_t n, size_t *used) {
         size_t k = 0;
         int r;
 
+        *used = 0;
         while (k < n && p->stored_left > 0) {
                 size_t take = (size_t) MIN_SIZE(n - k, p->stored_left);
                 if (p->m.sparse) {
