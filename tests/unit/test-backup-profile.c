@@ -26,7 +26,7 @@ static void check_error(int line, const char *text, QubesErrorCode code, const c
         _cleanup_free_ char *m = qerror_message(&e);
         bool ok = r < 0 && e.code == code &&
                   (message[strlen(message) - 1] == '*' ? m && strncmp(m, message, strlen(message) - 1) == 0
-                                                         : m && streq(m, message));
+                                                       : m && streq(m, message));
         if (!ok) {
                 fprintf(stderr, "%s:%d: %s\n  got r=%d %s \"%s\"\n  want %s \"%s\"\n", __FILE__, line, text, r,
                         qubes_error_class_name(e.code), strempty(m), qubes_error_class_name(code), message);
@@ -115,10 +115,11 @@ static void test_values(void) {
                 bool compressed;
                 const char *filter;
         } comp[] = {
-                { "false", false, "gzip" }, { "False", false, "gzip" }, { "no", false, "gzip" }, { "off", false, "gzip" },
-                { "true", true, "gzip" },   { "yes", true, "gzip" },    { "On", true, "gzip" },  { "xz", true, "xz" },
-                { "zstd", true, "zstd" },   { "'false'", true, "false" }, { "''", false, "gzip" }, { "0", false, "gzip" },
-                { "1", true, "gzip" },      { "null", false, "gzip" },
+                { "false", false, "gzip" },   { "False", false, "gzip" }, { "no", false, "gzip" },
+                { "off", false, "gzip" },     { "true", true, "gzip" },   { "yes", true, "gzip" },
+                { "On", true, "gzip" },       { "xz", true, "xz" },       { "zstd", true, "zstd" },
+                { "'false'", true, "false" }, { "''", false, "gzip" },    { "0", false, "gzip" },
+                { "1", true, "gzip" },        { "null", false, "gzip" },
         };
         for (size_t i = 0; i < ELEMENTSOF(comp); i++) {
                 _cleanup_free_ char *text = NULL;
