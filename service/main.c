@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include "config.h"
@@ -165,6 +166,11 @@ int main(int argc, char *argv[]) {
                 log_error("Unexpected argument: %s", argv[optind]);
                 return 2;
         }
+
+        /* Large blocks straight from mmap, and back to the system when freed: a backup's scrypt
+         * KDF takes 16 MiB per chunk on changing threads, which glibc's sliding threshold would
+         * otherwise keep in each thread's arena (docs/daemon.md, "Backups"). */
+        (void) mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
 
         if (config.debug) {
                 log_set_max_level(LOG_DEBUG);

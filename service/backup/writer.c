@@ -133,6 +133,61 @@ static char *chunk_name(const char *base, unsigned index) {
         return s;
 }
 
+/* The KDF of the next chunk, derived on a thread of its own while the current chunk streams:
+ * chunk names are known in advance, and scrypt takes as long as writing a good part of a chunk. */
+typedef struct KeyAhead {
+        BackupWriter *w;
+        pthread_t thread;
+        bool running;
+        char *base;
+        unsigned index;
+        uint8_t header[SCRYPT_HEADER_SIZE];
+        ScryptStream *enc;
+        int result;
+} KeyAhead;
+
+static void *ahead_thread(void *userdata) {
+        KeyAhead *k = userdata;
+        k->result = chunk_start(k->w, k->base, k->index, k->header, &k->enc);
+        return NULL;
+}
+
+static void ahead_start(KeyAhead *k, BackupWriter *w, const char *base, unsigned index) {
+        if (k->running)
+                return;
+        free(k->base);
+        k->base = strdup(base);
+        k->index = index;
+        k->w = w;
+        k->enc = NULL;
+        k->running = k->base && pthread_create(&k->thread, NULL, ahead_thread, k) == 0;
+}
+
+static void ahead_stop(KeyAhead *k) {
+        if (k->running) {
+                pthread_join(k->thread, NULL);
+                k->running = false;
+        }
+        k->enc = scrypt_stream_free(k->enc);
+        k->base = mfree(k->base);
+}
+
+/* The keys of a chunk: the ones derived ahead when they are for it, else derived now. */
+static int chunk_keys(KeyAhead *k, BackupWriter *w, const char *base, unsigned index,
+                      uint8_t header[SCRYPT_HEADER_SIZE], ScryptStream **ret) {
+        if (k && k->running) {
+                pthread_join(k->thread, NULL);
+                k->running = false;
+                if (k->result >= 0 && k->index == index && streq(k->base, base)) {
+                        memcpy(header, k->header, SCRYPT_HEADER_SIZE);
+                        *ret = TAKE_PTR(k->enc);
+                        return 0;
+                }
+                k->enc = scrypt_stream_free(k->enc);
+        }
+        return chunk_start(w, base, index, header, ret);
+}
+
 /* Progress: what the current file read of its source, on top of the qubes already done. */
 typedef struct Progress {
         BackupWriter *w;
@@ -149,6 +204,7 @@ static void progress_set(Progress *p, uint64_t current) {
  * before it starts, so it goes out as it is encrypted. */
 static int write_known(BackupWriter *w, Out *o, TarSource *src, const char *base, uint8_t *buf, Progress *prog,
                        uint64_t file_base) {
+        _cleanup_(ahead_stop) KeyAhead ahead = {};
         uint64_t left = tar_source_length(src);
 
         for (unsigned index = 0;; index++) {
@@ -160,7 +216,10 @@ static int write_known(BackupWriter *w, Out *o, TarSource *src, const char *base
 
                 if (!name)
                         return -ENOMEM;
-                r = chunk_start(w, base, index, header, &enc);
+                r = chunk_keys(&ahead, w, base, index, header, &enc);
+                /* a full chunk has a next one (maybe empty): its keys meanwhile */
+                if (r >= 0 && clen == BACKUP_CHUNK_SIZE)
+                        ahead_start(&ahead, w, base, index + 1);
                 if (r >= 0)
                         r = tar_ustar_header(th, name, clen + SCRYPT_OVERHEAD, 0644, time(NULL), '0');
                 if (r >= 0)

@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A 1 GiB backup: throughput and qubesd's memory.
+
+qubesd (a release build) on a private bus with one qube whose private volume holds 1 GiB of data
+(incompressible, the worst case for the filter), backed up to a file in dom0 with compression off,
+then with gzip (the default), then a 1 GiB sparse volume with 128 MiB of data. For each: seconds,
+MB/s of volume data, the archive's size, and qubesd's peak RSS (VmHWM) against its RSS before.
+The disk's own speed is measured first (1 GiB written and fsync'ed with dd), for reference: with
+compression off the backup should come close to it.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'integration'))
+import harness  # noqa: E402
+
+GIB = 1 << 30
+
+
+def rss(pid, field):
+    with open('/proc/%d/status' % pid) as f:
+        return int(re.search(r'%s:\s+(\d+) kB' % field, f.read()).group(1)) / 1024.0
+
+
+def disk_speed(directory):
+    path = os.path.join(directory, 'dd.bin')
+    t0 = time.monotonic()
+    subprocess.run(['dd', 'if=/dev/zero', 'of=' + path, 'bs=1M', 'count=1024', 'conv=fsync'],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    t = time.monotonic() - t0
+    os.unlink(path)
+    return GIB / t / 1e6
+
+
+def fill(path, sparse):
+    block = os.urandom(1 << 20)
+    with open(path, 'r+b') as f:
+        f.truncate(GIB)
+        step = (8 << 20) if sparse else (1 << 20)
+        for off in range(0, GIB, step):
+            f.seek(off)
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--qubesd', required=True)
+    ap.add_argument('--runner', required=True)
+    ap.add_argument('--runs', type=int, default=2)
+    args = ap.parse_args()
+    os.environ['QUBESD'] = args.qubesd
+
+    d = harness.Daemon(harness.DEMO_XML)
+    conf = os.path.join(d.dir, 'etc')
+    out = os.path.join(d.dir, 'out')
+    os.makedirs(os.path.join(conf, 'backup'))
+    os.makedirs(out)
+    d.extra_args += ['--config-dir=' + conf, '--qrexec-runner=' + args.runner]
+    try:
+        d.start()
+        pid = d.proc.pid
+        print('Backup of a 1 GiB volume to a file in dom0 (%s), best of %d runs:' % (
+            os.path.realpath(out), args.runs))
+        print('  the disk itself (dd, 1 GiB, fsync): %.0f MB/s' % disk_speed(out))
+        for name, sparse in (('full', False), ('sparse', True)):
+            d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', name, 'red', '', {}))
+            fill(os.path.join(d.state_dir, 'appvms', name, 'private.img'), sparse)
+        idle = rss(pid, 'VmRSS')
+        print('  qubesd RSS before: %.1f MiB' % idle)
+        cases = [('compression off', 'full', 'false', GIB),
+                 ('gzip (default)', 'full', 'true', GIB),
+                 ('sparse, 128 MiB data, off', 'sparse', 'false', GIB // 8)]
+        for label, qube, compression, data in cases:
+            best = None
+            for i in range(args.runs):
+                target = os.path.join(out, 'b.bin')
+                with open(os.path.join(conf, 'backup', 'b.conf'), 'w') as f:
+                    f.write('destination_vm: dom0\ndestination_path: %s\ninclude: [%s]\ncompression: %s\n'
+                            'passphrase_text: bench\n' % (target, qube, compression))
+                subprocess.run(['sync'])
+                t0 = time.monotonic()
+                job = d.manager('StartBackup', 's', ('b',))[0]
+                d.call(job, harness.IFACE + '.Job', 'Wait', timeout_ms=3600 * 1000)
+                t = time.monotonic() - t0
+                size = os.path.getsize(target)
+                os.unlink(target)
+                if best is None or t < best[0]:
+                    best = (t, size)
+            t, size = best
+            print('  %-26s %6.2f s  %6.0f MB/s of data  archive %5.0f MiB  peak RSS %.1f MiB' % (
+                label, t, data / t / 1e6, size / 1048576.0, rss(pid, 'VmHWM')))
+        print('  (the peak RSS includes the scrypt KDF\'s 16 MiB while a chunk\'s keys are derived; it does not grow'
+              ' with the volume)')
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+if __name__ == '__main__':
+    main()
