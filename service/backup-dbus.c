@@ -655,6 +655,207 @@ static int method_cancel_backup(sd_bus_message *msg, void *userdata, sd_bus_erro
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* ---- profiles (not upstream: clients that cannot write /etc/qubes/backup) --------------------- */
+
+static const char *config_dir(Manager *m) {
+        return m->config.config_dir ?: QUBESD_DEFAULT_CONFIG_DIR;
+}
+
+static int method_list_profiles(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_qerror_ QError e = {};
+        int r = bus_gate(m, msg, AUTH_BACKUP, NULL);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = backup_profile_list(config_dir(m), &l);
+        if (r < 0) {
+                qerror_set(&e, QERR_QUBES_EXCEPTION, "Cannot list the backup profiles: %s", strerror(-r));
+                return bus_reply_qerror(m, msg, &e);
+        }
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(reply, l);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return r;
+}
+
+static int append_entry_s(sd_bus_message *reply, const char *key, const char *value) {
+        return sd_bus_message_append(reply, "{sv}", key, "s", value);
+}
+
+static int method_get_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_(backup_profile_done) BackupProfile p = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_qerror_ QError e = {};
+        const char *name;
+        int r = read_profile_name(m, msg, &name);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = backup_profile_load(config_dir(m), name, &p, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0)
+                r = append_entry_s(reply, "destination_vm", p.destination_vm);
+        if (r >= 0)
+                r = append_entry_s(reply, "destination_path", p.destination_path);
+        if (r >= 0 && !p.include_default) {
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", "include");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(reply, p.include);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0) {
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", "exclude");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(reply, p.exclude);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = append_entry_s(reply, "compression",
+                                   !p.compressed                         ? "false"
+                                   : streq(p.compression_filter, "gzip") ? "true"
+                                                                         : p.compression_filter);
+        if (r >= 0 && p.passphrase_vm)
+                r = append_entry_s(reply, "passphrase_vm", p.passphrase_vm);
+        /* the passphrase itself stays in the file */
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "has_passphrase_text", "b", (int) p.has_passphrase_text);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return r;
+}
+
+static int read_strv_variant(sd_bus_message *msg, char ***ret) {
+        int r = sd_bus_message_enter_container(msg, 'v', "as");
+        if (r <= 0)
+                return r < 0 ? r : -EINVAL;
+        r = sd_bus_message_read_strv(msg, ret);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(msg);
+        if (r >= 0 && !*ret)
+                *ret = new0(char *, 1);
+        return r < 0 ? r : *ret ? 0 : -ENOMEM;
+}
+
+static int read_string_variant(sd_bus_message *msg, char **ret) {
+        const char *s;
+        int r = sd_bus_message_read(msg, "v", "s", &s);
+        if (r < 0)
+                return r;
+        return free_and_strdup(ret, s);
+}
+
+static int method_save_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_(backup_profile_done) BackupProfile p = { .compressed = true, .include_default = true };
+        _cleanup_qerror_ QError e = {};
+        const char *name, *key;
+        int r = read_profile_name(m, msg, &name);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        p.name = strdup(name);
+        if (!p.name)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(msg, "s", &key);
+                if (r < 0)
+                        return r;
+                if (streq(key, "destination_vm"))
+                        r = read_string_variant(msg, &p.destination_vm);
+                else if (streq(key, "destination_path"))
+                        r = read_string_variant(msg, &p.destination_path);
+                else if (streq(key, "include")) {
+                        r = read_strv_variant(msg, &p.include);
+                        p.include_default = false;
+                } else if (streq(key, "exclude"))
+                        r = read_strv_variant(msg, &p.exclude);
+                else if (streq(key, "compression")) {
+                        _cleanup_free_ char *c = NULL;
+                        r = read_string_variant(msg, &c);
+                        if (r >= 0) {
+                                p.compressed = !streq(c, "false");
+                                r = free_and_strdup(&p.compression_filter, streq(c, "true") ? "gzip" : c);
+                        }
+                } else if (streq(key, "passphrase_text")) {
+                        r = read_string_variant(msg, &p.passphrase_text);
+                        p.has_passphrase_text = r >= 0;
+                        if (r >= 0)
+                                p.passphrase_len = strlen(p.passphrase_text);
+                } else if (streq(key, "passphrase_vm"))
+                        r = read_string_variant(msg, &p.passphrase_vm);
+                else {
+                        qerror_set(&e, QERR_QUBES_EXCEPTION, "Unknown backup profile setting: %s", key);
+                        return bus_reply_qerror(m, msg, &e);
+                }
+                if (r == -ENXIO || r == -EINVAL) {
+                        qerror_set(&e, QERR_QUBES_EXCEPTION, "Backup profile setting %s has the wrong type", key);
+                        return bus_reply_qerror(m, msg, &e);
+                }
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        if (!p.destination_vm || !p.destination_path) {
+                qerror_set(&e, QERR_QUBES_EXCEPTION, "Invalid backup profile - missing '%s'",
+                           !p.destination_vm ? "destination_vm" : "destination_path");
+                return bus_reply_qerror(m, msg, &e);
+        }
+        if (!p.compression_filter && !(p.compression_filter = strdup("gzip")))
+                return -ENOMEM;
+        r = backup_profile_save(config_dir(m), &p, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
+        log_info("Backup profile %s saved.", name);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_remove_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        const char *name;
+        int r = read_profile_name(m, msg, &name);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        if (hashmap_get(bm_of(m)->running, name)) {
+                qerror_set(&e, QERR_BACKUP_ALREADY_RUNNING, "Backup already running");
+                return bus_reply_qerror(m, msg, &e);
+        }
+        r = backup_profile_remove(config_dir(m), name, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 static const sd_bus_vtable backup_manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("StartBackup", SD_BUS_ARGS("s", profile), SD_BUS_RESULT("o", job), method_start_backup,
@@ -663,6 +864,14 @@ static const sd_bus_vtable backup_manager_vtable[] = {
                                 method_backup_info, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CancelBackup", SD_BUS_ARGS("s", profile), SD_BUS_NO_RESULT, method_cancel_backup,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListBackupProfiles", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", profiles),
+                                method_list_profiles, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetBackupProfile", SD_BUS_ARGS("s", profile), SD_BUS_RESULT("a{sv}", settings),
+                                method_get_profile, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SaveBackupProfile", SD_BUS_ARGS("s", profile, "a{sv}", settings), SD_BUS_NO_RESULT,
+                                method_save_profile, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveBackupProfile", SD_BUS_ARGS("s", profile), SD_BUS_NO_RESULT,
+                                method_remove_profile, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "backup/profile.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "util/fileio.h"
 #include "util/log.h"
+#include "util/strbuf.h"
 #include "util/strv.h"
 
 void backup_profile_done(BackupProfile *p) {
@@ -477,4 +480,195 @@ bool backup_entry_matches(const char *entry, const char *name, const char *klass
         if ((rest = startswith(entry, "@type:")))
                 return streq(rest, klass);
         return streq(entry, name);
+}
+
+/* ---- writing ------------------------------------------------------------------------------- */
+
+bool backup_profile_name_valid(const char *name) {
+        return !isempty(name) && name[0] != '.' && strlen(name) <= 200 &&
+               all_in(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.");
+}
+
+int backup_profile_list(const char *config_dir, char ***ret) {
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_strv_free_ char **l = NULL;
+        DIR *d;
+        struct dirent *de;
+
+        if (asprintf(&dir, "%s/backup", config_dir) < 0)
+                return -ENOMEM;
+        d = opendir(dir);
+        if (!d) {
+                if (errno != ENOENT)
+                        return -errno;
+        } else {
+                while ((de = readdir(d))) {
+                        size_t n = strlen(de->d_name);
+                        if (n <= 5 || de->d_name[0] == '.' || !endswith(de->d_name, ".conf"))
+                                continue;
+                        if (strv_consume(&l, strndup(de->d_name, n - 5)) < 0) {
+                                closedir(d);
+                                return -ENOMEM;
+                        }
+                }
+                closedir(d);
+        }
+        strv_sort(l);
+        *ret = l ? TAKE_PTR(l) : new0(char *, 1);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int yaml_write(void *data, unsigned char *buffer, size_t size) {
+        strbuf_append_n(data, (const char *) buffer, size);
+        return 1;
+}
+
+/* A string scalar: plain when PyYAML would read it back as that string, else single-quoted. */
+static int emit_string(yaml_emitter_t *em, const char *s) {
+        yaml_event_t ev;
+        yaml_node_t probe = { .type = YAML_SCALAR_NODE };
+        probe.data.scalar.value = (yaml_char_t *) s;
+        probe.data.scalar.length = strlen(s);
+        probe.data.scalar.style = YAML_PLAIN_SCALAR_STYLE;
+        bool plain = scalar_type(&probe) == Y_STR && s[0];
+        yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *) s, (int) strlen(s), plain, 1,
+                                     plain ? YAML_ANY_SCALAR_STYLE : YAML_SINGLE_QUOTED_SCALAR_STYLE);
+        return yaml_emitter_emit(em, &ev) ? 0 : -EIO;
+}
+
+static int emit_plain(yaml_emitter_t *em, const char *s) {
+        yaml_event_t ev;
+        yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *) s, (int) strlen(s), 1, 0,
+                                     YAML_PLAIN_SCALAR_STYLE);
+        return yaml_emitter_emit(em, &ev) ? 0 : -EIO;
+}
+
+static int emit_list(yaml_emitter_t *em, char **l) {
+        yaml_event_t ev;
+        int r = 0;
+        yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE);
+        if (!yaml_emitter_emit(em, &ev))
+                return -EIO;
+        STRV_FOREACH(i, l)
+                if (r >= 0)
+                        r = emit_string(em, *i);
+        yaml_sequence_end_event_initialize(&ev);
+        return r >= 0 && yaml_emitter_emit(em, &ev) ? r : -EIO;
+}
+
+char *backup_profile_to_yaml(const BackupProfile *p) {
+        _cleanup_strbuf_ StrBuf out = {};
+        yaml_emitter_t em;
+        yaml_event_t ev;
+        int r = 0;
+
+        if (!yaml_emitter_initialize(&em))
+                return NULL;
+        yaml_emitter_set_output(&em, yaml_write, &out);
+        yaml_emitter_set_unicode(&em, 1);
+        yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+        r = yaml_emitter_emit(&em, &ev) ? 0 : -EIO;
+        yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
+        if (r >= 0 && !yaml_emitter_emit(&em, &ev))
+                r = -EIO;
+        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
+        if (r >= 0 && !yaml_emitter_emit(&em, &ev))
+                r = -EIO;
+        if (r >= 0)
+                r = emit_plain(&em, "compression");
+        if (r >= 0)
+                r = !p->compressed                             ? emit_plain(&em, "false")
+                    : streq_ptr(p->compression_filter, "gzip") ? emit_plain(&em, "true")
+                                                               : emit_string(&em, p->compression_filter);
+        if (r >= 0)
+                r = emit_plain(&em, "destination_path");
+        if (r >= 0)
+                r = emit_string(&em, strempty(p->destination_path));
+        if (r >= 0)
+                r = emit_plain(&em, "destination_vm");
+        if (r >= 0)
+                r = emit_string(&em, strempty(p->destination_vm));
+        if (r >= 0 && p->exclude && p->exclude[0]) {
+                r = emit_plain(&em, "exclude");
+                if (r >= 0)
+                        r = emit_list(&em, p->exclude);
+        }
+        if (r >= 0)
+                r = emit_plain(&em, "include");
+        if (r >= 0)
+                r = p->include_default ? emit_plain(&em, "null") : emit_list(&em, p->include);
+        if (r >= 0 && p->has_passphrase_text) {
+                r = emit_plain(&em, "passphrase_text");
+                if (r >= 0)
+                        r = emit_string(&em, p->passphrase_text);
+        }
+        if (r >= 0 && p->passphrase_vm) {
+                r = emit_plain(&em, "passphrase_vm");
+                if (r >= 0)
+                        r = emit_string(&em, p->passphrase_vm);
+        }
+        if (r >= 0 && p->scrypt_log_n) {
+                char n[16];
+                snprintf(n, sizeof n, "%u", p->scrypt_log_n);
+                r = emit_plain(&em, "scrypt_logn");
+                if (r >= 0)
+                        r = emit_plain(&em, n);
+        }
+        yaml_mapping_end_event_initialize(&ev);
+        if (r >= 0 && !yaml_emitter_emit(&em, &ev))
+                r = -EIO;
+        yaml_document_end_event_initialize(&ev, 1);
+        if (r >= 0 && !yaml_emitter_emit(&em, &ev))
+                r = -EIO;
+        yaml_stream_end_event_initialize(&ev);
+        if (r >= 0 && !yaml_emitter_emit(&em, &ev))
+                r = -EIO;
+        yaml_emitter_delete(&em);
+        if (r < 0 || out.oom)
+                return NULL;
+        return strbuf_steal(&out);
+}
+
+int backup_profile_save(const char *config_dir, const BackupProfile *p, QError *e) {
+        _cleanup_free_ char *yaml = NULL, *dir = NULL, *path = NULL;
+        _cleanup_(backup_profile_done) BackupProfile back = {};
+        int r;
+
+        if (!backup_profile_name_valid(p->name))
+                return qerror_set(e, QERR_QUBES_EXCEPTION,
+                                  "A profile name is letters, digits, '_', '-' and '.' (not first), at most 200: %s",
+                                  strempty(p->name));
+        yaml = backup_profile_to_yaml(p);
+        if (!yaml)
+                return -ENOMEM;
+        /* what we write must read back as what was meant */
+        r = backup_profile_parse(p->name, yaml, strlen(yaml), &back, e);
+        if (r < 0)
+                return r;
+        if (asprintf(&dir, "%s/backup", config_dir) < 0)
+                return -ENOMEM;
+        r = mkdir_p(dir, 0700);
+        if (r < 0)
+                return qerror_set(e, QERR_QUBES_EXCEPTION, "Cannot create %s: %s", dir, strerror(-r));
+        path = backup_profile_path(config_dir, p->name);
+        if (!path)
+                return -ENOMEM;
+        /* it may hold the passphrase: root's alone */
+        r = write_file_atomic(path, yaml, strlen(yaml), 0600);
+        explicit_bzero(yaml, strlen(yaml));
+        if (r < 0)
+                return qerror_set(e, QERR_QUBES_EXCEPTION, "Cannot write %s: %s", path, strerror(-r));
+        return 0;
+}
+
+int backup_profile_remove(const char *config_dir, const char *name, QError *e) {
+        _cleanup_free_ char *path = backup_profile_path(config_dir, name);
+        if (!path)
+                return -ENOMEM;
+        if (unlink(path) < 0) {
+                if (errno == ENOENT)
+                        return qerror_set(e, QERR_BACKUP_PROFILE_NOT_FOUND, "Backup profile does not exist: %s", name);
+                return qerror_set(e, QERR_QUBES_EXCEPTION, "Cannot remove %s: %s", path, strerror(errno));
+        }
+        return 0;
 }

@@ -37,6 +37,19 @@ char *backup_profile_path(const char *config_dir, const char *name);
 int backup_profile_load(const char *config_dir, const char *name, BackupProfile *ret, QError *e);
 /* Parse profile text (name for messages). */
 int backup_profile_parse(const char *name, const char *text, size_t len, BackupProfile *ret, QError *e);
+/* A name for a profile qubesd writes: letters, digits, '_', '-', '.', not starting with '.',
+ * at most 200 characters (profiles others wrote may have any name without '/'). */
+bool backup_profile_name_valid(const char *name);
+/* The profiles in <config-dir>/backup (names without .conf), sorted. */
+int backup_profile_list(const char *config_dir, char ***ret);
+/* YAML for a profile, keys in the order yaml.safe_dump writes them (qvm-backup's): compression,
+ * destination_path, destination_vm, exclude, include, passphrase_text, passphrase_vm,
+ * scrypt_logn. Strings that would read back as something else are quoted. */
+char *backup_profile_to_yaml(const BackupProfile *p);
+/* Write it (validated by parsing it back), mode 0600, atomically; the directory is made. */
+int backup_profile_save(const char *config_dir, const BackupProfile *p, QError *e);
+int backup_profile_remove(const char *config_dir, const char *name, QError *e);
+
 /* The passphrase check of §2 for Execute: passphrase_text, else passphrase_vm, else the error
  * "you need to specify passphrase_text or passphrase_vm". */
 int backup_profile_check_passphrase(const BackupProfile *p, QError *e);

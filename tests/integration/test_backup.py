@@ -287,6 +287,58 @@ class ProfileTests(BackupTestCase):
                      'exclude: [dom0]\n')
         self.assertTrue(self.info('all').endswith('VMs not selected for backup:\n - dom0\n'))
 
+    def test_profiles_over_dbus(self):
+        """SaveBackupProfile writes what qvm-backup would (PyYAML reads back the same values),
+        mode 0600; GetBackupProfile never returns the passphrase; List and Remove."""
+        from gi.repository import GLib
+        settings = {'destination_vm': GLib.Variant('s', 'dom0'),
+                    'destination_path': GLib.Variant('s', self.out),
+                    'include': GLib.Variant('as', ['work', 'true', '@tag:keep', '$type:AppVM']),
+                    'exclude': GLib.Variant('as', ['personal']),
+                    'compression': GLib.Variant('s', 'xz'),
+                    'passphrase_text': GLib.Variant('s', "yes: it's 123")}
+        self.d.manager('SaveBackupProfile', 'sa{sv}', ('from-gui', settings))
+        path = os.path.join(self.conf, 'backup', 'from-gui.conf')
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(path) as f:
+            text = f.read()
+        self.assertEqual(text.splitlines()[0], 'compression: xz')
+        try:
+            import yaml
+        except ImportError:
+            yaml = None
+        if yaml:
+            self.assertEqual(yaml.safe_load(text), {
+                'compression': 'xz', 'destination_path': self.out, 'destination_vm': 'dom0',
+                'exclude': ['personal'], 'include': ['work', 'true', '@tag:keep', '$type:AppVM'],
+                'passphrase_text': "yes: it's 123"})
+        got = self.d.manager('GetBackupProfile', 's', ('from-gui',))[0]
+        self.assertEqual(got, {'destination_vm': 'dom0', 'destination_path': self.out,
+                               'include': ['work', 'true', '@tag:keep', '@type:AppVM'], 'exclude': ['personal'],
+                               'compression': 'xz', 'has_passphrase_text': True})
+        self.assertIn('from-gui', self.d.manager('ListBackupProfiles')[0])
+        # include absent: include: null; compression false
+        self.d.manager('SaveBackupProfile', 'sa{sv}', ('defaults', {
+            'destination_vm': GLib.Variant('s', 'dom0'), 'destination_path': GLib.Variant('s', '/tmp'),
+            'compression': GLib.Variant('s', 'false'), 'passphrase_vm': GLib.Variant('s', 'work')}))
+        with open(os.path.join(self.conf, 'backup', 'defaults.conf')) as f:
+            self.assertEqual(f.read(), 'compression: false\ndestination_path: /tmp\ndestination_vm: dom0\n'
+                                       'include: null\npassphrase_vm: work\n')
+        self.assertNotIn('include', self.d.manager('GetBackupProfile', 's', ('defaults',))[0])
+        for name, args, err in (
+                ('.hidden', {'destination_vm': GLib.Variant('s', 'dom0'), 'destination_path': GLib.Variant('s', '/')},
+                 'QubesException'),
+                ('x', {'destination_vm': GLib.Variant('s', 'dom0')}, 'QubesException'),
+                ('x', {'destination_vm': GLib.Variant('u', 1), 'destination_path': GLib.Variant('s', '/')},
+                 'QubesException'),
+                ('x', {'nonsense': GLib.Variant('s', '1')}, 'QubesException'),
+                ('a/b', {}, 'ProtocolError')):
+            self.assertDBusError(E + err, self.d.manager, 'SaveBackupProfile', 'sa{sv}', (name, args))
+        self.d.manager('RemoveBackupProfile', 's', ('from-gui',))
+        self.assertFalse(os.path.exists(path))
+        self.assertDBusError(E + 'QubesBackupProfileNotFoundError', self.d.manager, 'RemoveBackupProfile', 's',
+                             ('from-gui',), message='Backup profile does not exist: from-gui')
+
     def test_info_default_selection(self):
         """include: null is every qube with include_in_backups (dom0 only when named)."""
         self.profile('def', 'destination_vm: dom0\ndestination_path: /tmp\ninclude: null\n')
