@@ -47,7 +47,7 @@ typedef struct Restore {
         const char *archive;
         char **only;    /* QUBE... */
         char **exclude; /* --exclude */
-        bool list, verify_only, skip_conflicting, skip_dom0_home, progress, rolled_back;
+        bool list, verify_only, skip_conflicting, skip_dom0_home, progress, rolled_back, porcelain;
         const char *pool;
         uint64_t archive_size;
         BxApp app;
@@ -223,6 +223,19 @@ static void plan(Restore *R) {
         }
 }
 
+/* --porcelain: one line per qube, tab-separated: qube, name, class, template, label, the name it
+ * gets, and why it is not restored ("-" when nothing applies); "home" and its state for dom0. */
+static void print_porcelain(Restore *R) {
+        for (size_t i = 0; i < R->n_qubes; i++) {
+                RQube *q = &R->qubes[i];
+                printf("qube\t%s\t%s\t%s\t%s\t%s\t%s\n", q->bx->name, q->bx->klass, q->bx->template ?: "-",
+                       q->bx->label, q->problem ? "-" : q->name, q->problem ?: "-");
+        }
+        if (R->dom0)
+                printf("home\t%s\n", R->home_problem ?: "restore");
+        fflush(stdout);
+}
+
 static void print_summary(Restore *R) {
         static const char *const heads[] = { "name", "type", "template", "netvm", "label" };
         size_t width[5];
@@ -310,7 +323,8 @@ static void create_all(Restore *R) {
                                 continue;
                         }
                         q->created = true;
-                        fprintf(stderr, "-> Restoring %s...\n", q->name);
+                        if (!R->porcelain)
+                                fprintf(stderr, "-> Restoring %s...\n", q->name);
                         const char *tfd = bx_prop(q->bx, "template_for_dispvms");
                         if (tfd && client_set_property(&R->client, q->name, "template_for_dispvms", tfd) < 0)
                                 warn(R, "%s: template_for_dispvms: %s", q->name, client_error(&R->client));
@@ -390,6 +404,8 @@ typedef struct VolumeSink {
 
 static int vs_write(VolumeSink *v, const uint8_t *p, size_t n) {
         while (n > 0) {
+                if (reader_cancelled)
+                        return -EINTR;
                 ssize_t k = write(v->fd, p, n);
                 if (k < 0 && errno == EINTR)
                         continue;
@@ -721,10 +737,13 @@ static int on_metadata(void *userdata, const BackupHeader *h, const char *xml, s
                         R->home_dir = xasprintf("%s/%s", home, stamp);
         }
         plan(R);
-        print_summary(R);
+        if (R->porcelain)
+                print_porcelain(R);
+        else
+                print_summary(R);
         if (R->list)
                 return RESTORE_STOP;
-        if (R->verify_only)
+        if (R->verify_only && !R->porcelain)
                 fprintf(stderr, "The archive will be verified; nothing will be restored.\n");
         else
                 create_all(R);
@@ -737,12 +756,21 @@ static void on_progress(void *userdata, uint64_t bytes) {
                 return;
         int pct = (int) (bytes * 100 / R->archive_size);
         if (pct != R->last_percent) {
-                fprintf(stderr, "\r%s the archive... %d%%", R->verify_only ? "Verifying" : "Restoring from", pct);
+                if (R->porcelain) {
+                        printf("progress\t%d\n", pct);
+                        fflush(stdout);
+                } else
+                        fprintf(stderr, "\r%s the archive... %d%%", R->verify_only ? "Verifying" : "Restoring from",
+                                pct);
                 R->last_percent = pct;
         }
 }
 
 /* ---- the program -------------------------------------------------------------------------------------- */
+
+static void on_signal(int sig) {
+        reader_cancelled = 1;
+}
 
 static char *read_passphrase(const char *file) {
         StrBuf b = {};
@@ -795,7 +823,11 @@ static void help(void) {
                "     --skip-dom0-home        Do not restore dom0's home (default: into $HOME/home-restore-DATE)\n"
                "     --pool=POOL             Create the restored qubes' volumes in POOL\n"
                "     --compression-filter=PROG  Decompress with PROG, whatever the archive says\n"
-               "     --progress              Show progress on standard error (default on a terminal)\n\n"
+               "     --progress              Show progress on standard error (default on a terminal)\n"
+               "     --porcelain             Output for programs, one tab-separated record a line:\n"
+               "                             qube NAME CLASS TEMPLATE LABEL NEW-NAME|- PROBLEM|-;\n"
+               "                             home STATE; progress PERCENT; restored NAME NEW-NAME;\n"
+               "                             skipped NAME REASON; verified NAME; warning TEXT; error TEXT\n\n"
                "Exit status: 0 restored (or verified) in full; 3 some qubes were skipped (see the\n"
                "report); 1 the archive or qubesd failed, and nothing of this run is left; 2 usage.\n");
 }
@@ -812,6 +844,7 @@ int main(int argc, char *argv[]) {
                 ARG_POOL,
                 ARG_FILTER,
                 ARG_PROGRESS,
+                ARG_PORCELAIN,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -828,6 +861,7 @@ int main(int argc, char *argv[]) {
                 { "pool", required_argument, NULL, ARG_POOL },
                 { "compression-filter", required_argument, NULL, ARG_FILTER },
                 { "progress", no_argument, NULL, ARG_PROGRESS },
+                { "porcelain", no_argument, NULL, ARG_PORCELAIN },
                 {},
         };
         Restore R = { .last_percent = -1 };
@@ -884,6 +918,9 @@ int main(int argc, char *argv[]) {
                 case ARG_PROGRESS:
                         R.progress = true;
                         break;
+                case ARG_PORCELAIN:
+                        R.porcelain = true;
+                        break;
                 default:
                         return 2;
                 }
@@ -912,6 +949,13 @@ int main(int argc, char *argv[]) {
                 ret = 1;
                 goto finish;
         }
+        if (R.porcelain)
+                R.progress = !R.list;
+        /* SIGTERM and SIGINT stop the restore cleanly: what it created is removed again */
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigemptyset(&sa.sa_mask);
+        (void) sigaction(SIGTERM, &sa, NULL);
+        (void) sigaction(SIGINT, &sa, NULL);
         r = client_open(&R.client, bus_kind, address);
         if (r < 0) {
                 fprintf(stderr, "qubes-backup-restore: cannot connect to the bus: %s\n", strerror(-r));
@@ -922,7 +966,7 @@ int main(int argc, char *argv[]) {
         ReaderOptions opts = { .passphrase = passphrase, .force_filter = filter, .verify_chunks_of_skipped = R.verify_only };
         ReaderHandlers h = { .metadata = on_metadata, .file_begin = on_file_begin, .progress = on_progress };
         r = reader_run(fd, &opts, &h, &R, &error);
-        if (R.progress && R.last_percent >= 0)
+        if (R.progress && !R.porcelain && R.last_percent >= 0)
                 fputc('\n', stderr);
         explicit_bzero(passphrase, strlen(passphrase));
 
@@ -944,6 +988,8 @@ int main(int argc, char *argv[]) {
                 }
         }
         if (r < 0) {
+                if (R.porcelain)
+                        printf("error\t%s\n", error ?: strerror(-r));
                 fprintf(stderr, "qubes-backup-restore: %s\n", error ?: strerror(-r));
                 rollback(&R);
                 ret = 1;
@@ -954,19 +1000,23 @@ int main(int argc, char *argv[]) {
                 bool skipped = false;
                 for (size_t i = 0; i < R.n_qubes; i++) {
                         RQube *q = &R.qubes[i];
-                        if (q->created)
-                                printf("Restored %s%s%s\n", q->bx->name, streq(q->name, q->bx->name) ? "" : " as ",
-                                       streq(q->name, q->bx->name) ? "" : q->name);
-                        else if (q->problem && !streq(q->problem, "not chosen")) {
-                                printf("Skipped %s: %s\n", q->bx->name, q->problem);
+                        if (q->created) {
+                                if (R.porcelain)
+                                        printf("restored\t%s\t%s\n", q->bx->name, q->name);
+                                else
+                                        printf("Restored %s%s%s\n", q->bx->name,
+                                               streq(q->name, q->bx->name) ? "" : " as ",
+                                               streq(q->name, q->bx->name) ? "" : q->name);
+                        } else if (q->problem && !streq(q->problem, "not chosen")) {
+                                printf(R.porcelain ? "skipped\t%s\t%s\n" : "Skipped %s: %s\n", q->bx->name, q->problem);
                                 skipped = true;
                         } else if (R.verify_only && !q->problem)
-                                printf("Verified %s\n", q->bx->name);
+                                printf(R.porcelain ? "verified\t%s\n" : "Verified %s\n", q->bx->name);
                 }
                 if (R.home_restored)
-                        printf("Restored dom0's home into %s\n", R.home_dir);
+                        printf(R.porcelain ? "restored\tdom0\t%s\n" : "Restored dom0's home into %s\n", R.home_dir);
                 STRV_FOREACH(w, R.warnings) {
-                        printf("Not restored: %s\n", *w);
+                        printf(R.porcelain ? "warning\t%s\n" : "Not restored: %s\n", *w);
                         skipped = true;
                 }
                 if (skipped && ret == 0)
@@ -975,7 +1025,9 @@ int main(int argc, char *argv[]) {
                 bool any = false;
                 for (size_t i = 0; i < R.n_qubes; i++)
                         any = any || R.qubes[i].removed;
-                printf("Nothing was restored%s.\n", any ? ": the qubes this run had created were removed again" : "");
+                if (!R.porcelain)
+                        printf("Nothing was restored%s.\n",
+                               any ? ": the qubes this run had created were removed again" : "");
         }
 
 finish:

@@ -19,6 +19,8 @@
 #define MAX_QUBES_XML (64u << 20)
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
+volatile sig_atomic_t reader_cancelled;
+
 typedef enum Phase { PH_HEADER, PH_HMAC, PH_QUBES_XML, PH_DATA } Phase;
 
 /* ---- the inner stream of one file ------------------------------------------------------------- */
@@ -506,6 +508,10 @@ int reader_run(int fd, const ReaderOptions *opts, const ReaderHandlers *h, void 
                 return -ENOMEM;
         k = tar_parser_new(&outer_cb, &r, true, &outer);
         while (k >= 0) {
+                if (reader_cancelled) {
+                        k = fail(&r, "cancelled");
+                        break;
+                }
                 ssize_t n = read(fd, in, READ_SIZE);
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -525,6 +531,12 @@ int reader_run(int fd, const ReaderOptions *opts, const ReaderHandlers *h, void 
                         k = fail(&r, "the archive is damaged: %s", tar_parser_error(outer));
                 if (h->progress)
                         h->progress(userdata, total);
+        }
+        if (reader_cancelled && k < 0) {
+                /* whatever stopped first, it stopped because it was asked to */
+                free(*error);
+                *error = NULL;
+                k = fail(&r, "cancelled");
         }
         if (k >= 0 && r.phase != PH_DATA)
                 k = fail(&r, r.phase == PH_HEADER ? "this is not a Qubes backup: no backup-header"

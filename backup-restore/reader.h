@@ -11,6 +11,7 @@
  * cleanly, and must hold back what would commit before that. */
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "backup/backup-header.h"
@@ -43,6 +44,8 @@ typedef struct ReaderHandlers {
 } ReaderHandlers;
 
 #define RESTORE_STOP (-ECANCELED)
+/* Set by a signal handler: the reading stops at the next buffer with "cancelled". */
+extern volatile sig_atomic_t reader_cancelled;
 
 typedef struct ReaderOptions {
         const char *passphrase;

@@ -229,6 +229,39 @@ class OwnArchiveTests(RestoreTestCase):
         self.assertEqual(code, 3, out + err)
         self.assertIn('Skipped keep: a qube named keep exists already', out)
 
+    def test_porcelain_and_cancel(self):
+        """--porcelain is what the Qube Manager reads; SIGTERM stops a restore and removes what
+        it had created."""
+        import signal
+        d = self.create('long')
+        with open(os.path.join(d, 'private.img'), 'r+b') as f:
+            block = os.urandom(1 << 20)
+            for _ in range(400):
+                f.write(block)
+        self.profile('long', 'destination_vm: dom0\ndestination_path: %s/long.bin\ninclude: [long]\n'
+                     'compression: false\npassphrase_text: pw\n' % self.out)
+        self.execute('long')
+        self.d.domain('long', 'Remove')
+        before = self.names()
+        with open(self.passfile, 'w') as f:
+            f.write('pw\n')
+        archive = os.path.join(self.out, 'long.bin')
+        code, out, err = self.restore(archive, 'pw', '--porcelain', '--list')
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out, 'qube\tlong\tAppVM\tdebian-12-xfce\tred\tlong\t-\n')
+        p = subprocess.Popen([self.restore_bin, '--bus-address=' + self.d.address, '-p', self.passfile,
+                              '--porcelain', archive], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = []
+        for line in p.stdout:
+            lines.append(line)
+            if line.startswith('progress\t') and int(line.split('\t')[1]) >= 10:
+                p.send_signal(signal.SIGTERM)
+                break
+        rest, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn('error\tcancelled\n', rest)
+        self.assertEqual(self.names(), before)
+
     def test_a_chunk_from_another_backup(self):
         """Chunks are bound to their backup and name: one swapped in from another backup of
         the same qube with the same passphrase is refused, and nothing stays."""
