@@ -1758,6 +1758,14 @@ name_vanished (GDBusConnection *connection,
 
 /* ---- public ----------------------------------------------------------------------------- */
 
+gchar *
+qm_client_get_bus_option (QmClient *self)
+{
+  if (self->address != NULL)
+    return g_strdup_printf ("--bus-address=%s", self->address);
+  return g_strdup (self->bus_type == G_BUS_TYPE_SESSION ? "--user" : "--system");
+}
+
 QmClient *
 qm_client_new (GBusType     bus_type,
                const gchar *address)

@@ -28,6 +28,8 @@ typedef enum
 QmClient           *qm_client_new                  (GBusType     bus_type,
                                                     const gchar *address);
 QmClientState       qm_client_get_state            (QmClient    *self);
+/* How a helper program reaches the same bus: "--bus-address=ADDR", "--user" or "--system". */
+gchar              *qm_client_get_bus_option       (QmClient    *self);
 const gchar        *qm_client_get_error_message    (QmClient    *self);
 gboolean            qm_client_is_loaded            (QmClient    *self);
 /* While "changed" is emitted: the object paths of the qubes whose rows may differ since the

@@ -14,9 +14,11 @@
 #include <glib/gi18n.h>
 #include <string.h>
 
+#include "qm-backup-dialog.h"
 #include "qm-clone-dialog.h"
 #include "qm-console.h"
 #include "qm-create-dialog.h"
+#include "qm-restore-dialog.h"
 #include "qm-error.h"
 #include "qm-global-settings.h"
 #include "qm-log-window.h"
@@ -780,6 +782,27 @@ create_activated (GSimpleAction *action,
   QmWindow *self = QM_WINDOW (user_data);
 
   gtk_widget_show (GTK_WIDGET (qm_create_dialog_new (GTK_WINDOW (self), self->client)));
+}
+
+/* issue 17: the Backup and Restore windows (qm-backup-dialog.c, qm-restore-dialog.c) */
+static void
+backup_activated (GSimpleAction *action,
+                  GVariant      *parameter,
+                  gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+
+  gtk_widget_show (GTK_WIDGET (qm_backup_dialog_new (GTK_WINDOW (self), self->client)));
+}
+
+static void
+restore_activated (GSimpleAction *action,
+                   GVariant      *parameter,
+                   gpointer       user_data)
+{
+  QmWindow *self = QM_WINDOW (user_data);
+
+  gtk_widget_show (GTK_WIDGET (qm_restore_dialog_new (GTK_WINDOW (self), self->client)));
 }
 
 static void
@@ -1636,6 +1659,11 @@ qm_window_build_menubar (void)
   g_menu_append (section, _("_New Qube\u2026"), "win.create");
   g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
   g_object_unref (section);
+  section = g_menu_new ();
+  g_menu_append (section, _("_Back Up Qubes\u2026"), "win.backup");
+  g_menu_append (section, _("Re_store Qubes\u2026"), "win.restore");
+  g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
+  g_object_unref (section);
   g_menu_append_section (menu, NULL, context);
   section = g_menu_new ();
   g_menu_append (section, _("_Quit"), "app.quit");
@@ -1694,6 +1722,8 @@ static const GActionEntry win_entries[] = {
   { "logs", logs_activated, NULL, NULL, NULL, { 0 } },
   { "global-settings", global_settings_activated, NULL, NULL, NULL, { 0 } },
   { "devices", devices_activated, NULL, NULL, NULL, { 0 } },
+  { "backup", backup_activated, NULL, NULL, NULL, { 0 } },
+  { "restore", restore_activated, NULL, NULL, NULL, { 0 } },
   { "start", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "shutdown", lifecycle_activated, NULL, NULL, NULL, { 0 } },
   { "restart", lifecycle_activated, NULL, NULL, NULL, { 0 } },

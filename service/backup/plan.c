@@ -209,8 +209,9 @@ int backup_plan_new(App *app, const BackupProfile *p, bool for_execute, BackupPl
                 if (r < 0)
                         return r;
         }
-        strv_sort(plan->not_selected);
-        if (!plan->not_selected) {
+        if (plan->not_selected)
+                strv_sort(plan->not_selected);
+        else {
                 plan->not_selected = new0(char *, 1);
                 if (!plan->not_selected)
                         return -ENOMEM;

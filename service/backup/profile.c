@@ -513,7 +513,8 @@ int backup_profile_list(const char *config_dir, char ***ret) {
                 }
                 closedir(d);
         }
-        strv_sort(l);
+        if (l)
+                strv_sort(l);
         *ret = l ? TAKE_PTR(l) : new0(char *, 1);
         return *ret ? 0 : -ENOMEM;
 }
