@@ -205,12 +205,28 @@ static void test_load(void) {
         rmdir(dir);
 }
 
+/* The example shipped in data/ is a valid profile. */
+static void test_example(void) {
+        const char *src = getenv("QUBES_SOURCE_DIR");
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t len = 0;
+        if (!src)
+                return;
+        CHECK(asprintf(&path, "%s/data/backup-profile.example.conf", src) > 0);
+        CHECK(read_file(path, &text, &len) == 0);
+        BackupProfile p = OK(text ?: "");
+        CHECK(streq_ptr(p.destination_vm, "dom0") && strv_length(p.include) == 3 && streq_ptr(p.passphrase_vm, "vault"));
+        CHECK(p.compressed && streq_ptr(p.compression_filter, "gzip"));
+        backup_profile_done(&p);
+}
+
 int main(void) {
         test_errors();
         test_values();
         test_passphrase_from_qube();
         test_matching();
         test_load();
+        test_example();
         if (failures) {
                 fprintf(stderr, "%d checks failed\n", failures);
                 return 1;
