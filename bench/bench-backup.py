@@ -89,8 +89,8 @@ def main():
                             'passphrase_text: bench\n' % (target, qube, compression))
                 subprocess.run(['sync'])
                 t0 = time.monotonic()
-                job = d.manager('StartBackup', 's', ('b',))[0]
-                d.call(job, harness.IFACE + '.Job', 'Wait', timeout_ms=3600 * 1000)
+                d.call(harness.ROOT_PATH, harness.MANAGER_IFACE, 'ExecuteBackup', 's', ('b',),
+                       timeout_ms=3600 * 1000)
                 t = time.monotonic() - t0
                 size = os.path.getsize(target)
                 os.unlink(target)

@@ -4,8 +4,10 @@
  * to, the passphrase and compression. "Back Up" writes the settings as a profile through qubesd
  * (SaveBackupProfile: a saved one under the name given, else a temporary one that goes again
  * afterwards, as qvm-backup does), starts it (StartBackup), follows the job's BytesDone and
- * BytesTotal to fill the progress bar and waits for its end (Job.Wait). The Close button stops
- * a running backup (Job.Cancel). A saved profile with its passphrase can be run as it is.
+ * BytesTotal to fill the progress bar and learns its end from the job's Finished signal (watched
+ * before the start, so that a backup that fails at once is not missed; State, polled with the
+ * figures, for a user who receives no broadcasts). The Close button stops a running backup
+ * (Job.Cancel). A saved profile with its passphrase can be run as it is.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -52,6 +54,8 @@ struct _QmBackupDialog
   gboolean      temporary;      /* …and it goes when the run ends */
   gchar        *job;
   guint         poll_id;
+  guint         finished_watch; /* the Job's Finished signals */
+  GHashTable   *finished;       /* job path -> Finished parameters, seen before StartBackup replied */
 };
 
 G_DEFINE_TYPE (QmBackupDialog, qm_backup_dialog, GTK_TYPE_DIALOG)
@@ -287,6 +291,15 @@ forget_profile (QmBackupDialog *self)
 }
 
 static void
+unwatch_finished (QmBackupDialog *self)
+{
+  if (self->finished_watch != 0 && self->client != NULL)
+    g_dbus_connection_signal_unsubscribe (qm_client_get_connection (self->client), self->finished_watch);
+  self->finished_watch = 0;
+  g_hash_table_remove_all (self->finished);
+}
+
+static void
 finish_run (QmBackupDialog *self)
 {
   if (self->poll_id != 0)
@@ -294,6 +307,7 @@ finish_run (QmBackupDialog *self)
       g_source_remove (self->poll_id);
       self->poll_id = 0;
     }
+  unwatch_finished (self);
   g_clear_pointer (&self->job, g_free);
   forget_profile (self);
   self->busy = FALSE;
@@ -320,6 +334,66 @@ show_figures (QmBackupDialog *self,
   gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress_bar), text);
 }
 
+/* The job is over: state "succeeded" or "failed"; failures (a(sss): qube, error name, message)
+ * when the Finished signal told them, else NULL. */
+static void
+job_ended (QmBackupDialog *self,
+           const gchar    *state,
+           GVariant       *failures)
+{
+  const gchar *name = NULL, *message = NULL;
+  gboolean cancelled;
+
+  if (g_strcmp0 (state, "succeeded") == 0)
+    {
+      gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress_bar), 1.0);
+      gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress_bar), _("Done"));
+      gtk_label_set_text (GTK_LABEL (self->status_label), _("The backup is complete."));
+      finish_run (self);
+      return;
+    }
+  if (failures != NULL && g_variant_n_children (failures) > 0)
+    g_variant_get_child (failures, 0, "(&s&s&s)", NULL, &name, &message);
+  cancelled = name != NULL && g_str_has_suffix (name, ".BackupCancelledError");
+  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress_bar),
+                             cancelled ? _("Cancelled") : _("Failed"));
+  gtk_label_set_text (GTK_LABEL (self->status_label), "");
+  if (!cancelled)
+    {
+      g_autoptr(GError) error = name != NULL ? g_dbus_error_new_for_dbus_error (name, message) : NULL;
+
+      show_message (self, GTK_MESSAGE_ERROR, _("The backup failed"), error);
+    }
+  finish_run (self);
+}
+
+static void
+on_finished (GDBusConnection *connection,
+             const gchar     *sender,
+             const gchar     *object_path,
+             const gchar     *interface,
+             const gchar     *signal,
+             GVariant        *parameters,
+             gpointer         user_data)
+{
+  QmBackupDialog *self = user_data;
+  g_autoptr(GVariant) failures = NULL;
+  const gchar *state;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sa(sss))")))
+    return;
+  if (self->job == NULL)
+    {
+      /* StartBackup has not replied yet: this may be ours */
+      g_hash_table_replace (self->finished, g_strdup (object_path), g_variant_ref (parameters));
+      return;
+    }
+  if (g_strcmp0 (object_path, self->job) != 0)
+    return;
+  g_variant_get (parameters, "(&s@a(sss))", &state, &failures);
+  job_ended (self, state, failures);
+}
+
 static void
 job_polled (GObject      *source,
             GAsyncResult *result,
@@ -329,13 +403,19 @@ job_polled (GObject      *source,
   g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, NULL);
   g_autoptr(GVariant) props = NULL;
   guint64 done = 0, total = 0;
+  const gchar *state = NULL;
 
   if (reply == NULL || self->job == NULL || g_cancellable_is_cancelled (self->cancellable))
     return;
   props = g_variant_get_child_value (reply, 0);
   g_variant_lookup (props, "BytesDone", "t", &done);
   g_variant_lookup (props, "BytesTotal", "t", &total);
+  g_variant_lookup (props, "State", "&s", &state);
   show_figures (self, done, total);
+  /* over, and no Finished came before this reply (qubesd sends it first): a user who receives
+   * no broadcasts */
+  if (state != NULL && g_strcmp0 (state, "running") != 0)
+    job_ended (self, state, NULL);
 }
 
 static gboolean
@@ -351,61 +431,6 @@ poll_job (gpointer user_data)
 }
 
 static void
-result_read (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
-{
-  g_autoptr(QmBackupDialog) self = user_data;
-  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, NULL);
-  g_autoptr(GVariant) value = NULL;
-  g_autofree gchar *text = NULL;
-
-  if (g_cancellable_is_cancelled (self->cancellable))
-    return;
-  if (reply != NULL)
-    {
-      g_variant_get (reply, "(v)", &value);
-      text = g_strdup_printf (_("The backup is complete: %s"), g_variant_get_string (value, NULL));
-    }
-  else
-    text = g_strdup (_("The backup is complete."));
-  gtk_label_set_text (GTK_LABEL (self->status_label), text);
-  finish_run (self);
-}
-
-static void
-job_waited (GObject      *source,
-            GAsyncResult *result,
-            gpointer      user_data)
-{
-  g_autoptr(QmBackupDialog) self = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
-
-  if (g_cancellable_is_cancelled (self->cancellable))
-    return;
-  if (reply == NULL)
-    {
-      gboolean cancelled = g_dbus_error_is_remote_error (error)
-                           && g_str_has_suffix (g_dbus_error_get_remote_error (error), ".BackupCancelledError");
-
-      gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress_bar),
-                                 cancelled ? _("Cancelled") : _("Failed"));
-      gtk_label_set_text (GTK_LABEL (self->status_label), "");
-      if (!cancelled)
-        show_message (self, GTK_MESSAGE_ERROR, _("The backup failed"), error);
-      finish_run (self);
-      return;
-    }
-  gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress_bar), 1.0);
-  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress_bar), _("Done"));
-  g_dbus_connection_call (qm_client_get_connection (self->client), QM_BUS_NAME, self->job,
-                          "org.freedesktop.DBus.Properties", "Get",
-                          g_variant_new ("(ss)", JOB_IFACE, "Result"), G_VARIANT_TYPE ("(v)"),
-                          G_DBUS_CALL_FLAGS_NONE, 5000, self->cancellable, result_read, g_object_ref (self));
-}
-
-static void
 backup_started (GObject      *source,
                 GAsyncResult *result,
                 gpointer      user_data)
@@ -413,6 +438,7 @@ backup_started (GObject      *source,
   g_autoptr(QmBackupDialog) self = user_data;
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
+  GVariant *early;
 
   if (g_cancellable_is_cancelled (self->cancellable))
     return;
@@ -424,12 +450,21 @@ backup_started (GObject      *source,
       return;
     }
   g_variant_get (reply, "(o)", &self->job);
+  early = g_hash_table_lookup (self->finished, self->job);
+  if (early != NULL)
+    {
+      g_autoptr(GVariant) failures = NULL;
+      const gchar *state;
+
+      g_variant_get (early, "(&s@a(sss))", &state, &failures);
+      job_ended (self, state, failures);
+      return;
+    }
+  g_hash_table_remove_all (self->finished);
   gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress_bar), _("Backing up…"));
   gtk_label_set_text (GTK_LABEL (self->status_label), "");
   self->poll_id = g_timeout_add (POLL_MS, poll_job, self);
   on_input_changed (self);
-  qm_client_call (self->client, self->job, JOB_IFACE, "Wait", NULL, self->cancellable, job_waited,
-                  g_object_ref (self));
 }
 
 static void
@@ -437,6 +472,11 @@ start_profile (QmBackupDialog *self)
 {
   gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (self->progress_bar), 0.0);
   gtk_progress_bar_set_text (GTK_PROGRESS_BAR (self->progress_bar), _("Starting…"));
+  /* before the start, so that the end of a backup that fails at once is seen */
+  if (self->finished_watch == 0)
+    self->finished_watch = g_dbus_connection_signal_subscribe (
+      qm_client_get_connection (self->client), QM_BUS_NAME, JOB_IFACE, "Finished", NULL, NULL,
+      G_DBUS_SIGNAL_FLAGS_NONE, on_finished, self, NULL);
   qm_client_call (self->client, QM_ROOT_PATH, MANAGER_IFACE, "StartBackup",
                   g_variant_new ("(s)", self->profile), self->cancellable, backup_started,
                   g_object_ref (self));
@@ -588,6 +628,7 @@ qm_backup_dialog_dispose (GObject *object)
       g_source_remove (self->poll_id);
       self->poll_id = 0;
     }
+  unwatch_finished (self);
   g_cancellable_cancel (self->cancellable);
   g_clear_object (&self->client);
   G_OBJECT_CLASS (qm_backup_dialog_parent_class)->dispose (object);
@@ -599,6 +640,7 @@ qm_backup_dialog_finalize (GObject *object)
   QmBackupDialog *self = QM_BACKUP_DIALOG (object);
 
   g_clear_object (&self->cancellable);
+  g_hash_table_unref (self->finished);
   g_free (self->profile);
   g_free (self->job);
   G_OBJECT_CLASS (qm_backup_dialog_parent_class)->finalize (object);
@@ -608,6 +650,7 @@ static void
 qm_backup_dialog_init (QmBackupDialog *self)
 {
   self->cancellable = g_cancellable_new ();
+  self->finished = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
   gtk_widget_init_template (GTK_WIDGET (self));
 }
 

@@ -232,7 +232,7 @@ int device_set_mode_start(Call *c);
 int device_denied_list_start(Call *c);
 int device_denied_check(Call *c, QError *e);
 int device_denied_start(Call *c);
-/* ---- methods-backup.c: admin.backup.Execute (StartBackup, then the Job's Wait) --------------- */
+/* ---- methods-backup.c: admin.backup.Execute (ExecuteBackup, never retried) ------------------ */
 int backup_execute_start(Call *c);
 
 /* ---- events.c --------------------------------------------------------------------------- */

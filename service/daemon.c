@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "auth.h"
+#include "backup-dbus.h"
 #include "caller-filter.h"
 #include "changes.h"
 #include "constraints.h"
@@ -147,6 +148,9 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
         r = devices_dbus_init(m);
         if (r < 0)
                 return r;
+        r = backup_dbus_init(m);
+        if (r < 0)
+                return r;
         r = manager_dbus_register(m, m->bus);
         if (r < 0)
                 return r;
@@ -195,6 +199,7 @@ Manager *daemon_free(Manager *m) {
         constraints_done(m);
         storage_dbus_done(m);
         devices_dbus_done(m);
+        backup_dbus_done(m);
         changes_done(m);
         if (m->bus)
                 sd_bus_flush_close_unref(m->bus);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "auth.h"
+#include "backup-dbus.h"
 #include "bus-error.h"
 #include "bus-property.h"
 #include "caller-filter.h"
@@ -511,15 +512,15 @@ static sd_bus_vtable *build_manager_vtable(void) {
         return bus_build_property_vtable(globals, n, global_get, global_set, manager_extra, ELEMENTSOF(manager_extra));
 }
 
-/* The root of the tree: the Manager (its properties and methods, and the methods lifecycle and
- * storage add to it), the ObjectManager, and every object type below it. */
+/* The root of the tree: the Manager (its properties and methods, and the methods lifecycle,
+ * storage and backups add to it), the ObjectManager, and every object type below it. */
 static const BusObjectImplementation manager_object = {
         .path = QUBESD_ROOT_PATH,
         .interface = QUBESD_IFACE_MANAGER,
         .vtables = BUS_VTABLES({ .build = build_manager_vtable }),
         .manager = true,
         .children = BUS_IMPLEMENTATIONS(&domain_object, &label_object, &storage_object, &lifecycle_object, &job_object,
-                                        &devices_object),
+                                        &devices_object, &backup_object),
 };
 
 int manager_dbus_register(Manager *m, sd_bus *bus) {

@@ -50,6 +50,7 @@ typedef struct Caller {
 } Caller;
 
 /* The parts, each declared in its own header; the Manager holds them. */
+typedef struct BackupManager BackupManager;
 typedef struct CallerFilter CallerFilter;
 typedef struct Changes Changes;
 typedef struct Constraints Constraints;
@@ -99,7 +100,7 @@ typedef struct Manager {
         Preload *preload;    /* preload.c: preloaded disposables */
         /* lifecycle.c: the first attempt to reach the hypervisor is over (preload.c fills then) */
         void (*hypervisor_settled)(struct Manager *m);
-        struct BackupManager *backup; /* backup-dbus.c: running backups */
+        BackupManager *backup; /* backup-dbus.c: the running backups */
 } Manager;
 
 /* Save qubes.xml after a change. Returns 0 or fills err. */

@@ -228,6 +228,15 @@ def run(args, tmp, procs):
     stamp = wait(lambda: last_backup_cell(app, 'guibk'), 5, 'the Last backup column of guibk')
     print('Last backup of guibk:', stamp)
 
+    # 2b. a backup that fails at once (its directory is missing): the job's error is shown
+    find(dialog, role='text', name='Save as profile').set_text_contents('')
+    find(dialog, role='text', name='Backup path').set_text_contents(f'{tmp}/nowhere/x.bin')
+    do_action(button, 'click')
+    wait(lambda: any('the backup directory for' in (l or '') for l in labels(dialog)), 30,
+         'the error of the failed backup: ' + ' / '.join(filter(None, labels(dialog))))
+    assert any((l or '').startswith('The backup failed') for l in labels(dialog)), labels(dialog)
+    assert sorted(os.listdir(f'{tmp}/etc/backup')) == ['from-the-gui.conf'], 'the run profile stays'
+
     # 3. cancel a running backup with the window's button: no file stays
     set_checked(table, {'guibig'})
     find(dialog, role='text', name='Save as profile').set_text_contents('')
@@ -235,9 +244,13 @@ def run(args, tmp, procs):
     find(dialog, role='check box', name='Compress the backup').do_action(0)  # off: a long, steady run
     do_action(button, 'click')
     cancel = find(dialog, role='push button', name='Cancel Backup')
-    jobs = wait(lambda: [p for p in bus.call(f'{ROOT}/job/backup', 'org.freedesktop.DBus.Introspectable',
-                                             'Introspect')[0].split('"') if p.startswith('_')], 10, 'the job')
-    job = f'{ROOT}/job/backup/{jobs[-1]}'
+    def backup_jobs():
+        nodes = [p for p in bus.call(f'{ROOT}/job', 'org.freedesktop.DBus.Introspectable',
+                                     'Introspect')[0].split('"') if p.startswith('_')]
+        return [f'{ROOT}/job/{n}' for n in nodes
+                if bus.call(f'{ROOT}/job/{n}', 'org.freedesktop.DBus.Properties', 'Get', '(ss)',
+                            ('org.qubes_os.Admin1.Job', 'State'))[0] == 'running']
+    job = wait(backup_jobs, 10, 'the job')[-1]
     wait(lambda: bus.call(job, 'org.freedesktop.DBus.Properties', 'Get', '(ss)',
                           ('org.qubes_os.Admin1.Job', 'BytesDone'))[0] > 0, 30, 'progress')
     screenshot(args.out_dir, 'qube-manager-backup-running.png')

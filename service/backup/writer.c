@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -36,6 +37,12 @@ typedef struct Out {
 
 static bool cancelled(BackupWriter *w) {
         return atomic_load(&w->cancel);
+}
+
+static void report(BackupWriter *w, uint64_t done) {
+        atomic_store(&w->bytes_done, done);
+        if (w->progress)
+                w->progress(w->progress_userdata, done, atomic_load(&w->bytes_total));
 }
 
 /* Wait until fd is ready for events, or the backup is cancelled. */
@@ -197,7 +204,7 @@ typedef struct Progress {
 
 static void progress_set(Progress *p, uint64_t current) {
         uint64_t v = p->base + current;
-        atomic_store(&p->w->bytes_done, v < p->limit ? v : p->limit);
+        report(p->w, v < p->limit ? v : p->limit);
 }
 
 /* A file whose tar stream has a known length (no compression): every chunk's size is known
@@ -866,7 +873,7 @@ static int write_archive(Run *run, QError *e) {
                                 return r;
                 }
                 done += q->size;
-                atomic_store(&w->bytes_done, done);
+                report(w, done);
         }
 
         if (plan->destination_vm)
@@ -882,7 +889,13 @@ int backup_writer_run(BackupWriter *w) {
                     .filter = CHILD_NULL,
                     .tar = CHILD_NULL,
                     .dest = CHILD_NULL };
+        sigset_t mask;
         int r;
+
+        /* a reader that went away is an EPIPE for us, never a signal for the daemon */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
         run.out.fd = -1;
         run.buf = malloc(BUF_SIZE);
@@ -891,12 +904,19 @@ int backup_writer_run(BackupWriter *w) {
                 r = -ENOMEM;
                 goto finish;
         }
+        if (!w->passphrase) {
+                r = backup_ask_passphrase(w->runner, w->passphrase_vm, w->plan->profile, w->cancel_fd, &w->passphrase,
+                                          &w->passphrase_len, &w->error);
+                if (r < 0)
+                        goto finish;
+        }
         if (!w->plan->measured) {
                 r = backup_plan_measure(w->plan, &w->error);
                 if (r < 0)
                         goto finish;
         }
         atomic_store(&w->bytes_total, w->plan->total);
+        report(w, 0);
         r = write_archive(&run, &w->error);
         if (r < 0 && w->plan->destination_vm && run.dest.pid > 0)
                 r = finish_qube(&run, r, &w->error);
@@ -916,23 +936,8 @@ finish:
         return w->result;
 }
 
-static void *writer_thread(void *userdata) {
-        BackupWriter *w = userdata;
-        uint64_t one = 1;
-        sigset_t mask;
-
-        /* a reader that went away is an EPIPE for us, never a signal for the daemon */
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &mask, NULL);
-        (void) backup_writer_run(w);
-        if (write(w->done_fd, &one, sizeof one) < 0)
-                log_warning_errno(errno, "Cannot signal the end of a backup: %m");
-        return NULL;
-}
-
-int backup_writer_new(BackupPlan *plan, char *passphrase, size_t passphrase_len, char *const *runner,
-                      BackupWriter **ret) {
+int backup_writer_new(BackupPlan *plan, char *passphrase, size_t passphrase_len, const char *passphrase_vm,
+                      char *const *runner, BackupWriter **ret) {
         BackupWriter *w = new0(BackupWriter, 1);
         char stamp[64];
         time_t now = time(NULL);
@@ -940,7 +945,7 @@ int backup_writer_new(BackupPlan *plan, char *passphrase, size_t passphrase_len,
 
         if (!w)
                 return -ENOMEM;
-        w->cancel_fd = w->done_fd = -1;
+        w->cancel_fd = -1;
         w->plan = plan;
         w->passphrase = passphrase;
         w->passphrase_len = passphrase_len;
@@ -949,20 +954,15 @@ int backup_writer_new(BackupPlan *plan, char *passphrase, size_t passphrase_len,
                 w->backup_id = NULL;
         w->runner = strv_copy(runner);
         w->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        w->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (!w->backup_id || !w->runner || w->cancel_fd < 0 || w->done_fd < 0) {
+        if (!passphrase)
+                w->passphrase_vm = strdup(strempty(passphrase_vm));
+        if (!w->backup_id || !w->runner || w->cancel_fd < 0 || (!passphrase && !w->passphrase_vm)) {
+                w->plan = NULL; /* the caller keeps what it gave on failure */
+                w->passphrase = NULL;
                 backup_writer_free(w);
                 return -ENOMEM;
         }
         *ret = w;
-        return 0;
-}
-
-int backup_writer_start(BackupWriter *w) {
-        int r = pthread_create(&w->thread, NULL, writer_thread, w);
-        if (r != 0)
-                return -r;
-        w->started = true;
         return 0;
 }
 
@@ -975,21 +975,16 @@ void backup_writer_cancel(BackupWriter *w) {
 BackupWriter *backup_writer_free(BackupWriter *w) {
         if (!w)
                 return NULL;
-        if (w->started) {
-                backup_writer_cancel(w);
-                pthread_join(w->thread, NULL);
-        }
         backup_plan_free(w->plan);
         if (w->passphrase) {
                 explicit_bzero(w->passphrase, w->passphrase_len);
                 free(w->passphrase);
         }
+        free(w->passphrase_vm);
         free(w->backup_id);
         strv_free(w->runner);
         if (w->cancel_fd >= 0)
                 close(w->cancel_fd);
-        if (w->done_fd >= 0)
-                close(w->done_fd);
         qerror_done(&w->error);
         free(w->archive);
         free(w);
@@ -998,12 +993,13 @@ BackupWriter *backup_writer_free(BackupWriter *w) {
 
 /* ---- passphrase from a qube ------------------------------------------------------------------------ */
 
-int backup_ask_passphrase(char *const *runner, const char *qube, const char *profile, char **ret, size_t *ret_len,
-                          QError *e) {
+int backup_ask_passphrase(char *const *runner, const char *qube, const char *profile, int cancel_fd, char **ret,
+                          size_t *ret_len, QError *e) {
         _cleanup_strv_free_ char **argv = strv_copy(runner);
         _cleanup_free_ char *service = NULL;
         _cleanup_strbuf_ StrBuf out = {};
         Child c = CHILD_NULL;
+        bool stopped = false;
         sigset_t mask;
         int r;
 
@@ -1016,22 +1012,37 @@ int backup_ask_passphrase(char *const *runner, const char *qube, const char *pro
             strv_extend(&argv, service) < 0)
                 return -ENOMEM;
         r = child_spawn(argv, NULL, CHILD_NULL_FD, CHILD_PIPE, CHILD_NULL_FD, false, &c);
-        if (r >= 0)
-                for (;;) {
-                        char buf[4096];
-                        ssize_t k = read(c.out_fd, buf, sizeof buf);
-                        if (k < 0 && errno == EINTR)
+        while (r >= 0) {
+                /* a person may be typing it: wait as long as it takes, or until cancelled */
+                struct pollfd p[2] = { { .fd = c.out_fd, .events = POLLIN }, { .fd = cancel_fd, .events = POLLIN } };
+                char buf[4096];
+                if (poll(p, cancel_fd >= 0 ? 2 : 1, -1) < 0) {
+                        if (errno == EINTR)
                                 continue;
-                        if (k <= 0)
-                                break;
-                        /* a passphrase is no novel: stop reading at 64 KiB */
-                        if (out.len + (size_t) k > 65536) {
-                                out.oom = true;
-                                break;
-                        }
-                        strbuf_append_n(&out, buf, (size_t) k);
+                        stopped = true;
+                        break;
                 }
-        int status = r >= 0 ? (out.oom ? (child_kill(&c), 1) : child_wait(&c)) : 1;
+                if (cancel_fd >= 0 && p[1].revents) {
+                        child_kill(&c);
+                        if (out.buf)
+                                explicit_bzero(out.buf, out.len);
+                        return -ECANCELED;
+                }
+                ssize_t k = read(c.out_fd, buf, sizeof buf);
+                if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (k <= 0)
+                        break;
+                /* a passphrase is no novel: stop reading at 64 KiB */
+                if (out.len + (size_t) k > 65536) {
+                        stopped = true;
+                        explicit_bzero(buf, sizeof buf);
+                        break;
+                }
+                strbuf_append_n(&out, buf, (size_t) k);
+                explicit_bzero(buf, sizeof buf);
+        }
+        int status = r >= 0 ? (stopped || out.oom ? (child_kill(&c), 1) : child_wait(&c)) : 1;
         if (status != 0 || out.oom) {
                 if (out.buf)
                         explicit_bzero(out.buf, out.len);

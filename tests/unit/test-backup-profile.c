@@ -215,7 +215,8 @@ static void test_example(void) {
         CHECK(asprintf(&path, "%s/data/backup-profile.example.conf", src) > 0);
         CHECK(read_file(path, &text, &len) == 0);
         BackupProfile p = OK(text ?: "");
-        CHECK(streq_ptr(p.destination_vm, "dom0") && strv_length(p.include) == 3 && streq_ptr(p.passphrase_vm, "vault"));
+        CHECK(streq_ptr(p.destination_vm, "dom0") && strv_length(p.include) == 3 &&
+              streq_ptr(p.passphrase_vm, "vault"));
         CHECK(p.compressed && streq_ptr(p.compression_filter, "gzip"));
         backup_profile_done(&p);
 }
