@@ -25,6 +25,7 @@
 #include "reader.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
+#include "util/version.h"
 
 #define MAX_NOTES 256000
 #define MAX_SMALL_FILE (1024 * 1024)
@@ -878,8 +879,7 @@ int main(int argc, char *argv[]) {
                         help();
                         return 0;
                 case ARG_VERSION:
-                        printf("qubes-backup-restore %s\n", PACKAGE_VERSION);
-                        return 0;
+                        return version_print("qubes-backup-restore");
                 case ARG_SYSTEM:
                         bus_kind = CLIENT_SYSTEM;
                         break;

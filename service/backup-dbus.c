@@ -26,6 +26,9 @@
 #include "util/strbuf.h"
 #include "util/strv.h"
 
+/* backup-progress events at most this often (upstream's rate) */
+#define BACKUP_EVENT_USEC (1000ULL * 1000ULL)
+
 /* What backups keep between calls (Manager.backup). */
 struct BackupManager {
         Hashmap *running; /* profile -> Backup* (one backup per profile) */
@@ -39,6 +42,7 @@ typedef struct Backup {
         Job *job;
         sd_bus_message *call; /* ExecuteBackup: answered at the end; NULL for StartBackup */
         uint64_t announced;   /* the bytes the last backup-progress event told */
+        uint64_t event_usec;  /* when it was sent (CLOCK_MONOTONIC), 0: never */
 } Backup;
 
 static Backup *backup_free(Backup *b) {
@@ -121,15 +125,18 @@ static void on_writer_progress(void *userdata, uint64_t done, uint64_t total) {
 }
 
 /* The loop, with each progress announcement of the Job (at most every 250 ms): the
- * backup-progress event, in percent as upstream sends it. */
+ * backup-progress event, in percent as upstream sends it, at most once a second and only when
+ * the total is known (spec §5: so no event is promised for 100 %). */
 static void announce_event(Backup *b) {
         Manager *m = b->manager;
-        uint64_t done = job_done(b->job), total = job_total(b->job);
+        uint64_t done = job_done(b->job), total = job_total(b->job), now;
         char text[64];
 
-        if (total == 0 || done == b->announced)
+        if (total == 0 || done == b->announced || sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0 ||
+            (b->event_usec != 0 && now - b->event_usec < BACKUP_EVENT_USEC))
                 return;
         b->announced = done;
+        b->event_usec = now;
         format_float(100.0 * (double) done / (double) total, text, sizeof text);
         app_emit_event(m->app, NULL, "backup-progress", "backup_profile", b->profile, "progress", text);
 }
@@ -182,7 +189,7 @@ static void backup_done(void *data) {
 
         hashmap_remove(m->backup->running, b->profile);
         if (w->result >= 0) {
-                /* the last figures, so that a client sees 100 % before the end */
+                /* the last figures, unless an event went out less than a second ago */
                 announce_event(b);
                 set_timestamps(b);
                 log_info("Backup %s written to %s.", b->profile, strempty(w->archive));

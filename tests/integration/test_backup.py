@@ -579,6 +579,7 @@ class RunTests(BackupTestCase):
         self.profile('big', 'destination_vm: dom0\ndestination_path: %s/big.bin\ninclude: [big]\n'
                      'compression: false\npassphrase_text: pw\n' % self.out)
         events = harness.SignalCollector(self.d.conn, harness.MANAGER_IFACE, 'Event', ROOT_PATH)
+        t0 = time.monotonic()
         job = self.start_backup('big')
         try:
             self.d.manager('StartBackup', 's', ('big',))
@@ -588,9 +589,12 @@ class RunTests(BackupTestCase):
         else:
             self.fail('a second backup of one profile started')
         self.wait(job)
+        elapsed = time.monotonic() - t0
         events.pump(0.2)
         progress = [dict(s[3][3]) for s in events.signals if s[3][2] == 'backup-progress']
         self.assertTrue(progress, 'no backup-progress event')
+        # at most one a second (spec §5)
+        self.assertLessEqual(len(progress), int(elapsed) + 1, '%d events in %.1f s' % (len(progress), elapsed))
         for p in progress:
             self.assertEqual(p['backup_profile'], 'big')
             # Python's repr() of a float, as upstream sends it

@@ -6,7 +6,8 @@ and its qubes have disk images, so their disk usage is not 0 bytes.
 The demo gives qubesd its own policy directory (the shipped default admin policy and one grant:
 "work" may read itself and "personal") and prints a qrexec-client-vm for qubes. Through it,
 upstream's qvm-ls run as the qube "work" lists dom0, personal and work; "personal", which the
-policy grants nothing, is refused. Runs the demo on the build under test (QUBES_BUILD_DIR) with
+policy grants nothing, is refused. The printed backup lines work as pasted (qvm-backup with the
+demo's profile through the shim, qubes-backup-restore --list of the archive). Runs the demo on the build under test (QUBES_BUILD_DIR) with
 its state and runtime directories in a temporary directory.
 """
 
@@ -127,6 +128,30 @@ class DemoTest(unittest.TestCase):
                            timeout=120)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn(b'Request refused', r.stderr)
+
+    @unittest.skipUnless(os.access(QVM, os.X_OK), 'upstream client not found at ' + QVM)
+    def test_qvm_backup_hint(self):
+        """The printed backup lines, pasted: upstream's qvm-backup runs the demo's profile
+        through the shim, and qubes-backup-restore lists what the archive holds."""
+        text = self.text()
+        m = re.search(r'QUBESD_SOCKET=(\S+) (\S+/qvm) qvm-backup --profile demo --yes', text)
+        self.assertIsNotNone(m, 'no qvm-backup line in the demo output')
+        env = {k: v for k, v in os.environ.items() if not k.startswith('QREXEC')}
+        env['QUBESD_SOCKET'] = m.group(1)
+        r = subprocess.run([m.group(2), 'qvm-backup', '--profile', 'demo', '--yes'], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors='replace') + r.stderr.decode(errors='replace'))
+        self.assertIn('work |', r.stdout.decode())
+        m = re.search(r'echo demo \| (\S+) (--bus-address=\S+) --passphrase-file=- \\\n\s+--list "\$\(ls -t (\S+)/qubes-\*',
+                      text)
+        self.assertIsNotNone(m, 'no qubes-backup-restore line in the demo output')
+        archives = [os.path.join(m.group(3), f) for f in os.listdir(m.group(3))]
+        self.assertEqual(len(archives), 1, archives)
+        r = subprocess.run([m.group(1), m.group(2), '--passphrase-file=-', '--list', archives[0]], input=b'demo\n',
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode(errors='replace'))
+        self.assertIn('work', r.stdout.decode())
+        self.assertIn('personal', r.stdout.decode())
 
 
 if __name__ == '__main__':
