@@ -228,14 +228,43 @@ static int on_import_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         return 0;
 }
 
+static char *volume_path(const char *qube, const char *volume) {
+        char *path = NULL;
+        return sd_bus_path_encode_many(&path, ROOT "/domain/%/volume/%", qube, volume) < 0 ? NULL : path;
+}
+
+int client_volume_size(Client *c, const char *qube, const char *volume, uint64_t *ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = volume_path(qube, volume);
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = call(c, path, "org.freedesktop.DBus.Properties", "Get", &reply, "ss", VOLUME, "Size");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "v", "t", ret);
+        return r < 0 ? set_error(c, NULL, r) : 0;
+}
+
+int client_volume_resize(Client *c, const char *qube, const char *volume, uint64_t size) {
+        _cleanup_free_ char *path = volume_path(qube, volume);
+        char num[32];
+
+        if (!path)
+                return -ENOMEM;
+        snprintf(num, sizeof num, "%" PRIu64, size);
+        return call(c, path, VOLUME, "Resize", NULL, "s", num);
+}
+
 int client_import_start(Client *c, const char *qube, const char *volume, int fd, uint64_t size, ClientImport **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char *path = volume_path(qube, volume);
         char num[32];
         ClientImport *imp;
         int r;
 
-        if (sd_bus_path_encode_many(&path, ROOT "/domain/%/volume/%", qube, volume) < 0)
+        if (!path)
                 return -ENOMEM;
         imp = new0(ClientImport, 1);
         if (!imp)

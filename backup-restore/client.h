@@ -34,6 +34,10 @@ int client_set_notes(Client *c, const char *qube, const char *notes);
 int client_remove(Client *c, const char *qube);
 int client_list_volumes(Client *c, const char *qube, char ***ret);
 
+/* A volume's size (its Size property), and growing it (Resize). */
+int client_volume_size(Client *c, const char *qube, const char *volume, uint64_t *ret);
+int client_volume_resize(Client *c, const char *qube, const char *volume, uint64_t size);
+
 /* A volume import that runs while we write its data: start it with the reading end of a pipe,
  * write, close our end, then wait for qubesd's verdict. */
 typedef struct ClientImport ClientImport;

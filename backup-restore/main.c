@@ -401,6 +401,7 @@ typedef struct VolumeSink {
         int fd;
         ClientImport *imp;
         bool began;
+        bool holes_only; /* nothing to import: the new volume is all zeros already */
 } VolumeSink;
 
 static int vs_write(VolumeSink *v, const uint8_t *p, size_t n) {
@@ -430,6 +431,25 @@ static int vs_begin(FileSink *s, const TarMember *m) {
         if (v->began)
                 return 1; /* one member per file */
         v->began = true;
+        if (m->sparse && m->stored == 0) {
+                /* Nothing but holes (a volume never written): the qube this run created has an
+                 * empty volume already, so instead of pushing its size in zeros through qubesd,
+                 * only grow it to the size it had. A volume bigger than that cannot shrink: it
+                 * is imported as usual. */
+                uint64_t size;
+                int r = client_volume_size(&v->R->client, v->q->name, v->volume, &size);
+                if (r >= 0 && size <= m->size) {
+                        if (size < m->size)
+                                r = client_volume_resize(&v->R->client, v->q->name, v->volume, m->size);
+                        if (r < 0) {
+                                v->s.error = xasprintf("%s: cannot resize volume %s: %s", v->q->name, v->volume,
+                                                       client_error(&v->R->client));
+                                return r;
+                        }
+                        v->holes_only = true;
+                        return 0;
+                }
+        }
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
         int r = client_import_start(&v->R->client, v->q->name, v->volume, p[0], m->size, &v->imp);
@@ -445,11 +465,19 @@ static int vs_begin(FileSink *s, const TarMember *m) {
 }
 
 static int vs_data(FileSink *s, const uint8_t *p, size_t n) {
-        return vs_write((VolumeSink *) s, p, n);
+        VolumeSink *v = (VolumeSink *) s;
+        if (v->holes_only) {
+                v->s.error = xasprintf("%s: volume %s has data its sparse map does not announce", v->q->name,
+                                       v->volume);
+                return -EBADMSG;
+        }
+        return vs_write(v, p, n);
 }
 
 static int vs_hole(FileSink *s, uint64_t n) {
         static const uint8_t zeros[65536];
+        if (((VolumeSink *) s)->holes_only)
+                return 0;
         while (n > 0) {
                 size_t k = n < sizeof zeros ? (size_t) n : sizeof zeros;
                 int r = vs_write((VolumeSink *) s, zeros, k);

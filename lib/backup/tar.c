@@ -683,6 +683,7 @@ static int check_map(TarParser *p, uint64_t stored) {
 
 static int start_data(TarParser *p);
 static int finish_member(TarParser *p);
+static int announce_member(TarParser *p);
 
 /* The payload of an extended header is complete. */
 static int on_ext_done(TarParser *p) {
@@ -842,19 +843,26 @@ static int start_data(TarParser *p) {
         p->seg = 0;
         p->seg_off = 0;
         p->pos = 0;
-        r = p->cb.begin ? p->cb.begin(p->userdata, &p->m) : 1;
+        if (p->sparse10) {
+                /* the map is the start of the data: the consumer hears of the member once it is
+                 * read, with stored then the data bytes alone */
+                p->acc_len = 0;
+                p->st = ST_MAP10;
+                return 0;
+        }
+        return announce_member(p);
+}
+
+/* Tell the consumer of the member; then its data, or skip it. */
+static int announce_member(TarParser *p) {
+        int r = p->cb.begin ? p->cb.begin(p->userdata, &p->m) : 1;
         if (r < 0)
                 return r;
         p->deliver = r == 0;
         if (!p->deliver) {
-                p->skip_left = tar_padded(p->m.stored);
+                p->skip_left = p->stored_left + p->pad_after;
                 p->st = p->skip_left ? ST_SKIP : ST_HEADER;
                 reset_next(p);
-                return 0;
-        }
-        if (p->sparse10) {
-                p->acc_len = 0;
-                p->st = ST_MAP10;
                 return 0;
         }
         p->st = ST_DATA;
@@ -1037,12 +1045,10 @@ int tar_parser_feed(TarParser *p, const uint8_t *data, size_t n) {
                                 r = check_map(p, p->stored_left);
                                 if (r < 0)
                                         return r;
-                                p->st = ST_DATA;
-                                if (p->stored_left == 0) {
-                                        r = finish_member(p);
-                                        if (r < 0)
-                                                return r;
-                                }
+                                p->m.stored = p->stored_left;
+                                r = announce_member(p);
+                                if (r < 0)
+                                        return r;
                         }
                         break;
                 }

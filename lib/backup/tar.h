@@ -59,7 +59,7 @@ typedef struct TarMember {
         const char *name;
         char typeflag;   /* '0' for regular and sparse files */
         uint64_t size;   /* the file's real size (sparse: expanded) */
-        uint64_t stored; /* bytes of it the archive carries */
+        uint64_t stored; /* bytes of its data the archive carries (without a sparse map) */
         bool sparse;
         unsigned mode;
         int64_t mtime;

@@ -54,6 +54,41 @@ def write_volume(path, chunks):
             f.write(data)
 
 
+def data_extents(path):
+    """The (start, end) ranges of a file that hold data (SEEK_DATA/SEEK_HOLE)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size, off, extents = os.fstat(fd).st_size, 0, []
+        while off < size:
+            try:
+                start = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:
+                break  # only a hole left
+            off = os.lseek(fd, start, os.SEEK_HOLE)
+            extents.append((start, off))
+        return extents
+    finally:
+        os.close(fd)
+
+
+def same_contents(a, b):
+    """Whether two (sparse) files hold the same bytes: every data range of either is compared
+    with the other; what is a hole in both is zeros in both. A 2 GiB volume with a few MiB of
+    data costs a few MiB of reading."""
+    if os.path.getsize(a) != os.path.getsize(b):
+        return False
+    with open(a, 'rb') as fa, open(b, 'rb') as fb:
+        for start, end in data_extents(a) + data_extents(b):
+            fa.seek(start)
+            fb.seek(start)
+            while start < end:
+                n = min(end - start, 1 << 20)
+                if fa.read(n) != fb.read(n):
+                    return False
+                start += n
+    return True
+
+
 def scrypt_dec(src, dst, passphrase):
     env = dict(os.environ, SCRYPT_PW=passphrase)
     r = subprocess.run(['scrypt', 'dec', '--passphrase', 'env:SCRYPT_PW', src, dst], env=env,
@@ -102,6 +137,21 @@ class Archive:
                     data += f.read()
             self.plain[base] = data
         self.chunk_counts = {b: len(n) for b, n in chunks.items()}
+
+    def extract(self, base):
+        """The member of base's inner tar (its one member), extracted by GNU tar into a file of its
+        own (holes stay holes: a 2 GiB volume is not read into memory); its path."""
+        inner = os.path.join(self.dir, 'inner.tar')
+        with open(inner, 'wb') as f:
+            f.write(self.plain[base])
+        out = os.path.join(self.dir, 'extracted-' + base.replace('/', '-'))
+        os.makedirs(out)
+        cmd = ['tar', '-x', '-f', inner, '-C', out]
+        if self.header['compressed'] == 'True':
+            cmd.insert(1, '--use-compress-program=' + self.header['compression-filter'])
+        r = subprocess.run(cmd + [base], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.test.assertEqual(r.returncode, 0, r.stderr.decode())
+        return os.path.join(out, base)
 
     def untar(self, base, member=None):
         """The contents of the inner tar of base (its one member), with GNU tar."""
@@ -158,6 +208,10 @@ class BackupTestCase(unittest.TestCase):
     # --- helpers ------------------------------------------------------------------------------
 
     def profile(self, name, text):
+        if harness.UNDER_WRAPPER and 'scrypt_logn' not in text:
+            # the KDF's memory-hard loop is what valgrind slows most (16 MiB at logN 14, seconds
+            # each): 1 MiB under the wrapper; restore reads any N (the ASan run keeps 14)
+            text += 'scrypt_logn: 10\n'
         with open(os.path.join(self.conf, 'backup', name + '.conf'), 'w', encoding='utf-8') as f:
             f.write(text)
 
@@ -189,11 +243,14 @@ class BackupTestCase(unittest.TestCase):
         return self.d.call(ROOT_PATH, harness.MANAGER_IFACE, 'ExecuteBackup', 's', (profile,),
                            timeout_ms=600000)[0]
 
+    def all_jobs(self):
+        """The paths of the jobs on the bus now (running, or finished in the last five minutes)."""
+        nodes = [p for p in self.d.introspect(ROOT_PATH + '/job').split('"') if p.startswith('_')]
+        return [ROOT_PATH + '/job/' + n for n in nodes]
+
     def jobs(self, operation):
         """The paths of the jobs of one operation on the bus now."""
-        nodes = [p for p in self.d.introspect(ROOT_PATH + '/job').split('"') if p.startswith('_')]
-        paths = [ROOT_PATH + '/job/' + n for n in nodes]
-        return [p for p in paths if self.job_props(p)['Operation'] == operation]
+        return [p for p in self.all_jobs() if self.job_props(p)['Operation'] == operation]
 
     def job_props(self, job):
         return self.d.dbus_get_all(job, JOB_IFACE)
@@ -380,8 +437,7 @@ class ArchiveTests(BackupTestCase):
         self.d.domain(name, 'SetNotes', 's', ('notes of %s\nsecond line ✓' % name,))
         with open(os.path.join(d, 'firewall.xml'), 'w') as f:
             f.write('<firewall version="2"><rules/></firewall>\n')
-        with open(os.path.join(d, 'private.img'), 'rb') as f:
-            return f.read()
+        return os.path.join(d, 'private.img')
 
     def check_archive(self, path, passphrase, name, volume, compressed, filt='gzip'):
         a = Archive(self, path, passphrase, os.path.join(self.d.dir, 'unpacked-' + os.path.basename(path)))
@@ -398,9 +454,11 @@ class ArchiveTests(BackupTestCase):
         self.assertEqual(a.header['compression-filter'], filt)
         self.assertEqual(a.header['hmac-algorithm'], 'scrypt')
         self.assertRegex(a.header['backup-id'], r'^\d{8}T\d{6}-\d+$')
-        self.assertEqual(a.untar(sub + 'private.img'), volume)
+        # volume: the image's path (a 2 GiB sparse file, never read whole)
+        extracted = a.extract(sub + 'private.img')
+        self.assertTrue(same_contents(extracted, volume), 'the volume differs')
         self.assertRegex(a.listing(sub + 'private.img'), r'^[^ ]+ [^ ]+/[^ ]+ +%d .* %sprivate.img\n$'
-                         % (len(volume), sub))
+                         % (os.path.getsize(volume), sub))
         self.assertEqual(a.untar(sub + 'notes.txt').decode(), 'notes of %s\nsecond line ✓' % name)
         self.assertEqual(a.untar(sub + 'firewall.xml'), b'<firewall version="2"><rules/></firewall>\n')
         xml = a.untar('qubes.xml').decode()
@@ -554,7 +612,10 @@ class ArchiveTests(BackupTestCase):
 
 # --- running it ---------------------------------------------------------------------------------
 
-BIG = 1 << 30
+# Under QUBESD_WRAPPER (valgrind, some 30 times slower) the large volumes are an eighth: 128 MiB
+# still spans two chunks, which is what the code paths need; the 1 GiB bounds are the ASan run's.
+SCALE = 8 if harness.UNDER_WRAPPER else 1
+BIG = (1 << 30) // SCALE
 
 
 class RunTests(BackupTestCase):
@@ -574,7 +635,7 @@ class RunTests(BackupTestCase):
         d = self.create('big')
         with open(os.path.join(d, 'private.img'), 'r+b') as f:
             block = os.urandom(1 << 20)
-            for _ in range(300):
+            for _ in range(300 // SCALE):
                 f.write(block)
         self.profile('big', 'destination_vm: dom0\ndestination_path: %s/big.bin\ninclude: [big]\n'
                      'compression: false\npassphrase_text: pw\n' % self.out)
@@ -706,7 +767,8 @@ class RunTests(BackupTestCase):
         self.execute('snap')
         a = Archive(self, os.path.join(self.out, 'snap.bin'), 'pw', os.path.join(self.d.dir, 'u'))
         sub = 'vm%d/' % self.qid('snap')
-        self.assertTrue(a.untar(sub + 'private.img').startswith(b'before the start'))
+        with open(a.extract(sub + 'private.img'), 'rb') as f:
+            self.assertEqual(f.read(16), b'before the start')
         self.assertIn(sub + 'root.img.000.enc', a.members)
         self.assertIn(' <-- The VM is running and private volume snapshots are disabled. Backup will fail!\n',
                       self.info('personal'))
@@ -848,12 +910,14 @@ class UpstreamClientTests(BackupTestCase):
                                                  r.stderr.decode()))
         return r
 
+    @unittest.skipIf(harness.UNDER_WRAPPER, 'upstream restore imports the 2 GiB volume in full, zeros and all: '
+                     'minutes of qubesd\'s import loop under valgrind, which test_storage covers')
     def test_backup_and_restore(self):
         d = self.create('work2', label='purple')
         data = [(0, os.urandom(200 * 1024)), (40 << 20, b'far away in the volume')]
         write_volume(os.path.join(d, 'private.img'), data)
-        with open(os.path.join(d, 'private.img'), 'rb') as f:
-            volume = f.read()
+        volume = os.path.join(self.d.dir, 'work2-private.img')  # what it held, holes and all
+        subprocess.run(['cp', '--sparse=always', os.path.join(d, 'private.img'), volume], check=True)
         self.d.set_property('work2', 'memory', '555')
         self.d.set_property('work2', 'netvm', '')
         self.d.domain('work2', 'SetFeature', 'ss', ('service.cups', '1'))
@@ -884,8 +948,7 @@ class UpstreamClientTests(BackupTestCase):
         self.assertEqual(self.d.domain('work2', 'GetFeature', 's', ('service.cups',))[0], '1')
         self.assertIn('my-tag', self.d.domain('work2', 'ListTags')[0])
         self.assertEqual(self.d.domain('work2', 'GetNotes')[0], 'remember me')
-        with open(os.path.join(self.qube_dir('work2'), 'private.img'), 'rb') as f:
-            self.assertEqual(f.read(), volume)
+        self.assertTrue(same_contents(os.path.join(self.qube_dir('work2'), 'private.img'), volume))
         # the backup-* features stay in the archive
         self.assertRaises(harness.DBusError, self.d.domain, 'work2', 'GetFeature', 's', ('backup-content',))
 

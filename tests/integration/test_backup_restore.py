@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_backup import BackupTestCase, write_volume  # noqa: E402
+from test_backup import BackupTestCase, same_contents, write_volume  # noqa: E402
 
 EXAMPLE_XML = os.path.join(harness.SOURCE_DIR, 'tests', 'data', 'example-qubes.xml')
 VOLUME_SIZE = 3 * 1024 * 1024 + 4096
@@ -186,13 +186,20 @@ class UpstreamArchiveTests(RestoreTestCase):
             self.assertEqual(self.names(), before, name)
 
 
+# Under QUBESD_WRAPPER (valgrind, some 30 times slower) the volumes are an eighth of their size:
+# the code paths are the same, and the sizes matter in the ASan run.
+SCALE = 8 if harness.UNDER_WRAPPER else 1
+
+
 class OwnArchiveTests(RestoreTestCase):
+    @unittest.skipIf(harness.UNDER_WRAPPER, 'restores a 2 GiB volume twice, its holes as zeros through the import: '
+                     'minutes of qubesd\'s import loop under valgrind, which test_storage covers')
     def test_round_trip(self):
         d = self.create('keep', label='orange')
         chunks = [(0, os.urandom(150 << 20)), (300 << 20, b'beyond the first chunks')]
         write_volume(os.path.join(d, 'private.img'), chunks)
-        with open(os.path.join(d, 'private.img'), 'rb') as f:
-            volume = f.read()
+        volume = os.path.join(self.d.dir, 'keep-private.img')  # what it held, holes and all
+        subprocess.run(['cp', '--sparse=always', os.path.join(d, 'private.img'), volume], check=True)
         self.d.set_property('keep', 'vcpus', '3')
         self.d.set_property('keep', 'netvm', 'sys-net')
         self.d.domain('keep', 'SetFeature', 'ss', ('gui', '1'))
@@ -201,6 +208,10 @@ class OwnArchiveTests(RestoreTestCase):
         self.d.domain('keep', 'SetNotes', 's', ('notes ✓\n',))
         self.profile('own', 'destination_vm: dom0\ndestination_path: %s/own.bin\ninclude: [keep, personal]\n'
                      'compression: false\npassphrase_text: pw\n' % self.out)
+        # personal's private volume was never written: all holes, restored by size alone
+        personal_private = harness.ROOT_PATH + '/domain/personal/volume/private'
+        size = self.d.call(personal_private, 'org.freedesktop.DBus.Properties', 'Get', 'ss',
+                           (harness.IFACE + '.Volume', 'Size'))[0]
         self.execute('own')
         archive = os.path.join(self.out, 'own.bin')
         for name in ('keep', 'personal'):
@@ -217,8 +228,12 @@ class OwnArchiveTests(RestoreTestCase):
         self.assertEqual(self.d.domain('keep', 'GetFeature', 's', ('empty-one',))[0], '')
         self.assertIn('backed-up', self.d.domain('keep', 'ListTags')[0])
         self.assertEqual(self.d.domain('keep', 'GetNotes')[0], 'notes ✓\n')
-        with open(os.path.join(self.qube_dir('keep'), 'private.img'), 'rb') as f:
-            self.assertEqual(f.read(), volume)
+        self.assertTrue(same_contents(os.path.join(self.qube_dir('keep'), 'private.img'), volume))
+        self.assertEqual(self.d.call(personal_private, 'org.freedesktop.DBus.Properties', 'Get', 'ss',
+                                     (harness.IFACE + '.Volume', 'Size'))[0], size)
+        # (jobs stay on the bus for five minutes: no import of personal's volumes ran)
+        self.assertNotIn(('ImportWithSize', ['personal']),
+                         [(p['Operation'], p['Qubes']) for p in map(self.job_props, self.all_jobs())])
 
         # again, with the names taken: renamed as upstream does, only what was asked for
         code, out, err = self.restore(archive, 'pw', qubes=['keep'])
@@ -236,7 +251,7 @@ class OwnArchiveTests(RestoreTestCase):
         d = self.create('long')
         with open(os.path.join(d, 'private.img'), 'r+b') as f:
             block = os.urandom(1 << 20)
-            for _ in range(400):
+            for _ in range(400 // SCALE):
                 f.write(block)
         self.profile('long', 'destination_vm: dom0\ndestination_path: %s/long.bin\ninclude: [long]\n'
                      'compression: false\npassphrase_text: pw\n' % self.out)

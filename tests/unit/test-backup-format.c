@@ -167,6 +167,7 @@ typedef struct Collected {
         StrBuf names;
         StrBuf content; /* of the last member, holes as zeros */
         uint64_t sizes[16];
+        uint64_t stored[16];
         bool sparse[16];
         int n;
         bool skip_all;
@@ -177,6 +178,7 @@ static int c_begin(void *u, const TarMember *m) {
         strbuf_printf(&c->names, "%s;", m->name);
         if (c->n < 16) {
                 c->sizes[c->n] = m->size;
+                c->stored[c->n] = m->stored;
                 c->sparse[c->n] = m->sparse;
         }
         c->n++;
@@ -256,6 +258,7 @@ static void test_tar_writer(void) {
         CHECK(tar_source_data_size(s) < size / 2);
         _cleanup_free_ uint8_t *buf = source_all(s, &len);
         CHECK(tar_source_data_read(s) == tar_source_data_size(s));
+        uint64_t data_size = tar_source_data_size(s);
         tar_source_free(s);
         CHECK(len % TAR_BLOCK == 0);
 
@@ -266,9 +269,27 @@ static void test_tar_writer(void) {
                 CHECK(parse_all(buf, len, step, false, &c) == 0);
                 CHECK(c.names.buf && streq(c.names.buf, "vm4/private.img;"));
                 CHECK(c.sizes[0] == size && c.sparse[0]);
+                /* stored: the data alone, without the map (restore: an all-holes volume) */
+                CHECK(c.stored[0] == data_size);
                 CHECK(c.content.len == size && memcmp(c.content.buf, expect, size) == 0);
         }
         collected_done(&c);
+
+        /* a volume never written: a sparse member without data */
+        {
+                _cleanup_free_ char *empty = path_in_tmp("never-written.img");
+                int efd = open(empty, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                CHECK(efd >= 0 && ftruncate(efd, (off_t) size) == 0);
+                CHECK(tar_source_new_sparse(efd, "vm4/private.img", size, 0, 1, 64, &s) == 0);
+                size_t elen = 0;
+                _cleanup_free_ uint8_t *ebuf = source_all(s, &elen);
+                tar_source_free(s);
+                close(efd);
+                c = (Collected){};
+                CHECK(parse_all(ebuf, elen, 4096, false, &c) == 0);
+                CHECK(c.sparse[0] && c.sizes[0] == size && c.stored[0] == 0 && c.content.len == size);
+                collected_done(&c);
+        }
 
         /* GNU tar reads it too: name, size and bytes (what upstream's restore runs) */
         if (have("tar")) {
