@@ -193,6 +193,10 @@ static void backup_done(void *data) {
                 announce_event(b);
                 set_timestamps(b);
                 log_info("Backup %s written to %s.", b->profile, strempty(w->archive));
+                /* each qube's story in the journal (QUBES_VM=) */
+                for (size_t i = 0; i < w->plan->n_qubes; i++)
+                        log_qube_info(w->plan->qubes[i].name, "Backed up %s to %s (profile %s).",
+                                      w->plan->qubes[i].name, strempty(w->archive), b->profile);
                 job_finish(b->job, NULL);
                 if (b->call)
                         (void) sd_bus_reply_method_return(b->call, "s", strempty(w->archive));

@@ -499,6 +499,9 @@ class ArchiveTests(BackupTestCase):
         code, _ = scrypt_dec(os.path.join(self.d.dir, 'unpacked-alpha', 'backup-header.hmac'),
                              os.path.join(self.d.dir, 'x'), 'backup-header!wrong')
         self.assertNotEqual(code, 0)
+        # the qube's story in the journal (plain text here: qubesd's stderr is a file)
+        with open(self.d.log_path, errors='replace') as f:
+            self.assertIn('Backed up alpha to %s (profile p).' % path, f.read())
         # success sets backup_timestamp (saved)
         ts = int(self.d.get_property('alpha', 'backup_timestamp')[2])
         self.assertLess(abs(ts - time.time()), 120)
