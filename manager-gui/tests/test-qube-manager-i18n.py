@@ -6,7 +6,7 @@ Runs itself again inside dbus-run-session (for the accessibility bus) and xvfb-r
 real qubesd, the manager once with LANGUAGE=C and once with LANGUAGE=de (the build's catalogue,
 --locale-dir). In each it opens, as a user does, every window and dialog: the list, New Qube,
 Clone Qube, a qube's settings (every page), Global Settings (every page), a qube's Logs, its
-Block Devices, Remove (the confirmation, and the refusal of a qube in use), Kill, Shut down with
+Block Devices, Back Up and Restore, Remove (the confirmation, and the refusal of a qube in use), Kill, Shut down with
 the qubes that use a net qube, and the page shown while qubesd is away. Each is shot into --out-dir/screenshots/en and
 /de, and its words (labels, buttons, check boxes, page tabs, column headers, menus) are read
 through AT-SPI; every button and field shown must have an accessible name. In German no text
@@ -206,6 +206,20 @@ class Visit:
         dialog = find(app, role='dialog', name=t('%s: Block Devices') % 'work')
         find(dialog, role='table', name=t('Block devices'))
         self.keep('block-devices', dialog)
+        click(dialog, t('_Close'))
+        gone(dialog)
+
+        click(frame, t('Back _Up'))
+        dialog = find(app, role='dialog', name=t('Back Up Qubes'))
+        backup_table = find(dialog, role='table', name=t('Qubes to back up'))
+        S.wait_until(lambda: backup_table.get_n_rows() > 0, 'the qubes to back up', 10)
+        self.keep('backup', dialog)
+        click(dialog, t('_Close'))
+        gone(dialog)
+
+        click(frame, t('Res_tore'))
+        dialog = find(app, role='dialog', name=t('Restore Qubes'))
+        self.keep('restore', dialog)
         click(dialog, t('_Close'))
         gone(dialog)
 
