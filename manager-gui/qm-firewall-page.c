@@ -433,7 +433,7 @@ set_available (QmFirewallPage *self,
   self->available = why_not == NULL;
   gtk_widget_set_visible (self->absent_label, why_not != NULL);
   gtk_label_set_text (GTK_LABEL (self->absent_label), why_not != NULL ? why_not : "");
-  gtk_widget_set_sensitive (self->content_box, why_not == NULL);
+  gtk_widget_set_visible (self->content_box, why_not == NULL);
 }
 
 static void

@@ -243,7 +243,8 @@ proto (QmFirewallRuleDialog *self)
 {
   const gchar *id = gtk_combo_box_get_active_id (GTK_COMBO_BOX (self->proto_combo));
 
-  return id != NULL ? id : "";
+  /* "any" is no proto field */
+  return id != NULL && !g_str_equal (id, "any") ? id : "";
 }
 
 static void
@@ -385,7 +386,7 @@ show_rule (QmFirewallRuleDialog *self)
   if (g_variant_lookup (self->rule, "dsthost", "&s", &value))
     gtk_entry_set_text (GTK_ENTRY (self->address_entry), value);
   if (!g_variant_lookup (self->rule, "proto", "&s", &value))
-    value = "";
+    value = "any";
   gtk_combo_box_set_active_id (GTK_COMBO_BOX (self->proto_combo), value);
   if (g_variant_lookup (self->rule, "dstports", "&s", &value)
       || g_variant_lookup (self->rule, "icmptype", "&s", &value))

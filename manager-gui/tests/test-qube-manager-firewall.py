@@ -12,6 +12,8 @@ does it, through AT-SPI:
   character qubesd refuses) is said in the dialog, which stays open, and nothing reaches qubesd;
 - a rule added with the real qvm-firewall (upstream's client, through the shim's socket) shows
   in the open page within two seconds, without reopening it;
+- with a change pending on the page, a change made elsewhere is announced, not shown over the
+  user's, until they ask for it;
 - "allow all" and back to "limit": qubesd holds the table's rules and a final accept, then the
   DNS and ICMP rules and a final drop again; an empty table with "allow all" is qubesd's default
   (accept everything);
@@ -95,6 +97,13 @@ def dialog_error(dialog):
         if acc.get_role_name() == 'label' and S.showing(acc) and acc.get_name() \
                 and any(w in acc.get_name() for w in ('is not', 'may have only', 'ends before')):
             return acc.get_name()
+    return None
+
+
+def shown(root, role, name):
+    for acc in walk(root):
+        if acc.get_role_name() == role and acc.get_name() == name and S.showing(acc):
+            return acc
     return None
 
 
@@ -248,6 +257,20 @@ def run(args, tmp, procs):
           f'{time.monotonic() - t0:.2f} s: {rows(view)[0]}')
     assert len(rows(view)) == 3 and S.checked(limit) and S.checked(dns) and S.checked(icmp)
     S.screenshot(args.out_dir, 'qube-manager-firewall-page.png')
+
+    # 4b. with a change pending here, a change made elsewhere is announced, not shown over it
+    S.do_action(icmp, 'click')
+    S.wait_until(lambda: not S.checked(icmp), 'ICMP off')
+    changed = rules(bus)
+    changed[1] = dict(changed[1], dstports='8443')
+    bus.call(WORK, FIREWALL, 'SetRules', '(aa{ss})', (changed,))
+    show_new = S.wait_until(lambda: shown(window, 'push button', 'Show the New Rules'),
+                            'the notice of a change made elsewhere', 2)
+    assert not S.checked(icmp) and rows(view)[1][2] == '443', rows(view)
+    S.do_action(show_new, 'click')
+    S.wait_until(lambda: rows(view)[1][2] == '8443', 'the new rules shown')
+    assert S.checked(icmp) and not S.showing(show_new)
+    print('a change made elsewhere while one was pending here: announced, then shown')
 
     # 5. allow all and back: the table stays, the final rule follows the choice
     table_rules = rules(bus)[:3]
