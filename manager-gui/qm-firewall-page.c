@@ -133,14 +133,16 @@ compare_keys (gconstpointer a,
 static GVariant *
 canonical_rule (GVariant *rule)
 {
-  g_autoptr(GPtrArray) keys = g_ptr_array_new ();
+  g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
   GVariantBuilder builder;
   GVariantIter iter;
-  const gchar *key;
+  gchar *key;
 
+  /* copies: a "&s" of a child that is not serialised dies with the child (g_variant_lookup
+   * serialises the rule) */
   g_variant_iter_init (&iter, rule);
-  while (g_variant_iter_next (&iter, "{&s&s}", &key, NULL))
-    g_ptr_array_add (keys, (gpointer) key);
+  while (g_variant_iter_next (&iter, "{ss}", &key, NULL))
+    g_ptr_array_add (keys, key);
   g_ptr_array_sort (keys, compare_keys);
   g_variant_builder_init (&builder, G_VARIANT_TYPE ("a{ss}"));
   for (guint i = 0; i < keys->len; i++)

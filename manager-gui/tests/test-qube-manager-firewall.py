@@ -73,8 +73,14 @@ def rows(table):
     """The rule table as shown: one tuple of the COLUMNS per row."""
     cols = [table.get_column_header(c).get_name() for c in range(table.get_n_columns())]
     assert tuple(cols) == COLUMNS, cols
-    return [tuple(table.get_accessible_at(r, c).get_name() for c in range(len(cols)))
-            for r in range(table.get_n_rows())]
+    # read again while the table is being filled (a cell that went meanwhile)
+    for _ in range(50):
+        try:
+            return [tuple(table.get_accessible_at(r, c).get_name() for c in range(len(cols)))
+                    for r in range(table.get_n_rows())]
+        except (AttributeError, GLib.Error):
+            time.sleep(0.05)
+    raise AssertionError('the rule table did not settle')
 
 
 def click(window, name, role='push button'):
@@ -93,10 +99,11 @@ def combo_choose(combo, text):
 
 def dialog_error(dialog):
     """The text of the dialog's error bar, or None while it is hidden."""
-    for acc in walk(dialog):
-        if acc.get_role_name() == 'label' and S.showing(acc) and acc.get_name() \
-                and any(w in acc.get_name() for w in ('is not', 'may have only', 'ends before')):
-            return acc.get_name()
+    for bar in walk(dialog):
+        if bar.get_role_name() == 'info bar' and S.showing(bar):
+            for acc in walk(bar):
+                if acc.get_role_name() == 'label' and acc.get_name():
+                    return acc.get_name()
     return None
 
 
@@ -185,6 +192,8 @@ def run(args, tmp, procs):
 
     # 1. what qubesd holds, as upstream's tab shows it
     window, apply, view = open_firewall(app, table, 'work')
+    # the table and its buttons (the Devices page has a Remove button too)
+    page = view.get_parent().get_parent()
     limit = find(window, role='radio button',
                  name='Limit outgoing Internet connections to the rules below')
     allow = find(window, role='radio button', name='Allow all outgoing Internet connections')
@@ -203,7 +212,7 @@ def run(args, tmp, procs):
                          ({'port': '70000'}, 'is not a port'),
                          ({'port': '90-80'}, 'ends before it starts'),
                          ({'comment': 'ümlaut'}, 'may have only')):
-        click(window, 'Add…')
+        click(page, 'Add…')
         dialog = fill_rule(app, **fields)
         click(dialog, 'OK')
         text = S.wait_until(lambda: dialog_error(dialog), f'the dialog refusing {fields}')
@@ -217,15 +226,17 @@ def run(args, tmp, procs):
     print('the dialog refused bad input with a message; nothing was sent')
 
     # 3. a rule added with the dialog reaches qubesd after Apply, before DNS, ICMP and drop
-    click(window, 'Add…')
+    click(page, 'Add…')
     dialog = fill_rule(app, address='10.1.2.0/24', port='8000-8080', minutes=30,
                        comment='build cache')
     S.screenshot(args.out_dir, 'qube-manager-firewall-rule-dialog.png')
     click(dialog, 'OK')
     S.wait_until(lambda: not S.showing(dialog), 'the dialog closed')
-    shown = rows(view)
-    assert len(shown) == 2 and shown[1][:4] == ('Allow', '10.1.2.0/24', '8000-8080', 'TCP'), shown
-    assert shown[1][4] in ('in 30 min', 'in 29 min') and shown[1][5] == 'build cache', shown
+    now_shown = rows(view)
+    assert len(now_shown) == 2 and now_shown[1][:4] == ('Allow', '10.1.2.0/24', '8000-8080',
+                                                        'TCP'), now_shown
+    assert now_shown[1][4] in ('in 30 min', 'in 29 min') and now_shown[1][5] == 'build cache', \
+        now_shown
     now = time.time()
     apply_and_wait(apply)
     held = rules(bus)
@@ -287,7 +298,7 @@ def run(args, tmp, procs):
     S.do_action(icmp, 'click')
     view.clear_selection()
     view.add_row_selection(0)
-    click(window, 'Remove')
+    click(page, 'Remove')
     apply_and_wait(apply)
     assert rules(bus) == table_rules[1:] + [DNS, DROP], rules(bus)
     print('allow all, limit, ICMP off and a rule removed: qubesd holds', rules(bus))
@@ -295,7 +306,7 @@ def run(args, tmp, procs):
     for _ in range(len(rows(view))):
         view.clear_selection()
         view.add_row_selection(0)
-        click(window, 'Remove')
+        click(page, 'Remove')
     S.do_action(allow, 'click')
     apply_and_wait(apply)
     assert rules(bus) == [ACCEPT], rules(bus)
