@@ -99,11 +99,14 @@ def combo_choose(combo, text):
 
 def dialog_error(dialog):
     """The text of the dialog's error bar, or None while it is hidden."""
-    for bar in walk(dialog):
-        if bar.get_role_name() == 'info bar' and S.showing(bar):
-            for acc in walk(bar):
-                if acc.get_role_name() == 'label' and acc.get_name():
-                    return acc.get_name()
+    try:
+        for bar in walk(dialog):
+            if bar.get_role_name() == 'info bar' and S.showing(bar):
+                for acc in walk(bar):
+                    if acc.get_role_name() == 'label' and acc.get_name():
+                        return acc.get_name()
+    except GLib.Error:
+        assert False, 'the dialog closed: it took what it should have refused'
     return None
 
 
