@@ -17,7 +17,8 @@ does it, through AT-SPI:
 - "allow all" and back to "limit": qubesd holds the table's rules and a final accept, then the
   DNS and ICMP rules and a final drop again; an empty table with "allow all" is qubesd's default
   (accept everything);
-- the clone dialog gives the clone the same rules.
+- the clone dialog gives the clone the same rules;
+- dom0's page says it has no firewall.
 Saves screenshots in --out-dir. Exit 77 = skipped.
 """
 import argparse
@@ -328,6 +329,17 @@ def run(args, tmp, procs):
     clone = S.ROOT + '/domain/work_2dfw'
     assert rules(bus, clone) == rules(bus) == [UPDATES, DNS, DROP], (rules(bus, clone), rules(bus))
     print('the clone has the same rules:', rules(bus, clone))
+
+    # 7. dom0 has no firewall: the page says so instead of offering rules
+    S.select_qube(table, 'dom0')
+    click(app, 'Settings')
+    window = find(app, role='frame', name='dom0: Settings')
+    tab = find(window, role='page tab', name='Firewall')
+    tab.get_parent().select_child(tab.get_index_in_parent())
+    S.wait_until(lambda: shown(window, 'label', 'dom0 has no firewall: it has no network.'),
+                 "dom0's Firewall page saying it has none")
+    assert not shown(window, 'table', 'Firewall rules')
+    print("dom0's Firewall page says it has no firewall")
     assert manager.poll() is None, 'qube-manager exited'
 
 
