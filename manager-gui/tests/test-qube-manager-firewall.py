@@ -17,6 +17,7 @@ does it, through AT-SPI:
 - "allow all" and back to "limit": qubesd holds the table's rules and a final accept, then the
   DNS and ICMP rules and a final drop again; an empty table with "allow all" is qubesd's default
   (accept everything);
+- a rule that expires counts down and leaves the open page when qubesd drops it;
 - the clone dialog gives the clone the same rules;
 - dom0's page says it has no firewall.
 Saves screenshots in --out-dir. Exit 77 = skipped.
@@ -315,6 +316,17 @@ def run(args, tmp, procs):
     apply_and_wait(apply)
     assert rules(bus) == [ACCEPT], rules(bus)
     print('an empty table with allow all: qubesd holds [accept]')
+
+    # 5b. a rule that expires counts down in the open page, and goes when qubesd removes it
+    soon = {'action': 'accept', 'dsthost': '192.0.2.1', 'expire': str(int(time.time()) + 3)}
+    bus.call(WORK, FIREWALL, 'SetRules', '(aa{ss})', ([soon, ACCEPT],))
+    S.wait_until(lambda: rows(view) and rows(view)[0][4] in ('in 3 s', 'in 2 s', 'in 1 s'),
+                 'the rule that expires shown with its seconds left', 2)
+    first = rows(view)[0][4]
+    S.wait_until(lambda: not rows(view) or rows(view)[0][4] != first, 'the seconds counting down', 2)
+    S.wait_until(lambda: rows(view) == [], 'the expired rule gone from the page', 6)
+    assert rules(bus) == [ACCEPT], rules(bus)
+    print(f'a rule expiring in 3 s showed {first!r}, counted down and went')
 
     # 6. the clone dialog copies the rules
     bus.call(WORK, FIREWALL, 'SetRules', '(aa{ss})', ([UPDATES, DNS, DROP],))
