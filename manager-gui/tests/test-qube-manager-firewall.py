@@ -217,7 +217,7 @@ def run(args, tmp, procs):
                          ({'port': '70000'}, 'is not a port'),
                          ({'port': '90-80'}, 'ends before it starts'),
                          ({'comment': 'ümlaut'}, 'may have only')):
-        click(page, 'Add…')
+        click(page, 'Add Rule…')
         dialog = fill_rule(app, **fields)
         click(dialog, 'OK')
         text = S.wait_until(lambda: dialog_error(dialog), f'the dialog refusing {fields}')
@@ -231,7 +231,7 @@ def run(args, tmp, procs):
     print('the dialog refused bad input with a message; nothing was sent')
 
     # 3. a rule added with the dialog reaches qubesd after Apply, before DNS, ICMP and drop
-    click(page, 'Add…')
+    click(page, 'Add Rule…')
     dialog = fill_rule(app, address='10.1.2.0/24', port='8000-8080', minutes=30,
                        comment='build cache')
     S.screenshot(args.out_dir, 'qube-manager-firewall-rule-dialog.png')
