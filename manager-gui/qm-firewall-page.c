@@ -55,6 +55,7 @@ struct _QmFirewallPage
   gboolean         available; /* the qube has a firewall (not dom0) */
   gboolean         dirty;     /* the user changed something since the rules were shown */
   gboolean         updating;  /* the widgets are being set from the rules */
+  gboolean         watching_client;
   GVariant        *current;   /* aa{ss}: the rules as qubesd last said */
 
   /* template children */
@@ -65,6 +66,7 @@ struct _QmFirewallPage
   GtkWidget       *dns_check;
   GtkWidget       *icmp_check;
   GtkWidget       *hint_label;
+  GtkWidget       *netvm_label;
   GtkListStore    *rules_store;
   GtkWidget       *rules_view;
   GtkWidget       *add_button;
@@ -566,6 +568,28 @@ on_signal (GDBusConnection *connection,
     self->reload_id = g_timeout_add (50, reload_cb, self);
 }
 
+/* A qube without a net qube has no traffic for its rules to act on: said, as upstream's tab
+ * says it, and kept current (the client's "changed"). */
+static void
+update_netvm_note (QmFirewallPage *self)
+{
+  QmObject *qube = qm_settings_page_get_qube (QM_SETTINGS_PAGE (self));
+  const gchar *netvm = qube != NULL ? qm_object_get_string (qube, "QubesVM", "Netvm") : NULL;
+
+  gtk_widget_set_visible (self->netvm_label,
+                          netvm != NULL && qm_client_domain_name (self->client, netvm) == NULL);
+}
+
+static void
+on_client_changed (QmClient       *client,
+                   QmFirewallPage *self)
+{
+  GHashTable *changed = qm_client_get_changed_domains (client);
+
+  if (changed == NULL || g_hash_table_contains (changed, self->path))
+    update_netvm_note (self);
+}
+
 /* ---- changing --------------------------------------------------------------------------- */
 
 static void
@@ -737,6 +761,12 @@ qm_firewall_page_load (QmSettingsPage *page)
             NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_signal, self, NULL);
         }
     }
+  if (!self->watching_client)
+    {
+      self->watching_client = TRUE;
+      g_signal_connect_object (self->client, "changed", G_CALLBACK (on_client_changed), self, 0);
+    }
+  update_netvm_note (self);
   if (self->loading)
     return; /* the read on its way ends this load too */
   self->loading = TRUE;
@@ -818,6 +848,7 @@ qm_firewall_page_class_init (QmFirewallPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, QmFirewallPage, dns_check);
   gtk_widget_class_bind_template_child (widget_class, QmFirewallPage, icmp_check);
   gtk_widget_class_bind_template_child (widget_class, QmFirewallPage, hint_label);
+  gtk_widget_class_bind_template_child (widget_class, QmFirewallPage, netvm_label);
   gtk_widget_class_bind_template_child (widget_class, QmFirewallPage, rules_store);
   gtk_widget_class_bind_template_child (widget_class, QmFirewallPage, rules_view);
   gtk_widget_class_bind_template_child (widget_class, QmFirewallPage, add_button);

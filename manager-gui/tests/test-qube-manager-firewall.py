@@ -6,6 +6,7 @@ rules, against a real qubesd (issue 15).
 Runs itself again inside dbus-run-session (for the accessibility bus) and xvfb-run. As a user
 does it, through AT-SPI:
 - the page shows work's rules: "limit" chosen, DNS and ICMP ticked, one row per other rule;
+  it says when the qube has no net qube (the rules then do nothing), while that is the case;
 - a rule added with the dialog (a network, a range of ports, an expiry, a comment) is in qubesd
   after Apply, in its place before the DNS, ICMP and final drop rules;
 - what the dialog refuses (a host name with a space, a port out of range, a comment with a
@@ -209,6 +210,13 @@ def run(args, tmp, procs):
     assert S.checked(dns) and S.checked(icmp)
     assert rows(view) == [('Allow', 'qubes-os.org', '443', 'TCP', '', 'Updates')], rows(view)
     print('the page shows work\'s rules:', rows(view))
+    # without a net qube the rules do nothing: the page says so while it is the case
+    note = 'This qube has no net qube: its rules take effect once it has one.'
+    assert not shown(window, 'label', note)
+    bus.call(WORK, S.DOMAIN, 'SetProperty', '(ss)', ('netvm', ''))
+    S.wait_until(lambda: shown(window, 'label', note), 'the note of no net qube', 2)
+    bus.call(WORK, S.DOMAIN, 'ResetProperty', '(s)', ('netvm',))
+    S.wait_until(lambda: not shown(window, 'label', note), 'the note gone with the net qube', 2)
 
     # 2. what the dialog refuses is said there, and nothing is sent
     before = rules(bus)
