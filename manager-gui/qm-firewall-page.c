@@ -16,7 +16,8 @@
  * The page follows the rules while it is open: an administrator gets PropertiesChanged of the
  * Firewall interface, another user the firewall-changed Event copies; either reads Rules again
  * (once per burst). A change made elsewhere replaces what is shown unless the user has changed
- * something here: then the page says so and offers to show the new rules.
+ * something here or has a rule dialog open: then the page says so and offers to show the new
+ * rules.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -56,6 +57,7 @@ struct _QmFirewallPage
   gboolean         dirty;     /* the user changed something since the rules were shown */
   gboolean         updating;  /* the widgets are being set from the rules */
   gboolean         watching_client;
+  guint            dialogs_open; /* a rule dialog works on a row: the rows stay as they are */
   GVariant        *current;   /* aa{ss}: the rules as qubesd last said */
 
   /* template children */
@@ -505,7 +507,7 @@ rules_read (GObject      *source,
       /* changed elsewhere */
       g_clear_pointer (&self->current, g_variant_unref);
       self->current = g_variant_ref (rules);
-      if (!self->dirty)
+      if (!self->dirty && self->dialogs_open == 0)
         show_rules (self, rules);
       else
         gtk_widget_show (self->changed_box);
@@ -629,7 +631,7 @@ on_rule_edited (QmFirewallRuleDialog *dialog,
   g_autoptr(GtkTreePath) path = ref != NULL ? gtk_tree_row_reference_get_path (ref) : NULL;
   GtkTreeIter iter;
 
-  /* the row went meanwhile (the rules were shown anew): the edit becomes a new rule */
+  /* the row went meanwhile (Show the New Rules): the edit becomes a new rule */
   if (path == NULL || !gtk_tree_model_get_iter (GTK_TREE_MODEL (self->rules_store), &iter, path))
     {
       on_rule_added (dialog, rule, self);
@@ -650,10 +652,31 @@ toplevel (QmFirewallPage *self)
 }
 
 static void
+on_dialog_destroy (QmFirewallPage *self)
+{
+  self->dialogs_open--;
+  /* cancelled, with news from elsewhere kept back meanwhile: nothing of the user's to keep */
+  if (self->dialogs_open == 0 && !self->dirty && self->current != NULL
+      && gtk_widget_get_visible (self->changed_box)
+      && !gtk_widget_in_destruction (GTK_WIDGET (self)))
+    show_rules (self, self->current);
+}
+
+static void
+watch_dialog (QmFirewallPage       *self,
+              QmFirewallRuleDialog *dialog)
+{
+  self->dialogs_open++;
+  g_signal_connect_object (dialog, "destroy", G_CALLBACK (on_dialog_destroy), self,
+                           G_CONNECT_SWAPPED);
+}
+
+static void
 on_add_clicked (QmFirewallPage *self)
 {
   QmFirewallRuleDialog *dialog = qm_firewall_rule_dialog_new (toplevel (self), NULL);
 
+  watch_dialog (self, dialog);
   g_signal_connect_object (dialog, "rule-chosen", G_CALLBACK (on_rule_added), self, 0);
   gtk_widget_show (GTK_WIDGET (dialog));
 }
@@ -674,6 +697,7 @@ on_edit_clicked (QmFirewallPage *self)
   g_object_set_data_full (G_OBJECT (dialog), "qm-row",
                           gtk_tree_row_reference_new (GTK_TREE_MODEL (self->rules_store), path),
                           (GDestroyNotify) gtk_tree_row_reference_free);
+  watch_dialog (self, dialog);
   g_signal_connect_object (dialog, "rule-chosen", G_CALLBACK (on_rule_edited), self, 0);
   gtk_widget_show (GTK_WIDGET (dialog));
 }

@@ -14,7 +14,7 @@ does it, through AT-SPI:
 - a rule added with the real qvm-firewall (upstream's client, through the shim's socket) shows
   in the open page within two seconds, without reopening it;
 - with a change pending on the page, a change made elsewhere is announced, not shown over the
-  user's, until they ask for it;
+  user's, until they ask for it; while a rule dialog is open it waits until the dialog closes;
 - "allow all" and back to "limit": qubesd holds the table's rules and a final accept, then the
   DNS and ICMP rules and a final drop again; an empty table with "allow all" is qubesd's default
   (accept everything);
@@ -295,6 +295,22 @@ def run(args, tmp, procs):
     S.wait_until(lambda: rows(view)[1][2] == '8443', 'the new rules shown')
     assert S.checked(icmp) and not S.showing(show_new)
     print('a change made elsewhere while one was pending here: announced, then shown')
+
+    # 4c. while a rule dialog is open the rows stay; Cancel, and the change made meanwhile shows
+    view.clear_selection()
+    view.add_row_selection(1)
+    click(page, 'Edit…')
+    dialog = find(app, role='dialog', name='Edit Firewall Rule')
+    changed = rules(bus)
+    changed[1] = dict(changed[1], dstports='9443')
+    bus.call(WORK, FIREWALL, 'SetRules', '(aa{ss})', (changed,))
+    S.wait_until(lambda: shown(window, 'push button', 'Show the New Rules'),
+                 'the notice while the dialog is open', 2)
+    assert rows(view)[1][2] == '8443', rows(view)
+    click(dialog, 'Cancel')
+    S.wait_until(lambda: rows(view)[1][2] == '9443', 'the new rules once the dialog closed')
+    assert not shown(window, 'push button', 'Show the New Rules')
+    print('a change made while a rule dialog was open: shown once it closed')
 
     # 5. allow all and back: the table stays, the final rule follows the choice
     table_rules = rules(bus)[:3]
