@@ -16,7 +16,7 @@ does it, through AT-SPI:
 - with a change pending on the page, a change made elsewhere is announced, not shown over the
   user's, until they ask for it; while a rule dialog is open it waits until the dialog closes;
 - "allow all" and back to "limit": qubesd holds the table's rules and a final accept, then the
-  DNS and ICMP rules and a final drop again; an empty table with "allow all" is qubesd's default
+  DNS and ICMP rules and a final drop again; ICMP off, a rule moved up and one removed; an empty table with "allow all" is qubesd's default
   (accept everything);
 - a rule that expires counts down and leaves the open page when qubesd drops it;
 - the clone dialog gives the clone the same rules;
@@ -323,14 +323,17 @@ def run(args, tmp, procs):
     apply_and_wait(apply)
     assert rules(bus) == table_rules + [DNS, ICMP, DROP], rules(bus)
     assert S.checked(limit) and S.checked(dns) and S.checked(icmp)
-    # ICMP off, the blocked host removed
+    # ICMP off, the last rule moved up (first match wins: order matters), the blocked host removed
     S.do_action(icmp, 'click')
+    view.clear_selection()
+    view.add_row_selection(2)
+    click(page, 'Move Up')
     view.clear_selection()
     view.add_row_selection(0)
     click(page, 'Remove')
     apply_and_wait(apply)
-    assert rules(bus) == table_rules[1:] + [DNS, DROP], rules(bus)
-    print('allow all, limit, ICMP off and a rule removed: qubesd holds', rules(bus))
+    assert rules(bus) == [table_rules[2], table_rules[1], DNS, DROP], rules(bus)
+    print('allow all, limit, ICMP off, a rule moved up and one removed: qubesd holds', rules(bus))
     # every rule removed and "allow all": what a qube without firewall.xml has
     for _ in range(len(rows(view))):
         view.clear_selection()
