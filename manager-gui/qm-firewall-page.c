@@ -652,13 +652,12 @@ toplevel (QmFirewallPage *self)
 }
 
 static void
-on_dialog_destroy (QmFirewallPage *self)
+on_dialog_closing (QmFirewallPage *self)
 {
   self->dialogs_open--;
   /* cancelled, with news from elsewhere kept back meanwhile: nothing of the user's to keep */
   if (self->dialogs_open == 0 && !self->dirty && self->current != NULL
-      && gtk_widget_get_visible (self->changed_box)
-      && !gtk_widget_in_destruction (GTK_WIDGET (self)))
+      && gtk_widget_get_visible (self->changed_box))
     show_rules (self, self->current);
 }
 
@@ -667,7 +666,7 @@ watch_dialog (QmFirewallPage       *self,
               QmFirewallRuleDialog *dialog)
 {
   self->dialogs_open++;
-  g_signal_connect_object (dialog, "destroy", G_CALLBACK (on_dialog_destroy), self,
+  g_signal_connect_object (dialog, "closing", G_CALLBACK (on_dialog_closing), self,
                            G_CONNECT_SWAPPED);
 }
 

@@ -46,6 +46,7 @@ G_DEFINE_TYPE (QmFirewallRuleDialog, qm_firewall_rule_dialog, GTK_TYPE_DIALOG)
 enum
 {
   SIGNAL_RULE_CHOSEN,
+  SIGNAL_CLOSING,
   N_SIGNALS
 };
 
@@ -366,6 +367,7 @@ qm_firewall_rule_dialog_response (GtkDialog *dialog,
       g_variant_ref_sink (rule);
       g_signal_emit (self, signals[SIGNAL_RULE_CHOSEN], 0, rule);
     }
+  g_signal_emit (self, signals[SIGNAL_CLOSING], 0);
   gtk_widget_destroy (GTK_WIDGET (dialog));
 }
 
@@ -468,6 +470,10 @@ qm_firewall_rule_dialog_class_init (QmFirewallRuleDialogClass *klass)
   signals[SIGNAL_RULE_CHOSEN] = g_signal_new ("rule-chosen", G_TYPE_FROM_CLASS (klass),
                                               G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                                               G_TYPE_NONE, 1, G_TYPE_VARIANT);
+
+  /* QmFirewallRuleDialog::closing: OK (after rule-chosen) or Cancel closes the dialog now. */
+  signals[SIGNAL_CLOSING] = g_signal_new ("closing", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                          0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 
   gtk_widget_class_set_template_from_resource (
     widget_class, "/org/qubes_os/QubeManager/qm-firewall-rule-dialog.ui");

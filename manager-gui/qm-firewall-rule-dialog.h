@@ -14,7 +14,8 @@ G_DECLARE_FINAL_TYPE (QmFirewallRuleDialog, qm_firewall_rule_dialog, QM, FIREWAL
 
 /* A dialog for a new rule (rule NULL) or to edit rule (a{ss}, the stored form of the Firewall
  * interface's Rules). It checks what the user wrote before it emits
- * QmFirewallRuleDialog::rule-chosen (GVariant a{ss}) and closes; Cancel closes it without. */
+ * QmFirewallRuleDialog::rule-chosen (GVariant a{ss}) and closes; Cancel closes it without.
+ * QmFirewallRuleDialog::closing is emitted as it closes, either way. */
 QmFirewallRuleDialog *qm_firewall_rule_dialog_new (GtkWindow *parent,
                                                    GVariant  *rule);
 
