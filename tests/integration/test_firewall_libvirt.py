@@ -125,12 +125,12 @@ class TestFirewallLibvirt(unittest.TestCase):
         self.assertEqual(self.wait_rules('work', want), want)
         # a rule that expires goes from the filter too
         self.set_rules('work', [{'action': 'accept', 'proto': 'tcp', 'dstports': '22',
-                                 'expire': str(int(time.time()) + 2)}, {'action': 'drop'}])
+                                 'expire': str(int(time.time()) + 3)}, {'action': 'drop'}])
         drop = [('drop', 'out', 'all', {}), ('drop', 'out', 'all-ipv6', {})] + self.FINAL
         ssh = [('accept', 'out', 'tcp', {'dstportstart': '22', 'dstportend': '22'}),
                ('accept', 'out', 'tcp-ipv6', {'dstportstart': '22', 'dstportend': '22'})]
-        self.assertEqual(self.wait_rules('work', ssh + drop, timeout=1.5), ssh + drop)
-        self.assertEqual(self.wait_rules('work', drop, timeout=8), drop)
+        self.assertEqual(self.wait_rules('work', ssh + drop, timeout=2), ssh + drop)
+        self.assertEqual(self.wait_rules('work', drop, timeout=10), drop)
 
     def test_restart_and_remove(self):
         self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', 'fwtemp', 'red', '', {}))
