@@ -96,8 +96,8 @@ int bx_parse(const char *data, size_t len, BxApp *ret, char **error) {
         *error = NULL;
         if (len > INT32_MAX)
                 return fail(error, "qubes.xml is too large");
-        doc = xmlReadMemory(data, (int) len, "qubes.xml", NULL,
-                            XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        doc = xmlReadMemory(data, (int) len, "qubes.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR |
+                                                                     XML_PARSE_NOWARNING);
         if (!doc)
                 return fail(error, "the backup's qubes.xml is not well-formed XML");
         root = xmlDocGetRootElement(doc);

@@ -165,9 +165,9 @@ int client_create(Client *c, const char *klass, const char *name, const char *la
         return r;
 }
 
-#define DOMAIN_CALL(c, qube, method, types, ...)                                      \
-        ({                                                                            \
-                _cleanup_free_ char *_p = domain_path(qube);                          \
+#define DOMAIN_CALL(c, qube, method, types, ...)                                        \
+        ({                                                                              \
+                _cleanup_free_ char *_p = domain_path(qube);                            \
                 _p ? call(c, _p, DOMAIN, method, NULL, types, __VA_ARGS__) : -ENOMEM; \
         })
 

@@ -38,9 +38,9 @@ typedef struct RQube {
         char *note;     /* what changes on the way (template, rename), " <-- …" each */
         char *rename_note;
         bool created, removed;
-        char **volumes;    /* the new qube's volumes */
-        char **files_done; /* files of it the archive gave */
-        bool drop_netvm;   /* its netvm is neither here nor in the backup: the default applies */
+        char **volumes;     /* the new qube's volumes */
+        char **files_done;  /* files of it the archive gave */
+        bool drop_netvm;    /* its netvm is neither here nor in the backup: the default applies */
 } RQube;
 
 typedef struct Restore {
@@ -194,9 +194,9 @@ static void plan(Restore *R) {
                 const char *hc = host_class(R, t);
                 bool on_host = hc && (disp ? host_prop_true(R, t, "template_for_dispvms") : streq(hc, "TemplateVM"));
                 RQube *bt = rq_find(R, t);
-                bool in_backup =
-                        bt && !bt->problem &&
-                        (disp ? truthy(bx_prop(bt->bx, "template_for_dispvms")) : streq(bt->bx->klass, "TemplateVM"));
+                bool in_backup = bt && !bt->problem &&
+                                 (disp ? truthy(bx_prop(bt->bx, "template_for_dispvms"))
+                                       : streq(bt->bx->klass, "TemplateVM"));
                 if (in_backup) {
                         free(q->template);
                         q->template = xstrdup(bt->name);
@@ -247,8 +247,8 @@ static void print_summary(Restore *R) {
                 const char *netvm = bx_prop(q->bx, "netvm");
                 const char *cells[] = { q->bx->name, q->bx->klass, q->bx->template ?: "n/a",
                                         !bx_has_prop(q->bx, "netvm") || q->drop_netvm ? "(default)"
-                                        : isempty(netvm)                              ? "-"
-                                                                                      : netvm,
+                                        : isempty(netvm)                             ? "-"
+                                                                                     : netvm,
                                         q->bx->label };
                 for (size_t k = 0; k < 5; k++)
                         if (strlen(cells[k]) > width[k])
@@ -275,8 +275,8 @@ static void print_summary(Restore *R) {
                 const char *netvm = bx_prop(q->bx, "netvm");
                 const char *cells[] = { q->bx->name, q->bx->klass, q->bx->template ?: "n/a",
                                         !bx_has_prop(q->bx, "netvm") || q->drop_netvm ? "(default)"
-                                        : isempty(netvm)                              ? "-"
-                                                                                      : netvm,
+                                        : isempty(netvm)                             ? "-"
+                                                                                     : netvm,
                                         q->bx->label };
                 for (size_t k = 0; k < 5; k++)
                         printf("%*s |", (int) width[k] + 1, cells[k]);
@@ -291,9 +291,7 @@ static void print_summary(Restore *R) {
         }
         if (R->dom0)
                 printf("%*s | %s\n", (int) width[0] + 1, "dom0",
-                       R->home_problem  ? R->home_problem
-                       : R->verify_only ? "its home, checked"
-                                        : "its home");
+                       R->home_problem ? R->home_problem : R->verify_only ? "its home, checked" : "its home");
         putchar('\n');
         fflush(stdout);
 }
@@ -334,8 +332,8 @@ static void create_all(Restore *R) {
                         if (client_list_volumes(&R->client, q->name, &q->volumes) < 0)
                                 warn(R, "%s: cannot list its volumes: %s", q->name, client_error(&R->client));
                 }
-        static const char *const later[] = { "dispid", "template_for_dispvms", "template",
-                                             "netvm",  "default_dispvm",       "installed_by_rpm" };
+        static const char *const later[] = { "dispid", "template_for_dispvms", "template", "netvm", "default_dispvm",
+                                             "installed_by_rpm" };
         for (size_t i = 0; i < R->n_qubes; i++) {
                 RQube *q = &R->qubes[i];
                 if (!q->created)
@@ -469,8 +467,8 @@ static int vs_begin(FileSink *s, const TarMember *m) {
 static int vs_data(FileSink *s, const uint8_t *p, size_t n) {
         VolumeSink *v = (VolumeSink *) s;
         if (v->holes_only) {
-                v->s.error =
-                        xasprintf("%s: volume %s has data its sparse map does not announce", v->q->name, v->volume);
+                v->s.error = xasprintf("%s: volume %s has data its sparse map does not announce", v->q->name,
+                                       v->volume);
                 return -EBADMSG;
         }
         return vs_write(v, p, n);
@@ -571,10 +569,9 @@ static int ss_finish(FileSink *s, bool ok) {
                 _cleanup_free_ char *why = NULL;
                 if (bx_parse_firewall(text, x->data.len, &rules, &why) < 0)
                         warn(x->R, "%s: firewall rules not restored: %s", x->q->name, why ?: "out of memory");
-                else if (!rules[0])
-                        warn(x->R, "%s: firewall rules not restored: the file has none (the qube keeps accept-all)",
-                             x->q->name);
-                else if (client_set_firewall(&x->R->client, x->q->name, rules) < 0)
+                else if (client_set_firewall(&x->R->client, x->q->name,
+                                             /* no rule (every one had expired) drops everything: so does one drop */
+                                             rules[0] ? rules : (char **[]){ (char *[]){ "action", "drop", NULL }, NULL }) < 0)
                         warn(x->R, "%s: firewall rules not restored: %s", x->q->name, client_error(&x->R->client));
                 bx_firewall_free(rules);
                 break;
@@ -705,10 +702,10 @@ static int on_file_begin(void *userdata, const char *base, FileSink **ret) {
                                 return -ENOMEM;
                         *v = (VolumeSink){ .R = R, .q = q, .fd = -1, .file = xstrdup(file), .volume = TAKE_PTR(vol) };
                         v->s = (FileSink){ .begin = vs_begin,
-                                           .data = vs_data,
-                                           .hole = vs_hole,
-                                           .finish = vs_finish,
-                                           .destroy = vs_destroy };
+                                          .data = vs_data,
+                                          .hole = vs_hole,
+                                          .finish = vs_finish,
+                                          .destroy = vs_destroy };
                         *ret = &v->s;
                         return 0;
                 }
@@ -1003,9 +1000,7 @@ int main(int argc, char *argv[]) {
                 goto finish;
         }
 
-        ReaderOptions opts = { .passphrase = passphrase,
-                               .force_filter = filter,
-                               .verify_chunks_of_skipped = R.verify_only };
+        ReaderOptions opts = { .passphrase = passphrase, .force_filter = filter, .verify_chunks_of_skipped = R.verify_only };
         ReaderHandlers h = { .metadata = on_metadata, .file_begin = on_file_begin, .progress = on_progress };
         r = reader_run(fd, &opts, &h, &R, &error);
         if (R.progress && !R.porcelain && R.last_percent >= 0)
@@ -1022,8 +1017,8 @@ int main(int argc, char *argv[]) {
                 STRV_FOREACH(v, q->bx->volumes) {
                         _cleanup_free_ char *file = xasprintf("%s.img", *v);
                         if (strv_contains(q->volumes, *v) && !strv_contains(q->files_done, file)) {
-                                error = xasprintf("the archive is truncated or damaged: it has no %s%s",
-                                                  q->bx->backup_path, file);
+                                error = xasprintf("the archive is truncated or damaged: it has no %s%s", q->bx->backup_path,
+                                                  file);
                                 r = -EBADMSG;
                                 break;
                         }

@@ -15,7 +15,7 @@
 
 #define READ_SIZE (1u << 20)
 #define MAX_HEADER 65536
-#define MAX_HMAC 4096 /* upstream's HMAC_MAX_SIZE */
+#define MAX_HMAC 4096               /* upstream's HMAC_MAX_SIZE */
 #define MAX_QUBES_XML (64u << 20)
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 

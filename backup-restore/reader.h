@@ -49,7 +49,7 @@ extern volatile sig_atomic_t reader_cancelled;
 
 typedef struct ReaderOptions {
         const char *passphrase;
-        const char *force_filter;      /* decompress with this instead of the header's filter */
+        const char *force_filter; /* decompress with this instead of the header's filter */
         bool verify_chunks_of_skipped; /* decrypt (and so check) files nobody takes (--verify-only) */
 } ReaderOptions;
 
