@@ -13,3 +13,7 @@
 void firewall_vmm_apply(Manager *m, Domain *d);
 /* Undefine the filter of a qube that is gone. */
 void firewall_vmm_forget(Manager *m, const char *name);
+/* After every (re)connection: every qube's filter defined again (lifecycle.c). */
+void firewall_vmm_resync(Manager *m);
+/* "qubes-fw-<qube>", malloc'ed. */
+char *firewall_vmm_filter_name(const char *qube);

@@ -103,6 +103,7 @@ typedef struct Manager {
         void (*hypervisor_settled)(struct Manager *m);
         BackupManager *backup;   /* backup-dbus.c: the running backups */
         FirewallState *firewall; /* firewall-dbus.c: the expiry timer */
+        int firewall_nwfilter;   /* firewall-vmm.c: 1 filters work, -1 the connection has none (said once), 0 unknown */
 } Manager;
 
 /* Save qubes.xml after a change. Returns 0 or fills err. */

@@ -362,18 +362,17 @@ static bool is_py_space(char c) {
 }
 
 int firewall_rule_parse_line(const char *line, size_t len, FirewallRule *ret, QError *e) {
-        _cleanup_free_ char *buf = strndup(line, len);
+        _cleanup_free_ char *buf = malloc(len + 1);
         _cleanup_(firewall_rule_done) FirewallRule r = { .icmptype = -1 };
         char *cut, *start, *end, *p;
         int k;
 
         if (!buf)
                 return -ENOMEM;
-        if (strlen(buf) != len)
-                /* a NUL is ASCII: it fails the charset wherever it stands */
-                for (size_t i = 0; i < len; i++)
-                        if (!buf[i])
-                                buf[i] = '\x01';
+        /* a NUL is ASCII: it fails the character checks wherever it stands, as \x01 does */
+        for (size_t i = 0; i < len; i++)
+                buf[i] = line[i] ?: '\x01';
+        buf[len] = 0;
         cut = strstr(buf, "comment=");
         if (cut) {
                 *cut = 0;
@@ -785,7 +784,8 @@ int firewall_from_xml(const char *data, size_t len, Firewall **ret, QError *e) {
                 return -ENOMEM;
         if (len > INT32_MAX)
                 return qerror_set(e, QERR_VM_ERROR, "Invalid firewall.xml: %s", "too large");
-        doc = xmlReadMemory(data, (int) len, "firewall.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOBLANKS);
+        doc = xmlReadMemory(data, (int) len, "firewall.xml", NULL,
+                            XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
         if (!doc)
                 return qerror_set(e, QERR_VM_ERROR, "Invalid firewall.xml: %s", "not well-formed XML");
         root = xmlDocGetRootElement(doc);
