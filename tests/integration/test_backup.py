@@ -798,7 +798,10 @@ class RunTests(BackupTestCase):
                                                               ('setup_check', 'False')]))
         self.create('snap', klass='StandaloneVM', options={'pool': 'rl'})
         vol = os.path.join(pool_dir, 'appvms', 'snap', 'private.img')
-        write_volume(vol, [(0, b'before the start')])
+        # more than a chunk: the workers that encrypt chunks side by side read the snapshot too
+        write_volume(vol, [(0, b'before the start'), (1 << 20, os.urandom(1 << 20) * 110)])
+        before = os.path.join(self.d.dir, 'snap-before.img')
+        subprocess.run(['cp', '--sparse=always', vol, before], check=True)
         self.d.domain('snap', 'Start')
         self.d.domain('personal', 'Start')
         self.profile('snap', 'destination_vm: dom0\ndestination_path: %s/snap.bin\ninclude: [snap]\n'
@@ -810,8 +813,11 @@ class RunTests(BackupTestCase):
         self.execute('snap')
         a = Archive(self, os.path.join(self.out, 'snap.bin'), 'pw', os.path.join(self.d.dir, 'u'))
         sub = 'vm%d/' % self.qid('snap')
-        with open(a.extract(sub + 'private.img'), 'rb') as f:
+        extracted = a.extract(sub + 'private.img')
+        with open(extracted, 'rb') as f:
             self.assertEqual(f.read(16), b'before the start')
+        self.assertEqual(a.chunk_counts[sub + 'private.img'], 2)
+        self.assertTrue(same_contents(extracted, before), 'the volume differs')
         self.assertIn(sub + 'root.img.000.enc', a.members)
         self.assertIn(' <-- The VM is running and private volume snapshots are disabled. Backup will fail!\n',
                       self.info('personal'))
