@@ -272,10 +272,12 @@ static int write_known(BackupWriter *w, Out *o, TarSource *src, const char *base
  * of a chunk is sequential. But each 100 MiB chunk has its own keys and MAC, and without
  * compression the place of every chunk in the archive is known before the first byte: so
  * workers (one per core, at most PAR_MAX_WORKERS) each take the next chunk, read, encrypt and MAC
- * it in one aligned buffer, and write it in place with O_DIRECT (no copy, and a backup does not
- * flush the page cache of the whole machine), while the others compute. The KDFs take turns:
- * one scrypt scratch at a time bounds the memory. */
-#define PAR_BUF_SIZE (2u << 20)
+ * it into aligned buffers, and write it in place with O_DIRECT (no copy, and a backup does not
+ * flush the page cache of the whole machine). Each worker has two buffers and a thread of its
+ * own that writes one while the worker fills the other: a worker that waited for the disk itself
+ * would, on a busy machine, then also wait for a core after each write. The KDFs take turns: one
+ * scrypt scratch at a time bounds the memory. */
+#define PAR_BUF_SIZE (1u << 20)
 #define PAR_MAX_WORKERS 4
 /* the bytes of one chunk in the outer archive: its ustar header, the scrypt container padded,
  * the two end blocks */
@@ -300,10 +302,19 @@ typedef struct ParFile {
 
 typedef struct ParWorker {
         ParFile *f;
-        pthread_t thread;
-        bool started;
-        uint8_t *buf; /* PAR_BUF_SIZE, page-aligned */
-        int src_fd;   /* our own descriptor of the volume (its own read-ahead), or -1 */
+        pthread_t thread, io_thread;
+        bool started, io_started;
+        uint8_t *bufs[2]; /* PAR_BUF_SIZE each, page-aligned: one is filled while the other is written */
+        unsigned cur;     /* the one to fill */
+        int src_fd;       /* our own descriptor of the volume (its own read-ahead), or -1 */
+        /* the write in flight, by io_thread */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        const uint8_t *io_buf;
+        size_t io_n;
+        uint64_t io_off;
+        bool io_busy, io_quit;
+        int io_result;
 } ParWorker;
 
 static int par_write(ParFile *f, const uint8_t *buf, size_t n, uint64_t off) {
@@ -324,6 +335,60 @@ static int par_write(ParFile *f, const uint8_t *buf, size_t n, uint64_t off) {
                 n -= (size_t) k;
                 off += (uint64_t) k;
         }
+        return 0;
+}
+
+static void *par_io_thread(void *userdata) {
+        ParWorker *pw = userdata;
+
+        pthread_mutex_lock(&pw->lock);
+        for (;;) {
+                while (!pw->io_busy && !pw->io_quit)
+                        pthread_cond_wait(&pw->cond, &pw->lock);
+                if (!pw->io_busy)
+                        break;
+                const uint8_t *buf = pw->io_buf;
+                size_t n = pw->io_n;
+                uint64_t off = pw->io_off;
+                pthread_mutex_unlock(&pw->lock);
+                int r = par_write(pw->f, buf, n, off);
+                pthread_mutex_lock(&pw->lock);
+                if (r < 0 && pw->io_result >= 0)
+                        pw->io_result = r;
+                pw->io_busy = false;
+                pthread_cond_broadcast(&pw->cond);
+        }
+        pthread_mutex_unlock(&pw->lock);
+        return NULL;
+}
+
+/* The write in flight is done: how it went (and of those before). */
+static int par_io_wait(ParWorker *pw) {
+        int r;
+        pthread_mutex_lock(&pw->lock);
+        while (pw->io_busy)
+                pthread_cond_wait(&pw->cond, &pw->lock);
+        r = pw->io_result;
+        pthread_mutex_unlock(&pw->lock);
+        return r;
+}
+
+/* The buffer just filled goes to the disk; the other one is free to fill once the write before
+ * is done. */
+static int par_io_submit(ParWorker *pw, size_t n, uint64_t off) {
+        int r = par_io_wait(pw);
+        if (r < 0)
+                return r;
+        if (!pw->io_started)
+                return par_write(pw->f, pw->bufs[pw->cur], n, off);
+        pthread_mutex_lock(&pw->lock);
+        pw->io_buf = pw->bufs[pw->cur];
+        pw->io_n = n;
+        pw->io_off = off;
+        pw->io_busy = true;
+        pthread_cond_broadcast(&pw->cond);
+        pthread_mutex_unlock(&pw->lock);
+        pw->cur ^= 1;
         return 0;
 }
 
@@ -349,6 +414,7 @@ static int par_chunk(ParWorker *pw, unsigned index) {
         for (uint64_t pos = 0; r >= 0 && pos < size;) {
                 size_t n = size - pos < PAR_BUF_SIZE ? (size_t) (size - pos) : PAR_BUF_SIZE;
                 uint64_t p = pos, end = pos + n;
+                uint8_t *buf = pw->bufs[pw->cur];
 
                 if (cancelled(f->w) || atomic_load(&f->result) < 0) {
                         r = -ECANCELED;
@@ -356,16 +422,16 @@ static int par_chunk(ParWorker *pw, unsigned index) {
                 }
                 if (p < sizeof head) {
                         size_t k = (size_t) ((end < sizeof head ? end : sizeof head) - p);
-                        memcpy(pw->buf + (p - pos), head + p, k);
+                        memcpy(buf + (p - pos), head + p, k);
                         p += k;
                 }
                 if (p < end && p < data_end) {
                         size_t k = (size_t) ((end < data_end ? end : data_end) - p);
                         ssize_t got =
-                                tar_source_pread(f->src, pw->buf + (p - pos), k, from + (p - sizeof head), pw->src_fd);
+                                tar_source_pread(f->src, buf + (p - pos), k, from + (p - sizeof head), pw->src_fd);
                         if (got >= 0 && (size_t) got != k)
                                 got = -EIO; /* cannot happen: the length was known */
-                        r = got < 0 ? (int) got : scrypt_enc_update(enc, pw->buf + (p - pos), k);
+                        r = got < 0 ? (int) got : scrypt_enc_update(enc, buf + (p - pos), k);
                         if (r < 0)
                                 break;
                         p += k;
@@ -382,16 +448,22 @@ static int par_chunk(ParWorker *pw, unsigned index) {
                         }
                         if (p < mac_end) {
                                 size_t k = (size_t) ((end < mac_end ? end : mac_end) - p);
-                                memcpy(pw->buf + (p - pos), mac + (p - data_end), k);
+                                memcpy(buf + (p - pos), mac + (p - data_end), k);
                                 p += k;
                         }
-                        memset(pw->buf + (p - pos), 0, (size_t) (end - p));
+                        memset(buf + (p - pos), 0, (size_t) (end - p));
                 }
-                r = par_write(f, pw->buf, n, at + pos);
+                r = par_io_submit(pw, n, at + pos);
                 pos += n;
         }
         scrypt_stream_free(enc);
         return r;
+}
+
+static void par_fail(ParFile *f, int r) {
+        /* the first failure; a worker that stopped for it does not hide it */
+        int expected = 0;
+        atomic_compare_exchange_strong(&f->result, &expected, r);
 }
 
 static void *par_worker(void *userdata) {
@@ -404,12 +476,14 @@ static void *par_worker(void *userdata) {
                         break;
                 int r = par_chunk(pw, index);
                 if (r < 0) {
-                        /* the first failure; a worker that stopped for it does not hide it */
-                        int expected = 0;
-                        atomic_compare_exchange_strong(&f->result, &expected, r);
+                        par_fail(f, r);
                         break;
                 }
         }
+        /* its last write too */
+        int r = par_io_wait(pw);
+        if (r < 0)
+                par_fail(f, r);
         return NULL;
 }
 
@@ -450,18 +524,25 @@ static int write_parallel(BackupWriter *w, Out *o, int direct_fd, TarSource *src
         pthread_mutex_init(&f.progress_lock, NULL);
         for (unsigned i = 0; i < n; i++) {
                 char proc[64];
-                workers[i] = (ParWorker){ .f = &f, .src_fd = -1 };
-                workers[i].buf = mmap(NULL, PAR_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-                if (workers[i].buf == MAP_FAILED) {
-                        workers[i].buf = NULL;
+                ParWorker *pw = &workers[i];
+                *pw = (ParWorker){ .f = &f, .src_fd = -1 };
+                pthread_mutex_init(&pw->lock, NULL);
+                pthread_cond_init(&pw->cond, NULL);
+                pw->bufs[0] = mmap(NULL, 2 * PAR_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (pw->bufs[0] == MAP_FAILED) {
+                        pw->bufs[0] = NULL;
                         r = -ENOMEM;
+                        n = i + 1;
                         break;
                 }
+                pw->bufs[1] = pw->bufs[0] + PAR_BUF_SIZE;
+                /* without its thread, a worker writes itself */
+                pw->io_started = pthread_create(&pw->io_thread, NULL, par_io_thread, pw) == 0;
                 if (tar_source_fd(src) >= 0) {
                         snprintf(proc, sizeof proc, "/proc/self/fd/%d", tar_source_fd(src));
-                        workers[i].src_fd = open(proc, O_RDONLY | O_CLOEXEC);
-                        if (workers[i].src_fd >= 0)
-                                (void) posix_fadvise(workers[i].src_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+                        pw->src_fd = open(proc, O_RDONLY | O_CLOEXEC);
+                        if (pw->src_fd >= 0)
+                                (void) posix_fadvise(pw->src_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
                 }
         }
         /* the first worker is this thread */
@@ -470,12 +551,22 @@ static int write_parallel(BackupWriter *w, Out *o, int direct_fd, TarSource *src
         if (r >= 0)
                 par_worker(&workers[0]);
         for (unsigned i = 0; i < n; i++) {
-                if (workers[i].started)
-                        pthread_join(workers[i].thread, NULL);
-                if (workers[i].buf)
-                        munmap(workers[i].buf, PAR_BUF_SIZE);
-                if (workers[i].src_fd >= 0)
-                        close(workers[i].src_fd);
+                ParWorker *pw = &workers[i];
+                if (pw->started)
+                        pthread_join(pw->thread, NULL);
+                if (pw->io_started) {
+                        pthread_mutex_lock(&pw->lock);
+                        pw->io_quit = true;
+                        pthread_cond_broadcast(&pw->cond);
+                        pthread_mutex_unlock(&pw->lock);
+                        pthread_join(pw->io_thread, NULL);
+                }
+                pthread_mutex_destroy(&pw->lock);
+                pthread_cond_destroy(&pw->cond);
+                if (pw->bufs[0])
+                        munmap(pw->bufs[0], 2 * PAR_BUF_SIZE);
+                if (pw->src_fd >= 0)
+                        close(pw->src_fd);
         }
         pthread_mutex_destroy(&f.kdf_lock);
         pthread_mutex_destroy(&f.progress_lock);
