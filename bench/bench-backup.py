@@ -125,7 +125,7 @@ def main():
             print('  %-26s %6.2f s  %5.0f MB/s of data  qubesd CPU %5.2f s  archive %5.0f MiB  peak RSS %.1f MiB%s' % (
                 label, t, data / t / 1e6, cpu, size / 1048576.0, rss(pid, 'VmHWM'), '' if per_case else ' (so far)'))
         print('  (the peak RSS includes the scrypt KDF\'s 16 MiB while a chunk\'s keys are derived, one at a time, and'
-              ' 2 MiB per worker; it does not grow with the volume)')
+              ' two 1 MiB buffers per worker; it does not grow with the volume)')
     finally:
         d.stop()
         d.cleanup()
