@@ -402,8 +402,8 @@ static void disp_started(Manager *m, const char *name, int error, const QError *
         if (error < 0) {
                 _cleanup_qerror_ QError rm = {};
                 /* nothing of a disposable that never ran may stay behind */
-                if (d && !domain_is_running(d) && storage_remove_domain(m->app, d, &rm) >= 0)
-                        (void) manager_save(m, &rm);
+                if (d && !domain_is_running(d))
+                        (void) storage_remove_domain(m->app, d, &rm);
                 reply_op(m, name, error, e, c->msg);
         } else {
                 _cleanup_free_ char *path = d ? domain_bus_path(d) : NULL;
@@ -463,6 +463,8 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
                 .creator = caller,
         };
         r = storage_create_domain(m->app, &p, &d, &e);
+        if (r >= 0)
+                manager_begin(m);
         if (r >= 0)
                 r = domain_property_set(d, "auto_cleanup", "True", 4, &e);
         if (r >= 0 && asprintf(&tag, "disp-created-by-%s", caller) < 0)

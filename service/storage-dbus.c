@@ -82,7 +82,11 @@ static void pool_changed(Manager *m, const Pool *p) {
 /* A qube goes: its data operations have no destination any more. */
 static void on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata) {
         Manager *m = userdata;
-        Domain *d = !subject && n_kv >= 2 && streq(event, "domain-pre-delete") ? app_get_domain(app, kv[1]) : NULL;
+        Domain *d = NULL;
+
+        /* sent at the commit, when the qube is already out of the app */
+        if (!subject && n_kv >= 2 && streq(event, "domain-pre-delete"))
+                d = app_get_domain(app, kv[1]) ?: app_get_removed_domain(app, kv[1]);
 
         for (size_t i = 0; d && i < d->n_volumes; i++) {
                 VolumeTask *t = volume_task(m, d->name, d->volumes[i].name);
@@ -380,6 +384,7 @@ static int volume_set(Manager *m, sd_bus_message *msg, Domain *d, SetFunc f, boo
                 return r;
         if (refuse_busy && volume_task(m, d->name, name))
                 return reply_error(m, msg, QERR_STORAGE_POOL, "Volume %s of %s is busy with an import", name, d->name);
+        manager_begin(m);
         r = f(m->app, d, name, value, &e);
         if (r >= 0)
                 r = manager_save(m, &e);
@@ -459,6 +464,7 @@ static void task_done(void *userdata) {
                 if (r >= 0 && t->set_size) {
                         char buf[32];
                         snprintf(buf, sizeof buf, "%" PRIu64, op->size);
+                        manager_begin(m);
                         r = volume_config_set(vc, "size", buf);
                         if (r >= 0)
                                 r = manager_save(m, &e);
@@ -993,6 +999,7 @@ static int pool_set(Manager *m, sd_bus_message *msg, Pool *p, int (*f)(App *, Po
         r = sd_bus_message_read(msg, "s", &value);
         if (r < 0)
                 return r;
+        manager_begin(m);
         r = f(m->app, p, value, &e);
         if (r >= 0)
                 r = manager_save(m, &e);
@@ -1134,6 +1141,7 @@ static int method_add_pool(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = sd_bus_message_exit_container(msg);
         if (r < 0)
                 return r;
+        manager_begin(m);
         r = storage_pool_add(m->app, driver, config, &p, &e);
         if (r >= 0)
                 r = manager_save(m, &e);
@@ -1163,6 +1171,7 @@ static int method_remove_pool(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return -ENOMEM;
         if (p && !storage_pool_in_use(m->app, p))
                 manager_emit_object_removed(m, path); /* while it still exists */
+        manager_begin(m);
         r = storage_pool_remove(m->app, name, &e);
         return reply(m, msg, r, &e, true);
 }

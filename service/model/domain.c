@@ -259,6 +259,7 @@ const char *domain_feature_get(Domain *d, const char *name) {
 }
 
 void domain_mark_changed(Domain *d) {
+        d->changed = true;
         d->xml_cache = mfree(d->xml_cache);
 }
 

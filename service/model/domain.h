@@ -50,6 +50,7 @@ struct Domain {
         const char *power_state; /* "Halted", "Running", … (static strings) */
         void *userdata;          /* owned by the bus layer */
         char *xml_cache;         /* this qube's <domain> element as last serialised, or NULL */
+        bool changed;            /* changed since the last commit (app_commit) */
 };
 
 Domain *domain_free(Domain *d);
