@@ -414,6 +414,9 @@ static int load_features(LoadContext *c, Domain *d, xmlNode *features) {
                         return -ENOMEM;
                 if (isempty(name))
                         return load_fail(c, node_line(n), "feature without name in qube '%s'", d->name);
+                /* a later duplicate must not silently win (nor an earlier one) */
+                if (domain_feature_get(d, name))
+                        return load_fail(c, node_line(n), "duplicate feature '%s' in qube '%s'", name, d->name);
                 if (domain_feature_store(d, name, value) < 0)
                         return -ENOMEM;
         }
@@ -432,6 +435,8 @@ static int load_tags(LoadContext *c, Domain *d, xmlNode *tags) {
                         return -ENOMEM;
                 if (isempty(name))
                         return load_fail(c, node_line(n), "tag without name in qube '%s'", d->name);
+                if (validate_tag(name, NULL) < 0)
+                        return load_fail(c, node_line(n), "invalid tag '%s' in qube '%s'", name, d->name);
                 if (domain_has_tag(d, name))
                         continue;
                 if (domain_tag_store(d, name) < 0)
@@ -1474,7 +1479,9 @@ void app_rollback(App *app) {
                 if (!t || !same_qube(d, t)) {
                         app_forget_domain(app, d);
                         domain_free(d);
-                } else if (d->changed)
+                        continue;
+                }
+                if (d->changed)
                         domain_swap_content(d, t);
                 d->changed = false;
         }
