@@ -165,9 +165,9 @@ static void commit_now(Manager *m) {
                 (void) app_commit(m->app, &e);
                 return;
         }
-        /* a call opened a transaction and did not save (it failed): what it left goes */
+        /* a call opened a transaction and did not save (it failed): what it changed goes */
         if (m->app->txn_open || m->app->n_removed > 0) {
-                if (app_has_uncommitted(m->app))
+                if ((m->app->txn_changed || m->app->n_removed > 0) && app_has_uncommitted(m->app))
                         app_rollback(m->app);
                 else
                         app_txn_done(m->app, true);

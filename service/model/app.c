@@ -1417,6 +1417,7 @@ void app_txn_done(App *app, bool committed) {
 
         /* listeners may change the model again: their events are not part of this transaction */
         app->txn_open = false;
+        app->txn_changed = false;
         if (!q && !committed)
                 return;
         app->queued = NULL;
@@ -1450,8 +1451,11 @@ void app_emit_eventv(App *app, Domain *subject, const char *event, const char *c
         /* every change made through the API is announced on its qube: its saved form is stale */
         if (subject)
                 domain_mark_changed(subject);
-        if (app->txn_open && queue_event(app, subject, event, kv, n_kv) >= 0)
-                return;
+        if (app->txn_open) {
+                app->txn_changed = true;
+                if (queue_event(app, subject, event, kv, n_kv) >= 0)
+                        return;
+        }
         dispatch(app, subject, event, kv, n_kv);
 }
 

@@ -66,6 +66,7 @@ struct App {
         char *durable_xml;          /* qubes.xml as last written or read: what a rollback returns to */
         char *durable_globals;      /* its labels, pools and global properties as we write them */
         bool txn_open;              /* events wait in queued until the commit */
+        bool txn_changed;           /* the open transaction changed something (an event, a mark) */
         struct QueuedEvent *queued; /* the events of the open transaction, in order */
         size_t n_queued, alloc_queued;
         Domain **removed; /* qubes removed since the last commit: freed after it, back on a rollback */
