@@ -20,6 +20,7 @@
 #include "backup/profile.h"
 #include "backup/writer.h"
 #include "bus-error.h"
+#include "commit.h"
 #include "job-dbus.h"
 #include "workers.h"
 #include "util/log.h"

@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "bus-error.h"
+#include "commit.h"
 #include "constraints.h"
 #include "manager.h"
 #include "util/log.h"

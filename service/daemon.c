@@ -12,6 +12,7 @@
 #include "backup-dbus.h"
 #include "caller-filter.h"
 #include "changes.h"
+#include "commit.h"
 #include "constraints.h"
 #include "devices-dbus.h"
 #include "job-dbus.h"

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "bus-error.h"
 #include "bus-names.h"
+#include "commit.h"
 #include "devices-vmm.h"
 #include "vmm.h"
 

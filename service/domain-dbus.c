@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "bus-error.h"
 #include "bus-property.h"
+#include "commit.h"
 #include "constraints.h"
 #include "manager.h"
 #include "storage/storage.h"

@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "bus-error.h"
+#include "commit.h"
 #include "job-dbus.h"
 #include "lifecycle-dbus.h"
 #include "storage/storage.h"

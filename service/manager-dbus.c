@@ -4,6 +4,7 @@
 #include "bus-error.h"
 #include "bus-property.h"
 #include "caller-filter.h"
+#include "commit.h"
 #include "config.h"
 #include "devices-dbus.h"
 #include "domain-dbus.h"

@@ -103,7 +103,7 @@ typedef struct Manager {
         void (*hypervisor_settled)(struct Manager *m);
         BackupManager *backup; /* backup-dbus.c: the running backups */
 
-        /* manager.c: the group commit. Calls whose change is made wait here for the one save
+        /* commit.c: the group commit. Calls whose change is made wait here for the one save
          * that holds all of them (once per loop iteration, or before a call that is not such a
          * write runs, so that no reader sees a change that is not durable). */
         sd_bus_message **awaiting; /* the calls to answer after the next save */
@@ -114,15 +114,6 @@ typedef struct Manager {
 /* Make the changes made so far durable now (a transaction: on failure the model returns to the
  * last saved qubes.xml and the events are dropped). Returns 0 or fills err. */
 int manager_save(Manager *m, QError *err);
-/* Open the transaction of a call that changes the model: its events wait for the save. */
-void manager_begin(Manager *m);
-/* The call made its change: answer it (an empty reply, or its error) after the next save, shared
- * with every other call of this loop iteration. */
-int manager_commit_reply(Manager *m, sd_bus_message *msg);
-/* Set up the group commit, hook it on a connection (a filter), take it down. */
-int manager_commit_init(Manager *m);
-int manager_commit_add_filter(Manager *m, sd_bus *bus);
-void manager_commit_done(Manager *m);
 /* The text of ListDomainsText changes (a qube came, went or changed power state). */
 void manager_listing_changed(Manager *m);
 

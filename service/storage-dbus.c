@@ -10,6 +10,7 @@
 
 #include "auth.h"
 #include "bus-error.h"
+#include "commit.h"
 #include "job-dbus.h"
 #include "workers.h"
 #include "storage-dbus.h"
