@@ -87,7 +87,7 @@ static void on_event(App *app, Domain *subject, const char *event, const char *c
 
         /* sent at the commit, when the qube is already out of the app */
         if (!subject && n_kv >= 2 && streq(event, "domain-pre-delete"))
-                d = app_get_domain(app, kv[1]) ?: app_get_removed_domain(app, kv[1]);
+                d = app_get_domain(app, kv[1]) ?: app_get_domain_removed(app, kv[1]);
 
         for (size_t i = 0; d && i < d->n_volumes; i++) {
                 VolumeTask *t = volume_task(m, d->name, d->volumes[i].name);
@@ -128,7 +128,7 @@ static int volume_find(sd_bus *bus, const char *path, const char *interface, voi
         _cleanup_free_ char *q = NULL, *v = NULL;
         if (sd_bus_path_decode_many(path, QUBESD_VOLUME_PATH_TEMPLATE, &q, &v) <= 0)
                 return 0;
-        Domain *d = app_get_domain(m->app, q);
+        Domain *d = app_get_domain_announced(m->app, q);
         if (!d || !domain_volume_config(d, v))
                 return 0;
         *found = d;

@@ -1422,11 +1422,13 @@ void app_txn_done(App *app, bool committed) {
                 return;
         app->queued = NULL;
         app->n_queued = app->alloc_queued = 0;
+        app->dispatching = committed;
         for (size_t i = 0; i < n; i++) {
                 if (committed)
                         dispatch(app, q[i].subject, q[i].event, (const char *const *) q[i].kv, q[i].n_kv);
                 queued_event_done(&q[i]);
         }
+        app->dispatching = false;
         free(q);
         if (committed) {
                 size_t i = 0;
@@ -1440,7 +1442,12 @@ void app_txn_done(App *app, bool committed) {
         }
 }
 
-Domain *app_get_removed_domain(const App *app, const char *name) {
+Domain *app_get_domain_announced(const App *app, const char *name) {
+        Domain *d = app_get_domain(app, name);
+        return d || !app->dispatching ? d : app_get_domain_removed(app, name);
+}
+
+Domain *app_get_domain_removed(const App *app, const char *name) {
         for (size_t i = app->n_removed; i > 0; i--)
                 if (streq(app->removed[i - 1]->name, name))
                         return app->removed[i - 1];

@@ -67,6 +67,7 @@ struct App {
         char *durable_globals;      /* its labels, pools and global properties as we write them */
         bool txn_open;              /* events wait in queued until the commit */
         bool txn_changed;           /* the open transaction changed something (an event, a mark) */
+        bool dispatching;           /* the commit's events are being heard */
         struct QueuedEvent *queued; /* the events of the open transaction, in order */
         size_t n_queued, alloc_queued;
         Domain **removed; /* qubes removed since the last commit: freed after it, back on a rollback */
@@ -157,7 +158,10 @@ bool app_has_uncommitted(App *app);
 void app_forget_domain(App *app, Domain *d);
 int app_adopt_domain(App *app, Domain *d);
 /* A qube removed in the transaction being committed (listeners of domain-pre-delete look it up). */
-Domain *app_get_removed_domain(const App *app, const char *name);
+Domain *app_get_domain_removed(const App *app, const char *name);
+/* A qube as clients know it: while the commit's events are heard, a qube it removed is still
+ * there (its objects are announced gone with their interfaces). */
+Domain *app_get_domain_announced(const App *app, const char *name);
 
 /* Events: kv holds n_kv/2 key/value pairs (a NULL value is sent as "None"). */
 void app_emit_eventv(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv);

@@ -209,6 +209,26 @@ class TestGroupCommit(DaemonTestCase):
         sys.stderr.write('the reader saw the new value at once %d times of 60\n' % seen_new)
 
 
+class TestRemove(DaemonTestCase):
+    def test_remove_takes_the_directory_and_announces_the_objects(self):
+        self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', 'gone', 'red', '', {}))
+        qdir = os.path.join(self.d.state_dir, 'appvms', 'gone')
+        self.d.domain('gone', 'SetNotes', 's', ('some notes',))
+        self.assertTrue(os.path.isdir(qdir))
+        om = SignalCollector(self.d.conn, interface='org.freedesktop.DBus.ObjectManager')
+        self.addCleanup(om.close)
+        self.d.domain('gone', 'Remove')
+        self.assertFalse(os.path.exists(qdir), 'Remove left %s: %s' % (qdir, os.listdir(qdir) if
+                                                                     os.path.isdir(qdir) else ''))
+        # announced after the save, with the interfaces the objects had
+        path = harness.domain_path('gone')
+        self.assertTrue(om.wait_for(lambda s: any(x[2] == 'InterfacesRemoved' and x[3][0] == path for x in s)))
+        ifaces = [x[3][1] for x in om.signals if x[2] == 'InterfacesRemoved' and x[3][0] == path][0]
+        self.assertIn(harness.DOMAIN_IFACE, ifaces)
+        vols = [x[3][1] for x in om.signals if x[2] == 'InterfacesRemoved' and x[3][0].startswith(path + '/volume/')]
+        self.assertTrue(vols and all(harness.IFACE + '.Volume' in v for v in vols), vols)
+
+
 @harness.over_each_route
 class TestStringBounds(DaemonTestCase):
     def test_one_megabyte_refused(self):
