@@ -418,6 +418,12 @@ static void disp_started(Manager *m, const char *name, int error, const QError *
         free(c);
 }
 
+/* What makes a new qube a disposable of its caller (in the creation's transaction). */
+static int prepare_disposable(Domain *d, void *userdata, QError *e) {
+        int r = domain_property_set(d, "auto_cleanup", "True", 4, e);
+        return r < 0 ? r : domain_tag_add(d, userdata, e);
+}
+
 static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         _cleanup_qerror_ QError e = {}, denied = {};
@@ -463,23 +469,12 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
                 .template_name = tpl->name,
                 .creator = caller,
         };
-        r = storage_create_domain(m->app, &p, &d, &e);
-        if (r >= 0)
-                manager_begin(m);
-        if (r >= 0)
-                r = domain_property_set(d, "auto_cleanup", "True", 4, &e);
-        if (r >= 0 && asprintf(&tag, "disp-created-by-%s", caller) < 0)
-                r = -ENOMEM;
-        if (r >= 0)
-                r = domain_tag_add(d, tag, &e);
-        if (r >= 0)
-                r = manager_save(m, &e);
-        if (r < 0) {
-                _cleanup_qerror_ QError rm = {};
-                if (d)
-                        (void) storage_remove_domain(m->app, d, &rm);
+        if (asprintf(&tag, "disp-created-by-%s", caller) < 0)
+                return -ENOMEM;
+        /* one transaction: the qube with its auto_cleanup and tag, or nothing */
+        r = storage_create_domain_with(m->app, &p, prepare_disposable, tag, &d, &e);
+        if (r < 0)
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
-        }
 
         c = new0(DispCall, 1);
         if (!c)

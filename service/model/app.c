@@ -937,8 +937,11 @@ void app_create_domain_commit(App *app, Domain *d) {
         app_emit_event(app, NULL, "domain-add", "vm", d->name);
 }
 
+static void drop_queued_for(App *app, Domain *d);
+
 void app_create_domain_abort(App *app, Domain *d) {
-        /* nothing announced the qube yet, so it can vanish quietly */
+        /* nothing announced the qube yet, so it can vanish quietly (with what waits about it) */
+        drop_queued_for(app, d);
         app_unregister_domain(app, d);
         domain_free(d);
 }
@@ -1405,6 +1408,16 @@ static int queue_event(App *app, Domain *subject, const char *event, const char 
                 }
         app->queued[app->n_queued++] = q;
         return 0;
+}
+
+static void drop_queued_for(App *app, Domain *d) {
+        size_t k = 0;
+        for (size_t i = 0; i < app->n_queued; i++)
+                if (app->queued[i].subject == d)
+                        queued_event_done(&app->queued[i]);
+                else
+                        app->queued[k++] = app->queued[i];
+        app->n_queued = k;
 }
 
 void app_txn_begin(App *app) {

@@ -404,6 +404,11 @@ void storage_cleanup_leftovers(App *app) {
 }
 
 int storage_create_domain(App *app, const CreateParams *params, Domain **ret, QError *e) {
+        return storage_create_domain_with(app, params, NULL, NULL, ret, e);
+}
+
+int storage_create_domain_with(App *app, const CreateParams *params, StoragePrepareFn prepare, void *userdata,
+                               Domain **ret, QError *e) {
         _cleanup_free_ char *name = NULL, *dir = NULL;
         StorageVolume *vols = NULL;
         size_t n = 0;
@@ -426,6 +431,12 @@ int storage_create_domain(App *app, const CreateParams *params, Domain **ret, QE
         r = name && dir ? resolve_volumes(app, d, &vols, &n) : -ENOMEM;
         if (r < 0) {
                 app_create_domain_abort(app, d);
+                return r;
+        }
+        if (prepare && (r = prepare(d, userdata, e)) < 0) {
+                app_create_domain_abort(app, d);
+                (void) delete_data(name, dir, vols, n);
+                storage_volumes_free(vols, n);
                 return r;
         }
         app_create_domain_commit(app, d);

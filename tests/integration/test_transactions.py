@@ -112,13 +112,17 @@ class TestFullDisk(DaemonTestCase):
         self.assertDBusError(QUBES_EXC, self.d.domain, 'work', 'AddTag', 's', ('refused-tag',))
         self.assertDBusError(QUBES_EXC, self.d.manager, 'CreateDomain', 'ssssa{ss}',
                              ('AppVM', 'refused-new', 'blue', '', {}))
+        self.assertDBusError(QUBES_EXC, self.d.manager, 'CreateDisposable', 's', ('default-dvm',))
         # none of it is visible, and no event announced it
         self.assertNotEqual(self.d.get_property('work', 'memory')[2], '777')
         self.assertFalse(self.d.domain('work', 'HasTag', 's', ('refused-tag',))[0])
         names = {row[0] for row in self.d.manager('ListDomains', reply_type='(a(sssso))')[0]}
         self.assertNotIn('refused-new', names)
+        self.assertEqual([n for n in names if n.startswith('disp')], [], 'a refused CreateDisposable left a qube')
         self.assertFalse(os.path.exists(os.path.join(self.d.state_dir, 'appvms', 'refused-new')),
                          'a refused Create left its files')
+        self.assertEqual([n for n in os.listdir(os.path.join(self.d.state_dir, 'appvms')) if n.startswith('disp')],
+                         [], 'a refused CreateDisposable left its files')
         seen = self.event_names()
         for name in ('property-set:memory', 'property-pre-set:memory', 'domain-feature-set:refused-feature',
                      'domain-tag-add:refused-tag', 'domain-add'):
