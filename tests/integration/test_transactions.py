@@ -233,6 +233,32 @@ class TestRemove(DaemonTestCase):
         self.assertTrue(vols and all(harness.IFACE + '.Volume' in v for v in vols), vols)
 
 
+class TestLeftovers(DaemonTestCase):
+    def test_what_a_remove_could_not_delete_goes_at_the_next_start(self):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest('chattr +i needs root')
+        self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', 'stuck', 'red', '', {}))
+        qdir = os.path.join(self.d.state_dir, 'appvms', 'stuck')
+        stuck = os.path.join(qdir, 'private.img')
+        if subprocess.run(['chattr', '+i', stuck], stderr=subprocess.DEVNULL).returncode != 0:
+            raise unittest.SkipTest('chattr +i does not work here')
+        self.addCleanup(subprocess.run, ['chattr', '-i', stuck], stderr=subprocess.DEVNULL)
+        # the qube goes (qubes.xml without it is durable); its data could not
+        self.d.domain('stuck', 'Remove')
+        names = {row[0] for row in self.d.manager('ListDomains', reply_type='(a(sssso))')[0]}
+        self.assertNotIn('stuck', names)
+        self.assertTrue(os.path.exists(stuck))
+        with open(os.path.join(self.d.state_dir, 'removed-qubes.leftovers')) as f:
+            self.assertEqual(f.read(), 'stuck\n')
+        self.assertIn('stuck', self.d.log_tail())
+        # once it can be deleted, the next start does it
+        subprocess.run(['chattr', '-i', stuck], check=True)
+        self.d.restart()
+        self.d.manager('ListDomains')  # answered once start-up (which cleans up) is over
+        self.assertFalse(os.path.exists(qdir), 'the leftovers of a removed qube are still there')
+        self.assertFalse(os.path.exists(os.path.join(self.d.state_dir, 'removed-qubes.leftovers')), self.d.log_tail())
+
+
 @harness.over_each_route
 class TestStringBounds(DaemonTestCase):
     def test_one_megabyte_refused(self):
