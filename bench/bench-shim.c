@@ -3,7 +3,8 @@
  * upstream qubesd's own socket): each call is a fresh connection, the request, a half-close and
  * the reply read to EOF, as qubesadmin does. Prints median and spread per call kind.
  *
- *   bench-shim --socket PATH [--calls N] [--clients K] [--qube NAME] [--set]
+ *   bench-shim --socket PATH [--calls N] [--clients K] [--qube NAME] [--set | --set-only]
+ * (--set-only: only the durable Set, N calls per client, 1 and 8 clients; bench-groupcommit)
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -100,15 +101,13 @@ static void measure(const char *label, const char *socket_path, const char *req,
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "socket", required_argument, NULL, 's' },
-                { "calls", required_argument, NULL, 'n' },
-                { "qube", required_argument, NULL, 'q' },
-                { "set", no_argument, NULL, 'S' },
-                {},
+                { "socket", required_argument, NULL, 's' }, { "calls", required_argument, NULL, 'n' },
+                { "qube", required_argument, NULL, 'q' },   { "set", no_argument, NULL, 'S' },
+                { "set-only", no_argument, NULL, 'O' },     {},
         };
         const char *sock = NULL, *qube = "work";
         int calls = 2000, c;
-        bool with_set = false;
+        bool with_set = false, set_only = false;
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
@@ -124,6 +123,9 @@ int main(int argc, char *argv[]) {
                 case 'S':
                         with_set = true;
                         break;
+                case 'O':
+                        set_only = true;
+                        break;
                 default:
                         return 2;
                 }
@@ -138,6 +140,11 @@ int main(int argc, char *argv[]) {
         int ll = snprintf(list, sizeof list, "admin.vm.List+ dom0 name dom0") + 1;
         int ls = snprintf(set, sizeof set, "admin.vm.property.Set+vcpus dom0 name %s%c3", qube, 0);
 
+        if (set_only) {
+                for (int clients = 1; clients <= 8; clients += 7)
+                        measure("admin.vm.property.Set (durable)", sock, set, (size_t) ls, calls, clients);
+                return 0;
+        }
         for (int clients = 1; clients <= 8; clients += 7) {
                 int per = clients == 1 ? calls : calls / clients;
                 measure("admin.vm.property.Get", sock, get, (size_t) lg, per, clients);

@@ -20,6 +20,7 @@
 #include "backup/profile.h"
 #include "backup/writer.h"
 #include "bus-error.h"
+#include "commit.h"
 #include "job-dbus.h"
 #include "workers.h"
 #include "util/log.h"
@@ -160,6 +161,7 @@ static void set_timestamps(Backup *b) {
         bool changed = false;
 
         snprintf(now, sizeof now, "%" PRId64, (int64_t) time(NULL));
+        manager_begin(m); /* the events follow the save (manager_save, or the commit source) */
         for (size_t i = 0; i < plan->n_qubes; i++) {
                 _cleanup_qerror_ QError e = {};
                 Domain *d = app_get_domain(m->app, plan->qubes[i].name);

@@ -37,7 +37,7 @@ Domain *domain_of_bus_path(App *app, const char *path) {
                 return NULL;
         if (sd_bus_path_decode(path, QUBESD_DOMAIN_PREFIX, &name) <= 0)
                 return NULL;
-        return app_get_domain(app, name);
+        return app_get_domain_announced(app, name);
 }
 
 Domain *domain_of_bus_subpath(App *app, const char *path) {

@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "bus-error.h"
+#include "commit.h"
 #include "constraints.h"
 #include "manager.h"
 #include "util/log.h"
@@ -299,6 +300,7 @@ int property_write(Manager *m, sd_bus_message *msg, const PropertyChange *c, QEr
         r = constraints_check(m, msg, d, p->name, value, e);
         if (r < 0)
                 return r;
+        manager_begin(m);
         if (!value)
                 r = d ? domain_property_reset(d, p->name, e) : app_property_reset(m->app, p->name, e);
         else
@@ -306,9 +308,13 @@ int property_write(Manager *m, sd_bus_message *msg, const PropertyChange *c, QEr
                       : app_property_set(m->app, p->name, value, strlen(value), e);
         if (r < 0)
                 return r;
-        r = manager_save(m, e);
-        if (r < 0)
-                return r;
+        /* Properties.Set is answered when the setter returns: it saves now; the methods join
+         * the group commit (write_method) */
+        if (c->typed) {
+                r = manager_save(m, e);
+                if (r < 0)
+                        return r;
+        }
         return 1;
 }
 
@@ -325,7 +331,7 @@ static int write_method(Manager *m, Domain *d, sd_bus_message *msg, bool reset) 
                 return bus_reply_failure(m, msg, r, &e);
         if (r == 0)
                 return 1; /* held until polkit answers */
-        return sd_bus_reply_method_return(msg, NULL);
+        return manager_commit_reply(m, msg);
 }
 
 int bus_method_set_property(Manager *m, Domain *d, sd_bus_message *msg) {

@@ -268,7 +268,8 @@ static void on_event(App *app, Domain *subject, const char *event, const char *c
         /* InterfacesRemoved must be sent while the objects still exist: the qube's volumes, then
          * the qube. */
         if (!subject && streq(event, "domain-pre-delete") && n_kv >= 2) {
-                Domain *d = app_get_domain(app, kv[1]);
+                /* sent at the commit (a transaction): the qube is already out of the app */
+                Domain *d = app_get_domain(app, kv[1]) ?: app_get_domain_removed(app, kv[1]);
                 if (d)
                         emit_domain_objects(m, d, false);
         }

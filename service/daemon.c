@@ -12,6 +12,7 @@
 #include "backup-dbus.h"
 #include "caller-filter.h"
 #include "changes.h"
+#include "commit.h"
 #include "constraints.h"
 #include "devices-dbus.h"
 #include "firewall-dbus.h"
@@ -24,6 +25,7 @@
 #include "storage-dbus.h"
 #include "storage/storage.h"
 #include "workers.h"
+#include "util/fileio.h"
 #include "util/log.h"
 
 static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -98,18 +100,18 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
                 return r;
         }
         if (!m->app->xml_loaded) {
-                log_info("No %s yet: creating a fresh system (labels, pools, dom0).", m->app->xml_path);
+                /* an unmounted or lost /var/lib/qubes must not become an empty new system */
+                if (!config->init) {
+                        log_error("Refusing to start: %s does not exist. Is the state directory mounted? "
+                                  "To create a new system, start qubesd once with --init.",
+                                  m->app->xml_path);
+                        return -ENOENT;
+                }
+                /* in memory only: written once the bus name is ours */
                 r = app_init_default(m->app);
                 if (r < 0)
                         return log_error_errno(r, "Failed to initialise the model: %m");
-                r = app_save(m->app, &e);
-                if (r < 0) {
-                        _cleanup_free_ char *msg = qerror_message(&e);
-                        log_error("Cannot write %s: %s", m->app->xml_path, msg ?: strerror(-r));
-                        return r;
-                }
         }
-        storage_pools_setup(m->app);
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
@@ -133,6 +135,9 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
                 return r;
 
         r = changes_init(m);
+        if (r < 0)
+                return r;
+        r = manager_commit_init(m);
         if (r < 0)
                 return r;
         r = journal_init(m);
@@ -184,6 +189,22 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire the bus name %s: %m", QUBESD_BUS_NAME);
 
+        /* Only now, the only qubesd of this bus, do we write. */
+        if (!m->app->xml_loaded) {
+                log_info("No %s yet (--init): creating a new system (labels, pools, dom0).", m->app->xml_path);
+                r = mkdir_p(m->app->state_dir, 0750);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot create the state directory %s: %m", m->app->state_dir);
+                r = app_save(m->app, &e);
+                if (r < 0) {
+                        _cleanup_free_ char *msg = qerror_message(&e);
+                        log_error("Cannot write %s: %s", m->app->xml_path, msg ?: strerror(-r));
+                        return r;
+                }
+        }
+        storage_pools_setup(m->app);
+        storage_cleanup_leftovers(m->app);
+
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -196,6 +217,7 @@ Manager *daemon_free(Manager *m) {
         jobs_cancel_all(m);
         workers_stop(m->workers);
         /* before the lifecycle answers what waits: preloads being started are simply left */
+        manager_commit_done(m);
         preload_done(m);
         lifecycle_done(m);
         private_bus_done(m);

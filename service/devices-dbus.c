@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "bus-error.h"
 #include "bus-names.h"
+#include "commit.h"
 #include "devices-vmm.h"
 #include "vmm.h"
 
@@ -871,12 +872,12 @@ static int method_assign(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 if (streq(kv[0], "read-only") && parse_bool_word(kv[1]) >= 0 &&
                     free_and_strdup(&kv[1], parse_bool_word(kv[1]) ? "yes" : "no") < 0)
                         return -ENOMEM;
+        manager_begin(m);
         r = domain_device_assign(d, devclass, backend, port_id, device_id, mode, options, !isempty(frontend), &e);
         if (r >= 0) {
+                /* a failed save has returned the model to qubes.xml (the transaction) */
                 r = manager_save(m, &e);
-                if (r < 0)
-                        domain_device_assign_undo(d);
-                else
+                if (r >= 0)
                         domain_device_assign_commit(d);
         }
         if (r < 0)
@@ -900,11 +901,12 @@ static int method_unassign(sd_bus_message *msg, void *userdata, sd_bus_error *er
                 return r;
         if (check_backend(m, msg, backend, true, &e) < 0)
                 return reply_error(m, msg, &e);
+        manager_begin(m);
         r = domain_device_unassign(d, devclass, backend, port_id, device_id, &taken, &index, &e);
         if (r >= 0) {
                 r = manager_save(m, &e);
-                if (r < 0)
-                        domain_device_restore(d, &taken, index);
+                if (r < 0) /* the model is back as qubes.xml has it (the transaction) */
+                        device_assignment_done(&taken);
                 else
                         domain_device_unassign_commit(d, &taken);
         }
@@ -932,12 +934,14 @@ static int method_set_mode(sd_bus_message *msg, void *userdata, sd_bus_error *er
         }
         if (check_backend(m, msg, backend, true, &e) < 0)
                 return reply_error(m, msg, &e);
+        manager_begin(m);
         r = domain_device_set_mode(d, devclass, backend, port_id, device_id, mode, &old, &e);
-        /* upstream saves even when nothing changed */
+        /* upstream saves even when nothing changed; a failed save has returned the model to
+         * qubes.xml (the transaction) */
         if (r >= 0) {
                 r = manager_save(m, &e);
                 if (r < 0)
-                        domain_device_set_mode_undo(d, devclass, backend, port_id, device_id, old);
+                        old = mfree(old);
                 else if (old)
                         domain_device_set_mode_commit(d, devclass, backend, port_id, device_id);
         }
@@ -1441,6 +1445,7 @@ static int denied_change(sd_bus_message *msg, Domain *d, bool add) {
         bool all = !add && streq(payload, "all");
         if (!all && device_interfaces_split_payload(payload, &codes, &e) < 0)
                 return qerror_is_set(&e) ? reply_error(m, msg, &e) : -ENOMEM;
+        manager_begin(m);
         r = add ? domain_devices_deny(d, codes, &e) : domain_devices_allow(d, codes, all, &e);
         if (r > 0)
                 r = manager_save(m, &e);

@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "bus-error.h"
 #include "bus-property.h"
+#include "commit.h"
 #include "constraints.h"
 #include "manager.h"
 #include "storage/storage.h"
@@ -81,6 +82,13 @@ static int property_get_tags(sd_bus *bus, const char *path, const char *interfac
 }
 
 /* ---- methods ---------------------------------------------------------------------------- */
+
+/* A change made (r >= 0) is answered after the group's save (manager.c). */
+static int reply_after_commit(Manager *m, sd_bus_message *msg, int r, QError *e) {
+        if (r < 0)
+                return qerror_is_set(e) ? bus_reply_qerror(m, msg, e) : r;
+        return manager_commit_reply(m, msg);
+}
 
 static int reply_result(Manager *m, sd_bus_message *msg, int r, QError *e, bool save) {
         if (r >= 0 && save)
@@ -201,8 +209,9 @@ static int feature_change(sd_bus_message *msg, Domain *d, bool remove) {
                            "changing this feature is prohibited by qubes.ext.admin.AdminExtension");
                 return bus_reply_qerror(m, msg, &e);
         }
+        manager_begin(m);
         r = remove ? domain_feature_remove(d, name, &e) : domain_feature_set(d, name, value, &e);
-        return reply_result(m, msg, r, &e, true);
+        return reply_after_commit(m, msg, r, &e);
 }
 
 static int method_set_feature(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -267,8 +276,9 @@ static int tag_change(sd_bus_message *msg, Domain *d, bool remove) {
                            "changing this tag is prohibited by qubes.ext.admin.AdminExtension");
                 return bus_reply_qerror(m, msg, &e);
         }
+        manager_begin(m);
         r = remove ? domain_tag_remove(d, tag, &e) : domain_tag_add(d, tag, &e);
-        return reply_result(m, msg, r, &e, true);
+        return reply_after_commit(m, msg, r, &e);
 }
 
 static int method_add_tag(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -317,8 +327,9 @@ static int method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         int r = auth_check(m, msg, AUTH_CREATE_REMOVE, d, &denied);
         if (r <= 0)
                 return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        /* a transaction of its own: the data goes only once qubes.xml without the qube is durable */
         r = storage_remove_domain(m->app, d, &e);
-        return reply_result(m, msg, r, &e, true);
+        return reply_result(m, msg, r, &e, false);
 }
 
 static int method_get_current_state(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "bus-error.h"
+#include "commit.h"
 #include "job-dbus.h"
 #include "lifecycle-dbus.h"
 #include "storage/storage.h"
@@ -402,8 +403,8 @@ static void disp_started(Manager *m, const char *name, int error, const QError *
         if (error < 0) {
                 _cleanup_qerror_ QError rm = {};
                 /* nothing of a disposable that never ran may stay behind */
-                if (d && !domain_is_running(d) && storage_remove_domain(m->app, d, &rm) >= 0)
-                        (void) manager_save(m, &rm);
+                if (d && !domain_is_running(d))
+                        (void) storage_remove_domain(m->app, d, &rm);
                 reply_op(m, name, error, e, c->msg);
         } else {
                 _cleanup_free_ char *path = d ? domain_bus_path(d) : NULL;
@@ -415,6 +416,12 @@ static void disp_started(Manager *m, const char *name, int error, const QError *
         }
         free(c->name);
         free(c);
+}
+
+/* What makes a new qube a disposable of its caller (in the creation's transaction). */
+static int prepare_disposable(Domain *d, void *userdata, QError *e) {
+        int r = domain_property_set(d, "auto_cleanup", "True", 4, e);
+        return r < 0 ? r : domain_tag_add(d, userdata, e);
 }
 
 static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -462,21 +469,12 @@ static int method_create_disposable(sd_bus_message *msg, void *userdata, sd_bus_
                 .template_name = tpl->name,
                 .creator = caller,
         };
-        r = storage_create_domain(m->app, &p, &d, &e);
-        if (r >= 0)
-                r = domain_property_set(d, "auto_cleanup", "True", 4, &e);
-        if (r >= 0 && asprintf(&tag, "disp-created-by-%s", caller) < 0)
-                r = -ENOMEM;
-        if (r >= 0)
-                r = domain_tag_add(d, tag, &e);
-        if (r >= 0)
-                r = manager_save(m, &e);
-        if (r < 0) {
-                _cleanup_qerror_ QError rm = {};
-                if (d)
-                        (void) storage_remove_domain(m->app, d, &rm);
+        if (asprintf(&tag, "disp-created-by-%s", caller) < 0)
+                return -ENOMEM;
+        /* one transaction: the qube with its auto_cleanup and tag, or nothing */
+        r = storage_create_domain_with(m->app, &p, prepare_disposable, tag, &d, &e);
+        if (r < 0)
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
-        }
 
         c = new0(DispCall, 1);
         if (!c)

@@ -124,7 +124,7 @@ static void remove_disposable(Manager *m, const char *name) {
 
         if (!d || d->klass != QUBES_CLASS_DISPVM || !domain_property_bool(d, "auto_cleanup"))
                 return;
-        if (storage_remove_domain(m->app, d, &e) < 0 || manager_save(m, &e) < 0) {
+        if (storage_remove_domain(m->app, d, &e) < 0) {
                 _cleanup_free_ char *msg = qerror_message(&e);
                 log_warning("Cannot remove disposable %s: %s", name, strempty(msg));
         }

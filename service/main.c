@@ -36,6 +36,8 @@ static void help(void) {
                "                         polkit (--trusted-uid=UID is the same)\n"
                "     --private-socket-group=GROUP  The private socket's group (0660), so that a\n"
                "                         trusted user in it can connect (default: root only, 0600)\n"
+               "     --init              Create a new system (labels, pools, dom0) when the state\n"
+               "                         directory holds no qubes.xml; without it qubesd refuses to start\n"
                "     --debug             Debug logging; errors carry a traceback\n");
 }
 
@@ -55,6 +57,7 @@ int main(int argc, char *argv[]) {
                 ARG_PRIVATE_SOCKET_GROUP,
                 ARG_CONFIG_DIR,
                 ARG_QREXEC_RUNNER,
+                ARG_INIT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -73,6 +76,7 @@ int main(int argc, char *argv[]) {
                 { "constraints-dir", required_argument, NULL, ARG_CONSTRAINTS_DIR },
                 { "config-dir", required_argument, NULL, ARG_CONFIG_DIR },
                 { "qrexec-runner", required_argument, NULL, ARG_QREXEC_RUNNER },
+                { "init", no_argument, NULL, ARG_INIT },
                 {},
         };
         ManagerConfig config = { .bus_kind = BUS_SYSTEM };
@@ -159,6 +163,9 @@ int main(int argc, char *argv[]) {
                 case ARG_QREXEC_RUNNER:
                         config.qrexec_runner = optarg;
                         break;
+                case ARG_INIT:
+                        config.init = true;
+                        break;
                 default:
                         return 2;
                 }
@@ -197,12 +204,8 @@ int main(int argc, char *argv[]) {
         if (!config.libvirt_uri)
                 config.libvirt_uri = config.bus_kind == BUS_SYSTEM ? "xen:///" : "test:///default";
 
-        r = mkdir_p(config.state_dir, 0750);
-        if (r < 0) {
-                log_error_errno(r, "Cannot create the state directory %s: %m", config.state_dir);
-                return 1;
-        }
-
+        /* nothing is written (not even the state directory) before qubesd holds its bus name:
+         * daemon_new() */
         r = daemon_new(&config, &m);
         if (r < 0)
                 return 1;

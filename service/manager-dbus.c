@@ -4,6 +4,7 @@
 #include "bus-error.h"
 #include "bus-property.h"
 #include "caller-filter.h"
+#include "commit.h"
 #include "config.h"
 #include "devices-dbus.h"
 #include "domain-dbus.h"
@@ -298,15 +299,13 @@ static int method_create_domain(sd_bus_message *msg, void *userdata, sd_bus_erro
         }
         params.volume_pools = volume_pools;
 
+        /* a transaction of its own: the files, then the durable save (storage_create_domain) */
         r = storage_create_domain(m->app, &params, &d, &e);
         if (r < 0)
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         _cleanup_free_ char *path = domain_bus_path(d);
         if (!path)
                 return -ENOMEM;
-        r = manager_save(m, &e);
-        if (r < 0)
-                return bus_reply_qerror(m, msg, &e);
         return sd_bus_reply_method_return(msg, "o", path);
 }
 
@@ -374,6 +373,7 @@ static int method_create_label(sd_bus_message *msg, void *userdata, sd_bus_error
         r = sd_bus_message_read(msg, "ss", &name, &color);
         if (r < 0)
                 return r;
+        manager_begin(m);
         r = app_create_label(m->app, name, color, &l, &e);
         if (r >= 0)
                 r = manager_save(m, &e);
@@ -399,13 +399,15 @@ static int method_remove_label(sd_bus_message *msg, void *userdata, sd_bus_error
                 return r;
         Label *l = app_find_label(m->app, name);
         _cleanup_free_ char *path = l ? label_bus_path(l) : NULL;
-        if (path)
-                manager_emit_object_removed(m, path);
+        manager_begin(m);
         r = app_remove_label(m->app, name, &e);
         if (r >= 0)
                 r = manager_save(m, &e);
         if (r < 0)
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
+        /* gone once qubes.xml without it is durable */
+        if (path)
+                manager_emit_object_removed(m, path);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -525,5 +527,9 @@ static const BusObjectImplementation manager_object = {
 };
 
 int manager_dbus_register(Manager *m, sd_bus *bus) {
-        return bus_add_implementation(bus, &manager_object, m, &m->vtables);
+        int r = bus_add_implementation(bus, &manager_object, m, &m->vtables);
+        if (r < 0)
+                return r;
+        /* the group commit: a call that does not join it waits for its save (manager.c) */
+        return manager_commit_add_filter(m, bus);
 }

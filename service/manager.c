@@ -125,11 +125,10 @@ int manager_new_event_signal(sd_bus *bus, Domain *subject, const char *event, co
         return 0;
 }
 
+/* ---- transactions and the group commit ---------------------------------------------------- */
+
 int manager_save(Manager *m, QError *err) {
-        int r = app_save(m->app, err);
-        if (r < 0 && !qerror_is_set(err))
-                return qerror_set(err, QERR_QUBES_EXCEPTION, "Failed to save qubes.xml: %s", strerror(-r));
-        return r;
+        return app_commit(m->app, err);
 }
 
 void manager_listing_changed(Manager *m) {

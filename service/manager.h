@@ -31,6 +31,7 @@ typedef struct ManagerConfig {
         const char *constraints_dir; /* value constraints (constraints.c); NULL: the default */
         const char *config_dir;      /* /etc/qubes: backup profiles in backup/ (backup-dbus.c) */
         const char *qrexec_runner;   /* what calls a qube's qrexec service (backups); NULL: on PATH */
+        bool init;                   /* --init: no qubes.xml yet means a new system, not an error */
 } ManagerConfig;
 
 #define QUBESD_DEFAULT_CONSTRAINTS_DIR "/etc/qubes/constraints.d"
@@ -104,9 +105,17 @@ typedef struct Manager {
         BackupManager *backup;   /* backup-dbus.c: the running backups */
         FirewallState *firewall; /* firewall-dbus.c: the expiry timer */
         int firewall_nwfilter;   /* firewall-vmm.c: 1 filters work, -1 the connection has none (said once), 0 unknown */
+
+        /* commit.c: the group commit. Calls whose change is made wait here for the one save
+         * that holds all of them (once per loop iteration, or before a call that is not such a
+         * write runs, so that no reader sees a change that is not durable). */
+        sd_bus_message **awaiting; /* the calls to answer after the next save */
+        size_t n_awaiting, alloc_awaiting;
+        sd_event_source *commit_source;
 } Manager;
 
-/* Save qubes.xml after a change. Returns 0 or fills err. */
+/* Make the changes made so far durable now (a transaction: on failure the model returns to the
+ * last saved qubes.xml and the events are dropped). Returns 0 or fills err. */
 int manager_save(Manager *m, QError *err);
 /* The text of ListDomainsText changes (a qube came, went or changed power state). */
 void manager_listing_changed(Manager *m);

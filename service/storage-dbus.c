@@ -10,6 +10,7 @@
 
 #include "auth.h"
 #include "bus-error.h"
+#include "commit.h"
 #include "job-dbus.h"
 #include "workers.h"
 #include "storage-dbus.h"
@@ -82,7 +83,11 @@ static void pool_changed(Manager *m, const Pool *p) {
 /* A qube goes: its data operations have no destination any more. */
 static void on_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata) {
         Manager *m = userdata;
-        Domain *d = !subject && n_kv >= 2 && streq(event, "domain-pre-delete") ? app_get_domain(app, kv[1]) : NULL;
+        Domain *d = NULL;
+
+        /* sent at the commit, when the qube is already out of the app */
+        if (!subject && n_kv >= 2 && streq(event, "domain-pre-delete"))
+                d = app_get_domain(app, kv[1]) ?: app_get_domain_removed(app, kv[1]);
 
         for (size_t i = 0; d && i < d->n_volumes; i++) {
                 VolumeTask *t = volume_task(m, d->name, d->volumes[i].name);
@@ -123,7 +128,7 @@ static int volume_find(sd_bus *bus, const char *path, const char *interface, voi
         _cleanup_free_ char *q = NULL, *v = NULL;
         if (sd_bus_path_decode_many(path, QUBESD_VOLUME_PATH_TEMPLATE, &q, &v) <= 0)
                 return 0;
-        Domain *d = app_get_domain(m->app, q);
+        Domain *d = app_get_domain_announced(m->app, q);
         if (!d || !domain_volume_config(d, v))
                 return 0;
         *found = d;
@@ -380,6 +385,7 @@ static int volume_set(Manager *m, sd_bus_message *msg, Domain *d, SetFunc f, boo
                 return r;
         if (refuse_busy && volume_task(m, d->name, name))
                 return reply_error(m, msg, QERR_STORAGE_POOL, "Volume %s of %s is busy with an import", name, d->name);
+        manager_begin(m);
         r = f(m->app, d, name, value, &e);
         if (r >= 0)
                 r = manager_save(m, &e);
@@ -459,6 +465,7 @@ static void task_done(void *userdata) {
                 if (r >= 0 && t->set_size) {
                         char buf[32];
                         snprintf(buf, sizeof buf, "%" PRIu64, op->size);
+                        manager_begin(m);
                         r = volume_config_set(vc, "size", buf);
                         if (r >= 0)
                                 r = manager_save(m, &e);
@@ -993,6 +1000,7 @@ static int pool_set(Manager *m, sd_bus_message *msg, Pool *p, int (*f)(App *, Po
         r = sd_bus_message_read(msg, "s", &value);
         if (r < 0)
                 return r;
+        manager_begin(m);
         r = f(m->app, p, value, &e);
         if (r >= 0)
                 r = manager_save(m, &e);
@@ -1134,6 +1142,7 @@ static int method_add_pool(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = sd_bus_message_exit_container(msg);
         if (r < 0)
                 return r;
+        manager_begin(m);
         r = storage_pool_add(m->app, driver, config, &p, &e);
         if (r >= 0)
                 r = manager_save(m, &e);
@@ -1163,6 +1172,7 @@ static int method_remove_pool(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return -ENOMEM;
         if (p && !storage_pool_in_use(m->app, p))
                 manager_emit_object_removed(m, path); /* while it still exists */
+        manager_begin(m);
         r = storage_pool_remove(m->app, name, &e);
         return reply(m, msg, r, &e, true);
 }

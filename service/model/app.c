@@ -134,6 +134,12 @@ App *app_free(App *app) {
                         free(app->props[i].value);
         free(app->props);
 
+        app_txn_done(app, false);
+        for (size_t i = 0; i < app->n_removed; i++)
+                domain_free(app->removed[i]);
+        free(app->removed);
+        free(app->durable_xml);
+        free(app->durable_globals);
         free(app->listeners);
         free(app->state_dir);
         free(app->xml_path);
@@ -333,6 +339,30 @@ static void app_unregister_domain(App *app, Domain *d) {
                 hashmap_remove(app->domains_by_uuid, d->uuid);
         if (d->qid >= 0 && d->qid <= QUBES_MAX_QID && app->by_qid[d->qid] == d)
                 app->by_qid[d->qid] = NULL;
+}
+
+void app_forget_domain(App *app, Domain *d) {
+        app_unregister_domain(app, d);
+}
+
+int app_adopt_domain(App *app, Domain *d) {
+        int r;
+
+        if (hashmap_contains(app->domains, d->name) || app->by_qid[d->qid] ||
+            hashmap_contains(app->domains_by_uuid, d->uuid))
+                return -EEXIST;
+        app_domains_changed(app);
+        r = hashmap_put(app->domains, d->name, d);
+        if (r < 0)
+                return r;
+        r = hashmap_put(app->domains_by_uuid, d->uuid, d);
+        if (r < 0) {
+                hashmap_remove(app->domains, d->name);
+                return r;
+        }
+        app->by_qid[d->qid] = d;
+        d->app = app;
+        return 0;
 }
 
 int app_add_domain(App *app, QubesClass klass, const char *name, int64_t qid, const char *uuid, Domain **ret) {
@@ -907,8 +937,11 @@ void app_create_domain_commit(App *app, Domain *d) {
         app_emit_event(app, NULL, "domain-add", "vm", d->name);
 }
 
+static void drop_queued_for(App *app, Domain *d);
+
 void app_create_domain_abort(App *app, Domain *d) {
-        /* nothing announced the qube yet, so it can vanish quietly */
+        /* nothing announced the qube yet, so it can vanish quietly (with what waits about it) */
+        drop_queued_for(app, d);
         app_unregister_domain(app, d);
         domain_free(d);
 }
@@ -936,7 +969,7 @@ static bool domain_is_preload(Domain *d) {
 }
 
 int app_remove_domain(App *app, Domain *d, QError *err) {
-        _cleanup_free_ char *name = NULL, *dir = NULL, *notes = NULL;
+        _cleanup_free_ char *name = NULL, *dir = NULL;
         size_t i = 0;
         void *v;
 
@@ -1021,13 +1054,16 @@ int app_remove_domain(App *app, Domain *d, QError *err) {
         }
 
         app_emit_event(app, NULL, "domain-delete", "vm", name);
-        domain_free(d);
-
-        if (asprintf(&notes, "%s/notes.txt", dir) >= 0)
-                (void) unlink(notes);
-        notes = mfree(notes);
-        if (asprintf(&notes, "%s/firewall.xml", dir) >= 0)
-                (void) unlink(notes);
+        /* kept until the commit: a rollback brings the same qube back, and the queued events
+         * still name it; its notes go with its directory once qubes.xml without it is durable
+         * (storage_remove_domain) */
+        Domain **l = reallocarray(app->removed, app->n_removed + 1, sizeof(Domain *));
+        if (!l) {
+                domain_free(d);
+                return 0;
+        }
+        app->removed = l;
+        app->removed[app->n_removed++] = d;
         return 0;
 }
 
@@ -1327,12 +1363,120 @@ int app_property_reset(App *app, const char *name, QError *err) {
         return 0;
 }
 
+/* ---- transactions ------------------------------------------------------------------------ */
+
+typedef struct QueuedEvent {
+        Domain *subject; /* alive until the commit (removed qubes wait in App.removed) */
+        char *event;
+        char **kv; /* n_kv strings, NULL values kept */
+        size_t n_kv;
+} QueuedEvent;
+
+static void queued_event_done(QueuedEvent *q) {
+        free(q->event);
+        for (size_t i = 0; i < q->n_kv; i++)
+                free(q->kv[i]);
+        free(q->kv);
+}
+
+static void dispatch(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv) {
+        for (size_t i = 0; i < app->n_listeners; i++)
+                app->listeners[i].fn(app, subject, event, kv, n_kv, app->listeners[i].userdata);
+}
+
+static int queue_event(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv) {
+        QueuedEvent q = { .subject = subject, .n_kv = n_kv };
+
+        if (app->n_queued == app->alloc_queued) {
+                size_t na = app->alloc_queued ? app->alloc_queued * 2 : 16;
+                QueuedEvent *l = reallocarray(app->queued, na, sizeof(QueuedEvent));
+                if (!l)
+                        return -ENOMEM;
+                app->queued = l;
+                app->alloc_queued = na;
+        }
+        q.event = strdup(event);
+        q.kv = new0(char *, n_kv + 1);
+        if (!q.event || !q.kv) {
+                queued_event_done(&q);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n_kv; i++)
+                if (kv[i] && !(q.kv[i] = strdup(kv[i]))) {
+                        queued_event_done(&q);
+                        return -ENOMEM;
+                }
+        app->queued[app->n_queued++] = q;
+        return 0;
+}
+
+static void drop_queued_for(App *app, Domain *d) {
+        size_t k = 0;
+        for (size_t i = 0; i < app->n_queued; i++)
+                if (app->queued[i].subject == d)
+                        queued_event_done(&app->queued[i]);
+                else
+                        app->queued[k++] = app->queued[i];
+        app->n_queued = k;
+}
+
+void app_txn_begin(App *app) {
+        app->txn_open = true;
+}
+
+void app_txn_done(App *app, bool committed) {
+        QueuedEvent *q = app->queued;
+        size_t n = app->n_queued;
+
+        /* listeners may change the model again: their events are not part of this transaction */
+        app->txn_open = false;
+        app->txn_changed = false;
+        if (!q && !committed)
+                return;
+        app->queued = NULL;
+        app->n_queued = app->alloc_queued = 0;
+        app->dispatching = committed;
+        for (size_t i = 0; i < n; i++) {
+                if (committed)
+                        dispatch(app, q[i].subject, q[i].event, (const char *const *) q[i].kv, q[i].n_kv);
+                queued_event_done(&q[i]);
+        }
+        app->dispatching = false;
+        free(q);
+        if (committed) {
+                size_t i = 0;
+                void *v;
+                while (hashmap_iterate(app->domains, &i, NULL, &v))
+                        ((Domain *) v)->changed = false;
+                for (size_t k = 0; k < app->n_removed; k++)
+                        domain_free(app->removed[k]);
+                app->removed = mfree(app->removed);
+                app->n_removed = 0;
+        }
+}
+
+Domain *app_get_domain_announced(const App *app, const char *name) {
+        Domain *d = app_get_domain(app, name);
+        return d || !app->dispatching ? d : app_get_domain_removed(app, name);
+}
+
+Domain *app_get_domain_removed(const App *app, const char *name) {
+        for (size_t i = app->n_removed; i > 0; i--)
+                if (streq(app->removed[i - 1]->name, name))
+                        return app->removed[i - 1];
+        return NULL;
+}
+
 void app_emit_eventv(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv) {
         /* every change made through the API is announced on its qube: its saved form is stale */
         if (subject)
                 domain_mark_changed(subject);
-        for (size_t i = 0; i < app->n_listeners; i++)
-                app->listeners[i].fn(app, subject, event, kv, n_kv, app->listeners[i].userdata);
+        if (app->txn_open) {
+                app->txn_changed = true;
+                if (queue_event(app, subject, event, kv, n_kv) >= 0)
+                        return;
+        }
+        dispatch(app, subject, event, kv, n_kv);
 }
 
 int app_add_listener(App *app, AppEventCallback fn, void *userdata) {

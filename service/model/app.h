@@ -61,6 +61,20 @@ struct App {
         /* qubes.xml bookkeeping (qubes-xml.c) */
         struct timespec xml_mtime; /* mtime of the file as we last read or wrote it */
         bool xml_loaded;
+
+        /* The transaction (app_txn_begin() … app_commit()): what is durable, what waits for it. */
+        char *durable_xml;          /* qubes.xml as last written or read: what a rollback returns to */
+        char *durable_globals;      /* its labels, pools and global properties as we write them */
+        bool txn_open;              /* events wait in queued until the commit */
+        bool txn_changed;           /* the open transaction changed something (an event, a mark) */
+        bool dispatching;           /* the commit's events are being heard */
+        struct QueuedEvent *queued; /* the events of the open transaction, in order */
+        size_t n_queued, alloc_queued;
+        Domain **removed; /* qubes removed since the last commit: freed after it, back on a rollback */
+        size_t n_removed;
+        /* told after every commit and rollback (r < 0: rolled back, err says why) */
+        void (*committed)(App *app, int r, const QError *err, void *userdata);
+        void *committed_userdata;
 };
 
 #define QUBES_MAX_QID 10000
@@ -128,6 +142,27 @@ int app_property_reset(App *app, const char *name, QError *err);
  * starts and removes itself when it stops). */
 int app_add_listener(App *app, AppEventCallback fn, void *userdata);
 void app_remove_listener(App *app, AppEventCallback fn, void *userdata);
+/* Transactions. A change becomes visible as events only once qubes.xml holding it is durable:
+ * between app_txn_begin() and the commit the events wait; app_commit() (qubes-xml.c) saves, then
+ * sends them, or, when the save fails, returns the model exactly to the last durable qubes.xml
+ * (app_rollback()) and drops them. A rollback also undoes changes made outside a transaction
+ * that were never saved. */
+void app_txn_begin(App *app);
+int app_commit(App *app, QError *err);
+void app_rollback(App *app);
+/* After a commit, nothing waits: the removed qubes are freed, the queued events sent. */
+void app_txn_done(App *app, bool committed);
+/* Something is not durable yet (a qube changed, came or went, or a global changed). */
+bool app_has_uncommitted(App *app);
+/* Take a qube out of the app's indexes without freeing it, or put one (back) in (rollback). */
+void app_forget_domain(App *app, Domain *d);
+int app_adopt_domain(App *app, Domain *d);
+/* A qube removed in the transaction being committed (listeners of domain-pre-delete look it up). */
+Domain *app_get_domain_removed(const App *app, const char *name);
+/* A qube as clients know it: while the commit's events are heard, a qube it removed is still
+ * there (its objects are announced gone with their interfaces). */
+Domain *app_get_domain_announced(const App *app, const char *name);
+
 /* Events: kv holds n_kv/2 key/value pairs (a NULL value is sent as "None"). */
 void app_emit_eventv(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv);
 #define app_emit_event(app, subject, event, ...)                                   \

@@ -261,6 +261,9 @@ const char *domain_feature_get(Domain *d, const char *name) {
 }
 
 void domain_mark_changed(Domain *d) {
+        d->changed = true;
+        if (d->app && d->app->txn_open)
+                d->app->txn_changed = true;
         d->xml_cache = mfree(d->xml_cache);
 }
 

@@ -51,6 +51,7 @@ struct Domain {
         void *userdata;            /* owned by the bus layer */
         char *xml_cache;           /* this qube's <domain> element as last serialised, or NULL */
         struct Firewall *firewall; /* model/firewall.h: the rules, once loaded (firewall-dbus.c) */
+        bool changed;              /* changed since the last commit (app_commit) */
 };
 
 Domain *domain_free(Domain *d);

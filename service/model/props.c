@@ -1759,6 +1759,15 @@ int prop_sanitize(const PropDef *p, const char *raw, size_t len, char **ret, QEr
         if (!raw)
                 len = 0, raw = "";
 
+        /* every value a client can give is bounded (docs/compatibility.md): qubes.xml and every
+         * save stay small whatever a caller sends */
+        if (len > PROP_VALUE_MAX) {
+                char lenbuf[32];
+                snprintf(lenbuf, sizeof lenbuf, "%zu", len);
+                return qerror_set(err, QERR_VALUE, "Value of property '%s' is too long (%s bytes, at most 1024)",
+                                  p->name, lenbuf);
+        }
+
         if (p->type == PROP_VM)
                 return sanitize_vm(raw, len, ret, err);
 

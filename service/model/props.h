@@ -119,6 +119,9 @@ const char *prop_type_word(const PropDef *p);
  * on raw bytes: ASCII, bool words (canonical "True"/"False"), int() (canonical decimal),
  * UUID/IP parsing, printable characters for str, VM name rules for references ("" -> None).
  * *ret is malloc'ed (NULL for None). */
+/* The longest value of any property, in bytes (longer: QubesValueError, nothing changed). */
+#define PROP_VALUE_MAX 1024
+
 int prop_sanitize(const PropDef *p, const char *raw, size_t len, char **ret, QError *err);
 /* Python-style bool words; returns 1, 0, or -EINVAL. */
 int parse_bool_word(const char *s);

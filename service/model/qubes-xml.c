@@ -170,6 +170,9 @@ static int random_uuid(char ret[static 37]) {
         return 0;
 }
 
+static char *globals_to_xml(App *app);
+static int app_mark_durable(App *app, char *xml);
+
 /* ---- loading -------------------------------------------------------------------------------- */
 
 /* A VM reference seen in the file, checked once every qube exists. */
@@ -411,6 +414,9 @@ static int load_features(LoadContext *c, Domain *d, xmlNode *features) {
                         return -ENOMEM;
                 if (isempty(name))
                         return load_fail(c, node_line(n), "feature without name in qube '%s'", d->name);
+                /* a later duplicate must not silently win (nor an earlier one) */
+                if (domain_feature_get(d, name))
+                        return load_fail(c, node_line(n), "duplicate feature '%s' in qube '%s'", name, d->name);
                 if (domain_feature_store(d, name, value) < 0)
                         return -ENOMEM;
         }
@@ -429,6 +435,8 @@ static int load_tags(LoadContext *c, Domain *d, xmlNode *tags) {
                         return -ENOMEM;
                 if (isempty(name))
                         return load_fail(c, node_line(n), "tag without name in qube '%s'", d->name);
+                if (validate_tag(name, NULL) < 0)
+                        return load_fail(c, node_line(n), "invalid tag '%s' in qube '%s'", name, d->name);
                 if (domain_has_tag(d, name))
                         continue;
                 if (domain_tag_store(d, name) < 0)
@@ -1352,11 +1360,186 @@ int app_load(App *app, QError *err) {
                 return r;
         app->xml_mtime = st.st_mtim;
         app->xml_loaded = true;
+        r = app_mark_durable(app, TAKE_PTR(data));
+        if (r < 0)
+                return r;
         /* While we hold the lock nobody is writing: a temporary file left now is from a writer
          * killed between create and rename, and only wastes space. */
         remove_stale_temp_files(app->xml_path);
         /* Closing the fd drops the lock. */
         return 0;
+}
+
+/* ---- transactions ------------------------------------------------------------------------ */
+
+/* xml (taken) is what qubes.xml now holds: a rollback returns here. */
+static int app_mark_durable(App *app, char *xml) {
+        char *g = globals_to_xml(app);
+        if (!g) {
+                free(xml);
+                return -ENOMEM;
+        }
+        free(app->durable_xml);
+        app->durable_xml = xml;
+        free(app->durable_globals);
+        app->durable_globals = g;
+        size_t i = 0;
+        void *v;
+        while (hashmap_iterate(app->domains, &i, NULL, &v))
+                ((Domain *) v)->changed = false;
+        return 0;
+}
+
+bool app_has_uncommitted(App *app) {
+        _cleanup_free_ char *g = NULL;
+        size_t i = 0;
+        void *v;
+
+        if (app->n_removed > 0)
+                return true;
+        while (hashmap_iterate(app->domains, &i, NULL, &v))
+                if (((Domain *) v)->changed)
+                        return true;
+        g = globals_to_xml(app);
+        return !g || !streq_ptr(g, app->durable_globals);
+}
+
+/* What qubes.xml holds of a qube goes back to its durable form; what only runs in memory (the
+ * runtime slots: xid, start_time, …; power state; the bus layer's userdata) stays. */
+static void domain_swap_content(Domain *d, Domain *t) {
+#define SWAP(x, y)                   \
+        do {                         \
+                typeof(x) _t_ = (x); \
+                (x) = (y);           \
+                (y) = _t_;           \
+        } while (0)
+        for (size_t i = 0; i < n_domain_props; i++)
+                if (!(domain_props[i].flags & PROP_STATELESS))
+                        SWAP(d->props[i], t->props[i]);
+        SWAP(d->features, t->features);
+        SWAP(d->tags, t->tags);
+        SWAP(d->volumes, t->volumes);
+        SWAP(d->n_volumes, t->n_volumes);
+        SWAP(d->devices, t->devices);
+        SWAP(d->n_devices, t->n_devices);
+        SWAP(d->device_classes, t->device_classes);
+#undef SWAP
+        d->xml_cache = mfree(d->xml_cache);
+}
+
+static bool same_qube(const Domain *a, const Domain *b) {
+        return a->klass == b->klass && a->qid == b->qid && streq(a->name, b->name);
+}
+
+void app_rollback(App *app) {
+        _cleanup_qerror_ QError e = {};
+        _cleanup_app_free_ App *tmp = NULL;
+        _cleanup_free_ char *g = NULL;
+        _cleanup_free_ Domain **current = NULL;
+        size_t n = 0, i = 0;
+        void *v;
+        int r;
+
+        /* the events of the refused transaction are never sent */
+        app_txn_done(app, false);
+        if (!app->durable_xml) {
+                log_error("qubes.xml was never saved: the changes since start-up stay in memory.");
+                return;
+        }
+        r = app_new(app->state_dir, &tmp);
+        if (r >= 0)
+                r = app_load_from_memory(tmp, app->durable_xml, strlen(app->durable_xml), app->xml_path, &e);
+        if (r < 0) {
+                _cleanup_free_ char *msg = qerror_message(&e);
+                log_error("Cannot return to the saved qubes.xml: %s", msg ?: strerror(-r));
+                return;
+        }
+
+        /* the qubes removed since: the same objects come back */
+        for (size_t k = app->n_removed; k > 0; k--) {
+                Domain *d = app->removed[k - 1];
+                Domain *t = app_get_domain(tmp, d->name);
+                if (!t || !same_qube(d, t) || app_adopt_domain(app, d) < 0)
+                        domain_free(d);
+        }
+        app->removed = mfree(app->removed);
+        app->n_removed = 0;
+
+        /* the qubes there now: created since (gone), changed since (their saved content back) */
+        current = new0(Domain *, hashmap_size(app->domains) + 1);
+        if (!current) {
+                log_oom();
+                return;
+        }
+        while (hashmap_iterate(app->domains, &i, NULL, &v))
+                current[n++] = v;
+        for (size_t k = 0; k < n; k++) {
+                Domain *d = current[k];
+                Domain *t = app_get_domain(tmp, d->name);
+                if (!t || !same_qube(d, t)) {
+                        app_forget_domain(app, d);
+                        domain_free(d);
+                        continue;
+                }
+                if (d->changed)
+                        domain_swap_content(d, t);
+                d->changed = false;
+        }
+        /* the qubes that were saved but are not here (removed outside a transaction) */
+        free(current);
+        current = new0(Domain *, hashmap_size(tmp->domains) + 1);
+        if (!current) {
+                log_oom();
+                return;
+        }
+        n = i = 0;
+        while (hashmap_iterate(tmp->domains, &i, NULL, &v))
+                if (!app_get_domain(app, ((Domain *) v)->name))
+                        current[n++] = v;
+        for (size_t k = 0; k < n; k++) {
+                app_forget_domain(tmp, current[k]);
+                if (app_adopt_domain(app, current[k]) < 0)
+                        domain_free(current[k]);
+                else
+                        current[k]->changed = false;
+        }
+
+        /* labels, pools, global properties */
+        g = globals_to_xml(app);
+        if (!g || !streq_ptr(g, app->durable_globals)) {
+#define SWAP(x, y)                   \
+        do {                         \
+                typeof(x) _t_ = (x); \
+                (x) = (y);           \
+                (y) = _t_;           \
+        } while (0)
+                SWAP(app->labels, tmp->labels);
+                SWAP(app->n_labels, tmp->n_labels);
+                SWAP(app->pools, tmp->pools);
+                SWAP(app->n_pools, tmp->n_pools);
+                SWAP(app->props, tmp->props);
+#undef SWAP
+        }
+        app_domains_changed(app);
+        log_info("Returned to the saved qubes.xml.");
+}
+
+int app_commit(App *app, QError *err) {
+        _cleanup_qerror_ QError own = {};
+        int r;
+
+        if (!err)
+                err = &own;
+        r = app_save(app, err);
+        if (r < 0) {
+                if (!qerror_is_set(err))
+                        qerror_set(err, QERR_QUBES_EXCEPTION, "Failed to save qubes.xml: %s", strerror(-r));
+                app_rollback(app);
+        } else
+                app_txn_done(app, true);
+        if (app->committed)
+                app->committed(app, r, err, app->committed_userdata);
+        return r;
 }
 
 static void chown_to_qubes_group(const char *path) {
@@ -1411,6 +1594,11 @@ int app_save(App *app, QError *err) {
         }
         app->xml_mtime = st.st_mtim;
         app->xml_loaded = true;
+        r = app_mark_durable(app, TAKE_PTR(xml));
+        if (r < 0) {
+                qerror_set(err, QERR_QUBES_EXCEPTION, "Out of memory");
+                return r;
+        }
         /* The lock on the old inode is held until here, so a reader that waited for it sees the
          * new file when it re-checks the path. */
         return 0;
@@ -1688,42 +1876,37 @@ static void write_domain(StrBuf *b, Domain *d) {
         strbuf_append(b, d->xml_cache);
 }
 
-char *app_to_xml(App *app) {
-        _cleanup_strbuf_ StrBuf b = {};
-        _cleanup_free_ Domain **domains = NULL;
+static void write_globals(StrBuf *b, App *app) {
         const PropDef *const *globals;
-        size_t n = 0;
         bool any;
 
-        strbuf_append(&b, "<qubes>\n");
-
-        indent(&b, 1);
+        indent(b, 1);
         if (app->n_labels == 0)
-                strbuf_append(&b, "<labels/>\n");
+                strbuf_append(b, "<labels/>\n");
         else {
-                strbuf_append(&b, "<labels>\n");
+                strbuf_append(b, "<labels>\n");
                 for (size_t i = 0; i < app->n_labels; i++) {
                         const Label *l = app->labels[i];
-                        indent(&b, 2);
-                        strbuf_printf(&b, "<label id=\"label-%d\"", l->index);
-                        append_attr(&b, "color", l->color);
-                        strbuf_append_c(&b, '>');
-                        append_escaped(&b, l->name, false);
-                        strbuf_append(&b, "</label>\n");
+                        indent(b, 2);
+                        strbuf_printf(b, "<label id=\"label-%d\"", l->index);
+                        append_attr(b, "color", l->color);
+                        strbuf_append_c(b, '>');
+                        append_escaped(b, l->name, false);
+                        strbuf_append(b, "</label>\n");
                 }
-                indent(&b, 1);
-                strbuf_append(&b, "</labels>\n");
+                indent(b, 1);
+                strbuf_append(b, "</labels>\n");
         }
 
-        indent(&b, 1);
+        indent(b, 1);
         if (app->n_pools == 0)
-                strbuf_append(&b, "<pools/>\n");
+                strbuf_append(b, "<pools/>\n");
         else {
-                strbuf_append(&b, "<pools>\n");
+                strbuf_append(b, "<pools>\n");
                 for (size_t i = 0; i < app->n_pools; i++)
-                        write_pool(&b, app->pools[i]);
-                indent(&b, 1);
-                strbuf_append(&b, "</pools>\n");
+                        write_pool(b, app->pools[i]);
+                indent(b, 1);
+                strbuf_append(b, "</pools>\n");
         }
 
         any = false;
@@ -1733,14 +1916,30 @@ char *app_to_xml(App *app) {
                 if (!s->set || ((*p)->flags & PROP_STATELESS))
                         continue;
                 if (!any) {
-                        indent(&b, 1);
-                        strbuf_append(&b, "<properties>\n");
+                        indent(b, 1);
+                        strbuf_append(b, "<properties>\n");
                 }
                 any = true;
-                append_named_text(&b, 2, "property", (*p)->name, s->value);
+                append_named_text(b, 2, "property", (*p)->name, s->value);
         }
-        indent(&b, 1);
-        strbuf_append(&b, any ? "</properties>\n" : "<properties/>\n");
+        indent(b, 1);
+        strbuf_append(b, any ? "</properties>\n" : "<properties/>\n");
+}
+
+/* The global part (labels, pools, properties) as app_to_xml() writes it. */
+static char *globals_to_xml(App *app) {
+        _cleanup_strbuf_ StrBuf b = {};
+        write_globals(&b, app);
+        return b.oom ? NULL : strbuf_steal(&b);
+}
+
+char *app_to_xml(App *app) {
+        _cleanup_strbuf_ StrBuf b = {};
+        _cleanup_free_ Domain **domains = NULL;
+        size_t n = 0;
+
+        strbuf_append(&b, "<qubes>\n");
+        write_globals(&b, app);
 
         domains = app_domains_sorted(app, &n);
         if (!domains)

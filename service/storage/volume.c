@@ -2,11 +2,17 @@
 /* Volumes of qubes: the volume config of the model (qubes.xml's <volume> attributes) resolved
  * with its pool and driver into a self-contained StorageVolume; the admin.vm.volume.* rules; a
  * qube created and removed with its data; the start/stop steps of the lifecycle code. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "storage/volume.h"
 
 #include "storage/storage.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
@@ -273,33 +279,14 @@ static int create_volumes(App *app, Domain *d, QError *e) {
         return r;
 }
 
-int storage_create_domain(App *app, const CreateParams *params, Domain **ret, QError *e) {
-        Domain *d;
-        int r = app_create_domain_begin(app, params, &d, e);
-        if (r < 0)
-                return r;
-        /* the data last, so that no earlier failure leaves any behind; the qube is announced
-         * only once it is whole */
-        r = create_volumes(app, d, e);
-        if (r < 0) {
-                app_create_domain_abort(app, d);
-                return r;
-        }
-        app_create_domain_commit(app, d);
-        if (ret)
-                *ret = d;
-        return 0;
-}
-
-int storage_remove_domain(App *app, Domain *d, QError *e) {
-        StorageVolume *vols = new0(StorageVolume, d->n_volumes);
+/* A qube's volumes resolved while it is there, so that its data can be deleted once it is not
+ * (a volume that does not resolve, say its pool is gone, has no data to delete). */
+static int resolve_volumes(App *app, Domain *d, StorageVolume **ret, size_t *ret_n) {
+        StorageVolume *vols = new0(StorageVolume, d->n_volumes + 1);
         size_t n = 0;
-        int r;
 
         if (!vols)
                 return -ENOMEM;
-        /* what to delete, resolved while the qube is there (a volume that does not resolve, say
-         * its pool is gone, has no data to delete) */
         for (size_t i = 0; i < d->n_volumes; i++) {
                 _cleanup_qerror_ QError ve = {};
                 if (storage_volume_get(app, d, d->volumes[i].name, &vols[n], &ve) >= 0)
@@ -309,15 +296,186 @@ int storage_remove_domain(App *app, Domain *d, QError *e) {
                         log_warning("Removing volume %s of %s: %s", d->volumes[i].name, d->name, strempty(m));
                 }
         }
-        r = app_remove_domain(app, d, e);
-        if (r >= 0)
-                for (size_t i = 0; i < n; i++) {
-                        _cleanup_qerror_ QError ve = {};
-                        if (vols[i].driver->remove(&vols[i], &ve) < 0) {
-                                _cleanup_free_ char *m = qerror_message(&ve);
-                                log_warning("Removing volume %s of %s: %s", vols[i].name, vols[i].domain, strempty(m));
+        *ret = vols;
+        *ret_n = n;
+        return 0;
+}
+
+/* Delete a qube's data and its directory (notes.txt, firewall.xml, the empty appvms/<name>/). Returns how
+ * many things were left behind (each logged). */
+static unsigned delete_data(const char *name, const char *dir, StorageVolume *vols, size_t n) {
+        _cleanup_free_ char *notes = NULL;
+        unsigned left = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_qerror_ QError ve = {};
+                if (vols[i].driver->remove(&vols[i], &ve) < 0) {
+                        _cleanup_free_ char *m = qerror_message(&ve);
+                        log_qube_warning(name, "Removing volume %s of %s: %s", vols[i].name, name, strempty(m));
+                        left++;
+                }
+        }
+        if (!dir)
+                return left;
+        static const char *const files[] = { "notes.txt", "firewall.xml" };
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                notes = mfree(notes);
+                if (asprintf(&notes, "%s/%s", dir, files[i]) >= 0 && unlink(notes) < 0 && errno != ENOENT) {
+                        log_qube_warning(name, "Cannot remove %s: %m", notes);
+                        left++;
+                }
+        }
+        if (rmdir(dir) < 0 && errno != ENOENT) {
+                log_qube_warning(name, "Cannot remove the directory %s of removed qube %s: %m", dir, name);
+                left++;
+        }
+        return left;
+}
+
+/* ---- what a removal left behind ------------------------------------------------------------ */
+
+static char *leftovers_path(App *app) {
+        char *p = NULL;
+        return asprintf(&p, "%s/removed-qubes.leftovers", app->state_dir) < 0 ? NULL : p;
+}
+
+void storage_note_leftovers(App *app, const char *name) {
+        _cleanup_free_ char *path = leftovers_path(app);
+        _cleanup_close_ int fd = -EBADF;
+
+        if (!path)
+                return;
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || dprintf(fd, "%s\n", name) < 0 || fsync(fd) < 0)
+                log_warning_errno(errno, "Cannot note the leftovers of %s in %s: %m", name, path);
+        else
+                log_qube_warning(name, "The leftovers of %s are removed at the next start.", name);
+}
+
+/* Empty a directory of a removed qube (its files only: a qube's directories hold no others)
+ * and remove it. */
+static void remove_qube_dir(const char *name, const char *parent, const char *sub) {
+        _cleanup_free_ char *path = NULL;
+        struct dirent *de;
+        DIR *dir;
+
+        if (!parent || asprintf(&path, "%s/%s/%s", parent, sub, name) < 0)
+                return;
+        dir = opendir(path);
+        if (!dir)
+                return;
+        while ((de = readdir(dir))) {
+                struct stat st;
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
+                        continue;
+                if (unlinkat(dirfd(dir), de->d_name, 0) < 0)
+                        log_qube_warning(name, "Cannot remove %s/%s: %m", path, de->d_name);
+        }
+        closedir(dir);
+        if (rmdir(path) < 0)
+                log_qube_warning(name, "Cannot remove %s: %m", path);
+        else
+                log_qube_info(name, "Removed %s, left behind when %s was removed.", path, name);
+}
+
+void storage_cleanup_leftovers(App *app) {
+        _cleanup_free_ char *path = leftovers_path(app), *data = NULL;
+        size_t len = 0;
+        char *save = NULL;
+
+        if (!path || read_file(path, &data, &len) < 0)
+                return;
+        for (char *name = strtok_r(data, "\n", &save); name; name = strtok_r(NULL, "\n", &save)) {
+                if (validate_vm_name(name, NULL) < 0 || app_get_domain(app, name))
+                        continue; /* a qube of that name exists again: its files are its own */
+                remove_qube_dir(name, app->state_dir, "appvms");
+                remove_qube_dir(name, app->state_dir, "vm-templates");
+                for (size_t i = 0; i < app->n_pools; i++) {
+                        const Pool *p = app->pools[i];
+                        if (!streq(p->driver, "file") && !streq(p->driver, "file-reflink"))
+                                continue;
+                        const char *dir = pool_config_get(p, "dir_path");
+                        if (dir && !streq(dir, app->state_dir)) {
+                                remove_qube_dir(name, dir, "appvms");
+                                remove_qube_dir(name, dir, "vm-templates");
                         }
                 }
+        }
+        if (unlink(path) < 0)
+                log_warning_errno(errno, "Cannot remove %s: %m", path);
+}
+
+int storage_create_domain(App *app, const CreateParams *params, Domain **ret, QError *e) {
+        return storage_create_domain_with(app, params, NULL, NULL, ret, e);
+}
+
+int storage_create_domain_with(App *app, const CreateParams *params, StoragePrepareFn prepare, void *userdata,
+                               Domain **ret, QError *e) {
+        _cleanup_free_ char *name = NULL, *dir = NULL;
+        StorageVolume *vols = NULL;
+        size_t n = 0;
+        Domain *d;
+        int r;
+
+        app_txn_begin(app);
+        r = app_create_domain_begin(app, params, &d, e);
+        if (r < 0)
+                return r;
+        /* the data last, so that no earlier failure leaves any behind; the qube is announced
+         * only once it is whole */
+        r = create_volumes(app, d, e);
+        if (r < 0) {
+                app_create_domain_abort(app, d);
+                return r;
+        }
+        name = strdup(d->name);
+        dir = domain_dir(d);
+        r = name && dir ? resolve_volumes(app, d, &vols, &n) : -ENOMEM;
+        if (r < 0) {
+                app_create_domain_abort(app, d);
+                return r;
+        }
+        if (prepare && (r = prepare(d, userdata, e)) < 0) {
+                app_create_domain_abort(app, d);
+                (void) delete_data(name, dir, vols, n);
+                storage_volumes_free(vols, n);
+                return r;
+        }
+        app_create_domain_commit(app, d);
+        /* files made, then saved: a failed save takes the qube back out, and its files */
+        r = app_commit(app, e);
+        if (r < 0) {
+                (void) delete_data(name, dir, vols, n);
+                storage_volumes_free(vols, n);
+                return r;
+        }
+        storage_volumes_free(vols, n);
+        if (ret)
+                *ret = app_get_domain(app, name);
+        return 0;
+}
+
+int storage_remove_domain(App *app, Domain *d, QError *e) {
+        _cleanup_free_ char *name = strdup(d->name), *dir = domain_dir(d);
+        StorageVolume *vols = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!name || !dir)
+                return -ENOMEM;
+        r = resolve_volumes(app, d, &vols, &n);
+        if (r < 0)
+                return r;
+        app_txn_begin(app);
+        r = app_remove_domain(app, d, e);
+        /* the data goes only once qubes.xml without the qube is durable: a refused save brings
+         * the qube back with everything it had */
+        if (r >= 0)
+                r = app_commit(app, e);
+        if (r >= 0 && delete_data(name, dir, vols, n) > 0)
+                storage_note_leftovers(app, name);
         storage_volumes_free(vols, n);
         return r;
 }

@@ -30,9 +30,20 @@ int storage_volume_resize(App *app, Domain *d, const char *vol, const char *valu
 /* A qube with its data (admin.vm.Create, CreateDisposable): app_create_domain(), and the data
  * of every volume made before the qube is announced (domain-add); a failure leaves neither. */
 int storage_create_domain(App *app, const CreateParams *params, Domain **ret, QError *e);
-/* A qube and its data (admin.vm.Remove): app_remove_domain() (its checks and events), then the
- * data of every volume is deleted. d is freed when it succeeds. */
+/* The same, with prepare() making more of the new qube (its properties, tags) in the same
+ * transaction, before it is announced; a failure of prepare() leaves nothing. */
+typedef int (*StoragePrepareFn)(Domain *d, void *userdata, QError *e);
+int storage_create_domain_with(App *app, const CreateParams *params, StoragePrepareFn prepare, void *userdata,
+                               Domain **ret, QError *e);
+/* Both are transactions of their own (app_commit): Create makes the files, then saves, and a
+ * failed save removes the files; Remove deletes the data, notes.txt and the qube's directory
+ * only once qubes.xml without the qube is durable (a failed save leaves everything as it was).
+ * *ret / d are valid only on success. */
 int storage_remove_domain(App *app, Domain *d, QError *e);
+/* What a removal could not delete is noted (the qube's name, in the state directory) and
+ * removed at the next start, when no qube of that name exists. */
+void storage_note_leftovers(App *app, const char *name);
+void storage_cleanup_leftovers(App *app);
 
 /* Start/stop hooks for the lifecycle code. storage_domain_volumes() takes a snapshot of every
  * volume of d (on the loop); storage_volumes_start() prepares them for a start (snapshot on

@@ -198,6 +198,7 @@ class Daemon:
         self.xml_path = os.path.join(self.state_dir, 'qubes.xml')
         self.log_path = os.path.join(self.dir, 'qubesd.log')
         self.extra_args = list(extra_args)
+        self.init = True  # --init: a state dir without qubes.xml becomes a new system
         self.private_socket = os.path.join(self.dir, 'private') if route == 'private' else None
         self.env = {}  # added to qubesd's environment
         self.bus_proc = None
@@ -241,8 +242,9 @@ class Daemon:
     def command(self):
         wrapper = shlex.split(os.environ.get('QUBESD_WRAPPER', ''))
         private = ['--private-socket=' + self.private_socket] if self.private_socket else []
+        init = ['--init'] if self.init else []
         return wrapper + [self.qubesd, '--bus-address=' + self.address, '--state-dir=' + self.state_dir,
-                '--libvirt-uri=test:///default'] + private + self.extra_args
+                '--libvirt-uri=test:///default'] + init + private + self.extra_args
 
     def connect(self):
         """A new client connection by the route: to the bus, or straight to the private socket

@@ -112,8 +112,9 @@ class SystemdStartedQubesd(harness.SystemBusDaemon):
     def command(self):
         # ExecStart=@sbindir@/qubesd: no option. These three keep it off the machine's state.
         wrapper = shlex.split(os.environ.get('QUBESD_WRAPPER', ''))
+        # --init: the first start of a new system (qubesd refuses to start without qubes.xml)
         return wrapper + [self.qubesd, '--state-dir=' + self.state_dir, '--libvirt-uri=test:///default',
-                          '--policy-dir=' + self.policy_dir]
+                          '--policy-dir=' + self.policy_dir, '--init']
 
     def spawn(self):
         old = os.umask(0o007)  # UMask=0007

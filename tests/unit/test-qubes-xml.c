@@ -593,6 +593,68 @@ static void test_many(void) {
         unlink(app->xml_path);
 }
 
+static unsigned n_heard;
+
+static void hear(App *app, Domain *subject, const char *event, const char *const *kv, size_t n_kv, void *userdata) {
+        n_heard++;
+}
+
+/* A transaction that is rolled back leaves the model as qubes.xml has it, and nobody heard of it;
+ * one that is committed is heard after the save. */
+static void test_rollback(void) {
+        _cleanup_app_free_ App *app = new_app();
+        _cleanup_qerror_ QError err = {};
+        _cleanup_free_ char *fix = fixture(), *before = NULL, *after = NULL, *ondisk = NULL;
+        _cleanup_free_ Domain **sorted = NULL;
+        Domain *changed = NULL, *removed = NULL;
+        size_t n = 0;
+
+        ASSERT(load_str(app, fix, &err) >= 0);
+        ASSERT(app_save(app, &err) >= 0);
+        ASSERT(app_add_listener(app, hear, NULL) >= 0);
+        before = app_to_xml(app);
+        ASSERT(before);
+
+        sorted = app_domains_sorted(app, &n);
+        ASSERT(sorted && n > 2);
+        app_txn_begin(app);
+        for (size_t i = 1; i < n; i++) {
+                if (!changed && domain_property_set(sorted[i], "label", "purple", 6, NULL) >= 0)
+                        changed = sorted[i];
+                else if (!removed && sorted[i] != changed && app_remove_domain(app, sorted[i], NULL) >= 0)
+                        removed = sorted[i];
+        }
+        ASSERT(changed && removed);
+        CHECK(domain_feature_set(changed, "refused", "1", NULL) >= 0);
+        CHECK(domain_tag_add(changed, "refused-tag", NULL) >= 0);
+        CHECK(app_property_set(app, "default_kernel", "refused", 7, NULL) >= 0 || true);
+        CHECK(!app_get_domain(app, removed->name));
+        CHECK(app_has_uncommitted(app));
+        CHECK(n_heard == 0); /* the events wait for the commit */
+
+        app_rollback(app);
+        after = app_to_xml(app);
+        ASSERT(after);
+        if (!streq(before, after))
+                report_diff(before, after);
+        CHECK(streq(before, after));
+        CHECK(app_get_domain(app, removed->name) == removed); /* the same object is back */
+        CHECK(!domain_feature_get(changed, "refused") && !domain_has_tag(changed, "refused-tag"));
+        CHECK(!app_has_uncommitted(app));
+        CHECK(n_heard == 0);
+
+        /* committed: saved, then heard */
+        app_txn_begin(app);
+        CHECK(domain_feature_set(changed, "kept", "1", NULL) >= 0);
+        CHECK(n_heard == 0);
+        CHECK(app_commit(app, &err) >= 0);
+        CHECK(n_heard > 0);
+        ASSERT(read_file(app->xml_path, &ondisk, NULL) >= 0);
+        CHECK(strstr(ondisk, "<feature name=\"kept\">1</feature>"));
+        app_remove_listener(app, hear, NULL);
+        unlink(app->xml_path);
+}
+
 int main(void) {
         ASSERT(mkdtemp(tmpdir));
 
@@ -601,6 +663,7 @@ int main(void) {
         test_refusals();
         test_migrations();
         test_save_load();
+        test_rollback();
         test_many();
 
         rmdir(tmpdir);
