@@ -56,7 +56,9 @@ def read_po(path):
     """{(msgctxt, msgid, msgid_plural): (flags, [msgstr…])} without the header and obsolete
     entries."""
     entries = {}
-    for block in open(path, encoding='utf-8').read().split('\n\n'):
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    for block in text.split('\n\n'):
         lines = [l for l in block.splitlines() if l.strip() and not l.startswith('#~')]
         fields, key, flags = {}, None, set()
         for line in lines:
