@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "qm-client.h"
+#include "qm-error.h"
 #include "qm-interfaces.h"
 
 #define FLUSH_INTERVAL_US (100 * G_TIME_SPAN_MILLISECOND)
@@ -108,6 +109,9 @@ filter_events (GDBusConnection *connection,
   GVariant *body;
   g_autoptr(GVariant) name = NULL;
 
+  /* qubesd's errors in the user's language (EnableErrorDetails, start_snapshot()) */
+  if (incoming && g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_ERROR)
+    return qm_error_translate_reply (message);
   if (!incoming || !g_atomic_int_get (&filter->broadcasts_seen)
       || g_dbus_message_get_message_type (message) != G_DBUS_MESSAGE_TYPE_SIGNAL
       || g_strcmp0 (g_dbus_message_get_member (message), "Event") != 0)
@@ -1697,6 +1701,11 @@ static void
 start_snapshot (QmClient *self)
 {
   set_state (self, QM_CLIENT_STATE_CONNECTING, NULL);
+  /* Errors with their format and fields, for translation (qm_error_translate_reply()): first,
+   * so that it holds for every later call. An older qubesd refuses; its errors stay English. */
+  g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, MANAGER_INTERFACE,
+                          "EnableErrorDetails", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL,
+                          NULL);
   /* The broadcasts the model needs, and the Event copies addressed to this connection (no
    * match rule brings those: they come anyway; the subscription hands them to on_signal). The
    * broadcast Events are left out: see the top of the file. */
