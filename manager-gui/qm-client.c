@@ -14,9 +14,10 @@
  * an Event says one of its properties was set or reset. Figures that change all the time (CPU,
  * memory) come from the Stats signal and are kept here, never as properties; disk usage is the
  * sum of the qube's Volume objects' Usage, the only thing read of the snapshot's volumes unless
- * a window asks for more. qubesd announces neither a change of notes nor the Usage that grows
- * while a qube writes: the notes are read when a row first asks for them (GetNotes), and the
- * Usage of a qube's volumes again after it starts or stops and when the window asks
+ * a window asks for more. The notes are read when a row first asks for them (GetNotes), and
+ * again when qubesd says they changed (NotesChanged). qubesd does not announce the Usage that
+ * grows while a qube writes: the Usage of a qube's volumes is read again after it starts or
+ * stops and when the window asks
  * (qm_client_refresh_disk_usage(), as upstream's Qube Manager does every minute).
  *
  * Events come only as the Subscription copies, never as broadcasts too: an administrator would
@@ -35,6 +36,7 @@
 #include <string.h>
 
 #include "qm-client.h"
+#include "qm-error.h"
 #include "qm-interfaces.h"
 
 #define FLUSH_INTERVAL_US (100 * G_TIME_SPAN_MILLISECOND)
@@ -108,6 +110,9 @@ filter_events (GDBusConnection *connection,
   GVariant *body;
   g_autoptr(GVariant) name = NULL;
 
+  /* qubesd's errors in the user's language (EnableErrorDetails, start_snapshot()) */
+  if (incoming && g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_ERROR)
+    return qm_error_translate_reply (message);
   if (!incoming || !g_atomic_int_get (&filter->broadcasts_seen)
       || g_dbus_message_get_message_type (message) != G_DBUS_MESSAGE_TYPE_SIGNAL
       || g_strcmp0 (g_dbus_message_get_member (message), "Event") != 0)
@@ -166,7 +171,7 @@ struct _QmClient
 
   QmClientState    state;
   gchar           *error_message;
-  guint            subscriptions[6];
+  guint            subscriptions[7];
   gchar           *owner;          /* qubesd's unique name, once the watcher said it */
   gboolean         has_snapshot;   /* GetManagedObjects answered */
   QmObject        *manager;        /* the root object, once Properties.GetAll answered */
@@ -1416,11 +1421,14 @@ on_signal (GDBusConnection *connection,
         handle_event (self, subject, parameters, TRUE);
       return;
     }
-  /* The Stats copies of a user who gets no broadcasts (not a broadcast itself) */
+  /* The Stats and NotesChanged copies of a user who gets no broadcasts (not a broadcast
+   * itself) */
   if (g_strcmp0 (interface_name, SUBSCRIPTION_INTERFACE) == 0)
     {
       if (g_str_equal (signal_name, "Stats") && is_domain_path (object_path))
         handle_stats (self, object_path, parameters);
+      else if (g_str_equal (signal_name, "NotesChanged") && is_domain_path (object_path))
+        qm_client_refresh_notes (self, object_path);
       return;
     }
   saw_broadcast (self);
@@ -1428,6 +1436,13 @@ on_signal (GDBusConnection *connection,
     {
       if (g_strcmp0 (interface_name, DOMAIN_INTERFACE) == 0)
         handle_stats (self, object_path, parameters);
+      return;
+    }
+  /* the notes a row shows are read again (the others when a row asks) */
+  if (g_str_equal (signal_name, "NotesChanged"))
+    {
+      if (g_strcmp0 (interface_name, DOMAIN_INTERFACE) == 0 && is_domain_path (object_path))
+        qm_client_refresh_notes (self, object_path);
       return;
     }
   /* Sent before the snapshot: already in it. */
@@ -1697,6 +1712,11 @@ static void
 start_snapshot (QmClient *self)
 {
   set_state (self, QM_CLIENT_STATE_CONNECTING, NULL);
+  /* Errors with their format and fields, for translation (qm_error_translate_reply()): first,
+   * so that it holds for every later call. An older qubesd refuses; its errors stay English. */
+  g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, MANAGER_INTERFACE,
+                          "EnableErrorDetails", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL,
+                          NULL);
   /* The broadcasts the model needs, and the Event copies addressed to this connection (no
    * match rule brings those: they come anyway; the subscription hands them to on_signal). The
    * broadcast Events are left out: see the top of the file. */
@@ -1704,6 +1724,7 @@ start_snapshot (QmClient *self)
   self->subscriptions[1] = subscribe (self, OBJECT_MANAGER_INTERFACE, NULL, QM_ROOT_PATH);
   self->subscriptions[2] = subscribe (self, DOMAIN_INTERFACE, "Stats", NULL);
   self->subscriptions[3] = subscribe (self, SUBSCRIPTION_INTERFACE, NULL, NULL);
+  self->subscriptions[6] = subscribe (self, DOMAIN_INTERFACE, "NotesChanged", NULL);
   g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, MANAGER_INTERFACE,
                           "SubscribeEvents", g_variant_new ("(s)", ""), G_VARIANT_TYPE ("(t)"),
                           G_DBUS_CALL_FLAGS_NONE, -1, self->generation, subscribe_done,

@@ -5,8 +5,82 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
 #include "qm-error.h"
+
+/* The format's %s replaced by the fields in order ("%%" is "%"), or NULL when the format has
+ * not exactly as many %s as there are fields (a broken translation). */
+static gchar *
+fill_format (const gchar        *format,
+             const gchar *const *fields)
+{
+  g_autoptr(GString) text = g_string_new (NULL);
+  guint n_fields = fields != NULL ? g_strv_length ((gchar **) fields) : 0;
+  guint i = 0;
+  const gchar *p;
+
+  for (p = format; *p != '\0'; p++)
+    {
+      if (p[0] == '%' && p[1] == 's')
+        {
+          if (i >= n_fields)
+            return NULL;
+          g_string_append (text, fields[i++]);
+          p++;
+        }
+      else if (p[0] == '%' && p[1] == '%')
+        {
+          g_string_append_c (text, '%');
+          p++;
+        }
+      else
+        g_string_append_c (text, *p);
+    }
+  if (i != n_fields)
+    return NULL;
+  return g_string_free (g_steal_pointer (&text), FALSE);
+}
+
+GDBusMessage *
+qm_error_translate_reply (GDBusMessage *message)
+{
+  GVariant *body = g_dbus_message_get_body (message);
+  const gchar *name = g_dbus_message_get_error_name (message);
+  g_autofree gchar *text = NULL;
+  g_autofree const gchar **fields = NULL;
+  const gchar *original, *format;
+  GDBusMessage *copy;
+
+  if (g_dbus_message_get_message_type (message) != G_DBUS_MESSAGE_TYPE_ERROR || body == NULL
+      || name == NULL || !g_str_has_prefix (name, "org.qubes_os.Admin1."))
+    return message;
+  if (g_variant_is_of_type (body, G_VARIANT_TYPE ("(ssas)")))
+    {
+      g_variant_get (body, "(&s&s^a&s)", &original, &format, &fields);
+      if (*format != '\0')
+        text = fill_format (g_dgettext (GETTEXT_PACKAGE, format), fields);
+      if (text == NULL)
+        text = g_strdup (original);
+    }
+  else if (g_variant_is_of_type (body, G_VARIANT_TYPE ("(s)")))
+    {
+      g_variant_get (body, "(&s)", &original);
+      if (*original == '\0' || strchr (original, '%') != NULL
+          || g_dgettext (GETTEXT_PACKAGE, original) == original)
+        return message;
+      text = g_strdup (g_dgettext (GETTEXT_PACKAGE, original));
+    }
+  else
+    return message;
+
+  copy = g_dbus_message_copy (message, NULL);
+  if (copy == NULL)
+    return message;
+  g_dbus_message_set_body (copy, g_variant_new ("(s)", text));
+  g_object_unref (message);
+  return copy;
+}
 
 gchar *
 qm_error_describe (const GError *error)

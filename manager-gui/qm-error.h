@@ -16,6 +16,14 @@ G_BEGIN_DECLS
  * time; later ones are short. */
 gchar *qm_error_describe (const GError *error);
 
+/* An error reply in the user's language. qubesd sends a client that called EnableErrorDetails
+ * the body (message, format, fields): the format, one of the catalogue's, is translated and the
+ * fields put in its %s in order. A reply with the message alone (Properties.Set/Get) is
+ * translated when the catalogue has it as it is (a message without fields). Returns the message
+ * itself when there is nothing to translate, else a new one with the body (text,) that GDBus
+ * turns into the GError's message. Safe in GDBus' worker thread (a connection filter). */
+GDBusMessage *qm_error_translate_reply (GDBusMessage *message);
+
 /* A modal message about a failed action; silent when qm_error_describe() says so. */
 void   qm_error_show     (GtkWindow    *parent,
                           const gchar  *primary,

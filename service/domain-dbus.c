@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "bus-error.h"
 #include "bus-property.h"
+#include "caller-filter.h"
 #include "commit.h"
 #include "constraints.h"
 #include "manager.h"
@@ -303,6 +304,41 @@ static int method_get_notes(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return sd_bus_reply_method_return(msg, "s", strempty(notes));
 }
 
+/* NotesChanged: after every successful SetNotes (notes are not a property and no Qubes event
+ * tells of them), on the bus, the private connections that get broadcasts, and a copy on the
+ * Subscription interface for each local subscriber who may read the qube but gets no
+ * broadcasts. Not an Admin API event: the shim forwards Event signals only. */
+typedef struct NotesSignal {
+        const char *path, *dest;
+} NotesSignal;
+
+static int send_notes_changed(sd_bus *bus, void *userdata) {
+        NotesSignal *s = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+        int r = sd_bus_message_new_signal(bus, &sig, s->path, s->dest ? QUBESD_IFACE_SUBSCRIPTION : QUBESD_IFACE_DOMAIN,
+                                          "NotesChanged");
+        if (r >= 0 && s->dest && sd_bus_is_bus_client(bus) > 0)
+                r = sd_bus_message_set_destination(sig, s->dest);
+        if (r >= 0)
+                r = sd_bus_send(bus, sig, NULL);
+        return r;
+}
+
+static int send_notes_changed_copy(sd_bus *bus, const char *destination, void *userdata) {
+        NotesSignal copy = *(NotesSignal *) userdata;
+        copy.dest = destination;
+        return send_notes_changed(bus, &copy);
+}
+
+static void emit_notes_changed(Manager *m, Domain *d) {
+        _cleanup_free_ char *path = domain_bus_path(d);
+        if (!path)
+                return;
+        NotesSignal sig = { path, NULL };
+        manager_send_everywhere(m, send_notes_changed, &sig, "NotesChanged");
+        caller_filter_send_copies(m, d, send_notes_changed_copy, &sig);
+}
+
 static int method_set_notes(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_qerror_ QError denied = {};
         Domain *d = userdata;
@@ -316,6 +352,8 @@ static int method_set_notes(sd_bus_message *msg, void *userdata, sd_bus_error *e
         if (r < 0)
                 return r;
         r = domain_notes_set(d, notes, strlen(notes), &e);
+        if (r >= 0)
+                emit_notes_changed(m, d);
         return reply_result(m, msg, r, &e, false);
 }
 
@@ -404,6 +442,7 @@ static const sd_bus_vtable domain_extra[] = {
         SD_BUS_METHOD_WITH_ARGS("GetNotes", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", notes), method_get_notes, 0),
         SD_BUS_METHOD_WITH_ARGS("SetNotes", SD_BUS_ARGS("s", notes), SD_BUS_NO_RESULT, method_set_notes,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL("NotesChanged", "", 0),
         SD_BUS_METHOD_WITH_ARGS("Remove", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_remove, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetCurrentState", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("t", mem_kib, "t", mem_static_max_kib, "t", cputime, "s", power_state),

@@ -5,6 +5,7 @@
 Runs itself again inside dbus-run-session (for the accessibility bus) and xvfb-run. Checks, as a
 user sees them through AT-SPI:
 - the Notes column shows the first line of a qube's notes; the search finds a qube by its notes;
+  notes set over D-Bus show within 2 s (NotesChanged);
   notes written in the settings window show in the list after Apply;
 - sizes are in binary units (bytes, KiB, MiB, GiB), the same as the memory, never kB or GB;
 - the disk usage of a qube that starts is read again: data written to its private image while
@@ -134,6 +135,11 @@ def run(args, tmp, procs):
     search.set_text_contents('')
     S.wait_until(lambda: S.row_of(table, 'sys-net') is not None, 'the whole list again')
     print('Notes column: work shows "Banking only"; the search finds it by its notes')
+    # notes set elsewhere (qvm-notes, another window) show as soon as qubesd says they changed
+    bus.call(WORK, S.DOMAIN, 'SetNotes', '(s)', ('Shopping\n',))
+    S.wait_until(lambda: S.cell(table, 'work', 'Notes') == 'Shopping',
+                 f'notes set over D-Bus in the list (shows {S.cell(table, "work", "Notes")!r})', 2)
+    print('notes set over D-Bus show in the list (NotesChanged)')
 
     # 2. binary units everywhere: work's 1 MiB of data, the others' nothing
     S.wait_until(lambda: S.cell(table, 'work', 'Disk usage') == '1.0\u00a0MiB',

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Every window of the Qube Manager in English and in German (LANGUAGE=de), shot and checked.
+qubesd's errors too: New Qube with a name taken shows qubesd's refusal in the manager's language.
 
 Runs itself again inside dbus-run-session (for the accessibility bus) and xvfb-run, against a
 real qubesd, the manager once with LANGUAGE=C and once with LANGUAGE=de (the build's catalogue,
@@ -176,6 +177,12 @@ class Visit:
         click(frame, t('_New'))
         dialog = find(app, role='dialog', name=t('New Qube'))
         self.keep('new-qube', dialog)
+        # qubesd's refusal in the manager's language: its format translated, the name put in
+        find(dialog, role='text', name=t('Name')).set_text_contents('work')
+        click(dialog, t('C_reate'))
+        find(dialog, role='label', name=t('Cannot create the qube') + '\n'
+             + t('Qube already exists: %s') % 'work')
+        self.keep('new-qube-refused', dialog)
         click(dialog, t('_Cancel'))
         gone(dialog)
 

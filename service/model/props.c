@@ -1046,8 +1046,10 @@ static int check_kernelopts(void *h, const PropDef *p, const char *value, char *
 static int check_default_user(void *h, const PropDef *p, const char *value, char **canonical, QError *err) {
         const char *v = strempty(value);
         if (v[strspn(v, USERNAME_CHARS)] != '\0')
+                /* USERNAME_CHARS written out: xgettext does not expand macros */
                 return qerror_set(err, QERR_PROPERTY_VALUE,
-                                  "Username can contain only those characters: " USERNAME_CHARS);
+                                  "Username can contain only those characters: "
+                                  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+,.");
         return ret_strdup(canonical, v);
 }
 
@@ -1734,7 +1736,8 @@ static int sanitize_vm(const char *raw, size_t len, char **ret, QError *err) {
 
         for (size_t i = 0; i < len; i++)
                 if ((unsigned char) raw[i] >= 0x80)
-                        return qerror_set(err, QERR_VALUE, "");
+                        /* upstream's message is empty; qerror_setv keeps "" out of the catalogue */
+                        return qerror_setv(err, QERR_VALUE, "", NULL, 0);
         if (len == 0) {
                 *ret = NULL;
                 return 0;

@@ -7,6 +7,7 @@ and over qubesd's private socket (TestEvents_private), as the shim makes them; t
 watched on the bus, where admin.Events reads them, either way."""
 
 import os
+import subprocess
 import sys
 import unittest
 
@@ -123,6 +124,41 @@ class TestEvents(DaemonTestCase):
         self.assertTrue(ok, 'no PropertiesChanged with Netvm: %r' % changed.signals)
         netvm = [e for e in changed.signals if 'Netvm' in e[3][1]][0]
         self.assertEqual(netvm[3][1]['Netvm'], '/')
+
+
+    def test_notes_changed(self):
+        """Notes are no property and no Qubes event: SetNotes is announced with NotesChanged on
+        the qube, also when qvm-notes sets them through the shim; a refused SetNotes is not, and
+        no other qube's is."""
+        changed = SignalCollector(self.d.conn, interface=harness.DOMAIN_IFACE, member='NotesChanged')
+        self.addCleanup(changed.close)
+
+        def on(qube):
+            return [s for s in changed.signals if s[0] == domain_path(qube)]
+
+        self.d.domain('work', 'SetNotes', 's', ('shopping list',))
+        self.assertTrue(changed.wait_for(lambda s: on('work')), 'no NotesChanged after SetNotes')
+        self.assertEqual(on('work')[0][3], ())
+        self.assertEqual(self.d.domain('work', 'GetNotes'), ('shopping list',))
+
+        changed.signals.clear()
+        self.assertDBusError(harness.ERROR_PREFIX + 'ProtocolError', self.d.domain, 'work', 'SetNotes', 's',
+                             ('x' * 256001,))
+        changed.pump(0.3)
+        self.assertEqual(changed.signals, [], 'a refused SetNotes was announced')
+
+        import test_devices  # noqa: E402 (upstream's qvm runner)
+        import test_shim  # noqa: E402
+        qvm = test_devices.find_qvm()
+        door = test_shim.SocketDoor(test_shim.find_shim(), self.d)
+        self.addCleanup(door.stop)
+        r = subprocess.run(['/usr/bin/python3', qvm, 'qvm-notes', 'sys-net', '--set', 'from qvm-notes'],
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, QUBESD_SOCKET=door.path))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(changed.wait_for(lambda s: on('sys-net')), 'no NotesChanged after qvm-notes --set')
+        self.assertEqual(on('work'), [])
+        self.assertEqual(self.d.domain('sys-net', 'GetNotes'), ('from qvm-notes',))
 
 
 load_tests = harness.load_tests

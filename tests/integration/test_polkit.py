@@ -329,6 +329,40 @@ class PolkitTest(unittest.TestCase):
 
     # --- tests ------------------------------------------------------------------------------
 
+    def actions_in(self, locale):
+        """{action id: (description, message)} of qubesd's actions as polkitd hands them to a
+        client in that locale (EnumerateActions, what pkaction shows; an authentication agent
+        registers its session's locale the same way)."""
+        from gi.repository import Gio, GLib
+        conn = Gio.DBusConnection.new_for_address_sync(
+            self.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+        try:
+            reply = conn.call_sync('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
+                                   'org.freedesktop.PolicyKit1.Authority', 'EnumerateActions',
+                                   GLib.Variant('(s)', (locale,)), None, Gio.DBusCallFlags.NONE,
+                                   10000, None).unpack()[0]
+        finally:
+            conn.close_sync(None)
+        return {a[0]: (a[1], a[2]) for a in reply if a[0].startswith('org.qubes_os.admin.')}
+
+    def test_prompts_in_german(self):
+        """In a German session every action's description and prompt message is German, the
+        catalogue's text (po/de.po); otherwise English."""
+        sys.path.insert(0, os.path.join(harness.SOURCE_DIR, 'po'))
+        catalogue = __import__('check-catalogue').read_po(
+            os.path.join(harness.SOURCE_DIR, 'po', 'de.po'))
+        german = {msgid: strs[0] for (_, msgid, _), (_, strs) in catalogue.items()}
+        english, deutsch = self.actions_in('C.UTF-8'), self.actions_in('de_DE.UTF-8')
+        self.assertGreaterEqual(len(english), 10, english)
+        self.assertEqual(set(english), set(deutsch))
+        for action, texts in english.items():
+            for en, de in zip(texts, deutsch[action]):
+                self.assertTrue(en, action)
+                self.assertIn(en, german, '%s: %r is not in po/de.po' % (action, en))
+                self.assertEqual(de, german[en], action)
+                self.assertNotEqual(de, en, action)
+
     def test_user_without_rights_changes_nothing(self):
         before = self.d.xml_bytes()
         calls = [
