@@ -35,6 +35,7 @@ typedef struct Client Client;
 typedef struct Call Call;
 typedef struct BusEntry BusEntry;
 typedef struct Method Method;
+typedef struct EventSub EventSub;
 
 /* ---- wire.c: framing ------------------------------------------------------------------- */
 
@@ -187,6 +188,7 @@ struct Call {
         uint64_t last_seq;
         bool have_seq, overflowing, check_gaps;
         uint64_t dropped;
+        EventSub *event_sub; /* a stream of a qube other than dom0: its subscription in qubesd */
         /* admin.vm.volume.Import* through the socket door: the data in the request */
         const char *data;
         size_t data_len;
@@ -239,6 +241,8 @@ int backup_execute_start(Call *c);
 int events_start(Call *c);
 /* The client's output drained (lets an overflowing stream end). */
 void events_output_drained(Call *c);
+/* The stream ends: its subscription in qubesd too. */
+void events_call_free(Call *c);
 
 /* ---- client.c (main.c): output of a door ----------------------------------------------- */
 
