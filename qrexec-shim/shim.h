@@ -15,6 +15,7 @@
 #include "device-protocol.h"
 #include "qubes-error.h"
 #include "util/hashmap.h"
+#include "util/listener.h"
 #include "util/strbuf.h"
 
 #define ADMIN_BUS_NAME "org.qubes_os.Admin1"
@@ -29,6 +30,10 @@
 #define MAX_REQUEST_SIZE 65536u
 /* What one admin.Events subscriber may have queued before we start dropping events. */
 #define EVENT_QUEUE_MAX (4u * 1024u * 1024u)
+/* Socket door: connections at once (fewer when the descriptor limit is lower), and the time a
+ * request has to arrive in full. */
+#define MAX_CONNECTIONS 1024u
+#define REQUEST_TIMEOUT_USEC (30u * 1000u * 1000u)
 
 typedef struct Shim Shim;
 typedef struct Client Client;
@@ -140,6 +145,11 @@ struct Shim {
         Hashmap *buses;              /* source -> BusEntry* (socket door: identity holds per connection) */
         size_t event_queue_max;
         unsigned n_clients;
+        Listener *listener; /* socket door */
+        unsigned max_connections;
+        uint64_t request_timeout_usec;
+        unsigned n_dropped_idle;
+        LogLimit idle_log;
 };
 
 typedef enum BusState {
@@ -250,6 +260,7 @@ struct Client {
         Shim *shim;
         int in_fd, out_fd; /* the same socket for the socket door; in_fd -1 once read */
         sd_event_source *io_in, *io_out;
+        sd_event_source *deadline; /* socket door: until the request has arrived */
         char *req;
         size_t req_len, req_alloc;
         bool got_eof;

@@ -36,6 +36,10 @@ static void help(void) {
                "                         polkit (--trusted-uid=UID is the same)\n"
                "     --private-socket-group=GROUP  The private socket's group (0660), so that a\n"
                "                         trusted user in it can connect (default: root only, 0600)\n"
+               "     --private-max-connections=N  At most N private connections at once; more wait\n"
+               "                         (default 1024)\n"
+               "     --private-timeout=SECONDS  Drop a private connection that has not finished its\n"
+               "                         handshake in this time (default 30)\n"
                "     --debug             Debug logging; errors carry a traceback\n");
 }
 
@@ -55,6 +59,8 @@ int main(int argc, char *argv[]) {
                 ARG_PRIVATE_SOCKET_GROUP,
                 ARG_CONFIG_DIR,
                 ARG_QREXEC_RUNNER,
+                ARG_PRIVATE_MAX_CONNECTIONS,
+                ARG_PRIVATE_TIMEOUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -73,6 +79,8 @@ int main(int argc, char *argv[]) {
                 { "constraints-dir", required_argument, NULL, ARG_CONSTRAINTS_DIR },
                 { "config-dir", required_argument, NULL, ARG_CONFIG_DIR },
                 { "qrexec-runner", required_argument, NULL, ARG_QREXEC_RUNNER },
+                { "private-max-connections", required_argument, NULL, ARG_PRIVATE_MAX_CONNECTIONS },
+                { "private-timeout", required_argument, NULL, ARG_PRIVATE_TIMEOUT },
                 {},
         };
         ManagerConfig config = { .bus_kind = BUS_SYSTEM };
@@ -159,6 +167,28 @@ int main(int argc, char *argv[]) {
                 case ARG_QREXEC_RUNNER:
                         config.qrexec_runner = optarg;
                         break;
+                case ARG_PRIVATE_MAX_CONNECTIONS: {
+                        char *end;
+                        errno = 0;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (errno || *end || end == optarg || v == 0 || v > 1000000) {
+                                log_error("Invalid --private-max-connections: %s", optarg);
+                                return 2;
+                        }
+                        config.private_max_connections = (unsigned) v;
+                        break;
+                }
+                case ARG_PRIVATE_TIMEOUT: {
+                        char *end;
+                        errno = 0;
+                        double v = strtod(optarg, &end);
+                        if (errno || *end || end == optarg || !(v > 0 && v <= 86400)) {
+                                log_error("Invalid --private-timeout: %s", optarg);
+                                return 2;
+                        }
+                        config.private_timeout_usec = (uint64_t) (v * 1e6);
+                        break;
+                }
                 default:
                         return 2;
                 }
