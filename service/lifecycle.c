@@ -573,7 +573,9 @@ static void on_settled(Manager *m) {
                 return; /* qubesd is going: nothing starts */
         for (char **n = names; n && *n; n++) {
                 Domain *d = app_get_domain(m->app, *n);
-                if (d && start_continue(m, d) < 0)
+                if (!d)
+                        start_gone(m, *n); /* removed while the start waited: its callers get an answer */
+                else if (start_continue(m, d) < 0)
                         start_failed(m, d, QERR_QUBES_EXCEPTION, "Start failed: out of memory");
         }
         if (m->hypervisor_settled) {
