@@ -15,11 +15,13 @@ typedef enum BusKind {
         BUS_SYSTEM,
         BUS_USER,
         BUS_ADDRESS,
+        BUS_FD, /* a connection already open, to one peer (bus_fd): the fuzzer's; no bus name */
 } BusKind;
 
 typedef struct ManagerConfig {
         BusKind bus_kind;
         const char *bus_address;
+        int bus_fd; /* BUS_FD */
         const char *state_dir;
         const char *libvirt_uri;
         bool debug;
