@@ -489,6 +489,12 @@ static void start_waiter_adapter(Manager *m, const char *name, int error, const 
         done(m, name, error, e, ud);
 }
 
+bool lifecycle_is_starting(Manager *m, const Domain *d) {
+        Vmm *v = vmm_of(m);
+        VmRuntime *rt = v ? hashmap_get(v->runtime, d->name) : NULL;
+        return rt && rt->starting;
+}
+
 /* The most vcpus a qube may start with (QEMU's limit for x86 with x2APIC; Xen's are lower). */
 #define VCPUS_MAX 4096
 
