@@ -6,7 +6,9 @@
  * picks an object (the Manager, qubes of every class, labels, pools, volumes, a job, paths of
  * objects that do not exist), one of the methods its introspection lists (any interface,
  * sd-bus's own included), and arguments drawn from the input along the method's signature (now
- * and then a wrong signature); the call is sent and the loop runs until the reply came (or a
+ * and then a wrong signature), from the fuzzer's connection (root) or, now and then, from a second
+ * one over qubesd's private socket acting for the qube "work" (SetCallerIdentity: the qrexec
+ * policy of data/policy.d filters its listings); the call is sent and the loop runs until the reply came (or a
  * short time passed: a start or a job answers later, and the next input goes on).
  *
  * Checks beyond "no crash, no sanitizer report": every reply is a return or a D-Bus error, never
@@ -55,6 +57,7 @@ static struct {
         char state_dir[64];
         Manager *m;
         sd_bus *client;
+        sd_bus *qube; /* over qubesd's private socket, acting for the qube "work" (SetCallerIdentity) */
         FuzzMethod *methods;
         size_t n_methods;
         int null_fd;
@@ -343,7 +346,7 @@ static bool run_until(bool *done, uint64_t timeout) {
         while (!*done) {
                 /* sd-bus (252) leaves what arrived with the handshake unprocessed until more
                  * comes: push both ends */
-                while (sd_bus_process(F.client, NULL) > 0)
+                while (sd_bus_process(F.client, NULL) > 0 || (F.qube && sd_bus_process(F.qube, NULL) > 0))
                         ;
                 if (*done)
                         break;
@@ -368,17 +371,23 @@ static int on_setup_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         return 0;
 }
 
-/* A call during set-up: its reply (the caller unrefs it), or NULL. */
-static sd_bus_message *call_setup(const char *path, const char *iface, const char *member) {
+/* A call during set-up (on bus, with one string argument or none): its reply (the caller unrefs
+ * it), or NULL. */
+static sd_bus_message *call_on(sd_bus *bus, const char *path, const char *iface, const char *member, const char *arg) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         Wait w = {};
-        if (sd_bus_message_new_method_call(F.client, &msg, NULL, path, iface, member) < 0 ||
-            sd_bus_call_async(F.client, &slot, msg, on_setup_reply, &w, 0) < 0)
+        if (sd_bus_message_new_method_call(bus, &msg, NULL, path, iface, member) < 0 ||
+            (arg && sd_bus_message_append_basic(msg, 's', arg) < 0) ||
+            sd_bus_call_async(bus, &slot, msg, on_setup_reply, &w, 0) < 0)
                 return NULL;
         if (!run_until(&w.done, 30 * 1000 * 1000ULL) || sd_bus_message_is_method_error(w.reply, NULL))
                 return sd_bus_message_unref(w.reply);
         return w.reply;
+}
+
+static sd_bus_message *call_setup(const char *path, const char *iface, const char *member) {
+        return call_on(F.client, path, iface, member, NULL);
 }
 
 static bool left_out(const char *iface, const char *name) {
@@ -469,6 +478,7 @@ static void discover(void) {
 
 static void daemon_down(void) {
         F.client = sd_bus_flush_close_unref(F.client);
+        F.qube = sd_bus_flush_close_unref(F.qube);
         F.m = daemon_free(F.m);
         if (F.state_dir[0]) {
                 _cleanup_free_ char *cmd = NULL;
@@ -481,7 +491,7 @@ static void daemon_down(void) {
 }
 
 static void daemon_up(void) {
-        _cleanup_free_ char *xml = NULL, *text = NULL, *path = NULL;
+        _cleanup_free_ char *xml = NULL, *text = NULL, *path = NULL, *private = NULL, *address = NULL;
         int sv[2];
 
         snprintf(F.state_dir, sizeof F.state_dir, "/dev/shm/qubesd-fuzz-XXXXXX");
@@ -507,13 +517,16 @@ static void daemon_up(void) {
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
                 abort();
-        static char *no_dirs[] = { (char *) "/nonexistent/qubesd-fuzz-policy", NULL };
+        static char *policy_dirs[] = { (char *) FUZZ_POLICY_DIR, NULL };
+        if (asprintf(&private, "%s/private", F.state_dir) < 0 || asprintf(&address, "unix:path=%s", private) < 0)
+                abort();
         ManagerConfig config = {
                 .bus_kind = BUS_FD,
                 .bus_fd = sv[0],
                 .state_dir = F.state_dir,
                 .libvirt_uri = "test:///default",
-                .policy_dirs = no_dirs,
+                .policy_dirs = policy_dirs,
+                .private_socket = private,
                 .constraints_dir = "/nonexistent/qubesd-fuzz-constraints",
                 .config_dir = F.state_dir,
                 .qrexec_runner = "/bin/false",
@@ -535,6 +548,21 @@ static void daemon_up(void) {
                         ;
                 (void) sd_event_run(F.m->event, 1000);
         }
+        /* a second caller, acting for a qube: the qrexec filters and value constraints */
+        if (sd_bus_new(&F.qube) < 0 || sd_bus_set_address(F.qube, address) < 0 || sd_bus_start(F.qube) < 0 ||
+            sd_bus_attach_event(F.qube, F.m->event, 0) < 0)
+                abort();
+        for (unsigned i = 0; sd_bus_is_ready(F.qube) <= 0; i++) {
+                if (i > 5000)
+                        abort();
+                while (sd_bus_process(F.qube, NULL) > 0)
+                        ;
+                (void) sd_event_run(F.m->event, 1000);
+        }
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *ok =
+                call_on(F.qube, "/org/qubes_os/Admin1", "org.qubes_os.Admin1.Manager", "SetCallerIdentity", "work");
+        if (!ok)
+                abort();
         if (F.n_methods == 0)
                 discover();
 }
@@ -580,8 +608,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t how = take_u8(&in);
         const char *path = fm->path;
         if (how >= 0xf0)
-                path = take_path(&in); /* the method on another object */
-        if (sd_bus_message_new_method_call(F.client, &msg, NULL, path, fm->iface, fm->name) < 0)
+                path = take_path(&in);                          /* the method on another object */
+        sd_bus *bus = (how & 0x60) == 0x60 ? F.qube : F.client; /* now and then as the qube "work" */
+        if (sd_bus_message_new_method_call(bus, &msg, NULL, path, fm->iface, fm->name) < 0)
                 abort();
         const char *sig = fm->sig;
         char wrong[256];
@@ -595,13 +624,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (append_types(msg, sig, sig + strlen(sig), &in, 0) < 0)
                 return 0; /* sd-bus refused to build it: it never leaves the client */
         Pending p = { .fm = fm, .path = path };
-        if (sd_bus_call_async(F.client, &slot, msg, on_reply, &p, 0) < 0)
+        if (sd_bus_call_async(bus, &slot, msg, on_reply, &p, 0) < 0)
                 abort();
         bool answered = run_until(&p.done, REPLY_WAIT_USEC);
         if (getenv("FUZZ_DEBUG"))
                 fprintf(stderr, "fuzz-dbus-methods: %s.%s on %s(%s): %s\n", fm->iface, fm->name, path, sig,
                         answered ? "answered" : "no answer yet");
-        if (sd_bus_is_open(F.client) <= 0) {
+        if (sd_bus_is_open(F.client) <= 0 || sd_bus_is_open(F.qube) <= 0) {
                 fprintf(stderr, "fuzz-dbus-methods: qubesd closed the connection after %s.%s on %s\n", fm->iface,
                         fm->name, path);
                 abort();
