@@ -20,6 +20,9 @@ import test_shim  # noqa: E402
 IDLE_CLIENTS = 300
 NOFILE = 256
 TIMEOUT = 2  # seconds, the shortened idle timeout
+# CPU seconds a process may use in one second while it cannot accept: a busy loop takes all of
+# it; under QUBESD_WRAPPER (valgrind) accepting and dropping the clients alone takes some
+IDLE_CPU = 0.7 if harness.UNDER_WRAPPER else 0.3
 
 
 def limit_descriptors():
@@ -95,7 +98,7 @@ class ShimLimitTests(unittest.TestCase):
         # out of descriptors or at its cap, the shim must rest, not spin
         before = cpu_seconds(door.proc.pid)
         time.sleep(1)
-        self.assertLess(cpu_seconds(door.proc.pid) - before, 0.3, 'the shim is busy while it cannot accept')
+        self.assertLess(cpu_seconds(door.proc.pid) - before, IDLE_CPU, 'the shim is busy while it cannot accept')
         # a normal call gets its answer once the idle ones are dropped
         start = time.monotonic()
         reply = door.call(b'admin.vm.List dom0 name dom0\x00')
@@ -147,7 +150,7 @@ class PrivateSocketLimitTests(unittest.TestCase):
         time.sleep(0.5)
         before = cpu_seconds(self.d.proc.pid)
         time.sleep(1)
-        self.assertLess(cpu_seconds(self.d.proc.pid) - before, 0.3, 'qubesd is busy while it cannot accept')
+        self.assertLess(cpu_seconds(self.d.proc.pid) - before, IDLE_CPU, 'qubesd is busy while it cannot accept')
         wait_all_dropped(self, idle, 4 * TIMEOUT + 10)
         # a new client on the private socket is served
         conn = self.d.connect()
