@@ -47,6 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_DEPTH 6
 #define MAX_ITEMS 4
 #define MAX_INPUT 4096
+#define PING_EVERY 64u
 
 typedef struct FuzzMethod {
         char *path, *iface, *name, *sig;
@@ -630,6 +631,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (getenv("FUZZ_DEBUG"))
                 fprintf(stderr, "fuzz-dbus-methods: %s.%s on %s(%s): %s\n", fm->iface, fm->name, path, sig,
                         answered ? "answered" : "no answer yet");
+        if (F.inputs % PING_EVERY == 0) {
+                /* the loop still turns: a handler that blocked it, or waits on itself, shows here */
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *pong =
+                        call_on(F.client, "/org/qubes_os/Admin1", "org.freedesktop.DBus.Peer", "Ping", NULL);
+                if (!pong) {
+                        fprintf(stderr, "fuzz-dbus-methods: qubesd stopped answering after %s.%s on %s\n", fm->iface,
+                                fm->name, path);
+                        abort();
+                }
+        }
         if (sd_bus_is_open(F.client) <= 0 || sd_bus_is_open(F.qube) <= 0) {
                 fprintf(stderr, "fuzz-dbus-methods: qubesd closed the connection after %s.%s on %s\n", fm->iface,
                         fm->name, path);
