@@ -367,6 +367,7 @@ Call *call_free(Call *c) {
                                 break;
                         }
         }
+        events_call_free(c);
         sd_bus_slot_unref(c->slot);
         sd_bus_slot_unref(c->match_slot);
         sd_bus_slot_unref(c->owner_slot);

@@ -106,15 +106,62 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
         return 0;
 }
 
+/* A SubscribeEvents made for one stream. It outlives the stream while its reply is awaited, so
+ * that a subscription made for a stream that is gone already is ended too. */
+struct EventSub {
+        Call *call; /* NULL once the stream is gone */
+        BusEntry *bus;
+        char *scope; /* the SubscribeEvents argument: "" (every qube) or the destination */
+        sd_bus_slot *slot;
+        bool active; /* qubesd accepted it: UnsubscribeEvents when the stream ends */
+};
+
+static EventSub *event_sub_free(EventSub *sub) {
+        if (!sub)
+                return NULL;
+        sd_bus_slot_unref(sub->slot);
+        bus_entry_unref(sub->bus);
+        free(sub->scope);
+        free(sub);
+        return NULL;
+}
+
+static void event_sub_end(EventSub *sub) {
+        /* fire and forget: if qubesd is gone, so is the subscription */
+        if (sub->active && sub->bus->state == BUS_READY && sd_bus_is_open(sub->bus->bus) > 0) {
+                int r = sd_bus_call_method_async(sub->bus->bus, NULL, sub->bus->owner, ADMIN_PATH, MANAGER_IFACE,
+                                                 "UnsubscribeEvents", NULL, NULL, "s", sub->scope);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot end an event subscription: %m");
+        }
+        event_sub_free(sub);
+}
+
+void events_call_free(Call *c) {
+        EventSub *sub = c->event_sub;
+        if (!sub)
+                return;
+        c->event_sub = NULL;
+        sub->call = NULL;
+        if (!sub->slot)
+                event_sub_end(sub); /* else on_subscribed() ends it */
+}
+
 static void events_established(Call *c) {
         /* Only now are we sure not to miss anything: tell the client. */
         client_write(c->client, "1\0\0connection-established\0\0", STRLEN("1\0\0connection-established\0\0"));
 }
 
 static int on_subscribed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        Call *c = userdata;
+        EventSub *sub = userdata;
+        Call *c = sub->call;
 
-        c->slot = sd_bus_slot_unref(c->slot);
+        sub->slot = sd_bus_slot_unref(sub->slot);
+        sub->active = !sd_bus_message_is_method_error(m, NULL);
+        if (!c) {
+                event_sub_end(sub);
+                return 0;
+        }
         if (sd_bus_message_is_method_error(m, NULL)) {
                 c->match_slot = sd_bus_slot_unref(c->match_slot);
                 call_reply_dbus_error(c, m, 0);
@@ -138,8 +185,18 @@ static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *r
         }
         /* Another qube sees only what the qrexec policy allows (spec qrexec-policy.md §4):
          * qubesd sends it its own filtered copy of each event, addressed to this connection. */
-        int r = sd_bus_call_method_async(c->bus->bus, &c->slot, c->bus->owner, ADMIN_PATH, MANAGER_IFACE,
-                                         "SubscribeEvents", on_subscribed, c, "s", c->dest_is_dom0 ? "" : c->req.dest);
+        EventSub *sub = new0(EventSub, 1);
+        int r = -ENOMEM;
+        if (sub) {
+                sub->call = c;
+                sub->bus = bus_entry_ref(c->bus);
+                sub->scope = strdup(c->dest_is_dom0 ? "" : c->req.dest);
+                c->event_sub = sub;
+                r = sub->scope ? sd_bus_call_method_async(c->bus->bus, &sub->slot, c->bus->owner, ADMIN_PATH,
+                                                          MANAGER_IFACE, "SubscribeEvents", on_subscribed, sub, "s",
+                                                          sub->scope)
+                               : -ENOMEM;
+        }
         if (r < 0) {
                 c->match_slot = sd_bus_slot_unref(c->match_slot);
                 call_reply_dbus_error(c, NULL, r);
@@ -157,11 +214,18 @@ static int events_subscribe(Call *c) {
                 r = sd_bus_get_unique_name(c->bus->bus, &me);
                 if (r < 0)
                         return r;
-                /* only the copies addressed to us, never the unfiltered broadcast */
-                r = asprintf(&match,
-                             "type='signal',sender='%s',member='Event',destination='%s',path_namespace='" ADMIN_PATH
-                             "'",
-                             c->bus->owner, me);
+                /* only the copies addressed to us, never the unfiltered broadcast; the connection
+                 * is shared by the source's streams and gets the copies any of them asked for, so a
+                 * stream to one qube takes that qube's path only */
+                if (c->dest_is_dom0)
+                        r = asprintf(
+                                &match,
+                                "type='signal',sender='%s',member='Event',destination='%s',path_namespace='" ADMIN_PATH
+                                "'",
+                                c->bus->owner, me);
+                else
+                        r = asprintf(&match, "type='signal',sender='%s',member='Event',destination='%s',path='%s'",
+                                     c->bus->owner, me, c->path);
         } else if (c->dest_is_dom0)
                 r = asprintf(&match, "type='signal',sender='%s',member='Event',path_namespace='" ADMIN_PATH "'",
                              c->bus->owner);

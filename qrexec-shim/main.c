@@ -14,6 +14,7 @@
 #include <libgen.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,6 +22,7 @@
 
 #include "config.h"
 #include "shim.h"
+#include "util/listener.h"
 #include "util/log.h"
 #include "util/version.h"
 
@@ -130,9 +132,12 @@ void client_free(Client *cl) {
                 sd_event_source_disable_unref(cl->io_out);
         if (!cl->service_door && cl->out_fd >= 0)
                 close(cl->out_fd);
+        sd_event_source_disable_unref(cl->deadline);
         free(cl->req);
         strbuf_done(&cl->out);
         shim.n_clients--;
+        if (!cl->service_door)
+                listener_release(shim.listener);
         free(cl);
 }
 
@@ -183,6 +188,7 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
                         }
                 }
                 if (cl->got_eof) {
+                        cl->deadline = sd_event_source_disable_unref(cl->deadline);
                         client_update_events(cl);
                         char *req = TAKE_PTR(cl->req);
                         cl->req_alloc = 0;
@@ -199,29 +205,38 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
         return 0;
 }
 
-static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        for (;;) {
-                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0) {
-                        if (errno == EINTR || errno == ECONNABORTED)
-                                continue;
-                        if (errno != EAGAIN)
-                                log_warning_errno(errno, "accept() failed: %m");
-                        return 0;
-                }
-                Client *cl = new0(Client, 1);
-                if (!cl) {
-                        close(cfd);
-                        continue;
-                }
-                cl->shim = &shim;
-                cl->in_fd = cl->out_fd = cfd;
-                shim.n_clients++;
-                if (sd_event_add_io(shim.event, &cl->io_in, cfd, EPOLLIN, on_client_io, cl) < 0) {
-                        client_free(cl);
-                        continue;
-                }
+/* The request did not arrive in time: drop the connection without a word, as for a request
+ * that is too long. One line a minute at most, however many go. */
+static int on_client_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Client *cl = userdata;
+        unsigned suppressed = 0;
+
+        cl->deadline = sd_event_source_disable_unref(cl->deadline);
+        if (cl->got_eof)
+                return 0;
+        shim.n_dropped_idle++;
+        if (log_limit_ok(&shim.idle_log, shim.event, &suppressed))
+                log_warning("Dropped a connection whose request did not arrive within %.1f s%s.",
+                            (double) shim.request_timeout_usec / 1e6, log_limit_suffix(suppressed));
+        client_release(cl);
+        return 0;
+}
+
+static int on_accept(Listener *l, int cfd, void *userdata) {
+        Client *cl = new0(Client, 1);
+        if (!cl) {
+                close(cfd);
+                return -ENOMEM;
         }
+        cl->shim = &shim;
+        cl->in_fd = cl->out_fd = cfd;
+        shim.n_clients++;
+        /* from here on client_free() closes cfd and gives the listener its place back */
+        if (sd_event_add_io(shim.event, &cl->io_in, cfd, EPOLLIN, on_client_io, cl) < 0 ||
+            sd_event_add_time_relative(shim.event, &cl->deadline, CLOCK_MONOTONIC, shim.request_timeout_usec,
+                                       100 * 1000, on_client_deadline, cl) < 0)
+                client_free(cl);
+        return 0;
 }
 
 static int listen_on_path(const char *path) {
@@ -271,11 +286,13 @@ static int run_socket_door(int listen_fd) {
         shim.buses = hashmap_new();
         if (!shim.buses)
                 return log_oom();
-        r = sd_event_add_io(shim.event, NULL, listen_fd, EPOLLIN, on_accept, NULL);
+        r = listener_new(shim.event, listen_fd, "the Admin API socket", shim.max_connections, on_accept, NULL,
+                         &shim.listener);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the listening socket: %m");
         (void) sd_notify(false, "READY=1");
         r = sd_event_loop(shim.event);
+        shim.listener = listener_free(shim.listener);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
         return 0;
@@ -418,7 +435,11 @@ static void help(void) {
                "     --private-socket=PATH  Make calls over qubesd's direct socket (default: the\n"
                "                         bus; QUBESD_PRIVATE_SOCKET also sets it)\n"
                "     --list-methods      List the Admin API methods served\n"
-               "     --event-queue-max=BYTES  Per admin.Events subscriber (default 4 MiB)\n",
+               "     --event-queue-max=BYTES  Per admin.Events subscriber (default 4 MiB)\n"
+               "     --max-connections=N Socket: at most N connections at once; more wait (default\n"
+               "                         1024, or fewer when the descriptor limit is lower)\n"
+               "     --request-timeout=SECONDS  Socket: drop a connection whose request has not\n"
+               "                         arrived in this time (default 30)\n",
                program_invocation_short_name);
 }
 
@@ -431,7 +452,9 @@ int main(int argc, char *argv[]) {
                 ARG_USER,
                 ARG_LIST_METHODS,
                 ARG_EVENT_QUEUE_MAX,
-                ARG_PRIVATE_SOCKET
+                ARG_PRIVATE_SOCKET,
+                ARG_MAX_CONNECTIONS,
+                ARG_REQUEST_TIMEOUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -443,6 +466,8 @@ int main(int argc, char *argv[]) {
                 { "private-socket", required_argument, NULL, ARG_PRIVATE_SOCKET },
                 { "list-methods", no_argument, NULL, ARG_LIST_METHODS },
                 { "event-queue-max", required_argument, NULL, ARG_EVENT_QUEUE_MAX },
+                { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
+                { "request-timeout", required_argument, NULL, ARG_REQUEST_TIMEOUT },
                 {},
         };
         const char *listen_path = NULL;
@@ -489,6 +514,24 @@ int main(int argc, char *argv[]) {
                                 shim.event_queue_max = (size_t) v;
                                 break;
                         }
+                        case ARG_MAX_CONNECTIONS: {
+                                char *end;
+                                errno = 0;
+                                unsigned long v = strtoul(optarg, &end, 10);
+                                if (errno || *end || end == optarg || v == 0 || v > 1000000)
+                                        return log_error("Invalid --max-connections: %s", optarg), 2;
+                                shim.max_connections = (unsigned) v;
+                                break;
+                        }
+                        case ARG_REQUEST_TIMEOUT: {
+                                char *end;
+                                errno = 0;
+                                double v = strtod(optarg, &end);
+                                if (errno || *end || end == optarg || !(v > 0 && v <= 86400))
+                                        return log_error("Invalid --request-timeout: %s", optarg), 2;
+                                shim.request_timeout_usec = (uint64_t) (v * 1e6);
+                                break;
+                        }
                         case ARG_LIST_METHODS: {
                                 size_t i = 0;
                                 for (const Method *m; (m = method_next(&i));)
@@ -513,6 +556,16 @@ int main(int argc, char *argv[]) {
 
         if (shim.event_queue_max == 0)
                 shim.event_queue_max = EVENT_QUEUE_MAX;
+        if (shim.request_timeout_usec == 0)
+                shim.request_timeout_usec = REQUEST_TIMEOUT_USEC;
+        if (shim.max_connections == 0) {
+                /* leave room for the bus connections and whatever the libraries open */
+                struct rlimit rl;
+                shim.max_connections = MAX_CONNECTIONS;
+                if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur != RLIM_INFINITY &&
+                    rl.rlim_cur < (rlim_t) MAX_CONNECTIONS + 64)
+                        shim.max_connections = rl.rlim_cur > 128 ? (unsigned) rl.rlim_cur - 64 : 64;
+        }
         (void) signal(SIGPIPE, SIG_IGN);
         r = sd_event_default(&shim.event);
         if (r < 0)

@@ -15,6 +15,7 @@
 #include "device-protocol.h"
 #include "qubes-error.h"
 #include "util/hashmap.h"
+#include "util/listener.h"
 #include "util/strbuf.h"
 
 #define ADMIN_BUS_NAME "org.qubes_os.Admin1"
@@ -29,12 +30,17 @@
 #define MAX_REQUEST_SIZE 65536u
 /* What one admin.Events subscriber may have queued before we start dropping events. */
 #define EVENT_QUEUE_MAX (4u * 1024u * 1024u)
+/* Socket door: connections at once (fewer when the descriptor limit is lower), and the time a
+ * request has to arrive in full. */
+#define MAX_CONNECTIONS 1024u
+#define REQUEST_TIMEOUT_USEC (30u * 1000u * 1000u)
 
 typedef struct Shim Shim;
 typedef struct Client Client;
 typedef struct Call Call;
 typedef struct BusEntry BusEntry;
 typedef struct Method Method;
+typedef struct EventSub EventSub;
 
 /* ---- wire.c: framing ------------------------------------------------------------------- */
 
@@ -139,6 +145,11 @@ struct Shim {
         Hashmap *buses;              /* source -> BusEntry* (socket door: identity holds per connection) */
         size_t event_queue_max;
         unsigned n_clients;
+        Listener *listener; /* socket door */
+        unsigned max_connections;
+        uint64_t request_timeout_usec;
+        unsigned n_dropped_idle;
+        LogLimit idle_log;
 };
 
 typedef enum BusState {
@@ -187,6 +198,7 @@ struct Call {
         uint64_t last_seq;
         bool have_seq, overflowing, check_gaps;
         uint64_t dropped;
+        EventSub *event_sub; /* a stream of a qube other than dom0: its subscription in qubesd */
         /* admin.vm.volume.Import* through the socket door: the data in the request */
         const char *data;
         size_t data_len;
@@ -239,6 +251,8 @@ int backup_execute_start(Call *c);
 int events_start(Call *c);
 /* The client's output drained (lets an overflowing stream end). */
 void events_output_drained(Call *c);
+/* The stream ends: its subscription in qubesd too. */
+void events_call_free(Call *c);
 
 /* ---- client.c (main.c): output of a door ----------------------------------------------- */
 
@@ -246,6 +260,7 @@ struct Client {
         Shim *shim;
         int in_fd, out_fd; /* the same socket for the socket door; in_fd -1 once read */
         sd_event_source *io_in, *io_out;
+        sd_event_source *deadline; /* socket door: until the request has arrived */
         char *req;
         size_t req_len, req_alloc;
         bool got_eof;

@@ -23,11 +23,28 @@ typedef struct PendingEvent {
  * (the peer sees the gap in the sequence numbers, and can subscribe again). */
 #define PENDING_MAX 4096u
 
+/* One SubscribeEvents call: the qube whose events it asks for (NULL: every qube's, the admin.Events
+ * stream to dom0), and how many live subscriptions of the peer have that same scope. */
+typedef struct Scope {
+        char *only;
+        unsigned n;
+} Scope;
+
+/* Subscriptions one peer may hold at once (the shim opens one per admin.Events stream of a
+ * source qube; upstream opens one socket per stream). */
+#define SCOPES_MAX 1024u
+
+/* A peer's subscriptions. Each event goes to the peer once if any of its scopes admits it: the
+ * caller (and so what the policy or polkit lets it see) is the connection's, the scope only
+ * narrows to one qube, and a client that holds several streams on one connection tells them
+ * apart by object path (the shim's match rule for a stream to a qube names that qube's path). */
 typedef struct Subscriber {
-        char *unique_name;                     /* key: the peer's unique name, or a private connection's description */
-        sd_bus *bus;                           /* the connection its copies go out on */
-        char *caller;                          /* the qube it acts for */
-        char *only;                            /* NULL: every qube's events (dest dom0); else only this qube's */
+        char *unique_name; /* key: the peer's unique name, or a private connection's description */
+        sd_bus *bus;       /* the connection its copies go out on */
+        char *caller;      /* the qube it acts for */
+        Scope *scopes;
+        size_t n_scopes;
+        unsigned n_subscriptions;              /* the sum of the scopes' n */
         PendingEvent *pending, **pending_tail; /* local users: in order, held for polkit */
         size_t n_pending;
         bool overflow; /* too many held: the subscription ends */
@@ -36,6 +53,7 @@ typedef struct Subscriber {
 struct CallerFilter {
         QubesPolicy *policy;  /* NULL until first needed, and after a change on disk */
         Hashmap *subscribers; /* unique name -> Subscriber* */
+        unsigned n_subscriptions;
         sd_event_source **watches;
         size_t n_watches;
 };
@@ -74,9 +92,27 @@ static Subscriber *subscriber_free(Subscriber *s) {
         sd_bus_unref(s->bus);
         free(s->unique_name);
         free(s->caller);
-        free(s->only);
+        for (size_t i = 0; i < s->n_scopes; i++)
+                free(s->scopes[i].only);
+        free(s->scopes);
         free(s);
         return NULL;
+}
+
+/* Whether one of s's scopes admits an event whose subject is subject (NULL: a system event). */
+static bool subscriber_wants(const Subscriber *s, const char *subject) {
+        for (size_t i = 0; i < s->n_scopes; i++)
+                if (!s->scopes[i].only || (subject && streq(subject, s->scopes[i].only)))
+                        return true;
+        return false;
+}
+
+/* Ends the peer's subscriptions (it left, or overflowed). */
+static void subscriber_drop(CallerFilter *st, Subscriber *s) {
+        if (!s)
+                return;
+        st->n_subscriptions -= s->n_subscriptions;
+        subscriber_free(hashmap_remove(st->subscribers, s->unique_name));
 }
 
 static int on_policy_changed(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
@@ -237,15 +273,20 @@ bool filter_domain_visible(FilterContext *f, const Domain *d) {
         return qubes_policy_vm_list_allowed(f->policy, f->si, f->caller, d->name, NULL);
 }
 
-int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only) {
-        CallerFilter *st = state(m);
-        sd_bus *bus = sd_bus_message_get_bus(msg);
+static const char *peer_key(sd_bus_message *msg) {
         const char *sender = sd_bus_message_get_sender(msg);
-        Subscriber *s;
-
         /* a private connection has no names: its description stands for the peer (auth.c) */
         if (!sender)
-                (void) sd_bus_get_description(bus, &sender);
+                (void) sd_bus_get_description(sd_bus_message_get_bus(msg), &sender);
+        return sender;
+}
+
+int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only, QError *e) {
+        CallerFilter *st = state(m);
+        const char *sender = peer_key(msg);
+        Subscriber *s;
+        Scope *scope = NULL;
+
         if (!st || !sender)
                 return -EINVAL;
         s = hashmap_get(st->subscribers, sender);
@@ -253,22 +294,67 @@ int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller,
                 s = new0(Subscriber, 1);
                 if (!s)
                         return -ENOMEM;
-                s->bus = sd_bus_ref(bus);
+                s->bus = sd_bus_ref(sd_bus_message_get_bus(msg));
                 s->unique_name = strdup(sender);
-                if (!s->unique_name || hashmap_put(st->subscribers, s->unique_name, s) < 0) {
+                s->caller = strdup(caller);
+                if (!s->unique_name || !s->caller || hashmap_put(st->subscribers, s->unique_name, s) < 0) {
                         subscriber_free(s);
                         return -ENOMEM;
                 }
-        }
-        if (free_and_strdup(&s->caller, caller) < 0 || free_and_strdup(&s->only, isempty(only) ? NULL : only) < 0)
+        } else if (free_and_strdup(&s->caller, caller) < 0)
                 return -ENOMEM;
+        if (s->n_subscriptions >= SCOPES_MAX)
+                return qerror_set(e, QERR_QUBES_EXCEPTION, "Too many event subscriptions on this connection");
+        for (size_t i = 0; i < s->n_scopes && !scope; i++)
+                if (streq_ptr(s->scopes[i].only, only))
+                        scope = &s->scopes[i];
+        if (!scope) {
+                Scope *a = realloc(s->scopes, sizeof(*a) * (s->n_scopes + 1));
+                if (!a)
+                        return -ENOMEM;
+                s->scopes = a;
+                scope = &a[s->n_scopes];
+                *scope = (Scope){};
+                if (only && !(scope->only = strdup(only)))
+                        return -ENOMEM;
+                s->n_scopes++;
+        }
+        scope->n++;
+        s->n_subscriptions++;
+        st->n_subscriptions++;
         return 0;
+}
+
+int caller_filter_unsubscribe(Manager *m, sd_bus_message *msg, const char *only) {
+        CallerFilter *st = state(m);
+        const char *sender = peer_key(msg);
+        Subscriber *s = st && sender ? hashmap_get(st->subscribers, sender) : NULL;
+
+        for (size_t i = 0; s && i < s->n_scopes; i++) {
+                if (!streq_ptr(s->scopes[i].only, only))
+                        continue;
+                st->n_subscriptions--;
+                s->n_subscriptions--;
+                if (--s->scopes[i].n == 0) {
+                        free(s->scopes[i].only);
+                        s->scopes[i] = s->scopes[--s->n_scopes];
+                }
+                if (s->n_subscriptions == 0)
+                        subscriber_free(hashmap_remove(st->subscribers, s->unique_name));
+                return 0;
+        }
+        return -ENOENT;
+}
+
+unsigned caller_filter_count(Manager *m) {
+        CallerFilter *st = state(m);
+        return st ? st->n_subscriptions : 0;
 }
 
 void caller_filter_forget(Manager *m, const char *unique_name) {
         CallerFilter *st = state(m);
         if (st)
-                subscriber_free(hashmap_remove(st->subscribers, unique_name));
+                subscriber_drop(st, hashmap_get(st->subscribers, unique_name));
 }
 
 static int send_unicast(Subscriber *sub, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
@@ -355,7 +441,7 @@ void caller_filter_send_copies(Manager *m, Domain *d, SubscriberSendFn send, voi
                 return;
         while (hashmap_iterate(st->subscribers, &i, NULL, &v)) {
                 Subscriber *s = v;
-                if (!streq(s->caller, "dom0") || (s->only && !streq(s->only, d->name)) ||
+                if (!streq(s->caller, "dom0") || !subscriber_wants(s, d->name) ||
                     !auth_peer_needs_copies(m, s->unique_name, d))
                         continue;
                 int r = send(s->bus, s->unique_name, userdata);
@@ -388,7 +474,7 @@ void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const
 
         while (hashmap_iterate(st->subscribers, &i, NULL, &v)) {
                 Subscriber *s = v;
-                if (s->only && (!subject || !streq(subject->name, s->only)))
+                if (!subscriber_wants(s, subject ? subject->name : NULL))
                         continue;
                 if (!streq(s->caller, "dom0")) {
                         QubesPolicy *p = current_policy(m);
@@ -424,7 +510,7 @@ void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const
                                 continue;
                         log_warning("Ending the event subscription of %s: too many events wait for polkit.",
                                     s->unique_name);
-                        subscriber_free(hashmap_remove(st->subscribers, s->unique_name));
+                        subscriber_drop(st, s);
                         again = true;
                         break;
                 }

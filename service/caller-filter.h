@@ -18,8 +18,13 @@ FilterContext *filter_context_free(FilterContext *f);
 bool filter_domain_visible(FilterContext *f, const Domain *d);
 
 /* Manager.SubscribeEvents: unicast, filtered Event signals for the calling peer, on its
- * connection (the bus, or a private connection). */
-int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *qube_or_empty);
+ * connection (the bus, or a private connection). Each call adds one subscription with its own
+ * scope (only: one qube's events, NULL: all); UnsubscribeEvents ends one with the same scope
+ * (-ENOENT: none), leaving the peer's others as they were; all end when the peer leaves. */
+int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only, QError *e);
+int caller_filter_unsubscribe(Manager *m, sd_bus_message *msg, const char *only);
+/* Subscriptions alive, all peers together (Manager.EventSubscriptions). */
+unsigned caller_filter_count(Manager *m);
 /* Called for every event after the broadcast: delivers it to each subscriber allowed to see it. */
 void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const char *const *kv, size_t n_kv,
                            uint64_t seq);

@@ -57,6 +57,16 @@ static int connect_bus(Manager *m) {
         case BUS_USER:
                 r = sd_bus_open_user_with_description(&m->bus, "qubesd");
                 break;
+        case BUS_FD:
+                r = sd_bus_new(&m->bus);
+                if (r < 0)
+                        return r;
+                (void) sd_bus_set_description(m->bus, "qubesd");
+                r = sd_bus_set_fd(m->bus, m->config.bus_fd, m->config.bus_fd);
+                if (r < 0)
+                        return r;
+                r = sd_bus_start(m->bus);
+                break;
         default:
                 r = sd_bus_new(&m->bus);
                 if (r < 0)
@@ -185,7 +195,7 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
         }
 
         /* Objects first, then the name: a client that sees the name finds everything. */
-        r = sd_bus_request_name(m->bus, QUBESD_BUS_NAME, 0);
+        r = m->config.bus_kind == BUS_FD ? 0 : sd_bus_request_name(m->bus, QUBESD_BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire the bus name %s: %m", QUBESD_BUS_NAME);
 

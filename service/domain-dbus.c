@@ -9,6 +9,7 @@
 #include "caller-filter.h"
 #include "commit.h"
 #include "constraints.h"
+#include "lifecycle.h"
 #include "manager.h"
 #include "storage/storage.h"
 #include "vmm.h"
@@ -365,6 +366,13 @@ static int method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         int r = auth_check(m, msg, AUTH_CREATE_REMOVE, d, &denied);
         if (r <= 0)
                 return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
+        /* Halted until it spawns, but starting: upstream's Remove waits for the start (the
+         * startup lock) and then finds it running; removing it under the start would leave a
+         * libvirt domain without a qube (found by test_hostile: Start and Remove sent at once) */
+        if (lifecycle_is_starting(m, d)) {
+                qerror_set(&e, QERR_VM_NOT_HALTED, "Domain is not powered off: '%s'", d->name);
+                return bus_reply_qerror(m, msg, &e);
+        }
         /* a transaction of its own: the data goes only once qubes.xml without the qube is durable */
         r = storage_remove_domain(m->app, d, &e);
         return reply_result(m, msg, r, &e, false);

@@ -491,6 +491,12 @@ static void start_waiter_adapter(Manager *m, const char *name, int error, const 
         done(m, name, error, e, ud);
 }
 
+bool lifecycle_is_starting(Manager *m, const Domain *d) {
+        Vmm *v = vmm_of(m);
+        VmRuntime *rt = v ? hashmap_get(v->runtime, d->name) : NULL;
+        return rt && rt->starting;
+}
+
 /* The most vcpus a qube may start with (QEMU's limit for x86 with x2APIC; Xen's are lower). */
 #define VCPUS_MAX 4096
 
@@ -575,7 +581,9 @@ static void on_settled(Manager *m) {
                 return; /* qubesd is going: nothing starts */
         for (char **n = names; n && *n; n++) {
                 Domain *d = app_get_domain(m->app, *n);
-                if (d && start_continue(m, d) < 0)
+                if (!d)
+                        start_gone(m, *n); /* removed while the start waited: its callers get an answer */
+                else if (start_continue(m, d) < 0)
                         start_failed(m, d, QERR_QUBES_EXCEPTION, "Start failed: out of memory");
         }
         if (m->hypervisor_settled) {

@@ -16,6 +16,8 @@ void lifecycle_done(Manager *m);
  * exactly once per operation, possibly before lifecycle_*() returns. */
 typedef void (*OpDoneFn)(Manager *m, const char *name, int error, const QError *e, void *userdata);
 int lifecycle_start(Manager *m, Domain *d, OpDoneFn done, void *userdata);
+/* A start is in progress (the qube still shows Halted until it spawns). */
+bool lifecycle_is_starting(Manager *m, const Domain *d);
 int lifecycle_shutdown(Manager *m, Domain *d, bool force, bool wait, OpDoneFn done, void *userdata);
 int lifecycle_kill(Manager *m, Domain *d, OpDoneFn done, void *userdata);
 int lifecycle_pause(Manager *m, Domain *d, OpDoneFn done, void *userdata);

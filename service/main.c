@@ -38,6 +38,10 @@ static void help(void) {
                "                         trusted user in it can connect (default: root only, 0600)\n"
                "     --init              Create a new system (labels, pools, dom0) when the state\n"
                "                         directory holds no qubes.xml; without it qubesd refuses to start\n"
+               "     --private-max-connections=N  At most N private connections at once; more wait\n"
+               "                         (default 1024)\n"
+               "     --private-timeout=SECONDS  Drop a private connection that has not finished its\n"
+               "                         handshake in this time (default 30)\n"
                "     --debug             Debug logging; errors carry a traceback\n");
 }
 
@@ -58,6 +62,8 @@ int main(int argc, char *argv[]) {
                 ARG_CONFIG_DIR,
                 ARG_QREXEC_RUNNER,
                 ARG_INIT,
+                ARG_PRIVATE_MAX_CONNECTIONS,
+                ARG_PRIVATE_TIMEOUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -77,6 +83,8 @@ int main(int argc, char *argv[]) {
                 { "config-dir", required_argument, NULL, ARG_CONFIG_DIR },
                 { "qrexec-runner", required_argument, NULL, ARG_QREXEC_RUNNER },
                 { "init", no_argument, NULL, ARG_INIT },
+                { "private-max-connections", required_argument, NULL, ARG_PRIVATE_MAX_CONNECTIONS },
+                { "private-timeout", required_argument, NULL, ARG_PRIVATE_TIMEOUT },
                 {},
         };
         ManagerConfig config = { .bus_kind = BUS_SYSTEM };
@@ -166,6 +174,28 @@ int main(int argc, char *argv[]) {
                 case ARG_INIT:
                         config.init = true;
                         break;
+                case ARG_PRIVATE_MAX_CONNECTIONS: {
+                        char *end;
+                        errno = 0;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (errno || *end || end == optarg || v == 0 || v > 1000000) {
+                                log_error("Invalid --private-max-connections: %s", optarg);
+                                return 2;
+                        }
+                        config.private_max_connections = (unsigned) v;
+                        break;
+                }
+                case ARG_PRIVATE_TIMEOUT: {
+                        char *end;
+                        errno = 0;
+                        double v = strtod(optarg, &end);
+                        if (errno || *end || end == optarg || !(v > 0 && v <= 86400)) {
+                                log_error("Invalid --private-timeout: %s", optarg);
+                                return 2;
+                        }
+                        config.private_timeout_usec = (uint64_t) (v * 1e6);
+                        break;
+                }
                 default:
                         return 2;
                 }

@@ -53,6 +53,11 @@ static int property_get_event_sequence(sd_bus *bus, const char *path, const char
         return sd_bus_message_append(reply, "t", m->event_seq);
 }
 
+static int property_get_event_subscriptions(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "u", caller_filter_count(userdata));
+}
+
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
@@ -448,10 +453,35 @@ static int method_subscribe_events(sd_bus_message *msg, void *userdata, sd_bus_e
                 return r;
         if (!isempty(only) && auth_resolve_domain(m, msg, only, &d, &e) < 0)
                 return bus_reply_qerror(m, msg, &e);
-        r = caller_filter_subscribe(m, msg, auth_caller_qube(m, msg), d ? d->name : NULL);
+        r = caller_filter_subscribe(m, msg, auth_caller_qube(m, msg), d ? d->name : NULL, &e);
+        if (r < 0)
+                return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
+        return sd_bus_reply_method_return(msg, "t", m->event_seq);
+}
+
+static int method_unsubscribe_events(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        _cleanup_qerror_ QError e = {};
+        const char *only;
+        Domain *d = NULL;
+        int r = sd_bus_message_read(msg, "s", &only);
         if (r < 0)
                 return r;
-        return sd_bus_reply_method_return(msg, "t", m->event_seq);
+        /* the name SubscribeEvents stored (a uuid: reference resolves to it); a qube that is gone
+         * since is named as given */
+        if (!isempty(only)) {
+                _cleanup_qerror_ QError ignored = {};
+                if (app_resolve_domain(m->app, only, &d, &ignored) < 0)
+                        d = NULL;
+        }
+        r = caller_filter_unsubscribe(m, msg, isempty(only) ? NULL : d ? d->name : only);
+        if (r == -ENOENT) {
+                qerror_set(&e, QERR_QUBES_EXCEPTION, "No event subscription for '%s' on this connection", only);
+                return bus_reply_qerror(m, msg, &e);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, NULL);
 }
 
 static int method_enable_error_details(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -476,6 +506,7 @@ static int method_set_caller_identity(sd_bus_message *msg, void *userdata, sd_bu
 
 static const sd_bus_vtable manager_extra[] = {
         SD_BUS_PROPERTY("EventSequence", "t", property_get_event_sequence, 0, 0),
+        SD_BUS_PROPERTY("EventSubscriptions", "u", property_get_event_subscriptions, 0, 0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         PROPERTY_METHODS_VTABLE(manager),
         SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssso)", domains), method_list_domains,
@@ -501,6 +532,8 @@ static const sd_bus_vtable manager_extra[] = {
         SD_BUS_METHOD_WITH_ARGS("GetSystemInfo", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_get_system_info, 0),
         SD_BUS_METHOD_WITH_ARGS("SubscribeEvents", SD_BUS_ARGS("s", qube), SD_BUS_RESULT("t", sequence),
                                 method_subscribe_events, 0),
+        SD_BUS_METHOD_WITH_ARGS("UnsubscribeEvents", SD_BUS_ARGS("s", qube), SD_BUS_NO_RESULT,
+                                method_unsubscribe_events, 0),
         SD_BUS_METHOD_WITH_ARGS("EnableErrorDetails", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable_error_details, 0),
         SD_BUS_METHOD_WITH_ARGS("SetCallerIdentity", SD_BUS_ARGS("s", qube), SD_BUS_NO_RESULT,
                                 method_set_caller_identity, SD_BUS_VTABLE_UNPRIVILEGED),

@@ -15,11 +15,13 @@ typedef enum BusKind {
         BUS_SYSTEM,
         BUS_USER,
         BUS_ADDRESS,
+        BUS_FD, /* a connection already open, to one peer (bus_fd): the fuzzer's; no bus name */
 } BusKind;
 
 typedef struct ManagerConfig {
         BusKind bus_kind;
         const char *bus_address;
+        int bus_fd; /* BUS_FD */
         const char *state_dir;
         const char *libvirt_uri;
         bool debug;
@@ -27,13 +29,17 @@ typedef struct ManagerConfig {
         const char *private_socket; /* direct-connection socket for trusted clients, or NULL */
         uid_t *trusted_uids;        /* --trusted-user: besides root and our own user */
         size_t n_trusted_uids;
-        gid_t private_socket_gid;    /* --private-socket-group: may connect (0660); 0: root only (0600) */
-        const char *constraints_dir; /* value constraints (constraints.c); NULL: the default */
-        const char *config_dir;      /* /etc/qubes: backup profiles in backup/ (backup-dbus.c) */
-        const char *qrexec_runner;   /* what calls a qube's qrexec service (backups); NULL: on PATH */
-        bool init;                   /* --init: no qubes.xml yet means a new system, not an error */
+        gid_t private_socket_gid;         /* --private-socket-group: may connect (0660); 0: root only (0600) */
+        unsigned private_max_connections; /* --private-max-connections (0: the default) */
+        uint64_t private_timeout_usec;    /* --private-timeout: a handshake not done by then is dropped */
+        const char *constraints_dir;      /* value constraints (constraints.c); NULL: the default */
+        const char *config_dir;           /* /etc/qubes: backup profiles in backup/ (backup-dbus.c) */
+        const char *qrexec_runner;        /* what calls a qube's qrexec service (backups); NULL: on PATH */
+        bool init;                        /* --init: no qubes.xml yet means a new system, not an error */
 } ManagerConfig;
 
+#define QUBESD_PRIVATE_MAX_CONNECTIONS 1024u
+#define QUBESD_PRIVATE_TIMEOUT_USEC (30u * 1000u * 1000u)
 #define QUBESD_DEFAULT_CONSTRAINTS_DIR "/etc/qubes/constraints.d"
 
 /* A peer that calls us: on the bus, by its unique name; on a private connection, by that

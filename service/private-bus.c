@@ -17,13 +17,16 @@
 #include "auth.h"
 #include "caller-filter.h"
 #include "manager-dbus.h"
+#include "util/listener.h"
 #include "util/log.h"
 
 struct PrivateBus {
         struct PrivateConnection *connections;
-        sd_event_source *source;
+        Listener *listener;
+        int fd;
         char *path;
         uint64_t counter;
+        LogLimit slow_log;
 };
 
 typedef struct PrivateConnection {
@@ -31,6 +34,7 @@ typedef struct PrivateConnection {
         sd_bus *bus;
         sd_event_source *cleanup;
         sd_event_source *starting; /* until the connection runs: see on_starting() */
+        sd_event_source *deadline; /* until the connection runs: the handshake's time is bounded */
         char description[32];
         struct PrivateConnection *next;
 } PrivateConnection;
@@ -42,8 +46,16 @@ static PrivateConnection *connection_free(PrivateConnection *c) {
         caller_filter_forget(c->manager, c->description);
         manager_remove_connection(c->manager, c->bus);
         sd_event_source_disable_unref(c->starting);
+        sd_event_source_disable_unref(c->deadline);
         sd_event_source_unref(c->cleanup);
-        sd_bus_flush_close_unref(c->bus);
+        /* flushing a connection still in its handshake would wait for the handshake (sd-bus
+         * runs it to the end, blocking): only a running one has replies worth flushing */
+        if (c->bus && sd_bus_is_ready(c->bus) > 0)
+                sd_bus_flush_close_unref(c->bus);
+        else
+                sd_bus_close_unref(c->bus);
+        if (c->manager->private_bus)
+                listener_release(c->manager->private_bus->listener);
         free(c);
         return NULL;
 }
@@ -83,30 +95,48 @@ static int on_starting(sd_event_source *s, void *userdata) {
         do
                 r = sd_bus_process(c->bus, NULL);
         while (r > 0);
-        if (r < 0 || sd_bus_is_ready(c->bus) > 0)
+        if (r < 0 || sd_bus_is_ready(c->bus) > 0) {
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                c->deadline = sd_event_source_disable_unref(c->deadline);
+        }
         return 0;
 }
 
-static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+/* A peer that has not finished the handshake in time goes (it holds a descriptor and a place
+ * among the connections). One line a minute at most. */
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        PrivateConnection *c = userdata;
+        PrivateBus *p = c->manager->private_bus;
+        unsigned suppressed = 0;
+
+        c->deadline = sd_event_source_disable_unref(c->deadline);
+        if (sd_bus_is_ready(c->bus) > 0)
+                return 0;
+        if (log_limit_ok(&p->slow_log, c->manager->event, &suppressed))
+                log_warning("Dropped private connection %s: no handshake within %.1f s%s.", c->description,
+                            (double) c->manager->config.private_timeout_usec / 1e6, log_limit_suffix(suppressed));
+        if (!c->cleanup)
+                (void) sd_event_add_defer(c->manager->event, &c->cleanup, on_cleanup, c);
+        return 0;
+}
+
+static int on_accept(Listener *l, int fd, void *userdata) {
         Manager *m = userdata;
-        _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        _cleanup_close_ int cfd = fd;
         struct ucred cred;
         socklen_t len = sizeof cred;
         sd_id128_t id;
         int r;
 
-        if (cfd < 0)
-                return 0;
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || !auth_uid_trusted(m, cred.uid)) {
                 log_warning("Refused a private connection from uid %d.", len ? (int) cred.uid : -1);
-                return 0;
+                return -EPERM;
         }
 
         PrivateConnection *c = new0(PrivateConnection, 1);
         if (!c)
-                return log_oom(), 0;
-        c->manager = m;
+                return log_oom();
+        c->manager = m; /* from here on connection_free() gives the listener its place back */
         snprintf(c->description, sizeof c->description, "private-%" PRIu64, ++m->private_bus->counter);
         r = sd_bus_new(&c->bus);
         if (r >= 0)
@@ -126,6 +156,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 r = sd_bus_attach_event(c->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r >= 0)
                 r = sd_event_add_post(m->event, &c->starting, on_starting, c);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &c->deadline, CLOCK_MONOTONIC, m->config.private_timeout_usec,
+                                               100 * 1000, on_deadline, c);
         if (r >= 0)
                 r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
                                         "Disconnected", on_disconnected, c);
@@ -152,6 +185,11 @@ int private_bus_listen(Manager *m, const char *path) {
         m->private_bus = new0(PrivateBus, 1);
         if (!m->private_bus)
                 return log_oom();
+        m->private_bus->fd = -EBADF;
+        if (m->config.private_max_connections == 0)
+                m->config.private_max_connections = QUBESD_PRIVATE_MAX_CONNECTIONS;
+        if (m->config.private_timeout_usec == 0)
+                m->config.private_timeout_usec = QUBESD_PRIVATE_TIMEOUT_USEC;
         if (strlen(path) >= sizeof sa.sun_path)
                 return log_error_errno(ENAMETOOLONG, "Private socket path too long: %s", path);
         strcpy(sa.sun_path, path);
@@ -170,13 +208,11 @@ int private_bus_listen(Manager *m, const char *path) {
                                        (unsigned) m->config.private_socket_gid);
         if (listen(fd, SOMAXCONN) < 0)
                 return log_error_errno(errno, "listen(): %m");
-        r = sd_event_add_io(m->event, &m->private_bus->source, fd, EPOLLIN, on_accept, m);
+        r = listener_new(m->event, fd, path, m->config.private_max_connections, on_accept, m,
+                         &m->private_bus->listener);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch %s: %m", path);
-        r = sd_event_source_set_io_fd_own(m->private_bus->source, true);
-        if (r < 0)
-                return r;
-        TAKE_FD(fd);
+        m->private_bus->fd = TAKE_FD(fd);
         m->private_bus->path = strdup(path);
         log_debug("Private connections on %s.", path);
         return 0;
@@ -192,7 +228,9 @@ void private_bus_done(Manager *m) {
                 connection_free(c);
                 c = next;
         }
-        sd_event_source_unref(p->source);
+        p->listener = listener_free(p->listener);
+        if (p->fd >= 0)
+                close(p->fd);
         if (p->path) {
                 (void) unlink(p->path);
                 free(p->path);
