@@ -61,6 +61,41 @@ static bool snapshot_carries(bool qube, const char *interface, const char *membe
         return false;
 }
 
+/* Which entries of a vtable the snapshot carries, worked out once per vtable, interface and kind
+ * of object (a string comparison per property and qube cost more than the rest of the walk). */
+#define MAX_CARRIED 256
+typedef struct Carried {
+        const sd_bus_vtable *vtable;
+        const char *interface;
+        bool qube;
+        size_t n;                /* entries after the start */
+        bool entry[MAX_CARRIED]; /* the property at that entry is carried */
+} Carried;
+
+static const Carried *carried_of(const sd_bus_vtable *vt, const char *interface, bool qube) {
+        static Carried cache[32];
+        static size_t n_cache;
+        size_t k = 0;
+
+        for (size_t i = 0; i < n_cache; i++)
+                if (cache[i].vtable == vt && cache[i].interface == interface && cache[i].qube == qube)
+                        return &cache[i];
+        if (n_cache >= ELEMENTSOF(cache))
+                return NULL;
+        Carried *c = &cache[n_cache];
+        *c = (Carried){ .vtable = vt, .interface = interface, .qube = qube };
+        for (const sd_bus_vtable *v = vtable_next(vt, vt); v->type != _SD_BUS_VTABLE_END; v = vtable_next(vt, v), k++) {
+                if (k >= MAX_CARRIED)
+                        return NULL;
+                c->entry[k] = (v->type == _SD_BUS_VTABLE_PROPERTY || v->type == _SD_BUS_VTABLE_WRITABLE_PROPERTY) &&
+                              !(v->flags & SD_BUS_VTABLE_PROPERTY_EXPLICIT) &&
+                              snapshot_carries(qube, interface, v->x.property.member);
+        }
+        c->n = k;
+        n_cache++;
+        return c;
+}
+
 /* One object's interface in the snapshot: the properties of its vtables that the snapshot
  * carries (those sd-bus would leave out of GetAll, SD_BUS_VTABLE_PROPERTY_EXPLICIT, left out
  * here too). */
@@ -68,12 +103,14 @@ static int append_properties(sd_bus *bus, sd_bus_message *reply, const char *pat
                              const sd_bus_vtable *vt, void *object, sd_bus_error *error) {
         const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
         bool qube = rest && !strchr(rest, '/');
+        const Carried *c = carried_of(vt, interface, qube);
+        size_t k = 0;
         int r;
-        for (const sd_bus_vtable *v = vtable_next(vt, vt); v->type != _SD_BUS_VTABLE_END; v = vtable_next(vt, v)) {
-                if (v->type != _SD_BUS_VTABLE_PROPERTY && v->type != _SD_BUS_VTABLE_WRITABLE_PROPERTY)
-                        continue;
-                if (v->flags & SD_BUS_VTABLE_PROPERTY_EXPLICIT ||
-                    !snapshot_carries(qube, interface, v->x.property.member))
+        for (const sd_bus_vtable *v = vtable_next(vt, vt); v->type != _SD_BUS_VTABLE_END; v = vtable_next(vt, v), k++) {
+                if (c ? !c->entry[k]
+                      : (v->type != _SD_BUS_VTABLE_PROPERTY && v->type != _SD_BUS_VTABLE_WRITABLE_PROPERTY) ||
+                                    v->flags & SD_BUS_VTABLE_PROPERTY_EXPLICIT ||
+                                    !snapshot_carries(qube, interface, v->x.property.member))
                         continue;
                 r = sd_bus_message_open_container(reply, 'e', "sv");
                 if (r < 0)
