@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A C client of qubesd's bus (sd-bus): the snapshot a client loads at start-up
  * (GetManagedObjects), one qube's GetAll, and the floor of an sd-bus call through dbus-daemon
- * (Peer.Ping to qubesd) and of a unix-socket round trip (a socketpair between two processes), in
- * one run. With --pid, qubesd's CPU time per call from /proc (steadier than the round trip on a
+ * (Peer.Ping to qubesd) and of a unix-socket round trip (a connection to another process, one byte
+ * there and back), in one run. With --pid, qubesd's CPU time per call from /proc (steadier than the round trip on a
  * busy machine). Prints one line per figure: median, p90, p99 and the count.
  *
  *   bench-bus --address unix:path=BUS [--pid PID] [--runs N] [--qube NAME] */
@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
@@ -132,35 +134,56 @@ static int measure(sd_bus *bus, const char *what, CallFn fn, const char *arg, si
         return 0;
 }
 
-/* One byte there and back between two processes over a socketpair: the floor of every round
- * trip the socket door makes (client -> shim -> qubesd and back). */
+/* The floor of each round trip the socket door makes (client -> shim -> qubesd and back, a
+ * connection per call): a connection to a unix socket that another process accepts, one byte
+ * there and back, closed. */
 static void socket_floor(size_t runs) {
-        int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char dir[] = "/tmp/bench-bus-XXXXXX";
+        if (!mkdtemp(dir))
                 return;
-        pid_t child = fork();
-        if (child < 0)
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s", dir);
+        int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (l < 0 || bind(l, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(l, 16) < 0) {
+                if (l >= 0)
+                        close(l);
+                rmdir(dir);
                 return;
-        if (child == 0) {
-                char c;
-                close(sv[0]);
-                while (read(sv[1], &c, 1) == 1)
-                        if (write(sv[1], &c, 1) != 1)
-                                break;
-                _exit(0);
         }
-        close(sv[1]);
-        double *s = calloc(runs, sizeof(double));
-        char c = 'x';
+        pid_t child = fork();
+        if (child == 0) {
+                for (;;) {
+                        char c;
+                        int fd = accept(l, NULL, NULL);
+                        if (fd < 0)
+                                _exit(0);
+                        if (read(fd, &c, 1) == 1)
+                                (void) !write(fd, &c, 1);
+                        close(fd);
+                }
+        }
+        double *s = child > 0 ? calloc(runs, sizeof(double)) : NULL;
         size_t done = 0;
         for (; s && done < runs; done++) {
+                char c = 'x';
                 double t0 = now_ms();
-                if (write(sv[0], &c, 1) != 1 || read(sv[0], &c, 1) != 1)
+                int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || write(fd, &c, 1) != 1 ||
+                    read(fd, &c, 1) != 1) {
+                        if (fd >= 0)
+                                close(fd);
                         break;
+                }
+                close(fd);
                 s[done] = now_ms() - t0;
         }
-        close(sv[0]);
-        (void) waitpid(child, NULL, 0);
+        if (child > 0) {
+                kill(child, SIGTERM);
+                (void) waitpid(child, NULL, 0);
+        }
+        close(l);
+        unlink(sa.sun_path);
+        rmdir(dir);
         if (s && done > 0)
                 report("unix-socket round trip (floor)", s, done, 0);
         free(s);

@@ -144,14 +144,22 @@ def start_shim(shim, d):
     return proc, log, path
 
 
-def run_and_annotate(cmd, n, timeout=900):
+def run_and_annotate(cmd, n, timeout=900, floor=None):
+    """Runs a bench client and prints its lines with upstream's figure beside each; with floor
+    (the unix-socket round trip), each one-client line of the socket door also says how many
+    times the floor of its two round trips (client -> shim -> qubesd) it takes. Returns the exit
+    status and the lines."""
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     for line in r.stdout.splitlines():
         m = re.match(r'\s+(\S.*?)\s{2,}', line)
         label = m.group(1).strip() if m else ''
         c = re.search(r'clients=(\d+)', line)
-        print(line + upstream(label, n, int(c.group(1)) if c else 0))
-    return r.returncode
+        extra = ''
+        p50 = re.search(r'median\s+([0-9.]+) ms', line)
+        if floor and c and c.group(1) == '1' and p50 and 'Set' not in label:
+            extra = '   (%.1fx the floor of two round trips)' % (float(p50.group(1)) / (2 * floor))
+        print(line + extra + upstream(label, n, int(c.group(1)) if c else 0))
+    return r.returncode, r.stdout
 
 
 def bench_size(args, n):
@@ -174,17 +182,21 @@ def bench_size(args, n):
         pid = d.proc.pid
         shim_proc, log, sock = start_shim(args.shim, d)
         qube = 'qube-%05d' % max(3, n // 2)
+        floor = None
         xml_size = os.path.getsize(d.xml_path)
         print('  floors (measured now): durable write of a %d KiB file (qubes.xml\'s size) %.3f ms; and below, a '
               'unix-socket round trip between two processes and an sd-bus call through dbus-daemon'
               % (xml_size // 1024, durable_write_ms(d.state_dir, xml_size)))
         if args.bench_bus:
             print('  D-Bus (bench-bus, a C client):')
-            failures += run_and_annotate([args.bench_bus, '--address', d.address, '--pid', str(pid), '--floors',
-                                          '--runs', str(max(10, args.calls // 100)), '--qube', qube], n) != 0
+            rc, out = run_and_annotate([args.bench_bus, '--address', d.address, '--pid', str(pid), '--floors',
+                                        '--runs', str(max(10, args.calls // 100)), '--qube', qube], n)
+            failures += rc != 0
+            m = re.search(r'unix-socket round trip \(floor\)\s+median\s+([0-9.]+) ms', out)
+            floor = float(m.group(1)) if m else None
         print('  socket door (bench-shim: a connection per call, request, half-close, reply):')
         failures += run_and_annotate([args.bench_shim, '--socket', sock, '--calls', str(args.calls),
-                                      '--qube', qube, '--set'], n) != 0
+                                      '--qube', qube, '--set'], n, floor=floor)[0] != 0
         qvm = os.path.join(HERE, '..', '..', 'shared', 'qubesadmin', 'qvm')
         if os.path.exists(qvm):
             runs = []
@@ -202,9 +214,9 @@ def bench_size(args, n):
                                      upstream('real qvm-ls, whole process', n)))
         print('  qrexec service door (bench-admin: process start, QREXEC_* env, stdin payload):')
         failures += run_and_annotate([args.bench_admin, 'service', '--shim', args.shim, '--bus', d.address,
-                                      '--calls', str(args.service_calls), '--qube', qube], n) != 0
+                                      '--calls', str(args.service_calls), '--qube', qube], n)[0] != 0
         failures += run_and_annotate([args.bench_admin, 'events', '--socket', sock, '--subscribers', '20',
-                                      '--sets', str(args.event_sets), '--setters', '4', '--qube', qube], n) != 0
+                                      '--sets', str(args.event_sets), '--setters', '4', '--qube', qube], n)[0] != 0
         after = smaps_mib(pid)
         print('  %-34s %.1f / %.1f MiB after all the calls' % ('qubesd RSS / PSS', after['Rss'], after['Pss']))
         if d.stop() != 0:
