@@ -525,10 +525,7 @@ static const BusObjectImplementation manager_object = {
                                         &devices_object, &backup_object),
 };
 
-const BusObjectImplementation *manager_object_implementation(void) {
-        return &manager_object;
-}
-
 int manager_dbus_register(Manager *m, sd_bus *bus) {
+        m->tree = &manager_object;
         return bus_add_implementation(bus, &manager_object, m, &m->vtables);
 }

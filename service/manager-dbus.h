@@ -4,11 +4,7 @@
 #include <systemd/sd-bus.h>
 
 typedef struct Manager Manager;
-typedef struct BusObjectImplementation BusObjectImplementation;
 
 /* Register the whole object tree, from the Manager at /org/qubes_os/Admin1 down, on a connection
  * (the bus, or a private connection): the one function that registers objects. */
 int manager_dbus_register(Manager *m, sd_bus *bus);
-
-/* The description of that tree (bus-object.h), for code that walks it (snapshot.c). */
-const BusObjectImplementation *manager_object_implementation(void);

@@ -14,9 +14,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "auth.h"
 #include "bus-names.h"
-#include "manager-dbus.h"
 #include "manager.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -231,7 +229,7 @@ static int reply_managed_objects(Manager *m, sd_bus_message *msg, sd_bus_error *
 
         if (!isempty(sd_bus_message_get_signature(msg, true)))
                 return sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_INVALID_ARGS, "Expected no parameters");
-        flatten(&f, manager_object_implementation());
+        flatten(&f, m->tree);
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
