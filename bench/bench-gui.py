@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The Qube Manager with many qubes (issue 8's figures): time to first paint and to the full list
 (qube-manager --bench, through manager-gui/tests/bench-qube-manager.py), then the window's CPU
-while 20 qubes change state: qube-manager runs under Xvfb against qubesd with 300 generated qubes
+while 20 qubes change state: qube-manager runs under Xvfb against qubesd with --qubes generated qubes
+(bench/run: 1,000, the size of the targets)
 on libvirt's test:///default driver; 20 of them are started and shut down again (StartQubes /
 ShutdownQubes) for a few seconds, and the manager's CPU time over that window is read from /proc.
 Skips (exit 0 with a line saying so) when Xvfb is not installed.
