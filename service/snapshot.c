@@ -39,15 +39,17 @@ static const sd_bus_vtable *vtable_next(const sd_bus_vtable *start, const sd_bus
 }
 
 /* What a list of qubes shows, beyond the Domain interface (name, class, label, power state,
- * features, tags, …): the Qube Manager's columns and the references it follows. */
+ * features, tags, …): the Qube Manager's columns and the references it follows; and the
+ * firewall's rules (Firewall.Rules, usually one rule), which a client copying a qube must not
+ * find missing. */
 static const char *const qube_list_properties[] = {
         "Netvm",           "Template",      "TemplateForDispvms", "Ip",    "VirtMode", "ProvidesNetwork",
-        "BackupTimestamp", "DefaultDispvm", "ManagementDispvm",   "Guivm", "Audiovm",
+        "BackupTimestamp", "DefaultDispvm", "ManagementDispvm",   "Guivm", "Audiovm",  "Rules",
 };
 
 /* Whether the snapshot carries a property: every property of every object, except on a qube's
  * object, where the interfaces other than Domain carry only what a list shows; the rest (40 of
- * an AppVM's 53 values, the devices, the firewall rules) is read on demand with
+ * an AppVM's 53 values, the devices) is read on demand with
  * Properties.Get/GetAll, and announced by PropertiesChanged like every other. At 1,000 qubes the
  * whole of it cost 36 ms of qubesd's CPU per call (see docs/dbus-api.md, "The snapshot"). */
 static bool snapshot_carries(bool qube, const char *interface, const char *member) {

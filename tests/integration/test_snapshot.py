@@ -19,7 +19,7 @@ P = 'org.qubes_os.Admin1.'
 ALL_CLASSES_XML = os.path.join(harness.TEST_DATA_DIR, 'all-classes.xml')
 # what a list shows beyond the Domain interface (service/snapshot.c)
 LIST_PROPERTIES = {'Netvm', 'Template', 'TemplateForDispvms', 'Ip', 'VirtMode', 'ProvidesNetwork',
-                   'BackupTimestamp', 'DefaultDispvm', 'ManagementDispvm', 'Guivm', 'Audiovm'}
+                   'BackupTimestamp', 'DefaultDispvm', 'ManagementDispvm', 'Guivm', 'Audiovm', 'Rules'}
 
 
 @harness.over_each_route
