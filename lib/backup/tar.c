@@ -90,6 +90,7 @@ static void pax_record(StrBuf *b, const char *key, const char *value) {
 
 typedef struct Extent {
         uint64_t offset, length;
+        uint64_t pos; /* where its bytes start in the member's data (tar_source_pread()) */
 } Extent;
 
 typedef enum SourcePhase { PHASE_HEAD, PHASE_DATA, PHASE_PAD, PHASE_END, PHASE_DONE } SourcePhase;
@@ -102,7 +103,8 @@ struct TarSource {
         Extent *extents;
         size_t n_extents, ext;
         uint64_t ext_off; /* within extents[ext] */
-        uint64_t data_size, data_read;
+        uint64_t data_size;
+        _Atomic uint64_t data_read;
         uint64_t pad_left, end_left;
         SourcePhase phase;
 };
@@ -123,6 +125,10 @@ uint64_t tar_source_length(const TarSource *s) {
 
 uint64_t tar_source_data_read(const TarSource *s) {
         return s->data_read;
+}
+
+int tar_source_fd(const TarSource *s) {
+        return s->mem ? -1 : s->fd;
 }
 
 uint64_t tar_source_data_size(const TarSource *s) {
@@ -179,7 +185,7 @@ int tar_source_new_file(int fd, const char *member, uint64_t size, int64_t mtime
                 tar_source_free(s);
                 return -ENOMEM;
         }
-        s->extents[0] = (Extent){ 0, size };
+        s->extents[0] = (Extent){ 0, size, 0 };
         s->n_extents = size > 0;
         r = plain_header(s, member, size, mtime);
         if (r < 0) {
@@ -231,7 +237,7 @@ static ssize_t scan_extents(int fd, uint64_t size, uint64_t gap, size_t max, Ext
                 else {
                         if (n == max)
                                 return -E2BIG;
-                        out[n++] = (Extent){ (uint64_t) d, (uint64_t) (h - d) };
+                        out[n++] = (Extent){ (uint64_t) d, (uint64_t) (h - d), 0 };
                 }
                 off = (uint64_t) h;
         }
@@ -319,6 +325,11 @@ int tar_source_new_sparse(int fd, const char *member, uint64_t realsize, int64_t
         memcpy(p, map.buf, map.len);
         s->extents = TAKE_PTR(ext);
         s->n_extents = (size_t) n;
+        uint64_t pos = 0;
+        for (size_t i = 0; i < s->n_extents; i++) {
+                s->extents[i].pos = pos;
+                pos += s->extents[i].length;
+        }
         *ret = s;
         return 0;
 }
@@ -389,6 +400,59 @@ ssize_t tar_source_read(TarSource *s, uint8_t *buf, size_t n) {
                 case PHASE_DONE:
                         return (ssize_t) done;
                 }
+        }
+        return (ssize_t) done;
+}
+
+/* The extent holding byte pos of the data (pos < data_size). */
+static const Extent *extent_at(const TarSource *s, uint64_t pos) {
+        size_t lo = 0, hi = s->n_extents;
+        while (hi - lo > 1) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (s->extents[mid].pos <= pos)
+                        lo = mid;
+                else
+                        hi = mid;
+        }
+        return &s->extents[lo];
+}
+
+ssize_t tar_source_pread(TarSource *s, uint8_t *buf, size_t n, uint64_t offset, int fd) {
+        uint64_t data_start = s->head_len, pad_start = data_start + s->data_size, length = tar_source_length(s);
+        size_t done = 0;
+
+        if (fd < 0)
+                fd = s->fd;
+        while (done < n && offset < length) {
+                size_t want = n - done, k;
+                if (offset < data_start) {
+                        k = (size_t) MIN_SIZE(want, data_start - offset);
+                        memcpy(buf + done, s->head + offset, k);
+                } else if (offset < pad_start) {
+                        uint64_t pos = offset - data_start;
+                        const Extent *e = extent_at(s, pos);
+                        uint64_t in_ext = pos - e->pos;
+                        k = (size_t) MIN_SIZE(want, e->length - in_ext);
+                        if (s->mem)
+                                memcpy(buf + done, s->mem + e->offset + in_ext, k);
+                        else {
+                                ssize_t got = pread(fd, buf + done, k, (off_t) (e->offset + in_ext));
+                                if (got < 0) {
+                                        if (errno == EINTR)
+                                                continue;
+                                        return -errno;
+                                }
+                                if (got == 0)
+                                        return -ESTALE;
+                                k = (size_t) got;
+                        }
+                        s->data_read += k;
+                } else {
+                        k = (size_t) MIN_SIZE(want, length - offset);
+                        memset(buf + done, 0, k);
+                }
+                done += k;
+                offset += k;
         }
         return (ssize_t) done;
 }

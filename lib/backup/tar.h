@@ -53,6 +53,12 @@ uint64_t tar_source_data_size(const TarSource *s);
 /* Up to n bytes of the stream; 0 at its end; -errno on a read error, -ESTALE when the file
  * ended early. */
 ssize_t tar_source_read(TarSource *s, uint8_t *buf, size_t n);
+/* The file it reads (-1: none, or bytes in memory). */
+int tar_source_fd(const TarSource *s);
+/* Up to n bytes of the stream from offset, without moving the position of tar_source_read():
+ * several threads may each read their own part at once (the file through fd when not -1, their
+ * own descriptor of the same file, else the source's). Counts in tar_source_data_read() too. */
+ssize_t tar_source_pread(TarSource *s, uint8_t *buf, size_t n, uint64_t offset, int fd);
 TarSource *tar_source_free(TarSource *s);
 
 typedef struct TarMember {

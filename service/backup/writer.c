@@ -265,6 +265,323 @@ static int write_known(BackupWriter *w, Out *o, TarSource *src, const char *base
         }
 }
 
+/* ---- chunks side by side: a file in dom0 without compression ---------------------------------- */
+
+/* Where the time of a sequential writer goes (bench/bench-backup.py, perf): copying every byte
+ * into the page cache (write()) cost more than the AES-CTR and the HMAC together, and the HMAC
+ * of a chunk is sequential. But each 100 MiB chunk has its own keys and MAC, and without
+ * compression the place of every chunk in the archive is known before the first byte: so
+ * workers (one per core, at most PAR_MAX_WORKERS) each take the next chunk, read, encrypt and MAC
+ * it into aligned buffers, and write it in place with O_DIRECT (no copy, and a backup does not
+ * flush the page cache of the whole machine). Each worker has two buffers and a thread of its
+ * own that writes one while the worker fills the other: a worker that waited for the disk itself
+ * would, on a busy machine, then also wait for a core after each write. The KDFs take turns: one
+ * scrypt scratch at a time bounds the memory. */
+#define PAR_BUF_SIZE (1u << 20)
+#define PAR_MAX_WORKERS 4
+/* the bytes of one chunk in the outer archive: its ustar header, the scrypt container padded,
+ * the two end blocks */
+#define PAR_REGION(clen) (TAR_BLOCK + tar_padded((clen) + SCRYPT_OVERHEAD) + TAR_END_SIZE)
+
+typedef struct ParFile {
+        BackupWriter *w;
+        TarSource *src;
+        const char *base;
+        int fd;             /* the archive, buffered */
+        int direct_fd;      /* the same file opened with O_DIRECT, or -1 */
+        atomic_bool direct; /* until the file system refused an O_DIRECT write */
+        uint64_t start;     /* where the file's first chunk goes in the archive */
+        uint64_t length;    /* of the file's tar stream */
+        unsigned n_chunks;
+        atomic_uint next;
+        atomic_int result; /* the first error of a worker */
+        pthread_mutex_t kdf_lock, progress_lock;
+        Progress *prog;
+        uint64_t file_base;
+} ParFile;
+
+typedef struct ParWorker {
+        ParFile *f;
+        pthread_t thread, io_thread;
+        bool started, io_started;
+        uint8_t *bufs[2]; /* PAR_BUF_SIZE each, page-aligned: one is filled while the other is written */
+        unsigned cur;     /* the one to fill */
+        int src_fd;       /* our own descriptor of the volume (its own read-ahead), or -1 */
+        /* the write in flight, by io_thread */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        const uint8_t *io_buf;
+        size_t io_n;
+        uint64_t io_off;
+        bool io_busy, io_quit;
+        int io_result;
+} ParWorker;
+
+static int par_write(ParFile *f, const uint8_t *buf, size_t n, uint64_t off) {
+        while (n > 0) {
+                bool direct = f->direct_fd >= 0 && atomic_load(&f->direct);
+                ssize_t k = pwrite(direct ? f->direct_fd : f->fd, buf, n, (off_t) off);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (direct && errno == EINVAL) {
+                                /* an alignment this file system does not take: the page cache then */
+                                atomic_store(&f->direct, false);
+                                continue;
+                        }
+                        return -errno;
+                }
+                buf += k;
+                n -= (size_t) k;
+                off += (uint64_t) k;
+        }
+        return 0;
+}
+
+static void *par_io_thread(void *userdata) {
+        ParWorker *pw = userdata;
+
+        pthread_mutex_lock(&pw->lock);
+        for (;;) {
+                while (!pw->io_busy && !pw->io_quit)
+                        pthread_cond_wait(&pw->cond, &pw->lock);
+                if (!pw->io_busy)
+                        break;
+                const uint8_t *buf = pw->io_buf;
+                size_t n = pw->io_n;
+                uint64_t off = pw->io_off;
+                pthread_mutex_unlock(&pw->lock);
+                int r = par_write(pw->f, buf, n, off);
+                pthread_mutex_lock(&pw->lock);
+                if (r < 0 && pw->io_result >= 0)
+                        pw->io_result = r;
+                pw->io_busy = false;
+                pthread_cond_broadcast(&pw->cond);
+        }
+        pthread_mutex_unlock(&pw->lock);
+        return NULL;
+}
+
+/* The write in flight is done: how it went (and of those before). */
+static int par_io_wait(ParWorker *pw) {
+        int r;
+        pthread_mutex_lock(&pw->lock);
+        while (pw->io_busy)
+                pthread_cond_wait(&pw->cond, &pw->lock);
+        r = pw->io_result;
+        pthread_mutex_unlock(&pw->lock);
+        return r;
+}
+
+/* The buffer just filled goes to the disk; the other one is free to fill once the write before
+ * is done. */
+static int par_io_submit(ParWorker *pw, size_t n, uint64_t off) {
+        int r = par_io_wait(pw);
+        if (r < 0)
+                return r;
+        if (!pw->io_started)
+                return par_write(pw->f, pw->bufs[pw->cur], n, off);
+        pthread_mutex_lock(&pw->lock);
+        pw->io_buf = pw->bufs[pw->cur];
+        pw->io_n = n;
+        pw->io_off = off;
+        pw->io_busy = true;
+        pthread_cond_broadcast(&pw->cond);
+        pthread_mutex_unlock(&pw->lock);
+        pw->cur ^= 1;
+        return 0;
+}
+
+static int par_chunk(ParWorker *pw, unsigned index) {
+        ParFile *f = pw->f;
+        uint64_t from = (uint64_t) index * BACKUP_CHUNK_SIZE;
+        uint64_t clen = f->length - from < BACKUP_CHUNK_SIZE ? f->length - from : BACKUP_CHUNK_SIZE;
+        uint64_t at = f->start + (uint64_t) index * PAR_REGION(BACKUP_CHUNK_SIZE), size = PAR_REGION(clen);
+        uint8_t head[TAR_BLOCK + SCRYPT_HEADER_SIZE], mac[SCRYPT_MAC_SIZE];
+        uint64_t data_end = sizeof head + clen, mac_end = data_end + SCRYPT_MAC_SIZE;
+        _cleanup_free_ char *name = chunk_name(f->base, index);
+        ScryptStream *enc = NULL;
+        bool mac_done = false;
+        int r;
+
+        if (!name)
+                return -ENOMEM;
+        pthread_mutex_lock(&f->kdf_lock);
+        r = cancelled(f->w) ? -ECANCELED : chunk_start(f->w, f->base, index, head + TAR_BLOCK, &enc);
+        pthread_mutex_unlock(&f->kdf_lock);
+        if (r >= 0)
+                r = tar_ustar_header(head, name, clen + SCRYPT_OVERHEAD, 0644, time(NULL), '0');
+        for (uint64_t pos = 0; r >= 0 && pos < size;) {
+                size_t n = size - pos < PAR_BUF_SIZE ? (size_t) (size - pos) : PAR_BUF_SIZE;
+                uint64_t p = pos, end = pos + n;
+                uint8_t *buf = pw->bufs[pw->cur];
+
+                if (cancelled(f->w) || atomic_load(&f->result) < 0) {
+                        r = -ECANCELED;
+                        break;
+                }
+                if (p < sizeof head) {
+                        size_t k = (size_t) ((end < sizeof head ? end : sizeof head) - p);
+                        memcpy(buf + (p - pos), head + p, k);
+                        p += k;
+                }
+                if (p < end && p < data_end) {
+                        size_t k = (size_t) ((end < data_end ? end : data_end) - p);
+                        ssize_t got =
+                                tar_source_pread(f->src, buf + (p - pos), k, from + (p - sizeof head), pw->src_fd);
+                        if (got >= 0 && (size_t) got != k)
+                                got = -EIO; /* cannot happen: the length was known */
+                        r = got < 0 ? (int) got : scrypt_enc_update(enc, buf + (p - pos), k);
+                        if (r < 0)
+                                break;
+                        p += k;
+                        pthread_mutex_lock(&f->progress_lock);
+                        progress_set(f->prog, f->file_base + tar_source_data_read(f->src));
+                        pthread_mutex_unlock(&f->progress_lock);
+                }
+                if (p < end) {
+                        if (!mac_done) {
+                                r = scrypt_enc_final(enc, mac);
+                                if (r < 0)
+                                        break;
+                                mac_done = true;
+                        }
+                        if (p < mac_end) {
+                                size_t k = (size_t) ((end < mac_end ? end : mac_end) - p);
+                                memcpy(buf + (p - pos), mac + (p - data_end), k);
+                                p += k;
+                        }
+                        memset(buf + (p - pos), 0, (size_t) (end - p));
+                }
+                r = par_io_submit(pw, n, at + pos);
+                pos += n;
+        }
+        scrypt_stream_free(enc);
+        return r;
+}
+
+static void par_fail(ParFile *f, int r) {
+        /* the first failure; a worker that stopped for it does not hide it */
+        int expected = 0;
+        atomic_compare_exchange_strong(&f->result, &expected, r);
+}
+
+static void *par_worker(void *userdata) {
+        ParWorker *pw = userdata;
+        ParFile *f = pw->f;
+
+        for (;;) {
+                unsigned index = atomic_fetch_add(&f->next, 1);
+                if (index >= f->n_chunks || atomic_load(&f->result) < 0)
+                        break;
+                int r = par_chunk(pw, index);
+                if (r < 0) {
+                        par_fail(f, r);
+                        break;
+                }
+        }
+        /* its last write too */
+        int r = par_io_wait(pw);
+        if (r < 0)
+                par_fail(f, r);
+        return NULL;
+}
+
+static unsigned par_workers(unsigned n_chunks) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned n = cpus < 1 ? 1 : cpus > PAR_MAX_WORKERS ? PAR_MAX_WORKERS : (unsigned) cpus;
+        return n < n_chunks ? n : n_chunks;
+}
+
+/* The file's chunks by several workers at once, written in place; the archive's offset moves
+ * past them at the end. */
+static int write_parallel(BackupWriter *w, Out *o, int direct_fd, TarSource *src, const char *base, Progress *prog,
+                          uint64_t file_base) {
+        uint64_t length = tar_source_length(src);
+        ParFile f = {
+                .w = w,
+                .src = src,
+                .base = base,
+                .fd = o->fd,
+                .direct_fd = direct_fd,
+                .direct = direct_fd >= 0,
+                .start = o->offset,
+                .length = length,
+                .n_chunks = (unsigned) (length / BACKUP_CHUNK_SIZE + 1), /* n full ones end with an empty one */
+                .prog = prog,
+                .file_base = file_base,
+        };
+        ParWorker workers[PAR_MAX_WORKERS] = {};
+        unsigned n = par_workers(f.n_chunks);
+        uint64_t end = f.start + (f.n_chunks - 1) * PAR_REGION(BACKUP_CHUNK_SIZE) +
+                       PAR_REGION(length - (uint64_t) (f.n_chunks - 1) * BACKUP_CHUNK_SIZE);
+        int r = 0;
+
+        /* the file's space in one piece, rather than in the order two workers happen to write
+         * (best effort: a file system without fallocate() gets the writes as they come) */
+        (void) fallocate(o->fd, 0, (off_t) o->offset, (off_t) (end - o->offset));
+        pthread_mutex_init(&f.kdf_lock, NULL);
+        pthread_mutex_init(&f.progress_lock, NULL);
+        for (unsigned i = 0; i < n; i++) {
+                char proc[64];
+                ParWorker *pw = &workers[i];
+                *pw = (ParWorker){ .f = &f, .src_fd = -1 };
+                pthread_mutex_init(&pw->lock, NULL);
+                pthread_cond_init(&pw->cond, NULL);
+                pw->bufs[0] = mmap(NULL, 2 * PAR_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (pw->bufs[0] == MAP_FAILED) {
+                        pw->bufs[0] = NULL;
+                        r = -ENOMEM;
+                        n = i + 1;
+                        break;
+                }
+                pw->bufs[1] = pw->bufs[0] + PAR_BUF_SIZE;
+                /* without its thread, a worker writes itself */
+                pw->io_started = pthread_create(&pw->io_thread, NULL, par_io_thread, pw) == 0;
+                if (tar_source_fd(src) >= 0) {
+                        snprintf(proc, sizeof proc, "/proc/self/fd/%d", tar_source_fd(src));
+                        pw->src_fd = open(proc, O_RDONLY | O_CLOEXEC);
+                        if (pw->src_fd >= 0)
+                                (void) posix_fadvise(pw->src_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+                }
+        }
+        /* the first worker is this thread */
+        for (unsigned i = 1; r >= 0 && i < n; i++)
+                workers[i].started = pthread_create(&workers[i].thread, NULL, par_worker, &workers[i]) == 0;
+        if (r >= 0)
+                par_worker(&workers[0]);
+        for (unsigned i = 0; i < n; i++) {
+                ParWorker *pw = &workers[i];
+                if (pw->started)
+                        pthread_join(pw->thread, NULL);
+                if (pw->io_started) {
+                        pthread_mutex_lock(&pw->lock);
+                        pw->io_quit = true;
+                        pthread_cond_broadcast(&pw->cond);
+                        pthread_mutex_unlock(&pw->lock);
+                        pthread_join(pw->io_thread, NULL);
+                }
+                pthread_mutex_destroy(&pw->lock);
+                pthread_cond_destroy(&pw->cond);
+                if (pw->bufs[0])
+                        munmap(pw->bufs[0], 2 * PAR_BUF_SIZE);
+                if (pw->src_fd >= 0)
+                        close(pw->src_fd);
+        }
+        pthread_mutex_destroy(&f.kdf_lock);
+        pthread_mutex_destroy(&f.progress_lock);
+        if (r >= 0)
+                r = atomic_load(&f.result);
+        if (r >= 0 && cancelled(w))
+                r = -ECANCELED;
+        if (r < 0)
+                return r;
+        if (lseek(o->fd, (off_t) end, SEEK_SET) < 0)
+                return -errno;
+        o->offset = end;
+        return 0;
+}
+
 /* Chunks of a stream whose length shows only at its end (compressed, or GNU tar's). */
 typedef struct Chunker {
         BackupWriter *w;
@@ -382,6 +699,24 @@ static int stage_open(BackupWriter *w) {
         return fd < 0 ? -errno : fd;
 }
 
+/* The program run for the compression filter: gzip is pigz where it is installed. pigz writes
+ * the same format (one gzip member; `gzip -d`, which upstream's restore runs, reads it) on every
+ * core, where gzip keeps one busy and the backup waits for it. Any other filter is itself. */
+static const char *filter_program(const char *filter) {
+        _cleanup_free_ char *path = strdup(getenv("PATH") ?: "/usr/bin:/bin");
+        char *save = NULL;
+
+        if (!streq(filter, "gzip") || !path)
+                return filter;
+        /* as posix_spawnp() will look it up */
+        for (char *dir = strtok_r(path, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+                _cleanup_free_ char *full = NULL;
+                if (asprintf(&full, "%s/pigz", dir) >= 0 && access(full, X_OK) == 0)
+                        return "pigz";
+        }
+        return filter;
+}
+
 static char *filter_failed(const char *filter, int status) {
         char *s = NULL;
         if (asprintf(&s, "the compression filter %s failed (exit status %d)", filter, status) < 0)
@@ -481,7 +816,8 @@ typedef struct Run {
         Out out;
         uint8_t *buf, *buf2;
         int stage_fd;
-        Child dest; /* the runner writing to a qube's qubes.Backup */
+        int direct_fd; /* the dom0 file again, with O_DIRECT (-1: none) */
+        Child dest;    /* the runner writing to a qube's qubes.Backup */
         int dest_err_fd;
         /* a dom0 file */
         int dir_fd;
@@ -507,7 +843,10 @@ static int write_file(Run *run, TarSource *src, const char *base, Progress *prog
         int r, status;
 
         if (!w->plan->compressed) {
-                r = write_known(w, &run->out, src, base, run->buf, prog, file_base);
+                if (run->out.seekable && tar_source_length(src) >= BACKUP_CHUNK_SIZE)
+                        r = write_parallel(w, &run->out, run->direct_fd, src, base, prog, file_base);
+                else
+                        r = write_known(w, &run->out, src, base, run->buf, prog, file_base);
                 goto done;
         }
         if (!run->out.seekable) {
@@ -519,11 +858,14 @@ static int write_file(Run *run, TarSource *src, const char *base, Progress *prog
                 }
                 c.stage_fd = run->stage_fd;
         }
-        char *argv[] = { w->plan->filter, NULL };
+        char *argv[] = { (char *) filter_program(w->plan->filter), NULL };
         r = child_spawn(argv, NULL, CHILD_PIPE, CHILD_PIPE, CHILD_NULL_FD, true, &run->filter);
         if (r < 0)
                 return qerror_set(e, QERR_QUBES_EXCEPTION, "Cannot start the compression filter %s: %s",
                                   w->plan->filter, strerror(-r));
+        /* 1 MiB pipes, not 64 KiB: a sixteenth of the wake-ups for us and the filter (best effort) */
+        (void) fcntl(run->filter.in_fd, F_SETPIPE_SZ, BUF_SIZE);
+        (void) fcntl(run->filter.out_fd, F_SETPIPE_SZ, BUF_SIZE);
         r = chunker_begin(&c);
         if (r >= 0)
                 r = pump_filter(w, &c, src, &run->filter, run->buf, run->buf2 + BUF_SIZE, prog, file_base);
@@ -558,7 +900,7 @@ static int write_home(Run *run, const BackupFile *f, const char *base, Progress 
                 return -ENOMEM;
         const char *parent = dirname(dir), *leaf = basename(name);
         if (asprintf(&xform, "--xform=s:^%s:dom0-home/\\0:", leaf) < 0 ||
-            asprintf(&compress, "--use-compress-program=%s", w->plan->filter) < 0)
+            asprintf(&compress, "--use-compress-program=%s", filter_program(w->plan->filter)) < 0)
                 return -ENOMEM;
         char *argv[] = { (char *) "tar",
                          (char *) "-Pc",
@@ -681,6 +1023,9 @@ static int open_destination(Run *run, QError *e) {
                 run->visible_tmp = TAKE_PTR(full);
         }
         run->out = (Out){ .fd = fd, .seekable = true, .w = w };
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        run->direct_fd = open(run->visible_tmp ?: proc, O_WRONLY | O_DIRECT | O_CLOEXEC);
         w->archive = strdup(run->final_path);
         return w->archive ? 0 : -ENOMEM;
 }
@@ -760,6 +1105,8 @@ static void run_cleanup(Run *run) {
                 close(run->dir_fd);
         if (run->stage_fd >= 0)
                 close(run->stage_fd);
+        if (run->direct_fd >= 0)
+                close(run->direct_fd);
         if (run->dest_err_fd >= 0)
                 close(run->dest_err_fd);
         free(run->final_name);
@@ -884,6 +1231,7 @@ static int write_archive(Run *run, QError *e) {
 int backup_writer_run(BackupWriter *w) {
         Run run = { .w = w,
                     .stage_fd = -1,
+                    .direct_fd = -1,
                     .dir_fd = -1,
                     .dest_err_fd = -1,
                     .filter = CHILD_NULL,

@@ -9,9 +9,11 @@
  * own passphrase → the outer archive (one small ustar archive per chunk) → the destination (a
  * file in dom0, or a qube's qubes.Backup service through the qrexec runner). Without compression
  * the length of every chunk is known before its first byte, so the encrypted data goes straight
- * out; with compression, a chunk's size is written into its header afterwards (a file
- * destination) or the chunk is staged in an unnamed temporary file (a pipe). Memory use is a few
- * buffers of 1 MiB and the scrypt KDF's scratch, whatever the size of the volumes.
+ * out, and into a file in dom0 a file of several chunks is encrypted by one worker per core, each
+ * writing its chunks in place (O_DIRECT where the file system takes it); with compression, a
+ * chunk's size is written into its header afterwards (a file destination) or the chunk is staged
+ * in an unnamed temporary file (a pipe). Memory use is a few buffers of 1 or 2 MiB and the scrypt
+ * KDF's scratch, whatever the size of the volumes.
  *
  * A dom0 archive is written as an unnamed file (O_TMPFILE) in its directory and given its name
  * only once complete and on disk: a failed or cancelled backup leaves no file. Cancelling stops

@@ -564,6 +564,46 @@ class ArchiveTests(BackupTestCase):
         with open(path, 'rb') as f:
             self.assertEqual(a.untar(name), f.read())
 
+    def test_chunks_side_by_side(self):
+        """Without compression a dom0 archive's chunks are encrypted by several workers at once and
+        written in place: each must land where a sequential writer puts it, in order, whole, and
+        every byte of the volume must come back, whichever worker wrote it."""
+        d = self.create('wide')
+        path = os.path.join(d, 'private.img')
+        # data in every chunk and across their borders, each MiB different, holes between
+        data = [(i << 20, os.urandom(1 << 20)) for i in range(0, 96)]
+        data += [(97 << 20, os.urandom(5 << 20) + b'x' * 4093)]  # crosses the first chunk's end
+        data += [(i << 20, os.urandom(1 << 20)) for i in range(110, 215)]
+        data += [(300 << 20, b'the last words')]
+        write_volume(path, data)
+        self.d.domain('wide', 'SetNotes', 's', ('wide notes',))
+        with open(os.path.join(d, 'firewall.xml'), 'w') as f:
+            f.write('<firewall version="2"><rules/></firewall>\n')
+        self.profile('w', 'destination_vm: dom0\ndestination_path: %s/w.bin\ninclude: [wide]\n'
+                     'compression: false\npassphrase_text: pw\n' % self.out)
+        self.execute('w')
+        a = Archive(self, os.path.join(self.out, 'w.bin'), 'pw', os.path.join(self.d.dir, 'unpacked'))
+        sub = 'vm%d/' % self.qid('wide')
+        # the outer layer to the byte (tar -i would forgive a stray zero block): one small archive
+        # after the other, each a header, its data, padding and two zero blocks, to the file's end
+        with open(os.path.join(self.out, 'w.bin'), 'rb') as f:
+            names, off, end = [], 0, os.path.getsize(os.path.join(self.out, 'w.bin'))
+            while off < end:
+                f.seek(off)
+                h = f.read(512)
+                names.append((h[345:500].rstrip(b'\0') + b'/' if h[345] else b'') + h[:100].rstrip(b'\0'))
+                size = int(h[124:136].rstrip(b'\0 '), 8)
+                f.seek(off + 512 + -(-size // 512) * 512)
+                self.assertEqual(f.read(1024), bytes(1024), 'the end blocks of ' + names[-1].decode())
+                off += 512 + -(-size // 512) * 512 + 1024
+            self.assertEqual(off, end)
+            self.assertEqual([n.decode() for n in names], a.members)
+        self.assertEqual(a.members, ['backup-header', 'backup-header.hmac', 'qubes.xml.000.enc'] +
+                         [sub + 'private.img.%03d.enc' % i for i in range(3)] +
+                         [sub + 'firewall.xml.000.enc', sub + 'notes.txt.000.enc'])
+        self.assertEqual([len(a.plain[sub + 'private.img']) // CHUNK, a.chunk_counts[sub + 'private.img']], [2, 3])
+        self.assertTrue(same_contents(a.extract(sub + 'private.img'), path), 'the volume differs')
+
     def test_qube_destination_and_passphrase_vm(self):
         volume = self.make_qube('gamma')
         svc = os.path.join(self.vmsvc, 'gamma')
@@ -758,7 +798,10 @@ class RunTests(BackupTestCase):
                                                               ('setup_check', 'False')]))
         self.create('snap', klass='StandaloneVM', options={'pool': 'rl'})
         vol = os.path.join(pool_dir, 'appvms', 'snap', 'private.img')
-        write_volume(vol, [(0, b'before the start')])
+        # more than a chunk: the workers that encrypt chunks side by side read the snapshot too
+        write_volume(vol, [(0, b'before the start'), (1 << 20, os.urandom(1 << 20) * 110)])
+        before = os.path.join(self.d.dir, 'snap-before.img')
+        subprocess.run(['cp', '--sparse=always', vol, before], check=True)
         self.d.domain('snap', 'Start')
         self.d.domain('personal', 'Start')
         self.profile('snap', 'destination_vm: dom0\ndestination_path: %s/snap.bin\ninclude: [snap]\n'
@@ -770,8 +813,11 @@ class RunTests(BackupTestCase):
         self.execute('snap')
         a = Archive(self, os.path.join(self.out, 'snap.bin'), 'pw', os.path.join(self.d.dir, 'u'))
         sub = 'vm%d/' % self.qid('snap')
-        with open(a.extract(sub + 'private.img'), 'rb') as f:
+        extracted = a.extract(sub + 'private.img')
+        with open(extracted, 'rb') as f:
             self.assertEqual(f.read(16), b'before the start')
+        self.assertEqual(a.chunk_counts[sub + 'private.img'], 2)
+        self.assertTrue(same_contents(extracted, before), 'the volume differs')
         self.assertIn(sub + 'root.img.000.enc', a.members)
         self.assertIn(' <-- The VM is running and private volume snapshots are disabled. Backup will fail!\n',
                       self.info('personal'))

@@ -338,6 +338,48 @@ static void test_tar_writer(void) {
         tar_source_free(s);
 }
 
+/* tar_source_pread(): any piece at any offset is the sequential stream's, through the source's
+ * descriptor or another one of the same file; reads past the end stop there. */
+static void test_tar_pread(void) {
+        const size_t size = 5 * 1048576;
+        _cleanup_free_ char *vol = path_in_tmp("pread.img");
+        _cleanup_free_ char *expect = malloc(size);
+        int fd = make_sparse(vol, expect, size), other = open(vol, O_RDONLY | O_CLOEXEC);
+        TarSource *s = NULL;
+        size_t len = 0;
+
+        for (size_t budget = 1; budget <= 64; budget *= 64) {
+                CHECK(tar_source_new_sparse(fd, "vm4/private.img", size, 0, 1, budget, &s) == 0);
+                _cleanup_free_ uint8_t *seq = source_all(s, &len);
+                tar_source_free(s);
+                CHECK(tar_source_new_sparse(fd, "vm4/private.img", size, 0, 1, budget, &s) == 0);
+                _cleanup_free_ uint8_t *piece = malloc(len);
+                uint64_t seed = 12345;
+                for (int i = 0; i < 2000; i++) {
+                        seed = seed * 6364136223846793005u + 1442695040888963407u;
+                        size_t off = (size_t) (seed >> 33) % len, n = (size_t) (seed >> 13) % 70000;
+                        ssize_t k = tar_source_pread(s, piece, n, off, i % 2 ? other : -1);
+                        size_t want = n < len - off ? n : len - off;
+                        CHECK(k == (ssize_t) want);
+                        if (k != (ssize_t) want || memcmp(piece, seq + off, want) != 0) {
+                                fprintf(stderr, "tar_source_pread(%zu, %zu) differs from the stream\n", off, n);
+                                failures++;
+                                break;
+                        }
+                }
+                CHECK(tar_source_pread(s, piece, 10, len, -1) == 0);
+                tar_source_free(s);
+        }
+        /* a file that shrank: -ESTALE where the data is gone */
+        CHECK(tar_source_new_sparse(fd, "vm4/private.img", size, 0, 1, 64, &s) == 0);
+        CHECK(ftruncate(fd, 1000) == 0);
+        uint8_t tmp[4096];
+        CHECK(tar_source_pread(s, tmp, sizeof tmp, tar_source_length(s) - TAR_END_SIZE - sizeof tmp, -1) == -ESTALE);
+        tar_source_free(s);
+        close(other);
+        close(fd);
+}
+
 /* What GNU tar writes, in each of its sparse formats, comes out right. */
 static void test_tar_gnu_formats(void) {
         if (!have("tar")) {
@@ -500,6 +542,7 @@ int main(void) {
         test_scrypt_roundtrip();
         test_scrypt_cli();
         test_tar_writer();
+        test_tar_pread();
         test_tar_gnu_formats();
         test_tar_hostile();
         test_header();
