@@ -249,3 +249,98 @@ const char *bx_global(const BxApp *a, const char *name) {
                         return p[1];
         return NULL;
 }
+
+void bx_firewall_free(char ***rules) {
+        for (size_t i = 0; rules && rules[i]; i++)
+                strv_free(rules[i]);
+        free(rules);
+}
+
+static bool is_element(const xmlNode *n, const char *name) {
+        return n->type == XML_ELEMENT_NODE && strcmp((const char *) n->name, name) == 0;
+}
+
+int bx_parse_firewall(const char *data, size_t len, char ****ret, char **error) {
+        char ***rules = NULL;
+        size_t n = 0;
+        xmlDoc *doc;
+        xmlNode *root;
+        xmlChar *version;
+        int r = -EINVAL;
+
+        if (len > INT32_MAX) {
+                *error = strdup("firewall.xml is too large");
+                return -EINVAL;
+        }
+        doc = xmlReadMemory(data, (int) len, "firewall.xml", NULL,
+                            XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        root = doc ? xmlDocGetRootElement(doc) : NULL;
+        if (!root || !is_element(root, "firewall")) {
+                *error = strdup("firewall.xml is not a firewall document");
+                goto out;
+        }
+        version = xmlGetProp(root, (const xmlChar *) "version");
+        if (!version || strcmp((const char *) version, "2") != 0) {
+                if (asprintf(error, "firewall.xml version %s is not supported",
+                             version ? (const char *) version : "1") < 0)
+                        *error = NULL;
+                xmlFree(version);
+                goto out;
+        }
+        xmlFree(version);
+        rules = new0(char **, 1);
+        if (!rules)
+                goto oom;
+        for (xmlNode *rs = root->children; rs; rs = rs->next) {
+                if (!is_element(rs, "rules"))
+                        continue;
+                for (xmlNode *rule = rs->children; rule; rule = rule->next) {
+                        char **kv = new0(char *, 1), ***grown;
+                        if (!kv)
+                                goto oom;
+                        if (!is_element(rule, "rule")) {
+                                free(kv);
+                                continue;
+                        }
+                        for (xmlNode *ps = rule->children; ps; ps = ps->next) {
+                                if (!is_element(ps, "properties"))
+                                        continue;
+                                for (xmlNode *p = ps->children; p; p = p->next) {
+                                        if (!is_element(p, "property"))
+                                                continue;
+                                        xmlChar *name = xmlGetProp(p, (const xmlChar *) "name");
+                                        xmlChar *text = xmlNodeGetContent(p);
+                                        int k = name && text && strv_extend(&kv, (const char *) name) >= 0 &&
+                                                                strv_extend(&kv, (const char *) text) >= 0
+                                                        ? 0
+                                                        : -ENOMEM;
+                                        xmlFree(name);
+                                        xmlFree(text);
+                                        if (k < 0) {
+                                                strv_free(kv);
+                                                goto oom;
+                                        }
+                                }
+                        }
+                        grown = reallocarray(rules, n + 2, sizeof *rules);
+                        if (!grown) {
+                                strv_free(kv);
+                                goto oom;
+                        }
+                        rules = grown;
+                        rules[n++] = kv;
+                        rules[n] = NULL;
+                }
+        }
+        *ret = rules;
+        rules = NULL;
+        r = 0;
+        goto out;
+oom:
+        *error = NULL;
+        r = -ENOMEM;
+out:
+        bx_firewall_free(rules);
+        xmlFreeDoc(doc);
+        return r;
+}

@@ -38,3 +38,9 @@ BxDomain *bx_find(const BxApp *a, const char *name);
 const char *bx_prop(const BxDomain *d, const char *name); /* NULL: not set */
 bool bx_has_prop(const BxDomain *d, const char *name);
 const char *bx_global(const BxApp *a, const char *name);
+
+/* A qube's firewall.xml from the archive (version 2, what R4 writes): its rules in order, each a
+ * NULL-terminated name, value, … list of its <property> elements, for Firewall.SetRules (qubesd
+ * checks them). *ret is a NULL-terminated array; 0, or -EINVAL with *error set. */
+int bx_parse_firewall(const char *data, size_t len, char ****ret, char **error);
+void bx_firewall_free(char ***rules);

@@ -187,6 +187,36 @@ int client_set_notes(Client *c, const char *qube, const char *notes) {
         return DOMAIN_CALL(c, qube, "SetNotes", "s", notes);
 }
 
+int client_set_firewall(Client *c, const char *qube, char ***rules) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_free_ char *p = domain_path(qube);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        r = sd_bus_message_new_method_call(c->bus, &m, BUS_NAME, p, "org.qubes_os.Admin1.Firewall", "SetRules");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "a{ss}");
+        for (size_t i = 0; r >= 0 && rules[i]; i++) {
+                r = sd_bus_message_open_container(m, 'a', "{ss}");
+                for (size_t k = 0; r >= 0 && rules[i][k] && rules[i][k + 1]; k += 2)
+                        r = sd_bus_message_append(m, "{ss}", rules[i][k], rules[i][k + 1]);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return set_error(c, NULL, r);
+        r = sd_bus_call(c->bus, m, CALL_TIMEOUT, &e, &reply);
+        if (r < 0) {
+                r = set_error(c, &e, r);
+                sd_bus_error_free(&e);
+        }
+        return r;
+}
+
 int client_remove(Client *c, const char *qube) {
         _cleanup_free_ char *p = domain_path(qube);
         return p ? call(c, p, DOMAIN, "Remove", NULL, NULL) : -ENOMEM;

@@ -31,6 +31,8 @@ int client_set_property(Client *c, const char *qube, const char *prop, const cha
 int client_set_feature(Client *c, const char *qube, const char *name, const char *value);
 int client_add_tag(Client *c, const char *qube, const char *tag);
 int client_set_notes(Client *c, const char *qube, const char *notes);
+/* Firewall.SetRules: rules is a NULL-terminated array of name, value, …, NULL lists. */
+int client_set_firewall(Client *c, const char *qube, char ***rules);
 int client_remove(Client *c, const char *qube);
 int client_list_volumes(Client *c, const char *qube, char ***ret);
 

@@ -563,10 +563,19 @@ static int ss_finish(FileSink *s, bool ok) {
                         warn(x->R, "%s: notes not restored: %s", x->q->name,
                              strlen(text) != x->data.len ? "a NUL byte in them" : client_error(&x->R->client));
                 break;
-        case SMALL_FIREWALL:
-                warn(x->R, "%s: firewall rules (firewall.xml) not restored: this qubesd has no firewall API yet",
-                     x->q->name);
+        case SMALL_FIREWALL: {
+                /* as upstream's restore: the rules read from the file, set through the API */
+                char ***rules = NULL;
+                _cleanup_free_ char *why = NULL;
+                if (bx_parse_firewall(text, x->data.len, &rules, &why) < 0)
+                        warn(x->R, "%s: firewall rules not restored: %s", x->q->name, why ?: "out of memory");
+                else if (client_set_firewall(&x->R->client, x->q->name,
+                                             /* no rule (every one had expired) drops everything: so does one drop */
+                                             rules[0] ? rules : (char **[]){ (char *[]){ "action", "drop", NULL }, NULL }) < 0)
+                        warn(x->R, "%s: firewall rules not restored: %s", x->q->name, client_error(&x->R->client));
+                bx_firewall_free(rules);
                 break;
+        }
         case SMALL_APPMENUS: {
                 /* one entry a line, as upstream: the feature menu-items, space-separated */
                 _cleanup_strbuf_ StrBuf items = {};

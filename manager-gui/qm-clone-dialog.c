@@ -4,7 +4,8 @@
  * authorization: GetAllProperties of the source; CreateDomain with its class, label and template;
  * SetProperty of every property set explicitly on the source (is_default false) that a caller
  * may set (not read-only in the interface XML, not write-once); SetFeature of its features;
- * AddTag of its tags but created-by-*; then, for each volume saved on stop, Volume.CloneFrom on
+ * AddTag of its tags but created-by-*; Firewall.SetRules with its firewall rules (unless they
+ * are the default, allow all); then, for each volume saved on stop, Volume.CloneFrom on
  * the source's volume for a token and Volume.CloneTo with it on the clone's. The progress bar
  * follows the steps (and the bytes copied, from the clone's volume's ImportBytesDone). When a
  * step fails or the user stops, the half-made clone is removed and the error stays in the
@@ -19,6 +20,8 @@
 
 #include "qm-clone-dialog.h"
 #include "qm-error.h"
+
+#define FIREWALL_INTERFACE "org.qubes_os.Admin1.Firewall"
 
 typedef enum
 {
@@ -353,6 +356,17 @@ run_next_step (QmCloneDialog *self)
 
 /* ---- planning --------------------------------------------------------------------------- */
 
+/* The one rule of a qube without firewall.xml: allow everything. */
+static gboolean
+default_firewall (GVariant *rules)
+{
+  g_autoptr(GVariant) rule = g_variant_get_child_value (rules, 0);
+  const gchar *action;
+
+  return g_variant_n_children (rule) == 1 && g_variant_lookup (rule, "action", "&s", &action)
+         && g_str_equal (action, "accept");
+}
+
 /* Everything to do on the clone once it exists. */
 static void
 plan_steps (QmCloneDialog *self,
@@ -368,6 +382,9 @@ plan_steps (QmCloneDialog *self,
                                         : NULL;
   g_autofree const gchar **tags = tags_value != NULL ? g_variant_get_strv (tags_value, NULL)
                                                      : NULL;
+  GVariant *rules = source != NULL ? qm_object_get_value (source, "Firewall", "Rules",
+                                                          G_VARIANT_TYPE ("aa{ss}"))
+                                   : NULL;
   GList *volumes, *l;
   GVariantIter iter;
   const gchar *name, *type, *value;
@@ -395,6 +412,16 @@ plan_steps (QmCloneDialog *self,
     if (!g_str_has_prefix (tags[i], "created-by-"))
       add_step (self, "org.qubes_os.Admin1.Domain", "AddTag", g_variant_new ("(s)", tags[i]),
                 g_strdup_printf (_("Adding the tag %s"), tags[i]));
+
+  /* The firewall, as upstream's clone copies it (admin.vm.firewall.Get, then Set): unless it is
+   * the default (allow all), which the clone has already, so that copying a qube needs the
+   * firewall action only when there is something to copy. Every rule expired: drop all. */
+  if (rules != NULL && !(g_variant_n_children (rules) == 1 && default_firewall (rules)))
+    add_step (self, FIREWALL_INTERFACE, "SetRules",
+              g_variant_n_children (rules) > 0
+                ? g_variant_new ("(@aa{ss})", rules)
+                : g_variant_new_parsed ("([{'action': 'drop'}],)"),
+              g_strdup (_("Copying the firewall rules")));
 
   volumes = qm_client_get_volumes (self->client, self->source_path);
   for (l = volumes; l != NULL; l = l->next)
@@ -585,8 +612,8 @@ qm_clone_dialog_new (GtkWindow   *parent,
   self->klass = g_strdup (qm_object_get_string (object, "Domain", "Klass"));
 
   /* TRANSLATORS: %s is the qube cloned */
-  text = g_strdup_printf (_("A copy of %s: its properties, features, tags and the data of its "
-                            "disks."), self->source_name);
+  text = g_strdup_printf (_("A copy of %s: its properties, features, tags, firewall rules and "
+                            "the data of its disks."), self->source_name);
   gtk_label_set_text (GTK_LABEL (self->intro_label), text);
 
   /* A free name to start from: NAME-clone, NAME-clone-2, ... */

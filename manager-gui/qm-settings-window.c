@@ -3,7 +3,7 @@
  * The window (qm-settings-window.ui) reads the qube once when it opens and again after each
  * Apply: its properties (GetAllProperties) and disk sizes here, on the Basic and Advanced
  * pages, and whatever every other page shows, each a QmSettingsPage of its own
- * (qm-settings-page.h: Services, Features, Notes). The kernel is chosen among the volumes of
+ * (qm-settings-page.h: Services, Features, Notes, Devices, Firewall). The kernel is chosen among the volumes of
  * the linux-kernel pools (qm-storage.c); what cannot be changed (name, class, ids) is shown as
  * text, not in fields. Apply makes only the calls that change
  * something (SetProperty, ResetProperty, Volume.Resize, then each page's), one after another,
@@ -20,6 +20,7 @@
 #include "qm-devices-page.h"
 #include "qm-error.h"
 #include "qm-features-page.h"
+#include "qm-firewall-page.h"
 #include "qm-notes-page.h"
 #include "qm-services-page.h"
 #include "qm-settings-page.h"
@@ -844,6 +845,7 @@ qm_settings_window_class_init (QmSettingsWindowClass *klass)
   g_type_ensure (QM_TYPE_FEATURES_PAGE);
   g_type_ensure (QM_TYPE_NOTES_PAGE);
   g_type_ensure (QM_TYPE_DEVICES_PAGE);
+  g_type_ensure (QM_TYPE_FIREWALL_PAGE);
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/org/qubes_os/QubeManager/qm-settings-window.ui");

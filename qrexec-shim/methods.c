@@ -200,9 +200,15 @@ int call_generic_start(Call *c) {
         return -EINVAL;
 }
 
+/* Every byte, NULs included (strndup would stop at the first NUL, and the callers that replace
+ * NULs would then read and write past the copy). */
 static int copy_payload(Call *c) {
-        c->payload_copy = strndup(c->req.payload, c->req.payload_len);
-        return c->payload_copy ? 0 : -ENOMEM;
+        c->payload_copy = malloc(c->req.payload_len + 1);
+        if (!c->payload_copy)
+                return -ENOMEM;
+        memcpy(c->payload_copy, c->req.payload, c->req.payload_len);
+        c->payload_copy[c->req.payload_len] = 0;
+        return 0;
 }
 
 static bool payload_has_nul(const Call *c) {
@@ -439,6 +445,24 @@ static int notes_set_check(Call *c, QError *e) {
 
 static int notes_set_start(Call *c) {
         return call_method(c, c->path, DOMAIN_IFACE, "SetNotes", on_generic_reply, "s", c->payload_copy);
+}
+
+/* ---- firewall --------------------------------------------------------------------------- */
+
+#define FIREWALL_IFACE "org.qubes_os.Admin1.Firewall"
+
+/* The grammar is qubesd's (SetRulesText); only what cannot cross D-Bus is decided here: a byte
+ * that is not ASCII, as upstream decodes the payload first, and NUL (ASCII, but not in a D-Bus
+ * string), which fails every character check the same as \x01 does. */
+static int firewall_set_check(Call *c, QError *e) {
+        if (!bytes_are_ascii(c->req.payload, c->req.payload_len))
+                return qerror_set(e, QERR_PROTOCOL, "Rules contains non-ASCII characters");
+        if (copy_payload(c) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->req.payload_len; i++)
+                if (c->payload_copy[i] == 0)
+                        c->payload_copy[i] = '\x01';
+        return 0;
 }
 
 /* ---- labels ---------------------------------------------------------------------------- */
@@ -1245,6 +1269,13 @@ static const Method methods[] = {
 
         M("admin.vm.notes.Get", DEST_VM, RULE_NO, RULE_NO, .member = "GetNotes", .fmt = FMT_STRING),
         M("admin.vm.notes.Set", DEST_VM, RULE_NO, RULE_REQ, .check = notes_set_check, .start = notes_set_start,
+          .fmt = FMT_EMPTY),
+
+        M("admin.vm.firewall.Get", DEST_VM, RULE_NO, RULE_NO, .iface = FIREWALL_IFACE, .member = "GetRulesText",
+          .fmt = FMT_STRING),
+        M("admin.vm.firewall.Set", DEST_VM, RULE_NO, RULE_REQ, .check = firewall_set_check, .iface = FIREWALL_IFACE,
+          .member = "SetRulesText", .args = ARGS_PAYLOAD, .fmt = FMT_EMPTY),
+        M("admin.vm.firewall.Reload", DEST_VM, RULE_NO, RULE_NO, .iface = FIREWALL_IFACE, .member = "Reload",
           .fmt = FMT_EMPTY),
 
         M("admin.vm.Start", DEST_ANY, RULE_NO, RULE_NO, .member = "Start", .no_timeout = true, .fmt = FMT_EMPTY),

@@ -29,6 +29,7 @@
 #define QUBESD_IFACE_JOB "org.qubes_os.Admin1.Job"
 #define QUBESD_IFACE_DEVICE "org.qubes_os.Admin1.Device"
 #define QUBESD_IFACE_DOMAIN_DEVICES "org.qubes_os.Admin1.DomainDevices"
+#define QUBESD_IFACE_FIREWALL "org.qubes_os.Admin1.Firewall"
 /* The interface of the Event copies addressed to one subscriber (Manager.SubscribeEvents): not a
  * broadcast, so the bus policy can let everyone receive these and only administrators the rest. */
 #define QUBESD_IFACE_SUBSCRIPTION "org.qubes_os.Admin1.Subscription"

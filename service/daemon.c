@@ -16,6 +16,7 @@
 #include "changes.h"
 #include "constraints.h"
 #include "devices-dbus.h"
+#include "firewall-dbus.h"
 #include "job-dbus.h"
 #include "journal.h"
 #include "lifecycle.h"
@@ -153,6 +154,9 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
         r = backup_dbus_init(m);
         if (r < 0)
                 return r;
+        r = firewall_dbus_init(m);
+        if (r < 0)
+                return r;
         r = manager_dbus_register(m, m->bus);
         if (r < 0)
                 return r;
@@ -206,6 +210,7 @@ Manager *daemon_free(Manager *m) {
         storage_dbus_done(m);
         devices_dbus_done(m);
         backup_dbus_done(m);
+        firewall_dbus_done(m);
         changes_done(m);
         if (m->bus)
                 sd_bus_flush_close_unref(m->bus);

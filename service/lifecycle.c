@@ -13,6 +13,7 @@
 #include "caller-filter.h"
 #include "changes.h"
 #include "devices-vmm.h"
+#include "firewall-vmm.h"
 #include "domain-xml.h"
 #include "storage/storage.h"
 #include "vmm.h"
@@ -318,7 +319,8 @@ static void on_connected(Manager *m, VmmActive *active, size_t n) {
                 set_runtime_prop(d, "xid", buf);
                 set_power_state(m, d, state_from_libvirt(a->state));
         }
-        devices_vmm_resync(m); /* devices: what the running qubes have attached */
+        devices_vmm_resync(m);  /* devices: what the running qubes have attached */
+        firewall_vmm_resync(m); /* each qube's network filter */
 }
 
 /* ---- start ------------------------------------------------------------------------------ */

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "devices-dbus.h"
 #include "domain-dbus.h"
+#include "firewall-dbus.h"
 #include "job-dbus.h"
 #include "label-dbus.h"
 #include "lifecycle-dbus.h"
@@ -522,7 +523,7 @@ static const BusObjectImplementation manager_object = {
         .manager = true,
         .callback = snapshot_object_callback,
         .children = BUS_IMPLEMENTATIONS(&domain_object, &label_object, &storage_object, &lifecycle_object, &job_object,
-                                        &devices_object, &backup_object),
+                                        &devices_object, &backup_object, &firewall_object),
 };
 
 int manager_dbus_register(Manager *m, sd_bus *bus) {

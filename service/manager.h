@@ -55,6 +55,7 @@ typedef struct CallerFilter CallerFilter;
 typedef struct Changes Changes;
 typedef struct Constraints Constraints;
 typedef struct Devices Devices;
+typedef struct FirewallState FirewallState;
 typedef struct Preload Preload;
 typedef struct PrivateBus PrivateBus;
 typedef struct StorageBus StorageBus;
@@ -101,7 +102,9 @@ typedef struct Manager {
         Preload *preload;    /* preload.c: preloaded disposables */
         /* lifecycle.c: the first attempt to reach the hypervisor is over (preload.c fills then) */
         void (*hypervisor_settled)(struct Manager *m);
-        BackupManager *backup; /* backup-dbus.c: the running backups */
+        BackupManager *backup;   /* backup-dbus.c: the running backups */
+        FirewallState *firewall; /* firewall-dbus.c: the expiry timer */
+        int firewall_nwfilter;   /* firewall-vmm.c: 1 filters work, -1 the connection has none (said once), 0 unknown */
 } Manager;
 
 /* Save qubes.xml after a change. Returns 0 or fills err. */

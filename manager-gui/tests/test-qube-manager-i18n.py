@@ -5,7 +5,7 @@
 Runs itself again inside dbus-run-session (for the accessibility bus) and xvfb-run, against a
 real qubesd, the manager once with LANGUAGE=C and once with LANGUAGE=de (the build's catalogue,
 --locale-dir). In each it opens, as a user does, every window and dialog: the list, New Qube,
-Clone Qube, a qube's settings (every page), Global Settings (every page), a qube's Logs, its
+Clone Qube, a qube's settings (every page, and the Firewall page's rule dialog), Global Settings (every page), a qube's Logs, its
 Block Devices, Back Up and Restore, Remove (the confirmation, and the refusal of a qube in use), Kill, Shut down with
 the qubes that use a net qube, and the page shown while qubesd is away. Each is shot into --out-dir/screenshots/en and
 /de, and its words (labels, buttons, check boxes, page tabs, column headers, menus) are read
@@ -29,7 +29,7 @@ warnings.simplefilter('ignore', DeprecationWarning)
 try:
     import gi
     gi.require_version('Atspi', '2.0')
-    from gi.repository import Atspi  # noqa: F401
+    from gi.repository import Atspi, GLib  # noqa: F401
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from qm_atspi import find, find_app, stop_processes, walk  # noqa: E402
     import qm_session as S  # noqa: E402
@@ -39,6 +39,7 @@ except (ImportError, ValueError) as e:
 
 PO = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'po', 'de.po')
 LANGUAGES = (('C', 'en'), ('de', 'de'))
+FIREWALL = 'org.qubes_os.Admin1.Firewall'
 
 
 def read_po(path):
@@ -150,6 +151,21 @@ class Visit:
         if unnamed:
             self.unnamed[name] = unnamed
 
+    def firewall_rule(self, app, window):
+        """The Firewall page's rule dialog, editing work's first rule (a qubesd without the
+        Firewall interface shows no rules: nothing to open)."""
+        rules = [a for a in walk(window) if a.get_role_name() == 'table'
+                 and a.get_name() == self.t('Firewall rules')]
+        if not rules or not S.showing(rules[0]) or rules[0].get_n_rows() == 0:
+            return
+        rules[0].clear_selection()
+        rules[0].add_row_selection(0)
+        click(window, self.t('_Edit…'))
+        dialog = find(app, role='dialog', name=self.t('Edit Firewall Rule'))
+        self.keep('firewall-rule', dialog)
+        click(dialog, self.t('_Cancel'))
+        gone(dialog)
+
     def run(self, app):
         t = self.t
         frame = find(app, role='frame', name=t('Qube Manager'))
@@ -179,6 +195,8 @@ class Visit:
         for i in range(count):
             tab_list.select_child(i)
             self.keep(f'settings-{i}', window)
+            if tab_list.get_child_at_index(i).get_name() == t('F_irewall'):
+                self.firewall_rule(app, window)
         click(window, t('_Cancel'))
         gone(window)
 
@@ -280,6 +298,12 @@ def data_words(bus):
             words.add(value)
         words |= {f[len('service.'):] for f in bus.call(path, S.DOMAIN, 'ListFeatures')[0]
                   if f.startswith('service.')}
+    for name, klass, _, uuid, path in bus.call(S.ROOT, S.MANAGER, 'ListDomains')[0]:
+        try:
+            rules = bus.call(path, S.PROPERTIES, 'Get', '(ss)', (FIREWALL, 'Rules'))[0]
+        except GLib.Error:
+            continue   # dom0, or a qubesd without firewall
+        words |= {value for rule in rules for value in rule.values()}
     words |= {label[0] for label in bus.call(S.ROOT, S.MANAGER, 'ListLabels')[0]}
     words |= {pool[0] for pool in bus.call(S.ROOT, S.MANAGER, 'ListPools')[0]}
     words |= set(S.KERNELS)
@@ -301,6 +325,16 @@ def run(args, tmp, procs):
     address, bus = S.start_bus(tmp, procs)
     state = {'qubesd': S.start_qubesd(args, tmp, address, procs)}
     bus.call(S.ROOT, S.MANAGER, 'CreateDomain', '(ssssa{ss})', ('AppVM', 'spare', 'blue', '', {}))
+    try:
+        # rules on work's Firewall page: a host, a network that expires, DNS, ICMP, limit
+        bus.call(S.ROOT + '/domain/work', FIREWALL, 'SetRules', '(aa{ss})', ([
+            {'action': 'accept', 'dsthost': 'qubes-os.org', 'proto': 'tcp', 'dstports': '443',
+             'comment': 'Updates'},
+            {'action': 'drop', 'dsthost': '192.0.2.0/24', 'expire': str(int(time.time()) + 7200)},
+            {'action': 'accept', 'specialtarget': 'dns'}, {'action': 'accept', 'proto': 'icmp'},
+            {'action': 'drop'}],))
+    except GLib.Error as e:
+        print(f'no firewall rules on work: {e.message}')
     data = data_words(bus)
 
     def restart_qubesd(while_away):

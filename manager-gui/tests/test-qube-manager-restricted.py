@@ -162,6 +162,10 @@ def run_outer(args, tmp, entry, procs):
         'create': lambda: bus.call(ROOT, MANAGER, 'CreateDomain', '(ssssa{ss})',
                                    ('AppVM', 'made-by-root', 'orange', '', {})),
         'remove': lambda: bus.call(f'{ROOT}/domain/made_2dby_2droot', DOMAIN, 'Remove'),
+        'firewall': lambda: bus.call(f'{ROOT}/domain/work', 'org.qubes_os.Admin1.Firewall',
+                                     'SetRules', '(aa{ss})',
+                                     ([{'action': 'drop', 'dsthost': '192.0.2.9',
+                                        'comment': 'from root'}, {'action': 'accept'}],)),
     }
     result = None
     for line in inner.stdout:
@@ -312,6 +316,41 @@ def inner(args):
         seen = wait_row(table, 'made-by-root', lambda r: r is None, 1.0,
                         'the removal of made-by-root')
         print(f'removal shown after {(seen - before) * 1000:.0f} ms')
+
+        # the rules of work changed by root, in work's open Firewall page (the firewall-changed
+        # event copy is all this user learns)
+        cols = [table.get_column_header(c).get_name() for c in range(table.get_n_columns())]
+        r = [i for i in range(table.get_n_rows())
+             if table.get_accessible_at(i, cols.index('Name')).get_name() == 'work'][0]
+        table.clear_selection()
+        table.add_row_selection(r)
+        settings = find(app, role='push button', name='Settings')
+        deadline = time.monotonic() + 5
+        while not settings.get_state_set().contains(Atspi.StateType.SENSITIVE):
+            assert time.monotonic() < deadline, 'Settings not sensitive'
+            time.sleep(0.05)
+        for i in range(settings.get_n_actions()):
+            if settings.get_action_name(i) == 'click':
+                settings.do_action(i)
+        window = find(app, role='frame', name='work: Settings')
+        tab = find(window, role='page tab', name='Firewall')
+        tab.get_parent().select_child(tab.get_index_in_parent())
+        rules = find(window, role='table', name='Firewall rules')
+
+        def firewall_rows():
+            try:
+                return [rules.get_accessible_at(i, 1).get_name() for i in range(rules.get_n_rows())]
+            except (AttributeError, GLib.Error):
+                return None
+        time.sleep(0.5)   # read
+        assert firewall_rows() == [], firewall_rows()
+        before = time.monotonic()
+        outer_part.do('firewall')
+        deadline = time.monotonic() + 2
+        while firewall_rows() != ['192.0.2.9/32']:
+            assert time.monotonic() < deadline, f'the rules set by root: {firewall_rows()}'
+            time.sleep(0.02)
+        print(f'firewall change shown after {(time.monotonic() - before) * 1000:.0f} ms')
 
         watch.pump()
         assert not watch.received, f'broadcasts reached {USER}: {watch.received[:5]}'

@@ -1025,6 +1025,9 @@ int app_remove_domain(App *app, Domain *d, QError *err) {
 
         if (asprintf(&notes, "%s/notes.txt", dir) >= 0)
                 (void) unlink(notes);
+        notes = mfree(notes);
+        if (asprintf(&notes, "%s/firewall.xml", dir) >= 0)
+                (void) unlink(notes);
         return 0;
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "model/domain.h"
 
+#include "model/firewall.h"
 #include "model/model.h"
 
 #include <ctype.h>
@@ -67,6 +68,7 @@ Domain *domain_free(Domain *d) {
         strv_free(d->device_classes);
 
         free(d->xml_cache);
+        firewall_free(d->firewall);
         free(d->name);
         free(d);
         return NULL;

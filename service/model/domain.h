@@ -46,10 +46,11 @@ struct Domain {
         size_t n_volumes;
         DeviceAssignment *devices;
         size_t n_devices;
-        char **device_classes;   /* classes with a <devices> element (kept for round trips) */
-        const char *power_state; /* "Halted", "Running", … (static strings) */
-        void *userdata;          /* owned by the bus layer */
-        char *xml_cache;         /* this qube's <domain> element as last serialised, or NULL */
+        char **device_classes;     /* classes with a <devices> element (kept for round trips) */
+        const char *power_state;   /* "Halted", "Running", … (static strings) */
+        void *userdata;            /* owned by the bus layer */
+        char *xml_cache;           /* this qube's <domain> element as last serialised, or NULL */
+        struct Firewall *firewall; /* model/firewall.h: the rules, once loaded (firewall-dbus.c) */
 };
 
 Domain *domain_free(Domain *d);

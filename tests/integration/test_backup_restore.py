@@ -206,6 +206,8 @@ class OwnArchiveTests(RestoreTestCase):
         self.d.domain('keep', 'SetFeature', 'ss', ('empty-one', ''))
         self.d.domain('keep', 'AddTag', 's', ('backed-up',))
         self.d.domain('keep', 'SetNotes', 's', ('notes ✓\n',))
+        rules = [{'action': 'drop', 'proto': 'tcp', 'dstports': '22', 'comment': 'no ssh'}, {'action': 'accept'}]
+        self.d.call(harness.domain_path('keep'), harness.IFACE + '.Firewall', 'SetRules', 'aa{ss}', (rules,))
         self.profile('own', 'destination_vm: dom0\ndestination_path: %s/own.bin\ninclude: [keep, personal]\n'
                      'compression: false\npassphrase_text: pw\n' % self.out)
         # personal's private volume was never written: all holes, restored by size alone
@@ -228,6 +230,9 @@ class OwnArchiveTests(RestoreTestCase):
         self.assertEqual(self.d.domain('keep', 'GetFeature', 's', ('empty-one',))[0], '')
         self.assertIn('backed-up', self.d.domain('keep', 'ListTags')[0])
         self.assertEqual(self.d.domain('keep', 'GetNotes')[0], 'notes ✓\n')
+        self.assertEqual(self.d.dbus_get(harness.domain_path('keep'), harness.IFACE + '.Firewall', 'Rules'),
+                         [{'action': 'drop', 'comment': 'no ssh', 'proto': 'tcp', 'dstports': '22'},
+                          {'action': 'accept'}])
         self.assertTrue(same_contents(os.path.join(self.qube_dir('keep'), 'private.img'), volume))
         self.assertEqual(self.d.call(personal_private, 'org.freedesktop.DBus.Properties', 'Get', 'ss',
                                      (harness.IFACE + '.Volume', 'Size'))[0], size)

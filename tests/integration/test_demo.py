@@ -153,6 +153,24 @@ class DemoTest(unittest.TestCase):
         self.assertIn('work', r.stdout.decode())
         self.assertIn('personal', r.stdout.decode())
 
+    @unittest.skipUnless(os.access(QVM, os.X_OK), 'upstream client not found at ' + QVM)
+    def test_qvm_firewall_hint(self):
+        """The printed firewall lines, pasted: upstream's qvm-firewall adds a rule through the
+        shim and lists it."""
+        text = self.text()
+        add = re.search(r'QUBESD_SOCKET=(\S+) (\S+/qvm) (qvm-firewall work add [^\n]+)', text)
+        lst = re.search(r'QUBESD_SOCKET=\S+ \S+/qvm (qvm-firewall work list)', text)
+        self.assertIsNotNone(add, 'no qvm-firewall line in the demo output')
+        self.assertIsNotNone(lst, 'no qvm-firewall list line in the demo output')
+        env = {k: v for k, v in os.environ.items() if not k.startswith('QREXEC')}
+        env['QUBESD_SOCKET'] = add.group(1)
+        for line in (add.group(3), lst.group(1)):
+            r = subprocess.run([add.group(2)] + line.split(), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout.decode(errors='replace') + r.stderr.decode(errors='replace'))
+        rows = [re.split(r'\s{2,}', row.strip()) for row in r.stdout.decode().splitlines()[1:]]
+        self.assertIn(['1', 'accept', 'qubes-os.org', 'tcp', '443', '-', '-', '-', '-'], rows)
+
 
 if __name__ == '__main__':
     harness.main()

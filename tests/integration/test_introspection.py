@@ -28,11 +28,11 @@ P = 'org.qubes_os.Admin1.'
 OBJECTS = {
     ROOT_PATH: ['Manager'],
     domain_path('dom0'): ['Domain', 'AdminVM', 'DomainDevices'],
-    domain_path('work'): ['Domain', 'QubesVM', 'AppVM', 'DomainDevices'],
-    domain_path('disp1234'): ['Domain', 'QubesVM', 'DispVM', 'DomainDevices'],
-    domain_path('standalone1'): ['Domain', 'QubesVM', 'StandaloneVM', 'DomainDevices'],
-    domain_path('fedora-42'): ['Domain', 'QubesVM', 'TemplateVM', 'DomainDevices'],
-    domain_path('remote1'): ['Domain', 'RemoteVM', 'DomainDevices'],
+    domain_path('work'): ['Domain', 'QubesVM', 'AppVM', 'DomainDevices', 'Firewall'],
+    domain_path('disp1234'): ['Domain', 'QubesVM', 'DispVM', 'DomainDevices', 'Firewall'],
+    domain_path('standalone1'): ['Domain', 'QubesVM', 'StandaloneVM', 'DomainDevices', 'Firewall'],
+    domain_path('fedora-42'): ['Domain', 'QubesVM', 'TemplateVM', 'DomainDevices', 'Firewall'],
+    domain_path('remote1'): ['Domain', 'RemoteVM', 'DomainDevices', 'Firewall'],
     label_path('red'): ['Label'],
     ROOT_PATH + '/pool/varlibqubes': ['Pool'],
     # a device every machine has: its first PCI device (devices-dbus.c)
@@ -76,7 +76,8 @@ class TestIntrospection(DaemonTestCase):
 
     def test_contract_files_exist(self):
         for short in ('Manager', 'Domain', 'QubesVM', 'AdminVM', 'AppVM', 'DispVM', 'StandaloneVM',
-                      'TemplateVM', 'RemoteVM', 'Label', 'Pool', 'Volume', 'Device', 'DomainDevices'):
+                      'TemplateVM', 'RemoteVM', 'Label', 'Pool', 'Volume', 'Device', 'DomainDevices',
+                      'Firewall'):
             path = os.path.join(harness.INTERFACES_DIR, P + short + '.xml')
             self.assertTrue(os.path.exists(path), 'missing contract file %s' % path)
             ET.parse(path)
