@@ -31,26 +31,27 @@ _spec = importlib.util.spec_from_file_location('bench_dbus', os.path.join(HERE, 
 bench_dbus = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_dbus)
 
-# Upstream qubesd 4.4 (Python) on the same kind of machine, its own socket (shared/FACTS.md).
+# Upstream qubesd 4.4 (Python) on these machines, its own socket, a C client with one connection
+# per call, the same generated stores (shared/FACTS.md): p50 per size, the same unit of work.
 UPSTREAM = {
-    'admin.vm.property.Get': {50: '0.28 ms'},
-    'admin.vm.property.GetAll': {50: '0.66 ms'},
-    'admin.vm.List': {50: '0.72 ms', 200: '2.1 ms'},
-    'admin.vm.property.Set (durable)': {50: '6.5 ms', 200: '22.6 ms'},
-    'start-up': {50: '0.5 s'},
-    'RSS': {50: '57 MB'},
-    'service admin.vm.List': {50: '143 ms qvm-ls end to end', 200: '358 ms qvm-ls end to end'},
+    ('admin.vm.property.Get', 1): {50: '0.22 ms', 200: '0.45 ms', 1000: '1.52 ms'},
+    ('admin.vm.property.GetAll', 1): {50: '0.58 ms', 200: '1.03 ms', 1000: '3.57 ms'},
+    ('admin.vm.List', 1): {50: '0.65 ms', 200: '2.03 ms', 1000: '10.1 ms'},
+    ('admin.vm.property.Set (durable)', 1): {50: '6.4 ms', 200: '23.2 ms', 1000: '120 ms'},
+    ('admin.vm.property.Get', 8): {50: '5,500 calls/s', 200: '2,600 calls/s', 1000: '632 calls/s'},
+    ('admin.vm.property.Set (durable)', 8): {50: '150 calls/s', 200: '40 calls/s', 1000: '8.1 calls/s'},
+    ('start-up', 0): {50: '378 ms', 200: '1,104 ms', 1000: '13,985 ms'},
+    ('RSS / PSS', 0): {50: '56.1 / 39.3 MiB', 200: '59.8 / 43.1 MiB', 1000: '89.5 / 71.2 MiB'},
+    ('admin.Events fan-out', 0): {50: '5,200 events/s', 200: '1,540 events/s', 1000: '297 events/s'},
+    ('real qvm-ls, whole process', 0): {50: '141 ms', 200: '386 ms', 1000: '4,381 ms'},
 }
 
 
-def upstream(what, n):
-    ref = UPSTREAM.get(what)
-    if not ref:
+def upstream(what, n, clients=0):
+    ref = UPSTREAM.get((what, clients))
+    if not ref or n not in ref:
         return ''
-    if n in ref:
-        return '   [upstream %s]' % ref[n]
-    known = ', '.join('%s at %d' % (v, k) for k, v in sorted(ref.items()))
-    return '   [upstream: %s; none at %d]' % (known, n)
+    return '   [upstream %s]' % ref[n]
 
 
 def spread(values, unit, fmt='%.1f'):
@@ -61,6 +62,45 @@ def spread(values, unit, fmt='%.1f'):
 
 def rss_kib(pid):
     return bench_dbus.rss_kib(pid).get('VmRSS', 0)
+
+
+def smaps_mib(pid):
+    """Rss, Pss and Anonymous (the private memory that grows with the qubes) in MiB."""
+    out = {}
+    with open('/proc/%d/smaps_rollup' % pid) as f:
+        for line in f:
+            key, _, value = line.partition(':')
+            if key in ('Rss', 'Pss', 'Anonymous'):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def durable_write_ms(directory, size, runs=50):
+    """The floor of a durable save: a file of that size written, fsynced, renamed over the old one,
+    and the directory fsynced (what app_save() does), median of runs."""
+    data = b'x' * size
+    path = os.path.join(directory, 'floor.xml')
+    times = []
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            fd = os.open(path + '.new', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(path + '.new', path)
+            os.fsync(dfd)
+            times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(dfd)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    return statistics.median(times)
 
 
 def new_daemon(n):
@@ -75,7 +115,7 @@ def new_daemon(n):
 
 
 def measure_startup(n, runs):
-    times, rss = [], []
+    times, mem = [], []
     for _ in range(runs):
         d = new_daemon(n)
         try:
@@ -83,11 +123,11 @@ def measure_startup(n, runs):
             d.start()
             times.append((time.perf_counter() - t0) * 1000)
             time.sleep(0.05)
-            rss.append(rss_kib(d.proc.pid) / 1024)
+            mem.append(smaps_mib(d.proc.pid))
             d.stop()
         finally:
             d.cleanup()
-    return times, rss
+    return times, mem
 
 
 def start_shim(shim, d):
@@ -104,21 +144,35 @@ def start_shim(shim, d):
     return proc, log, path
 
 
-def run_and_annotate(cmd, n, timeout=900):
+def run_and_annotate(cmd, n, timeout=900, floor=None):
+    """Runs a bench client and prints its lines with upstream's figure beside each; with floor
+    (the unix-socket round trip), each one-client line of the socket door also says how many
+    times the floor of its two round trips (client -> shim -> qubesd) it takes. Returns the exit
+    status and the lines."""
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     for line in r.stdout.splitlines():
         m = re.match(r'\s+(\S.*?)\s{2,}', line)
         label = m.group(1).strip() if m else ''
-        # upstream's figures are for one client at a time
-        print(line + ('' if 'clients=' in line and 'clients=1 ' not in line else upstream(label, n)))
-    return r.returncode
+        c = re.search(r'clients=(\d+)', line)
+        extra = ''
+        p50 = re.search(r'median\s+([0-9.]+) ms', line)
+        if floor and c and c.group(1) == '1' and p50 and 'Set' not in label:
+            extra = '   (%.1fx the floor of two round trips)' % (float(p50.group(1)) / (2 * floor))
+        print(line + extra + upstream(label, n, int(c.group(1)) if c else 0))
+    return r.returncode, r.stdout
 
 
 def bench_size(args, n):
     print('%d qubes' % n)
-    times, rss = measure_startup(n, args.starts)
+    times, mem = measure_startup(n, args.starts)
     print('  %-34s %s%s' % ('start-up (spawn to name owned)', spread(times, 'ms'), upstream('start-up', n)))
-    print('  %-34s %s%s' % ('qubesd RSS after start-up', spread(rss, 'MiB'), upstream('RSS', n)))
+    rss = statistics.median(m['Rss'] for m in mem)
+    pss = statistics.median(m['Pss'] for m in mem)
+    anon = statistics.median(m['Anonymous'] for m in mem)
+    print('  %-34s %.1f / %.1f MiB (median of %d starts)%s' % ('qubesd RSS / PSS after start-up', rss, pss, len(mem),
+                                                              upstream('RSS / PSS', n)))
+    print('  %-34s %.1f MiB' % ('qubesd private (anonymous) memory', anon))
+    return_anon = anon
 
     d = new_daemon(n)
     failures = 0
@@ -128,15 +182,43 @@ def bench_size(args, n):
         pid = d.proc.pid
         shim_proc, log, sock = start_shim(args.shim, d)
         qube = 'qube-%05d' % max(3, n // 2)
+        floor = None
+        xml_size = os.path.getsize(d.xml_path)
+        print('  floors (measured now): durable write of a %d KiB file (qubes.xml\'s size) %.3f ms; and below, a '
+              'unix-socket round trip between two processes and an sd-bus call through dbus-daemon'
+              % (xml_size // 1024, durable_write_ms(d.state_dir, xml_size)))
+        if args.bench_bus:
+            print('  D-Bus (bench-bus, a C client):')
+            rc, out = run_and_annotate([args.bench_bus, '--address', d.address, '--pid', str(pid), '--floors',
+                                        '--runs', str(max(10, args.calls // 100)), '--qube', qube], n)
+            failures += rc != 0
+            m = re.search(r'unix-socket round trip \(floor\)\s+median\s+([0-9.]+) ms', out)
+            floor = float(m.group(1)) if m else None
         print('  socket door (bench-shim: a connection per call, request, half-close, reply):')
         failures += run_and_annotate([args.bench_shim, '--socket', sock, '--calls', str(args.calls),
-                                      '--qube', qube, '--set'], n) != 0
+                                      '--qube', qube, '--set'], n, floor=floor)[0] != 0
+        qvm = os.path.join(HERE, '..', '..', 'shared', 'qubesadmin', 'qvm')
+        if os.path.exists(qvm):
+            runs = []
+            env = dict(os.environ, QUBESD_SOCKET=sock)
+            for _ in range(max(3, args.starts)):
+                t0 = time.perf_counter()
+                r = subprocess.run([qvm, 'qvm-ls'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   timeout=300)
+                runs.append((time.perf_counter() - t0) * 1000)
+                if r.returncode != 0:
+                    print('  qvm-ls failed: %s' % r.stderr.decode(errors='replace').strip()[-300:])
+                    failures += 1
+                    break
+            print('  %-34s %s%s' % ('real qvm-ls, whole process', spread(runs, 'ms'),
+                                     upstream('real qvm-ls, whole process', n)))
         print('  qrexec service door (bench-admin: process start, QREXEC_* env, stdin payload):')
         failures += run_and_annotate([args.bench_admin, 'service', '--shim', args.shim, '--bus', d.address,
-                                      '--calls', str(args.service_calls), '--qube', qube], n) != 0
+                                      '--calls', str(args.service_calls), '--qube', qube], n)[0] != 0
         failures += run_and_annotate([args.bench_admin, 'events', '--socket', sock, '--subscribers', '20',
-                                      '--sets', str(args.event_sets), '--setters', '4', '--qube', qube], n) != 0
-        print('  %-34s %.1f MiB after all the calls' % ('qubesd RSS', rss_kib(pid) / 1024))
+                                      '--sets', str(args.event_sets), '--setters', '4', '--qube', qube], n)[0] != 0
+        after = smaps_mib(pid)
+        print('  %-34s %.1f / %.1f MiB after all the calls' % ('qubesd RSS / PSS', after['Rss'], after['Pss']))
         if d.stop() != 0:
             print('qubesd did not exit cleanly:\n' + d.log_tail(), file=sys.stderr)
             failures += 1
@@ -150,7 +232,7 @@ def bench_size(args, n):
                 shim_proc.wait()
             log.close()
         d.cleanup()
-    return failures
+    return failures, return_anon
 
 
 def main():
@@ -159,6 +241,7 @@ def main():
     ap.add_argument('--shim', required=True)
     ap.add_argument('--bench-shim', required=True)
     ap.add_argument('--bench-admin', required=True)
+    ap.add_argument('--bench-bus', help='the C D-Bus client (GetManagedObjects and the floors)')
     ap.add_argument('--sizes', default='50,200,1000')
     ap.add_argument('--starts', type=int, default=7, help='repeated start-ups per size')
     ap.add_argument('--calls', type=int, default=2000, help='socket door calls per kind')
@@ -170,8 +253,16 @@ def main():
     print('Admin API through qubes-admin-shim (private dbus-daemon; median and spread: p10/p90 of the '
           'calls, min/max of the runs)')
     failures = 0
+    anon = {}
     for n in (int(x) for x in args.sizes.split(',')):
-        failures += bench_size(args, n)
+        f, anon[n] = bench_size(args, n)
+        failures += f
+    sizes = sorted(anon)
+    if len(sizes) > 1:
+        lo, hi = sizes[0], sizes[-1]
+        print('private memory per qube (model, cached XML, bus objects): %.1f KiB '
+              '(qubesd\'s anonymous memory after start-up, %d to %d qubes)'
+              % ((anon[hi] - anon[lo]) * 1024 / (hi - lo), lo, hi))
     return 1 if failures else 0
 
 

@@ -13,11 +13,11 @@
  * start-up (one round trip instead of one per qube), then from GetAllProperties of one qube when
  * an Event says one of its properties was set or reset. Figures that change all the time (CPU,
  * memory) come from the Stats signal and are kept here, never as properties; disk usage is the
- * sum of the qube's Volume objects' Usage, the only thing read of the snapshot's volumes unless
- * a window asks for more. The notes are read when a row first asks for them (GetNotes), and
- * again when qubesd says they changed (NotesChanged). qubesd does not announce the Usage that
- * grows while a qube writes: the Usage of a qube's volumes is read again after it starts or
- * stops and when the window asks
+ * sum of the qube's Volume objects' Usage; the volumes are not in the root's snapshot but in
+ * each qube's own GetManagedObjects, read as the qube appears (at most 16 at once). The notes
+ * are read when a row first asks for them (GetNotes), and again when qubesd says they changed
+ * (NotesChanged). qubesd does not announce the Usage that grows while a qube writes: the Usage
+ * of a qube's volumes is read again after it starts or stops and when the window asks
  * (qm_client_refresh_disk_usage(), as upstream's Qube Manager does every minute).
  *
  * Events come only as the Subscription copies, never as broadcasts too: an administrator would
@@ -47,6 +47,8 @@
 #define MAX_REFRESH_CALLS 32
 /* At most this many GetNotes in flight. */
 #define MAX_NOTES_IN_FLIGHT 16
+/* At most this many reads of a qube's volumes (its GetManagedObjects) in flight. */
+#define MAX_VOLUME_READS_IN_FLIGHT 16
 /* The Usage of the volumes of qubes that started or stopped is read this long after. */
 #define USAGE_DELAY_MS 500
 /* The first line of the notes, as the list shows it, is cut after this many characters. */
@@ -227,6 +229,8 @@ struct _QmClient
   GHashTable      *notes_reading;  /* domain paths whose GetNotes is queued or in flight */
   GQueue           notes_queue;    /* domain paths (owned) waiting for a GetNotes */
   guint            notes_in_flight;
+  GQueue           volumes_queue;  /* domain paths (owned) whose volumes are to be read */
+  guint            volumes_in_flight;
   GHashTable      *usage_stale;    /* domain paths whose volumes' Usage is read at usage_id */
   guint            usage_id;
 };
@@ -743,11 +747,16 @@ request_bulk (QmClient *self)
 
 /* ---- the objects: snapshot and signals -------------------------------------------------- */
 
+static void queue_volumes (QmClient    *self,
+                           const gchar *domain_path);
+
 static void
 domain_added (QmClient    *self,
               const gchar *path)
 {
   g_clear_pointer (&self->sorted_domains, g_ptr_array_unref);
+  /* The root's snapshot leaves the volumes out: each qube's own GetManagedObjects has them. */
+  queue_volumes (self, path);
   /* The snapshot's qubes are covered by the bulk answer and maybe_ready(). */
   if (!self->has_snapshot)
     return;
@@ -1240,8 +1249,16 @@ resync_done (GObject      *source,
         {
           g_hash_table_iter_init (&iter, tables[i]);
           while (g_hash_table_iter_next (&iter, &path, NULL))
-            if (!g_hash_table_contains (listed, path))
-              g_ptr_array_add (gone, g_strdup (path));
+            {
+              gsize domain_len = 0;
+              g_autofree gchar *domain_path = NULL;
+
+              /* The root's snapshot has no volumes: they go with their qube. */
+              if (path_kind (path, &domain_len) == KIND_VOLUME)
+                domain_path = g_strndup (path, domain_len);
+              if (!g_hash_table_contains (listed, domain_path != NULL ? domain_path : path))
+                g_ptr_array_add (gone, g_strdup (path));
+            }
         }
       for (i = 0; i < gone->len; i++)
         drop_object (self, gone->pdata[i]);
@@ -1632,6 +1649,8 @@ tear_down (QmClient *self)
   g_hash_table_remove_all (self->notes_reading);
   g_queue_clear_full (&self->notes_queue, g_free);
   self->notes_in_flight = 0;
+  g_queue_clear_full (&self->volumes_queue, g_free);
+  self->volumes_in_flight = 0;
   g_hash_table_remove_all (self->usage_stale);
   if (self->usage_id != 0)
     g_source_remove (self->usage_id);
@@ -2308,6 +2327,84 @@ pump_notes (QmClient *self)
     }
 }
 
+static void pump_volumes (QmClient *self);
+
+/* A qube's GetManagedObjects: its volumes (the root's snapshot leaves them out, see
+ * docs/dbus-api.md "The snapshot"), added as InterfacesAdded would add them. */
+static void
+volumes_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  PathCall *call = user_data;
+  QmClient *self = call->self;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                             &error);
+
+  /* Cancelled: qubesd went away, and with it what was known (tear_down ()). */
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      self->volumes_in_flight--;
+      if (reply == NULL)
+        g_debug ("GetManagedObjects %s: %s", call->path, error->message);
+      else if (g_hash_table_contains (self->domains, call->path))
+        {
+          g_autoptr(GVariant) objects = g_variant_get_child_value (reply, 0);
+          gsize i, n = g_variant_n_children (objects);
+
+          for (i = 0; i < n; i++)
+            {
+              g_autoptr(GVariant) entry = g_variant_get_child_value (objects, i);
+              g_autoptr(GVariant) path = g_variant_get_child_value (entry, 0);
+              g_autoptr(GVariant) interfaces = g_variant_get_child_value (entry, 1);
+              const gchar *p = g_variant_get_string (path, NULL);
+
+              if (path_kind (p, NULL) == KIND_VOLUME)
+                add_interfaces (self, p, interfaces);
+            }
+          g_hash_table_remove (self->disk_usage, call->path);
+          mark_dirty (self, call->path);
+        }
+      pump_volumes (self);
+    }
+  path_call_free (call);
+}
+
+static void
+pump_volumes (QmClient *self)
+{
+  while (self->volumes_in_flight < MAX_VOLUME_READS_IN_FLIGHT
+         && !g_queue_is_empty (&self->volumes_queue))
+    {
+      gchar *path = g_queue_pop_head (&self->volumes_queue);
+      PathCall *call;
+
+      if (!g_hash_table_contains (self->domains, path))
+        {
+          g_free (path);
+          continue;
+        }
+      call = g_new0 (PathCall, 1);
+      call->self = g_object_ref (self);
+      call->path = path;
+      self->volumes_in_flight++;
+      g_dbus_connection_call (self->connection, QM_BUS_NAME, path, OBJECT_MANAGER_INTERFACE,
+                              "GetManagedObjects", NULL, G_VARIANT_TYPE ("(a{oa{sa{sv}}})"),
+                              G_DBUS_CALL_FLAGS_NONE, -1, self->generation, volumes_done, call);
+    }
+}
+
+static void
+queue_volumes (QmClient    *self,
+               const gchar *domain_path)
+{
+  if (self->connection == NULL)
+    return;
+  g_queue_push_tail (&self->volumes_queue, g_strdup (domain_path));
+  pump_volumes (self);
+}
+
 const gchar *
 qm_client_get_notes (QmClient    *self,
                      const gchar *object_path)
@@ -2513,6 +2610,7 @@ qm_client_init (QmClient *self)
   self->notes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->notes_reading = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_queue_init (&self->notes_queue);
+  g_queue_init (&self->volumes_queue);
   self->usage_stale = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->all_dirty = TRUE;
   self->has_bulk = TRUE;

@@ -28,6 +28,16 @@ char *device_bus_path(const char *devclass, const char *backend, const char *por
         return sd_bus_path_encode_many(&p, QUBESD_DEVICE_PATH_TEMPLATE, devclass, backend, port_id) < 0 ? NULL : p;
 }
 
+static int unhex(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
 Domain *domain_of_bus_path(App *app, const char *path) {
         const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
         _cleanup_free_ char *name = NULL;
@@ -35,6 +45,24 @@ Domain *domain_of_bus_path(App *app, const char *path) {
         /* a volume's path (…/domain/<qube>/volume/<name>) is not a qube's: no decoding needed */
         if (!rest || !*rest || strchr(rest, '/'))
                 return NULL;
+        /* sd_bus_path_decode()'s unescaping without its allocation: every call on a qube's
+         * object and every interface of it in a snapshot comes here */
+        char buf[128];
+        size_t k = 0;
+        for (const char *c = rest; *c && k + 1 < sizeof buf; k++) {
+                int hi, lo;
+                if (c[0] == '_' && c[1] && c[2] && (hi = unhex(c[1])) >= 0 && (lo = unhex(c[2])) >= 0) {
+                        buf[k] = (char) (hi << 4 | lo);
+                        c += 3;
+                } else
+                        buf[k] = *c++;
+        }
+        if (k + 1 < sizeof buf) {
+                buf[k] = 0;
+                if (streq(rest, "_"))
+                        buf[0] = 0; /* the empty name */
+                return app_get_domain(app, buf);
+        }
         if (sd_bus_path_decode(path, QUBESD_DOMAIN_PREFIX, &name) <= 0)
                 return NULL;
         return app_get_domain_announced(app, name);

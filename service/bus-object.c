@@ -14,7 +14,7 @@ void bus_vtable_cache_done(BusVtableCache *c) {
         c->n = 0;
 }
 
-static const sd_bus_vtable *vtable_of(const BusVtable *v, BusVtableCache *cache) {
+const sd_bus_vtable *bus_vtable_get(const BusVtable *v, BusVtableCache *cache) {
         if (v->vtable)
                 return v->vtable;
         for (size_t i = 0; i < cache->n; i++)
@@ -37,7 +37,7 @@ int bus_add_implementation(sd_bus *bus, const BusObjectImplementation *impl, voi
         int r;
 
         for (const BusVtable *v = impl->vtables; v && (v->vtable || v->build); v++) {
-                const sd_bus_vtable *vt = vtable_of(v, cache);
+                const sd_bus_vtable *vt = bus_vtable_get(v, cache);
                 if (!vt)
                         return log_oom();
                 r = sd_bus_add_object_vtable(bus, NULL, impl->path, impl->interface, vt, userdata);
@@ -45,7 +45,7 @@ int bus_add_implementation(sd_bus *bus, const BusObjectImplementation *impl, voi
                         return log_error_errno(r, "Failed to register %s on %s: %m", impl->interface, impl->path);
         }
         for (const BusVtable *v = impl->fallback_vtables; v && (v->vtable || v->build); v++) {
-                const sd_bus_vtable *vt = vtable_of(v, cache);
+                const sd_bus_vtable *vt = bus_vtable_get(v, cache);
                 if (!vt)
                         return log_oom();
                 r = sd_bus_add_fallback_vtable(bus, NULL, impl->path, impl->interface, vt, v->find, userdata);
@@ -56,6 +56,16 @@ int bus_add_implementation(sd_bus *bus, const BusObjectImplementation *impl, voi
                 r = sd_bus_add_node_enumerator(bus, NULL, impl->path, impl->node_enumerator, userdata);
                 if (r < 0)
                         return log_error_errno(r, "Failed to register the objects below %s: %m", impl->path);
+        }
+        if (impl->callback) {
+                r = sd_bus_add_object(bus, NULL, impl->path, impl->callback, userdata);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to register the methods of %s: %m", impl->path);
+        }
+        if (impl->fallback_callback) {
+                r = sd_bus_add_fallback(bus, NULL, impl->path, impl->fallback_callback, userdata);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to register the methods below %s: %m", impl->path);
         }
         if (impl->manager) {
                 r = sd_bus_add_object_manager(bus, NULL, impl->path);

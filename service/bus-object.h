@@ -44,6 +44,13 @@ struct BusObjectImplementation {
         const BusVtable *fallback_vtables;        /* on each object below path that find accepts; {}-terminated */
         sd_bus_node_enumerator_t node_enumerator; /* the objects below path (busctl tree, GetManagedObjects) */
         bool manager;                             /* org.freedesktop.DBus.ObjectManager at path */
+        /* Messages to the object at path, before its vtables (sd_bus_add_object): a standard
+         * method qubesd answers itself (GetManagedObjects, snapshot.c); returns 0 for the rest. */
+        sd_bus_message_handler_t callback;
+        sd_bus_message_handler_t fallback_callback; /* the same, for the objects below path */
+        /* The objects of node_enumerator are left out of the root's GetManagedObjects and listed
+         * by a GetManagedObjects on the object above them (snapshot.c): a qube's volumes. */
+        bool on_demand;
         /* Object types below this one, and further interfaces or vtables other files add. */
         const BusObjectImplementation *const *children;
 };
@@ -61,6 +68,8 @@ typedef struct BusVtableCache {
         size_t n;
 } BusVtableCache;
 void bus_vtable_cache_done(BusVtableCache *c);
+/* The vtable of v: the constant one, or the one built once and kept in cache (NULL: no memory). */
+const sd_bus_vtable *bus_vtable_get(const BusVtable *v, BusVtableCache *cache);
 
 /* Register impl and its children on bus; userdata is given to every registration. */
 int bus_add_implementation(sd_bus *bus, const BusObjectImplementation *impl, void *userdata, BusVtableCache *cache);

@@ -5,6 +5,8 @@
  * name last), and taken down in the reverse order. The one file that knows every part. */
 #include "daemon.h"
 
+#include <malloc.h>
+
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
@@ -193,6 +195,10 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
                 if (r < 0)
                         return r;
         }
+
+        /* Loading qubes.xml (libxml2's tree, the parse's buffers) leaves freed memory all over
+         * the heap: hand it back before serving. */
+        (void) malloc_trim(0);
 
         /* Objects first, then the name: a client that sees the name finds everything. */
         r = m->config.bus_kind == BUS_FD ? 0 : sd_bus_request_name(m->bus, QUBESD_BUS_NAME, 0);

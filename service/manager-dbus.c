@@ -16,6 +16,7 @@
 #include "storage-dbus.h"
 #include "storage/storage.h"
 #include "manager.h"
+#include "snapshot.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/strv.h"
@@ -555,11 +556,13 @@ static const BusObjectImplementation manager_object = {
         .interface = QUBESD_IFACE_MANAGER,
         .vtables = BUS_VTABLES({ .build = build_manager_vtable }),
         .manager = true,
+        .callback = snapshot_object_callback,
         .children = BUS_IMPLEMENTATIONS(&domain_object, &label_object, &storage_object, &lifecycle_object, &job_object,
                                         &devices_object, &backup_object, &firewall_object),
 };
 
 int manager_dbus_register(Manager *m, sd_bus *bus) {
+        m->tree = &manager_object;
         int r = bus_add_implementation(bus, &manager_object, m, &m->vtables);
         if (r < 0)
                 return r;

@@ -79,7 +79,8 @@ typedef struct Manager {
 
         /* the bus layer */
         BusVtableCache vtables; /* the vtables built at start-up (class interfaces, the Manager's globals) */
-        sd_bus **connections;   /* besides the bus, the connections that serve the object tree and get every
+        const BusObjectImplementation *tree; /* the object tree registered (manager-dbus.c), for snapshot.c */
+        sd_bus **connections; /* besides the bus, the connections that serve the object tree and get every
                                   * signal (private-bus.c adds and removes them) */
         size_t n_connections;
         uint64_t event_seq;      /* the sequence number of the last Event */

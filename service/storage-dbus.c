@@ -14,6 +14,7 @@
 #include "job-dbus.h"
 #include "workers.h"
 #include "storage-dbus.h"
+#include "snapshot.h"
 #include "storage/storage.h"
 #include "util/log.h"
 #include "util/strv.h"
@@ -1308,6 +1309,9 @@ static const BusObjectImplementation volume_object = {
         .interface = QUBESD_IFACE_VOLUME,
         .fallback_vtables = BUS_FALLBACK_VTABLES({ .vtable = volume_vtable, .find = volume_find }),
         .node_enumerator = volume_enumerate,
+        /* not in the root's GetManagedObjects, but in the qube's: docs/dbus-api.md, "The snapshot" */
+        .on_demand = true,
+        .fallback_callback = snapshot_object_callback,
 };
 
 const BusObjectImplementation storage_object = {

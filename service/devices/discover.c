@@ -534,6 +534,10 @@ int devices_discover(const char *devclass, DeviceInfo ***ret, size_t *ret_n) {
                 l[n++] = i;
                 l[n] = NULL;
         }
+        /* pci.ids, parsed, is a few MiB of the heap: read again at the next PCI scan (a
+         * hotplug), not kept for the daemon's lifetime */
+        if (pci && pci_names)
+                pci_free_name_list(pci_names);
         *ret = l;
         if (ret_n)
                 *ret_n = n;

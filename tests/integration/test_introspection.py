@@ -115,6 +115,8 @@ class TestIntrospection(DaemonTestCase):
         live = self.live(ROOT_PATH)
         self.assertIn('org.freedesktop.DBus.ObjectManager', live)
         objs = self.d.call(ROOT_PATH, 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects')[0]
+        # a qube's volumes are in the qube's own GetManagedObjects, not the root's
+        objs.update(self.d.call(domain_path('work'), 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects')[0])
         for path, shorts in OBJECTS.items():
             if path == ROOT_PATH:
                 continue

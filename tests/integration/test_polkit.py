@@ -448,15 +448,21 @@ class PolkitTest(unittest.TestCase):
             self.domain_call('work', 'GetProperty', 's', ('label',)),
             self.manager_call('StartQubes', 'as', (['personal'],)),
             self.manager_call('CreateDisposable', 's', ('personal',)),
+            (harness.domain_path('work'), 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects', None, []),
+            (personal, 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects', None, []),
         ])
         for r in (res[0], res[1], res[8], res[9], res[10]):
             self.assertAllowed(r, 'alice')
         self.assertEqual([row[0] for row in res[0]['value'][0]], ['work'])
         qube_paths = [p for p in res[1]['value'][0] if p.startswith(harness.ROOT_PATH + '/domain/')]
-        self.assertIn(harness.domain_path('work'), qube_paths)
-        self.assertGreater(len(qube_paths), 1, 'the volumes of work are listed too')
-        for p in qube_paths:
-            self.assertTrue(p == harness.domain_path('work') or p.startswith(harness.domain_path('work') + '/'), p)
+        self.assertEqual(qube_paths, [harness.domain_path('work')])
+        # the volumes of a qube are in its own snapshot, for those who see it
+        self.assertAllowed(res[13], 'alice')
+        volumes = list(res[13]['value'][0])
+        self.assertIn(harness.domain_path('work') + '/volume/private', volumes)
+        for p in volumes:
+            self.assertTrue(p.startswith(harness.domain_path('work') + '/volume/'), p)
+        self.assertRefused(res[14], UNKNOWN_OBJECT, 'alice: GetManagedObjects of personal')
         self.assertTrue(any('/label/' in p for p in res[1]['value'][0]), 'labels are for everyone who reads')
         for r, what in ((res[2], 'GetProperty'), (res[3], 'GetAll'), (res[4], 'Introspect')):
             self.assertRefused(r, UNKNOWN_OBJECT, 'alice: %s on personal' % what)

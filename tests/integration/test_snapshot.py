@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The snapshot a client loads at start-up (docs/dbus-api.md, "The snapshot"): the root's
+GetManagedObjects carries every object but the qubes' volumes, each qube with its Domain
+interface whole and, of its other interfaces, what a list shows; a qube's own GetManagedObjects
+carries its volumes. Every value in a snapshot is the value Properties.Get gives, and a change is
+in the next snapshot (qubesd builds it per call: nothing cached goes stale). Over the bus and over
+the private socket."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import DaemonTestCase, ROOT_PATH, domain_path  # noqa: E402
+
+OM = 'org.freedesktop.DBus.ObjectManager'
+P = 'org.qubes_os.Admin1.'
+ALL_CLASSES_XML = os.path.join(harness.TEST_DATA_DIR, 'all-classes.xml')
+# what a list shows beyond the Domain interface (service/snapshot.c)
+LIST_PROPERTIES = {'Netvm', 'Template', 'TemplateForDispvms', 'Ip', 'VirtMode', 'ProvidesNetwork',
+                   'BackupTimestamp', 'DefaultDispvm', 'ManagementDispvm', 'Guivm', 'Audiovm', 'Rules'}
+
+
+@harness.over_each_route
+class TestSnapshot(DaemonTestCase):
+    QUBES_XML = ALL_CLASSES_XML
+
+    def snapshot(self, path=ROOT_PATH):
+        return self.d.call(path, OM, 'GetManagedObjects', reply_type='(a{oa{sa{sv}}})')[0]
+
+    def qubes(self):
+        return [name for name, *_ in self.d.manager('ListDomains')[0]]
+
+    def test_what_it_carries(self):
+        objs = self.snapshot()
+        names = self.qubes()
+        self.assertGreaterEqual(len(names), 6)
+        for name in names:
+            path = domain_path(name)
+            self.assertIn(path, objs, 'the snapshot lacks %s' % name)
+            ifaces = objs[path]
+            # every interface of the qube, named (introspection has the same ones)
+            live = {i for i in ifaces}
+            self.assertIn(P + 'Domain', live)
+            self.assertIn(P + 'DomainDevices', live)
+            # the Domain interface whole
+            self.assertEqual(ifaces[P + 'Domain'], self.d.dbus_get_all(path, P + 'Domain'), name)
+            for iface, props in ifaces.items():
+                if iface == P + 'Domain':
+                    continue
+                self.assertLessEqual(set(props), LIST_PROPERTIES, '%s %s' % (name, iface))
+                everything = self.d.dbus_get_all(path, iface)
+                for prop, value in props.items():
+                    self.assertEqual(value, everything[prop], '%s %s.%s' % (name, iface, prop))
+        # the qubes' volumes are not in the root's snapshot …
+        self.assertFalse([p for p in objs if '/volume/' in p])
+        # … labels, pools and devices are, whole
+        for path in (harness.label_path('red'), ROOT_PATH + '/pool/varlibqubes'):
+            self.assertIn(path, objs)
+            for iface, props in objs[path].items():
+                everything = self.d.dbus_get_all(path, iface)
+                if iface == P + 'Pool':  # the file system's figures move as other programs write
+                    props, everything = dict(props, Usage=0, Size=0), dict(everything, Usage=0, Size=0)
+                self.assertEqual(props, everything, path)
+        self.assertTrue([p for p in objs if p.startswith(ROOT_PATH + '/device/')])
+        # the standard interfaces every object has are not listed as empty entries
+        self.assertFalse([p for p, i in objs.items() if 'org.freedesktop.DBus.Properties' in i])
+
+    def test_volumes_of_a_qube(self):
+        work = domain_path('work')
+        objs = self.snapshot(work)
+        names = sorted(p.rsplit('/', 1)[1] for p in objs)
+        self.assertEqual(names, sorted(v[0] for v in self.d.manager('ListVolumes', 's', ('work',))[0]))
+        self.assertIn(work + '/volume/private', objs)
+        for path, ifaces in objs.items():
+            self.assertEqual(list(ifaces), [P + 'Volume'])
+            self.assertEqual(ifaces[P + 'Volume'], self.d.dbus_get_all(path, P + 'Volume'), path)
+        # dom0 has none
+        self.assertEqual(self.snapshot(domain_path('dom0')), {})
+
+    def test_bad_calls(self):
+        self.assertDBusError('org.freedesktop.DBus.Error.InvalidArgs', self.d.call, ROOT_PATH, OM,
+                             'GetManagedObjects', 's', ('x',))
+        self.assertDBusError('org.freedesktop.DBus.Error.UnknownObject', self.d.call, domain_path('no-such-qube'),
+                             OM, 'GetManagedObjects')
+        self.assertDBusError('org.freedesktop.DBus.Error.UnknownMethod', self.d.call,
+                             domain_path('work') + '/volume/private', OM, 'GetManagedObjects')
+        self.assertIn(domain_path('work'), self.snapshot())  # still serving
+
+    def test_a_change_is_in_the_next_snapshot(self):
+        work = domain_path('work')
+        before = self.snapshot()
+        self.assertNotEqual(before[work][P + 'QubesVM']['Netvm'], '/')
+        self.d.set_property('work', 'netvm', '')
+        self.d.domain('work', 'AddTag', 's', ('snapshot-test',))
+        self.d.domain('work', 'SetFeature', 'ss', ('snapshot-feature', '1'))
+        self.d.set_property('work', 'label', 'blue')
+        after = self.snapshot()
+        self.assertEqual(after[work][P + 'QubesVM']['Netvm'], '/')
+        self.assertIn('snapshot-test', after[work][P + 'Domain']['Tags'])
+        self.assertEqual(after[work][P + 'Domain']['Features'].get('snapshot-feature'), '1')
+        self.assertEqual(after[work][P + 'Domain']['Label'], harness.label_path('blue'))
+
+        # a qube created is there with its volumes; a qube removed is gone
+        self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', 'snap-new', 'red', 'fedora-42', {}))
+        new = domain_path('snap-new')
+        self.assertIn(new, self.snapshot())
+        self.assertIn(new + '/volume/private', self.snapshot(new))
+        self.d.domain('snap-new', 'Remove')
+        self.assertNotIn(new, self.snapshot())
+        self.assertDBusError('org.freedesktop.DBus.Error.UnknownObject', self.d.call, new, OM, 'GetManagedObjects')
+
+        # a label created is there
+        self.d.manager('CreateLabel', 'ss', ('snap-label', '0x123456'))
+        self.assertIn(harness.label_path('snap-label'), self.snapshot())
+
+
+load_tests = harness.load_tests
+
+if __name__ == '__main__':
+    harness.main()
