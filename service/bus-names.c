@@ -61,7 +61,7 @@ Domain *domain_of_bus_path(App *app, const char *path) {
                 buf[k] = 0;
                 if (streq(rest, "_"))
                         buf[0] = 0; /* the empty name */
-                return app_get_domain(app, buf);
+                return app_get_domain_announced(app, buf);
         }
         if (sd_bus_path_decode(path, QUBESD_DOMAIN_PREFIX, &name) <= 0)
                 return NULL;
