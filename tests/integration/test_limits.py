@@ -21,8 +21,16 @@ IDLE_CLIENTS = 300
 NOFILE = 256
 TIMEOUT = 2  # seconds, the shortened idle timeout
 # CPU seconds a process may use in one second while it cannot accept: a busy loop takes all of
-# it; under QUBESD_WRAPPER (valgrind) accepting and dropping the clients alone takes some
-IDLE_CPU = 0.7 if harness.UNDER_WRAPPER else 0.3
+# it. Under QUBESD_WRAPPER (valgrind, some 30 times slower) accepting the clients alone can take
+# the whole second, so there the figure says nothing and is not checked (the rest of each test is).
+IDLE_CPU = 0.3
+
+
+def assert_rests(case, pid, what):
+    before = cpu_seconds(pid)
+    time.sleep(1)
+    if not harness.UNDER_WRAPPER:
+        case.assertLess(cpu_seconds(pid) - before, IDLE_CPU, what)
 
 
 def limit_descriptors():
@@ -96,9 +104,7 @@ class ShimLimitTests(unittest.TestCase):
         self.addCleanup(lambda: [s.close() for s in idle])
         time.sleep(0.5)
         # out of descriptors or at its cap, the shim must rest, not spin
-        before = cpu_seconds(door.proc.pid)
-        time.sleep(1)
-        self.assertLess(cpu_seconds(door.proc.pid) - before, IDLE_CPU, 'the shim is busy while it cannot accept')
+        assert_rests(self, door.proc.pid, 'the shim is busy while it cannot accept')
         # a normal call gets its answer once the idle ones are dropped
         start = time.monotonic()
         reply = door.call(b'admin.vm.List dom0 name dom0\x00')
@@ -148,9 +154,7 @@ class PrivateSocketLimitTests(unittest.TestCase):
         idle = open_idle(self.d.private_socket, IDLE_CLIENTS)
         self.addCleanup(lambda: [s.close() for s in idle])
         time.sleep(0.5)
-        before = cpu_seconds(self.d.proc.pid)
-        time.sleep(1)
-        self.assertLess(cpu_seconds(self.d.proc.pid) - before, IDLE_CPU, 'qubesd is busy while it cannot accept')
+        assert_rests(self, self.d.proc.pid, 'qubesd is busy while it cannot accept')
         wait_all_dropped(self, idle, 4 * TIMEOUT + 10)
         # a new client on the private socket is served
         conn = self.d.connect()
