@@ -172,5 +172,34 @@ class DemoTest(unittest.TestCase):
         self.assertIn(['1', 'accept', 'qubes-os.org', 'tcp', '443', '-', '-', '-', '-'], rows)
 
 
+    @unittest.skipUnless(os.access(QVM, os.X_OK), 'upstream client not found at ' + QVM)
+    def test_qvm_start_and_shutdown_hint(self):
+        """The printed start/stop lines, pasted: upstream's qvm-start starts work (and its net
+        qubes), qvm-ls --running lists them, qvm-shutdown --wait halts work again."""
+        text = self.text()
+        lines = {}
+        for tool in ('qvm-start work', 'qvm-ls --running', 'qvm-shutdown --wait work'):
+            m = re.search(r'QUBESD_SOCKET=(\S+) (\S+/qvm) (%s)\n' % re.escape(tool), text)
+            self.assertIsNotNone(m, 'no "%s" line in the demo output' % tool)
+            lines[tool] = m
+        env = {k: v for k, v in os.environ.items() if not k.startswith('QREXEC')}
+        env['QUBESD_SOCKET'] = lines['qvm-start work'].group(1)
+        qvm = lines['qvm-start work'].group(2)
+
+        def run(args):
+            r = subprocess.run([qvm] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+            self.assertEqual(r.returncode, 0, ' '.join(args) + ': ' + r.stdout.decode(errors='replace') +
+                             r.stderr.decode(errors='replace'))
+            return r.stdout.decode()
+
+        run(lines['qvm-start work'].group(3).split())
+        running = run(lines['qvm-ls --running'].group(3).split())
+        rows = {row.split()[0]: row.split() for row in running.splitlines()[1:] if row.strip()}
+        for name in ('work', 'sys-firewall', 'sys-net'):
+            self.assertIn(name, rows, running)
+            self.assertIn('Running', rows[name], running)
+        run(lines['qvm-shutdown --wait work'].group(3).split())
+        self.assertNotIn('work', run(['qvm-ls', '--running', '--raw-list']).split())
+
 if __name__ == '__main__':
     harness.main()
