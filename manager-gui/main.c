@@ -10,6 +10,7 @@
 #include <glib/gi18n.h>
 #include <locale.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include "qm-client.h"
 #include "qm-qube-store.h"
@@ -120,6 +121,7 @@ bench_after_draw (GtkWidget *widget,
 {
   QmWindow *window = QM_WINDOW (user_data);
   gint64 now = g_get_monotonic_time ();
+  struct rusage usage;
 
   if (first_paint_time == 0)
     first_paint_time = now;
@@ -128,6 +130,10 @@ bench_after_draw (GtkWidget *widget,
       full_list_painted = TRUE;
       printf ("first-paint-ms\t%.1f\n", (first_paint_time - start_time) / 1000.0);
       printf ("full-list-ms\t%.1f\n", (now - start_time) / 1000.0);
+      if (getrusage (RUSAGE_SELF, &usage) == 0)
+        printf ("full-list-cpu-ms\t%.1f\n",
+                (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000.0
+                + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000.0);
       printf ("qubes\t%d\n",
               gtk_tree_model_iter_n_children (GTK_TREE_MODEL (qm_window_get_store (window)),
                                               NULL));

@@ -195,6 +195,10 @@ struct _QmClient
   gboolean         bulk_again;   /* a global default changed while it was in flight */
   GHashTable      *early_bulk;   /* its answer (name -> property table) when it came before
                                     the snapshot */
+  GVariant        *bulk_reply;   /* its answer being read, a slice per idle (bulk_parse_cb()) */
+  gsize            bulk_next;    /* the next entry of bulk_reply to read */
+  GHashTable      *bulk_tables;  /* what was read of it so far */
+  guint            bulk_parse_id;
   GHashTable      *early_events; /* paths whose properties changed before the snapshot */
   gboolean         early_snapshot; /* start_snapshot() ran before the name watcher spoke */
 
@@ -410,10 +414,11 @@ schedule_flush (QmClient *self)
         return;
       g_source_remove (self->flush_id);
     }
+  /* Below GTK's redraw: a frame waiting to be painted is painted first. */
   if (wait_us <= 0)
-    self->flush_id = g_idle_add_full (G_PRIORITY_DEFAULT, flush_cb, self, NULL);
+    self->flush_id = g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, flush_cb, self, NULL);
   else
-    self->flush_id = g_timeout_add_full (G_PRIORITY_DEFAULT, (guint) (wait_us / 1000) + 1,
+    self->flush_id = g_timeout_add_full (G_PRIORITY_DEFAULT_IDLE, (guint) (wait_us / 1000) + 1,
                                          flush_cb, self, NULL);
 }
 
@@ -634,24 +639,51 @@ request_all_props (QmClient *self)
 static void apply_bulk (QmClient   *self,
                         GHashTable *tables);
 
-/* GetAllDomainProperties' answer as qube name -> property table. */
-static GHashTable *
-bulk_tables_new (GVariant *reply)
-{
-  GHashTable *tables = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                              prop_table_free);
-  g_autoptr(GVariant) dict = g_variant_get_child_value (reply, 0);
-  gsize i, n = g_variant_n_children (dict);
+/* The main loop's time one slice of GetAllDomainProperties' answer may take. */
+#define BULK_SLICE_US 4000
 
-  for (i = 0; i < n; i++)
+static void bulk_finish (QmClient   *self,
+                         GHashTable *tables);
+
+/* Reads GetAllDomainProperties' answer into qube name -> property table, a slice at a time at
+ * idle priority: at 1,000 qubes it is a good part of the start-up's work, and meanwhile the
+ * window paints and answers. */
+static gboolean
+bulk_parse_cb (gpointer user_data)
+{
+  QmClient *self = QM_CLIENT (user_data);
+  gsize n = g_variant_n_children (self->bulk_reply);
+  gint64 until = g_get_monotonic_time () + BULK_SLICE_US;
+  g_autoptr(GHashTable) tables = NULL;
+
+  while (self->bulk_next < n)
     {
-      g_autoptr(GVariant) entry = g_variant_get_child_value (dict, i);
+      g_autoptr(GVariant) entry = g_variant_get_child_value (self->bulk_reply, self->bulk_next);
       g_autoptr(GVariant) name = g_variant_get_child_value (entry, 0);
       g_autoptr(GVariant) array = g_variant_get_child_value (entry, 1);
 
-      g_hash_table_insert (tables, g_variant_dup_string (name, NULL), prop_table_new (array));
+      g_hash_table_insert (self->bulk_tables, g_variant_dup_string (name, NULL),
+                           prop_table_new (array));
+      self->bulk_next++;
+      if (self->bulk_next % 16 == 0 && g_get_monotonic_time () >= until)
+        return G_SOURCE_CONTINUE;
     }
-  return tables;
+  self->bulk_parse_id = 0;
+  g_clear_pointer (&self->bulk_reply, g_variant_unref);
+  tables = g_steal_pointer (&self->bulk_tables);
+  bulk_finish (self, tables);
+  return G_SOURCE_REMOVE;
+}
+
+/* Drops an answer being read (tear_down(), finalize). */
+static void
+bulk_parse_cancel (QmClient *self)
+{
+  if (self->bulk_parse_id != 0)
+    g_source_remove (self->bulk_parse_id);
+  self->bulk_parse_id = 0;
+  g_clear_pointer (&self->bulk_reply, g_variant_unref);
+  g_clear_pointer (&self->bulk_tables, g_hash_table_unref);
 }
 
 static void
@@ -669,22 +701,21 @@ bulk_done (GObject      *source,
       g_object_unref (self);
       return;
     }
-  self->bulk_in_flight = FALSE;
 
   if (reply != NULL)
     {
-      g_autoptr(GHashTable) tables = bulk_tables_new (reply);
-
-      /* Kept (already parsed) until the objects are there to map names to paths. */
-      if (!self->has_snapshot)
-        {
-          g_clear_pointer (&self->early_bulk, g_hash_table_unref);
-          self->early_bulk = g_steal_pointer (&tables);
-        }
-      else
-        apply_bulk (self, tables);
+      /* Still "in flight" (the list is not complete) until it is read. */
+      bulk_parse_cancel (self);
+      self->bulk_reply = g_variant_get_child_value (reply, 0);
+      self->bulk_next = 0;
+      self->bulk_tables = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                 prop_table_free);
+      self->bulk_parse_id = g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, bulk_parse_cb, self, NULL);
+      g_object_unref (self);
+      return;
     }
-  else if (error != NULL)
+  self->bulk_in_flight = FALSE;
+  if (error != NULL)
     {
       /* An older qubesd: one GetAllProperties per qube, as before. */
       g_debug ("GetAllDomainProperties: %s", error->message);
@@ -700,6 +731,28 @@ bulk_done (GObject      *source,
     }
   mark_dirty (self, NULL);
   g_object_unref (self);
+}
+
+/* GetAllDomainProperties' answer, read. */
+static void
+bulk_finish (QmClient   *self,
+             GHashTable *tables)
+{
+  self->bulk_in_flight = FALSE;
+  /* Kept (already read) until the objects are there to map names to paths. */
+  if (!self->has_snapshot)
+    {
+      g_clear_pointer (&self->early_bulk, g_hash_table_unref);
+      self->early_bulk = g_hash_table_ref (tables);
+    }
+  else
+    apply_bulk (self, tables);
+  if (self->bulk_again)
+    {
+      self->bulk_again = FALSE;
+      request_bulk (self);
+    }
+  mark_dirty (self, NULL);
 }
 
 static void
@@ -1663,6 +1716,7 @@ tear_down (QmClient *self)
   g_hash_table_remove_all (self->stats);
   g_hash_table_remove_all (self->early_events);
   g_clear_pointer (&self->early_bulk, g_hash_table_unref);
+  bulk_parse_cancel (self);
   self->has_bulk = TRUE;
   self->bulk_in_flight = FALSE;
   self->bulk_again = FALSE;

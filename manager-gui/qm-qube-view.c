@@ -69,6 +69,7 @@ struct _QmQubeView
   GtkTreeModel *sort_model;
   GHashTable   *view_rows;   /* object path -> GPtrArray of ViewEntry */
   GHashTable   *groups;      /* group key -> GtkTreeIter (header row) */
+  GHashTable   *collate_keys; /* text -> its collation key (collate_key()) */
 
   const gchar  *group_by;    /* an id of groupings[] */
   gchar        *filter;
@@ -244,8 +245,7 @@ values_equal (const GValue *a,
 static void
 copy_row (QmQubeView  *self,
           GtkTreeIter *src,
-          GtkTreeIter *dest,
-          gboolean     is_new)
+          GtkTreeIter *dest)
 {
   gint cols[QM_VIEW_N_COLUMNS];
   GValue values[QM_VIEW_N_COLUMNS];
@@ -257,28 +257,46 @@ copy_row (QmQubeView  *self,
       GValue current = G_VALUE_INIT;
 
       gtk_tree_model_get_value (GTK_TREE_MODEL (self->store), src, i, &values[n]);
-      if (!is_new)
+      gtk_tree_model_get_value (GTK_TREE_MODEL (self->view_store), dest, i, &current);
+      if (values_equal (&current, &values[n]))
         {
-          gtk_tree_model_get_value (GTK_TREE_MODEL (self->view_store), dest, i, &current);
-          if (values_equal (&current, &values[n]))
-            {
-              g_value_unset (&current);
-              g_value_unset (&values[n]);
-              continue;
-            }
           g_value_unset (&current);
+          g_value_unset (&values[n]);
+          continue;
         }
+      g_value_unset (&current);
       cols[n++] = i;
-    }
-  if (is_new)
-    {
-      g_value_init (&values[n], G_TYPE_BOOLEAN);
-      g_value_set_boolean (&values[n], TRUE);
-      cols[n++] = QM_VIEW_COL_IS_QUBE;
     }
   if (n > 0)
     gtk_tree_store_set_valuesv (self->view_store, dest, cols, values, n);
   for (i = 0; i < n; i++)
+    g_value_unset (&values[i]);
+}
+
+/* Adds a copy of a row of the store under parent, with all its values at once: one
+ * row-inserted, which the filter, the sort model and the tree view each handle once. */
+static void
+insert_row (QmQubeView  *self,
+            GtkTreeIter *src,
+            GtkTreeIter *parent,
+            GtkTreeIter *dest)
+{
+  gint cols[QM_N_COLUMNS + 1];
+  GValue values[QM_N_COLUMNS + 1];
+  gint i;
+
+  memset (values, 0, sizeof values);
+  for (i = 0; i < QM_N_COLUMNS; i++)
+    {
+      gtk_tree_model_get_value (GTK_TREE_MODEL (self->store), src, i, &values[i]);
+      cols[i] = i;
+    }
+  g_value_init (&values[i], G_TYPE_BOOLEAN);
+  g_value_set_boolean (&values[i], TRUE);
+  cols[i] = QM_VIEW_COL_IS_QUBE;
+  gtk_tree_store_insert_with_valuesv (self->view_store, dest, parent, -1, cols, values,
+                                      QM_N_COLUMNS + 1);
+  for (i = 0; i <= QM_N_COLUMNS; i++)
     g_value_unset (&values[i]);
 }
 
@@ -352,7 +370,7 @@ sync_row (QmQubeView  *self,
         {
           ViewEntry *entry = entries->pdata[i];
 
-          copy_row (self, iter, &entry->iter, FALSE);
+          copy_row (self, iter, &entry->iter);
           touch_group (touched, entry->key);
         }
       return;
@@ -365,9 +383,8 @@ sync_row (QmQubeView  *self,
       ViewEntry *entry = g_new0 (ViewEntry, 1);
 
       entry->key = g_strdup (group->key);
-      gtk_tree_store_insert (self->view_store, &entry->iter,
-                             group->key != NULL ? ensure_group (self, group) : NULL, -1);
-      copy_row (self, iter, &entry->iter, TRUE);
+      insert_row (self, iter, group->key != NULL ? ensure_group (self, group) : NULL,
+                  &entry->iter);
       touch_group (touched, entry->key);
       g_ptr_array_add (entries, entry);
     }
@@ -679,6 +696,35 @@ typedef struct
   const QmViewColumn *column;
 } SortContext;
 
+/* Sorting compares a changed row with about log2 (rows) others, each time both texts' collation
+ * keys: they are kept here, by text, rather than made (allocated, normalised) at every compare.
+ * Emptied when it has grown past a few times the texts a list of 1,000 qubes shows. */
+#define COLLATE_CACHE_MAX 20000
+
+static const gchar *
+collate_key (QmQubeView  *self,
+             const gchar *text)
+{
+  const gchar *key;
+
+  if (text == NULL)
+    text = "";
+  key = g_hash_table_lookup (self->collate_keys, text);
+  if (key != NULL)
+    return key;
+  key = g_utf8_collate_key_for_filename (text, -1);
+  g_hash_table_insert (self->collate_keys, g_strdup (text), (gpointer) key);
+  return key;
+}
+
+/* Before a compare, never between its two collate_key (): the first key stays valid. */
+static void
+collate_keys_trim (QmQubeView *self)
+{
+  if (g_hash_table_size (self->collate_keys) >= COLLATE_CACHE_MAX)
+    g_hash_table_remove_all (self->collate_keys);
+}
+
 /* Headers sort by their group (label index, then name; "no ..." last) whatever the column and
  * order: the sort model reverses what this says when descending, so it is reversed here too. */
 static gint
@@ -687,19 +733,16 @@ compare_groups (QmQubeView   *self,
                 GtkTreeIter  *a,
                 GtkTreeIter  *b)
 {
-  g_autofree gchar *ta = NULL, *tb = NULL, *ka = NULL, *kb = NULL;
+  g_autofree gchar *ta = NULL, *tb = NULL;
   gint oa = 0, ob = 0, result, id;
   GtkSortType order = GTK_SORT_ASCENDING;
 
   gtk_tree_model_get (model, a, QM_VIEW_COL_GROUP_ORDER, &oa, QM_COL_NAME, &ta, -1);
   gtk_tree_model_get (model, b, QM_VIEW_COL_GROUP_ORDER, &ob, QM_COL_NAME, &tb, -1);
   result = (oa > ob) - (oa < ob);
+  collate_keys_trim (self);
   if (result == 0)
-    {
-      ka = g_utf8_collate_key_for_filename (ta != NULL ? ta : "", -1);
-      kb = g_utf8_collate_key_for_filename (tb != NULL ? tb : "", -1);
-      result = strcmp (ka, kb);
-    }
+    result = strcmp (collate_key (self, ta), collate_key (self, tb));
   if (gtk_tree_sortable_get_sort_column_id (GTK_TREE_SORTABLE (self->sort_model), &id, &order)
       && order == GTK_SORT_DESCENDING)
     result = -result;
@@ -727,14 +770,12 @@ compare_rows (GtkTreeModel *model,
     case QM_SORT_TEXT:
       {
         g_autofree gchar *sa = NULL, *sb = NULL;
-        g_autofree gchar *ka = NULL, *kb = NULL;
 
         gtk_tree_model_get (model, a, column->sort_column, &sa, -1);
         gtk_tree_model_get (model, b, column->sort_column, &sb, -1);
         /* Numbers inside names and addresses sort as numbers: work-2 before work-10. */
-        ka = g_utf8_collate_key_for_filename (sa != NULL ? sa : "", -1);
-        kb = g_utf8_collate_key_for_filename (sb != NULL ? sb : "", -1);
-        result = strcmp (ka, kb);
+        collate_keys_trim (context->self);
+        result = strcmp (collate_key (context->self, sa), collate_key (context->self, sb));
         break;
       }
     case QM_SORT_INT:
@@ -826,6 +867,7 @@ qm_qube_view_finalize (GObject *object)
   g_clear_object (&self->store);
   g_hash_table_unref (self->view_rows);
   g_hash_table_unref (self->groups);
+  g_hash_table_unref (self->collate_keys);
   g_free (self->filter);
   g_free (self->search_casefold);
   G_OBJECT_CLASS (qm_qube_view_parent_class)->finalize (object);
@@ -837,6 +879,7 @@ qm_qube_view_init (QmQubeView *self)
   self->view_rows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                            (GDestroyNotify) g_ptr_array_unref);
   self->groups = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->collate_keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->group_by = groupings[0].id;
   self->filter = g_strdup ("all");
 }

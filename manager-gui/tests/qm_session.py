@@ -7,13 +7,12 @@ gi.require_version('Atspi', '2.0') has succeeded (the tests skip without it)."""
 
 import argparse
 import os
-import shutil
 import subprocess
-import sys
 import time
 
 from gi.repository import Atspi, GLib
 
+import qm_display
 from qm_atspi import Bus, find, walk
 
 SKIP = 77
@@ -37,20 +36,9 @@ def parse_args():
 
 
 def reexec_under_display(prefix=()):
-    """Runs the test again inside dbus-run-session (an accessibility bus of its own) and
-    xvfb-run, after prefix (e.g. unshare); returns only in the inner run."""
-    if os.environ.get('QM_TEST_INNER') == '1':
-        return
-    for tool in ('xvfb-run', 'dbus-run-session', 'dbus-daemon', 'import'):
-        if shutil.which(tool) is None:
-            print(f'SKIP: {tool} is not installed')
-            sys.exit(SKIP)
-    env = dict(os.environ, QM_TEST_INNER='1')
-    env.pop('NO_AT_BRIDGE', None)
-    env.pop('DBUS_SESSION_BUS_ADDRESS', None)
-    cmd = list(prefix) + ['dbus-run-session', '--', 'xvfb-run', '-a', '-s',
-                          '-screen 0 1280x800x24', sys.executable] + sys.argv
-    sys.exit(subprocess.call(cmd, env=env))
+    """Runs the test again under its own buses, display and runtime directory (qm_display), after
+    prefix (e.g. unshare); returns only in the inner run."""
+    qm_display.reexec_under_display(prefix)
 
 
 def wait_until(predicate, what, timeout=5):
