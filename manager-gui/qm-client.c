@@ -141,6 +141,7 @@ typedef struct
 {
   GVariant   *array;
   GHashTable *index; /* property name (in array) -> row number + 1 */
+  gint64      received; /* when the answer came (monotonic) */
 } PropTable;
 
 typedef struct
@@ -197,6 +198,7 @@ struct _QmClient
                                     the snapshot */
   GVariant        *bulk_reply;   /* its answer being read, a slice per idle (bulk_parse_cb()) */
   gsize            bulk_next;    /* the next entry of bulk_reply to read */
+  gint64           bulk_received; /* when it came: a qube's own answer after that is fresher */
   GHashTable      *bulk_tables;  /* what was read of it so far */
   guint            bulk_parse_id;
   GHashTable      *early_events; /* paths whose properties changed before the snapshot */
@@ -519,6 +521,7 @@ prop_table_new (GVariant *array)
   gsize i, n = g_variant_n_children (array);
 
   table->array = g_variant_ref (array);
+  table->received = g_get_monotonic_time ();
   table->index = g_hash_table_new (g_str_hash, g_str_equal);
   for (i = 0; i < n; i++)
     {
@@ -662,8 +665,10 @@ bulk_parse_cb (gpointer user_data)
       g_autoptr(GVariant) name = g_variant_get_child_value (entry, 0);
       g_autoptr(GVariant) array = g_variant_get_child_value (entry, 1);
 
-      g_hash_table_insert (self->bulk_tables, g_variant_dup_string (name, NULL),
-                           prop_table_new (array));
+      PropTable *table = prop_table_new (array);
+
+      table->received = self->bulk_received;
+      g_hash_table_insert (self->bulk_tables, g_variant_dup_string (name, NULL), table);
       self->bulk_next++;
       if (self->bulk_next % 16 == 0 && g_get_monotonic_time () >= until)
         return G_SOURCE_CONTINUE;
@@ -708,6 +713,7 @@ bulk_done (GObject      *source,
       bulk_parse_cancel (self);
       self->bulk_reply = g_variant_get_child_value (reply, 0);
       self->bulk_next = 0;
+      self->bulk_received = g_get_monotonic_time ();
       self->bulk_tables = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                                  prop_table_free);
       self->bulk_parse_id = g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, bulk_parse_cb, self, NULL);
@@ -767,11 +773,15 @@ apply_bulk (QmClient   *self,
   while (g_hash_table_iter_next (&iter, &path, &object))
     {
       const gchar *name = qm_object_get_string (object, "Domain", "Name");
+      PropTable *own = g_hash_table_lookup (self->props, path);
       gpointer key, table;
 
       /* A qube fetched one by one meanwhile has the fresher answer; one the answer did not
        * cover (added meanwhile) is fetched one by one. */
       if (name == NULL || g_hash_table_contains (self->in_flight, path))
+        continue;
+      /* ... and so has one whose own answer came while this one was being read */
+      if (own != NULL && own->received > self->bulk_received)
         continue;
       if (g_hash_table_steal_extended (tables, name, &key, &table))
         {

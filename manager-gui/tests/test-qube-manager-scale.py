@@ -1,0 +1,214 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The Qube Manager with 300 qubes (the synthetic qubes.xml of bench/bench-dbus.py): what a user
+changes elsewhere while the window is still loading the list ends up shown, and the list stays
+sorted by name as qubes come and change.
+
+Before the window starts, qube-00012's default_dispvm is set to none; while it loads (its
+GetAllDomainProperties answer is read in slices), qube-00010's label and qube-00011's netvm (set
+to none, reset to its default) change again and again;
+once the list is complete (--self-test prints END loaded) every row shows the last value set,
+within a second. Then two qubes are made over D-Bus, w-10 and w-9: the tree read through AT-SPI
+lists the names in natural order (w-9 before w-10), and still does after a label change.
+Runs itself again under its own buses and display (qm_display). Exit 77 = skipped.
+"""
+import argparse
+import importlib.util
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import qm_display  # noqa: E402
+
+SKIP = 77
+QUBES = 300
+ROOT = '/org/qubes_os/Admin1'
+MANAGER = 'org.qubes_os.Admin1.Manager'
+DOMAIN = 'org.qubes_os.Admin1.Domain'
+LABELS = ('red', 'orange', 'yellow', 'green', 'gray', 'blue', 'purple', 'black')
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument('--qube-manager', required=True)
+    p.add_argument('--qubesd', required=True)
+    p.add_argument('--out-dir', required=True)
+    return p.parse_args()
+
+
+def synthetic_xml(n):
+    spec = importlib.util.spec_from_file_location(
+        'bench_dbus', os.path.join(HERE, '..', '..', 'bench', 'bench-dbus.py'))
+    sys.path.insert(0, os.path.join(HERE, '..', '..', 'tests', 'integration'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.synthetic_xml(n)
+
+
+class Manager:
+    """qube-manager --self-test: its ROW lines, read by a thread."""
+
+    def __init__(self, binary, address, env):
+        self.proc = subprocess.Popen([binary, f'--bus-address={address}', '--self-test'],
+                                     stdout=subprocess.PIPE, text=True, env=env)
+        self.lines = queue.Queue()
+        self.rows = {}
+        self.loaded = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip('\n'))
+
+    def pump(self, timeout=0.0):
+        """Reads what the manager printed, waiting up to timeout for a first line."""
+        try:
+            line = self.lines.get(timeout=timeout) if timeout > 0 else self.lines.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            if line.startswith('ROW\t'):
+                fields = line.split('\t')
+                self.rows[fields[1]] = dict(f.split('=', 1) for f in fields[2:])
+            elif line.startswith('END\tloaded'):
+                self.loaded = True
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return
+
+    def wait_row(self, name, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while not (name in self.rows and predicate(self.rows[name])):
+            assert time.monotonic() < deadline, f'timed out waiting for {what}: {self.rows.get(name)}'
+            self.pump(0.1)
+
+
+def name_column(table):
+    for c in range(table.get_n_columns()):
+        if table.get_column_header(c).get_name() == 'Name':
+            return c
+    raise AssertionError('no Name column')
+
+
+def shown_names(table):
+    c = name_column(table)
+    return [table.get_accessible_at(r, c).get_name() for r in range(table.get_n_rows())]
+
+
+def natural_key(name):
+    import re
+    return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', name)]
+
+
+def run(args, tmp, procs):
+    from qm_atspi import Bus, find, find_app
+
+    state = f'{tmp}/state'
+    os.makedirs(f'{state}/vm-kernels/6.6.1-1.fc37')
+    with open(f'{state}/qubes.xml', 'w') as f:
+        f.write(synthetic_xml(QUBES).replace('/var/lib/qubes', state))
+    address = f'unix:path={tmp}/bus'
+    daemon = subprocess.Popen(['dbus-daemon', '--session', f'--address={address}', '--nofork',
+                               '--nopidfile', '--print-address=1'],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    procs.append(daemon)
+    daemon.stdout.readline()
+    procs.append(subprocess.Popen([args.qubesd, f'--bus-address={address}',
+                                   f'--state-dir={state}', '--libvirt-uri=test:///default'],
+                                  stderr=open(f'{tmp}/qubesd.log', 'w')))
+    bus = Bus(address)
+    deadline = time.monotonic() + 20
+    while not bus.has_owner():
+        assert time.monotonic() < deadline, 'qubesd did not appear'
+        time.sleep(0.05)
+
+    env = dict(os.environ, XDG_CONFIG_HOME=f'{tmp}/config', GSETTINGS_BACKEND='memory',
+               LANGUAGE='C', LC_ALL='C.UTF-8')
+    manager = Manager(args.qube_manager, address, env)
+    procs.append(manager.proc)
+
+    # 1. changes made while the window loads
+    q10, q11, q12 = (f'{ROOT}/domain/qube_2d{n:05d}' for n in (10, 11, 12))
+    bus.call(q12, DOMAIN, 'SetProperty', '(ss)', ('default_dispvm', ''))
+    changes, last_label, last_netvm = 0, None, None
+    deadline = time.monotonic() + 60
+    while not manager.loaded:
+        assert time.monotonic() < deadline, 'the list never completed'
+        last_label = LABELS[changes % len(LABELS)]
+        bus.call(q10, DOMAIN, 'SetProperty', '(ss)', ('label', last_label))
+        # netvm, which D-Bus properties cannot say is at its default: the window reads it
+        # from the start-up's GetAllDomainProperties, then from GetAllProperties of the qube
+        if changes % 2:
+            bus.call(q11, DOMAIN, 'ResetProperty', '(s)', ('netvm',))
+            last_netvm = 'default (sys-net)'
+        else:
+            bus.call(q11, DOMAIN, 'SetProperty', '(ss)', ('netvm', ''))
+            last_netvm = 'none'
+        changes += 1
+        manager.pump(0.01)
+    print(f'{changes} label and netvm changes while the list loaded; the last: {last_label}, '
+          f'{last_netvm}')
+    manager.wait_row('qube-00010', lambda r: r['label'] == last_label, 1.0, 'the last label')
+    manager.wait_row('qube-00011', lambda r: r['netvm'] == last_netvm, 1.0, 'the last netvm')
+    manager.wait_row('qube-00012', lambda r: r['default_dispvm'] == 'none', 1.0,
+                     'default_dispvm none')
+    manager.wait_row('qube-00013', lambda r: r['netvm'] == 'default (sys-net)', 1.0,
+                     'a netvm at its default')
+    manager.pump()
+    assert len(manager.rows) == QUBES, len(manager.rows)
+
+    # 2. sorted by name, numbers as numbers, as qubes come and change
+    for name in ('w-10', 'w-9'):
+        bus.call(ROOT, MANAGER, 'CreateDomain', '(ssssa{ss})', ('AppVM', name, 'red', '', {}))
+    manager.wait_row('w-9', lambda r: True, 2.0, 'the new qube w-9')
+    app = find_app('qube-manager')
+    table = find(app, role='tree table', name='Qubes')
+    deadline = time.monotonic() + 5
+    while True:
+        names = shown_names(table)
+        if 'w-9' in names and 'w-10' in names:
+            break
+        assert time.monotonic() < deadline, 'w-9 and w-10 not in the tree'
+        time.sleep(0.2)
+    assert names == sorted(names, key=natural_key), names[:5] + names[-5:]
+    assert names.index('w-9') < names.index('w-10'), names[-5:]
+    bus.call(f'{ROOT}/domain/w_2d10', DOMAIN, 'SetProperty', '(ss)', ('label', 'blue'))
+    manager.wait_row('w-10', lambda r: r['label'] == 'blue', 1.0, 'the label of w-10')
+    names = shown_names(table)
+    assert names == sorted(names, key=natural_key), names[-5:]
+    print(f'{len(names)} rows in natural order by name')
+
+
+def main():
+    args = parse_args()
+    try:
+        import gi
+        gi.require_version('Atspi', '2.0')
+        from gi.repository import Atspi  # noqa: F401
+    except (ImportError, ValueError) as e:
+        print(f'SKIP: {e}')
+        return SKIP
+    qm_display.reexec_under_display()
+    os.makedirs(args.out_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='qm-test-')
+    procs = []
+    try:
+        run(args, tmp, procs)
+    finally:
+        from qm_atspi import stop_processes
+        stop_processes(procs)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print('PASS')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
