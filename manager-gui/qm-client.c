@@ -40,6 +40,8 @@
 #include "qm-interfaces.h"
 
 #define FLUSH_INTERVAL_US (100 * G_TIME_SPAN_MILLISECOND)
+/* How long the list waits for GetAllDomainProperties' answer before it shows without it. */
+#define BULK_WAIT_US (500 * G_TIME_SPAN_MILLISECOND)
 /* At most this many GetAllProperties in flight: the system bus limits pending replies per
  * connection (128 by default), and a daemon should not see 300 calls at once from one window. */
 #define MAX_FETCHES_IN_FLIGHT 16
@@ -223,6 +225,7 @@ struct _QmClient
 
   guint            flush_id;
   gint64           last_flush;
+  gint64           ready_time;   /* when the snapshot was complete (maybe_ready()) */
   gboolean         loaded;
   /* What the next "changed" is about: the paths of the qubes whose rows may differ, or every
    * row; handed to the handlers of "changed" (qm_client_get_changed_domains()). */
@@ -370,6 +373,18 @@ fetches_idle (QmClient *self)
          && g_queue_is_empty (&self->fetch_queue);
 }
 
+static void pump_volumes (QmClient *self);
+
+/* Whether the list is being loaded and GetAllDomainProperties' answer is still to come. */
+static gboolean
+bulk_awaited (QmClient *self)
+{
+  return !self->loaded && self->state == QM_CLIENT_STATE_READY && self->bulk_in_flight
+         && self->bulk_reply == NULL && g_get_monotonic_time () < self->ready_time + BULK_WAIT_US;
+}
+
+static void schedule_flush (QmClient *self);
+
 static gboolean
 flush_cb (gpointer user_data)
 {
@@ -377,13 +392,25 @@ flush_cb (gpointer user_data)
   g_autoptr(GHashTable) changes = NULL;
 
   self->flush_id = 0;
+  /* The bulk answer came and is being read: the rows wait for it (bulk_finish() flushes)
+   * rather than being filled twice, without and then with what it says. */
+  if (self->bulk_reply != NULL)
+    return G_SOURCE_REMOVE;
+  if (bulk_awaited (self))
+    {
+      schedule_flush (self);
+      return G_SOURCE_REMOVE;
+    }
   self->last_flush = g_get_monotonic_time ();
   if (self->state == QM_CLIENT_STATE_READY && fetches_idle (self))
     {
       /* The list becomes complete: everything is news. */
       if (!self->loaded)
-        self->all_dirty = TRUE;
-      self->loaded = TRUE;
+        {
+          self->all_dirty = TRUE;
+          self->loaded = TRUE;
+          pump_volumes (self);
+        }
     }
   if (!self->all_dirty)
     {
@@ -406,6 +433,10 @@ schedule_flush (QmClient *self)
 
   now = g_get_monotonic_time ();
   wait_us = self->last_flush + FLUSH_INTERVAL_US - now;
+  /* While the bulk answer is awaited at start-up, the rows wait for it longer: filled once with
+   * everything rather than twice (at 1,000 qubes each time costs more than the wait). */
+  if (bulk_awaited (self))
+    wait_us = self->ready_time + BULK_WAIT_US - now;
   /* The spacing is for storms of changes; the moment the list becomes complete happens once
    * per snapshot and is shown at once. */
   if (!self->loaded && self->state == QM_CLIENT_STATE_READY && fetches_idle (self))
@@ -1600,9 +1631,10 @@ maybe_ready (QmClient *self)
     return;
 
   set_state (self, QM_CLIENT_STATE_READY, NULL);
-  /* The bulk answer usually follows within a few ms: a partial list ("Loading…") shows only
-   * when it takes longer than the flush interval, rather than a second diff right after. */
+  /* The bulk answer usually follows soon: a partial list ("Loading…") shows only when it
+   * takes longer than BULK_WAIT_US, rather than a second diff right after (schedule_flush()). */
   self->last_flush = g_get_monotonic_time ();
+  self->ready_time = self->last_flush;
   if (self->early_bulk != NULL)
     {
       apply_bulk (self, self->early_bulk);
@@ -2435,10 +2467,12 @@ volumes_done (GObject      *source,
   path_call_free (call);
 }
 
+/* Not before the list is complete: at 1,000 qubes the answers are as much to read as the
+ * bulk answer, and the list first shows without the disk usage rather than later with it. */
 static void
 pump_volumes (QmClient *self)
 {
-  while (self->volumes_in_flight < MAX_VOLUME_READS_IN_FLIGHT
+  while (self->loaded && self->volumes_in_flight < MAX_VOLUME_READS_IN_FLIGHT
          && !g_queue_is_empty (&self->volumes_queue))
     {
       gchar *path = g_queue_pop_head (&self->volumes_queue);
