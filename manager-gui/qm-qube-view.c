@@ -64,6 +64,7 @@ struct _QmQubeView
   GObject       parent_instance;
 
   GtkListStore *store;
+  GType         types[QM_VIEW_N_COLUMNS]; /* of view_store's columns */
   GtkTreeStore *view_store;  /* the store's rows, grouped */
   GtkTreeModel *filter_model;
   GtkTreeModel *sort_model;
@@ -79,6 +80,23 @@ struct _QmQubeView
 };
 
 G_DEFINE_TYPE (QmQubeView, qm_qube_view, G_TYPE_OBJECT)
+
+enum
+{
+  SIGNAL_MODEL_REPLACED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+/* A full sync into an empty view (the first list, a new grouping) of at least this many qubes
+ * fills a new view store that nothing listens to yet, then stacks new filter and sort models on
+ * it: row by row, the filter, the sort model and the tree view would each handle every insert
+ * (the sort model with a binary search and a shift of the rows after it). */
+#define REBUILD_MIN_ROWS 64
+
+static void build_models (QmQubeView   *self,
+                          GtkTreeModel *old_sort);
 
 const QmViewColumn *
 qm_qube_view_get_columns (guint *n_columns)
@@ -397,12 +415,27 @@ qm_qube_view_sync (QmQubeView *self,
 {
   GtkTreeModel *src = GTK_TREE_MODEL (self->store);
   g_autoptr(GHashTable) touched = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GtkTreeModel) old_sort = NULL;
+  g_autoptr(GtkTreeModel) old_filter = NULL;
+  g_autoptr(GtkTreeStore) old_store = NULL;
   GHashTableIter hiter;
   gpointer key, value;
   GtkTreeIter iter;
   gboolean valid;
 
   g_return_if_fail (QM_IS_QUBE_VIEW (self));
+
+  if (changed == NULL
+      && gtk_tree_model_iter_n_children (GTK_TREE_MODEL (self->view_store), NULL) == 0
+      && gtk_tree_model_iter_n_children (src, NULL) >= REBUILD_MIN_ROWS)
+    {
+      old_sort = g_steal_pointer (&self->sort_model);
+      old_filter = g_steal_pointer (&self->filter_model);
+      old_store = g_steal_pointer (&self->view_store);
+      self->view_store = gtk_tree_store_newv (QM_VIEW_N_COLUMNS, self->types);
+      g_hash_table_remove_all (self->view_rows);
+      g_hash_table_remove_all (self->groups);
+    }
 
   if (changed != NULL)
     {
@@ -470,6 +503,13 @@ qm_qube_view_sync (QmQubeView *self,
 
           gtk_tree_model_row_changed (GTK_TREE_MODEL (self->view_store), tree_path, header);
         }
+    }
+
+  if (old_sort != NULL)
+    {
+      build_models (self, old_sort);
+      /* The window shows the new models before the old ones go (at the end of this scope). */
+      g_signal_emit (self, signals[SIGNAL_MODEL_REPLACED], 0);
     }
 }
 
@@ -818,7 +858,6 @@ QmQubeView *
 qm_qube_view_new (GtkListStore *store)
 {
   QmQubeView *self;
-  GType types[QM_VIEW_N_COLUMNS];
   guint i;
 
   g_return_val_if_fail (GTK_IS_LIST_STORE (store), NULL);
@@ -826,12 +865,25 @@ qm_qube_view_new (GtkListStore *store)
   self = g_object_new (QM_TYPE_QUBE_VIEW, NULL);
   self->store = g_object_ref (store);
   for (i = 0; i < QM_N_COLUMNS; i++)
-    types[i] = gtk_tree_model_get_column_type (GTK_TREE_MODEL (store), (gint) i);
-  types[QM_VIEW_COL_IS_GROUP] = G_TYPE_BOOLEAN;
-  types[QM_VIEW_COL_IS_QUBE] = G_TYPE_BOOLEAN;
-  types[QM_VIEW_COL_GROUP_KEY] = G_TYPE_STRING;
-  types[QM_VIEW_COL_GROUP_ORDER] = G_TYPE_INT;
-  self->view_store = gtk_tree_store_newv (QM_VIEW_N_COLUMNS, types);
+    self->types[i] = gtk_tree_model_get_column_type (GTK_TREE_MODEL (store), (gint) i);
+  self->types[QM_VIEW_COL_IS_GROUP] = G_TYPE_BOOLEAN;
+  self->types[QM_VIEW_COL_IS_QUBE] = G_TYPE_BOOLEAN;
+  self->types[QM_VIEW_COL_GROUP_KEY] = G_TYPE_STRING;
+  self->types[QM_VIEW_COL_GROUP_ORDER] = G_TYPE_INT;
+  self->view_store = gtk_tree_store_newv (QM_VIEW_N_COLUMNS, self->types);
+  build_models (self, NULL);
+  return self;
+}
+
+/* The filter and sort models on view_store, sorted as old_sort was (if any). */
+static void
+build_models (QmQubeView   *self,
+              GtkTreeModel *old_sort)
+{
+  gint sort_id;
+  GtkSortType order;
+  guint i;
+
   self->filter_model = gtk_tree_model_filter_new (GTK_TREE_MODEL (self->view_store), NULL);
   gtk_tree_model_filter_set_visible_func (GTK_TREE_MODEL_FILTER (self->filter_model),
                                           filter_visible, self, NULL);
@@ -845,7 +897,9 @@ qm_qube_view_new (GtkListStore *store)
       gtk_tree_sortable_set_sort_func (GTK_TREE_SORTABLE (self->sort_model), (gint) i,
                                        compare_rows, context, g_free);
     }
-  return self;
+  if (old_sort != NULL
+      && gtk_tree_sortable_get_sort_column_id (GTK_TREE_SORTABLE (old_sort), &sort_id, &order))
+    gtk_tree_sortable_set_sort_column_id (GTK_TREE_SORTABLE (self->sort_model), sort_id, order);
 }
 
 GtkTreeModel *
@@ -890,4 +944,10 @@ qm_qube_view_class_init (QmQubeViewClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
   object_class->finalize = qm_qube_view_finalize;
+
+  /* The models of qm_qube_view_get_model () were replaced by new ones (see
+   * REBUILD_MIN_ROWS): a tree view should show the new one. */
+  signals[SIGNAL_MODEL_REPLACED] =
+    g_signal_new ("model-replaced", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 0);
 }

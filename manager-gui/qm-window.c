@@ -709,6 +709,18 @@ create_column (QmWindow           *self,
   return column;
 }
 
+/* The view made its models again (a full list into an empty view): the tree view shows the
+ * new ones, sorted as before. */
+static void
+on_model_replaced (QmQubeView *view,
+                   QmWindow   *self)
+{
+  g_signal_handlers_disconnect_by_func (self->model, on_sort_changed, self);
+  self->model = qm_qube_view_get_model (view);
+  gtk_tree_view_set_model (GTK_TREE_VIEW (self->tree_view), self->model);
+  g_signal_connect (self->model, "sort-column-changed", G_CALLBACK (on_sort_changed), self);
+}
+
 /* One tree view column and one "win.col-<id>" action per column of the view's table, shown as
  * the settings say; the list sorted as they say. */
 static void
@@ -1952,6 +1964,7 @@ qm_window_init (QmWindow *self)
   self->view = qm_qube_view_new (self->store);
   self->model = qm_qube_view_get_model (self->view);
   gtk_tree_view_set_model (GTK_TREE_VIEW (self->tree_view), self->model);
+  g_signal_connect (self->view, "model-replaced", G_CALLBACK (on_model_replaced), self);
   gtk_tree_view_set_search_column (GTK_TREE_VIEW (self->tree_view), QM_COL_NAME);
   gtk_tree_selection_set_select_function (
     gtk_tree_view_get_selection (GTK_TREE_VIEW (self->tree_view)), select_qubes_only, NULL, NULL);

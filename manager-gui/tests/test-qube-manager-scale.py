@@ -9,7 +9,8 @@ GetAllDomainProperties answer is read in slices), qube-00010's label and qube-00
 to none, reset to its default) change again and again;
 once the list is complete (--self-test prints END loaded) every row shows the last value set,
 within a second. Then two qubes are made over D-Bus, w-10 and w-9: the tree read through AT-SPI
-lists the names in natural order (w-9 before w-10), and still does after a label change.
+lists the names in natural order (w-9 before w-10), and still does after a label change, and
+after grouping by label (each label's header in label order, every qube under one) and back.
 Runs itself again under its own buses and display (qm_display). Exit 77 = skipped.
 """
 import argparse
@@ -185,6 +186,34 @@ def run(args, tmp, procs):
     names = shown_names(table)
     assert names == sorted(names, key=natural_key), names[-5:]
     print(f'{len(names)} rows in natural order by name')
+    subprocess.run(['import', '-window', 'root', os.path.join(args.out_dir,
+                                                              'qube-manager-scale.png')],
+                   check=False)
+
+    # 3. grouped by label (the rows made again, in a new view): every qube under its label,
+    # then flat again and still in order
+    group_combo = find(app, role='combo box', name='Group by')
+    group_combo.select_child(3)   # Label
+    deadline = time.monotonic() + 10
+    while True:
+        names = shown_names(table)
+        headers = [n for n in names if n in LABELS]
+        if len(headers) == len(LABELS):
+            break
+        assert time.monotonic() < deadline, f'no label groups: {names[:10]}'
+        time.sleep(0.2)
+    assert len(names) == len(LABELS) + QUBES + 2, len(names)
+    assert headers == sorted(headers, key=LABELS.index), headers
+    group_combo.select_child(0)   # No grouping
+    deadline = time.monotonic() + 10
+    while True:
+        names = shown_names(table)
+        if not any(n in LABELS for n in names):
+            break
+        assert time.monotonic() < deadline, 'still grouped'
+        time.sleep(0.2)
+    assert len(names) == QUBES + 2 and names == sorted(names, key=natural_key), names[:5]
+    print('grouped by label and back, still in order')
 
 
 def main():
