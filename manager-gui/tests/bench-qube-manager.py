@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -62,9 +63,17 @@ def main():
                    NO_AT_BRIDGE='1', LC_ALL='C.UTF-8')
         figures = {}
         for _ in range(args.runs):
-            out = subprocess.run(['xvfb-run', '-a', '-s', '-screen 0 1280x800x24'] + os.environ.get('QM_BENCH_WRAPPER', '').split() + [
-                                  args.qube_manager, f'--bus-address={address}', '--bench'],
-                                 env=env, capture_output=True, text=True, timeout=60).stdout
+            # its own process group: a run that hangs takes its Xvfb along when it is ended
+            run = subprocess.Popen(['xvfb-run', '-a', '-s', '-screen 0 1280x800x24']
+                                   + os.environ.get('QM_BENCH_WRAPPER', '').split()
+                                   + [args.qube_manager, f'--bus-address={address}', '--bench'],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   text=True, start_new_session=True)
+            try:
+                out = run.communicate(timeout=60)[0]
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                out = run.communicate()[0]
             for line in out.splitlines():
                 key, _, value = line.partition('\t')
                 figures.setdefault(key, []).append(float(value))
