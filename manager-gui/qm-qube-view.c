@@ -682,6 +682,10 @@ qm_qube_view_count_shown (QmQubeView *self)
 
   g_return_val_if_fail (QM_IS_QUBE_VIEW (self), 0);
 
+  /* Flat: each row a qube, and the filter knows how many it shows (the status line asks at
+   * every change; at 1,000 qubes the walk below was a tenth of the window's work then). */
+  if (g_str_equal (self->group_by, "none"))
+    return gtk_tree_model_iter_n_children (model, NULL);
   for (valid = gtk_tree_model_get_iter_first (model, &iter); valid;
        valid = gtk_tree_model_iter_next (model, &iter))
     {
