@@ -171,7 +171,7 @@ static int random_uuid(char ret[static 37]) {
 }
 
 static char *globals_to_xml(App *app);
-static int app_mark_durable(App *app, char *xml);
+static int app_mark_durable(App *app, int fd);
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
@@ -1360,27 +1360,29 @@ int app_load(App *app, QError *err) {
                 return r;
         app->xml_mtime = st.st_mtim;
         app->xml_loaded = true;
-        r = app_mark_durable(app, TAKE_PTR(data));
-        if (r < 0)
-                return r;
         /* While we hold the lock nobody is writing: a temporary file left now is from a writer
          * killed between create and rename, and only wastes space. */
         remove_stale_temp_files(app->xml_path);
-        /* Closing the fd drops the lock. */
-        return 0;
+        /* A second descriptor of what was read is what a rollback reads back. Closing the
+         * previous one (perhaps of this inode) drops the lock, as closing fd does: done last. */
+        int keep = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (keep < 0)
+                return -errno;
+        return app_mark_durable(app, keep);
 }
 
 /* ---- transactions ------------------------------------------------------------------------ */
 
-/* xml (taken) is what qubes.xml now holds: a rollback returns here. */
-static int app_mark_durable(App *app, char *xml) {
+/* fd (taken) is open on what qubes.xml now holds: a rollback returns there. */
+static int app_mark_durable(App *app, int fd) {
         char *g = globals_to_xml(app);
         if (!g) {
-                free(xml);
+                close(fd);
                 return -ENOMEM;
         }
-        free(app->durable_xml);
-        app->durable_xml = xml;
+        if (app->durable_fd >= 0)
+                close(app->durable_fd);
+        app->durable_fd = fd;
         free(app->durable_globals);
         app->durable_globals = g;
         size_t i = 0;
@@ -1431,24 +1433,62 @@ static bool same_qube(const Domain *a, const Domain *b) {
         return a->klass == b->klass && a->qid == b->qid && streq(a->name, b->name);
 }
 
+/* The whole file behind fd, from its start (pread: the offset is nobody's business). */
+static int read_durable(int fd, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t len = 0;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if ((uint64_t) st.st_size > QUBES_XML_MAX_SIZE)
+                return -EFBIG;
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        while (len < (size_t) st.st_size) {
+                ssize_t k = pread(fd, buf + len, (size_t) st.st_size - len, (off_t) len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EIO; /* shorter than it was: not what was made durable */
+                len += (size_t) k;
+        }
+        buf[len] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
 void app_rollback(App *app) {
         _cleanup_qerror_ QError e = {};
         _cleanup_app_free_ App *tmp = NULL;
-        _cleanup_free_ char *g = NULL;
+        _cleanup_free_ char *g = NULL, *durable = NULL;
         _cleanup_free_ Domain **current = NULL;
-        size_t n = 0, i = 0;
+        size_t n = 0, i = 0, len = 0;
         void *v;
         int r;
 
         /* the events of the refused transaction are never sent */
         app_txn_done(app, false);
-        if (!app->durable_xml) {
+        if (app->durable_fd < 0) {
                 log_error("qubes.xml was never saved: the changes since start-up stay in memory.");
+                return;
+        }
+        /* The text is read back from the file as it was made durable (the descriptor kept from
+         * then), not from the path: a save that renamed its file but then failed (the directory's
+         * fsync) has not replaced it, and neither has another writer. */
+        r = read_durable(app->durable_fd, &durable, &len);
+        if (r < 0) {
+                log_error("Cannot read back the saved qubes.xml: %s; the changes stay in memory.", strerror(-r));
                 return;
         }
         r = app_new(app->state_dir, &tmp);
         if (r >= 0)
-                r = app_load_from_memory(tmp, app->durable_xml, strlen(app->durable_xml), app->xml_path, &e);
+                r = app_load_from_memory(tmp, durable, len, app->xml_path, &e);
+        durable = mfree(durable);
         if (r < 0) {
                 _cleanup_free_ char *msg = qerror_message(&e);
                 log_error("Cannot return to the saved qubes.xml: %s", msg ?: strerror(-r));
@@ -1581,20 +1621,23 @@ int app_save(App *app, QError *err) {
                         return qerror_set(err, QERR_QUBES_EXCEPTION, "Someone else modified qubes.xml in the meantime");
         }
 
-        r = write_file_atomic(app->xml_path, xml, strlen(xml), 0660);
+        int written = -EBADF;
+        r = write_file_atomic_keep(app->xml_path, xml, strlen(xml), 0660, &written);
+        xml = mfree(xml); /* what was written is read back from the file if ever needed */
         if (r < 0) {
                 qerror_set(err, QERR_QUBES_EXCEPTION, "%s: cannot write: %s", app->xml_path, strerror(-r));
                 return r;
         }
         chown_to_qubes_group(app->xml_path);
-        if (stat(app->xml_path, &st) < 0) {
+        if (fstat(written, &st) < 0) {
                 r = -errno;
+                close(written);
                 qerror_set(err, QERR_QUBES_EXCEPTION, "%s: cannot stat: %s", app->xml_path, strerror(-r));
                 return r;
         }
         app->xml_mtime = st.st_mtim;
         app->xml_loaded = true;
-        r = app_mark_durable(app, TAKE_PTR(xml));
+        r = app_mark_durable(app, written);
         if (r < 0) {
                 qerror_set(err, QERR_QUBES_EXCEPTION, "Out of memory");
                 return r;
