@@ -67,7 +67,14 @@ static int property_get_features(sd_bus *bus, const char *path, const char *inte
                 return r;
         while (hashmap_iterate(d->features, &i, NULL, &v)) {
                 Feature *f = v;
-                r = sd_bus_message_append(reply, "{ss}", f->name, f->value);
+                /* basic appends: no format string to parse for each of 1,000 qubes' features */
+                r = sd_bus_message_open_container(reply, 'e', "ss");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', f->name);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', f->value);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
                 if (r < 0)
                         return r;
         }
