@@ -510,18 +510,22 @@ static char *volume_pool(App *app, const CreateParams *params, const char *volum
 }
 
 static int volume_add(Domain *d, const char *name, char **attrs) {
+        char **packed = volume_attrs_pack(attrs);
+        strv_free(attrs);
+        if (!packed)
+                return -ENOMEM;
         VolumeConfig *n = realloc(d->volumes, sizeof(VolumeConfig) * (d->n_volumes + 1));
         if (!n) {
-                strv_free(attrs);
+                free(packed);
                 return -ENOMEM;
         }
         d->volumes = n;
         d->volumes[d->n_volumes].name = strdup(name);
         if (!d->volumes[d->n_volumes].name) {
-                strv_free(attrs);
+                free(packed);
                 return -ENOMEM;
         }
-        d->volumes[d->n_volumes++].attrs = attrs;
+        d->volumes[d->n_volumes++].attrs = packed;
         domain_mark_changed(d);
         return 0;
 }

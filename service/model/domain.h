@@ -15,8 +15,10 @@ typedef struct Feature {
 } Feature;
 
 typedef struct VolumeConfig {
-        char *name;   /* root, private, volatile, kernel, … */
-        char **attrs; /* key, value, …, NULL in XML attribute order (pool, vid, revisions_to_keep, …) */
+        char *name; /* root, private, volatile, kernel, … */
+        /* key, value, …, NULL in XML attribute order (pool, vid, revisions_to_keep, …); packed
+         * (volume_attrs_pack(): the strings in the array's allocation), freed with free() */
+        char **attrs;
 } VolumeConfig;
 
 typedef struct DeviceAssignment {
@@ -105,6 +107,8 @@ char *domain_dir(const Domain *d); /* <state_dir>/appvms/<name> or vm-templates/
 VolumeConfig *domain_volume_config(Domain *d, const char *name);
 const char *volume_config_get(const VolumeConfig *vc, const char *key);
 int volume_config_set(VolumeConfig *vc, const char *key, const char *value);
+/* A copy of a NULL-terminated string array in one allocation (free() it), or NULL. */
+char **volume_attrs_pack(char *const *strv);
 /* A volume id (the vid of a volume, a kernel version): relative, components of
  * [A-Za-z0-9_.+-], no "." or "..", no empty component, at most 1024 bytes. */
 bool volume_vid_valid(const char *vid);

@@ -449,6 +449,7 @@ static int load_volumes(LoadContext *c, Domain *d, xmlNode *volumes) {
         FOREACH_CHILD_ELEMENT(n, volumes) {
                 _cleanup_free_ char *name = NULL;
                 _cleanup_strv_free_ char **attrs = NULL;
+                _cleanup_free_ char **kept = NULL; /* attrs packed */
                 bool oom = false;
                 VolumeConfig *v = NULL;
 
@@ -467,18 +468,16 @@ static int load_volumes(LoadContext *c, Domain *d, xmlNode *volumes) {
                         if (oom || strv_extend(&attrs, k) < 0 || strv_consume(&attrs, val ?: strdup("")) < 0)
                                 return -ENOMEM;
                 }
-                if (!attrs) {
-                        attrs = new0(char *, 1);
-                        if (!attrs)
-                                return -ENOMEM;
-                }
+                kept = volume_attrs_pack(attrs);
+                if (!kept)
+                        return -ENOMEM;
                 /* A repeated volume replaces the earlier one (upstream keeps a dict). */
                 for (size_t i = 0; i < d->n_volumes; i++)
                         if (streq(d->volumes[i].name, name))
                                 v = &d->volumes[i];
                 if (v) {
-                        strv_free(v->attrs);
-                        v->attrs = TAKE_PTR(attrs);
+                        free(v->attrs);
+                        v->attrs = TAKE_PTR(kept);
                         continue;
                 }
                 VolumeConfig *nv = realloc(d->volumes, (d->n_volumes + 1) * sizeof(VolumeConfig));
@@ -487,7 +486,7 @@ static int load_volumes(LoadContext *c, Domain *d, xmlNode *volumes) {
                 d->volumes = nv;
                 d->volumes[d->n_volumes++] = (VolumeConfig){
                         .name = TAKE_PTR(name),
-                        .attrs = TAKE_PTR(attrs),
+                        .attrs = TAKE_PTR(kept),
                 };
         }
         return 0;
