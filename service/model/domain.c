@@ -648,10 +648,38 @@ static size_t attr_rank(const char *key) {
         return ELEMENTSOF(attr_order);
 }
 
+/* Words most volumes' attributes are made of: pointed to, not copied (a key is always one). */
+static const char *const attr_words[] = {
+        "pool",
+        "vid",
+        "revisions_to_keep",
+        "rw",
+        "save_on_stop",
+        "snap_on_start",
+        "ephemeral",
+        "size",
+        "source",
+        "True",
+        "False",
+        "0",
+        "1",
+        "2",
+        "varlibqubes",
+        "linux-kernel",
+};
+
+static const char *attr_word(const char *s) {
+        for (size_t i = 0; i < ELEMENTSOF(attr_words); i++)
+                if (streq(attr_words[i], s))
+                        return attr_words[i];
+        return NULL;
+}
+
 char **volume_attrs_pack(char *const *strv) {
         size_t n = 0, bytes = 0;
         for (; strv && strv[n]; n++)
-                bytes += strlen(strv[n]) + 1;
+                if (!attr_word(strv[n]))
+                        bytes += strlen(strv[n]) + 1;
         /* the array and every string in one allocation: a qube's four volumes have some 30
          * attributes, which as separate strings cost more in malloc's headers than in text */
         char **a = malloc(sizeof(char *) * (n + 1) + bytes);
@@ -659,6 +687,11 @@ char **volume_attrs_pack(char *const *strv) {
                 return NULL;
         char *t = (char *) (a + n + 1);
         for (size_t i = 0; i < n; i++) {
+                const char *w = attr_word(strv[i]);
+                if (w) {
+                        a[i] = (char *) w; /* never written through: volume_config_set() packs again */
+                        continue;
+                }
                 size_t l = strlen(strv[i]) + 1;
                 a[i] = memcpy(t, strv[i], l);
                 t += l;
