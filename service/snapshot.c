@@ -12,10 +12,10 @@
 #include "snapshot.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <string.h>
 
 #include "bus-names.h"
+#include "commit.h"
 #include "manager.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -219,33 +219,9 @@ static int append_object(Manager *m, sd_bus *bus, sd_bus_message *reply, const F
         return sd_bus_message_close_container(reply);
 }
 
-/* A snapshot of hundreds of qubes (1 MB at 1,000) is built in many small steps and written out
- * while the loop goes on; glibc keeps the freed memory (2-3 MiB after ten snapshots). Once the
- * reply is gone, a second later, it goes back to the system: one trim per burst of snapshots. */
+/* A snapshot of hundreds of qubes (1 MB at 1,000) is built in many small steps: once it is
+ * sent, the freed heap goes back to the system a moment later (manager_trim_later()). */
 #define TRIM_AFTER_OBJECTS 200
-#define TRIM_DELAY_USEC (1000 * 1000)
-
-static int trim_now(sd_event_source *s, uint64_t usec, void *userdata) {
-        bool *pending = userdata;
-        *pending = false;
-        (void) malloc_trim(0);
-        return 0;
-}
-
-static void trim_later(Manager *m) {
-        static bool pending;
-        sd_event_source *s = NULL;
-
-        if (pending || !m->event)
-                return;
-        if (sd_event_add_time_relative(m->event, &s, CLOCK_MONOTONIC, TRIM_DELAY_USEC, 100 * 1000, trim_now, &pending) <
-            0)
-                return;
-        /* owned by the loop: freed when it runs or when the loop ends */
-        (void) sd_event_source_set_floating(s, true);
-        sd_event_source_unref(s);
-        pending = true;
-}
 
 /* The objects below path: at the root every object type's but those kept for on demand, at a
  * qube's path the on-demand objects below it (its volumes). */
@@ -291,7 +267,7 @@ static int reply_managed_objects(Manager *m, sd_bus_message *msg, sd_bus_error *
                 return r;
         r = sd_bus_send(NULL, reply, NULL);
         if (r >= 0 && objects >= TRIM_AFTER_OBJECTS)
-                trim_later(m);
+                manager_trim_later(m);
         return r;
 }
 

@@ -67,7 +67,6 @@ Domain *domain_free(Domain *d) {
         free(d->devices);
         strv_free(d->device_classes);
 
-        free(d->xml_cache);
         firewall_free(d->firewall);
         free(d->name);
         free(d);
@@ -264,7 +263,7 @@ void domain_mark_changed(Domain *d) {
         d->changed = true;
         if (d->app && d->app->txn_open)
                 d->app->txn_changed = true;
-        d->xml_cache = mfree(d->xml_cache);
+        d->xml_len = 0;
 }
 
 static int feature_put(Domain *d, const char *name, const char *value) {

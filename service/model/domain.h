@@ -48,10 +48,12 @@ struct Domain {
         size_t n_volumes;
         DeviceAssignment *devices;
         size_t n_devices;
-        char **device_classes;     /* classes with a <devices> element (kept for round trips) */
-        const char *power_state;   /* "Halted", "Running", … (static strings) */
-        void *userdata;            /* owned by the bus layer */
-        char *xml_cache;           /* this qube's <domain> element as last serialised, or NULL */
+        char **device_classes;   /* classes with a <devices> element (kept for round trips) */
+        const char *power_state; /* "Halted", "Running", … (static strings) */
+        void *userdata;          /* owned by the bus layer */
+        /* where this qube's <domain> element is in the durable file (App.durable_fd) as the last
+         * save wrote it; xml_len 0: not known, or changed since (domain_mark_changed) */
+        uint32_t xml_off, xml_len;
         struct Firewall *firewall; /* model/firewall.h: the rules, once loaded (firewall-dbus.c) */
         bool changed;              /* changed since the last commit (app_commit) */
 };

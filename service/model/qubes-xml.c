@@ -173,6 +173,13 @@ static int random_uuid(char ret[static 37]) {
 static char *globals_to_xml(App *app);
 static int app_mark_durable(App *app, int fd);
 
+/* Where a qube's element is in a text app_save() writes. */
+typedef struct DomainSpan {
+        Domain *d;
+        uint32_t off, len;
+} DomainSpan;
+static char *app_to_xml_spans(App *app, DomainSpan **ret_spans, size_t *ret_n);
+
 /* ---- loading -------------------------------------------------------------------------------- */
 
 /* A VM reference seen in the file, checked once every qube exists. */
@@ -1386,8 +1393,10 @@ static int app_mark_durable(App *app, int fd) {
         app->durable_globals = g;
         size_t i = 0;
         void *v;
-        while (hashmap_iterate(app->domains, &i, NULL, &v))
+        while (hashmap_iterate(app->domains, &i, NULL, &v)) {
                 ((Domain *) v)->changed = false;
+                ((Domain *) v)->xml_len = 0; /* a save then says where each element is */
+        }
         return 0;
 }
 
@@ -1425,7 +1434,7 @@ static void domain_swap_content(Domain *d, Domain *t) {
         SWAP(d->n_devices, t->n_devices);
         SWAP(d->device_classes, t->device_classes);
 #undef SWAP
-        d->xml_cache = mfree(d->xml_cache);
+        d->xml_len = 0;
 }
 
 static bool same_qube(const Domain *a, const Domain *b) {
@@ -1595,14 +1604,16 @@ static void chown_to_qubes_group(const char *path) {
 
 int app_save(App *app, QError *err) {
         _cleanup_free_ char *xml = NULL;
+        _cleanup_free_ DomainSpan *spans = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
+        size_t n_spans = 0;
         bool locked = false;
         int r;
 
         if (!app->xml_path)
                 return -EINVAL;
-        xml = app_to_xml(app);
+        xml = app_to_xml_spans(app, &spans, &n_spans);
         if (!xml) {
                 qerror_set(err, QERR_QUBES_EXCEPTION, "Out of memory");
                 return -ENOMEM;
@@ -1641,6 +1652,12 @@ int app_save(App *app, QError *err) {
                 qerror_set(err, QERR_QUBES_EXCEPTION, "Out of memory");
                 return r;
         }
+        /* the file durable_fd now reads is this text: each qube's element is there */
+        for (size_t i = 0; i < n_spans; i++)
+                if (spans[i].d) {
+                        spans[i].d->xml_off = spans[i].off;
+                        spans[i].d->xml_len = spans[i].len;
+                }
         /* The lock on the old inode is held until here, so a reader that waited for it sees the
          * new file when it re-checks the path. */
         return 0;
@@ -1898,24 +1915,15 @@ static void write_domain_uncached(StrBuf *b, Domain *d) {
 }
 
 /* A qube's element changes only when the qube does (domain_mark_changed), so a save after one
- * change re-serialises one qube and copies the others: what makes a durable Set cheap with
- * hundreds of qubes. */
-static void write_domain(StrBuf *b, Domain *d) {
-        if (!d->xml_cache) {
-                StrBuf one = {};
-                write_domain_uncached(&one, d);
-                if (one.oom) {
-                        strbuf_done(&one);
-                        b->oom = true;
-                        return;
-                }
-                d->xml_cache = strbuf_steal(&one);
-                if (!d->xml_cache) {
-                        b->oom = true;
-                        return;
-                }
-        }
-        strbuf_append(b, d->xml_cache);
+ * change re-serialises one qube and copies the others from the durable file, read back whole
+ * (page cache) through App.durable_fd: what makes a durable Set cheap with hundreds of qubes,
+ * without keeping a second copy of qubes.xml in memory (1.4 KiB a qube). */
+static void write_domain(StrBuf *b, Domain *d, const char *durable, size_t durable_len) {
+        if (durable && d->xml_len > 0 && (size_t) d->xml_off + d->xml_len <= durable_len &&
+            durable[d->xml_off + d->xml_len - 1] == '\n')
+                strbuf_append_n(b, durable + d->xml_off, d->xml_len);
+        else
+                write_domain_uncached(b, d);
 }
 
 static void write_globals(StrBuf *b, App *app) {
@@ -1975,10 +1983,15 @@ static char *globals_to_xml(App *app) {
         return b.oom ? NULL : strbuf_steal(&b);
 }
 
-char *app_to_xml(App *app) {
+/* spans (optional): where each qube's element is in the text, for app_save() to keep once the
+ * text is durable (*ret_spans, *ret_n; free()). */
+static char *app_to_xml_spans(App *app, DomainSpan **ret_spans, size_t *ret_n) {
         _cleanup_strbuf_ StrBuf b = {};
         _cleanup_free_ Domain **domains = NULL;
-        size_t n = 0;
+        _cleanup_free_ char *durable = NULL;
+        _cleanup_free_ DomainSpan *spans = NULL;
+        size_t n = 0, durable_len = 0;
+        bool known = false;
 
         strbuf_append(&b, "<qubes>\n");
         write_globals(&b, app);
@@ -1986,13 +1999,27 @@ char *app_to_xml(App *app) {
         domains = app_domains_sorted(app, &n);
         if (!domains)
                 return NULL;
+        for (size_t i = 0; i < n && !known; i++)
+                known = domains[i]->xml_len > 0;
+        /* unreadable: every element is written afresh */
+        if (known && app->durable_fd >= 0 && read_durable(app->durable_fd, &durable, &durable_len) < 0)
+                durable = NULL;
+        if (ret_spans) {
+                spans = new0(DomainSpan, n + 1);
+                if (!spans)
+                        return NULL;
+        }
         indent(&b, 1);
         if (n == 0)
                 strbuf_append(&b, "<domains/>\n");
         else {
                 strbuf_append(&b, "<domains>\n");
-                for (size_t i = 0; i < n; i++)
-                        write_domain(&b, domains[i]);
+                for (size_t i = 0; i < n; i++) {
+                        size_t start = b.len;
+                        write_domain(&b, domains[i], durable, durable_len);
+                        if (spans && b.len - start <= UINT32_MAX && start <= UINT32_MAX)
+                                spans[i] = (DomainSpan){ domains[i], (uint32_t) start, (uint32_t) (b.len - start) };
+                }
                 indent(&b, 1);
                 strbuf_append(&b, "</domains>\n");
         }
@@ -2000,5 +2027,13 @@ char *app_to_xml(App *app) {
         strbuf_append(&b, "</qubes>\n");
         if (b.oom)
                 return NULL;
+        if (ret_spans) {
+                *ret_spans = TAKE_PTR(spans);
+                *ret_n = n;
+        }
         return strbuf_steal(&b);
+}
+
+char *app_to_xml(App *app) {
+        return app_to_xml_spans(app, NULL, NULL);
 }
