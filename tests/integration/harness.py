@@ -337,6 +337,7 @@ class Daemon:
     def start(self, timeout=START_TIMEOUT):
         """Start qubesd and wait until it owns the bus name."""
         old_owner = self.name_owner() if self.conn else None
+        connected_before = self._libvirt_connections()
         self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -344,6 +345,7 @@ class Daemon:
             if owner and owner != old_owner:
                 # the private socket listens before the name is requested
                 self._connect_calls()
+                self._wait_libvirt(connected_before)
                 return self
             if self.proc.poll() is not None:
                 raise AssertionError('qubesd exited with status %s before owning %s:\n%s'
@@ -351,6 +353,27 @@ class Daemon:
             time.sleep(0.01)
         raise AssertionError('qubesd did not own %s within %.0f s:\n%s'
                              % (BUS_NAME, timeout, self.log_tail()))
+
+    def _libvirt_connections(self):
+        try:
+            with open(self.log_path, 'rb') as f:
+                return f.read().count(b'Connected to libvirt at ')
+        except OSError:
+            return 0
+
+    def _wait_libvirt(self, before, timeout=5):
+        """qubesd connects to libvirt in the background once it serves; the host's figures
+        (Manager.Maxmem and what follows from it) are libvirt's node from then on, /proc/meminfo's
+        before. Tests compare values read at different moments: they start once it is connected
+        (or after a few seconds, for a libvirt that cannot be reached)."""
+        uris = [a for a in self.command() if a.startswith('--libvirt-uri=')]
+        if uris[-1:] != ['--libvirt-uri=test:///default']:
+            return
+        deadline = time.monotonic() + timeout * (20 if UNDER_WRAPPER else 1)
+        while self._libvirt_connections() <= before and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return
+            time.sleep(0.005)
 
     def wait_name_gone(self, timeout=10):
         deadline = time.monotonic() + timeout
