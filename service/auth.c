@@ -1046,20 +1046,19 @@ static int on_peer_credentials(sd_bus_message *reply, void *userdata, sd_bus_err
         return 0;
 }
 
-/* A new peer on the bus: who is it? (A user's session brings peers to the system bus long before
- * a listing: their answers are asked for ahead.) */
-static int on_peer_appeared(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
-        Manager *m = userdata;
-        const char *name, *old, *new, *own = NULL;
+/* Who is this peer on the bus? (A user's session brings peers to the system bus long before a
+ * listing: their answers are asked for ahead.) */
+static void peer_lookup(Manager *m, const char *name) {
+        const char *own = NULL;
         sd_bus_slot *slot = NULL;
         int r;
 
-        if (sd_bus_message_read(msg, "sss", &name, &old, &new) < 0 || name[0] != ':' || !isempty(old) || isempty(new) ||
-            (sd_bus_get_unique_name(m->bus, &own) >= 0 && streq(name, own)) || hashmap_get(m->callers, name))
-                return 0;
+        if (name[0] != ':' || (sd_bus_get_unique_name(m->bus, &own) >= 0 && streq(name, own)) ||
+            hashmap_get(m->callers, name))
+                return;
         PeerLookup *p = malloc(sizeof(PeerLookup) + strlen(name) + 1);
         if (!p)
-                return 0;
+                return;
         p->m = m;
         strcpy(p->name, name);
         r = sd_bus_call_method_async(m->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -1067,11 +1066,30 @@ static int on_peer_appeared(sd_bus_message *msg, void *userdata, sd_bus_error *r
                                      name);
         if (r < 0) {
                 free(p);
-                return 0;
+                return;
         }
         (void) sd_bus_slot_set_destroy_callback(slot, free);
         (void) sd_bus_slot_set_floating(slot, 1);
         sd_bus_slot_unref(slot);
+}
+
+static int on_peer_appeared(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        const char *name, *old, *new;
+        if (sd_bus_message_read(msg, "sss", &name, &old, &new) >= 0 && isempty(old) && !isempty(new))
+                peer_lookup(userdata, name);
+        return 0;
+}
+
+/* The peers already on the bus when qubesd starts (a restart under logged-in users). */
+static int on_names_listed(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const char *name;
+        int r;
+
+        if (sd_bus_message_is_method_error(reply, NULL))
+                return 0;
+        r = sd_bus_message_enter_container(reply, 'a', "s");
+        while (r > 0 && (r = sd_bus_message_read(reply, "s", &name)) > 0)
+                peer_lookup(userdata, name);
         return 0;
 }
 
@@ -1114,8 +1132,12 @@ int auth_add_view_filter(Manager *m) {
                                       on_polkit_changed, NULL, m);
         if (r < 0)
                 return r;
-        return sd_bus_match_signal_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                         "org.freedesktop.DBus", "NameOwnerChanged", on_peer_appeared, NULL, m);
+        r = sd_bus_match_signal_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                      "org.freedesktop.DBus", "NameOwnerChanged", on_peer_appeared, NULL, m);
+        if (r < 0 || m->config.bus_kind == BUS_FD)
+                return r;
+        return sd_bus_call_method_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                        "org.freedesktop.DBus", "ListNames", on_names_listed, m, "");
 }
 
 int auth_resolve_domain(Manager *m, sd_bus_message *msg, const char *ref, Domain **ret, QError *e) {

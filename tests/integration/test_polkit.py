@@ -751,6 +751,23 @@ class PolkitTest(unittest.TestCase):
         self.assertRefused(self.one('bob', self.domain_call('work', 'GetProperty', 's', ('label',))),
                            what='bob: GetProperty on alice\'s work')
 
+    def test_restart_under_present_users(self):
+        """qubesd started while alice and dave are already on the bus (it asks ahead for the peers
+        it finds): each lists exactly their qubes."""
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        self.d.domain('personal', 'AddTag', 's', ('managed-by-dave',))
+        self.present('alice')
+        self.present('dave')
+        status = self.d.stop()
+        self.assertEqual(status, 0, self.d.log_tail())
+        self.d = harness.SystemBusDaemon(self.address, harness.DEMO_XML)
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+        for tag, name in (('managed-by-alice', 'work'), ('managed-by-dave', 'personal')):
+            self.d.domain(name, 'AddTag', 's', (tag,))
+        self.assertEqual(self.names('dave'), ['personal'])
+        self.assertEqual(self.names('alice'), ['work'])
+
     def test_rules_change_takes_effect(self):
         """A change of polkit's rules (polkitd announces it with Changed) counts from the next call:
         the answers qubesd kept for alice (asked ahead, 30 s) are not used any more."""
