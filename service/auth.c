@@ -635,6 +635,11 @@ static int ask_polkit(Manager *m, sd_bus_message *msg, AuthAction action, Domain
         v = hashmap_get(c->verdicts, other);
         if (v && v->allowed && v->expires > now_usec())
                 return 1;
+        /* so does one about what the peer's group sees (same user, same session: the same
+         * non-interactive question to polkit), a refusal only for a call that allows no interaction */
+        v = group_of(m, c) ? hashmap_get(group_of(m, c)->verdicts, interactive ? other : key) : NULL;
+        if (v && v->expires > now_usec() && (v->allowed || !interactive))
+                return verdict_apply(v, e);
 
         if (!call_can_wait(msg))
                 return 0;
