@@ -9,7 +9,8 @@ qubes: one read-all question) and root; then, each on a fresh qubesd, alice's fi
 a process of hers (as her login session's) came onto the bus some time before it.
 
 Each row also gives the polkit questions (CheckAuthorization calls on the bus, counted by a
-dbus-monitor) asked while that first call ran, and since the user's first process appeared.
+dbus-monitor) asked while that first call ran, and since the user's first process appeared, and
+qubesd's CPU time (from /proc) over the row.
 
 Needs root, polkitd, dbus-monitor, setpriv and useradd (as tests/integration/test_polkit.py, whose
 set-up it reuses); prints a line saying it skipped otherwise."""
@@ -92,18 +93,25 @@ def main():
             out, _ = self.monitor.communicate(timeout=30)
             return [float(line.split('\t')[1]) for line in out.splitlines() if line.startswith('mc\t')]
 
-        def timed(self, user, since=None):
+        def cpu(self):
+            with open('/proc/%d/stat' % self.d.proc.pid) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf('SC_CLK_TCK')
+
+        def timed(self, user, since=None, cpu=None):
             since = since or time.time()
+            cpu = self.cpu() if cpu is None else cpu
             r = subprocess.run(as_user(user) + [TIMED, self.address, '3'],
                                capture_output=True, text=True, timeout=600, check=True)
-            return since, json.loads(r.stdout)
+            return since, json.loads(r.stdout), self.cpu() - cpu
 
-        def row(self, label, since, calls, asked):
+        def row(self, label, since, calls, cpu, asked):
             first = calls[0]
             during = sum(1 for t in asked if first[2] <= t <= first[3])
             before = sum(1 for t in asked if since <= t < first[2])
-            report.append('  %-34s %s (sees %d qubes; polkit questions during the 1st call %d, before it %d)' % (
-                label, '  '.join('%.1f' % ms for ms, *_ in calls), first[1], during, before))
+            report.append('  %-34s %s (sees %d qubes; polkit questions during the 1st call %d, before it %d;'
+                          ' qubesd CPU %.0f ms)' % (label, '  '.join('%.1f' % ms for ms, *_ in calls), first[1],
+                                                     during, before, cpu))
 
         def test_view(self):
             rows = []
@@ -111,20 +119,21 @@ def main():
                                 ('carol', 'carol (group qubes)'), ('root', 'root')):
                 rows.append((label,) + self.timed(user))
             asked = self.questions()
-            for label, since, calls in rows:
-                self.row(label, since, calls, asked)
+            for label, since, calls, cpu in rows:
+                self.row(label, since, calls, cpu, asked)
 
         def ahead(self, delay):
-            since = time.time()
+            since, cpu = time.time(), self.cpu()
             present = subprocess.Popen(as_user('alice') + [PRESENT, self.address],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             self.addCleanup(present.kill)
             self.assertEqual(present.stdout.readline().strip(), 'ready')
             time.sleep(delay)
-            _, calls = self.timed('alice', since)
+            _, calls, cpu = self.timed('alice', since, cpu)
             present.stdin.close()
             present.wait(timeout=30)
-            self.row('alice, %.1f s after her 1st process' % delay, since, calls, self.questions())
+            present.stdout.close()
+            self.row('alice, %.1f s after her 1st process' % delay, since, calls, cpu, self.questions())
 
     for delay in args.ahead:
         setattr(Bench, 'test_ahead_%d' % int(delay * 1000), lambda self, d=delay: self.ahead(d))

@@ -431,7 +431,9 @@ static const char *group_peer(Manager *m, Caller *g) {
 /* Ask the next questions for a group being asked for ahead (up to its bound in flight). */
 static void ahead_continue(Manager *m, Caller *g, const char *subject) {
         AuthQuery *wait = NULL;
-        if (!g->ahead)
+        /* refilled by halves: each refill walks every qube (polkitd answers one question at a
+         * time, so half the bound in flight keeps it busy) */
+        if (!g->ahead || hashmap_size(g->queries) > QUERIES_PER_CALLER_MAX / 2)
                 return;
         if (!subject || view_ask_all(m, g, subject, m->bus, NULL, &wait) >= 0)
                 g->ahead = false; /* all known (or nobody left to ask for) */
