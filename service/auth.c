@@ -742,8 +742,12 @@ int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, 
  * asked per qube, with the details qube= and tags=, before the listing is answered. A qube the
  * user does not see is absent from listings, GetManagedObjects, Introspect and subscribed events,
  * and its objects answer UnknownObject. The answers (refusals too) are kept ALLOWED_USEC per
- * peer; a change of tags is a new question. A user who may not read at all is not shown
- * anything and is refused by the methods themselves. */
+ * group: the peers of one uid in one login session (caller_identify), which polkit answers alike
+ * as long as no rule looks at the process itself (docs/daemon.md gives the argument). They are
+ * asked ahead, when a peer of the group appears on the bus (on_peer_appeared) or is found there
+ * at start (on_names_listed), and dropped when polkit says its rules changed (on_polkit_changed).
+ * A change of tags is a new question. A user who may not read at all is not shown anything and
+ * is refused by the methods themselves. */
 
 static int peer_restricted(Manager *m, sd_bus_message *msg) {
         uid_t uid;
@@ -853,6 +857,10 @@ int auth_view_prepare(Manager *m, sd_bus_message *msg, Domain *d, QError *e) {
         r = view_ask_all(m, g, c->unique_name, sd_bus_message_get_bus(msg), d, &wait);
         if (r >= 0)
                 return 1;
+        if (r == -ENOENT && !d)
+                /* a listing waits for many answers: the group's questions go on being asked as
+                 * answers come (the listing runs again only when the one it waits on is in) */
+                g->ahead = true;
         if (r != -ENOENT && r != -EBUSY) {
                 log_warning_errno(r, "Cannot ask polkit: %m");
                 return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: the authorization service cannot be asked");
