@@ -1088,9 +1088,16 @@ static void peer_lookup(Manager *m, const char *name) {
         sd_bus_slot_unref(slot);
 }
 
+static int on_polkit_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error);
+
 static int on_peer_appeared(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
         const char *name, *old, *new;
-        if (sd_bus_message_read(msg, "sss", &name, &old, &new) >= 0 && isempty(old) && !isempty(new))
+        if (sd_bus_message_read(msg, "sss", &name, &old, &new) < 0 || isempty(new))
+                return 0;
+        if (streq(name, POLKIT_SERVICE))
+                /* a polkitd that (re)starts has read its rules afresh without saying Changed */
+                return on_polkit_changed(msg, userdata, ret_error);
+        if (isempty(old))
                 peer_lookup(userdata, name);
         return 0;
 }
