@@ -792,6 +792,22 @@ class PolkitTest(unittest.TestCase):
         self.assertRefused(self.one('alice', self.domain_call('personal', 'GetProperty', 's', ('label',))),
                            UNKNOWN_OBJECT, 'alice on personal after the rule went')
 
+    def test_polkitd_restart_counts_as_a_change(self):
+        """polkitd restarted with other rules (it says no Changed then): the answers kept for alice
+        are not used any more."""
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        self.present('alice')
+        self.assertEqual(self.names('alice'), ['work'])
+        polkitd = [p for p in self.procs if p.args[0] == POLKITD][-1]
+        harness.stop_process(polkitd)
+        self.procs.remove(polkitd)
+        with open(EXTRA_RULES_FILE, 'w', encoding='utf-8') as f:
+            f.write(EXTRA_RULES)
+        os.chmod(EXTRA_RULES_FILE, 0o644)
+        self.addCleanup(lambda: os.path.exists(EXTRA_RULES_FILE) and os.unlink(EXTRA_RULES_FILE))
+        type(self).start_polkitd()
+        self.assertEqual(self.names('alice'), ['personal', 'work'])
+
 
 if __name__ == '__main__':
     harness.main()
