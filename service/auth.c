@@ -444,7 +444,7 @@ static void ahead_continue(Manager *m, Caller *g, const char *subject) {
  * the subject. */
 static void view_failed(AuthQuery *q) {
         _cleanup_qerror_ QError e = {};
-        qerror_set(&e, QERR_NOT_AUTHORIZED, "Access denied: the authorization service is not available");
+        qerror_set(&e, QERR_NOT_AUTHORIZED, "Access denied: the authorization service cannot be asked");
         for (size_t i = 0; i < q->n_held; i++) {
                 sd_bus_message *msg = q->held[i];
                 const char *sender = sd_bus_message_get_sender(msg);
