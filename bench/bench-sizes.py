@@ -65,13 +65,16 @@ def rss_kib(pid):
 
 
 def smaps_mib(pid):
-    """Rss, Pss and Anonymous (the private memory that grows with the qubes) in MiB."""
-    out = {}
+    """Rss, Pss and Anonymous (the private memory that grows with the qubes) in MiB; Pss_File (the
+    share of file-backed pages: mostly the libraries' clean text) and Pss_Anon; Uss (Private_Clean +
+    Private_Dirty: what ending qubesd would give back)."""
+    out = {'Pss_File': 0, 'Pss_Anon': 0}
     with open('/proc/%d/smaps_rollup' % pid) as f:
         for line in f:
             key, _, value = line.partition(':')
-            if key in ('Rss', 'Pss', 'Anonymous'):
+            if key in ('Rss', 'Pss', 'Anonymous', 'Pss_File', 'Pss_Anon', 'Private_Clean', 'Private_Dirty'):
                 out[key] = int(value.split()[0]) / 1024
+    out['Uss'] = out.get('Private_Clean', 0) + out.get('Private_Dirty', 0)
     return out
 
 
@@ -172,6 +175,9 @@ def bench_size(args, n):
     print('  %-34s %.1f / %.1f MiB (median of %d starts)%s' % ('qubesd RSS / PSS after start-up', rss, pss, len(mem),
                                                               upstream('RSS / PSS', n)))
     print('  %-34s %.1f MiB' % ('qubesd private (anonymous) memory', anon))
+    print('  %-34s %.1f MiB file-backed (libraries, mostly clean text) + %.1f MiB anonymous; USS (private) %.1f MiB'
+          % ('qubesd PSS, split', statistics.median(m['Pss_File'] for m in mem),
+             statistics.median(m['Pss_Anon'] for m in mem), statistics.median(m['Uss'] for m in mem)))
     return_anon = anon
 
     d = new_daemon(n)

@@ -28,6 +28,33 @@ char *device_bus_path(const char *devclass, const char *backend, const char *por
         return sd_bus_path_encode_many(&p, QUBESD_DEVICE_PATH_TEMPLATE, devclass, backend, port_id) < 0 ? NULL : p;
 }
 
+const char *bus_path_encode_buf(const char *prefix, const char *name, char *buf, size_t size) {
+        static const char hex[] = "0123456789abcdef";
+        size_t k = strlen(prefix);
+
+        /* sd_bus_path_encode()'s escaping without its allocation: every reference to a qube or a
+         * label in a snapshot (Netvm, Template, Label, …) comes here. Everything but [A-Za-z],
+         * and [0-9] after the first character, becomes _XX; the empty name is "_". */
+        if (k + 2 + 3 * strlen(name) > size)
+                return NULL;
+        memcpy(buf, prefix, k);
+        buf[k++] = '/';
+        if (!*name)
+                buf[k++] = '_';
+        for (const char *c = name; *c; c++) {
+                unsigned char ch = (unsigned char) *c;
+                if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (c > name && ch >= '0' && ch <= '9'))
+                        buf[k++] = (char) ch;
+                else {
+                        buf[k++] = '_';
+                        buf[k++] = hex[ch >> 4];
+                        buf[k++] = hex[ch & 15];
+                }
+        }
+        buf[k] = 0;
+        return buf;
+}
+
 static int unhex(char c) {
         if (c >= '0' && c <= '9')
                 return c - '0';

@@ -40,6 +40,9 @@ char *label_bus_path(const Label *l);
 char *pool_bus_path(const char *name);
 char *volume_bus_path(const char *qube, const char *volume);
 char *device_bus_path(const char *devclass, const char *backend, const char *port_id);
+/* prefix/<name escaped as sd_bus_path_encode() does> written into buf; NULL when it does not fit
+ * (then use the allocating functions above). */
+const char *bus_path_encode_buf(const char *prefix, const char *name, char *buf, size_t size);
 /* The qube whose object path is path (exactly; not a sub-object), or NULL. */
 Domain *domain_of_bus_path(App *app, const char *path);
 /* The qube whose object or sub-object (a volume) path is path, or NULL. */

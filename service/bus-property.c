@@ -46,13 +46,17 @@ int bus_append_prop_value(sd_bus_message *reply, const PropDef *p, const PropVal
         }
         case PROP_VM: {
                 Domain *d = s ? app_get_domain(app, s) : NULL;
-                _cleanup_free_ char *path = d ? domain_bus_path(d) : NULL;
-                return sd_bus_message_append_basic(reply, 'o', path ?: "/");
+                char buf[256];
+                const char *fast = d ? bus_path_encode_buf(QUBESD_DOMAIN_PREFIX, d->name, buf, sizeof buf) : "/";
+                _cleanup_free_ char *path = fast ? NULL : domain_bus_path(d);
+                return sd_bus_message_append_basic(reply, 'o', fast ?: path ?: "/");
         }
         case PROP_LABEL: {
                 Label *l = s ? app_find_label(app, s) : NULL;
-                _cleanup_free_ char *path = l ? label_bus_path(l) : NULL;
-                return sd_bus_message_append_basic(reply, 'o', path ?: "/");
+                char buf[256];
+                const char *fast = l ? bus_path_encode_buf(QUBESD_LABEL_PREFIX, l->name, buf, sizeof buf) : "/";
+                _cleanup_free_ char *path = fast ? NULL : label_bus_path(l);
+                return sd_bus_message_append_basic(reply, 'o', fast ?: path ?: "/");
         }
         default:
                 return sd_bus_message_append_basic(reply, 's', strempty(s));

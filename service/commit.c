@@ -4,6 +4,8 @@
  * the group first waits for its save. */
 #include "commit.h"
 
+#include <malloc.h>
+
 #include "bus-error.h"
 #include "util/log.h"
 
@@ -14,6 +16,32 @@ void manager_begin(Manager *m) {
         app_txn_begin(m->app);
         if (m->commit_source)
                 (void) sd_event_source_set_enabled(m->commit_source, SD_EVENT_ONESHOT);
+}
+
+/* ---- giving freed memory back ---------------------------------------------------------- */
+
+#define TRIM_DELAY_USEC (1000 * 1000)
+
+static int trim_now(sd_event_source *s, uint64_t usec, void *userdata) {
+        bool *pending = userdata;
+        *pending = false;
+        (void) malloc_trim(0);
+        return 0;
+}
+
+void manager_trim_later(Manager *m) {
+        static bool pending;
+        sd_event_source *s = NULL;
+
+        if (pending || !m->event)
+                return;
+        if (sd_event_add_time_relative(m->event, &s, CLOCK_MONOTONIC, TRIM_DELAY_USEC, 100 * 1000, trim_now, &pending) <
+            0)
+                return;
+        /* owned by the loop: freed when it has run or when the loop ends */
+        (void) sd_event_source_set_floating(s, true);
+        sd_event_source_unref(s);
+        pending = true;
 }
 
 /* app_commit() tells us how the save went: every waiting call gets its answer. */
@@ -31,6 +59,10 @@ static void on_committed(App *app, int r, const QError *err, void *userdata) {
                 sd_bus_message_unref(l[i]);
         }
         free(l);
+        /* a save at hundreds of qubes churns some MiB of heap (the text, the qubes written
+         * afresh): given back a moment later */
+        if (hashmap_size(app->domains) >= 200)
+                manager_trim_later(m);
 }
 
 static void commit_now(Manager *m) {

@@ -12,3 +12,6 @@ int manager_commit_reply(Manager *m, sd_bus_message *msg);
 int manager_commit_init(Manager *m);
 int manager_commit_add_filter(Manager *m, sd_bus *bus);
 void manager_commit_done(Manager *m);
+/* Hand the heap's free memory back to the system a second from now (malloc_trim), once per
+ * burst: after a large reply or a save at hundreds of qubes, glibc keeps what they freed. */
+void manager_trim_later(Manager *m);

@@ -92,6 +92,13 @@ int daemon_new(const ManagerConfig *config, Manager **ret) {
         _cleanup_qerror_ QError e = {};
         int r;
 
+        /* The large buffers (qubes.xml as a save builds it and reads back the durable one, a
+         * snapshot's body, the listing: 1-2 MB each at 1,000 qubes) are mapped on their own and
+         * unmapped when freed. By default glibc raises this threshold to the size of the first
+         * such buffer freed, after which they come from the heap and their memory stays there
+         * (3 MiB more after twenty durable Sets at 1,000 qubes). */
+        (void) mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+
         m = new0(Manager, 1);
         if (!m)
                 return log_oom();

@@ -31,6 +31,11 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 
         if (!p)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+        /* A value set on the qube is appended where it is stored (what domain_property_get()
+         * would copy): a snapshot reads some 30,000 values at 1,000 qubes. */
+        const PropSlot *s = &d->props[domain_prop_index(p)];
+        if (s->set)
+                return bus_append_prop_value(reply, p, &(PropValue){ .has_value = true, .value = s->value }, d->app);
         /* A default that cannot be computed (no template, no global) reads as None. */
         (void) domain_property_get(d, p, &v, &e);
         return bus_append_prop_value(reply, p, &v, d->app);
@@ -67,7 +72,14 @@ static int property_get_features(sd_bus *bus, const char *path, const char *inte
                 return r;
         while (hashmap_iterate(d->features, &i, NULL, &v)) {
                 Feature *f = v;
-                r = sd_bus_message_append(reply, "{ss}", f->name, f->value);
+                /* basic appends: no format string to parse for each of 1,000 qubes' features */
+                r = sd_bus_message_open_container(reply, 'e', "ss");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', f->name);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', f->value);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
                 if (r < 0)
                         return r;
         }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bus-names.h"
+#include "commit.h"
 #include "manager.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -218,6 +219,10 @@ static int append_object(Manager *m, sd_bus *bus, sd_bus_message *reply, const F
         return sd_bus_message_close_container(reply);
 }
 
+/* A snapshot of hundreds of qubes (1 MB at 1,000) is built in many small steps: once it is
+ * sent, the freed heap goes back to the system a moment later (manager_trim_later()). */
+#define TRIM_AFTER_OBJECTS 200
+
 /* The objects below path: at the root every object type's but those kept for on demand, at a
  * qube's path the on-demand objects below it (its volumes). */
 static int reply_managed_objects(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
@@ -225,7 +230,7 @@ static int reply_managed_objects(Manager *m, sd_bus_message *msg, sd_bus_error *
         sd_bus *bus = sd_bus_message_get_bus(msg);
         const char *path = sd_bus_message_get_path(msg);
         bool root = streq(path, QUBESD_ROOT_PATH);
-        size_t len = strlen(path);
+        size_t len = strlen(path), objects = 0;
         Flat f = {};
         int r;
 
@@ -254,12 +259,16 @@ static int reply_managed_objects(Manager *m, sd_bus_message *msg, sd_bus_error *
                         r = append_object(m, bus, reply, &f, *p, error);
                         if (r < 0)
                                 return r;
+                        objects++;
                 }
         }
         r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        r = sd_bus_send(NULL, reply, NULL);
+        if (r >= 0 && objects >= TRIM_AFTER_OBJECTS)
+                manager_trim_later(m);
+        return r;
 }
 
 int snapshot_object_callback(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

@@ -6,6 +6,10 @@
 #include <sys/stat.h>
 
 int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode) {
+        return write_file_atomic_keep(path, data, len, mode, NULL);
+}
+
+int write_file_atomic_keep(const char *path, const char *data, size_t len, mode_t mode, int *ret_fd) {
         _cleanup_free_ char *tmp = NULL, *dircopy = NULL;
         _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
 
@@ -40,6 +44,8 @@ int write_file_atomic(const char *path, const char *data, size_t len, mode_t mod
                 return -errno;
         if (fsync(dfd) < 0)
                 return -errno;
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
         return 0;
 }
 

@@ -90,7 +90,7 @@ static int ensure_room(Hashmap *h) {
                         if (r < 0)
                                 return r;
                 } else {
-                        size_t n = h->n_alloc ? h->n_alloc * 2 : 8;
+                        size_t n = h->n_alloc ? h->n_alloc * 2 : 4; /* most maps are a qube's few features or tags */
                         Entry *e = realloc(h->entries, n * sizeof(Entry));
                         if (!e)
                                 return -ENOMEM;
@@ -100,7 +100,7 @@ static int ensure_room(Hashmap *h) {
         }
         /* keep the index at most half full (counting removed entries, which still occupy slots) */
         if ((h->n_entries + 1) * 2 > h->n_index) {
-                size_t n = h->n_index ? h->n_index : 16;
+                size_t n = h->n_index ? h->n_index : 8;
                 while ((h->n_live + 1) * 4 > n)
                         n *= 2;
                 int r = rebuild(h, n);

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "util/strbuf.h"
 #include "util/strv.h"
@@ -68,6 +69,7 @@ int app_new(const char *state_dir, App **ret) {
         app = new0(App, 1);
         if (!app)
                 return -ENOMEM;
+        app->durable_fd = -EBADF;
 
         app->state_dir = strdup(state_dir);
         app->domains = hashmap_new();
@@ -138,7 +140,8 @@ App *app_free(App *app) {
         for (size_t i = 0; i < app->n_removed; i++)
                 domain_free(app->removed[i]);
         free(app->removed);
-        free(app->durable_xml);
+        if (app->durable_fd >= 0)
+                close(app->durable_fd);
         free(app->durable_globals);
         free(app->listeners);
         free(app->state_dir);
@@ -507,18 +510,22 @@ static char *volume_pool(App *app, const CreateParams *params, const char *volum
 }
 
 static int volume_add(Domain *d, const char *name, char **attrs) {
+        char **packed = volume_attrs_pack(attrs);
+        strv_free(attrs);
+        if (!packed)
+                return -ENOMEM;
         VolumeConfig *n = realloc(d->volumes, sizeof(VolumeConfig) * (d->n_volumes + 1));
         if (!n) {
-                strv_free(attrs);
+                free(packed);
                 return -ENOMEM;
         }
         d->volumes = n;
         d->volumes[d->n_volumes].name = strdup(name);
         if (!d->volumes[d->n_volumes].name) {
-                strv_free(attrs);
+                free(packed);
                 return -ENOMEM;
         }
-        d->volumes[d->n_volumes++].attrs = attrs;
+        d->volumes[d->n_volumes++].attrs = packed;
         domain_mark_changed(d);
         return 0;
 }

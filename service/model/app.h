@@ -63,7 +63,10 @@ struct App {
         bool xml_loaded;
 
         /* The transaction (app_txn_begin() … app_commit()): what is durable, what waits for it. */
-        char *durable_xml;          /* qubes.xml as last written or read: what a rollback returns to */
+        /* qubes.xml as last written or read, open: a rollback reads it back. The descriptor keeps
+         * that inode readable after a later rename over the path (or removal, or chmod), so the
+         * text need not be held in memory; -1 when nothing was read or written yet. */
+        int durable_fd;
         char *durable_globals;      /* its labels, pools and global properties as we write them */
         bool txn_open;              /* events wait in queued until the commit */
         bool txn_changed;           /* the open transaction changed something (an event, a mark) */

@@ -59,7 +59,7 @@ Domain *domain_free(Domain *d) {
 
         for (size_t k = 0; k < d->n_volumes; k++) {
                 free(d->volumes[k].name);
-                strv_free(d->volumes[k].attrs);
+                free(d->volumes[k].attrs); /* packed: one allocation */
         }
         free(d->volumes);
         for (size_t k = 0; k < d->n_devices; k++)
@@ -67,7 +67,6 @@ Domain *domain_free(Domain *d) {
         free(d->devices);
         strv_free(d->device_classes);
 
-        free(d->xml_cache);
         firewall_free(d->firewall);
         free(d->name);
         free(d);
@@ -264,7 +263,7 @@ void domain_mark_changed(Domain *d) {
         d->changed = true;
         if (d->app && d->app->txn_open)
                 d->app->txn_changed = true;
-        d->xml_cache = mfree(d->xml_cache);
+        d->xml_len = 0;
 }
 
 static int feature_put(Domain *d, const char *name, const char *value) {
@@ -648,29 +647,87 @@ static size_t attr_rank(const char *key) {
         return ELEMENTSOF(attr_order);
 }
 
+/* Words most volumes' attributes are made of: pointed to, not copied (a key is always one). */
+static const char *const attr_words[] = {
+        "pool",
+        "vid",
+        "revisions_to_keep",
+        "rw",
+        "save_on_stop",
+        "snap_on_start",
+        "ephemeral",
+        "size",
+        "source",
+        "True",
+        "False",
+        "0",
+        "1",
+        "2",
+        "varlibqubes",
+        "linux-kernel",
+};
+
+static const char *attr_word(const char *s) {
+        for (size_t i = 0; i < ELEMENTSOF(attr_words); i++)
+                if (streq(attr_words[i], s))
+                        return attr_words[i];
+        return NULL;
+}
+
+char **volume_attrs_pack(char *const *strv) {
+        size_t n = 0, bytes = 0;
+        for (; strv && strv[n]; n++)
+                if (!attr_word(strv[n]))
+                        bytes += strlen(strv[n]) + 1;
+        /* the array and every string in one allocation: a qube's four volumes have some 30
+         * attributes, which as separate strings cost more in malloc's headers than in text */
+        char **a = malloc(sizeof(char *) * (n + 1) + bytes);
+        if (!a)
+                return NULL;
+        char *t = (char *) (a + n + 1);
+        for (size_t i = 0; i < n; i++) {
+                const char *w = attr_word(strv[i]);
+                if (w) {
+                        a[i] = (char *) w; /* never written through: volume_config_set() packs again */
+                        continue;
+                }
+                size_t l = strlen(strv[i]) + 1;
+                a[i] = memcpy(t, strv[i], l);
+                t += l;
+        }
+        a[n] = NULL;
+        return a;
+}
+
 int volume_config_set(VolumeConfig *vc, const char *key, const char *value) {
-        size_t n = strv_length(vc->attrs), pos = n;
+        size_t n = strv_length(vc->attrs), pos = n, k = 0;
+        bool replace = false;
         for (size_t i = 0; i + 1 < n; i += 2)
-                if (streq(vc->attrs[i], key))
-                        return free_and_strdup(&vc->attrs[i + 1], value);
-        for (size_t i = 0; i + 1 < n; i += 2)
-                if (attr_rank(vc->attrs[i]) > attr_rank(key)) {
+                if (streq(vc->attrs[i], key)) {
                         pos = i;
+                        replace = true;
                         break;
                 }
-        char *k = strdup(key), *v = strdup(value);
-        char **nl = realloc(vc->attrs, sizeof(char *) * (n + 3));
-        if (!k || !v || !nl) {
-                free(k);
-                free(v);
-                if (nl)
-                        vc->attrs = nl;
+        if (!replace)
+                for (size_t i = 0; i + 1 < n; i += 2)
+                        if (attr_rank(vc->attrs[i]) > attr_rank(key)) {
+                                pos = i;
+                                break;
+                        }
+        /* the packed array is built again with the pair in its place */
+        _cleanup_free_ const char **l = new0(const char *, n + 3);
+        if (!l)
                 return -ENOMEM;
-        }
-        memmove(nl + pos + 2, nl + pos, sizeof(char *) * (n - pos));
-        nl[pos] = k;
-        nl[pos + 1] = v;
-        nl[n + 2] = NULL;
-        vc->attrs = nl;
+        for (size_t i = 0; i < pos; i++)
+                l[k++] = vc->attrs[i];
+        l[k++] = key;
+        l[k++] = value;
+        for (size_t i = pos + (replace ? 2 : 0); i < n; i++)
+                l[k++] = vc->attrs[i];
+        char **packed = volume_attrs_pack((char *const *) l);
+        if (!packed)
+                return -ENOMEM;
+        free(vc->attrs);
+        vc->attrs = packed;
         return 0;
 }

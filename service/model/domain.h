@@ -15,8 +15,10 @@ typedef struct Feature {
 } Feature;
 
 typedef struct VolumeConfig {
-        char *name;   /* root, private, volatile, kernel, … */
-        char **attrs; /* key, value, …, NULL in XML attribute order (pool, vid, revisions_to_keep, …) */
+        char *name; /* root, private, volatile, kernel, … */
+        /* key, value, …, NULL in XML attribute order (pool, vid, revisions_to_keep, …); packed
+         * (volume_attrs_pack(): the strings in the array's allocation), freed with free() */
+        char **attrs;
 } VolumeConfig;
 
 typedef struct DeviceAssignment {
@@ -46,10 +48,12 @@ struct Domain {
         size_t n_volumes;
         DeviceAssignment *devices;
         size_t n_devices;
-        char **device_classes;     /* classes with a <devices> element (kept for round trips) */
-        const char *power_state;   /* "Halted", "Running", … (static strings) */
-        void *userdata;            /* owned by the bus layer */
-        char *xml_cache;           /* this qube's <domain> element as last serialised, or NULL */
+        char **device_classes;   /* classes with a <devices> element (kept for round trips) */
+        const char *power_state; /* "Halted", "Running", … (static strings) */
+        void *userdata;          /* owned by the bus layer */
+        /* where this qube's <domain> element is in the durable file (App.durable_fd) as the last
+         * save wrote it; xml_len 0: not known, or changed since (domain_mark_changed) */
+        uint32_t xml_off, xml_len;
         struct Firewall *firewall; /* model/firewall.h: the rules, once loaded (firewall-dbus.c) */
         bool changed;              /* changed since the last commit (app_commit) */
 };
@@ -105,6 +109,8 @@ char *domain_dir(const Domain *d); /* <state_dir>/appvms/<name> or vm-templates/
 VolumeConfig *domain_volume_config(Domain *d, const char *name);
 const char *volume_config_get(const VolumeConfig *vc, const char *key);
 int volume_config_set(VolumeConfig *vc, const char *key, const char *value);
+/* A copy of a NULL-terminated string array in one allocation (free() it), or NULL. */
+char **volume_attrs_pack(char *const *strv);
 /* A volume id (the vid of a volume, a kernel version): relative, components of
  * [A-Za-z0-9_.+-], no "." or "..", no empty component, at most 1024 bytes. */
 bool volume_vid_valid(const char *vid);

@@ -171,7 +171,14 @@ static int random_uuid(char ret[static 37]) {
 }
 
 static char *globals_to_xml(App *app);
-static int app_mark_durable(App *app, char *xml);
+static int app_mark_durable(App *app, int fd);
+
+/* Where a qube's element is in a text app_save() writes. */
+typedef struct DomainSpan {
+        Domain *d;
+        uint32_t off, len;
+} DomainSpan;
+static char *app_to_xml_spans(App *app, DomainSpan **ret_spans, size_t *ret_n);
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
@@ -449,6 +456,7 @@ static int load_volumes(LoadContext *c, Domain *d, xmlNode *volumes) {
         FOREACH_CHILD_ELEMENT(n, volumes) {
                 _cleanup_free_ char *name = NULL;
                 _cleanup_strv_free_ char **attrs = NULL;
+                _cleanup_free_ char **kept = NULL; /* attrs packed */
                 bool oom = false;
                 VolumeConfig *v = NULL;
 
@@ -467,18 +475,16 @@ static int load_volumes(LoadContext *c, Domain *d, xmlNode *volumes) {
                         if (oom || strv_extend(&attrs, k) < 0 || strv_consume(&attrs, val ?: strdup("")) < 0)
                                 return -ENOMEM;
                 }
-                if (!attrs) {
-                        attrs = new0(char *, 1);
-                        if (!attrs)
-                                return -ENOMEM;
-                }
+                kept = volume_attrs_pack(attrs);
+                if (!kept)
+                        return -ENOMEM;
                 /* A repeated volume replaces the earlier one (upstream keeps a dict). */
                 for (size_t i = 0; i < d->n_volumes; i++)
                         if (streq(d->volumes[i].name, name))
                                 v = &d->volumes[i];
                 if (v) {
-                        strv_free(v->attrs);
-                        v->attrs = TAKE_PTR(attrs);
+                        free(v->attrs);
+                        v->attrs = TAKE_PTR(kept);
                         continue;
                 }
                 VolumeConfig *nv = realloc(d->volumes, (d->n_volumes + 1) * sizeof(VolumeConfig));
@@ -487,7 +493,7 @@ static int load_volumes(LoadContext *c, Domain *d, xmlNode *volumes) {
                 d->volumes = nv;
                 d->volumes[d->n_volumes++] = (VolumeConfig){
                         .name = TAKE_PTR(name),
-                        .attrs = TAKE_PTR(attrs),
+                        .attrs = TAKE_PTR(kept),
                 };
         }
         return 0;
@@ -1360,33 +1366,37 @@ int app_load(App *app, QError *err) {
                 return r;
         app->xml_mtime = st.st_mtim;
         app->xml_loaded = true;
-        r = app_mark_durable(app, TAKE_PTR(data));
-        if (r < 0)
-                return r;
         /* While we hold the lock nobody is writing: a temporary file left now is from a writer
          * killed between create and rename, and only wastes space. */
         remove_stale_temp_files(app->xml_path);
-        /* Closing the fd drops the lock. */
-        return 0;
+        /* A second descriptor of what was read is what a rollback reads back. Closing the
+         * previous one (perhaps of this inode) drops the lock, as closing fd does: done last. */
+        int keep = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (keep < 0)
+                return -errno;
+        return app_mark_durable(app, keep);
 }
 
 /* ---- transactions ------------------------------------------------------------------------ */
 
-/* xml (taken) is what qubes.xml now holds: a rollback returns here. */
-static int app_mark_durable(App *app, char *xml) {
+/* fd (taken) is open on what qubes.xml now holds: a rollback returns there. */
+static int app_mark_durable(App *app, int fd) {
         char *g = globals_to_xml(app);
         if (!g) {
-                free(xml);
+                close(fd);
                 return -ENOMEM;
         }
-        free(app->durable_xml);
-        app->durable_xml = xml;
+        if (app->durable_fd >= 0)
+                close(app->durable_fd);
+        app->durable_fd = fd;
         free(app->durable_globals);
         app->durable_globals = g;
         size_t i = 0;
         void *v;
-        while (hashmap_iterate(app->domains, &i, NULL, &v))
+        while (hashmap_iterate(app->domains, &i, NULL, &v)) {
                 ((Domain *) v)->changed = false;
+                ((Domain *) v)->xml_len = 0; /* a save then says where each element is */
+        }
         return 0;
 }
 
@@ -1424,31 +1434,69 @@ static void domain_swap_content(Domain *d, Domain *t) {
         SWAP(d->n_devices, t->n_devices);
         SWAP(d->device_classes, t->device_classes);
 #undef SWAP
-        d->xml_cache = mfree(d->xml_cache);
+        d->xml_len = 0;
 }
 
 static bool same_qube(const Domain *a, const Domain *b) {
         return a->klass == b->klass && a->qid == b->qid && streq(a->name, b->name);
 }
 
+/* The whole file behind fd, from its start (pread: the offset is nobody's business). */
+static int read_durable(int fd, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t len = 0;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if ((uint64_t) st.st_size > QUBES_XML_MAX_SIZE)
+                return -EFBIG;
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        while (len < (size_t) st.st_size) {
+                ssize_t k = pread(fd, buf + len, (size_t) st.st_size - len, (off_t) len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EIO; /* shorter than it was: not what was made durable */
+                len += (size_t) k;
+        }
+        buf[len] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
 void app_rollback(App *app) {
         _cleanup_qerror_ QError e = {};
         _cleanup_app_free_ App *tmp = NULL;
-        _cleanup_free_ char *g = NULL;
+        _cleanup_free_ char *g = NULL, *durable = NULL;
         _cleanup_free_ Domain **current = NULL;
-        size_t n = 0, i = 0;
+        size_t n = 0, i = 0, len = 0;
         void *v;
         int r;
 
         /* the events of the refused transaction are never sent */
         app_txn_done(app, false);
-        if (!app->durable_xml) {
+        if (app->durable_fd < 0) {
                 log_error("qubes.xml was never saved: the changes since start-up stay in memory.");
+                return;
+        }
+        /* The text is read back from the file as it was made durable (the descriptor kept from
+         * then), not from the path: a save that renamed its file but then failed (the directory's
+         * fsync) has not replaced it, and neither has another writer. */
+        r = read_durable(app->durable_fd, &durable, &len);
+        if (r < 0) {
+                log_error("Cannot read back the saved qubes.xml: %s; the changes stay in memory.", strerror(-r));
                 return;
         }
         r = app_new(app->state_dir, &tmp);
         if (r >= 0)
-                r = app_load_from_memory(tmp, app->durable_xml, strlen(app->durable_xml), app->xml_path, &e);
+                r = app_load_from_memory(tmp, durable, len, app->xml_path, &e);
+        durable = mfree(durable);
         if (r < 0) {
                 _cleanup_free_ char *msg = qerror_message(&e);
                 log_error("Cannot return to the saved qubes.xml: %s", msg ?: strerror(-r));
@@ -1556,14 +1604,16 @@ static void chown_to_qubes_group(const char *path) {
 
 int app_save(App *app, QError *err) {
         _cleanup_free_ char *xml = NULL;
+        _cleanup_free_ DomainSpan *spans = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
+        size_t n_spans = 0;
         bool locked = false;
         int r;
 
         if (!app->xml_path)
                 return -EINVAL;
-        xml = app_to_xml(app);
+        xml = app_to_xml_spans(app, &spans, &n_spans);
         if (!xml) {
                 qerror_set(err, QERR_QUBES_EXCEPTION, "Out of memory");
                 return -ENOMEM;
@@ -1581,24 +1631,33 @@ int app_save(App *app, QError *err) {
                         return qerror_set(err, QERR_QUBES_EXCEPTION, "Someone else modified qubes.xml in the meantime");
         }
 
-        r = write_file_atomic(app->xml_path, xml, strlen(xml), 0660);
+        int written = -EBADF;
+        r = write_file_atomic_keep(app->xml_path, xml, strlen(xml), 0660, &written);
+        xml = mfree(xml); /* what was written is read back from the file if ever needed */
         if (r < 0) {
                 qerror_set(err, QERR_QUBES_EXCEPTION, "%s: cannot write: %s", app->xml_path, strerror(-r));
                 return r;
         }
         chown_to_qubes_group(app->xml_path);
-        if (stat(app->xml_path, &st) < 0) {
+        if (fstat(written, &st) < 0) {
                 r = -errno;
+                close(written);
                 qerror_set(err, QERR_QUBES_EXCEPTION, "%s: cannot stat: %s", app->xml_path, strerror(-r));
                 return r;
         }
         app->xml_mtime = st.st_mtim;
         app->xml_loaded = true;
-        r = app_mark_durable(app, TAKE_PTR(xml));
+        r = app_mark_durable(app, written);
         if (r < 0) {
                 qerror_set(err, QERR_QUBES_EXCEPTION, "Out of memory");
                 return r;
         }
+        /* the file durable_fd now reads is this text: each qube's element is there */
+        for (size_t i = 0; i < n_spans; i++)
+                if (spans[i].d) {
+                        spans[i].d->xml_off = spans[i].off;
+                        spans[i].d->xml_len = spans[i].len;
+                }
         /* The lock on the old inode is held until here, so a reader that waited for it sees the
          * new file when it re-checks the path. */
         return 0;
@@ -1856,24 +1915,15 @@ static void write_domain_uncached(StrBuf *b, Domain *d) {
 }
 
 /* A qube's element changes only when the qube does (domain_mark_changed), so a save after one
- * change re-serialises one qube and copies the others: what makes a durable Set cheap with
- * hundreds of qubes. */
-static void write_domain(StrBuf *b, Domain *d) {
-        if (!d->xml_cache) {
-                StrBuf one = {};
-                write_domain_uncached(&one, d);
-                if (one.oom) {
-                        strbuf_done(&one);
-                        b->oom = true;
-                        return;
-                }
-                d->xml_cache = strbuf_steal(&one);
-                if (!d->xml_cache) {
-                        b->oom = true;
-                        return;
-                }
-        }
-        strbuf_append(b, d->xml_cache);
+ * change re-serialises one qube and copies the others from the durable file, read back whole
+ * (page cache) through App.durable_fd: what makes a durable Set cheap with hundreds of qubes,
+ * without keeping a second copy of qubes.xml in memory (1.4 KiB a qube). */
+static void write_domain(StrBuf *b, Domain *d, const char *durable, size_t durable_len) {
+        if (durable && d->xml_len > 0 && (size_t) d->xml_off + d->xml_len <= durable_len &&
+            durable[d->xml_off + d->xml_len - 1] == '\n')
+                strbuf_append_n(b, durable + d->xml_off, d->xml_len);
+        else
+                write_domain_uncached(b, d);
 }
 
 static void write_globals(StrBuf *b, App *app) {
@@ -1933,10 +1983,15 @@ static char *globals_to_xml(App *app) {
         return b.oom ? NULL : strbuf_steal(&b);
 }
 
-char *app_to_xml(App *app) {
+/* spans (optional): where each qube's element is in the text, for app_save() to keep once the
+ * text is durable (*ret_spans, *ret_n; free()). */
+static char *app_to_xml_spans(App *app, DomainSpan **ret_spans, size_t *ret_n) {
         _cleanup_strbuf_ StrBuf b = {};
         _cleanup_free_ Domain **domains = NULL;
-        size_t n = 0;
+        _cleanup_free_ char *durable = NULL;
+        _cleanup_free_ DomainSpan *spans = NULL;
+        size_t n = 0, durable_len = 0;
+        bool known = false;
 
         strbuf_append(&b, "<qubes>\n");
         write_globals(&b, app);
@@ -1944,13 +1999,27 @@ char *app_to_xml(App *app) {
         domains = app_domains_sorted(app, &n);
         if (!domains)
                 return NULL;
+        for (size_t i = 0; i < n && !known; i++)
+                known = domains[i]->xml_len > 0;
+        /* unreadable: every element is written afresh */
+        if (known && app->durable_fd >= 0 && read_durable(app->durable_fd, &durable, &durable_len) < 0)
+                durable = NULL;
+        if (ret_spans) {
+                spans = new0(DomainSpan, n + 1);
+                if (!spans)
+                        return NULL;
+        }
         indent(&b, 1);
         if (n == 0)
                 strbuf_append(&b, "<domains/>\n");
         else {
                 strbuf_append(&b, "<domains>\n");
-                for (size_t i = 0; i < n; i++)
-                        write_domain(&b, domains[i]);
+                for (size_t i = 0; i < n; i++) {
+                        size_t start = b.len;
+                        write_domain(&b, domains[i], durable, durable_len);
+                        if (spans && b.len - start <= UINT32_MAX && start <= UINT32_MAX)
+                                spans[i] = (DomainSpan){ domains[i], (uint32_t) start, (uint32_t) (b.len - start) };
+                }
                 indent(&b, 1);
                 strbuf_append(&b, "</domains>\n");
         }
@@ -1958,5 +2027,13 @@ char *app_to_xml(App *app) {
         strbuf_append(&b, "</qubes>\n");
         if (b.oom)
                 return NULL;
+        if (ret_spans) {
+                *ret_spans = TAKE_PTR(spans);
+                *ret_n = n;
+        }
         return strbuf_steal(&b);
+}
+
+char *app_to_xml(App *app) {
+        return app_to_xml_spans(app, NULL, NULL);
 }

@@ -659,6 +659,8 @@ class ArchiveTests(BackupTestCase):
 # still spans two chunks, which is what the code paths need; the 1 GiB bounds are the ASan run's.
 SCALE = 8 if harness.UNDER_WRAPPER else 1
 BIG = (1 << 30) // SCALE
+# "promptly" there: every step of qubesd (and a call's whole path through the shim) is slower too
+SLOW = 4 if harness.UNDER_WRAPPER else 1
 
 
 class RunTests(BackupTestCase):
@@ -722,9 +724,9 @@ class RunTests(BackupTestCase):
             time.sleep(0.05)
         t0 = time.monotonic()
         self.d.manager('CancelBackup', 's', ('big',))
-        self.assertLess(time.monotonic() - t0, 1.0, 'CancelBackup did not return promptly')
+        self.assertLess(time.monotonic() - t0, 1.0 * SLOW, 'CancelBackup did not return promptly')
         self.assertEqual(self.wait(job)['State'], 'failed')
-        self.assertLess(time.monotonic() - t0, 5.0, 'the backup took long to stop')
+        self.assertLess(time.monotonic() - t0, 5.0 * SLOW, 'the backup took long to stop')
         self.assertEqual(os.listdir(self.out), [], 'a cancelled backup left a file')
         self.assertTrue(finished.wait_for(lambda s: any(x[0] == job for x in s)))
         sig = [x for x in finished.signals if x[0] == job][0]
@@ -767,7 +769,7 @@ class RunTests(BackupTestCase):
         t0 = time.monotonic()
         self.d.manager('CancelBackup', 's', ('slow',))
         self.assertEqual(self.wait(job, timeout=10)['State'], 'failed')
-        self.assertLess(time.monotonic() - t0, 3.0, 'the question went on after the cancel')
+        self.assertLess(time.monotonic() - t0, 3.0 * SLOW, 'the question went on after the cancel')
         self.assertEqual(os.listdir(self.out), [])
         self.assertEqual(self.descendants(), [], 'the runner or the service is left')
 
@@ -924,7 +926,7 @@ class ShimTests(BackupTestCase):
         t0 = time.monotonic()
         status, reply, err = service_call(self.shim, self.d, b'admin.backup.Cancel+big dom0 name dom0\x00')
         self.assertEqual(reply, b'0\x00')
-        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertLess(time.monotonic() - t0, 2.0 * SLOW, 'admin.backup.Cancel did not return promptly')
         t.join(30)
         self.assertFalse(t.is_alive())
         self.assertEqual(parse_exception(result['reply'])[:2], ('BackupCancelledError', 'Backup cancelled'))

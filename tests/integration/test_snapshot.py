@@ -115,6 +115,17 @@ class TestSnapshot(DaemonTestCase):
         self.d.manager('CreateLabel', 'ss', ('snap-label', '0x123456'))
         self.assertIn(harness.label_path('snap-label'), self.snapshot())
 
+        # references to names that need escaping in a path are the paths the objects go by
+        self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', 'net-2.x_y', 'red', 'fedora-42', {}))
+        self.d.set_property('net-2.x_y', 'provides_network', 'True')
+        self.d.set_property('work', 'netvm', 'net-2.x_y')
+        self.d.set_property('work', 'label', 'snap-label')
+        after = self.snapshot()
+        self.assertEqual(after[work][P + 'QubesVM']['Netvm'], domain_path('net-2.x_y'))
+        self.assertIn(after[work][P + 'QubesVM']['Netvm'], after)
+        self.assertEqual(after[work][P + 'Domain']['Label'], harness.label_path('snap-label'))
+        self.assertIn(after[work][P + 'Domain']['Label'], after)
+
 
 load_tests = harness.load_tests
 

@@ -632,7 +632,16 @@ static void test_rollback(void) {
         CHECK(app_has_uncommitted(app));
         CHECK(n_heard == 0); /* the events wait for the commit */
 
+        /* The rollback reads back what was made durable, not whatever the path holds now: here
+         * the saved file is moved away and something else put in its place. */
+        _cleanup_free_ char *moved = NULL;
+        const char *other = "<qubes>\n<domains/>\n</qubes>\n";
+        ASSERT(asprintf(&moved, "%s.moved", app->xml_path) > 0);
+        ASSERT(rename(app->xml_path, moved) == 0);
+        ASSERT(write_file_atomic(app->xml_path, other, strlen(other), 0000) >= 0);
+
         app_rollback(app);
+        ASSERT(rename(moved, app->xml_path) == 0);
         after = app_to_xml(app);
         ASSERT(after);
         if (!streq(before, after))
@@ -655,6 +664,51 @@ static void test_rollback(void) {
         unlink(app->xml_path);
 }
 
+/* A save after a change writes the changed qube afresh and copies the others from the durable
+ * file (as the last save put them): the file is what a full serialisation gives. */
+static void check_file_is_full_serialisation(App *app, const char *must_have) {
+        _cleanup_app_free_ App *fresh = new_app();
+        _cleanup_qerror_ QError err = {};
+        _cleanup_free_ char *ondisk = NULL, *full = NULL;
+
+        ASSERT(read_file(app->xml_path, &ondisk, NULL) >= 0);
+        CHECK(strstr(ondisk, must_have) != NULL);
+        ASSERT(load_str(fresh, ondisk, &err) >= 0); /* nothing durable: every element written afresh */
+        full = app_to_xml(fresh);
+        ASSERT(full);
+        if (!streq(full, ondisk))
+                report_diff(full, ondisk);
+        CHECK(streq(full, ondisk));
+}
+
+static void test_save_after_change(void) {
+        _cleanup_app_free_ App *app = new_app();
+        _cleanup_qerror_ QError err = {};
+        _cleanup_free_ char *fix = fixture();
+        _cleanup_free_ Domain **sorted = NULL;
+        size_t n = 0;
+
+        ASSERT(load_str(app, fix, &err) >= 0);
+        ASSERT(app_save(app, &err) >= 0);
+        sorted = app_domains_sorted(app, &n);
+        ASSERT(sorted && n > 3);
+        for (size_t i = 0; i < n; i++)
+                CHECK(sorted[i]->xml_len > 0); /* the save said where each element is */
+
+        /* the last qube, then one in the middle (the elements after it move) */
+        CHECK(domain_feature_set(sorted[n - 1], "after-save", "1", NULL) >= 0);
+        CHECK(sorted[n - 1]->xml_len == 0);
+        ASSERT(app_save(app, &err) >= 0);
+        check_file_is_full_serialisation(app, "<feature name=\"after-save\">1</feature>");
+        CHECK(domain_feature_set(sorted[n / 2], "a-longer-feature-in-the-middle", "some value", NULL) >= 0);
+        ASSERT(app_save(app, &err) >= 0);
+        check_file_is_full_serialisation(app, "<feature name=\"a-longer-feature-in-the-middle\">some value</feature>");
+        /* and once more with nothing changed */
+        ASSERT(app_save(app, &err) >= 0);
+        check_file_is_full_serialisation(app, "<feature name=\"after-save\">1</feature>");
+        unlink(app->xml_path);
+}
+
 int main(void) {
         ASSERT(mkdtemp(tmpdir));
 
@@ -664,6 +718,7 @@ int main(void) {
         test_migrations();
         test_save_load();
         test_rollback();
+        test_save_after_change();
         test_many();
 
         rmdir(tmpdir);
