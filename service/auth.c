@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <systemd/sd-login.h>
 #include <time.h>
 
 #include "bus-error.h"
@@ -72,9 +73,15 @@ typedef struct AuthQuery {
         sd_bus_slot *slot;
         sd_bus_message **held;
         size_t n_held;
-        char *cancel_id; /* interactive queries: for CancelCheckAuthorization */
-        bool view;       /* a question about what the peer sees: a refusal is kept too */
+        char *cancel_id;     /* interactive queries: for CancelCheckAuthorization */
+        char *subject;       /* the bus peer asked about */
+        uint64_t generation; /* polkit's rules as of the question (see on_polkit_changed) */
+        bool view;           /* a question about what the peer sees: a refusal is kept too */
 } AuthQuery;
+
+/* Bumped when polkit says its rules or actions changed: answers to questions asked before are
+ * not kept (the calls waiting for them ask again). */
+static uint64_t generation;
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -118,6 +125,7 @@ static AuthQuery *query_free(AuthQuery *q) {
                 q->m->auth_queries--;
         free(q->held);
         free(q->cancel_id);
+        free(q->subject);
         sd_bus_unref(q->bus);
         free(q->key);
         free(q);
@@ -137,6 +145,7 @@ Caller *caller_free(Caller *c) {
         verdicts_clear(c);
         free(c->unique_name);
         free(c->qube);
+        free(c->group);
         free(c);
         return NULL;
 }
@@ -154,18 +163,59 @@ static Caller *caller_get(Manager *m, const char *sender, bool create) {
         return c;
 }
 
-/* Answers about what a user sees are shared by all that user's connections (a Caller keyed
- * "uid:N", holding only verdicts): a new client of the same user finds them. */
-static Caller *uid_caller(Manager *m, const Caller *c, bool create) {
-        char key[32];
-        if (!c || !c->uid_known)
-                return NULL;
-        snprintf(key, sizeof key, "uid:%u", (unsigned) c->uid);
-        return caller_get(m, key, create);
+/* Answers about what a user sees are shared by the connections of that user in the same login
+ * session (see "what a local user sees" below): the group Caller of a peer, NULL for trusted
+ * peers and peers not identified yet. */
+static Caller *group_of(Manager *m, const Caller *c) {
+        return c && c->group ? hashmap_get(m->callers, c->group) : NULL;
+}
+
+/* The peer's uid is known (from the bus) and pid (0: not known): the group it belongs to. The
+ * session is the one polkit finds for the process (sd_pid_get_session); a process in no session
+ * is grouped with the user's other processes in no session. */
+static void caller_identify(Manager *m, Caller *c, uid_t uid, pid_t pid) {
+        _cleanup_free_ char *session = NULL, *key = NULL;
+
+        c->uid = uid;
+        c->uid_known = true;
+        if (c->group || auth_uid_trusted(m, uid) || c->unique_name[0] != ':')
+                return;
+        if (pid <= 0 || sd_pid_get_session(pid, &session) < 0 || !session || strchr(session, '\n'))
+                session = mfree(session);
+        if (asprintf(&key, "view:%u:%s", (unsigned) uid, session ?: "-") < 0)
+                return;
+        Caller *g = caller_get(m, key, true);
+        if (!g)
+                return;
+        g->n_peers++;
+        c->group = TAKE_PTR(key);
+}
+
+static void verdicts_prune(Caller *c, size_t max);
+
+/* A group whose peers all left keeps its answers while they hold (a user's next process finds
+ * them); then it goes, at the next peer that leaves. */
+static void groups_sweep(Manager *m) {
+        _cleanup_free_ const char **keys = hashmap_sorted_keys(m->callers);
+        for (const char **k = keys; k && *k; k++) {
+                Caller *g = hashmap_get(m->callers, *k);
+                if (!startswith(*k, "view:") || g->n_peers > 0 || hashmap_size(g->queries) > 0)
+                        continue;
+                verdicts_prune(g, SIZE_MAX);
+                if (hashmap_size(g->verdicts) == 0)
+                        caller_free(hashmap_remove(m->callers, *k));
+        }
 }
 
 void auth_forget_caller(Manager *m, const char *unique_name) {
-        caller_free(hashmap_remove(m->callers, unique_name));
+        Caller *c = hashmap_remove(m->callers, unique_name);
+        Caller *g = group_of(m, c);
+
+        if (g && --g->n_peers == 0)
+                g->ahead = false;
+        if (c && c->group)
+                groups_sweep(m);
+        caller_free(c);
 }
 
 static int sender_uid(Manager *m, sd_bus_message *msg, uid_t *ret) {
@@ -196,13 +246,16 @@ static int sender_uid(Manager *m, sd_bus_message *msg, uid_t *ret) {
         if (!c->uid_known) {
                 /* Asked once per peer and cached until the peer leaves the bus (NameOwnerChanged). */
                 _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-                r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
+                uid_t uid;
+                pid_t pid = 0;
+                r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_AUGMENT, &creds);
                 if (r < 0)
                         return r;
-                r = sd_bus_creds_get_euid(creds, &c->uid);
+                r = sd_bus_creds_get_euid(creds, &uid);
                 if (r < 0)
                         return r;
-                c->uid_known = true;
+                (void) sd_bus_creds_get_pid(creds, &pid);
+                caller_identify(m, c, uid, pid);
         }
         *ret = c->uid;
         return 0;
@@ -338,6 +391,70 @@ static void release_held(AuthQuery *q) {
         }
 }
 
+static int view_ask_all(Manager *m, Caller *g, const char *subject, sd_bus *bus, Domain *only, AuthQuery **wait);
+
+/* The peers of group g hear that answers came (subscribed events that waited can go now). */
+static void view_answered(Manager *m, Caller *g) {
+        _cleanup_free_ char **peers = NULL;
+        size_t n = 0, i = 0;
+        void *v;
+
+        if (!m->view_answered)
+                return;
+        peers = new0(char *, g->n_peers + 1);
+        if (!peers)
+                return;
+        while (n < g->n_peers && hashmap_iterate(m->callers, &i, NULL, &v)) {
+                Caller *c = v;
+                if (c->group && streq(c->group, g->unique_name))
+                        peers[n++] = strdup(c->unique_name);
+        }
+        for (i = 0; i < n; i++) {
+                if (peers[i])
+                        m->view_answered(m, peers[i]);
+                free(peers[i]);
+        }
+}
+
+/* A peer of group g, for asking ahead on its behalf (NULL if none). */
+static const char *group_peer(Manager *m, Caller *g) {
+        size_t i = 0;
+        void *v;
+        while (hashmap_iterate(m->callers, &i, NULL, &v)) {
+                Caller *c = v;
+                if (c->group && streq(c->group, g->unique_name))
+                        return c->unique_name;
+        }
+        return NULL;
+}
+
+/* Ask the next questions for a group being asked for ahead (up to its bound in flight). */
+static void ahead_continue(Manager *m, Caller *g, const char *subject) {
+        AuthQuery *wait = NULL;
+        /* refilled by halves: each refill walks every qube (polkitd answers one question at a
+         * time, so half the bound in flight keeps it busy) */
+        if (!g->ahead || hashmap_size(g->queries) > QUERIES_PER_CALLER_MAX / 2)
+                return;
+        if (!subject || view_ask_all(m, g, subject, m->bus, NULL, &wait) >= 0)
+                g->ahead = false; /* all known (or nobody left to ask for) */
+}
+
+/* A view question failed (polkit absent, or the peer asked about left): nothing is kept, the
+ * calls of that peer get the error, those of the group's other peers ask with themselves as
+ * the subject. */
+static void view_failed(AuthQuery *q) {
+        _cleanup_qerror_ QError e = {};
+        qerror_set(&e, QERR_NOT_AUTHORIZED, "Access denied: the authorization service cannot be asked");
+        for (size_t i = 0; i < q->n_held; i++) {
+                sd_bus_message *msg = q->held[i];
+                const char *sender = sd_bus_message_get_sender(msg);
+                if (sender && q->subject && !streq(sender, q->subject) && sd_bus_message_rewind(msg, true) >= 0 &&
+                    sd_bus_enqueue_for_read(q->bus, msg) >= 0)
+                        continue;
+                (void) bus_reply_qerror(q->m, msg, &e);
+        }
+}
+
 static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         AuthQuery *q = userdata;
         Caller *c = q->caller;
@@ -380,27 +497,42 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
         /* The query leaves the map first: the verdict store and the re-runs see it gone. */
         hashmap_remove(c->queries, q->key);
-        r = verdict_store(q->m, c, q->key, authorized, code, message, (unsigned) q->n_held, q->view);
-        Caller *u = q->view && r >= 0 ? uid_caller(q->m, c, true) : NULL;
-        if (u)
-                r = verdict_store(q->m, u, q->key, authorized, code, message, 0, true);
+        Manager *m = q->m;
+        _cleanup_free_ char *subject = strdup(q->subject);
+        if (q->generation != generation && !q->cancel_id) {
+                /* asked under rules that changed since: the waiting calls ask again */
+                release_held(q);
+                query_free(q);
+                if (c->ahead)
+                        ahead_continue(m, c, subject);
+                return 0;
+        }
+        if (q->view && err) {
+                view_failed(q);
+                query_free(q);
+                c->ahead = false;
+                return 0;
+        }
+        r = verdict_store(m, c, q->key, authorized, code, message, (unsigned) q->n_held, q->view);
         if (r < 0) {
                 log_oom();
                 for (size_t i = 0; i < q->n_held; i++)
                         (void) sd_bus_reply_method_errno(q->held[i], ENOMEM, NULL);
         } else
                 release_held(q);
-        Manager *m = q->m;
-        _cleanup_free_ char *peer = q->view ? strdup(c->unique_name) : NULL;
+        bool view = q->view;
         query_free(q);
-        /* subscribed events that waited for this answer can go now */
-        if (peer && m->view_answered)
-                m->view_answered(m, peer);
+        if (view) {
+                ahead_continue(m, c, subject);
+                view_answered(m, c);
+        }
         return 0;
 }
 
-static int query_start(Manager *m, Caller *c, sd_bus *bus, bool interactive, AuthAction action, Domain *d,
-                       const char *tags, const char *key, AuthQuery **ret) {
+/* A question about subject (a bus peer's unique name), kept in c (the peer's own Caller, or the
+ * group for what it sees). */
+static int query_start(Manager *m, Caller *c, const char *subject, sd_bus *bus, bool interactive, AuthAction action,
+                       Domain *d, const char *tags, const char *key, AuthQuery **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         AuthQuery *q;
         int r;
@@ -409,8 +541,7 @@ static int query_start(Manager *m, Caller *c, sd_bus *bus, bool interactive, Aut
                                            "CheckAuthorization");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", c->unique_name,
-                                  action_ids[action]);
+        r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", subject, action_ids[action]);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(call, 'a', "{ss}");
@@ -431,8 +562,10 @@ static int query_start(Manager *m, Caller *c, sd_bus *bus, bool interactive, Aut
         q->m = m;
         m->auth_queries++;
         q->bus = sd_bus_ref(bus);
+        q->generation = generation;
         q->key = strdup(key);
-        if (!q->key) {
+        q->subject = strdup(subject);
+        if (!q->key || !q->subject) {
                 query_free(q);
                 return -ENOMEM;
         }
@@ -504,6 +637,11 @@ static int ask_polkit(Manager *m, sd_bus_message *msg, AuthAction action, Domain
         v = hashmap_get(c->verdicts, other);
         if (v && v->allowed && v->expires > now_usec())
                 return 1;
+        /* so does one about what the peer's group sees (same user, same session: the same
+         * non-interactive question to polkit), a refusal only for a call that allows no interaction */
+        v = group_of(m, c) ? hashmap_get(group_of(m, c)->verdicts, interactive ? other : key) : NULL;
+        if (v && v->expires > now_usec() && (v->allowed || !interactive))
+                return verdict_apply(v, e);
 
         if (!call_can_wait(msg))
                 return 0;
@@ -513,7 +651,8 @@ static int ask_polkit(Manager *m, sd_bus_message *msg, AuthAction action, Domain
                 if (hashmap_size(c->queries) >= QUERIES_PER_CALLER_MAX || m->auth_queries >= QUERIES_MAX)
                         return qerror_set(e, QERR_NOT_AUTHORIZED,
                                           "Access denied: too many authorization requests in flight");
-                r = query_start(m, c, sd_bus_message_get_bus(msg), interactive, action, d, tags, key, &q);
+                r = query_start(m, c, c->unique_name, sd_bus_message_get_bus(msg), interactive, action, d, tags, key,
+                                &q);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot ask polkit: %m");
                         return qerror_set(e, QERR_NOT_AUTHORIZED,
@@ -603,8 +742,12 @@ int auth_set_caller_identity(Manager *m, sd_bus_message *msg, const char *qube, 
  * asked per qube, with the details qube= and tags=, before the listing is answered. A qube the
  * user does not see is absent from listings, GetManagedObjects, Introspect and subscribed events,
  * and its objects answer UnknownObject. The answers (refusals too) are kept ALLOWED_USEC per
- * peer; a change of tags is a new question. A user who may not read at all is not shown
- * anything and is refused by the methods themselves. */
+ * group: the peers of one uid in one login session (caller_identify), which polkit answers alike
+ * as long as no rule looks at the process itself (docs/daemon.md gives the argument). They are
+ * asked ahead, when a peer of the group appears on the bus (on_peer_appeared) or is found there
+ * at start (on_names_listed), and dropped when polkit says its rules changed (on_polkit_changed).
+ * A change of tags is a new question. A user who may not read at all is not shown anything and
+ * is refused by the methods themselves. */
 
 static int peer_restricted(Manager *m, sd_bus_message *msg) {
         uid_t uid;
@@ -626,9 +769,11 @@ static int verdict_peek(Caller *c, const char *key) {
         return v->allowed;
 }
 
-/* The answer to a non-interactive question, or -ENOENT with *wait set to the query that will
- * bring it (started here if needed), or -EBUSY when no more queries may start now. */
-static int view_ask(Manager *m, Caller *c, sd_bus *bus, AuthAction action, Domain *d, AuthQuery **wait) {
+/* The answer to a non-interactive question about what group g sees, or -ENOENT with *wait set
+ * to the query that will bring it (started here if needed, about subject, one of g's peers), or
+ * -EBUSY when no more queries may start now. */
+static int view_ask(Manager *m, Caller *g, const char *subject, sd_bus *bus, AuthAction action, Domain *d,
+                    AuthQuery **wait) {
         _cleanup_free_ char *tags = tags_string(d);
         _cleanup_free_ char *key = tags ? verdict_key(action, d, tags, false) : NULL;
         AuthQuery *q;
@@ -636,21 +781,18 @@ static int view_ask(Manager *m, Caller *c, sd_bus *bus, AuthAction action, Domai
 
         if (!key)
                 return -ENOMEM;
-        Caller *u = uid_caller(m, c, false);
-        r = verdict_peek(c, key);
-        if (r < 0)
-                r = verdict_peek(u, key);
+        r = verdict_peek(g, key);
         if (r >= 0)
                 return r;
         /* An answer that aged still serves (one listing more) while the question is asked again
          * in the background: a user's listing of hundreds of qubes waits for polkit only the
          * first time. (Only what is seen; every action is still asked about afresh.) */
-        AuthVerdict *old = hashmap_get(c->verdicts, key) ?: (u ? hashmap_get(u->verdicts, key) : NULL);
-        q = hashmap_get(c->queries, key);
+        AuthVerdict *old = hashmap_get(g->verdicts, key);
+        q = hashmap_get(g->queries, key);
         if (!q) {
-                if (hashmap_size(c->queries) >= QUERIES_PER_CALLER_MAX || m->auth_queries >= QUERIES_MAX)
+                if (hashmap_size(g->queries) >= QUERIES_PER_CALLER_MAX || m->auth_queries >= QUERIES_MAX)
                         return old ? old->allowed : -EBUSY;
-                r = query_start(m, c, bus, false, action, d, tags, key, &q);
+                r = query_start(m, g, subject, bus, false, action, d, tags, key, &q);
                 if (r < 0)
                         return r;
         }
@@ -661,29 +803,41 @@ static int view_ask(Manager *m, Caller *c, sd_bus *bus, AuthAction action, Domai
         return -ENOENT;
 }
 
-static int view_ask_all(Manager *m, Caller *c, sd_bus *bus, Domain *only, AuthQuery **wait) {
+/* What the group sees, asked in the order that needs the fewest questions: may it read at all
+ * (no: nothing more), may it read everything (yes: nothing more), and only then each qube. */
+static int view_ask_all(Manager *m, Caller *g, const char *subject, sd_bus *bus, Domain *only, AuthQuery **wait) {
         bool pending = false;
         int r;
 
-        /* someone who may not read at all sees nothing: no question per qube */
-        r = view_ask(m, c, bus, AUTH_READ, NULL, wait);
+        r = view_ask(m, g, subject, bus, AUTH_READ, NULL, wait);
         if (r <= 0)
                 return r;
-        r = view_ask(m, c, bus, AUTH_READ_ALL, NULL, wait);
+        r = view_ask(m, g, subject, bus, AUTH_READ_ALL, NULL, wait);
         if (r != 0)
                 return r;
         if (only)
-                return view_ask(m, c, bus, AUTH_READ, only, wait);
+                return view_ask(m, g, subject, bus, AUTH_READ, only, wait);
         size_t i = 0;
         void *v;
         while (hashmap_iterate(m->app->domains, &i, NULL, &v)) {
-                r = view_ask(m, c, bus, AUTH_READ, v, wait);
+                r = view_ask(m, g, subject, bus, AUTH_READ, v, wait);
                 if (r == -ENOENT || r == -EBUSY)
                         pending = true;
                 else if (r < 0)
                         return r;
         }
         return pending ? -ENOENT : 1;
+}
+
+/* A restricted peer appeared on the bus, or called: if nothing is known or being asked about
+ * what its group sees, ask now, in the background, so that its first listing finds the answers
+ * (or most of them). Asked about this peer (its bus name is polkit's subject). */
+static void ask_ahead(Manager *m, Caller *c) {
+        Caller *g = group_of(m, c);
+        if (!g || g->ahead || hashmap_size(g->verdicts) > 0 || hashmap_size(g->queries) > 0)
+                return;
+        g->ahead = true;
+        ahead_continue(m, g, c->unique_name);
 }
 
 int auth_view_prepare(Manager *m, sd_bus_message *msg, Domain *d, QError *e) {
@@ -696,12 +850,17 @@ int auth_view_prepare(Manager *m, sd_bus_message *msg, Domain *d, QError *e) {
                 return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: the caller could not be identified");
         if (r == 0)
                 return 1;
-        c = caller_get(m, sd_bus_message_get_sender(msg), true);
-        if (!c)
-                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: out of memory");
-        r = view_ask_all(m, c, sd_bus_message_get_bus(msg), d, &wait);
+        c = caller_get(m, sd_bus_message_get_sender(msg), false);
+        Caller *g = group_of(m, c);
+        if (!g)
+                return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: the caller could not be identified");
+        r = view_ask_all(m, g, c->unique_name, sd_bus_message_get_bus(msg), d, &wait);
         if (r >= 0)
                 return 1;
+        if (r == -ENOENT && !d)
+                /* a listing waits for many answers: the group's questions go on being asked as
+                 * answers come (the listing runs again only when the one it waits on is in) */
+                g->ahead = true;
         if (r != -ENOENT && r != -EBUSY) {
                 log_warning_errno(r, "Cannot ask polkit: %m");
                 return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: the authorization service cannot be asked");
@@ -710,12 +869,12 @@ int auth_view_prepare(Manager *m, sd_bus_message *msg, Domain *d, QError *e) {
                 /* the limit on queries in flight is reached: wait for one of this peer's */
                 size_t i = 0;
                 void *v;
-                if (hashmap_iterate(c->queries, &i, NULL, &v))
+                if (hashmap_iterate(g->queries, &i, NULL, &v))
                         wait = v;
         }
         if (!wait)
                 return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: too many authorization requests in flight");
-        if (c->n_held >= HELD_PER_CALLER_MAX)
+        if (g->n_held >= HELD_PER_CALLER_MAX)
                 return qerror_set(e, QERR_NOT_AUTHORIZED, "Access denied: too many calls waiting for authorization");
         r = query_hold(wait, msg);
         if (r < 0)
@@ -723,12 +882,11 @@ int auth_view_prepare(Manager *m, sd_bus_message *msg, Domain *d, QError *e) {
         return 0;
 }
 
-/* Like verdict_peek, but an aged answer counts (view_ask has asked again in the background). */
+/* Like verdict_peek on c's group, but an aged answer counts (view_ask has asked again in the
+ * background). */
 static int verdict_peek_any(Manager *m, Caller *c, const char *key) {
-        AuthVerdict *v = c ? hashmap_get(c->verdicts, key) : NULL;
-        Caller *u = v ? NULL : uid_caller(m, c, false);
-        if (u)
-                v = hashmap_get(u->verdicts, key);
+        Caller *g = group_of(m, c);
+        AuthVerdict *v = g ? hashmap_get(g->verdicts, key) : NULL;
         return v ? v->allowed : -ENOENT;
 }
 
@@ -782,7 +940,11 @@ int auth_peer_sees(Manager *m, const char *unique_name, Domain *d) {
                 return 1;
         /* not known (a new qube, new tags): asked in the background; aged: the old answer, and
          * asked again. A system event needs only leave to read the system. */
-        r = d ? view_ask_all(m, c, m->bus, d, &wait) : view_ask(m, c, m->bus, AUTH_READ, NULL, &wait);
+        Caller *g = group_of(m, c);
+        if (!g)
+                return -ENOENT;
+        r = d ? view_ask_all(m, g, c->unique_name, m->bus, d, &wait)
+              : view_ask(m, g, c->unique_name, m->bus, AUTH_READ, NULL, &wait);
         return r == -EBUSY ? -ENOENT : r;
 }
 
@@ -863,8 +1025,141 @@ static int view_filter(sd_bus_message *msg, void *userdata, sd_bus_error *ret_er
         return 0;
 }
 
+typedef struct PeerLookup {
+        Manager *m;
+        char name[];
+} PeerLookup;
+
+static int on_peer_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        PeerLookup *p = userdata;
+        Manager *m = p->m;
+        uint32_t uid = UINT32_MAX, pid = 0;
+        const char *key;
+        int r;
+
+        if (sd_bus_message_is_method_error(reply, NULL))
+                return 0; /* gone already */
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0 && (streq(key, "UnixUserID") || streq(key, "ProcessID")))
+                        r = sd_bus_message_read(reply, "v", "u", streq(key, "UnixUserID") ? &uid : &pid);
+                else if (r >= 0)
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r < 0 || uid == UINT32_MAX || auth_uid_trusted(m, uid))
+                return 0;
+        /* The reply comes before the bus says the peer left: the Caller is forgotten then. */
+        Caller *c = caller_get(m, p->name, true);
+        if (!c)
+                return 0;
+        if (!c->uid_known)
+                caller_identify(m, c, uid, (pid_t) pid);
+        ask_ahead(m, c);
+        return 0;
+}
+
+/* Who is this peer on the bus? (A user's session brings peers to the system bus long before a
+ * listing: their answers are asked for ahead.) */
+static void peer_lookup(Manager *m, const char *name) {
+        const char *own = NULL;
+        sd_bus_slot *slot = NULL;
+        int r;
+
+        if (name[0] != ':' || (sd_bus_get_unique_name(m->bus, &own) >= 0 && streq(name, own)) ||
+            hashmap_get(m->callers, name))
+                return;
+        PeerLookup *p = malloc(sizeof(PeerLookup) + strlen(name) + 1);
+        if (!p)
+                return;
+        p->m = m;
+        strcpy(p->name, name);
+        r = sd_bus_call_method_async(m->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionCredentials", on_peer_credentials, p, "s",
+                                     name);
+        if (r < 0) {
+                free(p);
+                return;
+        }
+        (void) sd_bus_slot_set_destroy_callback(slot, free);
+        (void) sd_bus_slot_set_floating(slot, 1);
+        sd_bus_slot_unref(slot);
+}
+
+static int on_polkit_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error);
+
+static int on_peer_appeared(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        const char *name, *old, *new;
+        if (sd_bus_message_read(msg, "sss", &name, &old, &new) < 0 || isempty(new))
+                return 0;
+        if (streq(name, POLKIT_SERVICE))
+                /* a polkitd that (re)starts has read its rules afresh without saying Changed */
+                return on_polkit_changed(msg, userdata, ret_error);
+        if (isempty(old))
+                peer_lookup(userdata, name);
+        return 0;
+}
+
+/* The peers already on the bus when qubesd starts (a restart under logged-in users). */
+static int on_names_listed(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const char *name;
+        int r;
+
+        if (sd_bus_message_is_method_error(reply, NULL))
+                return 0;
+        r = sd_bus_message_enter_container(reply, 'a', "s");
+        while (r > 0 && (r = sd_bus_message_read(reply, "s", &name)) > 0)
+                peer_lookup(userdata, name);
+        return 0;
+}
+
+/* polkit's rules or actions changed: every answer kept may be wrong now. All are dropped (what
+ * peers may do and what they see); questions in flight are answered but not kept (their calls
+ * ask again); the groups that had answers about what they see are asked again at once. */
+static int on_polkit_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        size_t i = 0, n = 0;
+        void *v;
+
+        generation++;
+        log_info("polkit's authorizations changed: the kept answers are dropped");
+        _cleanup_free_ char **again = new0(char *, hashmap_size(m->callers) + 1);
+        while (hashmap_iterate(m->callers, &i, NULL, &v)) {
+                Caller *c = v;
+                bool viewed = c->n_peers > 0 && (hashmap_size(c->verdicts) > 0 || c->ahead);
+                verdicts_clear(c);
+                c->ahead = false;
+                if (viewed && again)
+                        again[n++] = strdup(c->unique_name);
+        }
+        for (i = 0; i < n; i++) {
+                Caller *g = again[i] ? hashmap_get(m->callers, again[i]) : NULL;
+                const char *peer = g ? group_peer(m, g) : NULL;
+                if (peer) {
+                        g->ahead = true;
+                        ahead_continue(m, g, peer);
+                }
+                free(again[i]);
+        }
+        return 0;
+}
+
 int auth_add_view_filter(Manager *m) {
-        return sd_bus_add_filter(m->bus, NULL, view_filter, m);
+        int r = sd_bus_add_filter(m->bus, NULL, view_filter, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_match_signal_async(m->bus, NULL, POLKIT_SERVICE, POLKIT_PATH, POLKIT_INTERFACE, "Changed",
+                                      on_polkit_changed, NULL, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_match_signal_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                      "org.freedesktop.DBus", "NameOwnerChanged", on_peer_appeared, NULL, m);
+        if (r < 0 || m->config.bus_kind == BUS_FD)
+                return r;
+        return sd_bus_call_method_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                        "org.freedesktop.DBus", "ListNames", on_names_listed, m, "");
 }
 
 int auth_resolve_domain(Manager *m, sd_bus_message *msg, const char *ref, Domain **ret, QError *e) {
@@ -894,11 +1189,11 @@ int auth_peer_saw(Manager *m, const char *unique_name, const char *name) {
                 return r == -ENOENT ? 0 : r;
         if (asprintf(&prefix, "%s\n%s\n", action_ids[AUTH_READ], name) < 0)
                 return -ENOMEM;
-        for (Caller *k = c; k; k = k == c ? uid_caller(m, c, false) : NULL)
-                for (i = 0; hashmap_iterate(k->verdicts, &i, NULL, &v);) {
-                        AuthVerdict *verdict = v;
-                        if (verdict->allowed && startswith(verdict->key, prefix))
-                                return 1;
-                }
+        Caller *g = group_of(m, c);
+        for (i = 0; g && hashmap_iterate(g->verdicts, &i, NULL, &v);) {
+                AuthVerdict *verdict = v;
+                if (verdict->allowed && startswith(verdict->key, prefix))
+                        return 1;
+        }
         return 0;
 }

@@ -54,6 +54,11 @@ typedef struct Caller {
         Hashmap *verdicts; /* "action qube tags interactive" -> AuthVerdict* */
         Hashmap *queries;  /* same keys -> AuthQuery* */
         unsigned n_held;   /* calls held until their query is answered */
+        /* auth.c: what a local user sees is kept per (uid, login session): a bus peer names its
+         * group, a group Caller ("view:<uid>:<session>") holds the answers and counts its peers */
+        char *group;
+        unsigned n_peers;
+        bool ahead; /* the group's answers are being asked for ahead of any listing */
 } Caller;
 
 /* The parts, each declared in its own header; the Manager holds them. */

@@ -5,7 +5,8 @@ real unprivileged users (created with useradd) calling through setpriv.
 
 Users (created if missing, left in place): alice (the example rule: manages the qubes tagged
 managed-by-alice), bob (no rights; one test rule offers him authentication for lifecycle
-actions), carol (member of the group "qubes"). While the test runs, the actions file and the
+actions), carol (member of the group "qubes"), dave (a test rule: reads the system and the
+qubes tagged managed-by-dave). While the test runs, the actions file and the
 rules are installed into the system's polkit directories, and removed (or restored) afterwards.
 
 Needs root and polkitd (/usr/lib/polkit-1/polkitd, Debian package polkitd); skips without.
@@ -21,6 +22,10 @@ import sys
 import tempfile
 import time
 import unittest
+
+import gi
+gi.require_version('Gio', '2.0')
+from gi.repository import Gio, GLib  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -42,8 +47,35 @@ TEST_RULES = '''// installed by qubesd's tests/integration/test_polkit.py for th
 polkit.addRule(function(action, subject) {
     if (subject.user === "bob" && action.id === "org.qubes_os.admin.lifecycle")
         return polkit.Result.AUTH_ADMIN;
+    if (subject.user === "dave" && action.id === "org.qubes_os.admin.read")
+        return !action.lookup("qube") || (action.lookup("tags") || "").split(" ").indexOf("managed-by-dave") >= 0
+            ? polkit.Result.YES : polkit.Result.NO;
     return polkit.Result.NOT_HANDLED;
 });
+'''
+
+# what test_rules_change_takes_effect adds and removes while qubesd runs: alice may read personal
+# (it runs before the example rule, which would refuse)
+EXTRA_RULES_FILE = '/etc/polkit-1/rules.d/30-qubesd-test-extra.rules'
+EXTRA_RULES = '''// installed by qubesd's tests/integration/test_polkit.py for a moment
+polkit.addRule(function(action, subject) {
+    if (subject.user === "alice" && action.id === "org.qubes_os.admin.read" && action.lookup("qube") === "personal")
+        return polkit.Result.YES;
+    return polkit.Result.NOT_HANDLED;
+});
+'''
+
+# Run as another user: a process on the bus that calls nothing (as the peers of a login session,
+# which come long before a listing); prints "ready", leaves when its stdin closes.
+PRESENT = r'''
+import sys
+import gi
+gi.require_version('Gio', '2.0')
+from gi.repository import Gio
+conn = Gio.DBusConnection.new_for_address_sync(sys.argv[1],
+    Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+print('ready', flush=True)
+sys.stdin.read()
 '''
 
 # Run as another user: reads [[path, iface, method, signature, args], ...] as JSON on stdin,
@@ -176,6 +208,7 @@ class PolkitTest(unittest.TestCase):
         ensure_user('alice')
         ensure_user('bob')
         ensure_user('carol', groups=('qubes',))
+        ensure_user('dave')
 
         cls.dir = tempfile.mkdtemp(prefix='qubesd-polkit-')
         os.chmod(cls.dir, 0o755)  # the users must reach the bus socket
@@ -308,6 +341,56 @@ class PolkitTest(unittest.TestCase):
             return json.loads(out)
         proc.collect = collect
         return proc
+
+    def present(self, user):
+        """A process of user on the bus that calls nothing (qubesd asks polkit ahead for it)."""
+        proc = subprocess.Popen(['setpriv', '--reuid=' + user, '--regid=' + user, '--init-groups',
+                                 '/usr/bin/python3', '-c', PRESENT, self.address],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+        def leave():
+            proc.stdin.close()
+            proc.wait(timeout=30)
+            proc.stdout.close()
+        self.addCleanup(lambda: proc.poll() is None and leave())
+        self.assertEqual(proc.stdout.readline().strip(), 'ready')
+        return proc
+
+    def names(self, user):
+        """The names ListDomains gives user, and the qubes of GetManagedObjects, asked at once."""
+        res = self.as_user(user, [self.manager_call('ListDomains'),
+                                  (harness.ROOT_PATH, 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects',
+                                   None, [])], parallel=True)
+        for r in res:
+            self.assertAllowed(r, user)
+        listed = sorted(row[0] for row in res[0]['value'][0])
+        prefix = harness.ROOT_PATH + '/domain/'
+        objects = sorted(p[len(prefix):] for p in res[1]['value'][0] if p.startswith(prefix) and
+                         '/' not in p[len(prefix):])
+        self.assertEqual([harness.bus_path_escape(n) for n in listed], objects, user)
+        return listed
+
+    def polkit_changes(self, change):
+        """Run change (a change of polkit's rules) and wait until polkitd says so (Changed)."""
+        got = []
+        sid = self.conn.signal_subscribe('org.freedesktop.PolicyKit1', 'org.freedesktop.PolicyKit1.Authority',
+                                         'Changed', '/org/freedesktop/PolicyKit1/Authority', None,
+                                         Gio.DBusSignalFlags.NONE, lambda *a: got.append(1))
+        try:
+            self.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                                'GetId', None, None, Gio.DBusCallFlags.NONE, 5000, None)  # match in place
+            change()
+            ctx = GLib.MainContext.default()
+            deadline = time.monotonic() + 30
+            while not got and time.monotonic() < deadline:
+                if not ctx.iteration(False):
+                    time.sleep(0.01)
+            time.sleep(0.3)  # polkitd may say it twice (a file written is created, then changed)
+            while ctx.iteration(False):
+                pass
+        finally:
+            self.conn.signal_unsubscribe(sid)
+        self.assertTrue(got, 'polkitd did not announce the change of its rules')
 
     @staticmethod
     def domain_call(name, method, sig=None, args=()):
@@ -619,6 +702,111 @@ class PolkitTest(unittest.TestCase):
         self.assertRefused(res[0], CAN_OBTAIN, 'carol: Properties.Set first')
         self.assertAllowed(res[1], 'carol: SetProperty')
         self.assertAllowed(res[2], 'carol: Properties.Set after SetProperty')
+
+
+    # --- asked ahead, kept per user and session (issue 18) -----------------------------------
+
+    def many_qubes(self, n, every, tag):
+        """n more qubes, one in every tagged with tag; returns the names of those tagged."""
+        tagged = []
+        for i in range(n):
+            name = 'x%03d' % i
+            self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', name, 'red', '', {}))
+            if i % every == 0:
+                self.d.domain(name, 'AddTag', 's', (tag,))
+                tagged.append(name)
+        return tagged
+
+    def test_first_listing_is_exact_while_asked_ahead(self):
+        """alice's first listing comes while qubesd is still asking polkit ahead for her: it waits
+        for what it needs and lists exactly her qubes, no fewer, no more; so do the next ones."""
+        tagged = self.many_qubes(150, 5, 'managed-by-alice')
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        mine = sorted(tagged + ['work'])
+        self.present('alice')  # her session's process: the asking starts now
+        self.assertEqual(self.names('alice'), mine)
+        self.assertEqual(self.names('alice'), mine)
+        # a qube of hers created now is a new question, asked before the next listing
+        self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', 'later', 'red', '', {}))
+        self.d.domain('later', 'AddTag', 's', ('managed-by-alice',))
+        self.assertEqual(self.names('alice'), sorted(mine + ['later']))
+        # carol (read-all) sees everything, bob (no read) nothing
+        self.assertEqual(len(self.names('carol')), len(self.d.manager('ListDomains')[0]))
+        self.assertRefused(self.one('bob', self.manager_call('ListDomains')), what='bob: ListDomains')
+
+    def test_answers_of_one_user_never_serve_another(self):
+        """Answers asked ahead for alice (processes of hers on the bus) are not applied to dave,
+        and his not to her, whoever asked first; each lists exactly their own qubes."""
+        alices = self.many_qubes(30, 3, 'managed-by-alice')
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        self.d.domain('personal', 'AddTag', 's', ('managed-by-dave',))
+        self.present('alice')
+        self.present('dave')
+        time.sleep(1)  # the asking ahead for both has had time to finish (or most of it)
+        for _ in range(2):
+            self.assertEqual(self.names('dave'), ['personal'])
+            self.assertEqual(self.names('alice'), sorted(alices + ['work']))
+        # a user whose answers are not kept at all (bob, no rights) is refused, not served theirs
+        self.assertRefused(self.one('bob', self.manager_call('ListDomains')), what='bob: ListDomains')
+        self.assertRefused(self.one('bob', self.domain_call('work', 'GetProperty', 's', ('label',))),
+                           what='bob: GetProperty on alice\'s work')
+
+    def test_restart_under_present_users(self):
+        """qubesd started while alice and dave are already on the bus (it asks ahead for the peers
+        it finds): each lists exactly their qubes."""
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        self.d.domain('personal', 'AddTag', 's', ('managed-by-dave',))
+        self.present('alice')
+        self.present('dave')
+        status = self.d.stop()
+        self.assertEqual(status, 0, self.d.log_tail())
+        self.d = harness.SystemBusDaemon(self.address, harness.DEMO_XML)
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+        for tag, name in (('managed-by-alice', 'work'), ('managed-by-dave', 'personal')):
+            self.d.domain(name, 'AddTag', 's', (tag,))
+        self.assertEqual(self.names('dave'), ['personal'])
+        self.assertEqual(self.names('alice'), ['work'])
+
+    def test_rules_change_takes_effect(self):
+        """A change of polkit's rules (polkitd announces it with Changed) counts from the next call:
+        the answers qubesd kept for alice (asked ahead, 30 s) are not used any more."""
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        self.present('alice')
+        self.assertEqual(self.names('alice'), ['work'])
+        self.assertRefused(self.one('alice', self.set_prop('personal', 'qrexec_timeout', '66')),
+                           UNKNOWN_OBJECT, 'alice on personal before the rule')
+
+        def add():
+            with open(EXTRA_RULES_FILE, 'w', encoding='utf-8') as f:
+                f.write(EXTRA_RULES)
+            os.chmod(EXTRA_RULES_FILE, 0o644)
+        self.addCleanup(lambda: os.path.exists(EXTRA_RULES_FILE) and os.unlink(EXTRA_RULES_FILE))
+        self.polkit_changes(add)
+        self.assertEqual(self.names('alice'), ['personal', 'work'])
+        self.assertEqual(self.one('alice', self.domain_call('personal', 'GetProperty', 's', ('label',)))['error'],
+                         None)
+
+        self.polkit_changes(lambda: os.unlink(EXTRA_RULES_FILE))
+        self.assertEqual(self.names('alice'), ['work'])
+        self.assertRefused(self.one('alice', self.domain_call('personal', 'GetProperty', 's', ('label',))),
+                           UNKNOWN_OBJECT, 'alice on personal after the rule went')
+
+    def test_polkitd_restart_counts_as_a_change(self):
+        """polkitd restarted with other rules (it says no Changed then): the answers kept for alice
+        are not used any more."""
+        self.d.domain('work', 'AddTag', 's', ('managed-by-alice',))
+        self.present('alice')
+        self.assertEqual(self.names('alice'), ['work'])
+        polkitd = [p for p in self.procs if p.args[0] == POLKITD][-1]
+        harness.stop_process(polkitd)
+        self.procs.remove(polkitd)
+        with open(EXTRA_RULES_FILE, 'w', encoding='utf-8') as f:
+            f.write(EXTRA_RULES)
+        os.chmod(EXTRA_RULES_FILE, 0o644)
+        self.addCleanup(lambda: os.path.exists(EXTRA_RULES_FILE) and os.unlink(EXTRA_RULES_FILE))
+        type(self).start_polkitd()
+        self.assertEqual(self.names('alice'), ['personal', 'work'])
 
 
 if __name__ == '__main__':
