@@ -6,7 +6,7 @@ while qubes started).
 qubesd with a generated qubes.xml on libvirt's test:///default driver (or, with --qemu N, N real
 QEMU guests on qemu:///system: the tiny CI guest of scripts/ci-libvirt-setup), and the shim's
 socket door on qubesd's private socket. 20 qubes (N) start with one StartQubes job and stop with
-one ShutdownQubes job (KillQubes-like kills for QEMU: the tiny guest has no ACPI shutdown), round
+one ShutdownQubes job (for QEMU a Kill of each at once: the tiny guest has no ACPI shutdown), round
 after round, while one reader calls back to back:
   door Get     admin.vm.property.Get through the socket door (a connection per call, as qubesadmin);
   D-Bus Get    org.freedesktop.DBus.Properties.Get of a Domain property, on its own bus connection.
@@ -16,14 +16,17 @@ phase it prints p50, p99, max and the number of reads, and qubesd's CPU time (fr
 phase second. With --high, qubesd's loop thread, dbus-daemon, the shim and the reader run at
 nice -10 (qubesd's workers as they are): the scheduler seldom lets the other processes of this
 machine in front of them, so what remains is mostly what qubesd does (SCHED_FIFO was tried: it
-made p50 and max worse, FIFO threads do not share a core). --monitor counts the signals qubesd sends on the bus for one start and one stop of
-the 20 (a bus monitor).
+made p50 and max worse, FIFO threads do not share a core). --loop (needs perf) times qubesd's
+side: each dispatch of its loop, from epoll_wait's return to its next call, by phase: how long a
+call that arrives meanwhile waits before qubesd reads it. --monitor counts the signals qubesd
+sends on the bus for one start and one stop of the 20 (a bus monitor).
 """
 
 import argparse
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -181,6 +184,7 @@ def main():
                     help="qubesd's loop thread, dbus-daemon, the shim and the reader at nice -10")
     ap.add_argument('--qemu', type=int, default=0, metavar='N', help='N real QEMU guests (qemu:///system)')
     ap.add_argument('--monitor', action='store_true', help='count the signals of one start and one stop')
+    ap.add_argument('--loop', action='store_true', help="time each dispatch of qubesd's loop (perf)")
     args = ap.parse_args()
     os.environ['QUBESD'] = args.qubesd
     shim = args.shim or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.qubesd))),
@@ -197,6 +201,7 @@ def main():
     private = os.path.join(d.dir, 'private')
     d.extra_args.append('--private-socket=' + private)
     shim_proc = log = counter = None
+    names = []
     try:
         if args.qemu:
             names = setup_qemu(d, args.qemu)
@@ -271,16 +276,28 @@ def main():
         cpu = {}
         secs = {}
 
+        intervals = []  # (monotonic start, end, phase): the loop's dispatches by phase
+
         def phase(name, fn):
             c0, t0 = cpu_ms(d.proc.pid), time.perf_counter()
+            m0 = time.monotonic()
             window['phase'] = name
             r = fn()
             window['phase'] = None
+            intervals.append((m0, time.monotonic(), name))
             dt = time.perf_counter() - t0
             cpu[name] = cpu.get(name, 0) + cpu_ms(d.proc.pid) - c0
             secs[name] = secs.get(name, 0) + dt
             return r, dt
 
+        perf = None
+        if args.loop and shutil.which('perf'):
+            perf_data = os.path.join(d.dir, 'loop.perf')
+            perf = subprocess.Popen(['perf', 'record', '-q', '-k', 'CLOCK_MONOTONIC', '-e',
+                                     'syscalls:sys_enter_epoll_wait', '-e', 'syscalls:sys_exit_epoll_wait',
+                                     '-t', str(d.proc.pid), '-o', perf_data],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
         th = threading.Thread(target=measure)
         th.start()
         rounds = {'start': [], 'stop': []}
@@ -303,6 +320,26 @@ def main():
             window['stop'] = True
             th.join()
             conn.close_sync(None)
+        dispatches = {}
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(60)
+            out = subprocess.run(['perf', 'script', '-i', perf_data, '-F', 'time,event'], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True).stdout
+            begun = None
+            for line in out.splitlines():
+                f = line.split()
+                if len(f) < 2:
+                    continue
+                t = float(f[0].rstrip(':'))
+                if 'sys_exit_epoll_wait' in f[1]:
+                    begun = t
+                elif begun is not None:
+                    for a, b, name in intervals:
+                        if a <= begun < b:
+                            dispatches.setdefault(name, []).append((t - begun) * 1000)
+                            break
+                    begun = None
         if args.monitor:
             owner = d.name_owner()
             counter = SignalCounter(d.address, owner)
@@ -328,6 +365,15 @@ def main():
                     continue
                 print('    %-44s p50 %6.3f ms  p99 %7.3f  max %8.3f  (%d reads)' %
                       (what, statistics.median(v), pct(v, 0.99), max(v), len(v)))
+        if args.loop and not perf:
+            print("  qubesd's loop: not timed (no perf)")
+        for ph in ('idle', 'start', 'stop') if perf else ():
+            v = sorted(dispatches.get(ph, [0]))
+            print("  qubesd's loop, %-16s one dispatch p50 %6.3f ms  p99 %6.3f  p99.9 %6.3f  max %7.3f  "
+                  "(%d dispatches, %d over 1 ms)" % ({'idle': 'nothing starting:', 'start': 'while they start:',
+                                                      'stop': 'while they stop:'}[ph], v[len(v) // 2],
+                                                     pct(v, 0.99), pct(v, 0.999), v[-1], len(v),
+                                                     sum(1 for x in v if x > 1)))
         if args.monitor:
             for label, c in (('one start of the %d' % len(names), started), ('one stop of the %d' % len(names),
                                                                             stopped)):
@@ -348,6 +394,9 @@ def main():
         if args.qemu and d.proc is not None:
             d.stop()
         d.cleanup()
+        for n in names if args.qemu else ():  # a run that failed half-way leaves no guest behind
+            subprocess.run(['virsh', '-c', 'qemu:///system', 'destroy', n], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
     return 0
 
 
