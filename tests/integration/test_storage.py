@@ -116,9 +116,10 @@ class TestStorage(DaemonTestCase):
         with open(self.d.xml_path, 'w', encoding='utf-8') as f:
             f.write(text)
         self.d.start()
+        # qubesd owns its name a moment before it has set the pools up; its first answer comes after
+        info = self.d.call(pool_path('later'), POOL_IFACE, 'Info')[0].splitlines()
         for sub in ('', 'appvms', 'vm-templates'):
             self.assertTrue(os.path.isdir(os.path.join(pool_dir, sub)), sub)
-        info = self.d.call(pool_path('later'), POOL_IFACE, 'Info')[0].splitlines()
         self.assertEqual(info[:5], ['dir_path=' + pool_dir, 'driver=file', 'ephemeral_volatile=False',
                                     'name=later', 'revisions_to_keep=1'])
         self.assertRegex(info[5], r'^size=[1-9][0-9]*$')
