@@ -485,9 +485,6 @@ class EventsTests(ShimTestCase):
         self.addCleanup(s.close)
         reader = EventReader(lambda: s.recv(65536))
         self.assertEqual(reader.frame(), ('', 'connection-established', []))
-        # every Event qubesd sends meanwhile, as the bus carries it
-        events = harness.SignalCollector(self.d.conn, member='Event')
-        self.addCleanup(events.close)
         # do not read: fill the socket buffers and the shim's queue
         value = 'v' * 2000
         for i in range(400):
@@ -506,17 +503,9 @@ class EventsTests(ShimTestCase):
         self.assertEqual(exc_type, 'QubesException')
         m = re.fullmatch(r'Event stream overflow: client too slow, (\d+) events dropped', message)
         self.assertTrue(m, message)
-        # none was delivered twice
-        ours = [n for n in names if not n.startswith('device-')]
-        self.assertEqual(len(ours), len(set(ours)), ours)
-        # every event was either delivered or counted: the 800 of the features, and any block
-        # device that came or went on this machine meanwhile (another test's loop device is an
-        # event on every qubesd's dom0: it made this count 804 once)
-        events.wait_for(lambda s: len(s) >= 800, timeout=30)
-        host = [e for e in events.signals if e[3][1] == 'dom0' and e[3][2].startswith('device-')]
-        self.assertEqual(len(events.signals) - len(host), 800)
-        self.assertGreaterEqual(len(names) + int(m.group(1)), 800)
-        self.assertLessEqual(len(names) + int(m.group(1)), 800 + len(host), (len(names), m.group(1), len(host)))
+        # none was delivered twice, and every event was either delivered or counted
+        self.assertEqual(len(names), len(set(names)), names)
+        self.assertEqual(len(names) + int(m.group(1)), 800)
 
     def test_client_goes_away(self):
         reader, s = self.events_socket()
