@@ -30,6 +30,7 @@ struct Workers {
         pthread_cond_t cond;
         pthread_t threads[WORKERS_MAX];
         size_t n_threads, n_idle;
+        size_t n_queued;     /* works submitted and not yet taken by a thread */
         WorkQueue queued[2]; /* by WorkClass */
         WorkQueue finished;
         unsigned n_data_running;
@@ -60,13 +61,17 @@ static Work *queue_pop(WorkQueue *q) {
 /* Under the lock: the next work this thread may take, calls first. */
 static Work *take(Workers *w) {
         Work *j = queue_pop(&w->queued[WORK_CALL]);
-        if (j)
+        if (j) {
+                w->n_queued--;
                 return j;
+        }
         if (w->n_data_running >= WORKERS_DATA_MAX)
                 return NULL;
         j = queue_pop(&w->queued[WORK_DATA]);
-        if (j)
+        if (j) {
+                w->n_queued--;
                 w->n_data_running++;
+        }
         return j;
 }
 
@@ -189,8 +194,10 @@ int workers_submit(Workers *w, WorkClass c, WorkFn work, WorkDoneFn done, void *
 
         pthread_mutex_lock(&w->lock);
         queue_push(&w->queued[c], j);
-        /* grow the pool only when every worker is busy, up to the cap */
-        if (w->n_idle == 0 && w->n_threads < WORKERS_MAX) {
+        w->n_queued++;
+        /* grow the pool when more works wait than threads wait for work (a thread woken but
+         * not yet running still counts as waiting: it takes one of them), up to the cap */
+        if (w->n_queued > w->n_idle && w->n_threads < WORKERS_MAX) {
                 pthread_attr_t attr;
                 pthread_attr_init(&attr);
                 pthread_attr_setstacksize(&attr, 256 * 1024);
