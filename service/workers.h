@@ -17,6 +17,10 @@
 
 #define WORKERS_MAX 6
 #define WORKERS_DATA_MAX 2
+/* Workers run this much nicer than the loop (its calls come first). */
+#define WORKERS_NICE 5
+/* The done() callbacks run in one loop iteration at most (the rest in the next ones). */
+#define WORKERS_DONE_PER_ITERATION 2
 
 typedef struct Workers Workers;
 

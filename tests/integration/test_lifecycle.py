@@ -368,6 +368,21 @@ class TestLifecycle(DaemonTestCase):
             self.assertRegex(v, r'^\d+$', k)
         self.assertFalse([x for x in stats.signals if x[0] == domain_path('work')], 'Stats for a halted qube')
 
+    def test_stop_while_a_batch_begins(self):
+        """StartQubes begins a few qubes per loop iteration: qubesd stopping in the middle ends
+        the job (the qubes that had not begun never do) and exits cleanly, nothing leaked (ASan)."""
+        names = ['batch-%02d' % i for i in range(60)]
+        for n in names:
+            self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', n, 'blue', '', {}))
+            self.d.set_property(n, 'netvm', '')
+        job = self.d.manager('StartQubes', 'as', (names,))[0]
+        self.assertTrue(job.startswith(harness.ROOT_PATH + '/job/'), job)
+        status = self.d.stop()
+        self.assertEqual(status, 0, 'qubesd exited with status %s:\n%s' % (status, self.d.log_tail()))
+        self.d.start()
+        # nothing runs after a restart of qubesd on the test driver's fresh state
+        self.assertEqual(self.state(names[-1]), 'Halted')
+
     @harness.timing_sensitive
     def test_responsive_while_20_start(self):
         """While 20 qubes start at once (three rounds of StartQubes), another client's
