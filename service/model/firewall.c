@@ -291,55 +291,73 @@ static int parse_comment(const char *v, FirewallRule *r, QError *e) {
         return dup_opt(&r->comment, v);
 }
 
+static int parse_action(const char *v, FirewallRule *r, QError *e) {
+        static const char *const actions[] = { "accept", "drop", NULL };
+        return parse_choice(v, actions, &r->action, e);
+}
+
+static int parse_proto(const char *v, FirewallRule *r, QError *e) {
+        static const char *const protos[] = { "tcp", "udp", "icmp", NULL };
+        return parse_choice(v, protos, &r->proto, e);
+}
+
+static int parse_specialtarget(const char *v, FirewallRule *r, QError *e) {
+        static const char *const targets[] = { "dns", NULL };
+        return parse_choice(v, targets, &r->specialtarget, e);
+}
+
+static bool has_action(const FirewallRule *r) {
+        return r->action;
+}
+static bool has_proto(const FirewallRule *r) {
+        return r->proto;
+}
+static bool has_specialtarget(const FirewallRule *r) {
+        return r->specialtarget;
+}
+static bool has_dsthost(const FirewallRule *r) {
+        return r->dsthost;
+}
+static bool has_dstports(const FirewallRule *r) {
+        return r->has_ports;
+}
+static bool has_icmptype(const FirewallRule *r) {
+        return r->icmptype >= 0;
+}
+static bool has_expire(const FirewallRule *r) {
+        return r->expire;
+}
+static bool has_comment(const FirewallRule *r) {
+        return r->comment;
+}
+
+/* Every option of a rule: whether a rule has it already, and its parser (upstream's checks). */
+static const struct {
+        const char *key;
+        bool (*is_set)(const FirewallRule *r);
+        int (*parse)(const char *v, FirewallRule *r, QError *e);
+} rule_options[] = {
+        { "action", has_action, parse_action },
+        { "proto", has_proto, parse_proto },
+        { "specialtarget", has_specialtarget, parse_specialtarget },
+        { "dsthost", has_dsthost, parse_dsthost },
+        { "dstports", has_dstports, parse_dstports },
+        { "icmptype", has_icmptype, parse_icmptype },
+        { "expire", has_expire, parse_expire },
+        { "comment", has_comment, parse_comment },
+};
+
 /* key is a stored key or an alias; "comment" only from the D-Bus form (the line grammar cuts it
  * off before). */
 static int rule_set_option(FirewallRule *r, const char *key, const char *value, QError *e) {
-        static const char *const actions[] = { "accept", "drop", NULL };
-        static const char *const protos[] = { "tcp", "udp", "icmp", NULL };
-        static const char *const targets[] = { "dns", NULL };
-        bool dst_alias = streq(key, "dst4") || streq(key, "dst6") || streq(key, "dstname");
-
-        if (dst_alias)
+        if (streq(key, "dst4") || streq(key, "dst6") || streq(key, "dstname"))
                 key = "dsthost";
-        if (streq(key, "action")) {
-                if (r->action)
+        for (size_t i = 0; i < ELEMENTSOF(rule_options); i++) {
+                if (!streq(key, rule_options[i].key))
+                        continue;
+                if (rule_options[i].is_set(r))
                         return qerror_set(e, QERR_VALUE, "Option '%s' already set", key);
-                return parse_choice(value, actions, &r->action, e);
-        }
-        if (streq(key, "proto")) {
-                if (r->proto)
-                        return qerror_set(e, QERR_VALUE, "Option '%s' already set", key);
-                return parse_choice(value, protos, &r->proto, e);
-        }
-        if (streq(key, "specialtarget")) {
-                if (r->specialtarget)
-                        return qerror_set(e, QERR_VALUE, "Option '%s' already set", key);
-                return parse_choice(value, targets, &r->specialtarget, e);
-        }
-        if (streq(key, "dsthost")) {
-                if (r->dsthost)
-                        return qerror_set(e, QERR_VALUE, "Option '%s' already set", key);
-                return parse_dsthost(value, r, e);
-        }
-        if (streq(key, "dstports")) {
-                if (r->has_ports)
-                        return qerror_set(e, QERR_VALUE, "Option '%s' already set", key);
-                return parse_dstports(value, r, e);
-        }
-        if (streq(key, "icmptype")) {
-                if (r->icmptype >= 0)
-                        return qerror_set(e, QERR_VALUE, "Option '%s' already set", key);
-                return parse_icmptype(value, r, e);
-        }
-        if (streq(key, "expire")) {
-                if (r->expire)
-                        return qerror_set(e, QERR_VALUE, "Option '%s' already set", key);
-                return parse_expire(value, r, e);
-        }
-        if (streq(key, "comment")) {
-                if (r->comment)
-                        return qerror_set(e, QERR_VALUE, "Option '%s' already set", key);
-                return parse_comment(value, r, e);
+                return rule_options[i].parse(value, r, e);
         }
         return qerror_set(e, QERR_VALUE, "Unknown firewall option");
 }
