@@ -35,3 +35,21 @@ def reexec_under_display(prefix=(), tools=()):
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
     sys.exit(status)
+
+
+def run_window_test(args, prefix, run):
+    """The whole of a window test: again under its own display (reexec_under_display), then
+    run(args, tmp, procs) with a temporary directory and the list of processes it starts, both
+    gone afterwards whatever happened; prints PASS and returns 0 when run returned."""
+    reexec_under_display()
+    os.makedirs(args.out_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    procs = []
+    try:
+        run(args, tmp, procs)
+    finally:
+        from qm_atspi import stop_processes
+        stop_processes(procs)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print('PASS')
+    return 0

@@ -25,10 +25,8 @@ Saves screenshots in --out-dir. Exit 77 = skipped.
 """
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 
@@ -39,7 +37,7 @@ try:
     gi.require_version('Atspi', '2.0')
     from gi.repository import Atspi, GLib  # noqa: F401 (qm_session needs it loaded)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from qm_atspi import find, find_app, stop_processes, walk  # noqa: E402
+    from qm_atspi import find, find_app, walk  # noqa: E402
     import qm_session as S  # noqa: E402
 except (ImportError, ValueError) as e:
     print(f'SKIP: python3-gi with gir1.2-atspi-2.0 is needed ({e})')
@@ -149,16 +147,7 @@ def run_qvm(args, socket, *argv):
 
 def main():
     args = parse_args()
-    S.reexec_under_display()
-    os.makedirs(args.out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='qm-firewall-test-')
-    procs = []
-    try:
-        run(args, tmp, procs)
-    finally:
-        stop_processes(procs)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print('PASS')
+    return S.run_window_test(args, 'qm-firewall-test-', run)
 
 
 def open_firewall(app, table, qube):

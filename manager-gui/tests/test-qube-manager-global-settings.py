@@ -11,10 +11,8 @@ qubesd refuses (the qube chosen was removed meanwhile) is reported in the window
 open, while the others are made; OK with nothing changed makes no call. Exit 77 = skipped.
 """
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 
@@ -25,7 +23,7 @@ try:
     gi.require_version('Atspi', '2.0')
     from gi.repository import Atspi  # noqa: F401
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from qm_atspi import find, find_app, stop_processes, walk  # noqa: E402
+    from qm_atspi import find, find_app, walk  # noqa: E402
     import qm_session as S  # noqa: E402
 except (ImportError, ValueError) as e:
     print(f'SKIP: python3-gi with gir1.2-atspi-2.0 is needed ({e})')
@@ -80,16 +78,7 @@ def apply_and_wait(window):
 
 def main():
     args = S.parse_args()
-    S.reexec_under_display()
-    os.makedirs(args.out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='qm-global-test-')
-    procs = []
-    try:
-        run(args, tmp, procs)
-    finally:
-        stop_processes(procs)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print('PASS')
+    return S.run_window_test(args, 'qm-global-test-', run)
 
 
 def run(args, tmp, procs):

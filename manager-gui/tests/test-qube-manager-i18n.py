@@ -18,10 +18,8 @@ unless it is data (qube, class, label, pool and kernel names, values) or a word 
 import ast
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 
@@ -32,7 +30,7 @@ try:
     gi.require_version('Atspi', '2.0')
     from gi.repository import Atspi, GLib  # noqa: F401
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from qm_atspi import find, find_app, stop_processes, walk  # noqa: E402
+    from qm_atspi import find, find_app, walk  # noqa: E402
     import qm_session as S  # noqa: E402
 except (ImportError, ValueError) as e:
     print(f'SKIP: python3-gi with gir1.2-atspi-2.0 is needed ({e})')
@@ -99,15 +97,7 @@ def main():
             os.path.join(args.locale_dir, 'de', 'LC_MESSAGES', 'qubesd.mo')):
         print(f'SKIP: no built German catalogue in {args.locale_dir}')
         sys.exit(77)
-    S.reexec_under_display()
-    tmp = tempfile.mkdtemp(prefix='qm-i18n-test-')
-    procs = []
-    try:
-        run(args, tmp, procs)
-    finally:
-        stop_processes(procs)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print('PASS')
+    return S.run_window_test(args, 'qm-i18n-test-', run)
 
 
 def click(window, name, role='push button'):

@@ -17,10 +17,8 @@ import argparse
 import importlib.util
 import os
 import queue
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -225,18 +223,7 @@ def main():
     except (ImportError, ValueError) as e:
         print(f'SKIP: {e}')
         return SKIP
-    qm_display.reexec_under_display()
-    os.makedirs(args.out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='qm-test-')
-    procs = []
-    try:
-        run(args, tmp, procs)
-    finally:
-        from qm_atspi import stop_processes
-        stop_processes(procs)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print('PASS')
-    return 0
+    return qm_display.run_window_test(args, 'qm-test-', run)
 
 
 if __name__ == '__main__':
