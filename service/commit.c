@@ -23,25 +23,23 @@ void manager_begin(Manager *m) {
 #define TRIM_DELAY_USEC (1000 * 1000)
 
 static int trim_now(sd_event_source *s, uint64_t usec, void *userdata) {
-        bool *pending = userdata;
-        *pending = false;
+        Manager *m = userdata;
+        m->trim_pending = false;
         (void) malloc_trim(0);
         return 0;
 }
 
 void manager_trim_later(Manager *m) {
-        static bool pending;
         sd_event_source *s = NULL;
 
-        if (pending || !m->event)
+        if (m->trim_pending || !m->event)
                 return;
-        if (sd_event_add_time_relative(m->event, &s, CLOCK_MONOTONIC, TRIM_DELAY_USEC, 100 * 1000, trim_now, &pending) <
-            0)
+        if (sd_event_add_time_relative(m->event, &s, CLOCK_MONOTONIC, TRIM_DELAY_USEC, 100 * 1000, trim_now, m) < 0)
                 return;
-        /* owned by the loop: freed when it has run or when the loop ends */
+        /* owned by the loop: freed when it has run or with the loop (before the Manager) */
         (void) sd_event_source_set_floating(s, true);
         sd_event_source_unref(s);
-        pending = true;
+        m->trim_pending = true;
 }
 
 /* app_commit() tells us how the save went: every waiting call gets its answer. */

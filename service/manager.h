@@ -124,6 +124,7 @@ typedef struct Manager {
         sd_bus_message **awaiting; /* the calls to answer after the next save */
         size_t n_awaiting, alloc_awaiting;
         sd_event_source *commit_source;
+        bool trim_pending; /* commit.c: a malloc_trim() is due in a moment (floating timer) */
 } Manager;
 
 /* Make the changes made so far durable now (a transaction: on failure the model returns to the
