@@ -14,5 +14,8 @@ int write_file_atomic(const char *path, const char *data, size_t len, mode_t mod
 int write_file_atomic_keep(const char *path, const char *data, size_t len, mode_t mode, int *ret_fd);
 /* Reads a whole file (NUL-terminated, length in *ret_len if non-NULL). */
 int read_file(const char *path, char **ret, size_t *ret_len);
+/* The same for an open file, read from its start with pread() (its offset is not moved);
+ * -EFBIG past max bytes. */
+int read_fd_from_start(int fd, size_t max, char **ret, size_t *ret_len);
 /* mkdir -p with the given mode. */
 int mkdir_p(const char *path, mode_t mode);

@@ -1441,35 +1441,6 @@ static bool same_qube(const Domain *a, const Domain *b) {
         return a->klass == b->klass && a->qid == b->qid && streq(a->name, b->name);
 }
 
-/* The whole file behind fd, from its start (pread: the offset is nobody's business). */
-static int read_durable(int fd, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t len = 0;
-
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if ((uint64_t) st.st_size > QUBES_XML_MAX_SIZE)
-                return -EFBIG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (len < (size_t) st.st_size) {
-                ssize_t k = pread(fd, buf + len, (size_t) st.st_size - len, (off_t) len);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        return -EIO; /* shorter than it was: not what was made durable */
-                len += (size_t) k;
-        }
-        buf[len] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
 void app_rollback(App *app) {
         _cleanup_qerror_ QError e = {};
         _cleanup_app_free_ App *tmp = NULL;
@@ -1488,7 +1459,7 @@ void app_rollback(App *app) {
         /* The text is read back from the file as it was made durable (the descriptor kept from
          * then), not from the path: a save that renamed its file but then failed (the directory's
          * fsync) has not replaced it, and neither has another writer. */
-        r = read_durable(app->durable_fd, &durable, &len);
+        r = read_fd_from_start(app->durable_fd, QUBES_XML_MAX_SIZE, &durable, &len);
         if (r < 0) {
                 log_error("Cannot read back the saved qubes.xml: %s; the changes stay in memory.", strerror(-r));
                 return;
@@ -2002,7 +1973,8 @@ static char *app_to_xml_spans(App *app, DomainSpan **ret_spans, size_t *ret_n) {
         for (size_t i = 0; i < n && !known; i++)
                 known = domains[i]->xml_len > 0;
         /* unreadable: every element is written afresh */
-        if (known && app->durable_fd >= 0 && read_durable(app->durable_fd, &durable, &durable_len) < 0)
+        if (known && app->durable_fd >= 0 &&
+            read_fd_from_start(app->durable_fd, QUBES_XML_MAX_SIZE, &durable, &durable_len) < 0)
                 durable = NULL;
         if (ret_spans) {
                 spans = new0(DomainSpan, n + 1);
