@@ -12,6 +12,7 @@
 #include "snapshot.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bus-names.h"
@@ -62,56 +63,34 @@ static bool snapshot_carries(bool qube, const char *interface, const char *membe
         return false;
 }
 
-/* Which entries of a vtable the snapshot carries, worked out once per vtable, interface and kind
- * of object (a string comparison per property and qube cost more than the rest of the walk). */
+/* Which entries of a vtable the snapshot carries on one kind of object (a qube's or another),
+ * worked out once per call and vtable: a string comparison per property and object cost more
+ * than the rest of the walk. */
 #define MAX_CARRIED 256
 typedef struct Carried {
-        const sd_bus_vtable *vtable;
-        const char *interface;
-        bool qube;
-        size_t n;                /* entries after the start */
-        bool entry[MAX_CARRIED]; /* the property at that entry is carried */
+        bool entry[MAX_CARRIED]; /* the entry after the start at that index is a carried property */
 } Carried;
 
-static const Carried *carried_of(const sd_bus_vtable *vt, const char *interface, bool qube) {
-        static Carried cache[32];
-        static size_t n_cache;
+static int carried_of(const sd_bus_vtable *vt, const char *interface, bool qube, Carried *ret) {
         size_t k = 0;
-
-        for (size_t i = 0; i < n_cache; i++)
-                if (cache[i].vtable == vt && cache[i].interface == interface && cache[i].qube == qube)
-                        return &cache[i];
-        if (n_cache >= ELEMENTSOF(cache))
-                return NULL;
-        Carried *c = &cache[n_cache];
-        *c = (Carried){ .vtable = vt, .interface = interface, .qube = qube };
         for (const sd_bus_vtable *v = vtable_next(vt, vt); v->type != _SD_BUS_VTABLE_END; v = vtable_next(vt, v), k++) {
                 if (k >= MAX_CARRIED)
-                        return NULL;
-                c->entry[k] = (v->type == _SD_BUS_VTABLE_PROPERTY || v->type == _SD_BUS_VTABLE_WRITABLE_PROPERTY) &&
-                              !(v->flags & SD_BUS_VTABLE_PROPERTY_EXPLICIT) &&
-                              snapshot_carries(qube, interface, v->x.property.member);
+                        return -E2BIG;
+                ret->entry[k] = (v->type == _SD_BUS_VTABLE_PROPERTY || v->type == _SD_BUS_VTABLE_WRITABLE_PROPERTY) &&
+                                !(v->flags & SD_BUS_VTABLE_PROPERTY_EXPLICIT) &&
+                                snapshot_carries(qube, interface, v->x.property.member);
         }
-        c->n = k;
-        n_cache++;
-        return c;
+        return 0;
 }
 
-/* One object's interface in the snapshot: the properties of its vtables that the snapshot
- * carries (those sd-bus would leave out of GetAll, SD_BUS_VTABLE_PROPERTY_EXPLICIT, left out
- * here too). */
+/* One object's interface in the snapshot: the properties of its vtable that the snapshot carries
+ * (those sd-bus would leave out of GetAll, SD_BUS_VTABLE_PROPERTY_EXPLICIT, left out here too). */
 static int append_properties(sd_bus *bus, sd_bus_message *reply, const char *path, const char *interface,
-                             const sd_bus_vtable *vt, void *object, sd_bus_error *error) {
-        const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
-        bool qube = rest && !strchr(rest, '/');
-        const Carried *c = carried_of(vt, interface, qube);
+                             const sd_bus_vtable *vt, const Carried *c, void *object, sd_bus_error *error) {
         size_t k = 0;
         int r;
         for (const sd_bus_vtable *v = vtable_next(vt, vt); v->type != _SD_BUS_VTABLE_END; v = vtable_next(vt, v), k++) {
-                if (c ? !c->entry[k]
-                      : (v->type != _SD_BUS_VTABLE_PROPERTY && v->type != _SD_BUS_VTABLE_WRITABLE_PROPERTY) ||
-                                    v->flags & SD_BUS_VTABLE_PROPERTY_EXPLICIT ||
-                                    !snapshot_carries(qube, interface, v->x.property.member))
+                if (!c->entry[k])
                         continue;
                 r = sd_bus_message_open_container(reply, 'e', "sv");
                 if (r < 0)
@@ -138,36 +117,78 @@ static int append_properties(sd_bus *bus, sd_bus_message *reply, const char *pat
         return 0;
 }
 
-typedef struct Found {
+/* A fallback vtable of the tree, resolved once per snapshot: its object type's prefix, its
+ * interface, its vtable and which entries the snapshot carries on a qube's object and on others
+ * (looked up once per call rather than once per object: 15 of them are tried on each qube). */
+typedef struct Candidate {
+        const char *prefix;
+        size_t prefix_len;
         const char *interface;
         const sd_bus_vtable *vtable;
-        void *object;
-} Found;
+        sd_bus_object_find_t find;
+        Carried carried[2]; /* [qube] */
+} Candidate;
 
-static int append_object(Manager *m, sd_bus *bus, sd_bus_message *reply, const Flat *f, const char *path,
-                         sd_bus_error *error) {
-        Found found[MAX_IMPLEMENTATIONS];
-        size_t n = 0;
-        int r;
+typedef struct Candidates {
+        Candidate c[MAX_IMPLEMENTATIONS];
+        size_t n;
+} Candidates;
 
-        /* the object types whose prefix this path is below, and what their find functions say */
+static int candidates_of(Manager *m, const Flat *f, Candidates *ret) {
+        ret->n = 0;
         for (size_t i = 0; i < f->n; i++) {
                 const BusObjectImplementation *impl = f->impl[i];
-                const char *rest = startswith(path, impl->path);
-                if (!impl->fallback_vtables || !rest || rest[0] != '/')
-                        continue;
-                for (const BusVtable *bv = impl->fallback_vtables; bv->vtable || bv->build; bv++) {
-                        void *object = NULL;
+                for (const BusVtable *bv = impl->fallback_vtables; bv && (bv->vtable || bv->build); bv++) {
                         const sd_bus_vtable *vt = bus_vtable_get(bv, &m->vtables);
                         if (!vt)
                                 return -ENOMEM;
-                        r = bv->find(bus, path, impl->interface, m, &object, error);
-                        if (r < 0)
-                                return r;
-                        if (r == 0 || n >= MAX_IMPLEMENTATIONS)
-                                continue;
-                        found[n++] = (Found){ impl->interface, vt, object };
+                        if (ret->n >= ELEMENTSOF(ret->c))
+                                return -E2BIG;
+                        Candidate *c = &ret->c[ret->n++];
+                        c->prefix = impl->path;
+                        c->prefix_len = strlen(impl->path);
+                        c->interface = impl->interface;
+                        c->vtable = vt;
+                        c->find = bv->find;
+                        for (int qube = 0; qube < 2; qube++) {
+                                int r = carried_of(vt, impl->interface, qube, &c->carried[qube]);
+                                if (r < 0)
+                                        return r;
+                        }
                 }
+        }
+        return 0;
+}
+
+typedef struct Found {
+        const Candidate *c;
+        void *object;
+} Found;
+
+static bool same_interface(const Found *a, const Found *b) {
+        return a->c->interface == b->c->interface || streq(a->c->interface, b->c->interface);
+}
+
+static int append_object(Manager *m, sd_bus *bus, sd_bus_message *reply, const Candidates *cs, const char *path,
+                         sd_bus_error *error) {
+        Found found[MAX_IMPLEMENTATIONS];
+        size_t n = 0;
+        const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
+        bool qube = rest && !strchr(rest, '/');
+        int r;
+
+        /* the object types whose prefix this path is below, and what their find functions say */
+        for (size_t i = 0; i < cs->n; i++) {
+                const Candidate *c = &cs->c[i];
+                void *object = NULL;
+                if (strncmp(path, c->prefix, c->prefix_len) != 0 || path[c->prefix_len] != '/')
+                        continue;
+                r = c->find(bus, path, c->interface, m, &object, error);
+                if (r < 0)
+                        return r;
+                if (r == 0 || n >= MAX_IMPLEMENTATIONS)
+                        continue;
+                found[n++] = (Found){ c, object };
         }
         if (n == 0)
                 return 0;
@@ -185,24 +206,24 @@ static int append_object(Manager *m, sd_bus *bus, sd_bus_message *reply, const F
         for (size_t i = 0; i < n; i++) {
                 bool first = true;
                 for (size_t k = 0; k < i && first; k++)
-                        if (streq(found[k].interface, found[i].interface))
+                        if (same_interface(&found[k], &found[i]))
                                 first = false;
                 if (!first)
                         continue;
                 r = sd_bus_message_open_container(reply, 'e', "sa{sv}");
                 if (r < 0)
                         return r;
-                r = sd_bus_message_append_basic(reply, 's', found[i].interface);
+                r = sd_bus_message_append_basic(reply, 's', found[i].c->interface);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_open_container(reply, 'a', "{sv}");
                 if (r < 0)
                         return r;
                 for (size_t k = i; k < n; k++) {
-                        if (!streq(found[k].interface, found[i].interface))
+                        if (!same_interface(&found[k], &found[i]))
                                 continue;
-                        r = append_properties(bus, reply, path, found[k].interface, found[k].vtable, found[k].object,
-                                              error);
+                        r = append_properties(bus, reply, path, found[k].c->interface, found[k].c->vtable,
+                                              &found[k].c->carried[qube], found[k].object, error);
                         if (r < 0)
                                 return r;
                 }
@@ -232,11 +253,17 @@ static int reply_managed_objects(Manager *m, sd_bus_message *msg, sd_bus_error *
         bool root = streq(path, QUBESD_ROOT_PATH);
         size_t len = strlen(path), objects = 0;
         Flat f = {};
+        _cleanup_free_ Candidates *cs = malloc(sizeof(Candidates));
         int r;
 
         if (!isempty(sd_bus_message_get_signature(msg, true)))
                 return sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_INVALID_ARGS, "Expected no parameters");
         flatten(&f, m->tree);
+        if (!cs)
+                return -ENOMEM;
+        r = candidates_of(m, &f, cs);
+        if (r < 0)
+                return r;
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
@@ -256,7 +283,7 @@ static int reply_managed_objects(Manager *m, sd_bus_message *msg, sd_bus_error *
                 for (char **p = nodes; p && *p; p++) {
                         if (!root && (strncmp(*p, path, len) != 0 || (*p)[len] != '/'))
                                 continue;
-                        r = append_object(m, bus, reply, &f, *p, error);
+                        r = append_object(m, bus, reply, cs, *p, error);
                         if (r < 0)
                                 return r;
                         objects++;
