@@ -65,7 +65,19 @@ static int unhex(char c) {
         return -1;
 }
 
+static struct {
+        const char *path;
+        Domain *d;
+} remembered;
+
+void domain_of_bus_path_remember(const char *path, Domain *d) {
+        remembered.path = path;
+        remembered.d = d;
+}
+
 Domain *domain_of_bus_path(App *app, const char *path) {
+        if (path && path == remembered.path)
+                return remembered.d;
         const char *rest = startswith(path, QUBESD_DOMAIN_PREFIX "/");
         _cleanup_free_ char *name = NULL;
 

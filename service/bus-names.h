@@ -45,6 +45,10 @@ char *device_bus_path(const char *devclass, const char *backend, const char *por
 const char *bus_path_encode_buf(const char *prefix, const char *name, char *buf, size_t size);
 /* The qube whose object path is path (exactly; not a sub-object), or NULL. */
 Domain *domain_of_bus_path(App *app, const char *path);
+/* For the time one object of a snapshot is built (snapshot.c), the answer for that very string
+ * (the same pointer): its fifteen find functions then decode the path once, not fifteen times.
+ * NULL path: forget it. */
+void domain_of_bus_path_remember(const char *path, Domain *d);
 /* The qube whose object or sub-object (a volume) path is path, or NULL. */
 Domain *domain_of_bus_subpath(App *app, const char *path);
 

@@ -283,7 +283,10 @@ static int reply_managed_objects(Manager *m, sd_bus_message *msg, sd_bus_error *
                 for (char **p = nodes; p && *p; p++) {
                         if (!root && (strncmp(*p, path, len) != 0 || (*p)[len] != '/'))
                                 continue;
+                        /* the qube of a qube's path, decoded once for all the find functions */
+                        domain_of_bus_path_remember(*p, domain_of_bus_path(m->app, *p));
                         r = append_object(m, bus, reply, cs, *p, error);
+                        domain_of_bus_path_remember(NULL, NULL);
                         if (r < 0)
                                 return r;
                         objects++;
