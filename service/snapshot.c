@@ -6,9 +6,10 @@
  * them below /domain), adds three empty standard interfaces, and calls each property's getter.
  * That cost 134 ms of qubesd's CPU at 1,000 qubes. Here the tree is walked once from its
  * description (bus-object.h): the enumerators give the paths, each path is matched only against
- * the object types whose prefix it has, the interfaces of one object are grouped, and the
- * properties are the same getters' answers. What the snapshot carries is decided in one place
- * (snapshot_carries()): see "The snapshot" in docs/dbus-api.md. */
+ * the object types whose prefix it has (their vtables, and which entries are carried, resolved
+ * once per call; a qube's path decoded once for all its find functions), the interfaces of one
+ * object are grouped, and the properties are the same getters' answers. What the snapshot
+ * carries is decided in one place (snapshot_carries()): see "The snapshot" in docs/dbus-api.md. */
 #include "snapshot.h"
 
 #include <errno.h>
@@ -177,11 +178,18 @@ static int append_object(Manager *m, sd_bus *bus, sd_bus_message *reply, const C
         bool qube = rest && !strchr(rest, '/');
         int r;
 
-        /* the object types whose prefix this path is below, and what their find functions say */
+        /* the object types whose prefix this path is below, and what their find functions say
+         * (neighbours share their prefix: compared once for the run of them) */
+        const char *prefix = NULL;
+        bool below = false;
         for (size_t i = 0; i < cs->n; i++) {
                 const Candidate *c = &cs->c[i];
                 void *object = NULL;
-                if (strncmp(path, c->prefix, c->prefix_len) != 0 || path[c->prefix_len] != '/')
+                if (c->prefix != prefix) {
+                        prefix = c->prefix;
+                        below = strncmp(path, prefix, c->prefix_len) == 0 && path[c->prefix_len] == '/';
+                }
+                if (!below)
                         continue;
                 r = c->find(bus, path, c->interface, m, &object, error);
                 if (r < 0)
