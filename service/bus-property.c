@@ -26,6 +26,22 @@ const char *prop_dbus_signature(const PropDef *p) {
         }
 }
 
+int bus_append_string(sd_bus_message *m, const char *s) {
+        unsigned char high = 0;
+        size_t n = 0;
+        char *space;
+
+        for (; s[n]; n++)
+                high |= (unsigned char) s[n];
+        if (high & 0x80)
+                return sd_bus_message_append_basic(m, 's', s);
+        int r = sd_bus_message_append_string_space(m, n, &space);
+        if (r < 0)
+                return r;
+        memcpy(space, s, n);
+        return 0;
+}
+
 /* Every property read of every qube comes through here (some 16,000 for one
  * GetManagedObjects with 300 qubes): basic appends, no signature to parse. */
 int bus_append_prop_value(sd_bus_message *reply, const PropDef *p, const PropValue *v, App *app) {
@@ -59,7 +75,7 @@ int bus_append_prop_value(sd_bus_message *reply, const PropDef *p, const PropVal
                 return sd_bus_message_append_basic(reply, 'o', fast ?: path ?: "/");
         }
         default:
-                return sd_bus_message_append_basic(reply, 's', strempty(s));
+                return bus_append_string(reply, strempty(s));
         }
 }
 

@@ -59,7 +59,7 @@ static int property_set(sd_bus *bus, const char *path, const char *interface, co
 static int property_get_power_state(sd_bus *bus, const char *path, const char *interface, const char *property,
                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Domain *d = userdata;
-        return sd_bus_message_append(reply, "s", strempty(d->power_state));
+        return bus_append_string(reply, strempty(d->power_state));
 }
 
 static int property_get_features(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -75,9 +75,9 @@ static int property_get_features(sd_bus *bus, const char *path, const char *inte
                 /* basic appends: no format string to parse for each of 1,000 qubes' features */
                 r = sd_bus_message_open_container(reply, 'e', "ss");
                 if (r >= 0)
-                        r = sd_bus_message_append_basic(reply, 's', f->name);
+                        r = bus_append_string(reply, f->name);
                 if (r >= 0)
-                        r = sd_bus_message_append_basic(reply, 's', f->value);
+                        r = bus_append_string(reply, f->value);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
                 if (r < 0)
@@ -92,7 +92,12 @@ static int property_get_tags(sd_bus *bus, const char *path, const char *interfac
         _cleanup_free_ const char **tags = domain_tags_sorted(d);
         if (!tags)
                 return -ENOMEM;
-        return sd_bus_message_append_strv(reply, (char **) tags);
+        int r = sd_bus_message_open_container(reply, 'a', "s");
+        for (size_t i = 0; r >= 0 && tags[i]; i++)
+                r = bus_append_string(reply, tags[i]);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
 }
 
 /* ---- methods ---------------------------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bus-names.h"
+#include "bus-property.h"
 #include "commit.h"
 #include "manager.h"
 #include "util/log.h"
@@ -96,7 +97,7 @@ static int append_properties(sd_bus *bus, sd_bus_message *reply, const char *pat
                 r = sd_bus_message_open_container(reply, 'e', "sv");
                 if (r < 0)
                         return r;
-                r = sd_bus_message_append_basic(reply, 's', v->x.property.member);
+                r = bus_append_string(reply, v->x.property.member);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_open_container(reply, 'v', v->x.property.signature);
@@ -221,7 +222,7 @@ static int append_object(Manager *m, sd_bus *bus, sd_bus_message *reply, const C
                 r = sd_bus_message_open_container(reply, 'e', "sa{sv}");
                 if (r < 0)
                         return r;
-                r = sd_bus_message_append_basic(reply, 's', found[i].c->interface);
+                r = bus_append_string(reply, found[i].c->interface);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_open_container(reply, 'a', "{sv}");

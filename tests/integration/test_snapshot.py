@@ -126,6 +126,33 @@ class TestSnapshot(DaemonTestCase):
         self.assertEqual(after[work][P + 'Domain']['Label'], harness.label_path('snap-label'))
         self.assertIn(after[work][P + 'Domain']['Label'], after)
 
+    def test_strings_beyond_ascii(self):
+        """A string of ASCII goes in without sd-bus's UTF-8 check (bus_append_string()), any other
+        through it: both come out as they went in, in the snapshot as in Properties.Get. The API
+        takes ASCII feature values only; a qubes.xml may hold others."""
+        work = domain_path('work')
+        values = {'snap-ascii': 'plain value 1', 'snap-utf8': '\u017c\u00f3\u0142w \u2603 \U0001f600',
+                  'snap-empty': ''}
+        self.d.domain('work', 'SetFeature', 'ss', ('snap-ascii', values['snap-ascii']))
+        self.d.domain('work', 'SetFeature', 'ss', ('snap-empty', ''))
+        self.d.domain('work', 'AddTag', 's', ('snap-tag',))
+        self.d.restart()  # after a save of qubes.xml: the feature is added there
+        self.d.stop()
+        with open(self.d.xml_path, encoding='utf-8') as f:
+            xml = f.read()
+        marker = '<feature name="snap-ascii">'
+        self.assertIn(marker, xml)
+        with open(self.d.xml_path, 'w', encoding='utf-8') as f:
+            f.write(xml.replace(marker, '<feature name="snap-utf8">%s</feature>%s' % (values['snap-utf8'], marker), 1))
+        self.d.start()
+        domain = self.snapshot()[work][P + 'Domain']
+        for name, value in values.items():
+            self.assertEqual(domain['Features'].get(name), value, name)
+        self.assertEqual(domain['Features'], self.d.dbus_get_all(work, P + 'Domain')['Features'])
+        self.assertIn('snap-tag', domain['Tags'])
+        self.assertEqual(domain['Tags'], sorted(domain['Tags']))
+        self.assertEqual(domain['PowerState'], 'Halted')
+        self.assertEqual(domain['Name'], 'work')
 
 load_tests = harness.load_tests
 
