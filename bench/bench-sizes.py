@@ -147,10 +147,11 @@ def start_shim(shim, d):
     return proc, log, path
 
 
-def run_and_annotate(cmd, n, timeout=900, floor=None):
+def run_and_annotate(cmd, n, timeout=900, floor=None, list_floor=None):
     """Runs a bench client and prints its lines with upstream's figure beside each; with floor
     (the unix-socket round trip), each one-client line of the socket door also says how many
-    times the floor of its two round trips (client -> shim -> qubesd) it takes. Returns the exit
+    times the floor of its two round trips (client -> shim -> qubesd) it takes; vm.List against
+    two round trips carrying its reply (list_floor) when that was measured. Returns the exit
     status and the lines."""
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     for line in r.stdout.splitlines():
@@ -160,7 +161,11 @@ def run_and_annotate(cmd, n, timeout=900, floor=None):
         extra = ''
         p50 = re.search(r'median\s+([0-9.]+) ms', line)
         if floor and c and c.group(1) == '1' and p50 and 'Set' not in label:
-            extra = '   (%.1fx the floor of two round trips)' % (float(p50.group(1)) / (2 * floor))
+            if list_floor and label.endswith('vm.List'):
+                extra = '   (%.1fx the floor of two round trips carrying its reply)' % (
+                    float(p50.group(1)) / (2 * list_floor))
+            else:
+                extra = '   (%.1fx the floor of two round trips)' % (float(p50.group(1)) / (2 * floor))
         print(line + extra + upstream(label, n, int(c.group(1)) if c else 0))
     return r.returncode, r.stdout
 
@@ -188,7 +193,7 @@ def bench_size(args, n):
         pid = d.proc.pid
         shim_proc, log, sock = start_shim(args.shim, d)
         qube = 'qube-%05d' % max(3, n // 2)
-        floor = None
+        floor = list_floor = None
         xml_size = os.path.getsize(d.xml_path)
         print('  floors (measured now): durable write of a %d KiB file (qubes.xml\'s size) %.3f ms; and below, a '
               'unix-socket round trip between two processes and an sd-bus call through dbus-daemon'
@@ -200,9 +205,11 @@ def bench_size(args, n):
             failures += rc != 0
             m = re.search(r'unix-socket round trip \(floor\)\s+median\s+([0-9.]+) ms', out)
             floor = float(m.group(1)) if m else None
+            m = re.search(r'same, \d+-byte reply \(vm.List\)\s+median\s+([0-9.]+) ms', out)
+            list_floor = float(m.group(1)) if m else None
         print('  socket door (bench-shim: a connection per call, request, half-close, reply):')
         failures += run_and_annotate([args.bench_shim, '--socket', sock, '--calls', str(args.calls),
-                                      '--qube', qube, '--set'], n, floor=floor)[0] != 0
+                                      '--qube', qube, '--set'], n, floor=floor, list_floor=list_floor)[0] != 0
         qvm = os.path.join(HERE, '..', '..', 'shared', 'qubesadmin', 'qvm')
         if os.path.exists(qvm):
             runs = []
