@@ -61,18 +61,14 @@ static int format_reply(Call *c, sd_bus_message *m, StrBuf *o) {
                         strbuf_append(o, v);
                 }
                 return r;
-        case FMT_PROPERTY_ALL:
-                r = sd_bus_message_enter_container(m, 'a', "(ssbs)");
-                if (r < 0)
-                        return r;
-                while ((r = sd_bus_message_read(m, "(ssbs)", &name, &t, &b, &v)) > 0) {
-                        strbuf_append(o, name);
-                        strbuf_append_c(o, ' ');
-                        append_property(o, t, b, v);
-                        wire_append_escaped(o, v);
-                        strbuf_append_c(o, '\n');
-                }
+        case FMT_BYTES: {
+                const void *p;
+                size_t n;
+                r = sd_bus_message_read_array(m, 'y', &p, &n);
+                if (r >= 0)
+                        strbuf_append_n(o, p, n);
                 return r;
+        }
         case FMT_PROPERTY_DEF:
                 r = sd_bus_message_read(m, "bss", &b, &t, &v);
                 if (r >= 0 && b) {
@@ -277,18 +273,20 @@ static int on_vm_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 
 static int on_vm_list_text(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Call *c = userdata;
-        const char *text;
+        const void *text;
+        size_t size;
         int r;
 
         if (call_handle_error(c, m, ret_error))
                 return 0;
         c->slot = sd_bus_slot_unref(c->slot);
-        r = sd_bus_message_read_basic(m, 's', &text);
+        /* bytes: not validated as UTF-8 again (qubesd's method_list_domains_text()) */
+        r = sd_bus_message_read_array(m, 'y', &text, &size);
         if (r < 0) {
                 call_reply_dbus_error(c, NULL, r);
                 return 0;
         }
-        strbuf_append(call_reply_ok_begin(c), text);
+        strbuf_append_n(call_reply_ok_begin(c), text, size);
         call_reply_end(c);
         return 0;
 }
@@ -1184,8 +1182,8 @@ static int stats_start(Call *c) {
           .fmt = FMT_LINES),                                                                                         \
                 M(prefix ".Get", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetProperty", .args = ARGS_ARG, \
                   .fmt = FMT_PROPERTY),                                                                              \
-                M(prefix ".GetAll", d, RULE_NO, RULE_NO, .on_manager = mgr, .member = "GetAllProperties",            \
-                  .args = ARGS_NONE, .fmt = FMT_PROPERTY_ALL),                                                       \
+                M(prefix ".GetAll", d, RULE_NO, RULE_NO, .on_manager = mgr, .member = "GetAllPropertiesText",        \
+                  .args = ARGS_NONE, .fmt = FMT_BYTES),                                                              \
                 M(prefix ".GetDefault", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetPropertyDefault",     \
                   .args = ARGS_ARG, .fmt = FMT_PROPERTY_DEF),                                                        \
                 M(prefix ".Help", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetPropertyHelp",              \
