@@ -114,16 +114,27 @@ static bool scope_takes_subject(const Scope *sc, const char *subject) {
         return !sc->only || (subject && streq(subject, sc->only));
 }
 
+/* name: an exact event name, or a prefix ending in '*' */
+static bool name_matches(const char *name, const char *event) {
+        size_t len = strlen(name);
+        return len > 0 && name[len - 1] == '*' ? strncmp(event, name, len - 1) == 0 : streq(event, name);
+}
+
+/* Taken when one of the names takes it and none of the exceptions ("!name") does. */
 static bool scope_takes_event(const Scope *sc, const char *event) {
+        bool taken = false;
+
         if (!sc->names)
                 return true;
         for (size_t i = 0; i < sc->n_names; i++) {
                 const char *n = sc->names[i];
-                size_t len = strlen(n);
-                if (len > 0 && n[len - 1] == '*' ? strncmp(event, n, len - 1) == 0 : streq(event, n))
-                        return true;
+                if (n[0] == '!') {
+                        if (name_matches(n + 1, event))
+                                return false;
+                } else if (!taken)
+                        taken = name_matches(n, event);
         }
-        return false;
+        return taken;
 }
 
 /* Whether one of s's scopes admits an event whose subject is subject (NULL: a system event)
@@ -324,23 +335,28 @@ int caller_filter_check_event_names(char *const *names, QError *e) {
                 snprintf(most, sizeof(most), "%u", EVENT_NAMES_MAX);
                 return qerror_set(e, QERR_QUBES_EXCEPTION, "Too many event names: %s (at most %s)", count, most);
         }
+        bool any_taken = false;
         for (size_t i = 0; i < n; i++) {
                 size_t len = strlen(names[i]);
-                if (len == 0 || len > EVENT_NAME_MAX) {
+                bool except = names[i][0] == '!';
+                any_taken = any_taken || !except;
+                if (len == (size_t) except || len > EVENT_NAME_MAX) {
                         snprintf(count, sizeof(count), "%zu", i + 1);
                         snprintf(most, sizeof(most), "%u", EVENT_NAME_MAX);
                         return qerror_set(e, QERR_QUBES_EXCEPTION,
                                           "Event name number %s is empty or longer than %s characters", count, most);
                 }
-                for (size_t k = 0; k < len; k++) {
+                for (size_t k = except; k < len; k++) {
                         unsigned char c = (unsigned char) names[i][k];
-                        if (c <= ' ' || c >= 0x7f || (c == '*' && k + 1 != len))
+                        if (c <= ' ' || c >= 0x7f || (c == '*' && k + 1 != len) || c == '!')
                                 return qerror_set(e, QERR_QUBES_EXCEPTION,
                                                   "Invalid event name '%s': printable ASCII without spaces, "
-                                                  "'*' only at the end",
+                                                  "'*' only at the end, '!' only at the start",
                                                   names[i]);
                 }
         }
+        if (!any_taken)
+                return qerror_set(e, QERR_QUBES_EXCEPTION, "Only exceptions ('!') among the event names");
         return 0;
 }
 

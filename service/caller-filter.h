@@ -20,9 +20,10 @@ bool filter_domain_visible(FilterContext *f, const Domain *d);
 /* Manager.SubscribeEvents: unicast, filtered Event signals for the calling peer, on its
  * connection (the bus, or a private connection). Each call adds one subscription with its own
  * scope (only: one qube's events, NULL: all; names: Manager.SubscribeEventNames' event names,
- * exact or a prefix ending in '*', NULL: every event); UnsubscribeEvents ends one with the same
- * qube (-ENOENT: none): one without names if there is one, else the first made, leaving the
- * peer's others as they were; all end when the peer leaves. */
+ * each exact or a prefix ending in '*', or an exception "!name" / "!prefix*" that no name
+ * overrides; NULL: every event); UnsubscribeEvents ends one with the same qube (-ENOENT: none):
+ * one without names if there is one, else the first made, leaving the peer's others as they
+ * were; all end when the peer leaves. */
 #define EVENT_NAMES_MAX 64u
 #define EVENT_NAME_MAX 256u
 int caller_filter_check_event_names(char *const *names, QError *e);

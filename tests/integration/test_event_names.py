@@ -57,7 +57,10 @@ class Stream:
 
 
 def matches(name, patterns):
-    return any(name.startswith(p[:-1]) if p.endswith('*') else name == p for p in patterns)
+    def one(p):
+        return name.startswith(p[:-1]) if p.endswith('*') else name == p
+    return (any(one(p) for p in patterns if not p.startswith('!'))
+            and not any(one(p[1:]) for p in patterns if p.startswith('!')))
 
 
 @harness.over_each_route
@@ -89,7 +92,8 @@ class EventNamesTests(harness.DaemonTestCase):
         full = self.stream()
         names = self.stream()
         full.call('SubscribeEvents', 's', ('',))
-        wanted = ['domain-feature-set:f*', 'property-set:label', 'domain-feature-set:marker']
+        wanted = ['domain-feature-set:f*', '!domain-feature-set:f2', 'property-set:label',
+                  'domain-feature-set:marker', '!domain-feature-delete:*']
         names.call('SubscribeEventNames', 'sas', ('', wanted))
         self.assertEqual(self.count(), 2)
         last = self.act()
@@ -100,6 +104,10 @@ class EventNamesTests(harness.DaemonTestCase):
         # the reference stream holds the others too: the filter had something to drop
         self.assertTrue(any(not matches(e[2], wanted) for e in full.events), full.events)
         self.assertIn(('test-vm1', 'property-set:label'), [(e[1], e[2]) for e in expected])
+        self.assertIn(('test-vm1', 'domain-feature-set:f1'), [(e[1], e[2]) for e in expected])
+        # the exception wins over the prefix that takes it
+        self.assertIn('domain-feature-set:f2', [e[2] for e in full.events])
+        self.assertNotIn('domain-feature-set:f2', [e[2] for e in names.events])
         self.assertEqual(names.events, expected)
         seqs = [e[0] for e in names.events]
         self.assertEqual(seqs, sorted(set(seqs)), 'not in sequence order, or twice')
@@ -176,6 +184,10 @@ class EventNamesTests(harness.DaemonTestCase):
             (['ok', ''], 'Event name number 2 is empty'),
             (['e%d' % i for i in range(65)], r'Too many event names: 65 \(at most 64\)'),
             (['ok', 'tab\there'], 'Invalid event name'),
+            (['ok', '!'], 'Event name number 2 is empty'),
+            (['!property-set:*'], r"Only exceptions \('!'\)"),
+            (['property!set'], 'Invalid event name'),
+            (['!!property-set:x', 'x'], 'Invalid event name'),
         ]
         for names, message in bad:
             with self.subTest(names=names[:3]):
