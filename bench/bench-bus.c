@@ -2,7 +2,7 @@
 /* A C client of qubesd's bus (sd-bus): the snapshot a client loads at start-up
  * (GetManagedObjects), one qube's GetAll, and the floor of an sd-bus call through dbus-daemon
  * (Peer.Ping to qubesd) and of a unix-socket round trip (a connection to another process, one byte
- * there and back), in one run. With --pid, qubesd's CPU time per call from /proc (steadier than the round trip on a
+ * there and back; and with a reply of admin.vm.List's size), in one run. With --pid, qubesd's CPU time per call from /proc (steadier than the round trip on a
  * busy machine). Prints one line per figure: median, p90, p99 and the count.
  *
  *   bench-bus --address unix:path=BUS [--pid PID] [--runs N] [--qube NAME] */
@@ -136,8 +136,9 @@ static int measure(sd_bus *bus, const char *what, CallFn fn, const char *arg, si
 
 /* The floor of each round trip the socket door makes (client -> shim -> qubesd and back, a
  * connection per call): a connection to a unix socket that another process accepts, one byte
- * there and back, closed. */
-static void socket_floor(size_t runs) {
+ * there and a reply of reply_size bytes back (1, or the size of admin.vm.List's answer, which
+ * both round trips carry), closed. */
+static void socket_floor(size_t runs, size_t reply_size, const char *label) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char dir[] = "/tmp/bench-bus-XXXXXX";
         if (!mkdtemp(dir))
@@ -150,7 +151,8 @@ static void socket_floor(size_t runs) {
                 rmdir(dir);
                 return;
         }
-        pid_t child = fork();
+        char *reply = calloc(reply_size, 1);
+        pid_t child = reply ? fork() : -1;
         if (child == 0) {
                 for (;;) {
                         char c;
@@ -158,7 +160,12 @@ static void socket_floor(size_t runs) {
                         if (fd < 0)
                                 _exit(0);
                         if (read(fd, &c, 1) == 1)
-                                (void) !write(fd, &c, 1);
+                                for (size_t off = 0; off < reply_size;) {
+                                        ssize_t n = write(fd, reply + off, reply_size - off);
+                                        if (n <= 0)
+                                                break;
+                                        off += (size_t) n;
+                                }
                         close(fd);
                 }
         }
@@ -166,15 +173,23 @@ static void socket_floor(size_t runs) {
         size_t done = 0;
         for (; s && done < runs; done++) {
                 char c = 'x';
+                size_t got = 0;
                 double t0 = now_ms();
                 int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || write(fd, &c, 1) != 1 ||
-                    read(fd, &c, 1) != 1) {
+                if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || write(fd, &c, 1) != 1) {
                         if (fd >= 0)
                                 close(fd);
                         break;
                 }
+                while (got < reply_size) {
+                        ssize_t n = read(fd, reply, reply_size - got);
+                        if (n <= 0)
+                                break;
+                        got += (size_t) n;
+                }
                 close(fd);
+                if (got < reply_size)
+                        break;
                 s[done] = now_ms() - t0;
         }
         if (child > 0) {
@@ -185,8 +200,22 @@ static void socket_floor(size_t runs) {
         unlink(sa.sun_path);
         rmdir(dir);
         if (s && done > 0)
-                report("unix-socket round trip (floor)", s, done, 0);
+                report(label, s, done, 0);
         free(s);
+        free(reply);
+}
+
+/* The size of admin.vm.List's answer for dom0 (ListDomainsText), for its floor. */
+static size_t listing_size(sd_bus *bus) {
+        sd_bus_message *reply = NULL;
+        const void *p;
+        size_t n = 0;
+        if (sd_bus_call_method(bus, BUS_NAME, ROOT, "org.qubes_os.Admin1.Manager", "ListDomainsText", NULL, &reply,
+                               "") < 0 ||
+            sd_bus_message_read_array(reply, 'y', &p, &n) < 0)
+                n = 0;
+        sd_bus_message_unref(reply);
+        return n;
 }
 
 int main(int argc, char **argv) {
@@ -244,7 +273,13 @@ int main(int argc, char **argv) {
         if (floors) {
                 if (measure(bus, "sd-bus call via dbus-daemon (floor)", call_ping, NULL, runs * 20, pid) < 0)
                         return 1;
-                socket_floor(runs * 20);
+                socket_floor(runs * 20, 1, "unix-socket round trip (floor)");
+                size_t n = listing_size(bus);
+                if (n > 0) {
+                        char label[64];
+                        snprintf(label, sizeof label, "same, %zu-byte reply (vm.List)", n);
+                        socket_floor(runs * 20, n, label);
+                }
         }
         if (measure(bus, "GetManagedObjects", call_managed_objects, NULL, runs, pid) < 0)
                 return 1;

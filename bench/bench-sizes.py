@@ -106,8 +106,15 @@ def durable_write_ms(directory, size, runs=50):
     return statistics.median(times)
 
 
-def new_daemon(n):
+LIBVIRT_URI = None
+LIBVIRTD_SOCKET = '/run/libvirt/libvirt-sock'
+
+
+def new_daemon(n, uri=None):
     d = harness.Daemon()
+    if uri or LIBVIRT_URI:
+        # the last --libvirt-uri counts (harness.Daemon.command())
+        d.extra_args.append('--libvirt-uri=' + (uri or LIBVIRT_URI))
     with open(d.xml_path, 'w') as f:
         f.write(bench_dbus.synthetic_xml(n).replace('dir_path="/var/lib/qubes', 'dir_path="' + d.state_dir))
     os.makedirs(os.path.join(d.state_dir, 'vm-kernels', '6.6.1-1.fc37'), exist_ok=True)
@@ -117,10 +124,10 @@ def new_daemon(n):
     return d
 
 
-def measure_startup(n, runs):
+def measure_startup(n, runs, uri=None):
     times, mem = [], []
     for _ in range(runs):
-        d = new_daemon(n)
+        d = new_daemon(n, uri)
         try:
             t0 = time.perf_counter()
             d.start()
@@ -147,10 +154,11 @@ def start_shim(shim, d):
     return proc, log, path
 
 
-def run_and_annotate(cmd, n, timeout=900, floor=None):
+def run_and_annotate(cmd, n, timeout=900, floor=None, list_floor=None):
     """Runs a bench client and prints its lines with upstream's figure beside each; with floor
     (the unix-socket round trip), each one-client line of the socket door also says how many
-    times the floor of its two round trips (client -> shim -> qubesd) it takes. Returns the exit
+    times the floor of its two round trips (client -> shim -> qubesd) it takes; vm.List against
+    two round trips carrying its reply (list_floor) when that was measured. Returns the exit
     status and the lines."""
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     for line in r.stdout.splitlines():
@@ -160,7 +168,11 @@ def run_and_annotate(cmd, n, timeout=900, floor=None):
         extra = ''
         p50 = re.search(r'median\s+([0-9.]+) ms', line)
         if floor and c and c.group(1) == '1' and p50 and 'Set' not in label:
-            extra = '   (%.1fx the floor of two round trips)' % (float(p50.group(1)) / (2 * floor))
+            if list_floor and label.endswith('vm.List'):
+                extra = '   (%.1fx the floor of two round trips carrying its reply)' % (
+                    float(p50.group(1)) / (2 * list_floor))
+            else:
+                extra = '   (%.1fx the floor of two round trips)' % (float(p50.group(1)) / (2 * floor))
         print(line + extra + upstream(label, n, int(c.group(1)) if c else 0))
     return r.returncode, r.stdout
 
@@ -178,6 +190,15 @@ def bench_size(args, n):
     print('  %-34s %.1f MiB file-backed (libraries, mostly clean text) + %.1f MiB anonymous; USS (private) %.1f MiB'
           % ('qubesd PSS, split', statistics.median(m['Pss_File'] for m in mem),
              statistics.median(m['Pss_Anon'] for m in mem), statistics.median(m['Uss'] for m in mem)))
+    # On a real dom0 qubesd is a client of libvirtd, which maps the same libraries: their text is
+    # shared, and PSS counts its share. Measured when a libvirtd runs here (scripts/ci-libvirt-setup).
+    if not LIBVIRT_URI and os.path.exists(LIBVIRTD_SOCKET):
+        _, mem2 = measure_startup(n, args.starts, 'qemu:///system')
+        print('  %-34s %.1f / %.1f MiB: %.1f MiB file-backed + %.1f MiB anonymous; USS %.1f MiB%s'
+              % ('same, client of libvirtd (qemu:///)', statistics.median(m['Rss'] for m in mem2),
+                 statistics.median(m['Pss'] for m in mem2), statistics.median(m['Pss_File'] for m in mem2),
+                 statistics.median(m['Pss_Anon'] for m in mem2), statistics.median(m['Uss'] for m in mem2),
+                 upstream('RSS / PSS', n)))
     return_anon = anon
 
     d = new_daemon(n)
@@ -188,7 +209,7 @@ def bench_size(args, n):
         pid = d.proc.pid
         shim_proc, log, sock = start_shim(args.shim, d)
         qube = 'qube-%05d' % max(3, n // 2)
-        floor = None
+        floor = list_floor = None
         xml_size = os.path.getsize(d.xml_path)
         print('  floors (measured now): durable write of a %d KiB file (qubes.xml\'s size) %.3f ms; and below, a '
               'unix-socket round trip between two processes and an sd-bus call through dbus-daemon'
@@ -200,9 +221,11 @@ def bench_size(args, n):
             failures += rc != 0
             m = re.search(r'unix-socket round trip \(floor\)\s+median\s+([0-9.]+) ms', out)
             floor = float(m.group(1)) if m else None
+            m = re.search(r'same, \d+-byte reply \(vm.List\)\s+median\s+([0-9.]+) ms', out)
+            list_floor = float(m.group(1)) if m else None
         print('  socket door (bench-shim: a connection per call, request, half-close, reply):')
         failures += run_and_annotate([args.bench_shim, '--socket', sock, '--calls', str(args.calls),
-                                      '--qube', qube, '--set'], n, floor=floor)[0] != 0
+                                      '--qube', qube, '--set'], n, floor=floor, list_floor=list_floor)[0] != 0
         qvm = os.path.join(HERE, '..', '..', 'shared', 'qubesadmin', 'qvm')
         if os.path.exists(qvm):
             runs = []
@@ -250,10 +273,14 @@ def main():
     ap.add_argument('--bench-bus', help='the C D-Bus client (GetManagedObjects and the floors)')
     ap.add_argument('--sizes', default='50,200,1000')
     ap.add_argument('--starts', type=int, default=7, help='repeated start-ups per size')
+    ap.add_argument('--libvirt-uri', help='libvirt for qubesd (default test:///default, the driver inside '
+                    'qubesd; qemu:///system is a real dom0\'s topology, a client of libvirtd)')
     ap.add_argument('--calls', type=int, default=2000, help='socket door calls per kind')
     ap.add_argument('--service-calls', type=int, default=100)
     ap.add_argument('--event-sets', type=int, default=400)
     args = ap.parse_args()
+    global LIBVIRT_URI
+    LIBVIRT_URI = args.libvirt_uri
     os.environ['QUBESD'] = args.qubesd
 
     print('Admin API through qubes-admin-shim (private dbus-daemon; median and spread: p10/p90 of the '

@@ -277,18 +277,20 @@ static int on_vm_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 
 static int on_vm_list_text(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Call *c = userdata;
-        const char *text;
+        const void *text;
+        size_t size;
         int r;
 
         if (call_handle_error(c, m, ret_error))
                 return 0;
         c->slot = sd_bus_slot_unref(c->slot);
-        r = sd_bus_message_read_basic(m, 's', &text);
+        /* bytes: not validated as UTF-8 again (qubesd's method_list_domains_text()) */
+        r = sd_bus_message_read_array(m, 'y', &text, &size);
         if (r < 0) {
                 call_reply_dbus_error(c, NULL, r);
                 return 0;
         }
-        strbuf_append(call_reply_ok_begin(c), text);
+        strbuf_append_n(call_reply_ok_begin(c), text, size);
         call_reply_end(c);
         return 0;
 }

@@ -133,7 +133,19 @@ static int append_listing_line(StrBuf *b, const Domain *d) {
 
 /* admin.vm.List's text, built once for everyone who sees every qube (kept until a qube comes,
  * goes or changes power state: manager_listing_changed()), else for the caller. The shim sends
- * it as it is: one string to marshal instead of five per qube. */
+ * it as it is: one array to marshal instead of five strings per qube, and bytes (`ay`) rather
+ * than an `s` because sd-bus validates every `s` as UTF-8 on both ends, which was half of each
+ * side's CPU for the 78 KB of 1,000 qubes (the names in it are checked when they are set). */
+static int reply_listing(sd_bus_message *msg, const char *text) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append_array(reply, 'y', text, strlen(text));
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static int method_list_domains_text(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_qerror_ QError denied = {};
         Manager *m = userdata;
@@ -147,7 +159,7 @@ static int method_list_domains_text(sd_bus_message *msg, void *userdata, sd_bus_
         bool everyone = !filter && auth_sees_all(m, msg);
         if (everyone && m->listing) {
                 filter_context_free(filter);
-                return sd_bus_reply_method_return(msg, "s", m->listing);
+                return reply_listing(msg, m->listing);
         }
         list = app_domains_sorted(m->app, NULL);
         if (!list) {
@@ -164,9 +176,9 @@ static int method_list_domains_text(sd_bus_message *msg, void *userdata, sd_bus_
                 m->listing = b.buf ? strbuf_steal(&b) : strdup("");
                 if (!m->listing)
                         return -ENOMEM;
-                return sd_bus_reply_method_return(msg, "s", m->listing);
+                return reply_listing(msg, m->listing);
         }
-        return sd_bus_reply_method_return(msg, "s", strempty(b.buf));
+        return reply_listing(msg, strempty(b.buf));
 }
 
 /* Every qube's GetAllProperties in one reply: a client listing many qubes makes one round
@@ -528,7 +540,7 @@ static const sd_bus_vtable manager_extra[] = {
         PROPERTY_METHODS_VTABLE(manager),
         SD_BUS_METHOD_WITH_ARGS("ListDomains", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssso)", domains), method_list_domains,
                                 0),
-        SD_BUS_METHOD_WITH_ARGS("ListDomainsText", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", listing),
+        SD_BUS_METHOD_WITH_ARGS("ListDomainsText", SD_BUS_NO_ARGS, SD_BUS_RESULT("ay", listing),
                                 method_list_domains_text, 0),
         SD_BUS_METHOD_WITH_ARGS("GetAllDomainProperties", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sa(ssbs)}", domains),
                                 method_get_all_domain_properties, 0),

@@ -190,7 +190,7 @@ class TestLifecycle(DaemonTestCase):
             return ''.join('%s class=%s state=%s uuid=%s\n' % row[:4] for row in self.d.manager('ListDomains')[0])
 
         def text():
-            return self.d.manager('ListDomainsText')[0]
+            return bytes(self.d.manager('ListDomainsText')[0]).decode()
 
         self.assertEqual(text(), expected())
         self.assertIn('\npersonal class=AppVM state=Halted ', text())

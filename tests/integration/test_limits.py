@@ -159,11 +159,11 @@ class PrivateSocketLimitTests(unittest.TestCase):
         # a new client on the private socket is served
         conn = self.d.connect()
         try:
-            names = self.d.call(harness.ROOT_PATH, harness.MANAGER_IFACE, 'ListDomainsText', reply_type='(s)',
-                                conn=conn)
+            names = bytes(self.d.call(harness.ROOT_PATH, harness.MANAGER_IFACE, 'ListDomainsText',
+                                      reply_type='(ay)', conn=conn)[0]).decode()
         finally:
             conn.close_sync(None)
-        self.assertIn('test-vm1', str(names))
+        self.assertIn('\ntest-vm1 class=AppVM ', names)
         self.d.stop()
         with open(self.d.log_path, encoding='utf-8', errors='replace') as f:
             lines = f.read().splitlines()
