@@ -61,18 +61,14 @@ static int format_reply(Call *c, sd_bus_message *m, StrBuf *o) {
                         strbuf_append(o, v);
                 }
                 return r;
-        case FMT_PROPERTY_ALL:
-                r = sd_bus_message_enter_container(m, 'a', "(ssbs)");
-                if (r < 0)
-                        return r;
-                while ((r = sd_bus_message_read(m, "(ssbs)", &name, &t, &b, &v)) > 0) {
-                        strbuf_append(o, name);
-                        strbuf_append_c(o, ' ');
-                        append_property(o, t, b, v);
-                        wire_append_escaped(o, v);
-                        strbuf_append_c(o, '\n');
-                }
+        case FMT_BYTES: {
+                const void *p;
+                size_t n;
+                r = sd_bus_message_read_array(m, 'y', &p, &n);
+                if (r >= 0)
+                        strbuf_append_n(o, p, n);
                 return r;
+        }
         case FMT_PROPERTY_DEF:
                 r = sd_bus_message_read(m, "bss", &b, &t, &v);
                 if (r >= 0 && b) {
@@ -1186,8 +1182,8 @@ static int stats_start(Call *c) {
           .fmt = FMT_LINES),                                                                                         \
                 M(prefix ".Get", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetProperty", .args = ARGS_ARG, \
                   .fmt = FMT_PROPERTY),                                                                              \
-                M(prefix ".GetAll", d, RULE_NO, RULE_NO, .on_manager = mgr, .member = "GetAllProperties",            \
-                  .args = ARGS_NONE, .fmt = FMT_PROPERTY_ALL),                                                       \
+                M(prefix ".GetAll", d, RULE_NO, RULE_NO, .on_manager = mgr, .member = "GetAllPropertiesText",        \
+                  .args = ARGS_NONE, .fmt = FMT_BYTES),                                                              \
                 M(prefix ".GetDefault", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetPropertyDefault",     \
                   .args = ARGS_ARG, .fmt = FMT_PROPERTY_DEF),                                                        \
                 M(prefix ".Help", d, RULE_REQ, RULE_NO, .on_manager = mgr, .member = "GetPropertyHelp",              \

@@ -66,8 +66,6 @@ bool bytes_are_ascii(const char *p, size_t n);
 void wire_append_exception(StrBuf *o, QubesErrorCode code, const char *traceback, const char *format,
                            char *const *fields);
 void wire_append_qerror(StrBuf *o, const QError *e);
-/* Append s with \ doubled and newline written as \n (property.GetAll). */
-void wire_append_escaped(StrBuf *o, const char *s);
 
 /* ---- methods.c: the dispatch table ----------------------------------------------------- */
 
@@ -98,7 +96,7 @@ typedef enum ReplyFormat {
         FMT_LINES,         /* as, one per line */
         FMT_BOOL01,        /* b as 1 or 0 */
         FMT_PROPERTY,      /* (s type, b is_default, s value) */
-        FMT_PROPERTY_ALL,  /* a(ssbs) */
+        FMT_BYTES,         /* ay, verbatim (qubesd wrote the payload) */
         FMT_PROPERTY_DEF,  /* (b has_default, s type, s value) */
         FMT_LABEL_NAMES,   /* a(siso) */
         FMT_LABEL_COLOR,   /* (o, s, i, s) */

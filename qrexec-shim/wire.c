@@ -94,14 +94,3 @@ void wire_append_exception(StrBuf *o, QubesErrorCode code, const char *traceback
 void wire_append_qerror(StrBuf *o, const QError *e) {
         wire_append_exception(o, e->code, NULL, e->format ? e->format : "Out of memory", e->fields);
 }
-
-void wire_append_escaped(StrBuf *o, const char *s) {
-        for (; *s; s++) {
-                if (*s == '\\')
-                        strbuf_append_n(o, "\\\\", 2);
-                else if (*s == '\n')
-                        strbuf_append_n(o, "\\n", 2);
-                else
-                        strbuf_append_c(o, *s);
-        }
-}

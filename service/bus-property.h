@@ -40,6 +40,8 @@ int property_write(Manager *m, sd_bus_message *msg, const PropertyChange *c, QEr
 int bus_method_list_properties(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_get_property(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_get_all_properties(Manager *m, Domain *d, sd_bus_message *msg);
+/* admin.*.property.GetAll's payload as bytes (GetAllPropertiesText) */
+int bus_method_get_all_properties_text(Manager *m, Domain *d, sd_bus_message *msg);
 /* Append the a(ssbs) array GetAllProperties replies with, for one holder (d == NULL: global). */
 int bus_append_all_properties(sd_bus_message *reply, Manager *m, Domain *d);
 int bus_method_get_property_default(Manager *m, Domain *d, sd_bus_message *msg);
@@ -55,6 +57,8 @@ int bus_method_reset_property(Manager *m, Domain *d, sd_bus_message *msg);
                                         0),                                                                           \
                 SD_BUS_METHOD_WITH_ARGS("GetAllProperties", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssbs)", properties),     \
                                         prefix##_get_all_properties, 0),                                              \
+                SD_BUS_METHOD_WITH_ARGS("GetAllPropertiesText", SD_BUS_NO_ARGS, SD_BUS_RESULT("ay", text),            \
+                                        prefix##_get_all_properties_text, 0),                                         \
                 SD_BUS_METHOD_WITH_ARGS("GetPropertyDefault", SD_BUS_ARGS("s", name),                                 \
                                         SD_BUS_RESULT("b", has_default, "s", type, "s", value),                       \
                                         prefix##_get_property_default, 0),                                            \

@@ -120,6 +120,7 @@ static int reply_result(Manager *m, sd_bus_message *msg, int r, QError *e, bool 
 PROPERTY_METHOD(list_properties)
 PROPERTY_METHOD(get_property)
 PROPERTY_METHOD(get_all_properties)
+PROPERTY_METHOD(get_all_properties_text)
 PROPERTY_METHOD(get_property_default)
 PROPERTY_METHOD(get_property_help)
 PROPERTY_METHOD(set_property)

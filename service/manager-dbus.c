@@ -71,6 +71,7 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
 PROPERTY_METHOD(list_properties)
 PROPERTY_METHOD(get_property)
 PROPERTY_METHOD(get_all_properties)
+PROPERTY_METHOD(get_all_properties_text)
 PROPERTY_METHOD(get_property_default)
 PROPERTY_METHOD(get_property_help)
 PROPERTY_METHOD(set_property)

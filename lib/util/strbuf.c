@@ -53,6 +53,17 @@ void strbuf_printf(StrBuf *b, const char *fmt, ...) {
         va_end(ap);
 }
 
+void strbuf_append_value_escaped(StrBuf *b, const char *s) {
+        for (; *s; s++) {
+                if (*s == '\\')
+                        strbuf_append_n(b, "\\\\", 2);
+                else if (*s == '\n')
+                        strbuf_append_n(b, "\\n", 2);
+                else
+                        strbuf_append_c(b, *s);
+        }
+}
+
 void strbuf_append_xml_escaped(StrBuf *b, const char *s) {
         const char *run = s;
         for (; *s; s++) {

@@ -20,6 +20,9 @@ void strbuf_printf(StrBuf *b, const char *fmt, ...) _printf_(2, 3);
 void strbuf_vprintf(StrBuf *b, const char *fmt, va_list ap) _printf_(2, 0);
 /* XML text/attribute escaping of &, <, >, " and ' (and control characters as numeric refs). */
 void strbuf_append_xml_escaped(StrBuf *b, const char *s);
+/* A property value as admin.*.property.GetAll writes it on its one line: "\\" for a backslash and
+ * "\n" for a newline, the rest as it is. */
+void strbuf_append_value_escaped(StrBuf *b, const char *s);
 void strbuf_reset(StrBuf *b);
 /* Returns the string (caller frees) or NULL on OOM; the StrBuf is emptied. */
 char *strbuf_steal(StrBuf *b);

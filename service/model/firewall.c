@@ -234,7 +234,7 @@ static int parse_port(const char *s, unsigned *ret, QError *e) {
 
 static int parse_dstports(const char *v, FirewallRule *r, QError *e) {
         const char *dash = strchr(v, '-');
-        unsigned lo, hi;
+        unsigned lo = 0, hi = 0; /* set by parse_port() on success; GCC -O3 cannot see it */
         int k;
 
         if (dash && strchr(dash + 1, '-'))

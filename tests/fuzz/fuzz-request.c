@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Fuzz target: the Admin API request framing (request_parse, shared by both doors of the shim)
- * and the reply escaping of property.GetAll (wire_append_escaped).
+ * and the reply escaping of property.GetAll (strbuf_append_value_escaped, which qubesd uses).
  *
  * Checks beyond "no crash": every field the parser returns lies inside the buffer and is
  * NUL-terminated there, the payload is exactly the bytes after the first NUL, and escaping is
@@ -30,7 +30,7 @@ static void check_escaping(const char *s) {
         _cleanup_strbuf_ StrBuf o = {};
         size_t j = 0, n = strlen(s);
 
-        wire_append_escaped(&o, s);
+        strbuf_append_value_escaped(&o, s);
         if (o.oom || o.len == 0) {
                 if (!o.oom && n != 0) {
                         fprintf(stderr, "fuzz-request: escaping lost the text\n");

@@ -128,6 +128,24 @@ class TestExampleProperties(DaemonTestCase):
         got = self.d.domain('work', 'GetAllProperties')[0]
         self.compare(got, WORK_EXPECTED, 'GetAllProperties of work')
 
+    def test_get_all_properties_text(self):
+        """GetAllPropertiesText (admin.*.property.GetAll's payload, written by qubesd) says what
+        GetAllProperties says, line for line, for every qube and the Manager; a backslash in a
+        value is doubled."""
+        def lines(props):
+            return ''.join('%s default=%s type=%s %s\n' % (n, 'True' if d else 'False', t,
+                                                            v.replace('\\', '\\\\').replace('\n', '\\n'))
+                           for n, t, d, v in props)
+
+        self.d.domain('work', 'SetProperty', 'ss', ('kernelopts', 'quiet x=a\\b'))
+        for row in self.d.manager('ListDomains')[0]:
+            text = bytes(self.d.domain(row[0], 'GetAllPropertiesText')[0]).decode()
+            self.assertEqual(text, lines(self.d.domain(row[0], 'GetAllProperties')[0]), row[0])
+        self.assertIn('\nkernelopts default=False type=str quiet x=a\\\\b\n',
+                      bytes(self.d.domain('work', 'GetAllPropertiesText')[0]).decode())
+        self.assertEqual(bytes(self.d.manager('GetAllPropertiesText')[0]).decode(),
+                         lines(self.d.manager('GetAllProperties')[0]))
+
     def test_get_property_each(self):
         for name, typ, is_default, value in WORK_EXPECTED:
             got = self.d.get_property('work', name)
