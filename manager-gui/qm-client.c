@@ -21,7 +21,11 @@
  * (qm_client_refresh_disk_usage(), as upstream's Qube Manager does every minute).
  *
  * Events come only as the Subscription copies, never as broadcasts too: an administrator would
- * get each twice, and events are most of what qubesd sends while qubes start and stop. A user
+ * get each twice, and events are most of what qubesd sends while qubes start and stop. Once a
+ * broadcast has come, the client asks for the property events alone (SubscribeEventNames, then
+ * UnsubscribeEvents of the first subscription), so that a qube's start or stop sends it no
+ * Event at all; an older qubesd without that method goes on sending every event, which the
+ * GDBus filter drops before the main loop. A user
  * whom the bus policy denies the broadcasts (see "What a local user sees" in docs/dbus-api.md)
  * gets no PropertiesChanged or InterfacesAdded/Removed either; until a broadcast has come, the
  * events themselves keep the model current: an event about a qube has it read again
@@ -214,6 +218,8 @@ struct _QmClient
   gboolean         broadcasts_seen; /* a broadcast came: PropertiesChanged and
                                        InterfacesAdded/Removed keep the model current */
   EventFilter     *filter;         /* owned by the connection */
+  gboolean         events_subscribed; /* SubscribeEvents answered: every event comes */
+  gboolean         events_narrowed;   /* SubscribeEventNames asked (once per appearance) */
   guint            filter_id;
   GHashTable      *stale;          /* paths to read again (Properties.GetAll) */
   GHashTable      *refreshing;     /* path -> GUINT_TO_POINTER (its GetAll calls in flight) */
@@ -517,12 +523,63 @@ objects_changed (QmClient    *self,
 }
 
 static void
+narrow_done (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  QmClient *self = QM_CLIENT (user_data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  if (reply == NULL)
+    /* An older qubesd: every event goes on coming; filter_events() drops them. */
+    g_debug ("SubscribeEventNames: %s", error->message);
+  else
+    /* Ends the subscription to every event (an unnamed one goes first): from the next event on
+     * only the named ones come, none lost or sent twice in between. */
+    g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, MANAGER_INTERFACE,
+                            "UnsubscribeEvents", g_variant_new ("(s)", ""), NULL,
+                            G_DBUS_CALL_FLAGS_NONE, -1, self->generation, NULL, NULL);
+  g_object_unref (self);
+}
+
+/* Once broadcasts come, the events that tell this client something are those filter_events()
+ * lets through: qubesd is asked for those alone (Manager.SubscribeEventNames), so that it no
+ * longer sends the rest (six or seven a qube's start or stop) only for GDBus to read and drop. */
+static void
+narrow_events (QmClient *self)
+{
+  static const gchar *const kinds[] = { "property-set:", "property-reset:", "property-del:" };
+  g_autoptr(GPtrArray) names = NULL;
+  guint i, k;
+
+  if (!self->broadcasts_seen || !self->events_subscribed || self->events_narrowed)
+    return;
+  self->events_narrowed = TRUE;
+  names = g_ptr_array_new_with_free_func (g_free);
+  for (i = 0; i < G_N_ELEMENTS (kinds); i++)
+    {
+      g_ptr_array_add (names, g_strconcat (kinds[i], "*", NULL));
+      for (k = 0; volatile_properties[k] != NULL; k++)
+        g_ptr_array_add (names, g_strconcat ("!", kinds[i], volatile_properties[k], NULL));
+    }
+  g_ptr_array_add (names, NULL);
+  g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, MANAGER_INTERFACE,
+                          "SubscribeEventNames",
+                          g_variant_new ("(s^as)", "", (gchar **) names->pdata),
+                          G_VARIANT_TYPE ("(t)"), G_DBUS_CALL_FLAGS_NONE, -1, self->generation,
+                          narrow_done, g_object_ref (self));
+}
+
+static void
 saw_broadcast (QmClient *self)
 {
   if (self->broadcasts_seen)
     return;
   self->broadcasts_seen = TRUE;
   g_atomic_int_set (&self->filter->broadcasts_seen, TRUE);
+  narrow_events (self);
 }
 
 static void
@@ -1768,6 +1825,8 @@ tear_down (QmClient *self)
   self->has_seq = FALSE;
   self->last_seq = 0;
   self->broadcasts_seen = FALSE;
+  self->events_subscribed = FALSE;
+  self->events_narrowed = FALSE;
   if (self->filter != NULL)
     g_atomic_int_set (&self->filter->broadcasts_seen, FALSE);
   g_hash_table_remove_all (self->stale);
@@ -1814,10 +1873,15 @@ subscribe_done (GObject      *source,
       self->subscriptions[4] = subscribe (self, MANAGER_INTERFACE, "Event", QM_ROOT_PATH);
       self->subscriptions[5] = subscribe (self, DOMAIN_INTERFACE, "Event", NULL);
     }
-  else if (self->has_snapshot && !self->broadcasts_seen)
-    /* Answered after the snapshot (polkit answered in another order): events in between
-     * reached neither. Without broadcasts nothing else says what they changed. */
-    want_resync (self);
+  else
+    {
+      self->events_subscribed = TRUE;
+      if (self->has_snapshot && !self->broadcasts_seen)
+        /* Answered after the snapshot (polkit answered in another order): events in between
+         * reached neither. Without broadcasts nothing else says what they changed. */
+        want_resync (self);
+      narrow_events (self);
+    }
   g_object_unref (self);
 }
 

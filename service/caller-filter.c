@@ -23,10 +23,13 @@ typedef struct PendingEvent {
  * (the peer sees the gap in the sequence numbers, and can subscribe again). */
 #define PENDING_MAX 4096u
 
-/* One SubscribeEvents call: the qube whose events it asks for (NULL: every qube's, the admin.Events
- * stream to dom0), and how many live subscriptions of the peer have that same scope. */
+/* Subscriptions of one peer with the same qube and the same event names: the qube whose events
+ * they ask for (NULL: every qube's, the admin.Events stream to dom0), the event names they take
+ * (SubscribeEventNames; NULL: every event, SubscribeEvents), and how many are alive. */
 typedef struct Scope {
         char *only;
+        char **names; /* exact names, or a prefix ending in '*' */
+        size_t n_names;
         unsigned n;
 } Scope;
 
@@ -36,8 +39,10 @@ typedef struct Scope {
 
 /* A peer's subscriptions. Each event goes to the peer once if any of its scopes admits it: the
  * caller (and so what the policy or polkit lets it see) is the connection's, the scope only
- * narrows to one qube, and a client that holds several streams on one connection tells them
- * apart by object path (the shim's match rule for a stream to a qube names that qube's path). */
+ * narrows to one qube and to some event names, and a client that holds several streams on one
+ * connection tells them apart by object path (the shim's match rule for a stream to a qube names
+ * that qube's path). The scopes stay in the order they were made (UnsubscribeEvents takes the
+ * first that fits). */
 typedef struct Subscriber {
         char *unique_name; /* key: the peer's unique name, or a private connection's description */
         sd_bus *bus;       /* the connection its copies go out on */
@@ -81,6 +86,12 @@ static PendingEvent *pending_free(PendingEvent *p) {
         return NULL;
 }
 
+static void scope_done(Scope *sc) {
+        free(sc->only);
+        strv_free(sc->names);
+        *sc = (Scope){};
+}
+
 static Subscriber *subscriber_free(Subscriber *s) {
         if (!s)
                 return NULL;
@@ -93,16 +104,44 @@ static Subscriber *subscriber_free(Subscriber *s) {
         free(s->unique_name);
         free(s->caller);
         for (size_t i = 0; i < s->n_scopes; i++)
-                free(s->scopes[i].only);
+                scope_done(&s->scopes[i]);
         free(s->scopes);
         free(s);
         return NULL;
 }
 
-/* Whether one of s's scopes admits an event whose subject is subject (NULL: a system event). */
-static bool subscriber_wants(const Subscriber *s, const char *subject) {
+static bool scope_takes_subject(const Scope *sc, const char *subject) {
+        return !sc->only || (subject && streq(subject, sc->only));
+}
+
+/* name: an exact event name, or a prefix ending in '*' */
+static bool name_matches(const char *name, const char *event) {
+        size_t len = strlen(name);
+        return len > 0 && name[len - 1] == '*' ? strncmp(event, name, len - 1) == 0 : streq(event, name);
+}
+
+/* Taken when one of the names takes it and none of the exceptions ("!name") does. */
+static bool scope_takes_event(const Scope *sc, const char *event) {
+        bool taken = false;
+
+        if (!sc->names)
+                return true;
+        for (size_t i = 0; i < sc->n_names; i++) {
+                const char *n = sc->names[i];
+                if (n[0] == '!') {
+                        if (name_matches(n + 1, event))
+                                return false;
+                } else if (!taken)
+                        taken = name_matches(n, event);
+        }
+        return taken;
+}
+
+/* Whether one of s's scopes admits an event whose subject is subject (NULL: a system event)
+ * named event (NULL: any, for the copies of other signals). */
+static bool subscriber_wants(const Subscriber *s, const char *subject, const char *event) {
         for (size_t i = 0; i < s->n_scopes; i++)
-                if (!s->scopes[i].only || (subject && streq(subject, s->scopes[i].only)))
+                if (scope_takes_subject(&s->scopes[i], subject) && (!event || scope_takes_event(&s->scopes[i], event)))
                         return true;
         return false;
 }
@@ -281,14 +320,90 @@ static const char *peer_key(sd_bus_message *msg) {
         return sender;
 }
 
-int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only, QError *e) {
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int caller_filter_check_event_names(char *const *names, QError *e) {
+        size_t n = strv_length(names);
+        char count[32], most[32];
+
+        if (n == 0)
+                return qerror_set(e, QERR_QUBES_EXCEPTION, "No event names given");
+        if (n > EVENT_NAMES_MAX) {
+                snprintf(count, sizeof(count), "%zu", n);
+                snprintf(most, sizeof(most), "%u", EVENT_NAMES_MAX);
+                return qerror_set(e, QERR_QUBES_EXCEPTION, "Too many event names: %s (at most %s)", count, most);
+        }
+        bool any_taken = false;
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(names[i]);
+                bool except = names[i][0] == '!';
+                any_taken = any_taken || !except;
+                if (len == (size_t) except || len > EVENT_NAME_MAX) {
+                        snprintf(count, sizeof(count), "%zu", i + 1);
+                        snprintf(most, sizeof(most), "%u", EVENT_NAME_MAX);
+                        return qerror_set(e, QERR_QUBES_EXCEPTION,
+                                          "Event name number %s is empty or longer than %s characters", count, most);
+                }
+                for (size_t k = except; k < len; k++) {
+                        unsigned char c = (unsigned char) names[i][k];
+                        if (c <= ' ' || c >= 0x7f || (c == '*' && k + 1 != len) || c == '!')
+                                return qerror_set(e, QERR_QUBES_EXCEPTION,
+                                                  "Invalid event name '%s': printable ASCII without spaces, "
+                                                  "'*' only at the end, '!' only at the start",
+                                                  names[i]);
+                }
+        }
+        if (!any_taken)
+                return qerror_set(e, QERR_QUBES_EXCEPTION, "Only exceptions ('!') among the event names");
+        return 0;
+}
+
+/* The names sorted, each once: two calls with the same names in another order make one scope. */
+static char **names_normalized(char *const *names) {
+        char **l = strv_copy(names);
+        size_t n = strv_length(l), k = 0;
+
+        if (!l)
+                return NULL;
+        qsort(l, n, sizeof(char *), cmp_str);
+        for (size_t i = 0; i < n; i++) {
+                if (k > 0 && streq(l[k - 1], l[i]))
+                        free(l[i]);
+                else
+                        l[k++] = l[i];
+        }
+        l[k] = NULL;
+        return l;
+}
+
+static bool names_equal(char *const *a, char *const *b) {
+        if (!a || !b)
+                return !a && !b;
+        for (; *a && *b; a++, b++)
+                if (!streq(*a, *b))
+                        return false;
+        return !*a && !*b;
+}
+
+int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only, char *const *names,
+                            QError *e) {
         CallerFilter *st = state(m);
         const char *sender = peer_key(msg);
+        _cleanup_strv_free_ char **sorted = NULL;
         Subscriber *s;
         Scope *scope = NULL;
 
         if (!st || !sender)
                 return -EINVAL;
+        if (names) {
+                if (caller_filter_check_event_names(names, e) < 0)
+                        return -EINVAL;
+                sorted = names_normalized(names);
+                if (!sorted)
+                        return -ENOMEM;
+        }
         s = hashmap_get(st->subscribers, sender);
         if (!s) {
                 s = new0(Subscriber, 1);
@@ -306,7 +421,7 @@ int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller,
         if (s->n_subscriptions >= SCOPES_MAX)
                 return qerror_set(e, QERR_QUBES_EXCEPTION, "Too many event subscriptions on this connection");
         for (size_t i = 0; i < s->n_scopes && !scope; i++)
-                if (streq_ptr(s->scopes[i].only, only))
+                if (streq_ptr(s->scopes[i].only, only) && names_equal(s->scopes[i].names, sorted))
                         scope = &s->scopes[i];
         if (!scope) {
                 Scope *a = realloc(s->scopes, sizeof(*a) * (s->n_scopes + 1));
@@ -317,6 +432,8 @@ int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller,
                 *scope = (Scope){};
                 if (only && !(scope->only = strdup(only)))
                         return -ENOMEM;
+                scope->names = TAKE_PTR(sorted);
+                scope->n_names = strv_length(scope->names);
                 s->n_scopes++;
         }
         scope->n++;
@@ -329,21 +446,27 @@ int caller_filter_unsubscribe(Manager *m, sd_bus_message *msg, const char *only)
         CallerFilter *st = state(m);
         const char *sender = peer_key(msg);
         Subscriber *s = st && sender ? hashmap_get(st->subscribers, sender) : NULL;
+        size_t found = SIZE_MAX;
 
-        for (size_t i = 0; s && i < s->n_scopes; i++) {
-                if (!streq_ptr(s->scopes[i].only, only))
-                        continue;
-                st->n_subscriptions--;
-                s->n_subscriptions--;
-                if (--s->scopes[i].n == 0) {
-                        free(s->scopes[i].only);
-                        s->scopes[i] = s->scopes[--s->n_scopes];
-                }
-                if (s->n_subscriptions == 0)
-                        subscriber_free(hashmap_remove(st->subscribers, s->unique_name));
-                return 0;
+        /* one made by SubscribeEvents first, else the first made by SubscribeEventNames */
+        for (size_t i = 0; s && i < s->n_scopes && found == SIZE_MAX; i++)
+                if (streq_ptr(s->scopes[i].only, only) && !s->scopes[i].names)
+                        found = i;
+        for (size_t i = 0; s && i < s->n_scopes && found == SIZE_MAX; i++)
+                if (streq_ptr(s->scopes[i].only, only))
+                        found = i;
+        if (found == SIZE_MAX)
+                return -ENOENT;
+        st->n_subscriptions--;
+        s->n_subscriptions--;
+        if (--s->scopes[found].n == 0) {
+                scope_done(&s->scopes[found]);
+                memmove(s->scopes + found, s->scopes + found + 1, sizeof(Scope) * (s->n_scopes - found - 1));
+                s->n_scopes--;
         }
-        return -ENOENT;
+        if (s->n_subscriptions == 0)
+                subscriber_free(hashmap_remove(st->subscribers, s->unique_name));
+        return 0;
 }
 
 unsigned caller_filter_count(Manager *m) {
@@ -441,7 +564,7 @@ void caller_filter_send_copies(Manager *m, Domain *d, SubscriberSendFn send, voi
                 return;
         while (hashmap_iterate(st->subscribers, &i, NULL, &v)) {
                 Subscriber *s = v;
-                if (!streq(s->caller, "dom0") || !subscriber_wants(s, d->name) ||
+                if (!streq(s->caller, "dom0") || !subscriber_wants(s, d->name, NULL) ||
                     !auth_peer_needs_copies(m, s->unique_name, d))
                         continue;
                 int r = send(s->bus, s->unique_name, userdata);
@@ -474,7 +597,7 @@ void caller_filter_deliver(Manager *m, Domain *subject, const char *event, const
 
         while (hashmap_iterate(st->subscribers, &i, NULL, &v)) {
                 Subscriber *s = v;
-                if (!subscriber_wants(s, subject ? subject->name : NULL))
+                if (!subscriber_wants(s, subject ? subject->name : NULL, event))
                         continue;
                 if (!streq(s->caller, "dom0")) {
                         QubesPolicy *p = current_policy(m);

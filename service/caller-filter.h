@@ -19,9 +19,16 @@ bool filter_domain_visible(FilterContext *f, const Domain *d);
 
 /* Manager.SubscribeEvents: unicast, filtered Event signals for the calling peer, on its
  * connection (the bus, or a private connection). Each call adds one subscription with its own
- * scope (only: one qube's events, NULL: all); UnsubscribeEvents ends one with the same scope
- * (-ENOENT: none), leaving the peer's others as they were; all end when the peer leaves. */
-int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only, QError *e);
+ * scope (only: one qube's events, NULL: all; names: Manager.SubscribeEventNames' event names,
+ * each exact or a prefix ending in '*', or an exception "!name" / "!prefix*" that no name
+ * overrides; NULL: every event); UnsubscribeEvents ends one with the same qube (-ENOENT: none):
+ * one without names if there is one, else the first made, leaving the peer's others as they
+ * were; all end when the peer leaves. */
+#define EVENT_NAMES_MAX 64u
+#define EVENT_NAME_MAX 256u
+int caller_filter_check_event_names(char *const *names, QError *e);
+int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only, char *const *names,
+                            QError *e);
 int caller_filter_unsubscribe(Manager *m, sd_bus_message *msg, const char *only);
 /* Subscriptions alive, all peers together (Manager.EventSubscriptions). */
 unsigned caller_filter_count(Manager *m);

@@ -453,10 +453,11 @@ static int method_get_system_info(sd_bus_message *msg, void *userdata, sd_bus_er
         return sd_bus_reply_method_return(msg, "s", json);
 }
 
-static int method_subscribe_events(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+/* SubscribeEvents(s qube) and SubscribeEventNames(s qube, as names): names NULL for every event. */
+static int subscribe_events(sd_bus_message *msg, Manager *m, bool with_names) {
         _cleanup_qerror_ QError denied = {};
-        Manager *m = userdata;
         _cleanup_qerror_ QError e = {};
+        _cleanup_strv_free_ char **names = NULL;
         const char *only;
         Domain *d = NULL;
         int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
@@ -465,12 +466,27 @@ static int method_subscribe_events(sd_bus_message *msg, void *userdata, sd_bus_e
         r = sd_bus_message_read(msg, "s", &only);
         if (r < 0)
                 return r;
+        if (with_names) {
+                r = sd_bus_message_read_strv(msg, &names);
+                if (r < 0)
+                        return r;
+                if (caller_filter_check_event_names(names, &e) < 0)
+                        return bus_reply_qerror(m, msg, &e);
+        }
         if (!isempty(only) && auth_resolve_domain(m, msg, only, &d, &e) < 0)
                 return bus_reply_qerror(m, msg, &e);
-        r = caller_filter_subscribe(m, msg, auth_caller_qube(m, msg), d ? d->name : NULL, &e);
+        r = caller_filter_subscribe(m, msg, auth_caller_qube(m, msg), d ? d->name : NULL, names, &e);
         if (r < 0)
                 return qerror_is_set(&e) ? bus_reply_qerror(m, msg, &e) : r;
         return sd_bus_reply_method_return(msg, "t", m->event_seq);
+}
+
+static int method_subscribe_events(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return subscribe_events(msg, userdata, false);
+}
+
+static int method_subscribe_event_names(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return subscribe_events(msg, userdata, true);
 }
 
 static int method_unsubscribe_events(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -546,6 +562,8 @@ static const sd_bus_vtable manager_extra[] = {
         SD_BUS_METHOD_WITH_ARGS("GetSystemInfo", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_get_system_info, 0),
         SD_BUS_METHOD_WITH_ARGS("SubscribeEvents", SD_BUS_ARGS("s", qube), SD_BUS_RESULT("t", sequence),
                                 method_subscribe_events, 0),
+        SD_BUS_METHOD_WITH_ARGS("SubscribeEventNames", SD_BUS_ARGS("s", qube, "as", names),
+                                SD_BUS_RESULT("t", sequence), method_subscribe_event_names, 0),
         SD_BUS_METHOD_WITH_ARGS("UnsubscribeEvents", SD_BUS_ARGS("s", qube), SD_BUS_NO_RESULT,
                                 method_unsubscribe_events, 0),
         SD_BUS_METHOD_WITH_ARGS("EnableErrorDetails", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable_error_details, 0),

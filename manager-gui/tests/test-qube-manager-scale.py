@@ -11,6 +11,9 @@ once the list is complete (--self-test prints END loaded) every row shows the la
 within a second. Then two qubes are made over D-Bus, w-10 and w-9: the tree read through AT-SPI
 lists the names in natural order (w-9 before w-10), and still does after a label change, and
 after grouping by label (each label's header in label order, every qube under one) and back.
+Last, the window having seen broadcasts asks qubesd for the property events alone: a qube started
+and stopped shows Running then Halted, and a label set after shows, while a bus monitor sees no
+Event copy but property ones reach the window (and the label's does).
 Runs itself again under its own buses and display (qm_display). Exit 77 = skipped.
 """
 import argparse
@@ -105,6 +108,42 @@ def shown_names(table):
 def natural_key(name):
     import re
     return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', name)]
+
+
+class EventCopies:
+    """A bus monitor: the names of the Subscription.Event copies addressed to one connection."""
+
+    def __init__(self, address, destination):
+        from gi.repository import Gio, GLib
+        self.destination = destination
+        self.names = []
+        self.conn = Gio.DBusConnection.new_for_address_sync(
+            address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+        self.conn.add_filter(self._filter)
+        self.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus',
+                            'org.freedesktop.DBus.Monitoring', 'BecomeMonitor',
+                            GLib.Variant('(asu)', ([f"type='signal',interface='{MANAGER[:-7]}"
+                                                    f"Subscription',destination='{destination}'"],
+                                                   0)), None, Gio.DBusCallFlags.NONE, 5000, None)
+
+    def _filter(self, conn, msg, incoming):
+        if not incoming or msg.get_destination() == conn.get_unique_name():
+            return msg
+        if msg.get_member() == 'Event' and msg.get_destination() == self.destination:
+            self.names.append(msg.get_body().unpack()[2])
+        return None
+
+
+def window_name(bus, pid):
+    """The unique name of the window's connection (its process id)."""
+    for name in bus.call('/org/freedesktop/DBus', 'org.freedesktop.DBus', 'ListNames',
+                         dest='org.freedesktop.DBus')[0]:
+        if name.startswith(':') and bus.call(
+                '/org/freedesktop/DBus', 'org.freedesktop.DBus', 'GetConnectionUnixProcessID',
+                '(s)', (name,), dest='org.freedesktop.DBus')[0] == pid:
+            return name
+    raise AssertionError('the window has no connection to the bus')
 
 
 def run(args, tmp, procs):
@@ -212,6 +251,24 @@ def run(args, tmp, procs):
         time.sleep(0.2)
     assert len(names) == QUBES + 2 and names == sorted(names, key=natural_key), names[:5]
     print('grouped by label and back, still in order')
+
+    # 4. after broadcasts, only property events: the state still shows, and a label set after
+    copies = EventCopies(address, window_name(bus, manager.proc.pid))
+    q20 = 'qube-00020'
+    bus.call(ROOT, MANAGER, 'StartQubes', '(as)', ([q20],))
+    manager.wait_row(q20, lambda r: r['state'] == 'Running', 5.0, 'qube-00020 running')
+    bus.call(ROOT, MANAGER, 'ShutdownQubes', '(asb)', ([q20], True))
+    manager.wait_row(q20, lambda r: r['state'] == 'Halted', 5.0, 'qube-00020 halted')
+    bus.call(f'{ROOT}/domain/qube_2d00020', DOMAIN, 'SetProperty', '(ss)', ('label', 'purple'))
+    manager.wait_row(q20, lambda r: r['label'] == 'purple', 1.0, 'the label of qube-00020')
+    deadline = time.monotonic() + 2
+    while 'property-set:label' not in copies.names:
+        assert time.monotonic() < deadline, f'no property-set:label copy seen: {copies.names}'
+        time.sleep(0.05)
+    others = [n for n in copies.names if not n.startswith('property-')
+              or n.split(':', 1)[1] in ('xid', 'stubdom_xid', 'start_time')]
+    assert not others, f'events the window does not need reached it: {others}'
+    print(f'a start and a stop shown; Event copies to the window: {copies.names}')
 
 
 def main():
