@@ -87,13 +87,7 @@ class WindowMessages:
     def __init__(self, address):
         self.address = address
         self.messages = []
-        self.conn = Gio.DBusConnection.new_for_address_sync(
-            address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-            None, None)
-        self.conn.set_exit_on_close(False)
-        self.conn.add_filter(self._filter)
-        self.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.Monitoring',
-                            'BecomeMonitor', GLib.Variant('(asu)', ([], 0)), None, Gio.DBusCallFlags.NONE, 5000, None)
+        self.conn = harness.become_monitor(address, [], self._filter)
 
     def _filter(self, conn, msg, incoming):
         # the monitor's own messages (BecomeMonitor's reply) go on; the others are only counted

@@ -113,14 +113,7 @@ class SignalCounter:
     def __init__(self, address, sender):
         self.counts = {}
         self.lock = threading.Lock()
-        self.conn = Gio.DBusConnection.new_for_address_sync(
-            address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-            None, None)
-        self.conn.set_exit_on_close(False)
-        self.conn.add_filter(self._filter)
-        self.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.Monitoring',
-                            'BecomeMonitor', GLib.Variant('(asu)', (["type='signal',sender='%s'" % sender], 0)),
-                            None, Gio.DBusCallFlags.NONE, 5000, None)
+        self.conn = harness.become_monitor(address, ["type='signal',sender='%s'" % sender], self._filter)
 
     def _filter(self, conn, msg, incoming):
         if incoming and msg.get_message_type() == Gio.DBusMessageType.SIGNAL:

@@ -584,20 +584,28 @@ class SystemBusDaemon(Daemon):
         self.conn.set_exit_on_close(False)
 
 
+
+def become_monitor(address, rules, message_filter):
+    """A new connection to the bus at address that becomes a monitor
+    (org.freedesktop.DBus.Monitoring.BecomeMonitor: the bus's own user, or root on a system bus)
+    of the messages matching rules (a list of match rules; empty: every message), each handed to
+    message_filter(conn, msg, incoming) in GDBus's worker thread. Returns the connection."""
+    conn = Gio.DBusConnection.new_for_address_sync(
+        address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+        None, None)
+    conn.set_exit_on_close(False)
+    conn.add_filter(message_filter)
+    conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.Monitoring',
+                   'BecomeMonitor', GLib.Variant('(asu)', (rules, 0)), None, Gio.DBusCallFlags.NONE, 5000, None)
+    return conn
+
 class BusMonitor:
     """Every method call to qubesd that crosses a bus (org.freedesktop.DBus.Monitoring.BecomeMonitor:
     the bus's own user, or root on a system bus), as (interface, member) in .calls."""
 
     def __init__(self, address):
         self.calls = []
-        self.conn = Gio.DBusConnection.new_for_address_sync(
-            address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-            None, None)
-        self.conn.set_exit_on_close(False)
-        self.conn.add_filter(self._filter)
-        self.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.Monitoring',
-                            'BecomeMonitor', GLib.Variant('(asu)', (["type='method_call',destination='%s'" % BUS_NAME], 0)),
-                            None, Gio.DBusCallFlags.NONE, 5000, None)
+        self.conn = become_monitor(address, ["type='method_call',destination='%s'" % BUS_NAME], self._filter)
 
     def _filter(self, conn, msg, incoming):
         # runs in GDBus's worker thread; a monitor must never answer, so the calls it sees go no
