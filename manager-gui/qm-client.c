@@ -622,6 +622,108 @@ prop_table_new (GVariant *array)
   return table;
 }
 
+/* A property's value in a GetAllProperties table, or NULL. */
+static const gchar *
+prop_table_value (PropTable   *table,
+                  const gchar *property,
+                  gboolean    *out_is_default)
+{
+  gsize row_number = GPOINTER_TO_SIZE (g_hash_table_lookup (table->index, property));
+  g_autoptr(GVariant) row = NULL;
+  const gchar *value;
+
+  if (row_number == 0)
+    return NULL;
+  row = g_variant_get_child_value (table->array, row_number - 1);
+  if (out_is_default != NULL)
+    g_variant_get_child (row, 2, "b", out_is_default);
+  /* points into table->array */
+  g_variant_get_child (row, 3, "&s", &value);
+  return value;
+}
+
+/* What the list shows of a qube beyond its Domain interface, which is all the root's snapshot
+ * carries of a qube (docs/dbus-api.md, "The snapshot"): taken from its GetAllProperties answer
+ * (GetAllDomainProperties' at start-up) into the interface that has it, typed as the D-Bus
+ * property is (a qube as its object path, "/" for none), so that every reader reads the QmObject
+ * as before. PropertiesChanged and the reads after events keep these values current as they
+ * keep the Domain ones. */
+typedef struct
+{
+  const gchar *name;          /* the qubes property */
+  const gchar *dbus_name;
+  gchar        type;          /* 'o' (a qube), 'b', 'x' or 's' */
+  const gchar *interfaces[3]; /* the first one the object has holds it */
+} ListProperty;
+
+static const ListProperty list_properties[] = {
+  { "netvm", "Netvm", 'o', { "QubesVM" } },
+  { "template", "Template", 'o', { "AppVM", "DispVM" } },
+  { "template_for_dispvms", "TemplateForDispvms", 'b', { "AppVM", "StandaloneVM" } },
+  { "ip", "Ip", 's', { "QubesVM" } },
+  { "virt_mode", "VirtMode", 's', { "QubesVM" } },
+  { "provides_network", "ProvidesNetwork", 'b', { "QubesVM" } },
+  { "backup_timestamp", "BackupTimestamp", 'x', { "QubesVM" } },
+  { "default_dispvm", "DefaultDispvm", 'o', { "QubesVM", "AdminVM" } },
+  { "management_dispvm", "ManagementDispvm", 'o', { "QubesVM" } },
+  { "guivm", "Guivm", 'o', { "QubesVM" } },
+  { "audiovm", "Audiovm", 'o', { "QubesVM" } },
+};
+
+static GVariant *
+list_value (const ListProperty *property,
+            const gchar        *value)
+{
+  switch (property->type)
+    {
+    case 'o':
+      {
+        g_autofree gchar *encoded = value[0] != '\0' ? qm_path_encode (value) : NULL;
+        g_autofree gchar *path = encoded != NULL ? g_strconcat (QM_DOMAIN_PATH_PREFIX, encoded, NULL)
+                                                 : NULL;
+
+        return g_variant_new_object_path (path != NULL && g_variant_is_object_path (path) ? path
+                                                                                          : "/");
+      }
+    case 'b':
+      return g_variant_new_boolean (g_str_equal (value, "True"));
+    case 'x':
+      return g_variant_new_int64 (g_ascii_strtoll (value, NULL, 10));
+    default:
+      return g_variant_new_string (value);
+    }
+}
+
+/* With overwrite, the table is newer than anything the object holds (an answer comes after
+ * every signal sent before it); without, a value the object has (from a signal) is kept. */
+static void
+fill_list_values (QmClient    *self,
+                  const gchar *path,
+                  PropTable   *table,
+                  gboolean     overwrite)
+{
+  QmObject *object = g_hash_table_lookup (self->domains, path);
+  gsize i, j;
+
+  if (object == NULL)
+    return;
+  for (i = 0; i < G_N_ELEMENTS (list_properties); i++)
+    {
+      const ListProperty *property = &list_properties[i];
+      const gchar *value = prop_table_value (table, property->name, NULL);
+
+      if (value == NULL)
+        continue;
+      for (j = 0; j < G_N_ELEMENTS (property->interfaces) && property->interfaces[j] != NULL; j++)
+        if (qm_object_has_interface (object, property->interfaces[j]))
+          {
+            qm_object_set_value (object, property->interfaces[j], property->dbus_name,
+                                 list_value (property, value), overwrite);
+            break;
+          }
+    }
+}
+
 typedef struct
 {
   QmClient *self;
@@ -650,8 +752,10 @@ fetch_done (GObject      *source,
   if (reply != NULL && qm_client_lookup_domain (self, data->path) != NULL)
     {
       g_autoptr(GVariant) array = g_variant_get_child_value (reply, 0);
+      PropTable *table = prop_table_new (array);
 
-      g_hash_table_insert (self->props, g_strdup (data->path), prop_table_new (array));
+      g_hash_table_insert (self->props, g_strdup (data->path), table);
+      fill_list_values (self, data->path, table, TRUE);
     }
   else if (error != NULL)
     g_debug ("GetAllProperties %s: %s", data->path, error->message);
@@ -874,6 +978,7 @@ apply_bulk (QmClient   *self,
       if (g_hash_table_steal_extended (tables, name, &key, &table))
         {
           g_hash_table_insert (self->props, g_strdup (path), table);
+          fill_list_values (self, path, table, FALSE);
           g_free (key);
         }
       else
@@ -997,6 +1102,14 @@ add_interfaces (QmClient    *self,
 
   if (kind == KIND_DOMAIN && !was_domain && qm_object_has_interface (object, "Domain"))
     domain_added (self, path);
+  /* Read again (GetManagedObjects after events): its interfaces but Domain came empty. */
+  else if (kind == KIND_DOMAIN && self->has_snapshot)
+    {
+      PropTable *own = g_hash_table_lookup (self->props, path);
+
+      if (own != NULL)
+        fill_list_values (self, path, own, FALSE);
+    }
   if (kind == KIND_VOLUME && self->has_snapshot)
     invalidate_disk_usage (self, path);
   if (kind == KIND_VOLUME && is_new)
@@ -2156,17 +2269,12 @@ qm_client_get_property_info (QmClient     *self,
                              const gchar **out_value)
 {
   PropTable *table = g_hash_table_lookup (self->props, object_path);
-  gsize row_number;
-  g_autoptr(GVariant) row = NULL;
+  const gchar *value = table != NULL ? prop_table_value (table, property, out_is_default) : NULL;
 
-  if (table == NULL
-      || (row_number = GPOINTER_TO_SIZE (g_hash_table_lookup (table->index, property))) == 0)
+  if (value == NULL)
     return FALSE;
-  row = g_variant_get_child_value (table->array, row_number - 1);
-  if (out_is_default != NULL)
-    g_variant_get_child (row, 2, "b", out_is_default);
   if (out_value != NULL)
-    g_variant_get_child (row, 3, "&s", out_value);
+    *out_value = value;
   return TRUE;
 }
 

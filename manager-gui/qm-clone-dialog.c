@@ -1,7 +1,8 @@
 /* qm-clone-dialog.c: the dialog that clones a qube
  *
  * A clone is made by the client, one call after another, each allowing interactive
- * authorization: GetAllProperties of the source; CreateDomain with its class, label and template;
+ * authorization: GetAllProperties of the source and its firewall rules (Properties.Get: the
+ * snapshot does not carry them); CreateDomain with its class, label and template;
  * SetProperty of every property set explicitly on the source (is_default false) that a caller
  * may set (not read-only in the interface XML, not write-once); SetFeature of its features;
  * AddTag of its tags but created-by-*; Firewall.SetRules with its firewall rules (unless they
@@ -370,7 +371,8 @@ default_firewall (GVariant *rules)
 /* Everything to do on the clone once it exists. */
 static void
 plan_steps (QmCloneDialog *self,
-            GVariant      *properties)
+            GVariant      *properties,
+            GVariant      *rules)
 {
   static const gchar *const given[] = { "label", "template", NULL };
   QmObject *source = qm_client_lookup_domain (self->client, self->source_path);
@@ -382,9 +384,6 @@ plan_steps (QmCloneDialog *self,
                                         : NULL;
   g_autofree const gchar **tags = tags_value != NULL ? g_variant_get_strv (tags_value, NULL)
                                                      : NULL;
-  GVariant *rules = source != NULL ? qm_object_get_value (source, "Firewall", "Rules",
-                                                          G_VARIANT_TYPE ("aa{ss}"))
-                                   : NULL;
   GList *volumes, *l;
   GVariantIter iter;
   const gchar *name, *type, *value;
@@ -446,6 +445,7 @@ typedef struct
 {
   QmCloneDialog *self;
   GVariant      *properties;
+  GVariant      *rules; /* aa{ss}, or NULL: the source has no firewall */
 } CreateData;
 
 static void
@@ -473,11 +473,12 @@ created (GObject      *source,
       fail (self, NULL, NULL);
       goto out;
     }
-  plan_steps (self, data->properties);
+  plan_steps (self, data->properties, data->rules);
   run_next_step (self);
 
 out:
   g_variant_unref (data->properties);
+  g_clear_pointer (&data->rules, g_variant_unref);
   g_object_unref (data->self);
   g_free (data);
 }
@@ -497,6 +498,76 @@ lookup_property (GVariant    *properties,
   return NULL;
 }
 
+/* Creates the clone once the source's properties and firewall rules are read. */
+static void
+create_clone (CreateData *data)
+{
+  QmCloneDialog *self = data->self;
+  const gchar *label = lookup_property (data->properties, "label");
+  const gchar *template_name = lookup_property (data->properties, "template");
+
+  set_progress (self, _("Creating the clone"), 0);
+  qm_client_call (self->client, QM_ROOT_PATH, "org.qubes_os.Admin1.Manager", "CreateDomain",
+                  g_variant_new ("(ssss@a{ss})", self->klass, self->clone_name,
+                                 label != NULL ? label : "red",
+                                 template_name != NULL ? template_name : "",
+                                 g_variant_new_array (G_VARIANT_TYPE ("{ss}"), NULL, 0)),
+                  self->cancellable, created, data);
+}
+
+/* Fails the clone: what could not be read of the source. */
+static void
+read_failed (CreateData   *data,
+             const GError *error)
+{
+  QmCloneDialog *self = data->self;
+  g_autofree gchar *what = g_strdup_printf (_("Cannot read the properties of %s"),
+                                            self->source_name);
+
+  fail (self, what, error);
+  g_clear_pointer (&data->properties, g_variant_unref);
+  g_clear_pointer (&data->rules, g_variant_unref);
+  g_object_unref (self);
+  g_free (data);
+}
+
+/* The source's firewall rules, read when the clone is made (the snapshot does not carry them). */
+static void
+rules_read (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  CreateData *data = user_data;
+  QmCloneDialog *self = data->self;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
+  g_autoptr(GVariant) boxed = NULL;
+
+  if (g_cancellable_is_cancelled (self->cancellable))
+    {
+      g_clear_pointer (&data->properties, g_variant_unref);
+      g_object_unref (self);
+      g_free (data);
+      return;
+    }
+  if (reply == NULL || self->stop)
+    {
+      read_failed (data, error);
+      return;
+    }
+  g_variant_get (reply, "(v)", &boxed);
+  if (!g_variant_is_of_type (boxed, G_VARIANT_TYPE ("aa{ss}")))
+    {
+      g_autoptr(GError) bad = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                                                   "Rules: not aa{ss}");
+
+      read_failed (data, bad);
+      return;
+    }
+  data->rules = g_steal_pointer (&boxed);
+  create_clone (data);
+}
+
 static void
 properties_read (GObject      *source,
                  GAsyncResult *result,
@@ -505,7 +576,7 @@ properties_read (GObject      *source,
   QmCloneDialog *self = QM_CLONE_DIALOG (user_data);
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = qm_client_call_finish (QM_CLIENT (source), result, &error);
-  const gchar *label, *template_name;
+  QmObject *object;
   CreateData *data;
 
   if (g_cancellable_is_cancelled (self->cancellable))
@@ -513,27 +584,23 @@ properties_read (GObject      *source,
       g_object_unref (self);
       return;
     }
-  if (reply == NULL || self->stop)
-    {
-      g_autofree gchar *what = g_strdup_printf (_("Cannot read the properties of %s"),
-                                                self->source_name);
-
-      fail (self, what, error);
-      g_object_unref (self);
-      return;
-    }
   data = g_new0 (CreateData, 1);
   data->self = self;  /* takes the reference */
+  if (reply == NULL || self->stop)
+    {
+      read_failed (data, error);
+      return;
+    }
   data->properties = g_variant_get_child_value (reply, 0);
-  label = lookup_property (data->properties, "label");
-  template_name = lookup_property (data->properties, "template");
-  set_progress (self, _("Creating the clone"), 0);
-  qm_client_call (self->client, QM_ROOT_PATH, "org.qubes_os.Admin1.Manager", "CreateDomain",
-                  g_variant_new ("(ssss@a{ss})", self->klass, self->clone_name,
-                                 label != NULL ? label : "red",
-                                 template_name != NULL ? template_name : "",
-                                 g_variant_new_array (G_VARIANT_TYPE ("{ss}"), NULL, 0)),
-                  self->cancellable, created, data);
+  object = qm_client_lookup_domain (self->client, self->source_path);
+  if (object == NULL || !qm_object_has_interface (object, "Firewall"))
+    {
+      create_clone (data);
+      return;
+    }
+  qm_client_call (self->client, self->source_path, "org.freedesktop.DBus.Properties", "Get",
+                  g_variant_new ("(ss)", FIREWALL_INTERFACE, "Rules"), self->cancellable,
+                  rules_read, data);
 }
 
 static void

@@ -134,6 +134,25 @@ qm_object_update (QmObject           *self,
   return TRUE;
 }
 
+gboolean
+qm_object_set_value (QmObject    *self,
+                     const gchar *interface,
+                     const gchar *property,
+                     GVariant    *value,
+                     gboolean     overwrite)
+{
+  GHashTable *table = lookup_table (self, interface);
+
+  g_variant_ref_sink (value);
+  if (table == NULL || (!overwrite && g_hash_table_contains (table, property)))
+    {
+      g_variant_unref (value);
+      return FALSE;
+    }
+  g_hash_table_insert (table, g_strdup (property), value);
+  return TRUE;
+}
+
 const gchar *
 qm_object_get_path (QmObject *self)
 {

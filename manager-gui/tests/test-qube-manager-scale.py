@@ -13,7 +13,9 @@ lists the names in natural order (w-9 before w-10), and still does after a label
 after grouping by label (each label's header in label order, every qube under one) and back.
 Last, the window having seen broadcasts asks qubesd for the property events alone: a qube started
 and stopped shows Running then Halted, and a label set after shows, while a bus monitor sees no
-Event copy but property ones reach the window (and the label's does).
+Event copy but property ones reach the window (and the label's does). The template column, which
+the snapshot does not carry, is in the first complete list, and follows two changes of a qube's
+template.
 Runs itself again under its own buses and display (qm_display). Exit 77 = skipped.
 """
 import argparse
@@ -62,6 +64,7 @@ class Manager:
                                      stdout=subprocess.PIPE, text=True, env=env)
         self.lines = queue.Queue()
         self.rows = {}
+        self.first_rows = {}
         self.loaded = False
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -80,6 +83,8 @@ class Manager:
                 fields = line.split('\t')
                 self.rows[fields[1]] = dict(f.split('=', 1) for f in fields[2:])
             elif line.startswith('END\tloaded'):
+                if not self.loaded:
+                    self.first_rows = {name: dict(row) for name, row in self.rows.items()}
                 self.loaded = True
             try:
                 line = self.lines.get_nowait()
@@ -202,6 +207,13 @@ def run(args, tmp, procs):
                      'a netvm at its default')
     manager.pump()
     assert len(manager.rows) == QUBES, len(manager.rows)
+    # the template column, which the snapshot does not carry (a qube's Domain interface alone):
+    # the window takes it from the GetAllDomainProperties answer, and shows it in the first
+    # complete list already
+    wrong = [(n, r['template']) for n, r in manager.first_rows.items()
+             if r['class'] == 'AppVM' and r['template'] != 'tpl']
+    assert len(manager.first_rows) == QUBES and not wrong, (len(manager.first_rows), wrong[:5])
+    print(f'the first complete list: {len(manager.first_rows)} rows, every AppVM with its template')
 
     # 2. sorted by name, numbers as numbers, as qubes come and change
     for name in ('w-10', 'w-9'):
@@ -269,6 +281,16 @@ def run(args, tmp, procs):
               or n.split(':', 1)[1] in ('xid', 'stubdom_xid', 'start_time')]
     assert not others, f'events the window does not need reached it: {others}'
     print(f'a start and a stop shown; Event copies to the window: {copies.names}')
+
+    # 5. list columns that come from outside the snapshot change as they are set: a template
+    # and a netvm other than the default (the NETVM column's name shows through the template's)
+    bus.call(ROOT, MANAGER, 'CreateDomain', '(ssssa{ss})', ('TemplateVM', 'tpl-2', 'black', '', {}))
+    q14 = f'{ROOT}/domain/qube_2d00014'
+    bus.call(q14, DOMAIN, 'SetProperty', '(ss)', ('template', 'tpl-2'))
+    manager.wait_row('qube-00014', lambda r: r['template'] == 'tpl-2', 1.0, 'the template tpl-2')
+    bus.call(q14, DOMAIN, 'SetProperty', '(ss)', ('template', 'tpl'))
+    manager.wait_row('qube-00014', lambda r: r['template'] == 'tpl', 1.0, 'the template tpl again')
+    print('a template set twice shown')
 
 
 def main():
