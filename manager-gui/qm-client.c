@@ -11,7 +11,9 @@
  * 100 ms, so that a storm of signals costs the view one diff. What D-Bus properties cannot say
  * (is a property at its default?) comes from one Manager.GetAllDomainProperties for all qubes at
  * start-up (one round trip instead of one per qube), then from GetAllProperties of one qube when
- * an Event says one of its properties was set or reset. Figures that change all the time (CPU,
+ * an Event says one of its properties was set or reset. The snapshot carries only a qube's Domain
+ * values: the list's other columns (netvm, template, ip, ...) are taken from those same answers
+ * into the qube's QmObject (fill_list_values()). Figures that change all the time (CPU,
  * memory) come from the Stats signal and are kept here, never as properties; disk usage is the
  * sum of the qube's Volume objects' Usage; the volumes are not in the root's snapshot but in
  * each qube's own GetManagedObjects, read as the qube appears (at most 16 at once). The notes
