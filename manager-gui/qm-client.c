@@ -638,9 +638,18 @@ prop_table_value (PropTable   *table,
     return NULL;
   row = g_variant_get_child_value (table->array, row_number - 1);
   if (out_is_default != NULL)
-    g_variant_get_child (row, 2, "b", out_is_default);
-  /* points into table->array */
-  g_variant_get_child (row, 3, "&s", &value);
+    {
+      g_autoptr(GVariant) is_default = g_variant_get_child_value (row, 2);
+
+      *out_is_default = g_variant_get_boolean (is_default);
+    }
+  /* By index, not with a format string (this runs a dozen times per qube at start-up); the
+   * string points into table->array. */
+  {
+    g_autoptr(GVariant) text = g_variant_get_child_value (row, 3);
+
+    value = g_variant_get_string (text, NULL);
+  }
   return value;
 }
 
@@ -649,7 +658,8 @@ prop_table_value (PropTable   *table,
  * (GetAllDomainProperties' at start-up) into the interface that has it, typed as the D-Bus
  * property is (a qube as its object path, "/" for none), so that every reader reads the QmObject
  * as before. PropertiesChanged and the reads after events keep these values current as they
- * keep the Domain ones. */
+ * keep the Domain ones. Only what the window reads from the objects (the settings window reads
+ * the qube's own answers). */
 typedef struct
 {
   const gchar *name;          /* the qubes property */
@@ -667,26 +677,38 @@ static const ListProperty list_properties[] = {
   { "provides_network", "ProvidesNetwork", 'b', { "QubesVM" } },
   { "backup_timestamp", "BackupTimestamp", 'x', { "QubesVM" } },
   { "default_dispvm", "DefaultDispvm", 'o', { "QubesVM", "AdminVM" } },
-  { "management_dispvm", "ManagementDispvm", 'o', { "QubesVM" } },
-  { "guivm", "Guivm", 'o', { "QubesVM" } },
-  { "audiovm", "Audiovm", 'o', { "QubesVM" } },
 };
+
+/* A qube's name as the object path a D-Bus property gives ("/" for none); paths (name -> path,
+ * may be NULL) keeps those made: a thousand qubes name the same few. */
+static GVariant *
+qube_path_value (const gchar *name,
+                 GHashTable  *paths)
+{
+  GVariant *value = paths != NULL ? g_hash_table_lookup (paths, name) : NULL;
+  g_autofree gchar *encoded = NULL;
+  g_autofree gchar *path = NULL;
+
+  if (value != NULL)
+    return g_variant_ref (value);
+  encoded = name[0] != '\0' ? qm_path_encode (name) : NULL;
+  path = encoded != NULL ? g_strconcat (QM_DOMAIN_PATH_PREFIX, encoded, NULL) : NULL;
+  value = g_variant_ref_sink (g_variant_new_object_path (
+    path != NULL && g_variant_is_object_path (path) ? path : "/"));
+  if (paths != NULL)
+    g_hash_table_insert (paths, g_strdup (name), g_variant_ref (value));
+  return value;
+}
 
 static GVariant *
 list_value (const ListProperty *property,
-            const gchar        *value)
+            const gchar        *value,
+            GHashTable         *paths)
 {
   switch (property->type)
     {
     case 'o':
-      {
-        g_autofree gchar *encoded = value[0] != '\0' ? qm_path_encode (value) : NULL;
-        g_autofree gchar *path = encoded != NULL ? g_strconcat (QM_DOMAIN_PATH_PREFIX, encoded, NULL)
-                                                 : NULL;
-
-        return g_variant_new_object_path (path != NULL && g_variant_is_object_path (path) ? path
-                                                                                          : "/");
-      }
+      return qube_path_value (value, paths);
     case 'b':
       return g_variant_new_boolean (g_str_equal (value, "True"));
     case 'x':
@@ -702,7 +724,8 @@ static void
 fill_list_values (QmClient    *self,
                   const gchar *path,
                   PropTable   *table,
-                  gboolean     overwrite)
+                  gboolean     overwrite,
+                  GHashTable  *paths)
 {
   QmObject *object = g_hash_table_lookup (self->domains, path);
   gsize i, j;
@@ -720,7 +743,7 @@ fill_list_values (QmClient    *self,
         if (qm_object_has_interface (object, property->interfaces[j]))
           {
             qm_object_set_value (object, property->interfaces[j], property->dbus_name,
-                                 list_value (property, value), overwrite);
+                                 list_value (property, value, paths), overwrite);
             break;
           }
     }
@@ -757,7 +780,7 @@ fetch_done (GObject      *source,
       PropTable *table = prop_table_new (array);
 
       g_hash_table_insert (self->props, g_strdup (data->path), table);
-      fill_list_values (self, data->path, table, TRUE);
+      fill_list_values (self, data->path, table, TRUE, NULL);
     }
   else if (error != NULL)
     g_debug ("GetAllProperties %s: %s", data->path, error->message);
@@ -961,6 +984,8 @@ apply_bulk (QmClient   *self,
 {
   GHashTableIter iter;
   gpointer path, object;
+  g_autoptr(GHashTable) paths = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                        (GDestroyNotify) g_variant_unref);
 
   /* Names map to paths through the objects themselves: no second copy of the escaping. */
   g_hash_table_iter_init (&iter, self->domains);
@@ -980,7 +1005,7 @@ apply_bulk (QmClient   *self,
       if (g_hash_table_steal_extended (tables, name, &key, &table))
         {
           g_hash_table_insert (self->props, g_strdup (path), table);
-          fill_list_values (self, path, table, FALSE);
+          fill_list_values (self, path, table, FALSE, paths);
           g_free (key);
         }
       else
@@ -1110,7 +1135,7 @@ add_interfaces (QmClient    *self,
       PropTable *own = g_hash_table_lookup (self->props, path);
 
       if (own != NULL)
-        fill_list_values (self, path, own, FALSE);
+        fill_list_values (self, path, own, FALSE, NULL);
     }
   if (kind == KIND_VOLUME && self->has_snapshot)
     invalidate_disk_usage (self, path);

@@ -143,7 +143,8 @@ qm_object_set_value (QmObject    *self,
 {
   GHashTable *table = lookup_table (self, interface);
 
-  g_variant_ref_sink (value);
+  /* taken: a floating value or the caller's reference */
+  g_variant_take_ref (value);
   if (table == NULL || (!overwrite && g_hash_table_contains (table, property)))
     {
       g_variant_unref (value);

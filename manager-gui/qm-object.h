@@ -62,7 +62,8 @@ gboolean     qm_object_update           (QmObject           *self,
                                          const gchar *const *invalidated);
 /* One value of an interface the object has, taken from elsewhere (the snapshot carries only a
  * qube's Domain values: see qm-client.c, fill_list_values()); with overwrite FALSE, a value the
- * object already has is kept. FALSE when the object lacks the interface or kept its value. */
+ * object already has is kept. value is taken (floating, or the caller's reference). FALSE when
+ * the object lacks the interface or kept its value. */
 gboolean     qm_object_set_value        (QmObject           *self,
                                          const gchar        *interface,
                                          const gchar        *property,
