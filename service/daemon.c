@@ -262,6 +262,7 @@ Manager *daemon_free(Manager *m) {
         jobs_free(m);
         m->workers = workers_free(m->workers);
         free(m->listing);
+        hashmap_free(m->filter_calls);
         app_free(m->app);
         bus_vtable_cache_done(&m->vtables);
         free(m->connections);

@@ -130,11 +130,13 @@ typedef struct FilterCall {
         bool no_connection;
         int error_code;
         char *error;
+        struct FilterCall *next; /* the qube's next call, waiting for this one (submit()) */
 } FilterCall;
 
 static void filter_call_free(FilterCall *c) {
         if (!c)
                 return;
+        filter_call_free(c->next);
         free(c->qube);
         free(c->filter);
         free(c->uuid);
@@ -176,9 +178,17 @@ static void filter_work(virConnectPtr conn, void *data) {
         virNWFilterFree(f);
 }
 
+static int start_call(Manager *m, FilterCall *c);
+
 static void filter_done(Manager *m, void *data) {
         FilterCall *c = data;
+        FilterCall *next = TAKE_PTR(c->next);
 
+        (void) hashmap_remove(m->filter_calls, c->qube);
+        if (next && start_call(m, next) < 0) {
+                log_qube_error(next->qube, "Cannot update the network filter: out of memory");
+                filter_call_free(next);
+        }
         if (c->no_connection)
                 ; /* applied again once connected (firewall_vmm_resync) */
         else if (c->error_code == VIR_ERR_NO_SUPPORT) {
@@ -197,8 +207,25 @@ static void filter_done(Manager *m, void *data) {
         filter_call_free(c);
 }
 
+/* In flight: the qube's entry in m->filter_calls until filter_done(). */
+static int start_call(Manager *m, FilterCall *c) {
+        if (!m->filter_calls && !(m->filter_calls = hashmap_new()))
+                return -ENOMEM;
+        if (hashmap_put(m->filter_calls, c->qube, c) < 0)
+                return -ENOMEM;
+        if (vmm_submit(m, filter_work, filter_done, c) < 0) {
+                (void) hashmap_remove(m->filter_calls, c->qube);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* One call per qube at a time: two calls for one qube on two workers could reach libvirtd in
+ * either order and leave the older rules in force (two SetRules in a row, or a resync beside a
+ * SetRules). A call made while one for the same qube is in flight waits as its next; a newer one
+ * replaces it, since only the latest rules matter. */
 static void submit(Manager *m, const char *qube, const char *uuid, const Firewall *fw) {
-        FilterCall *c;
+        FilterCall *c, *busy;
 
         if (m->firewall_nwfilter < 0 || !vmm_of(m))
                 return; /* said once: this connection has no filters */
@@ -210,8 +237,15 @@ static void submit(Manager *m, const char *qube, const char *uuid, const Firewal
         c->uuid = uuid ? strdup(uuid) : NULL;
         if (fw)
                 c->fw = firewall_copy(fw);
-        if (!c->qube || !c->filter || (uuid && !c->uuid) || (fw && !c->fw) ||
-            vmm_submit(m, filter_work, filter_done, c) < 0)
+        if (!c->qube || !c->filter || (uuid && !c->uuid) || (fw && !c->fw))
+                goto oom;
+        busy = m->filter_calls ? hashmap_get(m->filter_calls, qube) : NULL;
+        if (busy) {
+                filter_call_free(busy->next);
+                busy->next = c;
+                return;
+        }
+        if (start_call(m, c) < 0)
                 goto oom;
         return;
 oom:

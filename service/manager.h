@@ -117,6 +117,7 @@ typedef struct Manager {
         BackupManager *backup;   /* backup-dbus.c: the running backups */
         FirewallState *firewall; /* firewall-dbus.c: the expiry timer */
         int firewall_nwfilter;   /* firewall-vmm.c: 1 filters work, -1 the connection has none (said once), 0 unknown */
+        Hashmap *filter_calls;   /* firewall-vmm.c: qube name -> its filter call in flight (one at a time) */
 
         /* commit.c: the group commit. Calls whose change is made wait here for the one save
          * that holds all of them (once per loop iteration, or before a call that is not such a

@@ -132,6 +132,20 @@ class TestFirewallLibvirt(unittest.TestCase):
         self.assertEqual(self.wait_rules('work', ssh + drop, timeout=2), ssh + drop)
         self.assertEqual(self.wait_rules('work', drop, timeout=10), drop)
 
+    def test_rules_set_in_a_row_end_as_the_last(self):
+        """Rules set many times in a row: the filter ends with the last ones (the updates of one
+        qube reach libvirtd one after another, never an older one last)."""
+        ssh = [{'action': 'accept', 'proto': 'tcp', 'dstports': '22'}, {'action': 'drop'}]
+        web = [{'action': 'accept', 'proto': 'tcp', 'dstports': '443'}, {'action': 'drop'}]
+        for i in range(30):
+            self.set_rules('work', ssh if i % 2 else web)
+        want = [('accept', 'out', 'tcp', {'dstportstart': '22', 'dstportend': '22'}),
+                ('accept', 'out', 'tcp-ipv6', {'dstportstart': '22', 'dstportend': '22'}),
+                ('drop', 'out', 'all', {}), ('drop', 'out', 'all-ipv6', {})] + self.FINAL
+        self.assertEqual(self.wait_rules('work', want), want)
+        time.sleep(1)  # nothing older arrives after it
+        self.assertEqual(self.rules_of(self.filter_xml('work')), want)
+
     def test_restart_and_remove(self):
         self.d.manager('CreateDomain', 'ssssa{ss}', ('AppVM', 'fwtemp', 'red', '', {}))
         self.set_rules('fwtemp', [{'action': 'drop'}])
