@@ -20,7 +20,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 
@@ -58,7 +57,7 @@ try:
     gi.require_version('Atspi', '2.0')
     from gi.repository import Atspi  # noqa: F401
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from qm_atspi import find, find_app, stop_processes, walk  # noqa: E402
+    from qm_atspi import find, find_app, walk  # noqa: E402
     import qm_session as S  # noqa: E402
 except (ImportError, ValueError) as e:
     print(f'SKIP: python3-gi with gir1.2-atspi-2.0 is needed ({e})')
@@ -115,15 +114,7 @@ def main():
         finally:
             journald.terminate()
             journald.wait(5)
-    os.makedirs(args.out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='qm-logs-test-')
-    procs = []
-    try:
-        run(args, tmp, procs)
-    finally:
-        stop_processes(procs)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print('PASS')
+    return S.run_window_test(args, 'qm-logs-test-', run)
 
 
 def run(args, tmp, procs):

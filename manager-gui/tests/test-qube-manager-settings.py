@@ -14,10 +14,8 @@ name. Exit 77 = skipped.
 """
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 
@@ -38,10 +36,8 @@ def parse_args():
     return p.parse_args()
 
 
-def reexec_under_display():
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import qm_display
-    qm_display.reexec_under_display()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qm_display  # noqa: E402 (no gi: imported before the test knows it can run)
 
 
 try:
@@ -49,7 +45,7 @@ try:
     gi.require_version('Atspi', '2.0')
     from gi.repository import Atspi, GLib
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from qm_atspi import Bus, find, find_app, stop_processes, walk  # noqa: E402
+    from qm_atspi import Bus, find, find_app, walk  # noqa: E402
 except (ImportError, ValueError) as e:
     print(f'SKIP: python3-gi with gir1.2-atspi-2.0 is needed ({e})')
     sys.exit(SKIP)
@@ -97,18 +93,7 @@ def features(bus):
 
 
 def main():
-    args = parse_args()
-    if os.environ.get('QM_TEST_INNER') != '1':
-        reexec_under_display()
-    os.makedirs(args.out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='qm-settings-test-')
-    procs = []
-    try:
-        run(args, tmp, procs)
-    finally:
-        stop_processes(procs)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print('PASS')
+    return qm_display.run_window_test(parse_args(), 'qm-settings-test-', run)
 
 
 def run(args, tmp, procs):

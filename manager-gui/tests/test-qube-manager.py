@@ -15,10 +15,8 @@ and the recovery when it returns. Saves screenshots in --out-dir. Exit 77 = skip
 import argparse
 import os
 import queue
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -37,10 +35,8 @@ def parse_args():
     return p.parse_args()
 
 
-def reexec_under_display():
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import qm_display
-    qm_display.reexec_under_display()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qm_display  # noqa: E402 (no gi: imported before the test knows it can run)
 
 
 try:
@@ -48,7 +44,7 @@ try:
     gi.require_version('Atspi', '2.0')
     from gi.repository import Atspi, Gio, GLib
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from qm_atspi import Bus, find, find_app, stop_processes, walk  # noqa: E402 (after gi.require_version)
+    from qm_atspi import Bus, find, find_app, walk  # noqa: E402 (after gi.require_version)
 except (ImportError, ValueError) as e:
     print(f'SKIP: python3-gi with gir1.2-atspi-2.0 is needed ({e})')
     sys.exit(SKIP)
@@ -158,18 +154,7 @@ def wait_owner(bus, present, timeout=10):
 
 
 def main():
-    args = parse_args()
-    if os.environ.get('QM_TEST_INNER') != '1':
-        reexec_under_display()
-    os.makedirs(args.out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='qm-test-')
-    procs = []
-    try:
-        run(args, tmp, procs)
-    finally:
-        stop_processes(procs)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print('PASS')
+    return qm_display.run_window_test(parse_args(), 'qm-test-', run)
 
 
 def start_qubesd(args, tmp, address, procs):
