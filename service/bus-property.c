@@ -209,21 +209,33 @@ int bus_method_get_property(Manager *m, Domain *d, sd_bus_message *msg) {
         return sd_bus_reply_method_return(msg, "sbs", prop_type_word(p), (int) v.is_default, strempty(v.value));
 }
 
+/* A property as GetAll lists it: a default that cannot be computed reads as "no value" (at its
+ * default, empty), as upstream's GetAll does for an AttributeError; anything else is a real
+ * failure (negative). */
+static int listed_get(Manager *m, Domain *d, const PropDef *p, PropValue *v) {
+        _cleanup_qerror_ QError e = {};
+        int r = holder_get(m, d, p, v, &e);
+
+        if (r < 0 && !qerror_is_set(&e))
+                return r;
+        if (r < 0) {
+                prop_value_done(v);
+                *v = (PropValue){ .is_default = true };
+        }
+        return 0;
+}
+
 int bus_append_all_properties(sd_bus_message *reply, Manager *m, Domain *d) {
         int r = sd_bus_message_open_container(reply, 'a', "(ssbs)");
         if (r < 0)
                 return r;
         for (const PropDef *const *p = holder_props(d); *p; p++) {
-                _cleanup_qerror_ QError e = {};
                 _cleanup_(prop_value_done) PropValue v = {};
 
-                /* A default that cannot be computed reads as "no value", as upstream's GetAll
-                 * does for an AttributeError; anything else is a real failure. */
-                r = holder_get(m, d, *p, &v, &e);
-                if (r < 0 && !qerror_is_set(&e))
-                        return r;
-                r = sd_bus_message_append(reply, "(ssbs)", (*p)->name, prop_type_word(*p),
-                                          (int) (r < 0 ? true : v.is_default), strempty(r < 0 ? NULL : v.value));
+                r = listed_get(m, d, *p, &v);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "(ssbs)", (*p)->name, prop_type_word(*p), (int) v.is_default,
+                                                  strempty(v.value));
                 if (r < 0)
                         return r;
         }
@@ -242,17 +254,16 @@ int bus_method_get_all_properties_text(Manager *m, Domain *d, sd_bus_message *ms
                 return r;
 
         for (const PropDef *const *p = holder_props(d); *p; p++) {
-                _cleanup_qerror_ QError e = {};
                 _cleanup_(prop_value_done) PropValue v = {};
 
-                r = holder_get(m, d, *p, &v, &e); /* as bus_append_all_properties() */
-                if (r < 0 && !qerror_is_set(&e))
+                r = listed_get(m, d, *p, &v);
+                if (r < 0)
                         return r;
                 strbuf_append(&b, (*p)->name);
-                strbuf_append(&b, r < 0 || v.is_default ? " default=True type=" : " default=False type=");
+                strbuf_append(&b, v.is_default ? " default=True type=" : " default=False type=");
                 strbuf_append(&b, prop_type_word(*p));
                 strbuf_append_c(&b, ' ');
-                strbuf_append_value_escaped(&b, strempty(r < 0 ? NULL : v.value));
+                strbuf_append_value_escaped(&b, strempty(v.value));
                 strbuf_append_c(&b, '\n');
         }
         if (b.oom)

@@ -324,7 +324,7 @@ static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-int caller_filter_check_event_names(char *const *names, QError *e) {
+static int check_event_names(char *const *names, QError *e) {
         size_t n = strv_length(names);
         char count[32], most[32];
 
@@ -398,7 +398,7 @@ int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller,
         if (!st || !sender)
                 return -EINVAL;
         if (names) {
-                if (caller_filter_check_event_names(names, e) < 0)
+                if (check_event_names(names, e) < 0)
                         return -EINVAL;
                 sorted = names_normalized(names);
                 if (!sorted)

@@ -26,7 +26,6 @@ bool filter_domain_visible(FilterContext *f, const Domain *d);
  * were; all end when the peer leaves. */
 #define EVENT_NAMES_MAX 64u
 #define EVENT_NAME_MAX 256u
-int caller_filter_check_event_names(char *const *names, QError *e);
 int caller_filter_subscribe(Manager *m, sd_bus_message *msg, const char *caller, const char *only, char *const *names,
                             QError *e);
 int caller_filter_unsubscribe(Manager *m, sd_bus_message *msg, const char *only);

@@ -470,8 +470,10 @@ static int subscribe_events(sd_bus_message *msg, Manager *m, bool with_names) {
                 r = sd_bus_message_read_strv(msg, &names);
                 if (r < 0)
                         return r;
-                if (caller_filter_check_event_names(names, &e) < 0)
-                        return bus_reply_qerror(m, msg, &e);
+                /* sd-bus reads an empty array as NULL, which would mean every event: an empty
+                 * list instead, which caller_filter_subscribe() refuses */
+                if (!names && !(names = new0(char *, 1)))
+                        return -ENOMEM;
         }
         if (!isempty(only) && auth_resolve_domain(m, msg, only, &d, &e) < 0)
                 return bus_reply_qerror(m, msg, &e);
