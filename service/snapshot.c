@@ -13,7 +13,6 @@
 #include "snapshot.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "bus-names.h"
@@ -53,33 +52,14 @@ static bool snapshot_carries(bool qube, const char *interface) {
         return !qube || streq(interface, QUBESD_IFACE_DOMAIN);
 }
 
-/* Which entries of a vtable the snapshot carries on one kind of object (a qube's or another),
- * worked out once per call and vtable: a string comparison per property and object cost more
- * than the rest of the walk. */
-#define MAX_CARRIED 256
-typedef struct Carried {
-        bool entry[MAX_CARRIED]; /* the entry after the start at that index is a carried property */
-} Carried;
-
-static int carried_of(const sd_bus_vtable *vt, const char *interface, bool qube, Carried *ret) {
-        size_t k = 0;
-        for (const sd_bus_vtable *v = vtable_next(vt, vt); v->type != _SD_BUS_VTABLE_END; v = vtable_next(vt, v), k++) {
-                if (k >= MAX_CARRIED)
-                        return -E2BIG;
-                ret->entry[k] = (v->type == _SD_BUS_VTABLE_PROPERTY || v->type == _SD_BUS_VTABLE_WRITABLE_PROPERTY) &&
-                                !(v->flags & SD_BUS_VTABLE_PROPERTY_EXPLICIT) && snapshot_carries(qube, interface);
-        }
-        return 0;
-}
-
-/* One object's interface in the snapshot: the properties of its vtable that the snapshot carries
- * (those sd-bus would leave out of GetAll, SD_BUS_VTABLE_PROPERTY_EXPLICIT, left out here too). */
+/* One object's interface in the snapshot: the properties of its vtable (those sd-bus would leave
+ * out of GetAll, SD_BUS_VTABLE_PROPERTY_EXPLICIT, left out here too). */
 static int append_properties(sd_bus *bus, sd_bus_message *reply, const char *path, const char *interface,
-                             const sd_bus_vtable *vt, const Carried *c, void *object, sd_bus_error *error) {
-        size_t k = 0;
+                             const sd_bus_vtable *vt, void *object, sd_bus_error *error) {
         int r;
-        for (const sd_bus_vtable *v = vtable_next(vt, vt); v->type != _SD_BUS_VTABLE_END; v = vtable_next(vt, v), k++) {
-                if (!c->entry[k])
+        for (const sd_bus_vtable *v = vtable_next(vt, vt); v->type != _SD_BUS_VTABLE_END; v = vtable_next(vt, v)) {
+                if ((v->type != _SD_BUS_VTABLE_PROPERTY && v->type != _SD_BUS_VTABLE_WRITABLE_PROPERTY) ||
+                    v->flags & SD_BUS_VTABLE_PROPERTY_EXPLICIT)
                         continue;
                 r = sd_bus_message_open_container(reply, 'e', "sv");
                 if (r < 0)
@@ -107,15 +87,15 @@ static int append_properties(sd_bus *bus, sd_bus_message *reply, const char *pat
 }
 
 /* A fallback vtable of the tree, resolved once per snapshot: its object type's prefix, its
- * interface, its vtable and which entries the snapshot carries on a qube's object and on others
- * (looked up once per call rather than once per object: 15 of them are tried on each qube). */
+ * interface, its vtable and whether its values are carried on a qube's object (looked up once per
+ * call rather than once per object: 15 of them are tried on each qube). */
 typedef struct Candidate {
         const char *prefix;
         size_t prefix_len;
         const char *interface;
         const sd_bus_vtable *vtable;
         sd_bus_object_find_t find;
-        Carried carried[2]; /* [qube] */
+        bool values_on_qube; /* snapshot_carries() for a qube's object */
 } Candidate;
 
 typedef struct Candidates {
@@ -139,11 +119,7 @@ static int candidates_of(Manager *m, const Flat *f, Candidates *ret) {
                         c->interface = impl->interface;
                         c->vtable = vt;
                         c->find = bv->find;
-                        for (int qube = 0; qube < 2; qube++) {
-                                int r = carried_of(vt, impl->interface, qube, &c->carried[qube]);
-                                if (r < 0)
-                                        return r;
-                        }
+                        c->values_on_qube = snapshot_carries(true, impl->interface);
                 }
         }
         return 0;
@@ -216,10 +192,10 @@ static int append_object(Manager *m, sd_bus *bus, sd_bus_message *reply, const C
                 if (r < 0)
                         return r;
                 for (size_t k = i; k < n; k++) {
-                        if (!same_interface(&found[k], &found[i]))
+                        if (!same_interface(&found[k], &found[i]) || (qube && !found[k].c->values_on_qube))
                                 continue;
                         r = append_properties(bus, reply, path, found[k].c->interface, found[k].c->vtable,
-                                              &found[k].c->carried[qube], found[k].object, error);
+                                              found[k].object, error);
                         if (r < 0)
                                 return r;
                 }
@@ -249,15 +225,13 @@ static int reply_managed_objects(Manager *m, sd_bus_message *msg, sd_bus_error *
         bool root = streq(path, QUBESD_ROOT_PATH);
         size_t len = strlen(path), objects = 0;
         Flat f = {};
-        _cleanup_free_ Candidates *cs = malloc(sizeof(Candidates));
+        Candidates cs;
         int r;
 
         if (!isempty(sd_bus_message_get_signature(msg, true)))
                 return sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_INVALID_ARGS, "Expected no parameters");
         flatten(&f, m->tree);
-        if (!cs)
-                return -ENOMEM;
-        r = candidates_of(m, &f, cs);
+        r = candidates_of(m, &f, &cs);
         if (r < 0)
                 return r;
 
@@ -281,7 +255,7 @@ static int reply_managed_objects(Manager *m, sd_bus_message *msg, sd_bus_error *
                                 continue;
                         /* the qube of a qube's path, decoded once for all the find functions */
                         domain_of_bus_path_remember(*p, domain_of_bus_path(m->app, *p));
-                        r = append_object(m, bus, reply, cs, *p, error);
+                        r = append_object(m, bus, reply, &cs, *p, error);
                         domain_of_bus_path_remember(NULL, NULL);
                         if (r < 0)
                                 return r;
