@@ -309,8 +309,13 @@ class SystemTopologyTest(unittest.TestCase):
         self.qvm('qvm-kill', 'sys-firewall', 'sys-net')
         self.assertEqual(self.listed('--running'), before)
         self.assertEqual(self.d.get_property('sys-net', 'xid')[2], '-1')
+        # admin.vm.property.GetAll, whose payload qubesd writes (GetAllPropertiesText)
+        prefs = self.qvm('qvm-prefs', 'work')
+        self.assertRegex(prefs, r'(?m)^netvm\s+[-D]\s+sys-firewall\s*$')
+        self.assertRegex(prefs, r'(?m)^name\s+[-D]\s+work\s*$')
         self.assert_over_the_private_socket('Start', 'Pause', 'Unpause', 'Shutdown', 'Kill', 'ListDomainsText',
-                                            'GetAllDomainProperties', 'GetProperty', bus_too=['GetSystemInfo'])
+                                            'GetAllDomainProperties', 'GetProperty', 'GetAllPropertiesText',
+                                            bus_too=['GetSystemInfo'])
 
     def test_disposable(self):
         # what qvm-run --dispvm does before it runs anything: admin.vm.CreateDisposable, then
