@@ -194,7 +194,8 @@ def bench_size(args, n):
     # libvirtd runs here (scripts/ci-libvirt-setup): it barely lowers qubesd's PSS (16.7 -> 16.5 MiB
     # at 1,000 qubes on a quiet machine), because PSS shares pages, not libraries, and libvirtd
     # touches other pages of them than a client does. Another qubesd running beside it (a test)
-    # halves the file-backed part: measure with nothing else of qubesd's running.
+    # shares its pages: the file-backed part fell from 10.4 to 4.0-6.5 MiB that way, so measure
+    # with nothing else of qubesd's running.
     if not LIBVIRT_URI and os.path.exists(LIBVIRTD_SOCKET):
         _, mem2 = measure_startup(n, args.starts, 'qemu:///system')
         print('  %-34s %.1f / %.1f MiB: %.1f MiB file-backed + %.1f MiB anonymous; USS %.1f MiB%s'

@@ -479,8 +479,9 @@ int main(int argc, char *argv[]) {
          * qubesd's answer, the reply to the client), freed when the call ends. With glibc's
          * defaults the freed top of the heap went back to the kernel after each call and the
          * next call faulted it in again: 96,000 page faults in a run of 6,000 socket-door calls
-         * (bench-shim) and 15-20 % of the shim's CPU. Up to 1 MiB of free heap is kept instead,
-         * and buffers under 512 KiB come from the heap (85 faults in the same run). */
+         * (bench-shim; the shim's CPU over the run 4.2-4.6 s). Up to 1 MiB of free heap is kept
+         * instead, and buffers under 512 KiB come from the heap: 85 faults in the same run (CPU
+         * 3.3-3.9 s; two runs each on a shared machine). */
         (void) mallopt(M_MMAP_THRESHOLD, 512 * 1024);
         (void) mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 
