@@ -7,6 +7,7 @@
 
 #include "libvirt-event.h"
 
+#include "commit.h"
 #include "workers.h"
 #include "util/log.h"
 #include "util/strv.h"
@@ -349,6 +350,9 @@ static void open_done(Manager *m, void *data) {
                 v->host_changed =
                         mem != m->app->host_memory_mib || cpus != m->app->host_cpus || dom0 != m->app->dom0_maxmem_mib;
                 v->listener->connected(m, q->active, q->n_active);
+                /* the connection's set-up and the first sync leave freed memory in the heap
+                 * (0.36 MiB at 1,000 qubes after the trim of start-up) */
+                manager_trim_later(m);
         }
         for (size_t i = 0; i < q->n_active; i++)
                 free(q->active[i].name);
