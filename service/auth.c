@@ -170,6 +170,26 @@ static Caller *group_of(Manager *m, const Caller *c) {
         return c && c->group ? hashmap_get(m->callers, c->group) : NULL;
 }
 
+/* The start time of a process as polkit reads it (/proc/PID/stat, field 22: clock ticks since
+ * boot), or 0. */
+static uint64_t process_start_time(pid_t pid) {
+        char path[STRLEN("/proc//stat") + 12], buf[1024];
+        unsigned long long start = 0;
+        _cleanup_fclose_ FILE *f = NULL;
+        const char *p;
+
+        (void) snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        f = fopen(path, "re");
+        if (!f || !fgets(buf, sizeof buf, f))
+                return 0;
+        /* after the command's closing parenthesis: state is field 3, start time field 22 */
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                         &start) != 1)
+                return 0;
+        return start;
+}
+
 /* The peer's uid is known (from the bus) and pid (0: not known): the group it belongs to. The
  * session is the one polkit finds for the process (sd_pid_get_session); a process in no session
  * is grouped with the user's other processes in no session. */
@@ -180,6 +200,10 @@ static void caller_identify(Manager *m, Caller *c, uid_t uid, pid_t pid) {
         c->uid_known = true;
         if (c->group || auth_uid_trusted(m, uid) || c->unique_name[0] != ':')
                 return;
+        if (pid > 0) {
+                c->pid = pid;
+                c->start_time = process_start_time(pid);
+        }
         if (pid <= 0 || sd_pid_get_session(pid, &session) < 0 || !session || strchr(session, '\n'))
                 session = mfree(session);
         if (asprintf(&key, "view:%u:%s", (unsigned) uid, session ?: "-") < 0)
@@ -532,8 +556,9 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 /* A question about subject (a bus peer's unique name), kept in c (the peer's own Caller, or the
  * group for what it sees). */
 static int query_start(Manager *m, Caller *c, const char *subject, sd_bus *bus, bool interactive, AuthAction action,
-                       Domain *d, const char *tags, const char *key, AuthQuery **ret) {
+                       Domain *d, const char *tags, const char *key, bool view, AuthQuery **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        Caller *peer = view ? caller_get(m, subject, false) : NULL;
         AuthQuery *q;
         int r;
 
@@ -541,7 +566,18 @@ static int query_start(Manager *m, Caller *c, const char *subject, sd_bus *bus, 
                                            "CheckAuthorization");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", subject, action_ids[action]);
+        if (peer && peer->uid_known && peer->pid > 0 && peer->start_time > 0)
+                /* What a group sees: the peer's process, which polkitd checks against /proc
+                 * (the pid, its start time and owner must match) without asking the bus who
+                 * the name is, a round trip or two per question it answers one by one: a
+                 * restricted user's first listing of 307 qubes 1.0 s -> 0.5 s (bench-view).
+                 * Its user and session, all a group's answers depend on, are the bus name's. */
+                r = sd_bus_message_append(call, "(sa{sv})s", "unix-process", 3, "pid", "u", (uint32_t) peer->pid,
+                                          "start-time", "t", peer->start_time, "uid", "i", (int32_t) peer->uid,
+                                          action_ids[action]);
+        else
+                r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", subject,
+                                          action_ids[action]);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(call, 'a', "{ss}");
@@ -651,7 +687,7 @@ static int ask_polkit(Manager *m, sd_bus_message *msg, AuthAction action, Domain
                 if (hashmap_size(c->queries) >= QUERIES_PER_CALLER_MAX || m->auth_queries >= QUERIES_MAX)
                         return qerror_set(e, QERR_NOT_AUTHORIZED,
                                           "Access denied: too many authorization requests in flight");
-                r = query_start(m, c, c->unique_name, sd_bus_message_get_bus(msg), interactive, action, d, tags, key,
+                r = query_start(m, c, c->unique_name, sd_bus_message_get_bus(msg), interactive, action, d, tags, key, false,
                                 &q);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot ask polkit: %m");
@@ -792,7 +828,7 @@ static int view_ask(Manager *m, Caller *g, const char *subject, sd_bus *bus, Aut
         if (!q) {
                 if (hashmap_size(g->queries) >= QUERIES_PER_CALLER_MAX || m->auth_queries >= QUERIES_MAX)
                         return old ? old->allowed : -EBUSY;
-                r = query_start(m, g, subject, bus, false, action, d, tags, key, &q);
+                r = query_start(m, g, subject, bus, false, action, d, tags, key, true, &q);
                 if (r < 0)
                         return r;
         }

@@ -58,6 +58,11 @@ typedef struct Caller {
          * group, a group Caller ("view:<uid>:<session>") holds the answers and counts its peers */
         char *group;
         unsigned n_peers;
+        /* auth.c: the peer's process (from the bus) and its start time (/proc, in clock ticks
+         * since boot; 0: not known), polkit's unix-process subject for the questions about what
+         * its group sees */
+        pid_t pid;
+        uint64_t start_time;
         bool ahead; /* the group's answers are being asked for ahead of any listing */
 } Caller;
 
