@@ -687,8 +687,8 @@ static int ask_polkit(Manager *m, sd_bus_message *msg, AuthAction action, Domain
                 if (hashmap_size(c->queries) >= QUERIES_PER_CALLER_MAX || m->auth_queries >= QUERIES_MAX)
                         return qerror_set(e, QERR_NOT_AUTHORIZED,
                                           "Access denied: too many authorization requests in flight");
-                r = query_start(m, c, c->unique_name, sd_bus_message_get_bus(msg), interactive, action, d, tags, key, false,
-                                &q);
+                r = query_start(m, c, c->unique_name, sd_bus_message_get_bus(msg), interactive, action, d, tags, key,
+                                false, &q);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot ask polkit: %m");
                         return qerror_set(e, QERR_NOT_AUTHORIZED,
