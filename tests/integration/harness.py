@@ -181,6 +181,31 @@ def xml_domain_property(root, domain, prop):
     raise AssertionError('qube %r is not in qubes.xml' % domain)
 
 
+# The daemons not cleaned up yet: when a test fails, their logs go to stderr (meson's
+# --print-errorlogs shows them in CI), before the test's clean-ups delete them.
+_LIVE_DAEMONS = []
+
+
+def _print_live_logs(test):
+    for d in list(_LIVE_DAEMONS):
+        sys.stderr.write('--- qubesd log of %s (%s), last 80 lines, at the failure ---\n%s\n--- end ---\n'
+                         % (test, d.dir, d.log_tail(80)))
+
+
+def _hook_result(method):
+    original = getattr(unittest.TestResult, method)
+
+    def hooked(self, test, err, *args):
+        _print_live_logs(test)
+        return original(self, test, err, *args)
+    setattr(unittest.TestResult, method, hooked)
+
+
+# Python 3.11 reports a failure as it happens, while the test's daemon still runs
+for _method in ('addFailure', 'addError'):
+    _hook_result(_method)
+
+
 class Daemon:
     """A private bus and a qubesd on it. Use start(), then .call_conn for calls (the route's
     connection: the bus, or qubesd's private socket) and .conn for the bus itself (signals, names);
@@ -206,6 +231,7 @@ class Daemon:
         self.conn = None
         self.call_conn = None
         self.starts = 0
+        _LIVE_DAEMONS.append(self)
         os.makedirs(self.state_dir)
         if qubes_xml is not None:
             self.seed(qubes_xml, substitute_pool_dir)
@@ -427,6 +453,8 @@ class Daemon:
         return self.start()
 
     def cleanup(self):
+        if self in _LIVE_DAEMONS:
+            _LIVE_DAEMONS.remove(self)
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
