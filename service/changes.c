@@ -216,7 +216,7 @@ static void mark_property_change(Manager *m, Domain *subject, const char *name) 
                 if (d == subject)
                         continue;
                 const PropDef *p = domain_prop_find(d->klass, inherited);
-                if (!p || d->props[domain_prop_index(p)].set)
+                if (!p || domain_slot(d, p)->set)
                         continue;
                 if (subject && !inherits_from(d, subject))
                         continue;

@@ -33,7 +33,7 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
         /* A value set on the qube is appended where it is stored (what domain_property_get()
          * would copy): a snapshot reads some 30,000 values at 1,000 qubes. */
-        const PropSlot *s = &d->props[domain_prop_index(p)];
+        const PropSlot *s = domain_slot(d, p);
         if (s->set)
                 return bus_append_prop_value(reply, p, &(PropValue){ .has_value = true, .value = s->value }, d->app);
         /* A default that cannot be computed (no template, no global) reads as None. */

@@ -67,12 +67,11 @@ static void set_runtime_prop(Domain *d, const char *name, const char *value) {
         const PropDef *p = domain_prop_find(d->klass, name);
         if (!p)
                 return;
-        PropSlot *s = &d->props[domain_prop_index(p)];
         if (value)
                 (void) domain_property_store(d, p, value);
-        else {
-                free(s->value);
-                s->value = NULL;
+        else if (domain_slot(d, p)->set) {
+                PropSlot *s = domain_slot_make(d, p); /* there: a set slot */
+                s->value = mfree(s->value);
                 s->set = false;
         }
 }

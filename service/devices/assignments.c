@@ -135,7 +135,7 @@ int domain_device_assign(Domain *d, const char *devclass, const char *backend, c
         if (streq(devclass, "pci")) {
                 /* a qube whose virt_mode is pvh by default turns hvm with its first PCI device */
                 const PropDef *p = domain_prop_find(d->klass, "virt_mode");
-                if (p && d->props[domain_prop_index(p)].set && streq_ptr(d->props[domain_prop_index(p)].value, "pvh"))
+                if (p && domain_slot(d, p)->set && streq_ptr(domain_slot(d, p)->value, "pvh"))
                         return qerror_set(e, QERR_QUBES_EXCEPTION, "Can't assign PCI device to VM in pvh mode");
         }
         r = copy_assignment(&a, devclass, backend, port_id, device_id, mode, options);

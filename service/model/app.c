@@ -206,7 +206,7 @@ int app_init_default(App *app) {
                         return r;
         }
         const PropDef *lp = domain_prop_find(QUBES_CLASS_ADMINVM, "label");
-        if (lp && !dom0->props[domain_prop_index(lp)].set) {
+        if (lp && !domain_slot(dom0, lp)->set) {
                 r = domain_property_store(dom0, lp, "black");
                 if (r < 0)
                         return r;
@@ -389,10 +389,9 @@ int app_add_domain(App *app, QubesClass klass, const char *name, int64_t qid, co
         d->klass = klass;
         d->qid = qid;
         d->name = strdup(name);
-        d->props = new0(PropSlot, n_domain_props);
         d->features = hashmap_new();
         d->tags = hashmap_new();
-        if (!d->name || !d->props || !d->features || !d->tags) {
+        if (!d->name || !d->features || !d->tags) {
                 domain_free(d);
                 return -ENOMEM;
         }
@@ -729,7 +728,7 @@ static bool dispid_used(const App *app, int64_t dispid) {
                 const PropDef *p = domain_prop_find(d->klass, "dispid");
                 if (!p)
                         continue;
-                PropSlot *s = &d->props[domain_prop_index(p)];
+                const PropSlot *s = domain_slot(d, p);
                 if (s->set && streq_ptr(s->value, buf))
                         return true;
         }
@@ -761,12 +760,12 @@ static int dispvm_copy_from_template(Domain *d, Domain *tpl) {
                 const PropDef *p = *props, *tp;
                 if (p->flags & (PROP_NO_CLONE | PROP_STATELESS | PROP_WRITE_ONCE | PROP_READONLY))
                         continue;
-                if (streq(p->name, "template") || d->props[domain_prop_index(p)].set)
+                if (streq(p->name, "template") || domain_slot(d, p)->set)
                         continue;
                 tp = domain_prop_find(tpl->klass, p->name);
-                if (!tp || !tpl->props[domain_prop_index(tp)].set)
+                if (!tp || !domain_slot(tpl, tp)->set)
                         continue;
-                r = domain_property_store(d, p, tpl->props[domain_prop_index(tp)].value);
+                r = domain_property_store(d, p, domain_slot(tpl, tp)->value);
                 if (r < 0)
                         return r;
         }
@@ -1011,7 +1010,7 @@ int app_remove_domain(App *app, Domain *d, QError *err) {
                 const PropDef *const *props = domain_props_of_class(o->klass);
                 for (; props && *props; props++) {
                         const PropDef *p = *props;
-                        PropSlot *s = &o->props[domain_prop_index(p)];
+                        const PropSlot *s = domain_slot(o, p);
                         if (p->type != PROP_VM || !s->set || !streq_ptr(s->value, d->name))
                                 continue;
                         /* a preloaded disposable goes away with its template */
@@ -1169,7 +1168,7 @@ int app_remove_label(App *app, const char *name, QError *err) {
                 const PropDef *p = domain_prop_find(d->klass, "label");
                 if (!p)
                         continue;
-                PropSlot *s = &d->props[domain_prop_index(p)];
+                const PropSlot *s = domain_slot(d, p);
                 if (s->set && s->value && app_find_label(app, s->value) == l)
                         return qerror_set_repr(err, QERR_LABEL_IN_USE, "Label is still in use: %s", l->name);
         }

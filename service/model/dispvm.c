@@ -203,12 +203,11 @@ bool dispvm_preload_outdated(Domain *disp, Domain *tpl) {
                 if (streq(p->name, "template") || streq(p->name, "auto_cleanup"))
                         continue;
                 tp = domain_prop_find(tpl->klass, p->name);
-                dset = disp->props[domain_prop_index(p)].set;
-                tset = tp && tpl->props[domain_prop_index(tp)].set;
+                dset = domain_slot(disp, p)->set;
+                tset = tp && domain_slot(tpl, tp)->set;
                 if (dset != tset)
                         return true;
-                if (dset &&
-                    !streq_ptr(disp->props[domain_prop_index(p)].value, tpl->props[domain_prop_index(tp)].value))
+                if (dset && !streq_ptr(domain_slot(disp, p)->value, domain_slot(tpl, tp)->value))
                         return true;
         }
         VolumeConfig *dp = domain_volume_config(disp, "private"), *tp = domain_volume_config(tpl, "private");

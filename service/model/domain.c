@@ -44,9 +44,10 @@ Domain *domain_free(Domain *d) {
         if (!d)
                 return NULL;
 
-        if (d->props)
-                for (size_t k = 0; k < n_domain_props; k++)
-                        free(d->props[k].value);
+        for (int k = __builtin_popcountll(d->props_present) - 1; k >= 0; k--) {
+                free(d->props[k]->value);
+                free(d->props[k]);
+        }
         free(d->props);
 
         while (hashmap_iterate(d->features, &i, NULL, &v))
@@ -75,8 +76,41 @@ Domain *domain_free(Domain *d) {
 
 /* ---- properties -------------------------------------------------------------------------- */
 
+/* Position of index i in d->props: the slots present below it. */
+static unsigned slot_pos(const Domain *d, size_t i) {
+        return (unsigned) __builtin_popcountll(d->props_present & ((UINT64_C(1) << i) - 1));
+}
+
+const PropSlot *domain_slot(const Domain *d, const PropDef *p) {
+        static const PropSlot unset = {};
+        size_t i = domain_prop_index(p);
+        if (!(d->props_present & (UINT64_C(1) << i)))
+                return &unset;
+        return d->props[slot_pos(d, i)];
+}
+
+PropSlot *domain_slot_make(Domain *d, const PropDef *p) {
+        size_t i = domain_prop_index(p);
+        unsigned pos = slot_pos(d, i), n = (unsigned) __builtin_popcountll(d->props_present);
+        PropSlot **a, *s;
+
+        if (d->props_present & (UINT64_C(1) << i))
+                return d->props[pos];
+        s = new0(PropSlot, 1);
+        a = s ? reallocarray(d->props, n + 1, sizeof(PropSlot *)) : NULL;
+        if (!a) {
+                free(s);
+                return NULL;
+        }
+        memmove(a + pos + 1, a + pos, (n - pos) * sizeof(PropSlot *));
+        a[pos] = s;
+        d->props = a;
+        d->props_present |= UINT64_C(1) << i;
+        return s;
+}
+
 int domain_property_get(Domain *d, const PropDef *p, PropValue *ret, QError *err) {
-        return prop_read(d, p, &d->props[domain_prop_index(p)], ret, err);
+        return prop_read(d, p, domain_slot(d, p), ret, err);
 }
 
 int domain_property_get_default(Domain *d, const PropDef *p, PropValue *ret, QError *err) {
@@ -84,7 +118,9 @@ int domain_property_get_default(Domain *d, const PropDef *p, PropValue *ret, QEr
 }
 
 int domain_property_store(Domain *d, const PropDef *p, const char *value) {
-        PropSlot *s = &d->props[domain_prop_index(p)];
+        PropSlot *s = domain_slot_make(d, p);
+        if (!s)
+                return -ENOMEM;
         int r = free_and_strdup(&s->value, value);
         if (r < 0)
                 return r;
@@ -131,9 +167,8 @@ int domain_property_set(Domain *d, const char *name, const char *raw, size_t len
         if (p->flags & (PROP_READONLY | PROP_STATELESS))
                 return qerror_set(err, QERR_PROPERTY_VALUE, "property '%s' on %s instance cannot be set", p->name,
                                   qubes_class_to_string(d->klass));
-        s = &d->props[domain_prop_index(p)];
         /* upstream answers this with an empty reply (AttributeError); we say why */
-        if ((p->flags & PROP_WRITE_ONCE) && s->set)
+        if ((p->flags & PROP_WRITE_ONCE) && domain_slot(d, p)->set)
                 return qerror_set(err, QERR_PROPERTY_VALUE, "property '%s' is write-once and already set", p->name);
         if (p->check) {
                 r = p->check(d, p, sanitised, &canonical, err);
@@ -141,6 +176,9 @@ int domain_property_set(Domain *d, const char *name, const char *raw, size_t len
                         return r;
         } else
                 canonical = TAKE_PTR(sanitised);
+        s = domain_slot_make(d, p);
+        if (!s)
+                return qerror_set(err, QERR_QUBES_EXCEPTION, "Out of memory");
 
         r = domain_property_get(d, p, &old, NULL);
         if (r < 0)
@@ -164,14 +202,14 @@ int domain_property_reset(Domain *d, const char *name, QError *err) {
 
         if (!p)
                 return qerror_set(err, QERR_NO_SUCH_PROPERTY, "Invalid property '%s' of %s", name, d->name);
-        s = &d->props[domain_prop_index(p)];
         if (p->flags & PROP_WRITE_ONCE)
                 return qerror_set(err, QERR_PROPERTY_VALUE, "property '%s' is write-once and already set", p->name);
         if (p->flags & PROP_NO_RESET)
                 return qerror_set(err, QERR_VALUE, "Cannot unset %s", p->name);
         /* nothing to forget: no events, as nothing changed */
-        if (!s->set)
+        if (!domain_slot(d, p)->set)
                 return 0;
+        s = domain_slot_make(d, p); /* there: a set slot */
         /* Going back to the default is a change like any other for the properties other qubes
          * depend on (upstream checks these resets as a set to the default): a netvm must not put
          * the qube behind itself; provides_network and template_for_dispvms must not go False

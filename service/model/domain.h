@@ -41,7 +41,12 @@ struct Domain {
         char *name; /* never changes after creation */
         int64_t qid;
         char uuid[37];
-        PropSlot *props;   /* n_domain_props slots, only those of props of this class are used */
+        /* The slots of the properties ever written on this qube (most stay at their defaults):
+         * bit i of props_present for domain_props[i], props[] in index order, each slot its own
+         * allocation (a pointer from domain_slot_make() holds until domain_free()). Read with
+         * domain_slot(), write with domain_slot_make(). */
+        uint64_t props_present;
+        PropSlot **props;
         Hashmap *features; /* name -> Feature*, insertion order */
         Hashmap *tags;     /* tag -> (char*) the tag itself, owned */
         VolumeConfig *volumes;
@@ -59,6 +64,10 @@ struct Domain {
 };
 
 Domain *domain_free(Domain *d);
+/* The slot of p on d; a slot never written reads as not set (a shared empty slot). */
+const PropSlot *domain_slot(const Domain *d, const PropDef *p);
+/* The slot of p on d, made if it was not there; NULL when out of memory. */
+PropSlot *domain_slot_make(Domain *d, const PropDef *p);
 /* Every change to what qubes.xml holds of a qube (properties, features, tags, devices, volume
  * config) must either emit an event on that qube (app_emit_eventv does this) or call this:
  * saving reuses each qube's last serialised element until then. */

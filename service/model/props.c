@@ -136,9 +136,7 @@ static bool netvm_chain_contains(Domain *start, Domain *target) {
 
 static bool slot_is_set(const Domain *d, const char *name) {
         const PropDef *p = domain_prop_find(d->klass, name);
-        if (!p || !d->props)
-                return false;
-        return d->props[domain_prop_index(p)].set;
+        return p && domain_slot(d, p)->set;
 }
 
 /* The effective value of a global property; -ENOENT when it has none. */
@@ -1358,6 +1356,8 @@ const PropDef domain_props[] = {
             "disposable template."),
 };
 const size_t n_domain_props = ELEMENTSOF(domain_props);
+/* a qube's slots are found through a 64-bit mask (Domain.props_present) */
+_Static_assert(ELEMENTSOF(domain_props) <= 64, "more than 64 qube properties");
 
 const PropDef global_props[] = {
         ROW("check_updates_vm", "CheckUpdatesVm", PROP_BOOL, 3, 0, 0, default_true, NULL, NULL,

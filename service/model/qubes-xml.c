@@ -263,13 +263,13 @@ static int add_domain_node(LoadContext *c, Domain *d, xmlNode *node) {
         return 0;
 }
 
-static PropSlot *domain_slot(Domain *d, const char *name) {
+static const PropSlot *domain_slot_named(Domain *d, const char *name) {
         const PropDef *p = domain_prop_find(d->klass, name);
-        return p ? &d->props[domain_prop_index(p)] : NULL;
+        return p ? domain_slot(d, p) : NULL;
 }
 
 static bool domain_slot_true(Domain *d, const char *name) {
-        PropSlot *s = domain_slot(d, name);
+        const PropSlot *s = domain_slot_named(d, name);
         return s && s->set && streq_ptr(s->value, "True");
 }
 
@@ -589,14 +589,14 @@ static int load_domain_properties(LoadContext *c, Domain *d, xmlNode *props) {
                 }
         }
 
-        if (legacy_hvm && !d->props[domain_prop_index(virt_mode)].set) {
+        if (legacy_hvm && !domain_slot(d, virt_mode)->set) {
                 int b = parse_bool_word(legacy_hvm);
                 if (b < 0)
                         return load_fail(c, hvm_line, "invalid value '%s' for property '%s'", legacy_hvm, "hvm");
                 if (domain_property_store(d, virt_mode, b ? "hvm" : "pv") < 0)
                         return -ENOMEM;
         }
-        if (legacy_dispvm_allowed && tfd && !d->props[domain_prop_index(tfd)].set) {
+        if (legacy_dispvm_allowed && tfd && !domain_slot(d, tfd)->set) {
                 int b = parse_bool_word(legacy_dispvm_allowed);
                 if (b < 0)
                         return load_fail(c, dispvm_allowed_line, "invalid value '%s' for property '%s'",
@@ -910,9 +910,9 @@ static int load_devices(LoadContext *c, Domain *d, xmlNode *devices) {
         return 0;
 }
 
-static PropSlot *ref_slot(LoadContext *c, const PendingRef *ref) {
+static const PropSlot *ref_slot(LoadContext *c, const PendingRef *ref) {
         if (ref->domain)
-                return &ref->domain->props[domain_prop_index(ref->prop)];
+                return domain_slot(ref->domain, ref->prop);
         return &c->app->props[global_prop_index(ref->prop)];
 }
 
@@ -942,7 +942,7 @@ static int migrate_default_fw_netvm(LoadContext *c) {
         for (size_t i = 0; i < c->n_doms; i++) {
                 Domain *d = c->doms[i].domain;
                 const PropDef *p = domain_prop_find(d->klass, "netvm");
-                if (!p || d->props[domain_prop_index(p)].set || !domain_slot_true(d, "provides_network"))
+                if (!p || domain_slot(d, p)->set || !domain_slot_true(d, "provides_network"))
                         continue;
                 if (domain_property_store(d, p, fw->name) < 0)
                         return -ENOMEM;
@@ -953,7 +953,7 @@ static int migrate_default_fw_netvm(LoadContext *c) {
 static int check_references(LoadContext *c) {
         for (size_t i = 0; i < c->n_refs; i++) {
                 const PendingRef *ref = &c->refs[i];
-                PropSlot *s = ref_slot(c, ref);
+                const PropSlot *s = ref_slot(c, ref);
                 const char *pname = ref->prop->name;
                 Domain *t;
 
@@ -1001,7 +1001,7 @@ static int blank_bad_dispvm_refs(LoadContext *c) {
                 for (size_t i = 0; i < c->n_doms; i++) {
                         Domain *d = c->doms[i].domain;
                         const PropDef *p = domain_prop_find(d->klass, names[k]);
-                        PropSlot *s = p ? &d->props[domain_prop_index(p)] : NULL;
+                        const PropSlot *s = p ? domain_slot(d, p) : NULL;
                         if (!s || !s->set || !s->value)
                                 continue;
                         Domain *t = app_get_domain(c->app, s->value);
@@ -1019,17 +1019,18 @@ static int blank_bad_dispvm_refs(LoadContext *c) {
 /* The netvm a qube uses, following the defaults (TemplateVM: None; DispVM: its template's). */
 static Domain *effective_netvm(LoadContext *c, Domain *d, unsigned depth) {
         const PropDef *p = domain_prop_find(d->klass, "netvm");
-        PropSlot *s, *g;
+        const PropSlot *s;
+        PropSlot *g;
 
         if (!p || depth > 8)
                 return NULL;
-        s = &d->props[domain_prop_index(p)];
+        s = domain_slot(d, p);
         if (s->set)
                 return s->value ? app_get_domain(c->app, s->value) : NULL;
         if (d->klass == QUBES_CLASS_TEMPLATEVM)
                 return NULL;
         if (d->klass == QUBES_CLASS_DISPVM) {
-                PropSlot *t = domain_slot(d, "template");
+                const PropSlot *t = domain_slot_named(d, "template");
                 Domain *tmpl = t && t->set && t->value ? app_get_domain(c->app, t->value) : NULL;
                 return tmpl ? effective_netvm(c, tmpl, depth + 1) : NULL;
         }
@@ -1416,16 +1417,27 @@ bool app_has_uncommitted(App *app) {
 
 /* What qubes.xml holds of a qube goes back to its durable form; what only runs in memory (the
  * runtime slots: xid, start_time, …; power state; the bus layer's userdata) stays. */
-static void domain_swap_content(Domain *d, Domain *t) {
+static int domain_swap_content(Domain *d, Domain *t) {
 #define SWAP(x, y)                   \
         do {                         \
                 typeof(x) _t_ = (x); \
                 (x) = (y);           \
                 (y) = _t_;           \
         } while (0)
-        for (size_t i = 0; i < n_domain_props; i++)
-                if (!(domain_props[i].flags & PROP_STATELESS))
-                        SWAP(d->props[i], t->props[i]);
+        /* The saved slots either qube has: first each gets the other's (empty), which may fail
+         * and changes nothing a reader sees, then their contents swap, which cannot fail. */
+        uint64_t both = d->props_present | t->props_present;
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < n_domain_props; i++) {
+                        if ((domain_props[i].flags & PROP_STATELESS) || !(both & (UINT64_C(1) << i)))
+                                continue;
+                        PropSlot *a = domain_slot_make(d, &domain_props[i]);
+                        PropSlot *b = domain_slot_make(t, &domain_props[i]);
+                        if (!a || !b)
+                                return -ENOMEM;
+                        if (pass == 1)
+                                SWAP(*a, *b);
+                }
         SWAP(d->features, t->features);
         SWAP(d->tags, t->tags);
         SWAP(d->volumes, t->volumes);
@@ -1435,6 +1447,7 @@ static void domain_swap_content(Domain *d, Domain *t) {
         SWAP(d->device_classes, t->device_classes);
 #undef SWAP
         d->xml_len = 0;
+        return 0;
 }
 
 static bool same_qube(const Domain *a, const Domain *b) {
@@ -1500,8 +1513,11 @@ void app_rollback(App *app) {
                         domain_free(d);
                         continue;
                 }
-                if (d->changed)
-                        domain_swap_content(d, t);
+                if (d->changed && domain_swap_content(d, t) < 0) {
+                        /* it keeps what was refused, and the next save writes it */
+                        log_oom();
+                        continue;
+                }
                 d->changed = false;
         }
         /* the qubes that were saved but are not here (removed outside a transaction) */
@@ -1811,7 +1827,7 @@ static void write_domain_uncached(StrBuf *b, Domain *d) {
 
         any = false;
         for (const PropDef *const *p = props; p && *p; p++) {
-                const PropSlot *s = &d->props[domain_prop_index(*p)];
+                const PropSlot *s = domain_slot(d, *p);
                 if (!s->set || ((*p)->flags & PROP_STATELESS))
                         continue;
                 if (!any) {

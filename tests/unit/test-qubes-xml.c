@@ -79,8 +79,8 @@ static int load_str(App *app, const char *xml, QError *err) {
 static const char *slot(Domain *d, const char *prop, bool *set) {
         const PropDef *p = domain_prop_find(d->klass, prop);
         ASSERT(p);
-        *set = d->props[domain_prop_index(p)].set;
-        return d->props[domain_prop_index(p)].value;
+        *set = domain_slot(d, p)->set;
+        return domain_slot(d, p)->value;
 }
 
 static char *fixture(void) {
