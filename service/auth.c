@@ -570,7 +570,7 @@ static int query_start(Manager *m, Caller *c, const char *subject, sd_bus *bus, 
                 /* What a group sees: the peer's process, which polkitd checks against /proc
                  * (the pid, its start time and owner must match) without asking the bus who
                  * the name is, a round trip or two per question it answers one by one: a
-                 * restricted user's first listing of 307 qubes 1.0 s -> 0.5 s (bench-view).
+                 * restricted user's first listing of 307 qubes 1.30-1.37 s -> 0.51-0.52 s (bench-view).
                  * Its user and session, all a group's answers depend on, are the bus name's. */
                 r = sd_bus_message_append(call, "(sa{sv})s", "unix-process", 3, "pid", "u", (uint32_t) peer->pid,
                                           "start-time", "t", peer->start_time, "uid", "i", (int32_t) peer->uid,
