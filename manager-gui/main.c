@@ -50,17 +50,21 @@ row_line (GtkTreeModel *model,
 {
   g_autofree gchar *name = NULL, *label = NULL, *power = NULL, *klass = NULL;
   g_autofree gchar *template_name = NULL, *netvm = NULL, *dispvm = NULL, *state = NULL;
+  g_autofree gchar *ip = NULL, *virt_mode = NULL;
   gboolean backups, internal;
 
   gtk_tree_model_get (model, iter, QM_COL_NAME, &name, QM_COL_LABEL_NAME, &label,
                       QM_COL_POWER_STATE, &power, QM_COL_CLASS, &klass,
                       QM_COL_TEMPLATE, &template_name, QM_COL_NETVM, &netvm,
                       QM_COL_DEFAULT_DISPVM, &dispvm, QM_COL_STATE_TEXT, &state,
-                      QM_COL_INCLUDE_IN_BACKUPS, &backups, QM_COL_INTERNAL, &internal, -1);
+                      QM_COL_INCLUDE_IN_BACKUPS, &backups, QM_COL_INTERNAL, &internal,
+                      QM_COL_IP, &ip, QM_COL_VIRT_MODE, &virt_mode, -1);
   return g_strdup_printf ("ROW\t%s\tlabel=%s\tstate=%s\tclass=%s\ttemplate=%s\tnetvm=%s\t"
-                          "backups=%s\tinternal=%s\tdefault_dispvm=%s\tstate_text=%s",
+                          "backups=%s\tinternal=%s\tdefault_dispvm=%s\tstate_text=%s\tip=%s\t"
+                          "virt_mode=%s",
                           name, label, power, klass, template_name != NULL ? template_name : "",
-                          netvm, backups ? "yes" : "no", internal ? "yes" : "no", dispvm, state);
+                          netvm, backups ? "yes" : "no", internal ? "yes" : "no", dispvm, state,
+                          ip != NULL ? ip : "", virt_mode != NULL ? virt_mode : "");
 }
 
 static void
