@@ -9,7 +9,7 @@
  * connection: D-Bus keeps the order), so the snapshot already holds its effect and the signal is
  * dropped. Everything that changes marks the client dirty; "changed" is emitted at most every
  * 100 ms, so that a storm of signals costs the view one diff. What D-Bus properties cannot say
- * (is a property at its default?) comes from one Manager.GetAllDomainProperties for all qubes at
+ * (is a property at its default?) comes from one Manager.GetDomainProperties for all qubes at
  * start-up (one round trip instead of one per qube), then from GetAllProperties of one qube when
  * an Event says one of its properties was set or reset. The snapshot carries only a qube's Domain
  * values: the list's other columns (netvm, template, ip, ...) are taken from those same answers
@@ -212,6 +212,8 @@ struct _QmClient
   GQueue           fetch_queue;  /* paths (owned) */
   GHashTable      *queued;       /* path set, mirrors fetch_queue */
   gboolean         has_bulk;     /* the daemon has Manager.GetAllDomainProperties */
+  gboolean         has_named_bulk; /* ... and Manager.GetDomainProperties */
+  gboolean         bulk_named;   /* the one in flight is GetDomainProperties */
   gboolean         bulk_in_flight;
   gboolean         bulk_again;   /* a global default changed while it was in flight */
   GHashTable      *early_bulk;   /* its answer (name -> property table) when it came before
@@ -945,7 +947,7 @@ request_all_props (QmClient *self)
     request_props (self, path);
 }
 
-/* ---- GetAllDomainProperties: every qube in one call ------------------------------------- */
+/* ---- GetDomainProperties: every qube in one call ---------------------------------------- */
 
 static void apply_bulk (QmClient   *self,
                         GHashTable *tables);
@@ -1029,9 +1031,19 @@ bulk_done (GObject      *source,
       return;
     }
   self->bulk_in_flight = FALSE;
+  if (error != NULL && self->bulk_named)
+    {
+      /* An older qubesd: every property of every qube. */
+      g_debug ("GetDomainProperties: %s", error->message);
+      self->has_named_bulk = FALSE;
+      self->bulk_again = FALSE;
+      request_bulk (self);
+      g_object_unref (self);
+      return;
+    }
   if (error != NULL)
     {
-      /* An older qubesd: one GetAllProperties per qube, as before. */
+      /* Older still: one GetAllProperties per qube, as before. */
       g_debug ("GetAllDomainProperties: %s", error->message);
       self->has_bulk = FALSE;
       self->bulk_again = FALSE;
@@ -1104,6 +1116,15 @@ apply_bulk (QmClient   *self,
     }
 }
 
+/* What the window reads from the property tables (list_properties[], and what
+ * qm_client_get_property_info () is asked: the qube references of the list and of the window's
+ * "used by"): all GetDomainProperties is asked for, a seventh of a qube's properties. A qube's
+ * own GetAllProperties answer has them all. */
+static const gchar *const table_properties[] = {
+  "netvm", "template", "template_for_dispvms", "ip", "virt_mode", "provides_network",
+  "backup_timestamp", "default_dispvm", "management_dispvm", "guivm", "audiovm", NULL,
+};
+
 static void
 request_bulk (QmClient *self)
 {
@@ -1113,8 +1134,13 @@ request_bulk (QmClient *self)
       return;
     }
   self->bulk_in_flight = TRUE;
+  self->bulk_named = self->has_named_bulk;
   g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH,
-                          "org.qubes_os.Admin1.Manager", "GetAllDomainProperties", NULL,
+                          "org.qubes_os.Admin1.Manager",
+                          self->bulk_named ? "GetDomainProperties" : "GetAllDomainProperties",
+                          self->bulk_named
+                            ? g_variant_new ("(^as)", (gchar **) table_properties)
+                            : NULL,
                           G_VARIANT_TYPE ("(a{sa(ssbs)})"), G_DBUS_CALL_FLAGS_NONE, -1,
                           self->generation, bulk_done, g_object_ref (self));
 }
@@ -2061,6 +2087,7 @@ tear_down (QmClient *self)
   g_clear_pointer (&self->early_bulk, g_hash_table_unref);
   bulk_parse_cancel (self);
   self->has_bulk = TRUE;
+  self->has_named_bulk = TRUE;
   self->bulk_in_flight = FALSE;
   self->bulk_again = FALSE;
   self->has_lifecycle = FALSE;
@@ -3035,6 +3062,7 @@ qm_client_init (QmClient *self)
   self->usage_stale = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->all_dirty = TRUE;
   self->has_bulk = TRUE;
+  self->has_named_bulk = TRUE;
   g_queue_init (&self->fetch_queue);
 }
 

@@ -214,7 +214,14 @@ def run(args, tmp, procs):
     wrong = [(n, r['template']) for n, r in manager.first_rows.items()
              if r['class'] == 'AppVM' and r['template'] != 'tpl']
     assert len(manager.first_rows) == QUBES and not wrong, (len(manager.first_rows), wrong[:5])
-    print(f'the first complete list: {len(manager.first_rows)} rows, every AppVM with its template')
+    # ... as the IP and virt mode columns (the window asks qubesd for the properties it shows,
+    # GetDomainProperties, not for all)
+    wrong = [(n, r['ip'], r['virt_mode']) for n, r in manager.first_rows.items()
+             if r['class'] == 'AppVM' and ((not r['ip'] and r['netvm'] != 'none')
+                                           or r['virt_mode'] != 'pvh')]
+    assert not wrong, wrong[:5]
+    print(f'the first complete list: {len(manager.first_rows)} rows, every AppVM with its template, '
+          'IP and virt mode')
 
     # 2. sorted by name, numbers as numbers, as qubes come and change
     for name in ('w-10', 'w-9'):
