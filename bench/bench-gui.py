@@ -105,9 +105,10 @@ class WindowMessages:
         return None
 
     def window_name(self):
-        """The unique name of the connection that asked qubesd for GetAllDomainProperties."""
+        """The unique name of the connection that asked qubesd for the qubes' property tables
+        (GetDomainProperties, or GetAllDomainProperties from an older window)."""
         for _, m in self.messages:
-            if m['type'] == 'method_call' and m['member'] == 'GetAllDomainProperties':
+            if m['type'] == 'method_call' and m['member'] in ('GetDomainProperties', 'GetAllDomainProperties'):
                 return m['sender']
         return None
 

@@ -3,13 +3,13 @@
  * One GetManagedObjects when qubesd appears, kept as QmObjects (the properties of each
  * interface, no proxies: for 300 qubes GDBusObjectManagerClient built ~7,800 of them, which cost
  * about as much as the call itself), then signals only: InterfacesAdded/Removed,
- * PropertiesChanged and Stats (broadcasts), and the Event copies qubesd addresses to this
+ * PropertiesChanged (of watched_interfaces[]) and Stats (broadcasts), and the Event copies qubesd addresses to this
  * connection after Manager.SubscribeEvents, all subscribed to before the snapshot is asked for.
  * A change signal that arrives before the snapshot was sent before it (one sender, one
  * connection: D-Bus keeps the order), so the snapshot already holds its effect and the signal is
  * dropped. Everything that changes marks the client dirty; "changed" is emitted at most every
  * 100 ms, so that a storm of signals costs the view one diff. What D-Bus properties cannot say
- * (is a property at its default?) comes from one Manager.GetAllDomainProperties for all qubes at
+ * (is a property at its default?) comes from one Manager.GetDomainProperties for all qubes at
  * start-up (one round trip instead of one per qube), then from GetAllProperties of one qube when
  * an Event says one of its properties was set or reset. The snapshot carries only a qube's Domain
  * values: the list's other columns (netvm, template, ip, ...) are taken from those same answers
@@ -76,6 +76,17 @@ typedef struct
 {
   gint broadcasts_seen; /* atomic: QmClient.broadcasts_seen */
 } EventFilter;
+
+/* The interfaces whose PropertiesChanged the client takes (arg0 of its match rules): those whose
+ * values the window reads from the objects, but a qube's QubesVM interface. That one changes at
+ * every start and stop of a qube (Xid, StubdomXid, StartTime: nothing the window shows), as
+ * often as PowerState does; its values the window shows (list_properties[]) come from the
+ * qube's GetAllProperties, read again after its property events and after those of a template
+ * it inherits from (qubes_inheriting()). */
+static const gchar *const watched_interfaces[] = {
+  "Domain", "AppVM", "DispVM", "StandaloneVM", "AdminVM", "Volume", "Label", "Manager",
+};
+#define N_WATCHED_INTERFACES G_N_ELEMENTS (watched_interfaces)
 
 /* Set at every start and stop of a qube, and nothing the window shows depends on them: their
  * events do not have the qube's GetAllProperties read again. */
@@ -183,6 +194,7 @@ struct _QmClient
   QmClientState    state;
   gchar           *error_message;
   guint            subscriptions[7];
+  guint            properties_subscriptions[N_WATCHED_INTERFACES];
   gchar           *owner;          /* qubesd's unique name, once the watcher said it */
   gboolean         has_snapshot;   /* GetManagedObjects answered */
   QmObject        *manager;        /* the root object, once Properties.GetAll answered */
@@ -200,6 +212,8 @@ struct _QmClient
   GQueue           fetch_queue;  /* paths (owned) */
   GHashTable      *queued;       /* path set, mirrors fetch_queue */
   gboolean         has_bulk;     /* the daemon has Manager.GetAllDomainProperties */
+  gboolean         has_named_bulk; /* ... and Manager.GetDomainProperties */
+  gboolean         bulk_named;   /* the one in flight is GetDomainProperties */
   gboolean         bulk_in_flight;
   gboolean         bulk_again;   /* a global default changed while it was in flight */
   GHashTable      *early_bulk;   /* its answer (name -> property table) when it came before
@@ -657,9 +671,9 @@ prop_table_value (PropTable   *table,
  * carries of a qube (docs/dbus-api.md, "The snapshot"): taken from its GetAllProperties answer
  * (GetAllDomainProperties' at start-up) into the interface that has it, typed as the D-Bus
  * property is (a qube as its object path, "/" for none), so that every reader reads the QmObject
- * as before. PropertiesChanged and the reads after events keep these values current as they
- * keep the Domain ones. Only what the window reads from the objects (the settings window reads
- * the qube's own answers). */
+ * as before. The reads after events keep these values current, and PropertiesChanged those of
+ * the watched interfaces. Only what the window reads from the objects (the settings window
+ * reads the qube's own answers). */
 typedef struct
 {
   const gchar *name;          /* the qubes property */
@@ -718,8 +732,22 @@ list_value (const ListProperty *property,
     }
 }
 
+static gboolean
+is_watched (const gchar *interface)
+{
+  gsize i;
+
+  for (i = 0; i < N_WATCHED_INTERFACES; i++)
+    if (g_str_equal (watched_interfaces[i], interface))
+      return TRUE;
+  return FALSE;
+}
+
 /* With overwrite, the table is newer than anything the object holds (an answer comes after
- * every signal sent before it); without, a value the object has (from a signal) is kept. */
+ * every signal sent before it); without, a value the object has (from a signal) is kept. A value
+ * of an interface whose PropertiesChanged the client does not take came from an older answer
+ * (the caller has checked that the qube's own answer is not newer) and is replaced, once
+ * broadcasts come (before, the client reads whole interfaces after events). */
 static void
 fill_list_values (QmClient    *self,
                   const gchar *path,
@@ -743,7 +771,10 @@ fill_list_values (QmClient    *self,
         if (qm_object_has_interface (object, property->interfaces[j]))
           {
             qm_object_set_value (object, property->interfaces[j], property->dbus_name,
-                                 list_value (property, value, paths), overwrite);
+                                 list_value (property, value, paths),
+                                 overwrite
+                                 || (self->broadcasts_seen
+                                     && !is_watched (property->interfaces[j])));
             break;
           }
     }
@@ -836,6 +867,68 @@ request_props (QmClient    *self,
   pump_fetches (self);
 }
 
+static void request_all_props (QmClient *self);
+
+/* The template a qube is based on (AppVM, DispVM), as the client holds it; NULL for none. */
+static QmObject *
+template_of (QmClient *self,
+             QmObject *object)
+{
+  const gchar *path = qm_object_get_string (object, "AppVM", "Template");
+
+  if (path == NULL)
+    path = qm_object_get_string (object, "DispVM", "Template");
+  return path != NULL ? qm_client_lookup_domain (self, path) : NULL;
+}
+
+/* After a property of the qube at path was set or reset (property: its name; NULL: any): when
+ * the qube passes defaults down its template chain (a template, a disposable template), the
+ * qubes based on it read again, if the property is one of the QubesVM values the list shows.
+ * qubesd announces such inherited changes (a template's virt_mode) by PropertiesChanged on each
+ * of those qubes' QubesVM interface only, which the client does not take (watched_interfaces[]). */
+static void
+request_inheriting (QmClient    *self,
+                    const gchar *path,
+                    const gchar *property)
+{
+  QmObject *subject = qm_client_lookup_domain (self, path);
+  GHashTableIter iter;
+  gpointer key, value;
+  gboolean shown = property == NULL;
+  g_autoptr(GPtrArray) inheriting = NULL;
+  gsize i;
+
+  for (i = 0; !shown && i < G_N_ELEMENTS (list_properties); i++)
+    shown = g_str_equal (list_properties[i].name, property)
+            && g_str_equal (list_properties[i].interfaces[0], "QubesVM");
+  if (!shown || subject == NULL
+      || !(g_strcmp0 (qm_object_get_string (subject, "Domain", "Klass"), "TemplateVM") == 0
+           || qm_object_get_boolean (subject, "AppVM", "TemplateForDispvms")
+           || qm_object_get_boolean (subject, "StandaloneVM", "TemplateForDispvms")))
+    return;
+  inheriting = g_ptr_array_new ();
+  g_hash_table_iter_init (&iter, self->domains);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      QmObject *t = value;
+      guint depth;
+
+      /* bounded as qubesd bounds it: qube -> disposable template -> template */
+      for (depth = 0; t != NULL && depth < 8; depth++)
+        if ((t = template_of (self, t)) == subject)
+          {
+            g_ptr_array_add (inheriting, key);
+            break;
+          }
+    }
+  /* The template of hundreds of qubes: one call for all of them rather than one each. */
+  if (self->has_bulk && inheriting->len > 2 * MAX_FETCHES_IN_FLIGHT)
+    request_all_props (self);
+  else
+    for (i = 0; i < inheriting->len; i++)
+      request_props (self, inheriting->pdata[i]);
+}
+
 static void request_bulk (QmClient *self);
 
 static void
@@ -854,7 +947,7 @@ request_all_props (QmClient *self)
     request_props (self, path);
 }
 
-/* ---- GetAllDomainProperties: every qube in one call ------------------------------------- */
+/* ---- GetDomainProperties: every qube in one call ---------------------------------------- */
 
 static void apply_bulk (QmClient   *self,
                         GHashTable *tables);
@@ -938,9 +1031,19 @@ bulk_done (GObject      *source,
       return;
     }
   self->bulk_in_flight = FALSE;
+  if (error != NULL && self->bulk_named)
+    {
+      /* An older qubesd: every property of every qube. */
+      g_debug ("GetDomainProperties: %s", error->message);
+      self->has_named_bulk = FALSE;
+      self->bulk_again = FALSE;
+      request_bulk (self);
+      g_object_unref (self);
+      return;
+    }
   if (error != NULL)
     {
-      /* An older qubesd: one GetAllProperties per qube, as before. */
+      /* Older still: one GetAllProperties per qube, as before. */
       g_debug ("GetAllDomainProperties: %s", error->message);
       self->has_bulk = FALSE;
       self->bulk_again = FALSE;
@@ -1013,6 +1116,15 @@ apply_bulk (QmClient   *self,
     }
 }
 
+/* What the window reads from the property tables (list_properties[], and what
+ * qm_client_get_property_info () is asked: the qube references of the list and of the window's
+ * "used by"): all GetDomainProperties is asked for, a seventh of a qube's properties. A qube's
+ * own GetAllProperties answer has them all. */
+static const gchar *const table_properties[] = {
+  "netvm", "template", "template_for_dispvms", "ip", "virt_mode", "provides_network",
+  "backup_timestamp", "default_dispvm", "management_dispvm", "guivm", "audiovm", NULL,
+};
+
 static void
 request_bulk (QmClient *self)
 {
@@ -1022,8 +1134,13 @@ request_bulk (QmClient *self)
       return;
     }
   self->bulk_in_flight = TRUE;
+  self->bulk_named = self->has_named_bulk;
   g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH,
-                          "org.qubes_os.Admin1.Manager", "GetAllDomainProperties", NULL,
+                          "org.qubes_os.Admin1.Manager",
+                          self->bulk_named ? "GetDomainProperties" : "GetAllDomainProperties",
+                          self->bulk_named
+                            ? g_variant_new ("(^as)", (gchar **) table_properties)
+                            : NULL,
                           G_VARIANT_TYPE ("(a{sa(ssbs)})"), G_DBUS_CALL_FLAGS_NONE, -1,
                           self->generation, bulk_done, g_object_ref (self));
 }
@@ -1661,7 +1778,10 @@ handle_event (QmClient    *self,
       else if (!self->has_snapshot)
         g_hash_table_add (self->early_events, g_strdup (path));
       else if (qm_client_lookup_domain (self, path) != NULL)
-        request_props (self, path);
+        {
+          request_props (self, path);
+          request_inheriting (self, path, event_property (name));
+        }
     }
 
   /* Before the snapshot: it is newer than the event. */
@@ -1841,7 +1961,10 @@ maybe_ready (QmClient *self)
     request_all_props (self);
   g_hash_table_iter_init (&iter, self->early_events);
   while (g_hash_table_iter_next (&iter, &path, NULL))
-    request_props (self, path);
+    {
+      request_props (self, path);
+      request_inheriting (self, path, NULL);
+    }
   g_hash_table_remove_all (self->early_events);
   mark_dirty (self, NULL);
 
@@ -1928,6 +2051,13 @@ tear_down (QmClient *self)
         g_dbus_connection_signal_unsubscribe (self->connection, self->subscriptions[i]);
       self->subscriptions[i] = 0;
     }
+  for (i = 0; i < G_N_ELEMENTS (self->properties_subscriptions); i++)
+    {
+      if (self->properties_subscriptions[i] != 0 && self->connection != NULL)
+        g_dbus_connection_signal_unsubscribe (self->connection,
+                                              self->properties_subscriptions[i]);
+      self->properties_subscriptions[i] = 0;
+    }
   g_clear_pointer (&self->owner, g_free);
   self->has_snapshot = FALSE;
   g_clear_object (&self->manager);
@@ -1957,6 +2087,7 @@ tear_down (QmClient *self)
   g_clear_pointer (&self->early_bulk, g_hash_table_unref);
   bulk_parse_cancel (self);
   self->has_bulk = TRUE;
+  self->has_named_bulk = TRUE;
   self->bulk_in_flight = FALSE;
   self->bulk_again = FALSE;
   self->has_lifecycle = FALSE;
@@ -1981,14 +2112,24 @@ tear_down (QmClient *self)
 }
 
 static guint
+subscribe_arg0 (QmClient    *self,
+                const gchar *interface,
+                const gchar *member,
+                const gchar *path,
+                const gchar *arg0)
+{
+  return g_dbus_connection_signal_subscribe (self->connection, QM_BUS_NAME, interface, member,
+                                             path, arg0, G_DBUS_SIGNAL_FLAGS_NONE, on_signal,
+                                             self, NULL);
+}
+
+static guint
 subscribe (QmClient    *self,
            const gchar *interface,
            const gchar *member,
            const gchar *path)
 {
-  return g_dbus_connection_signal_subscribe (self->connection, QM_BUS_NAME, interface, member,
-                                             path, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_signal,
-                                             self, NULL);
+  return subscribe_arg0 (self, interface, member, path, NULL);
 }
 
 static void
@@ -2030,6 +2171,8 @@ subscribe_done (GObject      *source,
 static void
 start_snapshot (QmClient *self)
 {
+  guint i;
+
   set_state (self, QM_CLIENT_STATE_CONNECTING, NULL);
   /* Errors with their format and fields, for translation (qm_error_translate_reply()): first,
    * so that it holds for every later call. An older qubesd refuses; its errors stay English. */
@@ -2039,7 +2182,15 @@ start_snapshot (QmClient *self)
   /* The broadcasts the model needs, and the Event copies addressed to this connection (no
    * match rule brings those: they come anyway; the subscription hands them to on_signal). The
    * broadcast Events are left out: see the top of the file. */
-  self->subscriptions[0] = subscribe (self, PROPERTIES_INTERFACE, "PropertiesChanged", NULL);
+  /* PropertiesChanged of the interfaces the window reads (watched_interfaces[]): the bus daemon
+   * sends the window no other. */
+  for (i = 0; i < N_WATCHED_INTERFACES; i++)
+    {
+      g_autofree gchar *interface = g_strconcat (QM_INTERFACE_PREFIX, watched_interfaces[i], NULL);
+
+      self->properties_subscriptions[i] = subscribe_arg0 (self, PROPERTIES_INTERFACE,
+                                                          "PropertiesChanged", NULL, interface);
+    }
   self->subscriptions[1] = subscribe (self, OBJECT_MANAGER_INTERFACE, NULL, QM_ROOT_PATH);
   self->subscriptions[2] = subscribe (self, DOMAIN_INTERFACE, "Stats", NULL);
   self->subscriptions[3] = subscribe (self, SUBSCRIPTION_INTERFACE, NULL, NULL);
@@ -2911,6 +3062,7 @@ qm_client_init (QmClient *self)
   self->usage_stale = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->all_dirty = TRUE;
   self->has_bulk = TRUE;
+  self->has_named_bulk = TRUE;
   g_queue_init (&self->fetch_queue);
 }
 

@@ -996,10 +996,10 @@ bool auth_peer_needs_copies(Manager *m, const char *unique_name, Domain *d) {
 
 /* Manager methods that list qubes or take qube names: what the caller sees is asked about first. */
 static const char *const manager_listings[] = {
-        "ListDomains",      "ListDomainsText",     "GetAllDomainProperties",
-        "SubscribeEvents",  "SubscribeEventNames", "GetSystemInfo",
-        "GetDomain",        "StartQubes",          "ShutdownQubes",
-        "CreateDisposable", "ListVolumes",         "GetVolume",
+        "ListDomains",     "ListDomainsText",     "GetAllDomainProperties", "GetDomainProperties",
+        "SubscribeEvents", "SubscribeEventNames", "GetSystemInfo",          "GetDomain",
+        "StartQubes",      "ShutdownQubes",       "CreateDisposable",       "ListVolumes",
+        "GetVolume",
 };
 
 static bool is_listing(sd_bus_message *msg, const char *path) {

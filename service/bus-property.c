@@ -225,13 +225,15 @@ static int listed_get(Manager *m, Domain *d, const PropDef *p, PropValue *v) {
         return 0;
 }
 
-int bus_append_all_properties(sd_bus_message *reply, Manager *m, Domain *d) {
+int bus_append_properties(sd_bus_message *reply, Manager *m, Domain *d, const uint8_t *only) {
         int r = sd_bus_message_open_container(reply, 'a', "(ssbs)");
         if (r < 0)
                 return r;
         for (const PropDef *const *p = holder_props(d); *p; p++) {
                 _cleanup_(prop_value_done) PropValue v = {};
 
+                if (only && !only[domain_prop_index(*p)])
+                        continue;
                 r = listed_get(m, d, *p, &v);
                 if (r >= 0)
                         r = sd_bus_message_append(reply, "(ssbs)", (*p)->name, prop_type_word(*p), (int) v.is_default,
@@ -240,6 +242,10 @@ int bus_append_all_properties(sd_bus_message *reply, Manager *m, Domain *d) {
                         return r;
         }
         return sd_bus_message_close_container(reply);
+}
+
+int bus_append_all_properties(sd_bus_message *reply, Manager *m, Domain *d) {
+        return bus_append_properties(reply, m, d, NULL);
 }
 
 /* admin.*.property.GetAll's payload, written here rather than by the shim from the a(ssbs) of

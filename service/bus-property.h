@@ -49,6 +49,9 @@ int bus_method_get_all_properties(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_get_all_properties_text(Manager *m, Domain *d, sd_bus_message *msg);
 /* Append the a(ssbs) array GetAllProperties replies with, for one holder (d == NULL: global). */
 int bus_append_all_properties(sd_bus_message *reply, Manager *m, Domain *d);
+/* The same, only the properties whose flag in only (one per domain_props[] entry) is set; NULL:
+ * all. */
+int bus_append_properties(sd_bus_message *reply, Manager *m, Domain *d, const uint8_t *only);
 int bus_method_get_property_default(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_get_property_help(Manager *m, Domain *d, sd_bus_message *msg);
 int bus_method_set_property(Manager *m, Domain *d, sd_bus_message *msg);

@@ -184,15 +184,37 @@ static int method_list_domains_text(sd_bus_message *msg, void *userdata, sd_bus_
 
 /* Every qube's GetAllProperties in one reply: a client listing many qubes makes one round
  * trip instead of one per qube. Visibility as in ListDomains. */
-static int method_get_all_domain_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+/* A GetDomainProperties call names at most this many properties (a qube has about 90). */
+#define DOMAIN_PROPERTIES_NAMES_MAX 256
+
+/* GetAllDomainProperties (with_names false) and GetDomainProperties(as names): every qube's
+ * GetAllProperties result, or only the named properties of each (a name no class has matches
+ * nothing). */
+static int domain_properties(sd_bus_message *msg, Manager *m, bool with_names) {
         _cleanup_qerror_ QError denied = {};
-        Manager *m = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ Domain **list = NULL;
+        _cleanup_strv_free_ char **names = NULL;
+        _cleanup_free_ uint8_t *only = NULL;
         int r = auth_check(m, msg, AUTH_READ, NULL, &denied);
         if (r <= 0)
                 return r < 0 ? bus_reply_qerror(m, msg, &denied) : 1; /* refused, or held until polkit answers */
 
+        if (with_names) {
+                r = sd_bus_message_read_strv(msg, &names);
+                if (r < 0)
+                        return r;
+                if (strv_length(names) > DOMAIN_PROPERTIES_NAMES_MAX) {
+                        _cleanup_qerror_ QError e = {};
+                        qerror_set(&e, QERR_VALUE, "Too many property names (at most %d)", DOMAIN_PROPERTIES_NAMES_MAX);
+                        return bus_reply_qerror(m, msg, &e);
+                }
+                only = new0(uint8_t, n_domain_props);
+                if (!only)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n_domain_props; i++)
+                        only[i] = strv_contains(names, domain_props[i].name);
+        }
         list = app_domains_sorted(m->app, NULL);
         if (!list)
                 return -ENOMEM;
@@ -207,7 +229,7 @@ static int method_get_all_domain_properties(sd_bus_message *msg, void *userdata,
                 if (r >= 0)
                         r = sd_bus_message_append_basic(reply, 's', (*d)->name);
                 if (r >= 0)
-                        r = bus_append_all_properties(reply, m, *d);
+                        r = bus_append_properties(reply, m, *d, only);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
         }
@@ -217,6 +239,14 @@ static int method_get_all_domain_properties(sd_bus_message *msg, void *userdata,
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_all_domain_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return domain_properties(msg, userdata, false);
+}
+
+static int method_get_domain_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return domain_properties(msg, userdata, true);
 }
 
 static int method_get_domain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -547,6 +577,8 @@ static const sd_bus_vtable manager_extra[] = {
                                 method_list_domains_text, 0),
         SD_BUS_METHOD_WITH_ARGS("GetAllDomainProperties", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sa(ssbs)}", domains),
                                 method_get_all_domain_properties, 0),
+        SD_BUS_METHOD_WITH_ARGS("GetDomainProperties", SD_BUS_ARGS("as", names), SD_BUS_RESULT("a{sa(ssbs)}", domains),
+                                method_get_domain_properties, 0),
         SD_BUS_METHOD_WITH_ARGS("GetDomain", SD_BUS_ARGS("s", ref), SD_BUS_RESULT("o", domain), method_get_domain, 0),
         SD_BUS_METHOD_WITH_ARGS("ListClasses", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", classes), method_list_classes, 0),
         SD_BUS_METHOD_WITH_ARGS("CreateDomain",

@@ -15,7 +15,8 @@ Last, the window having seen broadcasts asks qubesd for the property events alon
 and stopped shows Running then Halted, and a label set after shows, while a bus monitor sees no
 Event copy but property ones reach the window (and the label's does). The template column, which
 the snapshot does not carry, is in the first complete list, and follows two changes of a qube's
-template.
+template. The IP and virt mode columns (the qube's QubesVM interface, whose PropertiesChanged the
+window does not take) follow the qube's netvm, its template's virt_mode and the default netvm.
 Runs itself again under its own buses and display (qm_display). Exit 77 = skipped.
 """
 import argparse
@@ -213,7 +214,14 @@ def run(args, tmp, procs):
     wrong = [(n, r['template']) for n, r in manager.first_rows.items()
              if r['class'] == 'AppVM' and r['template'] != 'tpl']
     assert len(manager.first_rows) == QUBES and not wrong, (len(manager.first_rows), wrong[:5])
-    print(f'the first complete list: {len(manager.first_rows)} rows, every AppVM with its template')
+    # ... as the IP and virt mode columns (the window asks qubesd for the properties it shows,
+    # GetDomainProperties, not for all)
+    wrong = [(n, r['ip'], r['virt_mode']) for n, r in manager.first_rows.items()
+             if r['class'] == 'AppVM' and ((not r['ip'] and r['netvm'] != 'none')
+                                           or r['virt_mode'] != 'pvh')]
+    assert not wrong, wrong[:5]
+    print(f'the first complete list: {len(manager.first_rows)} rows, every AppVM with its template, '
+          'IP and virt mode')
 
     # 2. sorted by name, numbers as numbers, as qubes come and change
     for name in ('w-10', 'w-9'):
@@ -291,6 +299,28 @@ def run(args, tmp, procs):
     bus.call(q14, DOMAIN, 'SetProperty', '(ss)', ('template', 'tpl'))
     manager.wait_row('qube-00014', lambda r: r['template'] == 'tpl', 1.0, 'the template tpl again')
     print('a template set twice shown')
+
+    # 6. the IP and the virt mode, values of a qube's QubesVM interface, whose PropertiesChanged
+    # (sent at every start and stop) the window does not take: they follow the qube's own netvm,
+    # its template's virt_mode (inherited: no event about the qube itself) and a global default
+    ip14, ip13 = manager.first_rows['qube-00014']['ip'], manager.first_rows['qube-00013']['ip']
+    assert ip14 and ip13 and manager.rows['qube-00014']['virt_mode'] == 'pvh', manager.rows['qube-00014']
+    bus.call(q14, DOMAIN, 'SetProperty', '(ss)', ('netvm', ''))
+    manager.wait_row('qube-00014', lambda r: r['netvm'] == 'none' and r['ip'] == '', 1.0,
+                     'no netvm, no IP')
+    bus.call(q14, DOMAIN, 'ResetProperty', '(s)', ('netvm',))
+    manager.wait_row('qube-00014', lambda r: r['ip'] == ip14, 1.0, 'the IP again')
+    tpl = f'{ROOT}/domain/tpl'
+    bus.call(tpl, DOMAIN, 'SetProperty', '(ss)', ('virt_mode', 'pv'))
+    for name in ('qube-00014', f'qube-{QUBES - 1:05d}'):
+        manager.wait_row(name, lambda r: r['virt_mode'] == 'pv', 1.0, "the template's virt mode")
+    bus.call(tpl, DOMAIN, 'ResetProperty', '(s)', ('virt_mode',))
+    manager.wait_row('qube-00014', lambda r: r['virt_mode'] == 'pvh', 1.0, 'the default virt mode')
+    bus.call(ROOT, MANAGER, 'SetProperty', '(ss)', ('default_netvm', ''))
+    manager.wait_row('qube-00013', lambda r: r['ip'] == '', 1.0, 'no IP without a default netvm')
+    bus.call(ROOT, MANAGER, 'SetProperty', '(ss)', ('default_netvm', 'sys-net'))
+    manager.wait_row('qube-00013', lambda r: r['ip'] == ip13, 1.0, 'the IP with the default netvm')
+    print(f'IP and virt mode follow the netvm, the template and the global default ({ip14}, {ip13})')
 
 
 def main():

@@ -533,8 +533,9 @@ class PolkitTest(unittest.TestCase):
             self.manager_call('CreateDisposable', 's', ('personal',)),
             (harness.domain_path('work'), 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects', None, []),
             (personal, 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects', None, []),
+            self.manager_call('GetDomainProperties', 'as', (['label', 'netvm'],)),
         ])
-        for r in (res[0], res[1], res[8], res[9], res[10]):
+        for r in (res[0], res[1], res[8], res[9], res[10], res[15]):
             self.assertAllowed(r, 'alice')
         self.assertEqual([row[0] for row in res[0]['value'][0]], ['work'])
         qube_paths = [p for p in res[1]['value'][0] if p.startswith(harness.ROOT_PATH + '/domain/')]
@@ -557,6 +558,7 @@ class PolkitTest(unittest.TestCase):
         self.assertIn('<node name="%s"/>' % harness.bus_path_escape('work'), res[8]['value'][0])
         self.assertNotIn('"%s"' % harness.bus_path_escape('personal'), res[8]['value'][0])
         self.assertEqual(list(res[9]['value'][0]), ['work'])
+        self.assertEqual(list(res[15]['value'][0]), ['work'])
 
         # carol (group qubes) sees everything; bob, who may not read, sees nothing
         names = [row[0] for row in self.one('carol', self.manager_call('ListDomains'))['value'][0]]

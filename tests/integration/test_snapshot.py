@@ -92,6 +92,27 @@ class TestSnapshot(DaemonTestCase):
                              domain_path('work') + '/volume/private', OM, 'GetManagedObjects')
         self.assertIn(domain_path('work'), self.snapshot())  # still serving
 
+    def test_named_properties_of_every_qube(self):
+        # GetDomainProperties: GetAllDomainProperties' rows of the named properties, in its order;
+        # a name no qube has matches nothing, a class without one leaves it out
+        everything = self.d.manager('GetAllDomainProperties')[0]
+        names = ['netvm', 'template', 'label', 'no_such_property', 'virt_mode']
+        some = self.d.manager('GetDomainProperties', 'as', (names,))[0]
+        self.assertEqual(sorted(some), sorted(everything))
+        for qube, rows in everything.items():
+            self.assertEqual(some[qube], [row for row in rows if row[0] in names], qube)
+        self.assertIn('template', [row[0] for row in some['work']])
+        self.assertNotIn('template', [row[0] for row in some['dom0']])
+        # a value as it changes
+        self.d.domain('work', 'SetProperty', 'ss', ('virt_mode', 'pv'))
+        rows = dict((r[0], r[1:]) for r in self.d.manager('GetDomainProperties', 'as', (['virt_mode'],))[0]['work'])
+        self.assertEqual(rows, {'virt_mode': ('str', False, 'pv')})
+        self.assertEqual(self.d.manager('GetDomainProperties', 'as', ([],))[0],
+                         {qube: [] for qube in everything})
+        self.assertDBusError(harness.ERROR_PREFIX + 'QubesValueError', self.d.manager, 'GetDomainProperties',
+                             'as', (['label'] * 257,))
+        self.assertIn('work', self.d.manager('GetDomainProperties', 'as', (['label'] * 256,))[0])
+
     def test_a_change_is_in_the_next_snapshot(self):
         work = domain_path('work')
         before = self.snapshot()
