@@ -182,14 +182,14 @@ static int method_list_domains_text(sd_bus_message *msg, void *userdata, sd_bus_
         return reply_listing(msg, strempty(b.buf));
 }
 
-/* Every qube's GetAllProperties in one reply: a client listing many qubes makes one round
- * trip instead of one per qube. Visibility as in ListDomains. */
-/* A GetDomainProperties call names at most this many properties (a qube has about 90). */
+/* A GetDomainProperties call names at most this many properties (there are 55 qube properties;
+ * a name repeated or that no class has counts too). */
 #define DOMAIN_PROPERTIES_NAMES_MAX 256
 
 /* GetAllDomainProperties (with_names false) and GetDomainProperties(as names): every qube's
- * GetAllProperties result, or only the named properties of each (a name no class has matches
- * nothing). */
+ * GetAllProperties result in one reply, so that a client listing many qubes makes one round
+ * trip instead of one per qube, or only the named properties of each (a name no class has
+ * matches nothing). Visibility as in ListDomains. */
 static int domain_properties(sd_bus_message *msg, Manager *m, bool with_names) {
         _cleanup_qerror_ QError denied = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
