@@ -88,6 +88,18 @@ static const gchar *const watched_interfaces[] = {
 };
 #define N_WATCHED_INTERFACES G_N_ELEMENTS (watched_interfaces)
 
+/* QmClient.subscriptions[]: the signals other than PropertiesChanged */
+enum
+{
+  SUBSCRIPTION_OBJECTS,        /* InterfacesAdded/Removed */
+  SUBSCRIPTION_STATS,
+  SUBSCRIPTION_COPIES,         /* the Event copies addressed to this connection */
+  SUBSCRIPTION_MANAGER_EVENT,  /* broadcast Events: only from a qubesd without SubscribeEvents */
+  SUBSCRIPTION_DOMAIN_EVENT,
+  SUBSCRIPTION_NOTES,
+  N_SUBSCRIPTIONS
+};
+
 /* Set at every start and stop of a qube, and nothing the window shows depends on them: their
  * events do not have the qube's GetAllProperties read again. */
 static const gchar *const volatile_properties[] = { "xid", "stubdom_xid", "start_time", NULL };
@@ -193,8 +205,9 @@ struct _QmClient
 
   QmClientState    state;
   gchar           *error_message;
-  guint            subscriptions[7];
-  guint            properties_subscriptions[N_WATCHED_INTERFACES];
+  /* the signal subscriptions: SUBSCRIPTION_* below, then PropertiesChanged of each of
+   * watched_interfaces[] */
+  guint            subscriptions[N_SUBSCRIPTIONS + N_WATCHED_INTERFACES];
   gchar           *owner;          /* qubesd's unique name, once the watcher said it */
   gboolean         has_snapshot;   /* GetManagedObjects answered */
   QmObject        *manager;        /* the root object, once Properties.GetAll answered */
@@ -2051,13 +2064,6 @@ tear_down (QmClient *self)
         g_dbus_connection_signal_unsubscribe (self->connection, self->subscriptions[i]);
       self->subscriptions[i] = 0;
     }
-  for (i = 0; i < G_N_ELEMENTS (self->properties_subscriptions); i++)
-    {
-      if (self->properties_subscriptions[i] != 0 && self->connection != NULL)
-        g_dbus_connection_signal_unsubscribe (self->connection,
-                                              self->properties_subscriptions[i]);
-      self->properties_subscriptions[i] = 0;
-    }
   g_clear_pointer (&self->owner, g_free);
   self->has_snapshot = FALSE;
   g_clear_object (&self->manager);
@@ -2151,8 +2157,10 @@ subscribe_done (GObject      *source,
     {
       /* An older qubesd: its broadcasts, as before (what was sent meanwhile is lost). */
       g_debug ("SubscribeEvents: %s", error->message);
-      self->subscriptions[4] = subscribe (self, MANAGER_INTERFACE, "Event", QM_ROOT_PATH);
-      self->subscriptions[5] = subscribe (self, DOMAIN_INTERFACE, "Event", NULL);
+      self->subscriptions[SUBSCRIPTION_MANAGER_EVENT] = subscribe (self, MANAGER_INTERFACE, "Event",
+                                                                    QM_ROOT_PATH);
+      self->subscriptions[SUBSCRIPTION_DOMAIN_EVENT] = subscribe (self, DOMAIN_INTERFACE, "Event",
+                                                                   NULL);
     }
   else
     {
@@ -2188,13 +2196,14 @@ start_snapshot (QmClient *self)
     {
       g_autofree gchar *interface = g_strconcat (QM_INTERFACE_PREFIX, watched_interfaces[i], NULL);
 
-      self->properties_subscriptions[i] = subscribe_arg0 (self, PROPERTIES_INTERFACE,
-                                                          "PropertiesChanged", NULL, interface);
+      self->subscriptions[N_SUBSCRIPTIONS + i] = subscribe_arg0 (self, PROPERTIES_INTERFACE,
+                                                                 "PropertiesChanged", NULL, interface);
     }
-  self->subscriptions[1] = subscribe (self, OBJECT_MANAGER_INTERFACE, NULL, QM_ROOT_PATH);
-  self->subscriptions[2] = subscribe (self, DOMAIN_INTERFACE, "Stats", NULL);
-  self->subscriptions[3] = subscribe (self, SUBSCRIPTION_INTERFACE, NULL, NULL);
-  self->subscriptions[6] = subscribe (self, DOMAIN_INTERFACE, "NotesChanged", NULL);
+  self->subscriptions[SUBSCRIPTION_OBJECTS] = subscribe (self, OBJECT_MANAGER_INTERFACE, NULL,
+                                                         QM_ROOT_PATH);
+  self->subscriptions[SUBSCRIPTION_STATS] = subscribe (self, DOMAIN_INTERFACE, "Stats", NULL);
+  self->subscriptions[SUBSCRIPTION_COPIES] = subscribe (self, SUBSCRIPTION_INTERFACE, NULL, NULL);
+  self->subscriptions[SUBSCRIPTION_NOTES] = subscribe (self, DOMAIN_INTERFACE, "NotesChanged", NULL);
   g_dbus_connection_call (self->connection, QM_BUS_NAME, QM_ROOT_PATH, MANAGER_INTERFACE,
                           "SubscribeEvents", g_variant_new ("(s)", ""), G_VARIANT_TYPE ("(t)"),
                           G_DBUS_CALL_FLAGS_NONE, -1, self->generation, subscribe_done,
