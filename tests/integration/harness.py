@@ -192,18 +192,21 @@ def _print_live_logs(test):
                          % (test, d.dir, d.log_tail(80)))
 
 
-def _hook_result(method):
+def _hook_result(method, failed):
     original = getattr(unittest.TestResult, method)
 
-    def hooked(self, test, err, *args):
-        _print_live_logs(test)
-        return original(self, test, err, *args)
+    def hooked(self, test, *args):
+        if failed(*args):
+            _print_live_logs(test)
+        return original(self, test, *args)
     setattr(unittest.TestResult, method, hooked)
 
 
-# Python 3.11 reports a failure as it happens, while the test's daemon still runs
-for _method in ('addFailure', 'addError'):
-    _hook_result(_method)
+# Python 3.11 reports a failure as it happens, while the test's daemon still runs (a subtest's
+# with its error, None when it passed)
+_hook_result('addFailure', lambda err: True)
+_hook_result('addError', lambda err: True)
+_hook_result('addSubTest', lambda subtest, err: err is not None)
 
 
 class Daemon:
