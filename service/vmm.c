@@ -414,11 +414,12 @@ static void silent_error(void *userdata, virErrorPtr error) {
 }
 
 /* virInitialize() starts curl for libvirt's ESX driver (never used here), and curl starts
- * libssh2, which has OpenSSL load its configuration, every algorithm and engine: 1.5 MiB of
- * libcrypto's pages touched for nothing (RSS 25.4 -> 23.9 MiB at 1,000 qubes, docs/daemon.md).
- * libssh2 initialises its crypto only at its first libssh2_init(), so a first call without it
- * makes curl's call a counted no-op; OpenSSL 3 initialises itself when something uses it (a
- * backup, or libvirt's libssh2 transport). Only where libvirt brought libssh2 in already. */
+ * libssh2, which has OpenSSL load its configuration, every algorithm and engine: libcrypto's
+ * resident pages 2.9 -> 1.5 MiB without it (RSS 25.4 -> 23.9 MiB at 1,000 qubes,
+ * docs/daemon.md). libssh2 initialises its crypto only at its first libssh2_init(), so a first
+ * call without it makes curl's call a counted no-op; OpenSSL 3 initialises itself when something
+ * uses it (a backup's scrypt and HMAC: test_backup; libvirt's libssh2 transport, which qubesd is
+ * not given, was not tried). Only where libvirt brought libssh2 in already. */
 static void libssh2_skip_crypto_init(void) {
         enum { LIBSSH2_INIT_NO_CRYPTO = 1 };
         void *h = dlopen("libssh2.so.1", RTLD_NOW | RTLD_NOLOAD);
